@@ -1,0 +1,19 @@
+//! The Lambda functions this server hosts, by their logical id in `template.yaml`.
+
+use lambda_http::{Body, Request, Response};
+use renji_shared::App;
+
+/// Each function's logical id and the routes its handler serves.
+pub const FUNCTIONS: &[(&str, &[&str])] = &[
+    ("AuthFunction", renji_auth::ROUTES),
+    ("UsersFunction", renji_users::ROUTES),
+];
+
+/// Runs the function's handler, as its Lambda would; `None` for an unknown function.
+pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<Body>> {
+    Some(match function {
+        "AuthFunction" => renji_auth::handle(app, req).await,
+        "UsersFunction" => renji_users::handle(app, req).await,
+        _ => return None,
+    })
+}

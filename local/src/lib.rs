@@ -1,0 +1,12 @@
+//! The local server: every route of `template.yaml` in one process, on the embedded store (or a
+//! DynamoDB endpoint), with sandbox provider stand-ins on loopback.
+
+pub mod functions;
+pub mod http_server;
+pub mod router;
+pub mod sandbox;
+pub mod server;
+pub mod tables;
+pub mod template;
+
+pub use server::{start, Options, Running, StoreChoice};

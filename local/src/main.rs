@@ -1,0 +1,83 @@
+//! `renji-local`: serves the whole API on loopback. See the README for options.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use renji_local::{start, Options, StoreChoice};
+
+const USAGE: &str = "usage: renji-local [--addr 127.0.0.1:3000] [--data-dir .renji-data] \
+[--dynamodb-endpoint http://127.0.0.1:8000 [--table renji]]";
+
+fn parse_args() -> Result<Options, String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut addr = env("RENJI_LOCAL_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let mut data_dir = env("RENJI_DATA_DIR").unwrap_or_else(|| ".renji-data".into());
+    let mut endpoint = env("RENJI_DYNAMODB_ENDPOINT");
+    let mut table =
+        env("RENJI_TABLE").unwrap_or_else(|| renji_shared::config::DEFAULT_TABLE.into());
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--addr" => addr = value()?,
+            "--data-dir" => data_dir = value()?,
+            "--dynamodb-endpoint" => endpoint = Some(value()?),
+            "--table" => table = value()?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--addr {addr} is not host:port"))?;
+    if !addr.ip().is_loopback() {
+        return Err("the local server only listens on a loopback address".into());
+    }
+    let store = match endpoint {
+        Some(endpoint) => StoreChoice::Dynamo {
+            endpoint,
+            table_name: table,
+        },
+        None => StoreChoice::Embedded {
+            data_dir: PathBuf::from(data_dir),
+        },
+    };
+    Ok(Options {
+        addr,
+        store,
+        session_secret: env("RENJI_SESSION_SECRET"),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    renji_shared::logging::init();
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let running = match start(options.clone()).await {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("renji-local: {message}");
+            std::process::exit(1);
+        }
+    };
+    let store = match &options.store {
+        StoreChoice::Embedded { data_dir } => format!("embedded store in {}", data_dir.display()),
+        StoreChoice::Dynamo {
+            endpoint,
+            table_name,
+        } => format!("DynamoDB {endpoint}, table {table_name}"),
+    };
+    println!("Renji API on {} ({store})", running.url());
+    println!("Sandbox WeChat login on {}: any code logs in as one test member; `sandbox:<name>` as member <name>", running.wechat_base);
+    println!("Try: curl -s -X POST {}/v1/auth/wechat -H 'content-type: application/json' -d '{{\"code\":\"sandbox:alice\"}}'", running.url());
+    let _ = tokio::signal::ctrl_c().await;
+}

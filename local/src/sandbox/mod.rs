@@ -1,0 +1,4 @@
+//! Sandbox stand-ins for the providers, served on loopback so the real provider clients run
+//! against them. Never linked into a Lambda binary.
+
+pub mod wechat;

@@ -1,0 +1,238 @@
+//! The local API: every route of `template.yaml`, translated into the API Gateway v2 request the
+//! function's handler receives in Lambda.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use renji_shared::config::Config;
+use renji_shared::store::schema::TABLE;
+use renji_shared::store::{dynamo::DynamoStore, embedded::EmbeddedStore, DynStore};
+use renji_shared::App;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::http_server::{self, HttpRequest, HttpResponse};
+use crate::router::{self, Match};
+use crate::template::{Route, Template};
+use crate::{functions, sandbox, tables};
+
+/// Lambda's synchronous payload limit: larger requests never reach a function.
+const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub enum StoreChoice {
+    /// The embedded database in this folder (created if missing).
+    Embedded { data_dir: PathBuf },
+    /// A DynamoDB endpoint such as DynamoDB Local; the table is created from the template.
+    Dynamo {
+        endpoint: String,
+        table_name: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub addr: SocketAddr,
+    pub store: StoreChoice,
+    /// The session HMAC key; the embedded store keeps a generated one in its data folder.
+    pub session_secret: Option<String>,
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub wechat_base: String,
+    pub app: Arc<App>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The secret in `data_dir/session-secret`, generated on first run so tokens survive restarts.
+fn local_secret(data_dir: &std::path::Path) -> Result<String, String> {
+    let path = data_dir.join("session-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().to_owned()),
+        _ => {
+            let secret = format!(
+                "{}{}",
+                renji_shared::ids::random_token(),
+                renji_shared::ids::random_token()
+            );
+            std::fs::write(&path, &secret).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(secret)
+        }
+    }
+}
+
+/// Opens the store, starts the sandbox providers and the API; returns once both listen.
+pub async fn start(options: Options) -> Result<Running, String> {
+    let (store, secret): (DynStore, String) = match &options.store {
+        StoreChoice::Embedded { data_dir } => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            let store = EmbeddedStore::open(&data_dir.join("renji.redb"), TABLE)
+                .map_err(|e| format!("embedded store: {e}"))?;
+            let secret = match &options.session_secret {
+                Some(s) => s.clone(),
+                None => local_secret(data_dir)?,
+            };
+            (Arc::new(store), secret)
+        }
+        StoreChoice::Dynamo {
+            endpoint,
+            table_name,
+        } => {
+            let client = renji_shared::app::dynamodb_client(Some(endpoint)).await;
+            tables::create_table(&client, table_name).await?;
+            let secret = options.session_secret.clone().unwrap_or_else(|| {
+                format!(
+                    "{}{}",
+                    renji_shared::ids::random_token(),
+                    renji_shared::ids::random_token()
+                )
+            });
+            (
+                Arc::new(DynamoStore::new(client, table_name.clone(), TABLE)),
+                secret,
+            )
+        }
+    };
+
+    let wechat_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox WeChat: {e}"))?;
+    let (wechat_base, wechat_task) =
+        sandbox::wechat::spawn(wechat_listener).map_err(|e| e.to_string())?;
+
+    let table_name = match &options.store {
+        StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
+        StoreChoice::Embedded { .. } => renji_shared::config::DEFAULT_TABLE.into(),
+    };
+    let env: HashMap<&str, String> = HashMap::from([
+        ("RENJI_TABLE", table_name),
+        ("RENJI_SESSION_SECRET", secret),
+        ("WECHAT_APPID", sandbox::wechat::APPID.into()),
+        ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
+        ("WECHAT_API_BASE", wechat_base.clone()),
+    ]);
+    // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS).
+    let config = Config::from_lookup(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|_| !env.contains_key(name) || name == "RENJI_SESSION_TTL_SECS")
+            .or_else(|| env.get(name).cloned())
+    })
+    .map_err(|e| e.to_string())?;
+    let app = Arc::new(App::new(config, store).map_err(|e| e.to_string())?);
+
+    let routes = Arc::new(Template::load()?.routes());
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("{}: {e}", options.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let api_app = Arc::clone(&app);
+    let api_task = http_server::spawn(
+        listener,
+        Arc::new(move |req| {
+            let app = Arc::clone(&api_app);
+            let routes = Arc::clone(&routes);
+            Box::pin(async move { serve(&app, &routes, req).await })
+        }),
+    );
+    Ok(Running {
+        addr,
+        wechat_base,
+        app,
+        tasks: vec![wechat_task, api_task],
+    })
+}
+
+fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+    http_server::json(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+/// One request: match the route, build the Lambda request, run the function, answer.
+async fn serve(app: &App, routes: &[Route], req: HttpRequest) -> HttpResponse {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let (route, params) = match router::find(routes, &method, &path) {
+        Match::Found(route, params) => (route.clone(), params),
+        Match::WrongMethod => {
+            return error(405, "method_not_allowed", "method not allowed on this path")
+        }
+        Match::NotFound => return error(404, "not_found", "no such route"),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return error(413, "payload_too_large", "request body is too large"),
+    };
+    let query: HashMap<String, Vec<String>> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .fold(HashMap::new(), |mut map, (k, v)| {
+                map.entry(k).or_default().push(v);
+                map
+            });
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route.key());
+    context.request_id = Some(ulid::Ulid::new().to_string());
+    context.stage = Some("$default".into());
+    let mut http_description = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http_description.method = parts.method.clone();
+    http_description.path = Some(path);
+    http_description.source_ip = Some("127.0.0.1".into());
+    context.http = http_description;
+
+    let body = match String::from_utf8(body.to_vec()) {
+        Ok(text) if text.is_empty() => Body::Empty,
+        Ok(text) => Body::Text(text),
+        Err(_) => Body::Binary(body.to_vec()),
+    };
+    let mut lambda_req = lambda_http::http::Request::new(body);
+    *lambda_req.method_mut() = parts.method;
+    *lambda_req.uri_mut() = parts.uri;
+    *lambda_req.headers_mut() = parts.headers;
+    let lambda_req = lambda_req
+        .with_path_parameters(params)
+        .with_query_string_parameters(query)
+        .with_request_context(RequestContext::ApiGatewayV2(context));
+
+    let Some(response) = functions::invoke(&route.function, app, lambda_req).await else {
+        return error(500, "internal_error", "route has no function");
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        #[allow(unreachable_patterns)]
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}

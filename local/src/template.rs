@@ -1,0 +1,103 @@
+//! Reads `template.yaml`, compiled in, so the local server serves exactly the template's routes
+//! and creates exactly the template's table.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::Value;
+
+/// The SAM template this build was made from.
+pub const TEMPLATE: &str = include_str!("../../template.yaml");
+
+/// One HTTP API route: `METHOD /path/{param}` served by a function.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    /// The function's logical id in the template, e.g. `AuthFunction`.
+    pub function: String,
+}
+
+impl Route {
+    /// The API Gateway route key, e.g. `GET /v1/users/{id}`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+pub struct Template {
+    root: Value,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| format!("template.yaml: {e}"))?;
+        Ok(Template { root })
+    }
+
+    pub fn load() -> Result<Self, String> {
+        Self::parse(TEMPLATE)
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?, v)))
+    }
+
+    /// Every `HttpApi` event of every function, sorted.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for (name, resource) in self.resources() {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|m| m.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let props = event.get("Properties");
+                let field = |f: &str| props.and_then(|p| p.get(f)).and_then(Value::as_str);
+                if let (Some(method), Some(path)) = (field("Method"), field("Path")) {
+                    routes.push(Route {
+                        method: method.to_ascii_uppercase(),
+                        path: path.to_owned(),
+                        function: name.to_owned(),
+                    });
+                }
+            }
+        }
+        routes.sort();
+        routes
+    }
+
+    /// The build binary of each function (`Metadata.BuildProperties.Binary`), by logical id.
+    pub fn function_binaries(&self) -> BTreeMap<String, String> {
+        self.resources()
+            .filter_map(|(name, r)| {
+                let binary = r
+                    .get("Metadata")?
+                    .get("BuildProperties")?
+                    .get("Binary")?
+                    .as_str()?;
+                Some((name.to_owned(), binary.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The `Properties` of a DynamoDB table resource.
+    pub fn table_properties(&self, resource: &str) -> Option<&Value> {
+        self.resources()
+            .find(|(name, r)| {
+                *name == resource
+                    && r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table")
+            })
+            .and_then(|(_, r)| r.get("Properties"))
+    }
+}

@@ -1,0 +1,170 @@
+//! Configuration from environment variables. Every variable is documented in the README with its
+//! local default; secrets have no default outside the local server.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The session-signing secret. Never printed: `Debug` shows only its length.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub const MIN_LEN: usize = 32;
+
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < Self::MIN_LEN {
+            return Err(format!(
+                "a secret needs at least {} bytes, not {}",
+                Self::MIN_LEN,
+                bytes.len()
+            ));
+        }
+        Ok(Secret(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// A credential string that `Debug` never shows.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redacted")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WechatConfig {
+    pub appid: String,
+    pub secret: Redacted,
+    /// Base URL of the WeChat API; the local server points it at its sandbox stand-in.
+    pub api_base: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// DynamoDB table name (`RENJI_TABLE`).
+    pub table_name: String,
+    /// A DynamoDB endpoint to use instead of AWS's (`RENJI_DYNAMODB_ENDPOINT`), e.g. DynamoDB Local.
+    pub dynamodb_endpoint: Option<String>,
+    /// HMAC key for session tokens (`RENJI_SESSION_SECRET`).
+    pub session_secret: Secret,
+    /// How long a session lasts (`RENJI_SESSION_TTL_SECS`).
+    pub session_ttl: Duration,
+    /// The largest request body accepted (`RENJI_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// WeChat login credentials; only the functions that call WeChat are given them.
+    pub wechat: Option<WechatConfig>,
+}
+
+pub const DEFAULT_TABLE: &str = "renji";
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+
+impl Config {
+    /// Reads the configuration of a deployed function; a missing secret is an error.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a test's map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Config(format!("{name} is not set")))
+        };
+        let number = |name: &str, default: u64| -> Result<u64, Error> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| Error::Config(format!("{name} is not a whole number"))),
+            }
+        };
+        let session_secret = Secret::new(required("RENJI_SESSION_SECRET")?.into_bytes())
+            .map_err(|e| Error::Config(format!("RENJI_SESSION_SECRET: {e}")))?;
+        Ok(Config {
+            table_name: lookup("RENJI_TABLE").unwrap_or_else(|| DEFAULT_TABLE.into()),
+            dynamodb_endpoint: lookup("RENJI_DYNAMODB_ENDPOINT").filter(|v| !v.is_empty()),
+            session_secret,
+            session_ttl: Duration::from_secs(number(
+                "RENJI_SESSION_TTL_SECS",
+                DEFAULT_SESSION_TTL_SECS,
+            )?),
+            max_body_bytes: usize::try_from(number(
+                "RENJI_MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES as u64,
+            )?)
+            .map_err(|_| Error::Config("RENJI_MAX_BODY_BYTES is too large".into()))?,
+            wechat: match lookup("WECHAT_APPID").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(appid) => Some(WechatConfig {
+                    appid,
+                    secret: Redacted(required("WECHAT_SECRET")?),
+                    api_base: lookup("WECHAT_API_BASE")
+                        .unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into()),
+                }),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_apply_and_secrets_are_required() {
+        let c = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("WECHAT_APPID", "wxapp"),
+            ("WECHAT_SECRET", "wechat-app-secret"),
+        ]))
+        .unwrap();
+        assert_eq!(c.table_name, DEFAULT_TABLE);
+        assert_eq!(c.session_ttl.as_secs(), DEFAULT_SESSION_TTL_SECS);
+        assert_eq!(c.wechat.as_ref().unwrap().api_base, DEFAULT_WECHAT_API_BASE);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(SECRET) && !shown.contains("wechat-app-secret"));
+
+        assert_eq!(c.wechat.as_ref().map(|w| w.appid.as_str()), Some("wxapp"));
+        let missing = Config::from_lookup(env(&[("WECHAT_APPID", "a"), ("WECHAT_SECRET", "s")]));
+        assert!(matches!(missing, Err(Error::Config(m)) if m.contains("RENJI_SESSION_SECRET")));
+        let no_secret = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("WECHAT_APPID", "a"),
+        ]));
+        assert!(matches!(no_secret, Err(Error::Config(m)) if m.contains("WECHAT_SECRET")));
+        let no_wechat = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
+        assert!(no_wechat.wechat.is_none());
+        let short = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", "short"),
+            ("WECHAT_APPID", "a"),
+            ("WECHAT_SECRET", "s"),
+        ]));
+        assert!(short.is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! Members: created on first WeChat login (one per openid, even when two first logins race),
+//! their profile, and the two views of it — the owner's and the public one.
+//!
+//! Store layout: `USER#<id> / PROFILE` holds the member; `OPENID#<openid> / OPENID` claims the
+//! openid for exactly one member (written in the same transaction, conditioned on absence).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
+use crate::error::Error;
+use crate::ids::UserId;
+use crate::store::{Condition, DynStore, Item, Key, StoreError, Write};
+use crate::wechat::WechatIdentity;
+
+const PROFILE: &str = "PROFILE";
+
+pub fn member_key(id: &UserId) -> Key {
+    Key::new(format!("USER#{id}"), PROFILE)
+}
+
+fn openid_key(openid: &str) -> Key {
+    Key::new(format!("OPENID#{openid}"), "OPENID")
+}
+
+/// A member as stored. `openid`/`unionid` identify them to WeChat and are never shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: UserId,
+    pub openid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<Nickname>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<AvatarUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residence: Option<Residence>,
+    #[serde(default)]
+    pub followers_count: i64,
+    #[serde(default)]
+    pub following_count: i64,
+    #[serde(default)]
+    pub listings_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+impl Member {
+    fn to_item(&self) -> Result<Item, Error> {
+        let key = member_key(&self.id);
+        let Value::Object(mut item) =
+            serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))?
+        else {
+            return Err(Error::Internal("member is not an object".into()));
+        };
+        item.insert("pk".into(), key.pk.into());
+        item.insert("sk".into(), key.sk.into());
+        Ok(item)
+    }
+
+    fn from_item(item: Item) -> Result<Self, Error> {
+        serde_json::from_value(Value::Object(item))
+            .map_err(|e| Error::Internal(format!("stored member unreadable: {e}")))
+    }
+
+    /// The owner's view (`GET /v1/me`): everything but the WeChat identifiers.
+    pub fn private_view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "nickname": self.nickname,
+            "avatar_url": self.avatar_url,
+            "gender": self.gender,
+            "birth_date": self.birth_date,
+            "residence": self.residence,
+            "followers_count": self.followers_count,
+            "following_count": self.following_count,
+            "listings_count": self.listings_count,
+            "created_at": self.created_at,
+        })
+    }
+
+    /// What anyone may see (`GET /v1/users/{id}`): nickname and avatar are the only public
+    /// personal fields (privacy policy §二(一)2).
+    pub fn public_view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "nickname": self.nickname,
+            "avatar_url": self.avatar_url,
+            "followers_count": self.followers_count,
+            "following_count": self.following_count,
+            "listings_count": self.listings_count,
+        })
+    }
+}
+
+pub async fn get(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error> {
+    store
+        .get(&member_key(id))
+        .await?
+        .map(Member::from_item)
+        .transpose()
+}
+
+/// The member behind a WeChat identity, created on first login. Returns `(member, new_user)`.
+///
+/// Creation claims the openid with a conditional write in the same transaction as the member,
+/// so two racing first logins make one member: the loser reads the winner's.
+pub async fn find_or_create(
+    store: &DynStore,
+    identity: &WechatIdentity,
+) -> Result<(Member, bool), Error> {
+    if let Some(member) = by_openid(store, identity).await? {
+        return Ok((member, false));
+    }
+    let now = now_rfc3339();
+    let member = Member {
+        id: UserId::generate(),
+        openid: identity.openid.clone(),
+        unionid: identity.unionid.clone(),
+        nickname: None,
+        avatar_url: None,
+        gender: None,
+        birth_date: None,
+        residence: None,
+        followers_count: 0,
+        following_count: 0,
+        listings_count: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let claim_key = openid_key(&identity.openid);
+    let mut claim = Item::new();
+    claim.insert("pk".into(), claim_key.pk.into());
+    claim.insert("sk".into(), claim_key.sk.into());
+    claim.insert("user_id".into(), json!(member.id));
+    let created = store
+        .transact(vec![
+            Write::put_if(claim, Condition::Absent),
+            Write::put_if(member.to_item()?, Condition::Absent),
+        ])
+        .await;
+    match created {
+        Ok(()) => Ok((member, true)),
+        Err(StoreError::ConditionFailed { .. }) => by_openid(store, identity)
+            .await?
+            .map(|m| (m, false))
+            .ok_or_else(|| Error::Internal("openid claimed but member missing".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The member who holds this openid; records a unionid WeChat sends for the first time.
+async fn by_openid(store: &DynStore, identity: &WechatIdentity) -> Result<Option<Member>, Error> {
+    let Some(claim) = store.get(&openid_key(&identity.openid)).await? else {
+        return Ok(None);
+    };
+    let id = claim
+        .get("user_id")
+        .and_then(Value::as_str)
+        .and_then(UserId::parse)
+        .ok_or_else(|| Error::Internal("openid claim without member".into()))?;
+    let mut member = get(store, &id)
+        .await?
+        .ok_or_else(|| Error::Internal("openid claim names a missing member".into()))?;
+    if let (None, Some(unionid)) = (&member.unionid, &identity.unionid) {
+        store
+            .write(
+                Write::update(member_key(&id))
+                    .set("unionid", unionid.as_str())
+                    .condition(Condition::Present)
+                    .build(),
+            )
+            .await?;
+        member.unionid = Some(unionid.clone());
+    }
+    Ok(Some(member))
+}
+
+/// `PATCH /v1/me`: absent fields stay, `null` clears, values are validated.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(default, deserialize_with = "patch_field")]
+    pub nickname: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub avatar_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub gender: Option<Option<Gender>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub birth_date: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub residence: Option<Option<String>>,
+}
+
+/// Validates every field first, then changes the member in one conditional write.
+pub async fn update_profile(
+    store: &DynStore,
+    id: &UserId,
+    patch: ProfilePatch,
+) -> Result<Member, Error> {
+    let mut set: Vec<(&str, Value)> = Vec::new();
+    let mut remove: Vec<&str> = Vec::new();
+    let mut change = |name: &'static str, value: Option<Option<Value>>| match value {
+        None => {}
+        Some(None) => remove.push(name),
+        Some(Some(v)) => set.push((name, v)),
+    };
+    let text = |v: &str| Value::String(v.to_owned());
+    change(
+        "nickname",
+        patch
+            .nickname
+            .map(|v| {
+                v.map(|s| Nickname::parse(&s).map(|n| text(n.as_str())))
+                    .transpose()
+            })
+            .transpose()?,
+    );
+    change(
+        "avatar_url",
+        patch
+            .avatar_url
+            .map(|v| {
+                v.map(|s| AvatarUrl::parse(&s).map(|a| json!(a)))
+                    .transpose()
+            })
+            .transpose()?,
+    );
+    change("gender", patch.gender.map(|v| v.map(|g| json!(g))));
+    change(
+        "birth_date",
+        patch
+            .birth_date
+            .map(|v| {
+                v.map(|s| BirthDate::parse(&s, today()).map(|d| text(&d.to_text())))
+                    .transpose()
+            })
+            .transpose()?,
+    );
+    change(
+        "residence",
+        patch
+            .residence
+            .map(|v| {
+                v.map(|s| Residence::parse(&s).map(|r| json!(r)))
+                    .transpose()
+            })
+            .transpose()?,
+    );
+    if !set.is_empty() || !remove.is_empty() {
+        let mut update = Write::update(member_key(id))
+            .set("updated_at", now_rfc3339())
+            .condition(Condition::Present);
+        for (name, value) in set {
+            update = update.set(name, value);
+        }
+        for name in remove {
+            update = update.remove(name);
+        }
+        match store.write(update.build()).await {
+            Err(StoreError::ConditionFailed { .. }) => return Err(Error::NotFound("member")),
+            other => other?,
+        }
+    }
+    get(store, id).await?.ok_or(Error::NotFound("member"))
+}

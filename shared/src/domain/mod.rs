@@ -1,0 +1,5 @@
+//! Business rules, written once against the storage port.
+
+pub mod login;
+pub mod members;
+pub mod profile;

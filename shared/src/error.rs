@@ -1,0 +1,153 @@
+//! The application error type and its one mapping to HTTP (`{"error": {code, message}}`).
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// 400: the request cannot be read (bad JSON, unknown field, wrong type). `code` is snake_case.
+    BadRequest { code: &'static str, message: String },
+    /// 422: a field's value is not acceptable; names the field.
+    Invalid { field: String, message: String },
+    /// 401: no valid session.
+    Unauthorized(&'static str),
+    /// 403: known to exist, but not the caller's to act on.
+    Forbidden(String),
+    /// 404: not found, or not the caller's to see.
+    NotFound(&'static str),
+    /// 405
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state.
+    Conflict { code: &'static str, message: String },
+    /// 413
+    PayloadTooLarge { limit: usize },
+    /// 415
+    UnsupportedMediaType,
+    /// 429 with `Retry-After` seconds.
+    TooManyRequests { retry_after_secs: u64 },
+    /// 503: a dependency is down or busy; safe to retry.
+    Unavailable(String),
+    /// A configuration problem found at start-up.
+    Config(String),
+    /// 500: a bug. The detail is logged, never sent.
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code clients branch on.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Invalid { .. } => "invalid_field",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::Unavailable(_) => "service_unavailable",
+            Error::Config(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The human-readable message; never carries internals for 5xx.
+    pub fn message(&self) -> String {
+        match self {
+            Error::BadRequest { message, .. } | Error::Conflict { message, .. } => message.clone(),
+            Error::Invalid { field, message } => format!("{field}: {message}"),
+            Error::Unauthorized(why) => (*why).to_owned(),
+            Error::Forbidden(why) => why.clone(),
+            Error::NotFound(what) => format!("{what} not found"),
+            Error::MethodNotAllowed => "method not allowed on this path".into(),
+            Error::PayloadTooLarge { limit } => format!("request body is over {limit} bytes"),
+            Error::UnsupportedMediaType => "request body must be application/json".into(),
+            Error::TooManyRequests { .. } => "too many requests; retry later".into(),
+            Error::Unavailable(_) => "a service we depend on is unavailable; retry later".into(),
+            Error::Config(_) | Error::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// The one place an error becomes an HTTP response. 5xx details go to the log only.
+    pub fn to_response(&self) -> Response<Body> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::info!(
+                code = self.code(),
+                status = status.as_u16(),
+                "request refused"
+            );
+        }
+        let mut error = json!({ "code": self.code(), "message": self.message() });
+        if let Error::Invalid { field, .. } = self {
+            error["field"] = json!(field);
+        }
+        let mut response = crate::http::json_response(status, &json!({ "error": error }));
+        let retry_after = match self {
+            Error::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Error::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(m) | Error::Internal(m) | Error::Unavailable(m) => {
+                write!(f, "{}: {m}", self.code())
+            }
+            other => write!(f, "{}: {}", other.code(), other.message()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict | StoreError::Throttled => Error::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            StoreError::Unavailable(m) => Error::Unavailable(m),
+            // A condition the domain did not expect, or a malformed request: both are bugs here.
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}

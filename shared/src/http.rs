@@ -1,0 +1,275 @@
+//! Request and response helpers shared by every handler: JSON bodies with a size limit and
+//! unknown-field rejection, path and query parameters, page requests, and the request wrapper
+//! that logs each call and turns errors into responses.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::error::Error;
+
+pub const DEFAULT_PAGE_LIMIT: usize = 20;
+pub const MAX_PAGE_LIMIT: usize = 100;
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+pub fn ok(value: &impl Serialize) -> Result<Response<Body>, Error> {
+    Ok(json_response(StatusCode::OK, value))
+}
+
+pub fn created(value: &impl Serialize) -> Result<Response<Body>, Error> {
+    Ok(json_response(StatusCode::CREATED, value))
+}
+
+pub fn no_content() -> Result<Response<Body>, Error> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
+/// The API Gateway route key (`"GET /v1/users/{id}"`) the request matched.
+pub fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.route_key.as_deref(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The request id API Gateway assigned, for logs.
+pub fn request_id(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.request_id.as_deref(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Runs one request: a span with the request id and route, one log line with status and time,
+/// and errors mapped to responses in [`Error::to_response`].
+pub async fn respond<F, Fut>(req: Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Error>>,
+{
+    let route = route_key(&req).unwrap_or("unmatched").to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id(&req).unwrap_or("-"),
+        route = %route
+    );
+    async move {
+        let started = Instant::now();
+        let response = match handler(req).await {
+            Ok(response) => response,
+            Err(e) => e.to_response(),
+        };
+        tracing::info!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request done"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// The raw body bytes, refused with 413 above `limit`.
+pub fn body_bytes(req: &Request, limit: usize) -> Result<&[u8], Error> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        #[allow(unreachable_patterns)]
+        _ => &[],
+    };
+    if bytes.len() > limit {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// Reads a JSON body into `T` (whose fields should `deny_unknown_fields`), naming the offending
+/// field on failure.
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, Error> {
+    let bytes = body_bytes(req, limit)?;
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let json = content_type
+            .to_str()
+            .map(|c| {
+                c.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(Error::UnsupportedMediaType);
+        }
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest {
+            code: "missing_body",
+            message: "a JSON object body is required".into(),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => Error::invalid(
+                if path == "." { "body" } else { &path },
+                strip_position(&inner.to_string()),
+            ),
+            _ => Error::BadRequest {
+                code: "malformed_json",
+                message: format!("body is not valid JSON: {}", inner),
+            },
+        }
+    })?;
+    de.end().map_err(|_| Error::BadRequest {
+        code: "malformed_json",
+        message: "body has trailing characters after the JSON value".into(),
+    })?;
+    Ok(value)
+}
+
+/// serde's data errors end with " at line L column C", which means nothing to a client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A path parameter that the route template guarantees; its absence is a routing bug.
+pub fn path_param(req: &Request, name: &str) -> Result<String, Error> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Internal(format!("route has no path parameter {name}")))
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
+}
+
+/// `?limit=&cursor=` of a list call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl PageRequest {
+    pub fn from_request(req: &Request) -> Result<Self, Error> {
+        let limit = match query_param(req, "limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Error::invalid(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+                    ))
+                }
+            },
+        };
+        let cursor = query_param(req, "cursor").filter(|c| !c.is_empty());
+        Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// The list shape of api.md: `{"items": [...], "next_cursor": "…" | null}`.
+#[derive(Serialize)]
+pub struct ListResponse<T: Serialize> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The bearer token of the `Authorization` header, if well-formed.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body1 {
+        name: String,
+        age: Option<u8>,
+    }
+
+    fn post(body: &str) -> Request {
+        let mut req = Request::new(Body::Text(body.to_owned()));
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        req
+    }
+
+    #[test]
+    fn json_body_names_the_problem() {
+        let err = json_body::<Body1>(&post("{\"name\": 1}"), 1024).unwrap_err();
+        assert_eq!(
+            err,
+            Error::invalid("name", "invalid type: integer `1`, expected a string")
+        );
+        let err = json_body::<Body1>(&post("{\"name\":\"a\",\"admin\":true}"), 1024).unwrap_err();
+        assert!(err.message().contains("unknown field `admin`"), "{err:?}");
+        let err = json_body::<Body1>(&post("{\"name\":"), 1024).unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
+        let err = json_body::<Body1>(&post("{\"name\":\"a\"} x"), 1024).unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
+        let err = json_body::<Body1>(&post("{\"name\":\"a\",\"age\":300}"), 1024).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "age"),
+            "{err:?}"
+        );
+        let err = json_body::<Body1>(&post(&"x".repeat(2000)), 1024).unwrap_err();
+        assert_eq!(err, Error::PayloadTooLarge { limit: 1024 });
+        assert!(json_body::<Body1>(&post("{\"name\":\"a\"}"), 1024).is_ok());
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        let with = |v: &'static str| {
+            let mut r = Request::new(Body::Empty);
+            r.headers_mut()
+                .insert(header::AUTHORIZATION, HeaderValue::from_static(v));
+            r
+        };
+        assert_eq!(bearer_token(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("Basic abc")), None);
+        assert_eq!(bearer_token(&with("Bearer ")), None);
+        assert_eq!(bearer_token(&Request::new(Body::Empty)), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! Identifier newtypes. IDs are opaque to clients; ours are a prefix and a ULID.
+
+use serde::{Deserialize, Serialize};
+
+/// A member's id (`u_` + lowercase ULID).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    const PREFIX: &'static str = "u_";
+
+    pub fn generate() -> Self {
+        UserId(format!(
+            "{}{}",
+            Self::PREFIX,
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        ))
+    }
+
+    /// Accepts only the shape we generate, so a path segment never becomes a store key unchecked.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix(Self::PREFIX)?;
+        let well_formed = rest.len() == 26
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        well_formed.then(|| UserId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A random, unguessable token part (128 bits, URL-safe base64).
+pub fn random_token() -> String {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    // The system RNG failing leaves no safe way on; it does not happen on Linux.
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system random number generator failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_round_trip_and_reject_other_shapes() {
+        let id = UserId::generate();
+        assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
+        for bad in [
+            "",
+            "u_",
+            "x_01hzy",
+            "u_../../etc",
+            &id.as_str().to_uppercase(),
+        ] {
+            assert_eq!(UserId::parse(bad), None, "{bad}");
+        }
+        assert_ne!(random_token(), random_token());
+    }
+}

@@ -1,0 +1,15 @@
+//! Renji's common crate: what every Lambda function and the local server share.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod session;
+pub mod store;
+pub mod wechat;
+
+pub use app::App;
+pub use error::Error;

@@ -1,0 +1,508 @@
+//! The DynamoDB adapter (production, and DynamoDB Local in tests).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use serde_json::{Number, Value};
+
+use super::schema::TableSpec;
+use super::{
+    validate_key, validate_transaction, Condition, Cursor, Item, Key, Page, Query, SortKey, Store,
+    StoreError, Write, PK, SK,
+};
+
+pub struct DynamoStore {
+    client: Client,
+    table_name: String,
+    table: TableSpec,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table_name: impl Into<String>, table: TableSpec) -> Self {
+        DynamoStore {
+            client,
+            table_name: table_name.into(),
+            table,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn put(&self, item: &Item, condition: &Option<Condition>) -> Result<Put, StoreError> {
+        let key = Key::of(item).ok_or_else(|| StoreError::Invalid("item without key".into()))?;
+        validate_key(&key)?;
+        let mut expr = Expr::default();
+        let condition = condition.as_ref().map(|c| expr.condition(c));
+        Put::builder()
+            .table_name(&self.table_name)
+            .set_item(Some(to_attrs(item)))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(invalid)
+    }
+
+    fn update(
+        &self,
+        key: &Key,
+        set: &Item,
+        add: &[(String, i64)],
+        remove: &[String],
+        condition: &Option<Condition>,
+    ) -> Result<Update, StoreError> {
+        validate_key(key)?;
+        let touches_key = set.keys().chain(add.iter().map(|(n, _)| n)).chain(remove);
+        if touches_key.into_iter().any(|n| n == PK || n == SK) {
+            return Err(StoreError::Invalid(
+                "an update cannot change the key".into(),
+            ));
+        }
+        let mut expr = Expr::default();
+        let mut clauses = Vec::new();
+        if !set.is_empty() {
+            let parts: Vec<String> = set
+                .iter()
+                .map(|(n, v)| format!("{} = {}", expr.name(n), expr.value(to_attr(v))))
+                .collect();
+            clauses.push(format!("SET {}", parts.join(", ")));
+        }
+        if !add.is_empty() {
+            let parts: Vec<String> = add
+                .iter()
+                .map(|(n, d)| {
+                    format!(
+                        "{} {}",
+                        expr.name(n),
+                        expr.value(AttributeValue::N(d.to_string()))
+                    )
+                })
+                .collect();
+            clauses.push(format!("ADD {}", parts.join(", ")));
+        }
+        if !remove.is_empty() {
+            let parts: Vec<String> = remove.iter().map(|n| expr.name(n)).collect();
+            clauses.push(format!("REMOVE {}", parts.join(", ")));
+        }
+        if clauses.is_empty() {
+            return Err(StoreError::Invalid("an update that changes nothing".into()));
+        }
+        let condition = condition.as_ref().map(|c| expr.condition(c));
+        Update::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(key_attrs(key)))
+            .update_expression(clauses.join(" "))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(invalid)
+    }
+
+    fn delete(&self, key: &Key, condition: &Option<Condition>) -> Result<Delete, StoreError> {
+        validate_key(key)?;
+        let mut expr = Expr::default();
+        let condition = condition.as_ref().map(|c| expr.condition(c));
+        Delete::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(key_attrs(key)))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(invalid)
+    }
+
+    fn check(&self, key: &Key, condition: &Condition) -> Result<ConditionCheck, StoreError> {
+        validate_key(key)?;
+        let mut expr = Expr::default();
+        let condition = expr.condition(condition);
+        ConditionCheck::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(key_attrs(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(invalid)
+    }
+
+    async fn query_once(
+        &self,
+        query: &Query,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let (pk_attr, sk_attr) = match query.index {
+            Some(name) => {
+                let index = self
+                    .table
+                    .index(name)
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown index {name}")))?;
+                (index.pk, index.sk)
+            }
+            None => (PK, SK),
+        };
+        let mut expr = Expr::default();
+        let mut key_condition = format!(
+            "{} = {}",
+            expr.name(pk_attr),
+            expr.value(AttributeValue::S(query.partition.clone()))
+        );
+        let s = |v: &String| AttributeValue::S(v.clone());
+        let sort = match &query.sort {
+            SortKey::Any => None,
+            SortKey::Prefix(p) => Some(format!(
+                "begins_with({}, {})",
+                expr.name(sk_attr),
+                expr.value(s(p))
+            )),
+            SortKey::Between(a, b) => Some(format!(
+                "{} BETWEEN {} AND {}",
+                expr.name(sk_attr),
+                expr.value(s(a)),
+                expr.value(s(b))
+            )),
+            SortKey::Below(b) => Some(format!("{} < {}", expr.name(sk_attr), expr.value(s(b)))),
+            SortKey::Above(a) => Some(format!("{} > {}", expr.name(sk_attr), expr.value(s(a)))),
+        };
+        if let Some(sort) = sort {
+            key_condition = format!("{key_condition} AND {sort}");
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .set_index_name(query.index.map(str::to_owned))
+            // Only the table offers strongly consistent queries.
+            .consistent_read(query.index.is_none())
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .scan_index_forward(query.ascending)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(map_error)?;
+        let more = out.last_evaluated_key().is_some();
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_attrs)
+            .collect();
+        Ok((items, more))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        validate_key(key)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(key_attrs(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_error)?;
+        Ok(out.item.map(from_attrs))
+    }
+
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let c = &self.client;
+        match &write {
+            Write::Put { item, condition } => {
+                let p = self.put(item, condition)?;
+                c.put_item()
+                    .table_name(p.table_name)
+                    .set_item(Some(p.item))
+                    .set_condition_expression(p.condition_expression)
+                    .set_expression_attribute_names(p.expression_attribute_names)
+                    .set_expression_attribute_values(p.expression_attribute_values)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(map_error)
+            }
+            Write::Update {
+                key,
+                set,
+                add,
+                remove,
+                condition,
+            } => {
+                let u = self.update(key, set, add, remove, condition)?;
+                c.update_item()
+                    .table_name(u.table_name)
+                    .set_key(Some(u.key))
+                    .update_expression(u.update_expression)
+                    .set_condition_expression(u.condition_expression)
+                    .set_expression_attribute_names(u.expression_attribute_names)
+                    .set_expression_attribute_values(u.expression_attribute_values)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(map_error)
+            }
+            Write::Delete { key, condition } => {
+                let d = self.delete(key, condition)?;
+                c.delete_item()
+                    .table_name(d.table_name)
+                    .set_key(Some(d.key))
+                    .set_condition_expression(d.condition_expression)
+                    .set_expression_attribute_names(d.expression_attribute_names)
+                    .set_expression_attribute_values(d.expression_attribute_values)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(map_error)
+            }
+            Write::Check { .. } => Err(StoreError::Invalid(
+                "a condition check is only valid in a transaction".into(),
+            )),
+        }
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_transaction(&writes)?;
+        let mut items = Vec::with_capacity(writes.len());
+        for write in &writes {
+            let item = match write {
+                Write::Put { item, condition } => {
+                    TransactWriteItem::builder().put(self.put(item, condition)?)
+                }
+                Write::Update {
+                    key,
+                    set,
+                    add,
+                    remove,
+                    condition,
+                } => TransactWriteItem::builder()
+                    .update(self.update(key, set, add, remove, condition)?),
+                Write::Delete { key, condition } => {
+                    TransactWriteItem::builder().delete(self.delete(key, condition)?)
+                }
+                Write::Check { key, condition } => {
+                    TransactWriteItem::builder().condition_check(self.check(key, condition)?)
+                }
+            };
+            items.push(item.build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        let limit = query.limit.max(1);
+        let mut start = query.cursor.as_ref().map(|c| {
+            c.attrs()
+                .iter()
+                .map(|(n, v)| (n.clone(), AttributeValue::S(v.clone())))
+                .collect::<HashMap<_, _>>()
+        });
+        // Ask for one more than the page so `next` is exact; DynamoDB may stop early at 1 MB.
+        let mut items: Vec<Item> = Vec::new();
+        loop {
+            let want = limit + 1 - items.len();
+            let (got, more) = self.query_once(&query, start.take(), want).await?;
+            items.extend(got);
+            if items.len() > limit || !more {
+                break;
+            }
+            let last = items
+                .last()
+                .and_then(|i| Cursor::after_item(i, &query, &self.table));
+            match last {
+                Some(c) => {
+                    start = Some(
+                        c.attrs()
+                            .iter()
+                            .map(|(n, v)| (n.clone(), AttributeValue::S(v.clone())))
+                            .collect(),
+                    )
+                }
+                None => break,
+            }
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .and_then(|i| Cursor::after_item(i, &query, &self.table))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+/// Collects placeholder names and values for one expression.
+#[derive(Default)]
+struct Expr {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(&mut self, name: &str) -> String {
+        if let Some((placeholder, _)) = self.names.iter().find(|(_, n)| n.as_str() == name) {
+            return placeholder.clone();
+        }
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.insert(placeholder.clone(), name.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, value: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    fn condition(&mut self, condition: &Condition) -> String {
+        match condition {
+            Condition::Absent => format!("attribute_not_exists({})", self.name(PK)),
+            Condition::Present => format!("attribute_exists({})", self.name(PK)),
+            Condition::Equals(n, v) => format!("{} = {}", self.name(n), self.value(to_attr(v))),
+            Condition::AtLeast(n, b) => format!(
+                "{} >= {}",
+                self.name(n),
+                self.value(AttributeValue::N(b.to_string()))
+            ),
+            Condition::All(all) if all.is_empty() => {
+                let pk = self.name(PK);
+                format!("(attribute_exists({pk}) OR attribute_not_exists({pk}))")
+            }
+            Condition::All(all) => all
+                .iter()
+                .map(|c| format!("({})", self.condition(c)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        }
+    }
+
+    // DynamoDB rejects empty maps, so absent placeholders are sent as nothing.
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+fn key_attrs(key: &Key) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(key.pk.clone())),
+        (SK.to_owned(), AttributeValue::S(key.sk.clone())),
+    ])
+}
+
+fn to_attrs(item: &Item) -> HashMap<String, AttributeValue> {
+    item.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect()
+}
+
+fn to_attr(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().map(to_attr).collect()),
+        Value::Object(o) => AttributeValue::M(to_attrs(o)),
+    }
+}
+
+fn from_attrs(attrs: HashMap<String, AttributeValue>) -> Item {
+    attrs.into_iter().map(|(k, v)| (k, from_attr(v))).collect()
+}
+
+fn from_attr(value: AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s),
+        AttributeValue::N(n) => number(&n),
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::L(l) => Value::Array(l.into_iter().map(from_attr).collect()),
+        AttributeValue::M(m) => Value::Object(from_attrs(m)),
+        AttributeValue::Ss(ss) => Value::Array(ss.into_iter().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => Value::Array(ns.iter().map(|n| number(n)).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn number(text: &str) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Number(i.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+fn map_error<E>(err: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    aws_sdk_dynamodb::Error: From<aws_sdk_dynamodb::error::SdkError<E>>,
+{
+    let code = err.code().map(str::to_owned);
+    let err: aws_sdk_dynamodb::Error = err.into();
+    match err {
+        aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => {
+            StoreError::ConditionFailed { index: None }
+        }
+        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {
+            let reasons = e.cancellation_reasons();
+            if let Some(index) = reasons
+                .iter()
+                .position(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                StoreError::ConditionFailed { index: Some(index) }
+            } else if reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                StoreError::Conflict
+            } else if reasons.iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ThrottlingError" | "ProvisionedThroughputExceeded")
+                )
+            }) {
+                StoreError::Throttled
+            } else {
+                StoreError::Unavailable("transaction cancelled".into())
+            }
+        }
+        aws_sdk_dynamodb::Error::TransactionConflictException(_) => StoreError::Conflict,
+        aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(_)
+        | aws_sdk_dynamodb::Error::RequestLimitExceeded(_)
+        | aws_sdk_dynamodb::Error::ThrottlingException(_) => StoreError::Throttled,
+        _ if code.as_deref() == Some("ValidationException") => {
+            StoreError::Invalid("rejected by DynamoDB validation".into())
+        }
+        other => StoreError::Unavailable(
+            aws_sdk_dynamodb::error::DisplayErrorContext(&other).to_string(),
+        ),
+    }
+}

@@ -1,0 +1,337 @@
+//! The storage port: the few operations DynamoDB does well, written once for the domain and
+//! implemented by two adapters (DynamoDB in production, an embedded database locally).
+//!
+//! Items are JSON objects whose `pk` and `sk` string attributes form the primary key; secondary
+//! indexes are declared in `template.yaml` and mirrored by [`schema::TABLE`]. Invariants are kept
+//! by conditions on writes and by [`Store::transact`], never by read-then-write.
+
+pub mod cursor;
+pub mod dynamo;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod schema;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+pub use cursor::Cursor;
+
+/// One stored item: attribute name → value. Numbers are stored as DynamoDB `N`.
+pub type Item = Map<String, Value>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+/// A shared handle to whichever adapter the process was configured with.
+pub type DynStore = Arc<dyn Store>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+
+    /// The key of an item, if it has string `pk` and `sk` attributes.
+    pub fn of(item: &Item) -> Option<Key> {
+        Some(Key::new(item.get(PK)?.as_str()?, item.get(SK)?.as_str()?))
+    }
+}
+
+/// A condition on the current state of one item, checked atomically with the write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    /// No item with this key exists.
+    Absent,
+    /// An item with this key exists.
+    Present,
+    /// The item exists and the attribute equals the value.
+    Equals(String, Value),
+    /// The item exists and the numeric attribute is at least the bound.
+    AtLeast(String, i64),
+    /// Every condition holds.
+    All(Vec<Condition>),
+}
+
+/// One write, alone or inside a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Replace the whole item.
+    Put {
+        item: Item,
+        condition: Option<Condition>,
+    },
+    /// Set, add to (numbers) and remove attributes; creates the item when absent, as DynamoDB does.
+    Update {
+        key: Key,
+        set: Item,
+        add: Vec<(String, i64)>,
+        remove: Vec<String>,
+        condition: Option<Condition>,
+    },
+    Delete {
+        key: Key,
+        condition: Option<Condition>,
+    },
+    /// Only check a condition (transactions only).
+    Check { key: Key, condition: Condition },
+}
+
+impl Write {
+    pub fn put(item: Item) -> Self {
+        Write::Put {
+            item,
+            condition: None,
+        }
+    }
+
+    pub fn put_if(item: Item, condition: Condition) -> Self {
+        Write::Put {
+            item,
+            condition: Some(condition),
+        }
+    }
+
+    pub fn update(key: Key) -> UpdateBuilder {
+        UpdateBuilder {
+            key,
+            set: Item::new(),
+            add: Vec::new(),
+            remove: Vec::new(),
+            condition: None,
+        }
+    }
+
+    pub fn delete(key: Key) -> Self {
+        Write::Delete {
+            key,
+            condition: None,
+        }
+    }
+
+    pub fn delete_if(key: Key, condition: Condition) -> Self {
+        Write::Delete {
+            key,
+            condition: Some(condition),
+        }
+    }
+
+    /// The key this write touches.
+    pub fn key(&self) -> Option<Key> {
+        match self {
+            Write::Put { item, .. } => Key::of(item),
+            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
+                Some(key.clone())
+            }
+        }
+    }
+}
+
+/// Builds a [`Write::Update`] one attribute at a time.
+#[derive(Clone, Debug)]
+pub struct UpdateBuilder {
+    key: Key,
+    set: Item,
+    add: Vec<(String, i64)>,
+    remove: Vec<String>,
+    condition: Option<Condition>,
+}
+
+impl UpdateBuilder {
+    pub fn set(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.set.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn add(mut self, name: &str, delta: i64) -> Self {
+        self.add.push((name.to_owned(), delta));
+        self
+    }
+
+    pub fn remove(mut self, name: &str) -> Self {
+        self.remove.push(name.to_owned());
+        self
+    }
+
+    pub fn condition(mut self, condition: Condition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+
+    pub fn build(self) -> Write {
+        Write::Update {
+            key: self.key,
+            set: self.set,
+            add: self.add,
+            remove: self.remove,
+            condition: self.condition,
+        }
+    }
+}
+
+/// Which sort keys a query returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SortKey {
+    Any,
+    Prefix(String),
+    /// Inclusive on both ends.
+    Between(String, String),
+    Below(String),
+    Above(String),
+}
+
+/// A query of one partition of the table or of a secondary index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// `None` queries the table; otherwise the index name from [`schema::TABLE`].
+    pub index: Option<&'static str>,
+    pub partition: String,
+    pub sort: SortKey,
+    pub ascending: bool,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+impl Query {
+    pub fn partition(partition: impl Into<String>) -> Self {
+        Query {
+            index: None,
+            partition: partition.into(),
+            sort: SortKey::Any,
+            ascending: true,
+            limit: 100,
+            cursor: None,
+        }
+    }
+
+    pub fn index(mut self, index: &'static str) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn sort(mut self, sort: SortKey) -> Self {
+        self.sort = sort;
+        self
+    }
+
+    pub fn descending(mut self) -> Self {
+        self.ascending = false;
+        self
+    }
+
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn after(mut self, cursor: Option<Cursor>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+}
+
+/// One page of a query; `next` is `None` exactly when nothing follows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A condition did not hold; in a transaction, `index` names the write whose condition failed.
+    ConditionFailed { index: Option<usize> },
+    /// Another transaction touched the same items; safe to retry.
+    Conflict,
+    /// Too many requests for the table's capacity.
+    Throttled,
+    /// The store could not be reached or failed.
+    Unavailable(String),
+    /// The request was malformed: a bug in the caller.
+    Invalid(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::ConditionFailed { index: Some(i) } => {
+                write!(f, "condition failed on write {i}")
+            }
+            StoreError::ConditionFailed { index: None } => write!(f, "condition failed"),
+            StoreError::Conflict => write!(f, "transaction conflict"),
+            StoreError::Throttled => write!(f, "throttled"),
+            StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
+            StoreError::Invalid(m) => write!(f, "invalid store request: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The most writes one transaction may hold (DynamoDB's limit).
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Reads one item (strongly consistent).
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// One conditional write. `Write::Check` is only valid in a transaction.
+    async fn write(&self, write: Write) -> Result<(), StoreError>;
+    /// All writes or none; at most [`MAX_TRANSACTION_WRITES`], each key at most once.
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// One page of a partition, ordered by sort key.
+    async fn query(&self, query: Query) -> Result<Page, StoreError>;
+}
+
+/// Checks what both adapters require of a transaction before running it.
+pub(crate) fn validate_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Invalid(format!(
+            "a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for write in writes {
+        let key = write
+            .key()
+            .ok_or_else(|| StoreError::Invalid("write without a string pk and sk".into()))?;
+        if !seen.insert(key) {
+            return Err(StoreError::Invalid(
+                "a transaction touches the same item twice".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks what both adapters require of a key.
+pub(crate) fn validate_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::Invalid("empty key attribute".into()));
+    }
+    Ok(())
+}
+
+/// Evaluates a condition against the current item; shared by the embedded adapter and tests.
+pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
+    match condition {
+        Condition::Absent => current.is_none(),
+        Condition::Present => current.is_some(),
+        Condition::Equals(name, value) => current.and_then(|i| i.get(name)) == Some(value),
+        Condition::AtLeast(name, bound) => current
+            .and_then(|i| i.get(name))
+            .and_then(Value::as_i64)
+            .is_some_and(|v| v >= *bound),
+        Condition::All(all) => all.iter().all(|c| condition_holds(c, current)),
+    }
+}

@@ -1,0 +1,121 @@
+//! WeChat mini-program login: `jscode2session` exchanges a `wx.login` code for the member's
+//! openid (and unionid when the app is bound to an Open Platform account).
+//!
+//! The session_key WeChat returns is dropped here: Renji does not need it, so it never reaches
+//! the store, a response or a log.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::WechatConfig;
+use crate::error::Error;
+
+/// What login needs from WeChat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WechatIdentity {
+    pub openid: String,
+    pub unionid: Option<String>,
+}
+
+/// Why WeChat did not give an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WechatError {
+    /// 40029 / 40163: the code is wrong, expired or already used.
+    InvalidCode,
+    /// 45011: too many logins for this member.
+    RateLimited,
+    /// 40226: WeChat blocks this member as high-risk.
+    Blocked,
+    /// -1, a 5xx, a timeout or an unreadable answer.
+    Unavailable(String),
+}
+
+impl From<WechatError> for Error {
+    fn from(e: WechatError) -> Self {
+        match e {
+            WechatError::InvalidCode => {
+                Error::Unauthorized("the WeChat login code is invalid, expired or already used")
+            }
+            WechatError::RateLimited => Error::TooManyRequests {
+                retry_after_secs: 60,
+            },
+            WechatError::Blocked => {
+                Error::Forbidden("WeChat has restricted this account's logins".into())
+            }
+            WechatError::Unavailable(detail) => Error::Unavailable(detail),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Code2SessionReply {
+    openid: Option<String>,
+    unionid: Option<String>,
+    #[serde(default)]
+    errcode: i64,
+}
+
+/// The `jscode2session` client. Built once per process; reqwest's pool is reused.
+pub struct WechatClient {
+    http: reqwest::Client,
+    config: WechatConfig,
+}
+
+impl WechatClient {
+    pub fn new(config: WechatConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(WechatClient { http, config })
+    }
+
+    pub async fn code_to_session(&self, code: &str) -> Result<WechatIdentity, WechatError> {
+        // The path must be lowercase: WeChat answers 40066 to `jsCode2Session`.
+        let url = format!(
+            "{}/sns/jscode2session",
+            self.config.api_base.trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .get(url)
+            .query(&[
+                ("appid", self.config.appid.as_str()),
+                ("secret", self.config.secret.0.as_str()),
+                ("js_code", code),
+                ("grant_type", "authorization_code"),
+            ])
+            .send()
+            .await
+            // The URL holds the app secret: never let it into an error message.
+            .map_err(|e| WechatError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(WechatError::Unavailable(format!("HTTP {status}")));
+        }
+        // WeChat labels this JSON as text/plain, so read bytes rather than trusting the header.
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| WechatError::Unavailable(e.without_url().to_string()))?;
+        let reply: Code2SessionReply = serde_json::from_slice(&body)
+            .map_err(|_| WechatError::Unavailable("unreadable jscode2session reply".into()))?;
+        match reply.errcode {
+            0 => {}
+            40029 | 40163 => return Err(WechatError::InvalidCode),
+            45011 => return Err(WechatError::RateLimited),
+            40226 => return Err(WechatError::Blocked),
+            other => return Err(WechatError::Unavailable(format!("errcode {other}"))),
+        }
+        let openid = reply
+            .openid
+            .filter(|o| !o.is_empty() && o.len() <= 128)
+            .ok_or_else(|| WechatError::Unavailable("reply without openid".into()))?;
+        Ok(WechatIdentity {
+            openid,
+            unionid: reply.unionid.filter(|u| !u.is_empty() && u.len() <= 128),
+        })
+    }
+}
