@@ -1,1 +1,451 @@
+//! The storage port's contract, run on both adapters: the same cases must give the same answers
+//! on the embedded store and on DynamoDB Local.
 
+use renji_shared::store::schema::{GSI1, TABLE};
+use renji_shared::store::{Condition, Cursor, Item, Key, Query, SortKey, StoreError, Write};
+use renji_tests::{on_both_stores, Backend, TestStore};
+use serde_json::{json, Value};
+
+fn item(pk: &str, sk: &str, extra: Value) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), pk.into());
+    item.insert("sk".into(), sk.into());
+    if let Value::Object(extra) = extra {
+        item.extend(extra);
+    }
+    item
+}
+
+fn sks(items: &[Item]) -> Vec<&str> {
+    items.iter().map(|i| i["sk"].as_str().unwrap()).collect()
+}
+
+async fn round_trip_keeps_every_type(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let original = item(
+        "P#1",
+        "A",
+        json!({
+            "text": "婚礼摄影师 🎥", "int": -42, "big": 9_007_199_254_740_993_i64, "float": 1.5,
+            "yes": true, "nothing": null, "list": [1, "two", {"three": 3}],
+            "map": {"nested": {"deep": "x"}}, "empty": ""
+        }),
+    );
+    s.write(Write::put(original.clone())).await.unwrap();
+    assert_eq!(s.get(&Key::new("P#1", "A")).await.unwrap(), Some(original));
+    assert_eq!(s.get(&Key::new("P#1", "B")).await.unwrap(), None);
+    s.write(Write::delete(Key::new("P#1", "A"))).await.unwrap();
+    assert_eq!(s.get(&Key::new("P#1", "A")).await.unwrap(), None);
+    // Deleting what is not there is not an error, as in DynamoDB.
+    s.write(Write::delete(Key::new("P#1", "A"))).await.unwrap();
+}
+
+async fn conditions_guard_writes(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let key = Key::new("C#1", "X");
+    let failed = Err(StoreError::ConditionFailed { index: None });
+    let v1 = item("C#1", "X", json!({"version": 1, "count": 2}));
+    assert_eq!(
+        s.write(Write::put_if(v1.clone(), Condition::Present)).await,
+        failed
+    );
+    s.write(Write::put_if(v1.clone(), Condition::Absent))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.write(Write::put_if(v1.clone(), Condition::Absent)).await,
+        failed
+    );
+
+    let v2 = item("C#1", "X", json!({"version": 2, "count": 2}));
+    let wrong_version = Condition::Equals("version".into(), json!(7));
+    assert_eq!(
+        s.write(Write::put_if(v2.clone(), wrong_version)).await,
+        failed
+    );
+    let right_version = Condition::Equals("version".into(), json!(1));
+    s.write(Write::put_if(v2.clone(), right_version))
+        .await
+        .unwrap();
+    assert_eq!(s.get(&key).await.unwrap(), Some(v2));
+
+    assert_eq!(
+        s.write(Write::delete_if(
+            key.clone(),
+            Condition::AtLeast("count".into(), 3)
+        ))
+        .await,
+        failed
+    );
+    let both = Condition::All(vec![
+        Condition::Present,
+        Condition::AtLeast("count".into(), 2),
+    ]);
+    s.write(Write::delete_if(key.clone(), both)).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap(), None);
+}
+
+async fn updates_set_add_remove_and_upsert(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let key = Key::new("U#1", "X");
+    // An update of a missing item creates it (DynamoDB's UpdateItem), and ADD starts from zero.
+    s.write(
+        Write::update(key.clone())
+            .set("name", "a")
+            .add("count", 2)
+            .build(),
+    )
+    .await
+    .unwrap();
+    s.write(
+        Write::update(key.clone())
+            .add("count", 3)
+            .remove("name")
+            .set("tags", json!(["x"]))
+            .build(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(&key).await.unwrap(),
+        Some(item("U#1", "X", json!({"count": 5, "tags": ["x"]})))
+    );
+    // A counter that must not go negative.
+    let never_negative = Write::update(key.clone())
+        .add("count", -6)
+        .condition(Condition::AtLeast("count".into(), 6))
+        .build();
+    assert_eq!(
+        s.write(never_negative).await,
+        Err(StoreError::ConditionFailed { index: None })
+    );
+    let missing = Write::update(Key::new("U#1", "NONE"))
+        .set("a", 1)
+        .condition(Condition::Present)
+        .build();
+    assert_eq!(
+        s.write(missing).await,
+        Err(StoreError::ConditionFailed { index: None })
+    );
+    assert_eq!(s.get(&Key::new("U#1", "NONE")).await.unwrap(), None);
+    let rekey = Write::update(key.clone()).set("pk", "other").build();
+    assert!(matches!(s.write(rekey).await, Err(StoreError::Invalid(_))));
+}
+
+async fn a_racing_conditional_write_has_one_winner(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = s.store.clone();
+            tokio::spawn(async move {
+                let claim = item("CLAIM#openid", "CLAIM", json!({ "by": n }));
+                store.write(Write::put_if(claim, Condition::Absent)).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(()) => winners.push(n),
+            Err(e) => assert_eq!(e, StoreError::ConditionFailed { index: None }),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    let stored = s
+        .get(&Key::new("CLAIM#openid", "CLAIM"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored["by"], json!(winners[0]));
+}
+
+async fn concurrent_counter_updates_all_count(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let key = Key::new("N#1", "COUNT");
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = s.store.clone();
+            let key = key.clone();
+            tokio::spawn(async move { store.write(Write::update(key).add("n", 1).build()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(s.get(&key).await.unwrap().unwrap()["n"], json!(40));
+}
+
+async fn a_transaction_rolls_back_as_a_whole(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    s.write(Write::put(item("T#1", "COUNTER", json!({"n": 0}))))
+        .await
+        .unwrap();
+    let result = s
+        .transact(vec![
+            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+            Write::update(Key::new("T#1", "COUNTER"))
+                .add("n", 1)
+                .build(),
+            // Fails: OTHER does not exist.
+            Write::update(Key::new("T#1", "OTHER"))
+                .set("x", 1)
+                .condition(Condition::Present)
+                .build(),
+        ])
+        .await;
+    assert_eq!(result, Err(StoreError::ConditionFailed { index: Some(2) }));
+    assert_eq!(s.get(&Key::new("T#1", "RECORD")).await.unwrap(), None);
+    assert_eq!(
+        s.get(&Key::new("T#1", "COUNTER")).await.unwrap().unwrap()["n"],
+        json!(0)
+    );
+    assert_eq!(s.get(&Key::new("T#1", "OTHER")).await.unwrap(), None);
+
+    // The same transaction with a check that holds commits every write.
+    s.transact(vec![
+        Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+        Write::update(Key::new("T#1", "COUNTER"))
+            .add("n", 1)
+            .build(),
+        Write::Check {
+            key: Key::new("T#1", "NOPE"),
+            condition: Condition::Absent,
+        },
+    ])
+    .await
+    .unwrap();
+    assert!(s.get(&Key::new("T#1", "RECORD")).await.unwrap().is_some());
+    assert_eq!(
+        s.get(&Key::new("T#1", "COUNTER")).await.unwrap().unwrap()["n"],
+        json!(1)
+    );
+    // The first write's condition names index 0.
+    let again = s
+        .transact(vec![
+            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+            Write::update(Key::new("T#1", "COUNTER"))
+                .add("n", 1)
+                .build(),
+        ])
+        .await;
+    assert_eq!(again, Err(StoreError::ConditionFailed { index: Some(0) }));
+}
+
+async fn malformed_requests_are_refused(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let twice = s
+        .transact(vec![
+            Write::put(item("D#1", "X", json!({}))),
+            Write::delete(Key::new("D#1", "X")),
+        ])
+        .await;
+    assert!(matches!(twice, Err(StoreError::Invalid(_))), "{twice:?}");
+    assert!(matches!(
+        s.transact(vec![]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let check_alone = Write::Check {
+        key: Key::new("D#1", "X"),
+        condition: Condition::Absent,
+    };
+    assert!(matches!(
+        s.write(check_alone).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.get(&Key::new("", "X")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.get(&Key::new("D#1", "X")).await.unwrap(), None);
+}
+
+async fn seed_partition(s: &TestStore) {
+    let writes = ["a", "b1", "b2", "b3", "c", "d"]
+        .iter()
+        .map(|sk| Write::put(item("Q#1", sk, json!({}))))
+        .chain([Write::put(item("Q#2", "a", json!({})))])
+        .collect();
+    s.transact(writes).await.unwrap();
+}
+
+async fn queries_select_and_order_by_sort_key(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    seed_partition(&s).await;
+    let run = |q: Query| {
+        let store = s.store.clone();
+        async move { store.query(q).await.unwrap() }
+    };
+    let all = run(Query::partition("Q#1")).await;
+    assert_eq!(sks(&all.items), ["a", "b1", "b2", "b3", "c", "d"]);
+    assert_eq!(all.next, None);
+    let desc = run(Query::partition("Q#1").descending()).await;
+    assert_eq!(sks(&desc.items), ["d", "c", "b3", "b2", "b1", "a"]);
+    let prefix = run(Query::partition("Q#1").sort(SortKey::Prefix("b".into()))).await;
+    assert_eq!(sks(&prefix.items), ["b1", "b2", "b3"]);
+    let prefix_desc = run(Query::partition("Q#1")
+        .sort(SortKey::Prefix("b".into()))
+        .descending())
+    .await;
+    assert_eq!(sks(&prefix_desc.items), ["b3", "b2", "b1"]);
+    let between =
+        run(Query::partition("Q#1").sort(SortKey::Between("b2".into(), "c".into()))).await;
+    assert_eq!(sks(&between.items), ["b2", "b3", "c"]);
+    let below = run(Query::partition("Q#1").sort(SortKey::Below("b2".into()))).await;
+    assert_eq!(sks(&below.items), ["a", "b1"]);
+    let above = run(Query::partition("Q#1")
+        .sort(SortKey::Above("b3".into()))
+        .descending())
+    .await;
+    assert_eq!(sks(&above.items), ["d", "c"]);
+    let other = run(Query::partition("Q#2")).await;
+    assert_eq!(sks(&other.items), ["a"]);
+    assert!(run(Query::partition("Q#3")).await.items.is_empty());
+}
+
+async fn cursors_page_exactly_in_both_directions(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    seed_partition(&s).await;
+    for descending in [false, true] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let mut q = Query::partition("Q#1").limit(4).after(cursor.take());
+            if descending {
+                q = q.descending();
+            }
+            let page = s.query(q).await.unwrap();
+            pages += 1;
+            seen.extend(sks(&page.items).into_iter().map(str::to_owned));
+            match page.next {
+                Some(next) => {
+                    // A cursor survives the trip through a client as text.
+                    let mut probe = Query::partition("Q#1");
+                    if descending {
+                        probe = probe.descending();
+                    }
+                    cursor = Some(Cursor::decode(&next.encode(), &probe, &TABLE).unwrap());
+                }
+                None => break,
+            }
+        }
+        let mut expected = vec!["a", "b1", "b2", "b3", "c", "d"];
+        if descending {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected);
+        assert_eq!(
+            pages, 2,
+            "6 items in pages of 4; the last page says nothing follows"
+        );
+    }
+    // An exact fit leaves no next page.
+    let exact = s.query(Query::partition("Q#1").limit(6)).await.unwrap();
+    assert_eq!((exact.items.len(), exact.next), (6, None));
+    // A cursor from another partition is not accepted for this one.
+    let page = s.query(Query::partition("Q#2").limit(1)).await.unwrap();
+    assert!(page.next.is_none());
+    let foreign = s
+        .query(Query::partition("Q#1").limit(1))
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    assert!(Cursor::decode(&foreign.encode(), &Query::partition("Q#2"), &TABLE).is_none());
+    assert!(Cursor::decode("not-a-cursor", &Query::partition("Q#1"), &TABLE).is_none());
+}
+
+async fn secondary_indexes_are_sparse_and_kept_in_step(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let indexed = |pk: &str, group: &str, order: &str| {
+        item(pk, "ITEM", json!({"gsi1pk": group, "gsi1sk": order}))
+    };
+    s.transact(vec![
+        Write::put(indexed("I#1", "G#city", "2026-01-03")),
+        Write::put(indexed("I#2", "G#city", "2026-01-01")),
+        Write::put(indexed("I#3", "G#city", "2026-01-02")),
+        Write::put(indexed("I#4", "G#other", "2026-01-01")),
+        Write::put(item("I#5", "ITEM", json!({"gsi1pk": "G#city"}))),
+    ])
+    .await
+    .unwrap();
+    let pks = |items: &[Item]| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| i["pk"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first = Query::partition("G#city").index(GSI1).descending();
+    let page = s.query(newest_first.clone()).await.unwrap();
+    assert_eq!(
+        pks(&page.items),
+        ["I#1", "I#3", "I#2"],
+        "I#5 lacks gsi1sk: not indexed"
+    );
+
+    // Moving an item in the index, and deleting one, shows at once.
+    s.write(
+        Write::update(Key::new("I#2", "ITEM"))
+            .set("gsi1sk", "2026-01-09")
+            .build(),
+    )
+    .await
+    .unwrap();
+    s.write(Write::delete(Key::new("I#3", "ITEM")))
+        .await
+        .unwrap();
+    s.write(
+        Write::update(Key::new("I#1", "ITEM"))
+            .remove("gsi1pk")
+            .build(),
+    )
+    .await
+    .unwrap();
+    let page = s.query(newest_first.clone()).await.unwrap();
+    assert_eq!(pks(&page.items), ["I#2"]);
+
+    // Paging over an index.
+    let writes = (0..5)
+        .map(|n| Write::put(indexed(&format!("J#{n}"), "G#page", &format!("k{n}"))))
+        .collect();
+    s.transact(writes).await.unwrap();
+    let first = s
+        .query(Query::partition("G#page").index(GSI1).limit(3))
+        .await
+        .unwrap();
+    assert_eq!(pks(&first.items), ["J#0", "J#1", "J#2"]);
+    let second = s
+        .query(
+            Query::partition("G#page")
+                .index(GSI1)
+                .limit(3)
+                .after(first.next.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pks(&second.items), ["J#3", "J#4"]);
+    assert_eq!(second.next, None);
+    let ranged = s
+        .query(
+            Query::partition("G#page")
+                .index(GSI1)
+                .sort(SortKey::Between("k1".into(), "k3".into()))
+                .descending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pks(&ranged.items), ["J#3", "J#2", "J#1"]);
+}
+
+on_both_stores!(
+    round_trip_keeps_every_type,
+    conditions_guard_writes,
+    updates_set_add_remove_and_upsert,
+    a_racing_conditional_write_has_one_winner,
+    concurrent_counter_updates_all_count,
+    a_transaction_rolls_back_as_a_whole,
+    malformed_requests_are_refused,
+    queries_select_and_order_by_sort_key,
+    cursors_page_exactly_in_both_directions,
+    secondary_indexes_are_sparse_and_kept_in_step,
+);

@@ -1,1 +1,245 @@
+//! Test support: both stores, the local server on either, and a small HTTP client.
+//!
+//! DynamoDB cases need DynamoDB Local: `scripts/test` starts it and sets
+//! `RENJI_TEST_DYNAMODB_ENDPOINT`. Each test gets its own table (or embedded folder), so tests
+//! run in parallel without seeing each other's data.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
+use renji_local::{Running, StoreChoice};
+use renji_shared::store::dynamo::DynamoStore;
+use renji_shared::store::embedded::EmbeddedStore;
+use renji_shared::store::schema::TABLE;
+use renji_shared::store::DynStore;
+use serde_json::Value;
+use tempfile::TempDir;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Dynamo,
+}
+
+/// Generates one `#[tokio::test]` per store for each `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Embedded).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Dynamo).await
+                }
+            )*
+        }
+    };
+}
+
+/// The DynamoDB Local endpoint `scripts/test` started.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("RENJI_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "RENJI_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which \
+             starts DynamoDB Local"
+        )
+    })
+}
+
+/// A table name no other test uses.
+pub fn fresh_table_name() -> String {
+    format!(
+        "test-{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
+/// A store of either kind, empty, alive as long as this value.
+pub struct TestStore {
+    pub store: DynStore,
+    _dir: Option<TempDir>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => {
+                let dir = TempDir::new().expect("temp dir");
+                let store = EmbeddedStore::open(&dir.path().join("test.redb"), TABLE)
+                    .expect("open embedded store");
+                TestStore {
+                    store: Arc::new(store),
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Dynamo => {
+                let client = renji_shared::app::dynamodb_client(Some(&dynamodb_endpoint())).await;
+                let table = fresh_table_name();
+                renji_local::tables::create_table(&client, &table)
+                    .await
+                    .expect("create table in DynamoDB Local");
+                TestStore {
+                    store: Arc::new(DynamoStore::new(client, table, TABLE)),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Deref for TestStore {
+    type Target = DynStore;
+    fn deref(&self) -> &DynStore {
+        &self.store
+    }
+}
+
+/// The local server on either store, alive as long as this value.
+pub struct LocalServer {
+    pub running: Running,
+    pub api: Api,
+    pub data_dir: Option<TempDir>,
+}
+
+impl LocalServer {
+    pub async fn start(backend: Backend) -> Self {
+        let data_dir = TempDir::new().expect("temp dir");
+        let store = match backend {
+            Backend::Embedded => StoreChoice::Embedded {
+                data_dir: data_dir.path().to_path_buf(),
+            },
+            Backend::Dynamo => StoreChoice::Dynamo {
+                endpoint: dynamodb_endpoint(),
+                table_name: fresh_table_name(),
+            },
+        };
+        let running = Self::run(store).await;
+        LocalServer {
+            api: Api::new(running.url()),
+            running,
+            data_dir: Some(data_dir),
+        }
+    }
+
+    pub async fn run(store: StoreChoice) -> Running {
+        renji_local::start(renji_local::Options {
+            addr: "127.0.0.1:0".parse().expect("address"),
+            store,
+            session_secret: None,
+        })
+        .await
+        .expect("start local server")
+    }
+
+    pub fn app(&self) -> &renji_shared::App {
+        &self.running.app
+    }
+}
+
+/// A status and parsed JSON body (Null when empty).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    /// Asserts the api.md error shape and returns its code.
+    pub fn error_code(&self) -> &str {
+        let error = &self.body["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no error message in {self:?}"
+        );
+        error["code"].as_str().expect("error code")
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Api {
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request; `body` is sent as-is with a JSON content type.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let response = req.send().await.expect("request");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.raw(method, path, token, body.map(|b| b.to_string()))
+            .await
+    }
+
+    /// Logs in through the sandbox WeChat as member `name`; returns (token, login reply body).
+    pub async fn login(&self, name: &str) -> (String, Value) {
+        let reply = self
+            .call(
+                "POST",
+                "/v1/auth/wechat",
+                None,
+                Some(serde_json::json!({ "code": format!("sandbox:{name}") })),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "login failed: {reply:?}");
+        let token = reply.body["token"].as_str().expect("token").to_owned();
+        (token, reply.body)
+    }
+}
