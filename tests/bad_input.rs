@@ -1,1 +1,265 @@
+//! Bad input is answered 4xx in the api.md error shape and changes nothing, on both stores.
 
+use renji_shared::domain::members::member_key;
+use renji_shared::ids::UserId;
+use renji_shared::store::Item;
+use renji_tests::{on_both_stores, Backend, LocalServer};
+use serde_json::json;
+
+async fn stored_member(server: &LocalServer, id: &str) -> Item {
+    server
+        .app()
+        .store
+        .get(&member_key(&UserId::parse(id).unwrap()))
+        .await
+        .unwrap()
+        .expect("member stored")
+}
+
+async fn bad_profile_updates_change_nothing(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let (token, login) = api.login("henry").await;
+    let id = login["user"]["id"].as_str().unwrap().to_owned();
+    let ok = api
+        .call(
+            "PATCH",
+            "/v1/me",
+            Some(&token),
+            Some(json!({"nickname": "Henry"})),
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let before = stored_member(&server, &id).await;
+
+    let one_mib = format!("{{\"nickname\":\"{}\"}}", "a".repeat(1024 * 1024));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            "{\"nickname\": ".into(),
+            400,
+            "malformed_json",
+        ),
+        ("not an object", "[1,2]".into(), 422, "invalid_field"),
+        ("empty body", "".into(), 400, "missing_body"),
+        (
+            "unknown field",
+            r#"{"nickname":"x","is_admin":true}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "mass assignment of id",
+            r#"{"id":"u_01"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "mass assignment of a count",
+            r#"{"followers_count":1000}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "wrong type",
+            r#"{"nickname":42}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "unknown gender",
+            r#"{"gender":"robot"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        ("1 MiB body", one_mib, 413, "payload_too_large"),
+        (
+            "over-long nickname",
+            format!(r#"{{"nickname":"{}"}}"#, "长".repeat(21)),
+            422,
+            "invalid_field",
+        ),
+        (
+            "control characters",
+            r#"{"nickname":"a\u0000b"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "http avatar",
+            r#"{"avatar_url":"http://x.com/a.png"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "impossible date",
+            r#"{"birth_date":"1990-02-30"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "future date",
+            r#"{"birth_date":"2999-01-01"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        // A valid field alongside a bad one: nothing of it is applied.
+        (
+            "one bad field of two",
+            r#"{"residence":"北京","birth_date":"x"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let reply = api.raw("PATCH", "/v1/me", Some(&token), Some(body)).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (status, code),
+            "{what}: {reply:?}"
+        );
+        assert_eq!(
+            stored_member(&server, &id).await,
+            before,
+            "{what} changed the member"
+        );
+    }
+    // The field is named in the answer.
+    let reply = api
+        .raw(
+            "PATCH",
+            "/v1/me",
+            Some(&token),
+            Some(r#"{"nickname":42}"#.into()),
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], json!("nickname"));
+    let reply = api
+        .raw(
+            "PATCH",
+            "/v1/me",
+            Some(&token),
+            Some(format!(r#"{{"nickname":"{}"}}"#, "长".repeat(21))),
+        )
+        .await;
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nickname"));
+}
+
+async fn bad_tokens_are_refused_and_change_nothing(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let (token, login) = api.login("iris").await;
+    let id = login["user"]["id"].as_str().unwrap().to_owned();
+    let before = stored_member(&server, &id).await;
+    let patch = Some(json!({"nickname": "changed"}));
+
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (payload, _) = token.split_once('.').unwrap();
+    let other_server = LocalServer::start(backend).await;
+    let (foreign, _) = other_server.api.login("iris").await;
+    let foreign_sig = format!("{payload}.{}", foreign.split_once('.').unwrap().1);
+
+    let (revoked, _) = api.login("iris").await;
+    assert_eq!(
+        api.call("POST", "/v1/auth/logout", Some(&revoked), None)
+            .await
+            .status,
+        204
+    );
+
+    for (what, bad) in [
+        ("tampered", Some(tampered.as_str())),
+        ("signed with another key", Some(foreign.as_str())),
+        ("another token's signature", Some(foreign_sig.as_str())),
+        ("revoked", Some(revoked.as_str())),
+        ("garbage", Some("not-a-token")),
+        ("missing", None),
+    ] {
+        for (method, path) in [
+            ("GET", "/v1/me"),
+            ("PATCH", "/v1/me"),
+            ("POST", "/v1/auth/logout"),
+        ] {
+            let body = (method == "PATCH").then(|| patch.clone()).flatten();
+            let reply = api.call(method, path, bad, body).await;
+            assert_eq!(
+                (reply.status, reply.error_code()),
+                (401, "unauthorized"),
+                "{what} {method} {path}"
+            );
+        }
+    }
+    assert_eq!(stored_member(&server, &id).await, before);
+    // The good token still works: refusals revoked nothing.
+    assert_eq!(
+        api.call("GET", "/v1/me", Some(&token), None).await.status,
+        200
+    );
+    // A non-bearer scheme is refused too.
+    let reply = reqwest::Client::new()
+        .get(format!("{}/v1/me", api.base))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+}
+
+async fn bad_logins_create_nobody(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let too_long = format!(r#"{{"code":"sandbox:{}"}}"#, "j".repeat(200));
+    for (what, body, status) in [
+        ("malformed", r#"{"code":"#.to_owned(), 400),
+        (
+            "unknown field",
+            r#"{"code":"sandbox:jack","nickname":"x"}"#.to_owned(),
+            422,
+        ),
+        ("wrong type", r#"{"code":123}"#.to_owned(), 422),
+        ("missing code", r#"{}"#.to_owned(), 422),
+        ("empty code", r#"{"code":""}"#.to_owned(), 422),
+        (
+            "code with spaces",
+            r#"{"code":"sandbox:jack x"}"#.to_owned(),
+            422,
+        ),
+        ("over-long code", too_long, 422),
+    ] {
+        let reply = api.raw("POST", "/v1/auth/wechat", None, Some(body)).await;
+        assert_eq!(reply.status, status, "{what}: {reply:?}");
+        reply.error_code();
+    }
+    // None of those created the member: the first real login is a new user.
+    let (_, login) = api.login("jack").await;
+    assert_eq!(login["new_user"], json!(true));
+    // Unknown routes and methods answer in the same error shape.
+    let reply = api.call("GET", "/v1/nowhere", None, None).await;
+    assert_eq!((reply.status, reply.error_code()), (404, "not_found"));
+    let reply = api.call("DELETE", "/v1/auth/wechat", None, None).await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (405, "method_not_allowed")
+    );
+    // A form body where JSON is required.
+    let reply = reqwest::Client::new()
+        .post(format!("{}/v1/auth/wechat", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("code=sandbox:jack")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 415);
+}
+
+on_both_stores!(
+    bad_profile_updates_change_nothing,
+    bad_tokens_are_refused_and_change_nothing,
+    bad_logins_create_nobody,
+);

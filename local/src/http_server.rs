@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub type HttpRequest = hyper::Request<Incoming>;
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
@@ -20,14 +20,17 @@ pub type Handler =
     Arc<dyn Fn(HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse> + Send>> + Send + Sync>;
 
 /// Serves `handler` on `listener` until the returned task is aborted or the runtime ends.
+/// Connections belong to the task, so aborting it closes them too (and frees the state they hold).
 pub fn spawn(listener: TcpListener, handler: Handler) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut connections = JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            while connections.try_join_next().is_some() {}
             let handler = Arc::clone(&handler);
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let service = service_fn(move |req| {
                     let handler = Arc::clone(&handler);
                     async move { Ok::<_, Infallible>(handler(req).await) }
