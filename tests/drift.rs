@@ -1,1 +1,198 @@
+//! Keeps `template.yaml`, the code, `openapi.yaml`, `events/` and the table mirror in step: a
+//! route added in one place and missing in another fails here.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use renji_local::functions::FUNCTIONS;
+use renji_local::template::Template;
+use renji_shared::store::schema::TABLE;
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template_routes() -> BTreeSet<String> {
+    Template::load()
+        .unwrap()
+        .routes()
+        .iter()
+        .map(|r| r.key())
+        .collect()
+}
+
+fn openapi() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("openapi.yaml")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_template_route_is_served_by_its_function_and_nothing_else() {
+    let template = Template::load().unwrap();
+    let mut served = BTreeSet::new();
+    for route in template.routes() {
+        let (_, routes) = FUNCTIONS
+            .iter()
+            .find(|(name, _)| *name == route.function)
+            .unwrap_or_else(|| panic!("{} has no handler in the local server", route.function));
+        assert!(
+            routes.contains(&route.key().as_str()),
+            "{} routes {} but its handler does not serve it",
+            route.function,
+            route.key()
+        );
+        served.insert(route.key());
+    }
+    let handled: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .flat_map(|(_, routes)| routes.iter().map(|r| r.to_string()))
+        .collect();
+    assert_eq!(
+        handled, served,
+        "handlers serve routes template.yaml does not declare"
+    );
+}
+
+#[test]
+fn every_function_binary_is_a_crate_of_the_workspace() {
+    let binaries = Template::load().unwrap().function_binaries();
+    assert_eq!(binaries.len(), FUNCTIONS.len());
+    for (function, binary) in binaries {
+        let manifest = root().join("functions").join(&binary).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap_or_else(|_| {
+            panic!(
+                "{function} builds {binary}, but {} is missing",
+                manifest.display()
+            )
+        });
+        assert!(
+            text.contains(&format!("name = \"{binary}\"")),
+            "{binary} bin target"
+        );
+    }
+}
+
+#[test]
+fn openapi_describes_exactly_the_template_routes() {
+    let spec = openapi();
+    let mut described = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if ["get", "put", "post", "patch", "delete"].contains(&method) {
+                described.insert(format!(
+                    "{} {}",
+                    method.to_uppercase(),
+                    path.as_str().unwrap()
+                ));
+            }
+        }
+    }
+    assert_eq!(described, template_routes());
+}
+
+#[test]
+fn openapi_profile_schemas_match_the_views() {
+    let spec = openapi();
+    let keys = |schema: &str| -> BTreeSet<String> {
+        spec["components"]["schemas"][schema]["properties"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let member = renji_shared::domain::members::Member {
+        id: renji_shared::ids::UserId::generate(),
+        openid: "o".into(),
+        unionid: None,
+        nickname: None,
+        avatar_url: None,
+        gender: None,
+        birth_date: None,
+        residence: None,
+        followers_count: 0,
+        following_count: 0,
+        listings_count: 0,
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    let view_keys = |v: serde_json::Value| -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys("Me"), view_keys(member.private_view()));
+    assert_eq!(keys("PublicUser"), view_keys(member.public_view()));
+}
+
+#[test]
+fn every_route_has_exactly_one_sample_event() {
+    let mut seen = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("events")).unwrap() {
+        let path = entry.unwrap().path();
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let route = event["routeKey"].as_str().unwrap().to_owned();
+        assert_eq!(
+            event["requestContext"]["routeKey"],
+            event["routeKey"],
+            "{}",
+            path.display()
+        );
+        assert_eq!(event["version"], "2.0", "{}", path.display());
+        assert!(seen.insert(route.clone()), "two events for {route}");
+    }
+    assert_eq!(
+        seen,
+        template_routes(),
+        "events/ and template.yaml routes differ"
+    );
+}
+
+#[test]
+fn the_table_mirror_matches_the_template() {
+    let template = Template::load().unwrap();
+    let props = template
+        .table_properties(TABLE.resource)
+        .expect("table declared");
+    let keys = |schema: &Value| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap().to_owned(),
+                    k["KeyType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |pk: &str, sk: &str| {
+        vec![
+            (pk.to_owned(), "HASH".to_owned()),
+            (sk.to_owned(), "RANGE".to_owned()),
+        ]
+    };
+    assert_eq!(keys(&props["KeySchema"]), pair("pk", "sk"));
+    let declared: Vec<(String, Vec<(String, String)>)> = props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["IndexName"].as_str().unwrap().to_owned(),
+                keys(&g["KeySchema"]),
+            )
+        })
+        .collect();
+    let mirrored: Vec<(String, Vec<(String, String)>)> = TABLE
+        .indexes
+        .iter()
+        .map(|i| (i.name.to_owned(), pair(i.pk, i.sk)))
+        .collect();
+    assert_eq!(declared, mirrored);
+    assert_eq!(
+        props["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(TABLE.ttl_attribute)
+    );
+}

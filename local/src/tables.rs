@@ -10,7 +10,7 @@ use serde_yaml::Value;
 
 use crate::template::Template;
 
-fn list<'a>(v: Option<&'a Value>) -> impl Iterator<Item = &'a Value> {
+fn list(v: Option<&Value>) -> impl Iterator<Item = &Value> {
     v.and_then(Value::as_sequence).into_iter().flatten()
 }
 

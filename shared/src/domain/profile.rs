@@ -173,7 +173,8 @@ mod tests {
             "javascript:alert(1)",
             "https://user:pw@img.example.com/a.png",
             "not a url",
-            "https:///nohost",
+            "https://",
+            "ftp://img.example.com/a.png",
         ] {
             assert!(AvatarUrl::parse(bad).is_err(), "{bad}");
         }
