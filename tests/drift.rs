@@ -111,6 +111,7 @@ fn openapi_profile_schemas_match_the_views() {
         gender: None,
         birth_date: None,
         residence: None,
+        verified: None,
         followers_count: 0,
         following_count: 0,
         listings_count: 0,

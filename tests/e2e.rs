@@ -146,7 +146,8 @@ async fn public_profiles_never_show_private_fields(backend: Backend) {
                 "following_count",
                 "id",
                 "listings_count",
-                "nickname"
+                "nickname",
+                "verified"
             ]
         );
         let text = public.body.to_string();

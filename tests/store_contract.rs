@@ -437,7 +437,54 @@ async fn secondary_indexes_are_sparse_and_kept_in_step(backend: Backend) {
     assert_eq!(pks(&ranged.items), ["J#3", "J#2", "J#1"]);
 }
 
+async fn batch_reads_answer_in_key_order(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let writes = (0..30)
+        .map(|n| Write::put(item(&format!("B#{n}"), "X", json!({ "n": n }))))
+        .collect();
+    s.transact(writes).await.unwrap();
+    let mut keys: Vec<Key> = (0..30)
+        .rev()
+        .map(|n| Key::new(format!("B#{n}"), "X"))
+        .collect();
+    keys.insert(3, Key::new("B#missing", "X"));
+    keys.push(Key::new("B#7", "X")); // asked twice
+    let got = s.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), keys.len());
+    assert_eq!(got[3], None);
+    assert_eq!(got[0].as_ref().unwrap()["n"], json!(29));
+    assert_eq!(got[4].as_ref().unwrap()["n"], json!(26));
+    assert_eq!(got.last().unwrap().as_ref().unwrap()["n"], json!(7));
+    assert_eq!(s.get_many(&[]).await.unwrap(), vec![]);
+    let too_many: Vec<Key> = (0..101).map(|n| Key::new(format!("B#{n}"), "X")).collect();
+    assert!(matches!(
+        s.get_many(&too_many).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn capped_counters_stop_at_their_bound(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let key = Key::new("R#1", "DAY");
+    let bump = || {
+        Write::update(key.clone())
+            .add("n", 1)
+            .condition(Condition::Under("n".into(), 3))
+            .build()
+    };
+    for _ in 0..3 {
+        s.write(bump()).await.unwrap();
+    }
+    assert_eq!(
+        s.write(bump()).await,
+        Err(StoreError::ConditionFailed { index: None })
+    );
+    assert_eq!(s.get(&key).await.unwrap().unwrap()["n"], json!(3));
+}
+
 on_both_stores!(
+    batch_reads_answer_in_key_order,
+    capped_counters_stop_at_their_bound,
     round_trip_keeps_every_type,
     conditions_guard_writes,
     updates_set_add_remove_and_upsert,

@@ -25,6 +25,14 @@ fn openid_key(openid: &str) -> Key {
     Key::new(format!("OPENID#{openid}"), "OPENID")
 }
 
+/// Who a verified member was verified as: the badge others see, never the details.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifiedAs {
+    Person,
+    Enterprise,
+}
+
 /// A member as stored. `openid`/`unionid` identify them to WeChat and are never shown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -42,6 +50,9 @@ pub struct Member {
     pub birth_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residence: Option<Residence>,
+    /// Set by real-name verification; publishing requires it (privacy policy §二(一)2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifiedAs>,
     #[serde(default)]
     pub followers_count: i64,
     #[serde(default)]
@@ -87,6 +98,7 @@ impl Member {
             "gender": self.gender,
             "birth_date": self.birth_date,
             "residence": self.residence,
+            "verified": self.verified,
             "followers_count": self.followers_count,
             "following_count": self.following_count,
             "listings_count": self.listings_count,
@@ -101,6 +113,7 @@ impl Member {
             "id": self.id,
             "nickname": self.nickname,
             "avatar_url": self.avatar_url,
+            "verified": self.verified,
             "followers_count": self.followers_count,
             "following_count": self.following_count,
             "listings_count": self.listings_count,
@@ -137,6 +150,7 @@ pub async fn find_or_create(
         gender: None,
         birth_date: None,
         residence: None,
+        verified: None,
         followers_count: 0,
         following_count: 0,
         listings_count: 0,

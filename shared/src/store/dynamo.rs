@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde_json::{Number, Value};
 
 use super::schema::TableSpec;
 use super::{
-    validate_key, validate_transaction, Condition, Cursor, Item, Key, Page, Query, SortKey, Store,
-    StoreError, Write, PK, SK,
+    validate_batch, validate_key, validate_transaction, Condition, Cursor, Item, Key, Page, Query,
+    SortKey, Store, StoreError, Write, PK, SK,
 };
 
 pub struct DynamoStore {
@@ -219,6 +219,55 @@ impl Store for DynamoStore {
         Ok(out.item.map(from_attrs))
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        validate_batch(keys)?;
+        let mut found: HashMap<Key, Item> = HashMap::new();
+        let mut unique: Vec<Key> = keys.to_vec();
+        unique.sort();
+        unique.dedup();
+        let mut pending: Vec<HashMap<String, AttributeValue>> =
+            unique.iter().map(key_attrs).collect();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(invalid)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table_name, request)
+                .send()
+                .await
+                .map_err(map_error)?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table_name))
+                .unwrap_or_default()
+            {
+                let item = from_attrs(item);
+                if let Some(key) = Key::of(&item) {
+                    found.insert(key, item);
+                }
+            }
+            // DynamoDB may leave keys unprocessed under load: retry them with a short backoff.
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table_name))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt > 5 {
+                    return Err(StoreError::Throttled);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
     async fn write(&self, write: Write) -> Result<(), StoreError> {
         let c = &self.client;
         match &write {
@@ -385,6 +434,11 @@ impl Expr {
                 self.name(n),
                 self.value(AttributeValue::N(b.to_string()))
             ),
+            Condition::Under(n, b) => {
+                let name = self.name(n);
+                let bound = self.value(AttributeValue::N(b.to_string()));
+                format!("(attribute_not_exists({name}) OR {name} < {bound})")
+            }
             Condition::All(all) if all.is_empty() => {
                 let pk = self.name(PK);
                 format!("(attribute_exists({pk}) OR attribute_not_exists({pk}))")

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::schema::{IndexSpec, TableSpec};
 use super::{
-    condition_holds, validate_key, validate_transaction, Cursor, Item, Key, Page, Query, SortKey,
-    Store, StoreError, Write, PK, SK,
+    condition_holds, validate_batch, validate_key, validate_transaction, Cursor, Item, Key, Page,
+    Query, SortKey, Store, StoreError, Write, PK, SK,
 };
 
 const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
@@ -371,6 +371,22 @@ impl Store for EmbeddedStore {
             let items = txn.open_table(ITEMS).map_err(unavailable)?;
             let found = items.get(raw.as_slice()).map_err(unavailable)?;
             found.map(|v| read_item(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        validate_batch(keys)?;
+        let raw: Vec<Vec<u8>> = keys.iter().map(item_key).collect::<Result<_, _>>()?;
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let items = txn.open_table(ITEMS).map_err(unavailable)?;
+            raw.iter()
+                .map(|k| {
+                    let found = items.get(k.as_slice()).map_err(unavailable)?;
+                    found.map(|v| read_item(v.value())).transpose()
+                })
+                .collect()
         })
         .await
     }

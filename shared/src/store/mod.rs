@@ -58,6 +58,8 @@ pub enum Condition {
     Equals(String, Value),
     /// The item exists and the numeric attribute is at least the bound.
     AtLeast(String, i64),
+    /// The numeric attribute is absent (or the item is) or below the bound: a capped counter.
+    Under(String, i64),
     /// Every condition holds.
     All(Vec<Condition>),
 }
@@ -280,10 +282,15 @@ impl std::error::Error for StoreError {}
 /// The most writes one transaction may hold (DynamoDB's limit).
 pub const MAX_TRANSACTION_WRITES: usize = 100;
 
+/// The most keys one `get_many` may ask for (DynamoDB's BatchGetItem limit).
+pub const MAX_BATCH_GET: usize = 100;
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Reads one item (strongly consistent).
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// Reads up to [`MAX_BATCH_GET`] items at once; the answer is in the order of `keys`.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
     /// One conditional write. `Write::Check` is only valid in a transaction.
     async fn write(&self, write: Write) -> Result<(), StoreError>;
     /// All writes or none; at most [`MAX_TRANSACTION_WRITES`], each key at most once.
@@ -314,6 +321,17 @@ pub(crate) fn validate_transaction(writes: &[Write]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks what both adapters require of a batch read.
+pub(crate) fn validate_batch(keys: &[Key]) -> Result<(), StoreError> {
+    if keys.len() > MAX_BATCH_GET {
+        return Err(StoreError::Invalid(format!(
+            "a batch read holds at most {MAX_BATCH_GET} keys, not {}",
+            keys.len()
+        )));
+    }
+    keys.iter().try_for_each(validate_key)
+}
+
 /// Checks what both adapters require of a key.
 pub(crate) fn validate_key(key: &Key) -> Result<(), StoreError> {
     if key.pk.is_empty() || key.sk.is_empty() {
@@ -332,6 +350,10 @@ pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
             .and_then(|i| i.get(name))
             .and_then(Value::as_i64)
             .is_some_and(|v| v >= *bound),
+        Condition::Under(name, bound) => match current.and_then(|i| i.get(name)) {
+            None => true,
+            Some(v) => v.as_i64().is_some_and(|v| v < *bound),
+        },
         Condition::All(all) => all.iter().all(|c| condition_holds(c, current)),
     }
 }
