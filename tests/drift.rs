@@ -123,6 +123,17 @@ fn openapi_profile_schemas_match_the_views() {
     };
     assert_eq!(keys("Me"), view_keys(member.private_view()));
     assert_eq!(keys("PublicUser"), view_keys(member.public_view()));
+
+    let listing: renji_shared::domain::listings::Listing = serde_json::from_value(serde_json::json!({
+        "id": renji_shared::ids::ListingId::generate(), "owner_id": member.id, "kind": "service",
+        "title": "t", "description": "", "category": "photography", "city": "北京",
+        "status": "published", "version": 1, "created_at": "", "updated_at": "",
+    }))
+    .unwrap();
+    assert_eq!(keys("Listing"), view_keys(listing.owner_view()));
+    let mut summary_keys = view_keys(listing.summary());
+    summary_keys.insert("distance_m".into());
+    assert_eq!(keys("ListingSummary"), summary_keys);
 }
 
 #[test]

@@ -1,33 +1,46 @@
 //! Handler tests fed from `events/`: each sample event, as API Gateway would deliver it to the
-//! Lambda, goes through `lambda_http`'s own parsing into the function's handler.
+//! Lambda, goes through `lambda_http`'s own parsing into the function's handler. Every event in
+//! the folder must be exercised here.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use renji_local::template::Template;
+use renji_shared::domain::members::member_key;
+use renji_shared::ids::UserId;
+use renji_shared::store::Write;
 use renji_tests::{on_both_stores, Backend, LocalServer};
 use serde_json::{json, Value};
 
-/// Reads `events/<name>.json`, with the bearer token and `{id}` of the running test put in.
-fn event(name: &str, token: Option<&str>, user_id: &str) -> (String, Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(format!("{name}.json"));
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// Reads `events/<name>.json` with this test's bearer token and path parameters put in.
+fn event(name: &str, token: Option<&str>, params: &[(&str, &str)]) -> Value {
+    let path = events_dir().join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: Value = serde_json::from_str(&text).unwrap();
     if let (Some(token), Some(_)) = (token, event["headers"].get("authorization")) {
         event["headers"]["authorization"] = json!(format!("Bearer {token}"));
     }
-    if event.get("pathParameters").is_some() {
-        let path = format!("/v1/users/{user_id}");
-        event["pathParameters"]["id"] = json!(user_id);
-        event["rawPath"] = json!(path);
-        event["requestContext"]["http"]["path"] = json!(path);
-    }
     let route = event["routeKey"].as_str().unwrap().to_owned();
-    (route, event)
+    let mut raw_path = route.split_once(' ').unwrap().1.to_owned();
+    for (name, value) in params {
+        assert!(
+            event["pathParameters"].get(name).is_some(),
+            "{name} not in {route}"
+        );
+        event["pathParameters"][name] = json!(value);
+        raw_path = raw_path.replace(&format!("{{{name}}}"), value);
+    }
+    event["rawPath"] = json!(raw_path);
+    event["requestContext"]["http"]["path"] = json!(raw_path);
+    event
 }
 
-async fn invoke(server: &LocalServer, route: &str, event: &Value) -> (u16, Value) {
+async fn invoke(server: &LocalServer, event: &Value) -> (u16, Value) {
+    let route = event["routeKey"].as_str().unwrap();
     let function = Template::load()
         .unwrap()
         .routes()
@@ -51,20 +64,32 @@ async fn invoke(server: &LocalServer, route: &str, event: &Value) -> (u16, Value
 
 async fn every_event_runs_through_its_handler(backend: Backend) {
     let server = LocalServer::start(backend).await;
+    let mut ran = BTreeSet::new();
+    let mut run = |name: &'static str| {
+        ran.insert(name.to_owned());
+        name
+    };
+
     // The login event logs in as its sandbox member; the others act as that member.
-    let (route, login_event) = event("auth-login", None, "");
-    let (status, login) = invoke(&server, &route, &login_event).await;
+    let (status, login) = invoke(&server, &event(run("auth-login"), None, &[])).await;
     assert_eq!(status, 200, "{login}");
     let token = login["token"].as_str().unwrap().to_owned();
-    let id = login["user"]["id"].as_str().unwrap().to_owned();
+    let alice = login["user"]["id"].as_str().unwrap().to_owned();
+    let (bob_token, bob_login) = server.api.login("bob").await;
+    let bob = bob_login["user"]["id"].as_str().unwrap().to_owned();
+    let alice_key = member_key(&UserId::parse(&alice).unwrap());
+    server
+        .app()
+        .store
+        .write(Write::update(alice_key).set("verified", "person").build())
+        .await
+        .unwrap();
 
-    let (route, e) = event("users-get-me", Some(&token), &id);
-    let (status, me) = invoke(&server, &route, &e).await;
-    assert_eq!((status, me["id"].as_str()), (200, Some(id.as_str())));
-
-    let (route, e) = event("users-patch-me", Some(&token), &id);
-    let sent: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
-    let (status, patched) = invoke(&server, &route, &e).await;
+    let me = invoke(&server, &event(run("users-get-me"), Some(&token), &[])).await;
+    assert_eq!((me.0, me.1["id"].as_str()), (200, Some(alice.as_str())));
+    let patch = event(run("users-patch-me"), Some(&token), &[]);
+    let sent: Value = serde_json::from_str(patch["body"].as_str().unwrap()).unwrap();
+    let (status, patched) = invoke(&server, &patch).await;
     assert_eq!(status, 200, "{patched}");
     for field in [
         "nickname",
@@ -75,22 +100,107 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     ] {
         assert_eq!(patched[field], sent[field], "{field}");
     }
-
-    let (route, e) = event("users-get-user", None, &id);
-    let (status, public) = invoke(&server, &route, &e).await;
+    let (status, public) = invoke(
+        &server,
+        &event(run("users-get-user"), None, &[("id", &alice)]),
+    )
+    .await;
     assert_eq!((status, &public["nickname"]), (200, &sent["nickname"]));
     assert!(public.get("birth_date").is_none());
 
-    // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
-    for name in ["users-get-me", "users-patch-me", "auth-logout"] {
-        let (route, e) = event(name, None, &id);
-        assert_eq!(invoke(&server, &route, &e).await.0, 401, "{name}");
+    let (status, listing) =
+        invoke(&server, &event(run("listings-create"), Some(&token), &[])).await;
+    assert_eq!(status, 201, "{listing}");
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let expect = |name: &'static str, token: Option<&str>, params: &[(&str, &str)], status: u16| {
+        (
+            name,
+            token.map(str::to_owned),
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+            status,
+        )
+    };
+    let steps = [
+        expect("listings-get", None, &[("id", &l)], 200),
+        expect("listings-edit", Some(&token), &[("id", &l)], 200),
+        expect("listings-browse", None, &[], 200),
+        expect("listings-of-member", None, &[("id", &alice)], 200),
+        expect("listings-share", Some(&bob_token), &[("id", &l)], 201),
+        expect("listings-share-history", Some(&bob_token), &[], 200),
+        expect(
+            "favorites-add",
+            Some(&bob_token),
+            &[("listing_id", &l)],
+            204,
+        ),
+        expect("favorites-list", Some(&bob_token), &[], 200),
+        expect(
+            "favorites-remove",
+            Some(&bob_token),
+            &[("listing_id", &l)],
+            204,
+        ),
+        expect(
+            "users-follow",
+            Some(&bob_token),
+            &[("user_id", &alice)],
+            204,
+        ),
+        expect("users-followers", None, &[("id", &alice)], 200),
+        expect("users-following", None, &[("id", &bob)], 200),
+        expect(
+            "users-unfollow",
+            Some(&bob_token),
+            &[("user_id", &alice)],
+            204,
+        ),
+        expect("listings-remove", Some(&token), &[("id", &l)], 204),
+        expect("auth-logout", Some(&token), &[], 204),
+    ];
+    let mut bodies = std::collections::HashMap::new();
+    for (name, token, params, status) in &steps {
+        run(name);
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (got, body) = invoke(&server, &event(name, token.as_deref(), &params)).await;
+        assert_eq!(got, *status, "{name}: {body}");
+        bodies.insert(*name, body);
     }
+    // The browse event (city 北京, kind service, q 摄影) finds the listing it created.
+    assert_eq!(bodies["listings-browse"]["items"][0]["id"], json!(l));
+    assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
 
-    let (route, e) = event("auth-logout", Some(&token), &id);
-    assert_eq!(invoke(&server, &route, &e).await.0, 204);
-    let (route, e) = event("users-get-me", Some(&token), &id);
-    assert_eq!(invoke(&server, &route, &e).await.0, 401, "logged out");
+    // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
+    for name in ["users-get-me", "listings-create", "favorites-list"] {
+        assert_eq!(
+            invoke(&server, &event(name, None, &[])).await.0,
+            401,
+            "{name}"
+        );
+    }
+    let me_again = invoke(&server, &event("users-get-me", Some(&token), &[])).await;
+    assert_eq!(me_again.0, 401, "logged out");
+
+    let shipped: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        ran, shipped,
+        "every event in events/ runs through its handler here"
+    );
 }
 
 on_both_stores!(every_event_runs_through_its_handler);

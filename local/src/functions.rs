@@ -7,6 +7,8 @@ use renji_shared::App;
 pub const FUNCTIONS: &[(&str, &[&str])] = &[
     ("AuthFunction", renji_auth::ROUTES),
     ("UsersFunction", renji_users::ROUTES),
+    ("ListingsFunction", renji_listings::ROUTES),
+    ("FavoritesFunction", renji_favorites::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -14,6 +16,8 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
     Some(match function {
         "AuthFunction" => renji_auth::handle(app, req).await,
         "UsersFunction" => renji_users::handle(app, req).await,
+        "ListingsFunction" => renji_listings::handle(app, req).await,
+        "FavoritesFunction" => renji_favorites::handle(app, req).await,
         _ => return None,
     })
 }

@@ -44,6 +44,17 @@ impl App {
     pub async fn authenticate(&self, req: &Request) -> Result<Claims, Error> {
         session::authenticate(&self.store, &self.tokens, req).await
     }
+
+    /// For routes anyone may call: the caller when a token is sent (a bad one is still 401).
+    pub async fn viewer(&self, req: &Request) -> Result<Option<Claims>, Error> {
+        match req
+            .headers()
+            .contains_key(lambda_http::http::header::AUTHORIZATION)
+        {
+            true => self.authenticate(req).await.map(Some),
+            false => Ok(None),
+        }
+    }
 }
 
 /// A DynamoDB client on the ring-based rustls stack. With an `endpoint` (DynamoDB Local) it uses

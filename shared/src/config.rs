@@ -64,6 +64,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// The largest request body accepted (`RENJI_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// The listing categories members may choose from (`RENJI_CATEGORIES`, comma-separated slugs).
+    pub categories: Vec<String>,
     /// WeChat login credentials; only the functions that call WeChat are given them.
     pub wechat: Option<WechatConfig>,
 }
@@ -72,6 +74,8 @@ pub const DEFAULT_TABLE: &str = "renji";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_CATEGORIES: &str = "photography,videography,makeup,styling,costume,venue,\
+music,dance,acting,modeling,design,post_production,other";
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -109,6 +113,9 @@ impl Config {
                 DEFAULT_MAX_BODY_BYTES as u64,
             )?)
             .map_err(|_| Error::Config("RENJI_MAX_BODY_BYTES is too large".into()))?,
+            categories: categories(
+                &lookup("RENJI_CATEGORIES").unwrap_or_else(|| DEFAULT_CATEGORIES.into()),
+            )?,
             wechat: match lookup("WECHAT_APPID").filter(|v| !v.is_empty()) {
                 None => None,
                 Some(appid) => Some(WechatConfig {
@@ -120,6 +127,26 @@ impl Config {
             },
         })
     }
+}
+
+/// Category slugs: lowercase ASCII letters, digits and `_`, at most 32 bytes each.
+fn categories(list: &str) -> Result<Vec<String>, Error> {
+    let slugs: Vec<String> = list
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let valid = |c: &String| {
+        c.len() <= 32
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    if slugs.is_empty() || !slugs.iter().all(valid) {
+        return Err(Error::Config(
+            "RENJI_CATEGORIES must be comma-separated slugs of a-z, 0-9 and _".into(),
+        ));
+    }
+    Ok(slugs)
 }
 
 #[cfg(test)]
@@ -160,6 +187,18 @@ mod tests {
         assert!(matches!(no_secret, Err(Error::Config(m)) if m.contains("WECHAT_SECRET")));
         let no_wechat = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
         assert!(no_wechat.wechat.is_none());
+        assert!(no_wechat.categories.contains(&"photography".to_owned()));
+        let custom = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_CATEGORIES", "a, b_2"),
+        ]))
+        .unwrap();
+        assert_eq!(custom.categories, ["a", "b_2"]);
+        let bad = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_CATEGORIES", "Photo#1"),
+        ]));
+        assert!(bad.is_err());
         let short = Config::from_lookup(env(&[
             ("RENJI_SESSION_SECRET", "short"),
             ("WECHAT_APPID", "a"),

@@ -167,6 +167,27 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::Internal(format!("route has no path parameter {name}")))
 }
 
+/// An id path parameter; one that is not of our id shape names nothing, so 404.
+pub fn id_param<T>(
+    req: &Request,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &'static str,
+) -> Result<T, Error> {
+    parse(&path_param(req, name)?).ok_or(Error::NotFound(what))
+}
+
+/// Refuses query parameters the route does not know, naming the first.
+pub fn only_params(req: &Request, allowed: &[&str]) -> Result<(), Error> {
+    let unknown = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.iter().map(|(k, _)| k).find(|k| !allowed.contains(k)));
+    match unknown {
+        Some(name) => Err(Error::invalid(name, "is not a parameter of this route")),
+        None => Ok(()),
+    }
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
@@ -181,6 +202,12 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The page of a list route that takes no other parameters.
+    pub fn only(req: &Request) -> Result<Self, Error> {
+        only_params(req, &["limit", "cursor"])?;
+        Self::from_request(req)
+    }
+
     pub fn from_request(req: &Request) -> Result<Self, Error> {
         let limit = match query_param(req, "limit") {
             None => DEFAULT_PAGE_LIMIT,
@@ -204,6 +231,14 @@ impl PageRequest {
 pub struct ListResponse<T: Serialize> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A list answer.
+pub fn list<T: Serialize>(
+    items: Vec<T>,
+    next_cursor: Option<String>,
+) -> Result<Response<Body>, Error> {
+    ok(&ListResponse { items, next_cursor })
 }
 
 /// The bearer token of the `Authorization` header, if well-formed.

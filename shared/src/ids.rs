@@ -1,42 +1,64 @@
-//! Identifier newtypes. IDs are opaque to clients; ours are a prefix and a ULID.
+//! Identifier newtypes. IDs are opaque to clients; ours are a short prefix and a lowercase ULID.
 
 use serde::{Deserialize, Serialize};
 
-/// A member's id (`u_` + lowercase ULID).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(String);
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl UserId {
-    const PREFIX: &'static str = "u_";
+        impl $name {
+            const PREFIX: &'static str = $prefix;
 
-    pub fn generate() -> Self {
-        UserId(format!(
-            "{}{}",
-            Self::PREFIX,
-            ulid::Ulid::new().to_string().to_ascii_lowercase()
-        ))
-    }
+            pub fn generate() -> Self {
+                $name(format!(
+                    "{}{}",
+                    Self::PREFIX,
+                    ulid::Ulid::new().to_string().to_ascii_lowercase()
+                ))
+            }
 
-    /// Accepts only the shape we generate, so a path segment never becomes a store key unchecked.
-    pub fn parse(text: &str) -> Option<Self> {
-        let rest = text.strip_prefix(Self::PREFIX)?;
-        let well_formed = rest.len() == 26
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-        well_formed.then(|| UserId(text.to_owned()))
-    }
+            /// Accepts only the shape we generate, so a path segment never becomes a store key
+            /// unchecked.
+            pub fn parse(text: &str) -> Option<Self> {
+                let rest = text.strip_prefix(Self::PREFIX)?;
+                let well_formed = rest.len() == 26
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+                well_formed.then(|| $name(text.to_owned()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+prefixed_id!(
+    /// A member's id (`u_…`).
+    UserId,
+    "u_"
+);
+prefixed_id!(
+    /// A listing's id (`l_…`).
+    ListingId,
+    "l_"
+);
+
+/// A sort key that orders records by creation time to the millisecond (a ULID), for lists
+/// shown newest first.
+pub fn time_order() -> String {
+    ulid::Ulid::new().to_string().to_ascii_lowercase()
 }
 
 /// A random, unguessable token part (128 bits, URL-safe base64).
@@ -56,7 +78,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_ids_round_trip_and_reject_other_shapes() {
+    fn ids_round_trip_and_reject_other_shapes() {
         let id = UserId::generate();
         assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
         for bad in [
@@ -68,6 +90,12 @@ mod tests {
         ] {
             assert_eq!(UserId::parse(bad), None, "{bad}");
         }
+        let listing = ListingId::generate();
+        assert!(ListingId::parse(listing.as_str()).is_some());
+        assert!(
+            ListingId::parse(id.as_str()).is_none(),
+            "a user id is no listing id"
+        );
         assert_ne!(random_token(), random_token());
     }
 }

@@ -13,3 +13,6 @@ pub mod wechat;
 
 pub use app::App;
 pub use error::Error;
+pub mod geo;
+pub mod money;
+pub mod text;

@@ -1,13 +1,24 @@
 //! The `users` function: the member's own profile and public profiles.
 
 use lambda_http::{Body, Request, Response};
+use renji_shared::domain::follows::{self, Direction};
 use renji_shared::domain::members;
-use renji_shared::http::{json_body, ok, path_param, respond, route_key};
+use renji_shared::http::{
+    id_param, json_body, list, no_content, ok, respond, route_key, PageRequest,
+};
 use renji_shared::ids::UserId;
 use renji_shared::{App, Error};
 
 /// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &["GET /v1/me", "PATCH /v1/me", "GET /v1/users/{id}"];
+pub const ROUTES: &[&str] = &[
+    "GET /v1/me",
+    "PATCH /v1/me",
+    "GET /v1/users/{id}",
+    "PUT /v1/me/following/{user_id}",
+    "DELETE /v1/me/following/{user_id}",
+    "GET /v1/users/{id}/followers",
+    "GET /v1/users/{id}/following",
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(req, |req| route(app, req)).await
@@ -29,11 +40,41 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ok(&member.private_view())
         }
         Some("GET /v1/users/{id}") => {
-            let id = UserId::parse(&path_param(&req, "id")?).ok_or(Error::NotFound("member"))?;
+            let id = id_param(&req, "id", UserId::parse, "member")?;
             let member = members::get(&app.store, &id)
                 .await?
                 .ok_or(Error::NotFound("member"))?;
             ok(&member.public_view())
+        }
+        Some("PUT /v1/me/following/{user_id}") => {
+            let me = app.authenticate(&req).await?;
+            let target = id_param(&req, "user_id", UserId::parse, "member")?;
+            follows::follow(&app.store, &me.user_id, &target).await?;
+            no_content()
+        }
+        Some("DELETE /v1/me/following/{user_id}") => {
+            let me = app.authenticate(&req).await?;
+            let target = id_param(&req, "user_id", UserId::parse, "member")?;
+            follows::unfollow(&app.store, &me.user_id, &target).await?;
+            no_content()
+        }
+        Some(route @ ("GET /v1/users/{id}/followers" | "GET /v1/users/{id}/following")) => {
+            let direction = if route.ends_with("followers") {
+                Direction::Followers
+            } else {
+                Direction::Following
+            };
+            let page = PageRequest::only(&req)?;
+            let id = id_param(&req, "id", UserId::parse, "member")?;
+            let (items, next) = follows::list(
+                &app.store,
+                &id,
+                direction,
+                page.limit,
+                page.cursor.as_deref(),
+            )
+            .await?;
+            list(items, next)
         }
         _ => Err(Error::NotFound("route")),
     }

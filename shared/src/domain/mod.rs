@@ -1,5 +1,34 @@
 //! Business rules, written once against the storage port.
 
+pub mod favorites;
+pub mod follows;
+pub mod listings;
 pub mod login;
 pub mod members;
 pub mod profile;
+pub mod shares;
+
+use crate::error::Error;
+use crate::store::schema::TABLE;
+use crate::store::{Cursor, Item, Query};
+
+/// Reads a client's page cursor for `query`: 422 naming `cursor` when it is not one of its pages.
+pub fn cursor_for(query: &Query, text: Option<&str>) -> Result<Option<Cursor>, Error> {
+    text.map(|c| {
+        Cursor::decode(c, query, &TABLE)
+            .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
+    })
+    .transpose()
+}
+
+/// An id attribute of a stored record; a record without one is corrupt.
+pub(crate) fn id_attr<T>(
+    item: &Item,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, Error> {
+    item.get(name)
+        .and_then(|v| v.as_str())
+        .and_then(parse)
+        .ok_or_else(|| Error::Internal(format!("stored record without a valid {name}")))
+}

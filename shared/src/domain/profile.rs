@@ -8,7 +8,7 @@ use time::{Date, OffsetDateTime};
 use crate::error::Error;
 
 /// Rejects control characters (newlines, NUL, bidi overrides stay out of names shown to others).
-fn printable(field: &str, text: &str) -> Result<(), Error> {
+pub fn printable(field: &str, text: &str) -> Result<(), Error> {
     let bad = text.chars().any(|c| {
         c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
     });
@@ -19,7 +19,7 @@ fn printable(field: &str, text: &str) -> Result<(), Error> {
 }
 
 /// Trims, then checks the length in characters (not bytes: 摄影师 is 3).
-fn bounded_text(field: &str, text: &str, max_chars: usize) -> Result<String, Error> {
+pub fn bounded_text(field: &str, text: &str, max_chars: usize) -> Result<String, Error> {
     let trimmed = text.trim();
     printable(field, trimmed)?;
     let chars = trimmed.chars().count();

@@ -1,0 +1,96 @@
+//! The `listings` function: create, read, edit and remove listings; browse (kind, category,
+//! city, nearby, keyword); a member's listings; shares and the share history.
+
+use lambda_http::{Body, Request, Response};
+use renji_shared::domain::listings::{self, browse};
+use renji_shared::domain::shares;
+use renji_shared::http::{
+    created, id_param, json_body, list, no_content, ok, only_params, query_param, respond,
+    route_key, PageRequest,
+};
+use renji_shared::ids::{ListingId, UserId};
+use renji_shared::{App, Error};
+
+/// The routes this function serves; `template.yaml` must route exactly these here (tested).
+pub const ROUTES: &[&str] = &[
+    "POST /v1/listings",
+    "GET /v1/listings",
+    "GET /v1/listings/{id}",
+    "PATCH /v1/listings/{id}",
+    "DELETE /v1/listings/{id}",
+    "GET /v1/users/{id}/listings",
+    "POST /v1/listings/{id}/shares",
+    "GET /v1/me/shares",
+];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(req, |req| route(app, req)).await
+}
+
+fn listing_id(req: &Request) -> Result<ListingId, Error> {
+    id_param(req, "id", ListingId::parse, "listing")
+}
+
+async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let store = &app.store;
+    let categories = &app.config.categories;
+    let limit = app.config.max_body_bytes;
+    match route_key(&req) {
+        Some("POST /v1/listings") => {
+            let me = app.authenticate(&req).await?;
+            let body = json_body(&req, limit)?;
+            let listing = listings::create(store, categories, &me.user_id, body).await?;
+            created(&listing.owner_view())
+        }
+        Some("GET /v1/listings") => {
+            only_params(&req, browse::PARAMS)?;
+            let page = PageRequest::from_request(&req)?;
+            let query = browse::Browse::parse(
+                |name| query_param(&req, name),
+                categories,
+                page.limit,
+                page.cursor,
+            )?;
+            let (items, next) = browse::browse(store, &query).await?;
+            list(items, next)
+        }
+        Some("GET /v1/listings/{id}") => {
+            let viewer = app.viewer(&req).await?;
+            let id = listing_id(&req)?;
+            ok(&listings::get_visible(store, &id, viewer.as_ref().map(|c| &c.user_id)).await?)
+        }
+        Some("PATCH /v1/listings/{id}") => {
+            let me = app.authenticate(&req).await?;
+            let id = listing_id(&req)?;
+            let patch = json_body(&req, limit)?;
+            let listing = listings::update(store, categories, &me.user_id, &id, patch).await?;
+            ok(&listing.owner_view())
+        }
+        Some("DELETE /v1/listings/{id}") => {
+            let me = app.authenticate(&req).await?;
+            listings::remove(store, &me.user_id, &listing_id(&req)?).await?;
+            no_content()
+        }
+        Some("GET /v1/users/{id}/listings") => {
+            let page = PageRequest::only(&req)?;
+            let owner = id_param(&req, "id", UserId::parse, "member")?;
+            let (items, next) =
+                listings::by_owner(store, &owner, page.limit, page.cursor.as_deref()).await?;
+            list(items, next)
+        }
+        Some("POST /v1/listings/{id}/shares") => {
+            let me = app.authenticate(&req).await?;
+            let id = listing_id(&req)?;
+            let body = json_body(&req, limit)?;
+            created(&shares::record(store, &me.user_id, &id, body).await?)
+        }
+        Some("GET /v1/me/shares") => {
+            let me = app.authenticate(&req).await?;
+            let page = PageRequest::only(&req)?;
+            let (items, next) =
+                shares::history(store, &me.user_id, page.limit, page.cursor.as_deref()).await?;
+            list(items, next)
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}

@@ -1,0 +1,110 @@
+//! Favourites ("我的-收藏"): one record per member and listing, and the listing's count, always
+//! changed in the same transaction, so the count equals the records and never goes negative.
+//!
+//! Store layout: `FAVS#<member> / <listing id>`, ordered for the list by
+//! `gsi1pk = FAVS#<member>`, `gsi1sk` = a time-ordered ULID.
+
+use serde_json::{json, Value};
+
+use super::listings::{self, listing_key};
+use super::members::now_rfc3339;
+use crate::error::Error;
+use crate::ids::{ListingId, UserId};
+use crate::store::schema::GSI1;
+use crate::store::{Condition, DynStore, Item, Key, Query, StoreError, Write};
+
+fn partition(member: &UserId) -> String {
+    format!("FAVS#{member}")
+}
+
+fn record_key(member: &UserId, listing: &ListingId) -> Key {
+    Key::new(partition(member), listing.as_str())
+}
+
+/// `PUT /v1/me/favorites/{listing_id}`: idempotent; only a published listing can be favourited.
+pub async fn add(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
+    let key = record_key(member, listing);
+    let now = now_rfc3339();
+    let mut record = Item::new();
+    record.insert("pk".into(), key.pk.clone().into());
+    record.insert("sk".into(), key.sk.clone().into());
+    record.insert("gsi1pk".into(), key.pk.into());
+    record.insert("gsi1sk".into(), crate::ids::time_order().into());
+    record.insert("listing_id".into(), json!(listing));
+    record.insert("created_at".into(), now.into());
+    let result = store
+        .transact(vec![
+            Write::put_if(record, Condition::Absent),
+            Write::update(listing_key(listing))
+                .add("favorites_count", 1)
+                .condition(Condition::Equals("status".into(), json!("published")))
+                .build(),
+        ])
+        .await;
+    match result {
+        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
+        Err(StoreError::ConditionFailed { index: Some(1) }) => {
+            Err(unavailable(store, listing).await)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a listing cannot be favourited or shared: unknown or private (404), or not published.
+pub async fn unavailable(store: &DynStore, listing: &ListingId) -> Error {
+    match listings::get(store, listing).await {
+        Ok(Some(l)) if l.view_for(None).is_some() => Error::Conflict {
+            code: "listing_unavailable",
+            message: "the listing is not published".into(),
+        },
+        Ok(_) => Error::NotFound("listing"),
+        Err(e) => e,
+    }
+}
+
+/// `DELETE /v1/me/favorites/{listing_id}`: idempotent; works on removed listings too.
+pub async fn remove(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
+    let result = store
+        .transact(vec![
+            Write::delete_if(record_key(member, listing), Condition::Present),
+            Write::update(listing_key(listing))
+                .add("favorites_count", -1)
+                .condition(Condition::AtLeast("favorites_count".into(), 1))
+                .build(),
+        ])
+        .await;
+    match result {
+        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/me/favorites`: newest first, with listing summaries.
+pub async fn list(
+    store: &DynStore,
+    member: &UserId,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<(Vec<Value>, Option<String>), Error> {
+    let query = Query::partition(partition(member))
+        .index(GSI1)
+        .descending()
+        .limit(limit);
+    let cursor = super::cursor_for(&query, cursor)?;
+    let page = store.query(query.after(cursor)).await?;
+    let ids = page
+        .items
+        .iter()
+        .map(|i| super::id_attr(i, "listing_id", ListingId::parse))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summaries = listings::summaries(store, &ids).await?;
+    let items = page
+        .items
+        .iter()
+        .zip(summaries)
+        .map(|(record, listing)| {
+            json!({ "listing": listing, "favorited_at": record.get("created_at") })
+        })
+        .collect();
+    Ok((items, page.next.map(|c| c.encode())))
+}

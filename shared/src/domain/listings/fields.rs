@@ -1,0 +1,220 @@
+//! What a client may send about a listing, validated into values the domain can trust. Owner,
+//! counts, `removed`/`taken_down` and timestamps are not fields here: bodies naming them are
+//! refused by `deny_unknown_fields` (mass assignment).
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::profile::{bounded_text, https_url, patch_field};
+use crate::error::Error;
+use crate::geo::Location;
+use crate::money::Fen;
+
+pub const MAX_TITLE_CHARS: usize = 40;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+pub const MAX_CITY_CHARS: usize = 20;
+pub const MAX_IMAGES: usize = 9;
+pub const MAX_MEDIA_URL_LEN: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// 服务: sold at a price.
+    Service,
+    /// 招募: a call for people; no price.
+    Recruitment,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Recruitment => "recruitment",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "service" => Some(Kind::Service),
+            "recruitment" => Some(Kind::Recruitment),
+            _ => None,
+        }
+    }
+}
+
+/// The statuses a client may ask for; `removed` is `DELETE`, `taken_down` is staff's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedStatus {
+    Draft,
+    Published,
+    Closed,
+}
+
+/// `POST /v1/listings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewListing {
+    pub kind: Kind,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    pub city: String,
+    #[serde(default)]
+    pub location: Option<Location>,
+    #[serde(default)]
+    pub images: Vec<String>,
+    #[serde(default)]
+    pub video_url: Option<String>,
+    #[serde(default)]
+    pub price_fen: Option<i64>,
+    /// `draft` (default) or `published`.
+    #[serde(default)]
+    pub status: Option<RequestedStatus>,
+}
+
+/// `PATCH /v1/listings/{id}`: absent fields stay; `null` clears the optional ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub city: Option<String>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub location: Option<Option<Location>>,
+    pub images: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub video_url: Option<Option<String>>,
+    pub price_fen: Option<i64>,
+    pub status: Option<RequestedStatus>,
+}
+
+pub fn title(text: &str) -> Result<String, Error> {
+    bounded_text("title", text, MAX_TITLE_CHARS)
+}
+
+pub fn description(text: &str) -> Result<String, Error> {
+    if text.trim().is_empty() {
+        return Ok(String::new());
+    }
+    // Descriptions may hold line breaks; other control characters are refused.
+    let lines: Result<Vec<String>, Error> = text
+        .trim()
+        .split('\n')
+        .map(|line| {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() {
+                Ok(String::new())
+            } else {
+                bounded_text("description", line, MAX_DESCRIPTION_CHARS)
+            }
+        })
+        .collect();
+    let joined = lines?.join("\n");
+    let chars = joined.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(Error::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters, not {chars}"),
+        ));
+    }
+    Ok(joined)
+}
+
+pub fn category(text: &str, allowed: &[String]) -> Result<String, Error> {
+    if allowed.iter().any(|c| c == text) {
+        Ok(text.to_owned())
+    } else {
+        Err(Error::invalid(
+            "category",
+            format!("must be one of: {}", allowed.join(", ")),
+        ))
+    }
+}
+
+/// A city name such as 北京; it becomes part of index keys, so `#` is refused.
+pub fn city(text: &str) -> Result<String, Error> {
+    let city = bounded_text("city", text, MAX_CITY_CHARS)?;
+    if city.contains('#') {
+        return Err(Error::invalid("city", "must not contain #"));
+    }
+    Ok(city)
+}
+
+pub fn images(urls: &[String]) -> Result<Vec<String>, Error> {
+    if urls.len() > MAX_IMAGES {
+        return Err(Error::invalid(
+            "images",
+            format!("at most {MAX_IMAGES} images, not {}", urls.len()),
+        ));
+    }
+    urls.iter()
+        .enumerate()
+        .map(|(i, u)| https_url(&format!("images[{i}]"), u, MAX_MEDIA_URL_LEN))
+        .collect()
+}
+
+pub fn video_url(url: &str) -> Result<String, Error> {
+    https_url("video_url", url, MAX_MEDIA_URL_LEN)
+}
+
+/// A service has a price; a recruitment has none.
+pub fn price(kind: Kind, price_fen: Option<i64>) -> Result<Option<Fen>, Error> {
+    match (kind, price_fen) {
+        (Kind::Service, Some(fen)) => Fen::price("price_fen", fen).map(Some),
+        (Kind::Service, None) => Err(Error::invalid("price_fen", "a service needs a price")),
+        (Kind::Recruitment, None) => Ok(None),
+        (Kind::Recruitment, Some(_)) => {
+            Err(Error::invalid("price_fen", "a recruitment has no price"))
+        }
+    }
+}
+
+pub fn location(location: Location) -> Result<Location, Error> {
+    Location::new("location", location.lat, location.lng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_have_prices_and_recruitments_do_not() {
+        assert_eq!(price(Kind::Service, Some(1)).unwrap().unwrap().get(), 1);
+        assert!(price(Kind::Service, None).is_err());
+        assert!(price(Kind::Service, Some(0)).is_err());
+        assert!(price(Kind::Service, Some(-5)).is_err());
+        assert!(price(Kind::Service, Some(Fen::MAX_PRICE + 1)).is_err());
+        assert_eq!(price(Kind::Recruitment, None).unwrap(), None);
+        assert!(price(Kind::Recruitment, Some(100)).is_err());
+    }
+
+    #[test]
+    fn media_must_be_https_and_few() {
+        let ok = vec!["https://img.renji.world/1.jpg".to_owned(); 9];
+        assert_eq!(images(&ok).unwrap().len(), 9);
+        assert!(images(&vec!["https://img.renji.world/1.jpg".to_owned(); 10]).is_err());
+        let err = images(&["https://a.cn/1.jpg".into(), "http://a.cn/2.jpg".into()]).unwrap_err();
+        assert!(matches!(err, Error::Invalid { ref field, .. } if field == "images[1]"));
+        assert!(video_url("https://v.renji.world/a.mp4").is_ok());
+        assert!(video_url("rtmp://v.renji.world/a").is_err());
+    }
+
+    #[test]
+    fn text_fields_are_bounded_in_characters() {
+        assert_eq!(title("  婚礼摄影师 ").unwrap(), "婚礼摄影师");
+        assert!(title(&"摄".repeat(41)).is_err());
+        assert_eq!(
+            description("第一行\r\n\n第二行").unwrap(),
+            "第一行\n\n第二行"
+        );
+        assert!(description("bad\u{0007}bell").is_err());
+        assert!(description(&"字".repeat(2001)).is_err());
+        assert!(city("北京").is_ok());
+        assert!(city("北#京").is_err());
+        let allowed = vec!["photography".to_owned()];
+        assert!(category("photography", &allowed).is_ok());
+        assert!(category("weapons", &allowed).is_err());
+    }
+}

@@ -1,0 +1,541 @@
+//! Listings: services (with a price) and recruitments. Their lifecycle, who may see and change
+//! them, and how every change is written — the listing, its index entries and the owner's
+//! published-listings count in one transaction.
+//!
+//! Store layout: `LISTING#<id> / LISTING`; while published it also carries `gsi1pk = OWNER#<owner>`
+//! and `gsi1sk = <published_at>#<id>` (a member's published listings, newest first), and the index
+//! entries of [`index`].
+
+pub mod browse;
+pub mod fields;
+pub mod index;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use self::fields::{Kind, ListingPatch, NewListing, RequestedStatus};
+use super::members::{self, member_key, now_rfc3339};
+use crate::error::Error;
+use crate::geo::Location;
+use crate::ids::{ListingId, UserId};
+use crate::money::Fen;
+use crate::store::{Condition, DynStore, Item, Key, StoreError, Write};
+
+/// Optimistic writes retry this often when another edit got there first.
+const MAX_ATTEMPTS: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingStatus {
+    Draft,
+    Published,
+    Closed,
+    /// Removed by its owner; kept for the orders that refer to it.
+    Removed,
+    /// Taken down by staff; the owner sees why.
+    TakenDown,
+}
+
+impl ListingStatus {
+    /// The client-driven transitions: draft → published → closed → published.
+    fn can_become(self, to: RequestedStatus) -> bool {
+        use ListingStatus as S;
+        use RequestedStatus as R;
+        matches!(
+            (self, to),
+            (S::Draft, R::Draft | R::Published)
+                | (S::Published, R::Published | R::Closed)
+                | (S::Closed, R::Closed | R::Published)
+        )
+    }
+
+    /// Others see published and closed listings; drafts and removed ones are the owner's alone.
+    fn is_public(self) -> bool {
+        matches!(self, ListingStatus::Published | ListingStatus::Closed)
+    }
+}
+
+impl From<RequestedStatus> for ListingStatus {
+    fn from(s: RequestedStatus) -> Self {
+        match s {
+            RequestedStatus::Draft => ListingStatus::Draft,
+            RequestedStatus::Published => ListingStatus::Published,
+            RequestedStatus::Closed => ListingStatus::Closed,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub id: ListingId,
+    pub owner_id: UserId,
+    pub kind: Kind,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default)]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_fen: Option<Fen>,
+    pub status: ListingStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takedown_reason: Option<String>,
+    #[serde(default)]
+    pub favorites_count: i64,
+    #[serde(default)]
+    pub shares_count: i64,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+}
+
+pub fn listing_key(id: &ListingId) -> Key {
+    Key::new(format!("LISTING#{id}"), "LISTING")
+}
+
+pub fn owner_partition(owner: &UserId) -> String {
+    format!("OWNER#{owner}")
+}
+
+/// Attributes the counters' writers own: an edit never writes them, so it cannot undo a count.
+const COUNTERS: [&str; 2] = ["favorites_count", "shares_count"];
+
+impl Listing {
+    pub fn is_published(&self) -> bool {
+        self.status == ListingStatus::Published
+    }
+
+    pub fn from_item(item: Item) -> Result<Self, Error> {
+        serde_json::from_value(Value::Object(item))
+            .map_err(|e| Error::Internal(format!("stored listing unreadable: {e}")))
+    }
+
+    /// The stored item: the listing, its key and, while published, its owner-index keys.
+    fn to_item(&self) -> Result<Item, Error> {
+        let Value::Object(mut item) =
+            serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))?
+        else {
+            return Err(Error::Internal("listing is not an object".into()));
+        };
+        let key = listing_key(&self.id);
+        item.insert("pk".into(), key.pk.into());
+        item.insert("sk".into(), key.sk.into());
+        if self.is_published() {
+            item.insert("gsi1pk".into(), owner_partition(&self.owner_id).into());
+            item.insert(
+                "gsi1sk".into(),
+                format!(
+                    "{}#{}",
+                    self.published_at.as_deref().unwrap_or_default(),
+                    self.id
+                )
+                .into(),
+            );
+        }
+        Ok(item)
+    }
+
+    /// What browsing shows of a listing.
+    pub fn summary(&self) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "category": self.category,
+            "city": self.city,
+            "price_fen": self.price_fen,
+            "cover_url": self.images.first(),
+            "location": self.location,
+            "owner_id": self.owner_id,
+            "published_at": self.published_at,
+        })
+    }
+
+    /// The whole listing as anyone may see it.
+    pub fn public_view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "owner_id": self.owner_id,
+            "kind": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "category": self.category,
+            "city": self.city,
+            "location": self.location,
+            "images": self.images,
+            "video_url": self.video_url,
+            "price_fen": self.price_fen,
+            "status": self.status,
+            "favorites_count": self.favorites_count,
+            "shares_count": self.shares_count,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "published_at": self.published_at,
+        })
+    }
+
+    /// The owner also sees why staff took it down (privacy policy §三(四)2).
+    pub fn owner_view(&self) -> Value {
+        let mut view = self.public_view();
+        view["takedown_reason"] = json!(self.takedown_reason);
+        view
+    }
+
+    /// The view for `viewer`, or `None` when the listing is not theirs to see.
+    pub fn view_for(&self, viewer: Option<&UserId>) -> Option<Value> {
+        if viewer == Some(&self.owner_id) {
+            Some(self.owner_view())
+        } else if self.status.is_public() {
+            Some(self.public_view())
+        } else {
+            None
+        }
+    }
+}
+
+pub async fn get(store: &DynStore, id: &ListingId) -> Result<Option<Listing>, Error> {
+    store
+        .get(&listing_key(id))
+        .await?
+        .map(Listing::from_item)
+        .transpose()
+}
+
+/// The listing if `viewer` may see it; otherwise 404, so drafts stay private.
+pub async fn get_visible(
+    store: &DynStore,
+    id: &ListingId,
+    viewer: Option<&UserId>,
+) -> Result<Value, Error> {
+    get(store, id)
+        .await?
+        .and_then(|l| l.view_for(viewer))
+        .ok_or(Error::NotFound("listing"))
+}
+
+/// Only a verified member may publish (privacy policy §二(一)2).
+async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error> {
+    let member = members::get(store, member)
+        .await?
+        .ok_or(Error::Unauthorized("member no longer exists"))?;
+    if member.verified.is_none() {
+        return Err(Error::Forbidden(
+            "real-name verification is required to publish; see POST /v1/me/verification".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `new` (replacing `old`), its index entries and the owner's count in one transaction.
+/// Fails with `ConditionFailed { index: Some(0) }` when another write changed the listing first.
+async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<(), StoreError> {
+    let key = listing_key(&new.id);
+    let item = new
+        .to_item()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut writes = vec![match old {
+        None => Write::put_if(item, Condition::Absent),
+        Some(old) => {
+            // Set every field but the counters (other transactions own those), remove what the
+            // new version no longer has, and bump the version the condition checks.
+            let old_item = old
+                .to_item()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let editable =
+                |name: &str| !["pk", "sk", "version"].contains(&name) && !COUNTERS.contains(&name);
+            let mut update = Write::update(key.clone())
+                .add("version", 1)
+                .condition(Condition::Equals("version".into(), json!(old.version)));
+            for (name, value) in &item {
+                if editable(name) {
+                    update = update.set(name, value.clone());
+                }
+            }
+            for name in old_item.keys() {
+                if editable(name) && !item.contains_key(name) {
+                    update = update.remove(name);
+                }
+            }
+            update.build()
+        }
+    }];
+    let new_entries = index::entries(new);
+    let new_keys: HashSet<Key> = index::keys(&new_entries).into_iter().collect();
+    if let Some(old) = old {
+        for stale in index::keys(&index::entries(old)) {
+            if !new_keys.contains(&stale) {
+                writes.push(Write::delete(stale));
+            }
+        }
+    }
+    writes.extend(new_entries.into_iter().map(Write::put));
+    let was_published = old.is_some_and(Listing::is_published);
+    if was_published != new.is_published() {
+        let owner = member_key(&new.owner_id);
+        writes.push(if new.is_published() {
+            Write::update(owner)
+                .add("listings_count", 1)
+                .condition(Condition::Present)
+                .build()
+        } else {
+            Write::update(owner)
+                .add("listings_count", -1)
+                .condition(Condition::AtLeast("listings_count".into(), 1))
+                .build()
+        });
+    }
+    store.transact(writes).await
+}
+
+/// `POST /v1/listings`: a verified member creates a draft or publishes at once.
+pub async fn create(
+    store: &DynStore,
+    categories: &[String],
+    owner: &UserId,
+    body: NewListing,
+) -> Result<Listing, Error> {
+    let images = fields::images(&body.images)?;
+    let status: ListingStatus = body.status.unwrap_or(RequestedStatus::Draft).into();
+    if status == ListingStatus::Closed {
+        return Err(Error::invalid(
+            "status",
+            "a new listing is a draft or published",
+        ));
+    }
+    let now = now_rfc3339();
+    let listing = Listing {
+        id: ListingId::generate(),
+        owner_id: owner.clone(),
+        kind: body.kind,
+        title: fields::title(&body.title)?,
+        description: fields::description(&body.description)?,
+        category: fields::category(&body.category, categories)?,
+        city: fields::city(&body.city)?,
+        location: body.location.map(fields::location).transpose()?,
+        images,
+        video_url: body
+            .video_url
+            .as_deref()
+            .map(fields::video_url)
+            .transpose()?,
+        price_fen: fields::price(body.kind, body.price_fen)?,
+        status,
+        takedown_reason: None,
+        favorites_count: 0,
+        shares_count: 0,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        published_at: (status == ListingStatus::Published).then_some(now),
+    };
+    require_verified(store, owner).await?;
+    match save(store, None, &listing).await {
+        Ok(()) => Ok(listing),
+        Err(StoreError::ConditionFailed { .. }) => {
+            Err(Error::Unauthorized("member no longer exists"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loads a listing for a change by `actor`: 404 when they may not see it, 403 when they may see
+/// it but it is not theirs.
+async fn load_own(store: &DynStore, id: &ListingId, actor: &UserId) -> Result<Listing, Error> {
+    let listing = get(store, id).await?.ok_or(Error::NotFound("listing"))?;
+    if &listing.owner_id != actor {
+        return Err(if listing.status.is_public() {
+            Error::Forbidden("only the listing's owner may change it".into())
+        } else {
+            Error::NotFound("listing")
+        });
+    }
+    Ok(listing)
+}
+
+/// Applies a validated patch; `Err` before anything is written when a field is bad.
+fn apply_patch(
+    old: &Listing,
+    patch: &ListingPatch,
+    categories: &[String],
+) -> Result<Listing, Error> {
+    if matches!(
+        old.status,
+        ListingStatus::Removed | ListingStatus::TakenDown
+    ) {
+        return Err(Error::Conflict {
+            code: "listing_not_editable",
+            message: "a removed or taken-down listing cannot be edited".into(),
+        });
+    }
+    let mut new = old.clone();
+    if let Some(title) = &patch.title {
+        new.title = fields::title(title)?;
+    }
+    if let Some(description) = &patch.description {
+        new.description = fields::description(description)?;
+    }
+    if let Some(category) = &patch.category {
+        new.category = fields::category(category, categories)?;
+    }
+    if let Some(city) = &patch.city {
+        new.city = fields::city(city)?;
+    }
+    if let Some(location) = patch.location {
+        new.location = location.map(fields::location).transpose()?;
+    }
+    if let Some(images) = &patch.images {
+        new.images = fields::images(images)?;
+    }
+    if let Some(video) = &patch.video_url {
+        new.video_url = video.as_deref().map(fields::video_url).transpose()?;
+    }
+    if let Some(price) = patch.price_fen {
+        new.price_fen = fields::price(new.kind, Some(price))?;
+    }
+    if let Some(status) = patch.status {
+        if !old.status.can_become(status) {
+            return Err(Error::Conflict {
+                code: "invalid_transition",
+                message: format!(
+                    "a {} listing cannot become {}",
+                    json!(old.status).as_str().unwrap_or_default(),
+                    json!(status).as_str().unwrap_or_default()
+                ),
+            });
+        }
+        new.status = status.into();
+    }
+    let now = now_rfc3339();
+    if new.is_published() && !old.is_published() {
+        new.published_at = Some(now.clone());
+    }
+    new.updated_at = now;
+    new.version = old.version + 1;
+    Ok(new)
+}
+
+/// `PATCH /v1/listings/{id}` by its owner.
+pub async fn update(
+    store: &DynStore,
+    categories: &[String],
+    actor: &UserId,
+    id: &ListingId,
+    patch: ListingPatch,
+) -> Result<Listing, Error> {
+    for _ in 0..MAX_ATTEMPTS {
+        let old = load_own(store, id, actor).await?;
+        let new = apply_patch(&old, &patch, categories)?;
+        if new.is_published() && !old.is_published() {
+            require_verified(store, actor).await?;
+        }
+        match save(store, Some(&old), &new).await {
+            Ok(()) => return Ok(new),
+            Err(StoreError::ConditionFailed { index: Some(0) }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict {
+        code: "edit_conflict",
+        message: "the listing changed while you edited it; retry".into(),
+    })
+}
+
+/// Moves a listing to `removed` or `taken_down`, dropping it from every index.
+async fn retire(
+    store: &DynStore,
+    id: &ListingId,
+    actor: Option<&UserId>,
+    status: ListingStatus,
+    reason: Option<String>,
+) -> Result<(), Error> {
+    for _ in 0..MAX_ATTEMPTS {
+        let old = match actor {
+            Some(actor) => load_own(store, id, actor).await?,
+            None => get(store, id).await?.ok_or(Error::NotFound("listing"))?,
+        };
+        if old.status == status {
+            return Ok(());
+        }
+        let mut new = old.clone();
+        new.status = status;
+        new.takedown_reason = reason.clone();
+        new.updated_at = now_rfc3339();
+        new.version = old.version + 1;
+        match save(store, Some(&old), &new).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::ConditionFailed { index: Some(0) }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict {
+        code: "edit_conflict",
+        message: "the listing changed meanwhile; retry".into(),
+    })
+}
+
+/// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders.
+pub async fn remove(store: &DynStore, actor: &UserId, id: &ListingId) -> Result<(), Error> {
+    retire(store, id, Some(actor), ListingStatus::Removed, None).await
+}
+
+/// Staff take a listing down; its owner sees the reason (for the moderation API).
+pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<(), Error> {
+    let reason = crate::domain::profile::bounded_text("reason", reason, 200)?;
+    retire(store, id, None, ListingStatus::TakenDown, Some(reason)).await
+}
+
+/// `GET /v1/users/{id}/listings`: a member's published listings, newest first.
+pub async fn by_owner(
+    store: &DynStore,
+    owner: &UserId,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<(Vec<Value>, Option<String>), Error> {
+    let query = crate::store::Query::partition(owner_partition(owner))
+        .index(crate::store::schema::GSI1)
+        .descending()
+        .limit(limit);
+    let cursor = super::cursor_for(&query, cursor)?;
+    let page = store.query(query.after(cursor)).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|item| Listing::from_item(item).map(|l| l.summary()))
+        .collect::<Result<_, _>>()?;
+    Ok((items, page.next.map(|c| c.encode())))
+}
+
+/// Summaries of the listings behind `ids` (favourites, shares), in order; one that is no
+/// longer public shows as unavailable rather than as an error.
+pub async fn summaries(store: &DynStore, ids: &[ListingId]) -> Result<Vec<Value>, Error> {
+    let keys: Vec<Key> = ids.iter().map(listing_key).collect();
+    let found = if keys.is_empty() {
+        Vec::new()
+    } else {
+        store.get_many(&keys).await?
+    };
+    ids.iter()
+        .zip(found)
+        .map(|(id, item)| {
+            let listing = item.map(Listing::from_item).transpose()?;
+            Ok(match listing {
+                Some(l) if l.status.is_public() => {
+                    let mut summary = l.summary();
+                    summary["available"] = json!(l.is_published());
+                    summary["status"] = json!(l.status);
+                    summary
+                }
+                _ => json!({ "id": id, "available": false }),
+            })
+        })
+        .collect()
+}
