@@ -81,8 +81,27 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!((status, &public["nickname"]), (200, &sent["nickname"]));
     assert!(public.get("birth_date").is_none());
 
+    // The sample person is verified by the sandbox verifier, and shown masked.
+    let (route, e) = event("verification-submit", Some(&token), &id);
+    let (status, submitted) = invoke(&server, &route, &e).await;
+    assert_eq!(
+        (status, &submitted["status"]),
+        (201, &json!("verified")),
+        "{submitted}"
+    );
+    let (route, e) = event("verification-get", Some(&token), &id);
+    let (status, got) = invoke(&server, &route, &e).await;
+    assert_eq!((status, &got), (200, &submitted));
+    assert_eq!(got["number"], json!("11**************2X"));
+
     // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
-    for name in ["users-get-me", "users-patch-me", "auth-logout"] {
+    for name in [
+        "users-get-me",
+        "users-patch-me",
+        "auth-logout",
+        "verification-submit",
+        "verification-get",
+    ] {
         let (route, e) = event(name, None, &id);
         assert_eq!(invoke(&server, &route, &e).await.0, 401, "{name}");
     }

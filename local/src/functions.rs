@@ -7,6 +7,7 @@ use renji_shared::App;
 pub const FUNCTIONS: &[(&str, &[&str])] = &[
     ("AuthFunction", renji_auth::ROUTES),
     ("UsersFunction", renji_users::ROUTES),
+    ("VerificationFunction", renji_verification::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -14,6 +15,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
     Some(match function {
         "AuthFunction" => renji_auth::handle(app, req).await,
         "UsersFunction" => renji_users::handle(app, req).await,
+        "VerificationFunction" => renji_verification::handle(app, req).await,
         _ => return None,
     })
 }
