@@ -6,9 +6,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use renji_local::template::Template;
-use renji_shared::domain::members::member_key;
-use renji_shared::ids::UserId;
-use renji_shared::store::Write;
 use renji_tests::{on_both_stores, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -77,13 +74,6 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let alice = login["user"]["id"].as_str().unwrap().to_owned();
     let (bob_token, bob_login) = server.api.login("bob").await;
     let bob = bob_login["user"]["id"].as_str().unwrap().to_owned();
-    let alice_key = member_key(&UserId::parse(&alice).unwrap());
-    server
-        .app()
-        .store
-        .write(Write::update(alice_key).set("verified", "person").build())
-        .await
-        .unwrap();
 
     let me = invoke(&server, &event(run("users-get-me"), Some(&token), &[])).await;
     assert_eq!((me.0, me.1["id"].as_str()), (200, Some(alice.as_str())));
@@ -107,6 +97,14 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     .await;
     assert_eq!((status, &public["nickname"]), (200, &sent["nickname"]));
     assert!(public.get("birth_date").is_none());
+
+    // The sample person is verified by the sandbox verifier, shown masked, and may then publish.
+    let (status, submitted) =
+        invoke(&server, &event(run("verification-submit"), Some(&token), &[])).await;
+    assert_eq!((status, &submitted["status"]), (201, &json!("verified")), "{submitted}");
+    let (status, got) = invoke(&server, &event(run("verification-get"), Some(&token), &[])).await;
+    assert_eq!((status, &got), (200, &submitted));
+    assert_eq!(got["number"], json!("11**************2X"));
 
     let (status, listing) =
         invoke(&server, &event(run("listings-create"), Some(&token), &[])).await;
@@ -176,7 +174,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
 
     // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
-    for name in ["users-get-me", "listings-create", "favorites-list"] {
+    for name in ["users-get-me", "listings-create", "favorites-list", "verification-get"] {
         assert_eq!(
             invoke(&server, &event(name, None, &[])).await.0,
             401,

@@ -9,6 +9,7 @@ pub const FUNCTIONS: &[(&str, &[&str])] = &[
     ("UsersFunction", renji_users::ROUTES),
     ("ListingsFunction", renji_listings::ROUTES),
     ("FavoritesFunction", renji_favorites::ROUTES),
+    ("VerificationFunction", renji_verification::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -18,6 +19,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "UsersFunction" => renji_users::handle(app, req).await,
         "ListingsFunction" => renji_listings::handle(app, req).await,
         "FavoritesFunction" => renji_favorites::handle(app, req).await,
+        "VerificationFunction" => renji_verification::handle(app, req).await,
         _ => return None,
     })
 }

@@ -51,6 +51,7 @@ pub struct Options {
 pub struct Running {
     pub addr: SocketAddr,
     pub wechat_base: String,
+    pub verifier_url: String,
     pub app: Arc<App>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -84,6 +85,17 @@ fn local_secret(data_dir: &std::path::Path) -> Result<String, String> {
             Ok(secret)
         }
     }
+}
+
+/// The local PII key, derived from the session secret so it persists exactly as that does.
+fn local_pii_keys(secret: &str) -> String {
+    use base64::Engine as _;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let derived = ring::hmac::sign(&key, b"renji-local-pii-key-v1");
+    format!(
+        "local:{}",
+        base64::engine::general_purpose::STANDARD.encode(derived.as_ref())
+    )
 }
 
 /// Opens the store, starts the sandbox providers and the API; returns once both listen.
@@ -125,6 +137,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .map_err(|e| format!("sandbox WeChat: {e}"))?;
     let (wechat_base, wechat_task) =
         sandbox::wechat::spawn(wechat_listener).map_err(|e| e.to_string())?;
+    let verifier_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox verifier: {e}"))?;
+    let (verifier_url, verifier_task) =
+        sandbox::verifier::spawn(verifier_listener).map_err(|e| e.to_string())?;
 
     let table_name = match &options.store {
         StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
@@ -132,7 +149,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
     let env: HashMap<&str, String> = HashMap::from([
         ("RENJI_TABLE", table_name),
+        ("RENJI_PII_KEYS", local_pii_keys(&secret)),
+        ("RENJI_PII_ACTIVE_KEY", "local".into()),
         ("RENJI_SESSION_SECRET", secret),
+        ("RENJI_VERIFIER_URL", verifier_url.clone()),
+        ("RENJI_VERIFIER_TOKEN", sandbox::verifier::TOKEN.into()),
         ("WECHAT_APPID", sandbox::wechat::APPID.into()),
         ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
         ("WECHAT_API_BASE", wechat_base.clone()),
@@ -164,8 +185,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
     Ok(Running {
         addr,
         wechat_base,
+        verifier_url,
         app,
-        tasks: vec![wechat_task, api_task],
+        tasks: vec![wechat_task, verifier_task, api_task],
     })
 }
 

@@ -8,10 +8,12 @@ use lambda_http::Request;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::pii::KeyRing;
 use crate::session::{self, Claims, TokenSigner};
 use crate::store::dynamo::DynamoStore;
 use crate::store::schema::TABLE;
 use crate::store::DynStore;
+use crate::verifier::{HttpVerifier, Verifier};
 use crate::wechat::WechatClient;
 
 pub struct App {
@@ -20,6 +22,10 @@ pub struct App {
     pub tokens: TokenSigner,
     /// Present in the functions configured with WeChat credentials.
     pub wechat: Option<WechatClient>,
+    /// Present in the functions configured with a verifier (real-name verification).
+    pub verifier: Option<Arc<dyn Verifier>>,
+    /// Present in the functions configured with PII keys.
+    pub pii: Option<KeyRing>,
 }
 
 impl App {
@@ -27,6 +33,11 @@ impl App {
         Ok(App {
             tokens: TokenSigner::new(&config.session_secret),
             wechat: config.wechat.clone().map(WechatClient::new).transpose()?,
+            verifier: match config.verifier.clone() {
+                Some(c) => Some(Arc::new(HttpVerifier::new(c)?)),
+                None => None,
+            },
+            pii: config.pii.as_ref().map(KeyRing::new).transpose()?,
             store,
             config,
         })

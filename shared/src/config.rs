@@ -52,6 +52,20 @@ pub struct WechatConfig {
     pub api_base: String,
 }
 
+/// The identity verifier's endpoint (see `verifier.rs` for the contract).
+#[derive(Clone, Debug)]
+pub struct VerifierConfig {
+    pub url: String,
+    pub token: Redacted,
+}
+
+/// Keys for personal data at rest (`pii.rs`): `kid:base64(32 bytes)` entries and the active kid.
+#[derive(Clone, Debug)]
+pub struct PiiConfig {
+    pub keys: Redacted,
+    pub active_key: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// DynamoDB table name (`RENJI_TABLE`).
@@ -68,6 +82,12 @@ pub struct Config {
     pub categories: Vec<String>,
     /// WeChat login credentials; only the functions that call WeChat are given them.
     pub wechat: Option<WechatConfig>,
+    /// The identity verifier (`RENJI_VERIFIER_URL`, `RENJI_VERIFIER_TOKEN`); verification only.
+    pub verifier: Option<VerifierConfig>,
+    /// PII encryption keys (`RENJI_PII_KEYS`, `RENJI_PII_ACTIVE_KEY`); verification only.
+    pub pii: Option<PiiConfig>,
+    /// Verification submissions per member per UTC day (`RENJI_VERIFICATION_DAILY_LIMIT`).
+    pub verification_daily_limit: u32,
 }
 
 pub const DEFAULT_TABLE: &str = "renji";
@@ -76,6 +96,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_CATEGORIES: &str = "photography,videography,makeup,styling,costume,venue,\
 music,dance,acting,modeling,design,post_production,other";
+pub const DEFAULT_VERIFICATION_DAILY_LIMIT: u64 = 5;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -125,6 +146,25 @@ impl Config {
                         .unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into()),
                 }),
             },
+            verifier: match lookup("RENJI_VERIFIER_URL").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(url) => Some(VerifierConfig {
+                    url,
+                    token: Redacted(required("RENJI_VERIFIER_TOKEN")?),
+                }),
+            },
+            pii: match lookup("RENJI_PII_KEYS").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(keys) => Some(PiiConfig {
+                    keys: Redacted(keys),
+                    active_key: required("RENJI_PII_ACTIVE_KEY")?,
+                }),
+            },
+            verification_daily_limit: u32::try_from(number(
+                "RENJI_VERIFICATION_DAILY_LIMIT",
+                DEFAULT_VERIFICATION_DAILY_LIMIT,
+            )?)
+            .map_err(|_| Error::Config("RENJI_VERIFICATION_DAILY_LIMIT is too large".into()))?,
         })
     }
 }
@@ -205,5 +245,35 @@ mod tests {
             ("WECHAT_SECRET", "s"),
         ]));
         assert!(short.is_err());
+    }
+
+    #[test]
+    fn verification_settings_are_optional_groups() {
+        let none = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
+        assert!(none.verifier.is_none() && none.pii.is_none());
+        assert_eq!(
+            u64::from(none.verification_daily_limit),
+            DEFAULT_VERIFICATION_DAILY_LIMIT
+        );
+        let c = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_VERIFIER_URL", "https://verifier.example/v1/verify"),
+            ("RENJI_VERIFIER_TOKEN", "verifier-token-value"),
+            ("RENJI_PII_KEYS", "k1:pii-key-value"),
+            ("RENJI_PII_ACTIVE_KEY", "k1"),
+            ("RENJI_VERIFICATION_DAILY_LIMIT", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.pii.as_ref().unwrap().active_key, "k1");
+        assert_eq!(c.verification_daily_limit, 2);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("verifier-token-value") && !shown.contains("pii-key-value"));
+        for missing in [
+            ("RENJI_VERIFIER_URL", "RENJI_VERIFIER_TOKEN"),
+            ("RENJI_PII_KEYS", "RENJI_PII_ACTIVE_KEY"),
+        ] {
+            let e = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET), (missing.0, "x")]));
+            assert!(matches!(e, Err(Error::Config(m)) if m.contains(missing.1)));
+        }
     }
 }

@@ -7,8 +7,10 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod pii;
 pub mod session;
 pub mod store;
+pub mod verifier;
 pub mod wechat;
 
 pub use app::App;

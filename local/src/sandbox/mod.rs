@@ -1,4 +1,5 @@
 //! Sandbox stand-ins for the providers, served on loopback so the real provider clients run
 //! against them. Never linked into a Lambda binary.
 
+pub mod verifier;
 pub mod wechat;

@@ -2,11 +2,13 @@
 
 pub mod favorites;
 pub mod follows;
+pub mod identity;
 pub mod listings;
 pub mod login;
 pub mod members;
 pub mod profile;
 pub mod shares;
+pub mod verification;
 
 use crate::error::Error;
 use crate::store::schema::TABLE;

@@ -35,6 +35,23 @@ pub fn bounded_text(field: &str, text: &str, max_chars: usize) -> Result<String,
     Ok(trimmed.to_owned())
 }
 
+/// [`bounded_text`] with a lower bound too (names of people and companies need at least two).
+pub(crate) fn bounded_text_between(
+    field: &str,
+    text: &str,
+    min_chars: usize,
+    max_chars: usize,
+) -> Result<String, Error> {
+    let text = bounded_text(field, text, max_chars)?;
+    if text.chars().count() < min_chars {
+        return Err(Error::invalid(
+            field,
+            format!("must be at least {min_chars} characters"),
+        ));
+    }
+    Ok(text)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Nickname(String);

@@ -1,0 +1,286 @@
+//! Encryption at rest for personal data the backend must keep but never show (ID numbers, credit
+//! codes, real names): AES-256-GCM through `ring::aead`.
+//!
+//! - Each value gets a fresh random 96-bit nonce from the system RNG.
+//! - The associated data names the member and the field, so a ciphertext copied onto another
+//!   member or into another field no longer opens.
+//! - Keys carry ids (`RENJI_PII_KEYS` = `kid:base64(32 bytes),…`); the active one
+//!   (`RENJI_PII_ACTIVE_KEY`) seals, every listed one opens, so keys rotate by adding a new key,
+//!   making it active, and dropping the old one once nothing sealed with it is left.
+//!
+//! Stored as `{"kid", "nonce", "ct"}` (standard base64; `ct` includes the GCM tag).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::config::PiiConfig;
+use crate::error::Error;
+use crate::ids::UserId;
+
+/// One sealed value as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub kid: String,
+    pub nonce: String,
+    pub ct: String,
+}
+
+/// Why a value could not be sealed or opened. Carries no key material and no plaintext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PiiError {
+    /// The value names a key id this process does not have.
+    UnknownKey(String),
+    /// The stored value is not well-formed base64 / nonce.
+    Malformed,
+    /// Authentication failed: tampered, or sealed for another member, field or key.
+    Rejected,
+    /// The system RNG or the cipher failed.
+    Crypto,
+}
+
+impl std::fmt::Display for PiiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PiiError::UnknownKey(kid) => write!(f, "no PII key with id {kid}"),
+            PiiError::Malformed => f.write_str("sealed value is malformed"),
+            PiiError::Rejected => f.write_str("sealed value does not authenticate"),
+            PiiError::Crypto => f.write_str("encryption failed"),
+        }
+    }
+}
+
+impl From<PiiError> for Error {
+    fn from(e: PiiError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// The PII keys of this process. `Debug` shows the key ids only.
+pub struct KeyRing {
+    keys: Vec<(String, LessSafeKey)>,
+    active: usize,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|(kid, _)| kid.as_str()).collect();
+        f.debug_struct("KeyRing")
+            .field("kids", &kids)
+            .field("active", &self.keys[self.active].0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Parses `kid:base64,kid:base64` and picks the active key. Errors name kids, never keys.
+    pub fn new(config: &PiiConfig) -> Result<Self, Error> {
+        let bad = |m: String| Error::Config(format!("RENJI_PII_KEYS: {m}"));
+        let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
+        for entry in config
+            .keys
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (kid, key) = entry
+                .split_once(':')
+                .ok_or_else(|| bad("each entry is kid:base64key".into()))?;
+            let kid_ok = !kid.is_empty()
+                && kid.len() <= 32
+                && kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !kid_ok {
+                return Err(bad("a key id is 1 to 32 of A-Z a-z 0-9 - _".into()));
+            }
+            if keys.iter().any(|(k, _)| k == kid) {
+                return Err(bad(format!("key id {kid} is listed twice")));
+            }
+            let bytes = STANDARD
+                .decode(key.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| bad(format!("key {kid} is not base64 of 32 bytes")))?;
+            let key = UnboundKey::new(&AES_256_GCM, &bytes)
+                .map_err(|_| bad(format!("key {kid} is unusable")))?;
+            keys.push((kid.to_owned(), LessSafeKey::new(key)));
+        }
+        let active = keys
+            .iter()
+            .position(|(kid, _)| *kid == config.active_key)
+            .ok_or_else(|| {
+                Error::Config("RENJI_PII_ACTIVE_KEY does not name a key of RENJI_PII_KEYS".into())
+            })?;
+        Ok(KeyRing {
+            keys,
+            active,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Binds a ciphertext to its member and field. Member ids never contain `/`.
+    fn aad(member: &UserId, field: &str) -> Vec<u8> {
+        format!("renji-pii/v1/{member}/{field}").into_bytes()
+    }
+
+    /// Encrypts `plaintext` for `field` of `member` with the active key.
+    pub fn seal(&self, member: &UserId, field: &str, plaintext: &str) -> Result<Sealed, PiiError> {
+        let (kid, key) = &self.keys[self.active];
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| PiiError::Crypto)?;
+        let mut data = plaintext.as_bytes().to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(Self::aad(member, field)),
+            &mut data,
+        )
+        .map_err(|_| PiiError::Crypto)?;
+        Ok(Sealed {
+            kid: kid.clone(),
+            nonce: STANDARD.encode(nonce),
+            ct: STANDARD.encode(data),
+        })
+    }
+
+    /// Decrypts a value sealed for `field` of `member` with any key of the ring.
+    pub fn open(&self, member: &UserId, field: &str, sealed: &Sealed) -> Result<String, PiiError> {
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(kid, _)| *kid == sealed.kid)
+            .ok_or_else(|| PiiError::UnknownKey(sealed.kid.clone()))?;
+        let nonce: [u8; NONCE_LEN] = STANDARD
+            .decode(&sealed.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or(PiiError::Malformed)?;
+        let mut data = STANDARD
+            .decode(&sealed.ct)
+            .map_err(|_| PiiError::Malformed)?;
+        let plain = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(Self::aad(member, field)),
+                &mut data,
+            )
+            .map_err(|_| PiiError::Rejected)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| PiiError::Rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Redacted;
+
+    fn key(byte: u8) -> String {
+        STANDARD.encode([byte; 32])
+    }
+
+    fn ring(keys: &str, active: &str) -> Result<KeyRing, Error> {
+        KeyRing::new(&PiiConfig {
+            keys: Redacted(keys.to_owned()),
+            active_key: active.to_owned(),
+        })
+    }
+
+    #[test]
+    fn values_round_trip_with_fresh_nonces() {
+        let ring = ring(&format!("k1:{}", key(1)), "k1").unwrap();
+        let me = UserId::generate();
+        let a = ring.seal(&me, "number", "11010519491231002X").unwrap();
+        let b = ring.seal(&me, "number", "11010519491231002X").unwrap();
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.ct, b.ct);
+        assert!(!a.ct.contains("1101"));
+        assert_eq!(ring.open(&me, "number", &a).unwrap(), "11010519491231002X");
+        assert_eq!(ring.open(&me, "number", &b).unwrap(), "11010519491231002X");
+        assert_eq!(
+            ring.open(&me, "name", &ring.seal(&me, "name", "张三").unwrap()),
+            Ok("张三".into())
+        );
+    }
+
+    #[test]
+    fn tampering_and_moving_are_detected() {
+        let ring = ring(&format!("k1:{}", key(1)), "k1").unwrap();
+        let me = UserId::generate();
+        let sealed = ring.seal(&me, "number", "11010519491231002X").unwrap();
+        let mut ct = STANDARD.decode(&sealed.ct).unwrap();
+        ct[0] ^= 1;
+        let tampered = Sealed {
+            ct: STANDARD.encode(&ct),
+            ..sealed.clone()
+        };
+        assert_eq!(ring.open(&me, "number", &tampered), Err(PiiError::Rejected));
+        // Another member's record, or another field: the associated data differs.
+        assert_eq!(
+            ring.open(&UserId::generate(), "number", &sealed),
+            Err(PiiError::Rejected)
+        );
+        assert_eq!(ring.open(&me, "name", &sealed), Err(PiiError::Rejected));
+        let other_nonce = Sealed {
+            nonce: ring.seal(&me, "number", "x").unwrap().nonce,
+            ..sealed.clone()
+        };
+        assert_eq!(
+            ring.open(&me, "number", &other_nonce),
+            Err(PiiError::Rejected)
+        );
+        let junk = Sealed {
+            nonce: "not base64!".into(),
+            ..sealed
+        };
+        assert_eq!(ring.open(&me, "number", &junk), Err(PiiError::Malformed));
+    }
+
+    #[test]
+    fn keys_rotate_and_unknown_kids_fail() {
+        let me = UserId::generate();
+        let old = ring(&format!("k1:{}", key(1)), "k1").unwrap();
+        let sealed_old = old.seal(&me, "number", "91350100M000100Y43").unwrap();
+        assert_eq!(sealed_old.kid, "k1");
+        let rotated = ring(&format!("k1:{},k2:{}", key(1), key(2)), "k2").unwrap();
+        assert_eq!(
+            rotated.open(&me, "number", &sealed_old).unwrap(),
+            "91350100M000100Y43"
+        );
+        let sealed_new = rotated.seal(&me, "number", "91350100M000100Y43").unwrap();
+        assert_eq!(sealed_new.kid, "k2");
+        assert_eq!(
+            old.open(&me, "number", &sealed_new),
+            Err(PiiError::UnknownKey("k2".into()))
+        );
+        // A kid reused for different key bytes does not open the old values.
+        let swapped = ring(&format!("k1:{}", key(9)), "k1").unwrap();
+        assert_eq!(
+            swapped.open(&me, "number", &sealed_old),
+            Err(PiiError::Rejected)
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_without_showing_keys() {
+        let k = key(7);
+        for (keys, active) in [
+            ("", "k1"),
+            ("k1", "k1"),
+            (&format!("k1:{}", STANDARD.encode([1u8; 16])) as &str, "k1"),
+            (&format!("k1:{k}"), "k2"),
+            (&format!("k1:{k},k1:{k}"), "k1"),
+            (&format!("bad kid:{k}"), "bad kid"),
+        ] {
+            let e = ring(keys, active).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{keys}");
+            assert!(!e.to_string().contains(&k), "{e}");
+        }
+        let ok = ring(&format!("k1:{k}, k2:{}", key(8)), "k1").unwrap();
+        let shown = format!("{ok:?}");
+        assert!(shown.contains("k2") && !shown.contains(&k), "{shown}");
+    }
+}

@@ -1,0 +1,232 @@
+//! The identity verifier port (privacy policy §二(一)2: names and numbers are checked with an
+//! authoritative identity service) and its production adapter over HTTP.
+//!
+//! The HTTP contract, one call per check:
+//!
+//! ```text
+//! POST $RENJI_VERIFIER_URL
+//! Authorization: Bearer $RENJI_VERIFIER_TOKEN
+//! Content-Type: application/json
+//! {"request_id": "<attempt id>", "kind": "person"|"enterprise", "name": "…", "number": "…"}
+//!
+//! 200 {"result": "verified"|"rejected"|"pending", "reason": "…"}   (reason: for rejected)
+//! ```
+//!
+//! `request_id` is the attempt's id: asking again with the same id must not start (or bill) a new
+//! check, so a pending attempt is polled with it. A timeout (5 s), a non-2xx answer or an
+//! unreadable one is [`VerifierError::Unavailable`]. The name and number go into the request
+//! body only: never into a URL, an error message or a log line.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::VerifierConfig;
+use crate::domain::identity::{CompanyName, CreditCode, RealName, ResidentId};
+use crate::domain::members::VerifiedAs;
+use crate::error::Error;
+
+/// Who is to be verified. `Debug` shows the kind only.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Subject {
+    Person {
+        name: RealName,
+        number: ResidentId,
+    },
+    Enterprise {
+        name: CompanyName,
+        number: CreditCode,
+    },
+}
+
+impl Subject {
+    pub fn kind(&self) -> VerifiedAs {
+        match self {
+            Subject::Person { .. } => VerifiedAs::Person,
+            Subject::Enterprise { .. } => VerifiedAs::Enterprise,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Person { name, .. } => name.expose(),
+            Subject::Enterprise { name, .. } => name.expose(),
+        }
+    }
+
+    pub fn number(&self) -> &str {
+        match self {
+            Subject::Person { number, .. } => number.expose(),
+            Subject::Enterprise { number, .. } => number.expose(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Subject({:?}, ..)", self.kind())
+    }
+}
+
+/// The verifier's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Verified,
+    Rejected {
+        reason: String,
+    },
+    /// Not decided yet: ask again later with the same attempt id.
+    Pending,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifierError {
+    /// Down, slow, or answering nonsense; the attempt stays pending.
+    Unavailable(String),
+}
+
+impl From<VerifierError> for Error {
+    fn from(e: VerifierError) -> Self {
+        match e {
+            VerifierError::Unavailable(detail) => Error::Unavailable(detail),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Verifier: Send + Sync {
+    /// Checks `subject`; `attempt_id` makes repeated calls for one attempt idempotent.
+    async fn verify(&self, subject: &Subject, attempt_id: &str) -> Result<Decision, VerifierError>;
+}
+
+/// The longest rejection reason kept (it is shown to the member).
+const MAX_REASON_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+struct Reply {
+    result: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The production adapter: the contract above over reqwest (rustls on ring).
+pub struct HttpVerifier {
+    http: reqwest::Client,
+    config: VerifierConfig,
+}
+
+impl HttpVerifier {
+    pub fn new(config: VerifierConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(HttpVerifier { http, config })
+    }
+}
+
+#[async_trait]
+impl Verifier for HttpVerifier {
+    async fn verify(&self, subject: &Subject, attempt_id: &str) -> Result<Decision, VerifierError> {
+        let unavailable =
+            |e: reqwest::Error| VerifierError::Unavailable(e.without_url().to_string());
+        let response = self
+            .http
+            .post(&self.config.url)
+            .bearer_auth(&self.config.token.0)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(
+                json!({
+                    "request_id": attempt_id,
+                    "kind": subject.kind(),
+                    "name": subject.name(),
+                    "number": subject.number(),
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(VerifierError::Unavailable(format!("HTTP {status}")));
+        }
+        let body = response.bytes().await.map_err(unavailable)?;
+        let reply: Reply = serde_json::from_slice(&body)
+            .map_err(|_| VerifierError::Unavailable("unreadable verifier reply".into()))?;
+        match reply.result.as_str() {
+            "verified" => Ok(Decision::Verified),
+            "pending" => Ok(Decision::Pending),
+            "rejected" => Ok(Decision::Rejected {
+                reason: clean_reason(reply.reason.as_deref()),
+            }),
+            _ => Err(VerifierError::Unavailable(
+                "verifier reply with an unknown result".into(),
+            )),
+        }
+    }
+}
+
+/// A reason fit to store and show: printable, bounded, never empty.
+fn clean_reason(reason: Option<&str>) -> String {
+    let text: String = reason
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_REASON_CHARS)
+        .collect();
+    match text.trim() {
+        "" => "the identity service did not verify these details".into(),
+        t => t.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_never_show_their_details() {
+        let subject = Subject::Person {
+            name: RealName::parse("张三").unwrap(),
+            number: ResidentId::parse("11010519491231002X").unwrap(),
+        };
+        assert_eq!(format!("{subject:?}"), "Subject(Person, ..)");
+        assert_eq!(subject.number(), "11010519491231002X");
+    }
+
+    #[test]
+    fn reasons_are_cleaned() {
+        assert_eq!(clean_reason(Some(" 不一致\n ")), "不一致");
+        assert_eq!(clean_reason(Some(&"x".repeat(500))).len(), MAX_REASON_CHARS);
+        assert!(!clean_reason(None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_verifier_is_unavailable() {
+        // A port that was just free and is closed again: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let verifier = HttpVerifier::new(VerifierConfig {
+            url: format!("http://127.0.0.1:{port}/verify"),
+            token: crate::config::Redacted("t".into()),
+        })
+        .unwrap();
+        let subject = Subject::Enterprise {
+            name: CompanyName::parse("北京风郎影业有限公司").unwrap(),
+            number: CreditCode::parse("91350100M000100Y43").unwrap(),
+        };
+        match verifier.verify(&subject, "va_1").await {
+            Err(VerifierError::Unavailable(m)) => {
+                assert!(!m.contains("91350100") && !m.contains("风郎"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
