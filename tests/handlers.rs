@@ -99,9 +99,16 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert!(public.get("birth_date").is_none());
 
     // The sample person is verified by the sandbox verifier, shown masked, and may then publish.
-    let (status, submitted) =
-        invoke(&server, &event(run("verification-submit"), Some(&token), &[])).await;
-    assert_eq!((status, &submitted["status"]), (201, &json!("verified")), "{submitted}");
+    let (status, submitted) = invoke(
+        &server,
+        &event(run("verification-submit"), Some(&token), &[]),
+    )
+    .await;
+    assert_eq!(
+        (status, &submitted["status"]),
+        (201, &json!("verified")),
+        "{submitted}"
+    );
     let (status, got) = invoke(&server, &event(run("verification-get"), Some(&token), &[])).await;
     assert_eq!((status, &got), (200, &submitted));
     assert_eq!(got["number"], json!("11**************2X"));
@@ -174,7 +181,12 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
 
     // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
-    for name in ["users-get-me", "listings-create", "favorites-list", "verification-get"] {
+    for name in [
+        "users-get-me",
+        "listings-create",
+        "favorites-list",
+        "verification-get",
+    ] {
         assert_eq!(
             invoke(&server, &event(name, None, &[])).await.0,
             401,
