@@ -102,22 +102,11 @@ fn openapi_profile_schemas_match_the_views() {
             .map(|k| k.as_str().unwrap().to_owned())
             .collect()
     };
-    let member = renji_shared::domain::members::Member {
-        id: renji_shared::ids::UserId::generate(),
-        openid: "o".into(),
-        unionid: None,
-        nickname: None,
-        avatar_url: None,
-        gender: None,
-        birth_date: None,
-        residence: None,
-        verified: None,
-        followers_count: 0,
-        following_count: 0,
-        listings_count: 0,
-        created_at: String::new(),
-        updated_at: String::new(),
-    };
+    let member =
+        renji_shared::domain::members::Member::new(&renji_shared::wechat::WechatIdentity {
+            openid: "o".into(),
+            unionid: None,
+        });
     let view_keys = |v: serde_json::Value| -> BTreeSet<String> {
         v.as_object().unwrap().keys().cloned().collect()
     };

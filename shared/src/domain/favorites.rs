@@ -92,12 +92,7 @@ pub async fn list(
         .limit(limit);
     let cursor = super::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
-    let ids = page
-        .items
-        .iter()
-        .map(|i| super::id_attr(i, "listing_id", ListingId::parse))
-        .collect::<Result<Vec<_>, _>>()?;
-    let summaries = listings::summaries(store, &ids).await?;
+    let summaries = listings::summaries(store, &page.items).await?;
     let items = page
         .items
         .iter()

@@ -72,6 +72,27 @@ pub fn now_rfc3339() -> String {
 }
 
 impl Member {
+    /// A new member with an empty profile.
+    pub fn new(identity: &WechatIdentity) -> Self {
+        let now = now_rfc3339();
+        Member {
+            id: UserId::generate(),
+            openid: identity.openid.clone(),
+            unionid: identity.unionid.clone(),
+            nickname: None,
+            avatar_url: None,
+            gender: None,
+            birth_date: None,
+            residence: None,
+            verified: None,
+            followers_count: 0,
+            following_count: 0,
+            listings_count: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
     fn to_item(&self) -> Result<Item, Error> {
         let key = member_key(&self.id);
         let Value::Object(mut item) =
@@ -140,23 +161,7 @@ pub async fn find_or_create(
     if let Some(member) = by_openid(store, identity).await? {
         return Ok((member, false));
     }
-    let now = now_rfc3339();
-    let member = Member {
-        id: UserId::generate(),
-        openid: identity.openid.clone(),
-        unionid: identity.unionid.clone(),
-        nickname: None,
-        avatar_url: None,
-        gender: None,
-        birth_date: None,
-        residence: None,
-        verified: None,
-        followers_count: 0,
-        following_count: 0,
-        listings_count: 0,
-        created_at: now.clone(),
-        updated_at: now,
-    };
+    let member = Member::new(identity);
     let claim_key = openid_key(&identity.openid);
     let mut claim = Item::new();
     claim.insert("pk".into(), claim_key.pk.into());

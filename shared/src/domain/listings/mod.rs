@@ -514,9 +514,13 @@ pub async fn by_owner(
     Ok((items, page.next.map(|c| c.encode())))
 }
 
-/// Summaries of the listings behind `ids` (favourites, shares), in order; one that is no
-/// longer public shows as unavailable rather than as an error.
-pub async fn summaries(store: &DynStore, ids: &[ListingId]) -> Result<Vec<Value>, Error> {
+/// Summaries of the listings that records (favourites, shares) name in `listing_id`, in order;
+/// one that is no longer public shows as unavailable rather than as an error.
+pub async fn summaries(store: &DynStore, records: &[Item]) -> Result<Vec<Value>, Error> {
+    let ids = records
+        .iter()
+        .map(|r| super::id_attr(r, "listing_id", ListingId::parse))
+        .collect::<Result<Vec<_>, _>>()?;
     let keys: Vec<Key> = ids.iter().map(listing_key).collect();
     let found = if keys.is_empty() {
         Vec::new()
