@@ -356,6 +356,15 @@ async fn browsing_filters_pages_and_searches(backend: Backend) {
         .call("GET", &format!("/v1/users/{}/listings", a.id), None, None)
         .await;
     assert_eq!(ids(&theirs.body), newest_first);
+    let nobody = api
+        .call(
+            "GET",
+            &format!("/v1/users/{}/listings", UserId::generate()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((nobody.status, nobody.error_code()), (404, "not_found"));
 
     // Removing takes a listing out of every index at once.
     assert_eq!(

@@ -493,13 +493,17 @@ pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result
     retire(store, id, None, ListingStatus::TakenDown, Some(reason)).await
 }
 
-/// `GET /v1/users/{id}/listings`: a member's published listings, newest first.
+/// `GET /v1/users/{id}/listings`: a member's published listings, newest first; 404 for an
+/// unknown member, as the other member lists answer.
 pub async fn by_owner(
     store: &DynStore,
     owner: &UserId,
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<(Vec<Value>, Option<String>), Error> {
+    if members::get(store, owner).await?.is_none() {
+        return Err(Error::NotFound("member"));
+    }
     let query = crate::store::Query::partition(owner_partition(owner))
         .index(crate::store::schema::GSI1)
         .descending()
