@@ -16,6 +16,17 @@ use super::{
     SortKey, Store, StoreError, Write, PK, SK,
 };
 
+/// How often a transaction cancelled by a conflict is tried again.
+const TRANSACTION_RETRIES: u32 = 3;
+
+/// A random byte for backoff jitter, so retrying writers do not collide again in step.
+fn ring_jitter() -> u8 {
+    use ring::rand::SecureRandom;
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SystemRandom::new().fill(&mut byte);
+    byte[0]
+}
+
 pub struct DynamoStore {
     client: Client,
     table_name: String,
@@ -348,13 +359,30 @@ impl Store for DynamoStore {
             };
             items.push(item.build());
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(drop)
-            .map_err(map_error)
+        // A transaction cancelled by a conflicting one applied nothing, so it is safe to retry;
+        // concurrent favourites of one listing meet this on DynamoDB.
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+                .map(drop)
+                .map_err(map_error);
+            match result {
+                Err(StoreError::Conflict) if attempt < TRANSACTION_RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(ring_jitter());
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        (10 << attempt) + jitter % 10,
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
