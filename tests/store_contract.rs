@@ -31,10 +31,12 @@ async fn round_trip_keeps_every_type(backend: Backend) {
             "map": {"nested": {"deep": "x"}}, "empty": ""
         }),
     );
-    s.write(Write::put(original.clone())).await.unwrap();
+    let put = s.write(Write::put(original.clone())).await.unwrap();
+    assert_eq!(put.as_ref(), Some(&original));
     assert_eq!(s.get(&Key::new("P#1", "A")).await.unwrap(), Some(original));
     assert_eq!(s.get(&Key::new("P#1", "B")).await.unwrap(), None);
-    s.write(Write::delete(Key::new("P#1", "A"))).await.unwrap();
+    let deleted = s.write(Write::delete(Key::new("P#1", "A"))).await.unwrap();
+    assert_eq!(deleted, None);
     assert_eq!(s.get(&Key::new("P#1", "A")).await.unwrap(), None);
     // Deleting what is not there is not an error, as in DynamoDB.
     s.write(Write::delete(Key::new("P#1", "A"))).await.unwrap();
@@ -97,19 +99,19 @@ async fn updates_set_add_remove_and_upsert(backend: Backend) {
     )
     .await
     .unwrap();
-    s.write(
-        Write::update(key.clone())
-            .add("count", 3)
-            .remove("name")
-            .set("tags", json!(["x"]))
-            .build(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        s.get(&key).await.unwrap(),
-        Some(item("U#1", "X", json!({"count": 5, "tags": ["x"]})))
-    );
+    let after = s
+        .write(
+            Write::update(key.clone())
+                .add("count", 3)
+                .remove("name")
+                .set("tags", json!(["x"]))
+                .build(),
+        )
+        .await
+        .unwrap();
+    let expected = Some(item("U#1", "X", json!({"count": 5, "tags": ["x"]})));
+    assert_eq!(after, expected, "a write answers the item it left");
+    assert_eq!(s.get(&key).await.unwrap(), expected);
     // A counter that must not go negative.
     let never_negative = Write::update(key.clone())
         .add("count", -6)
@@ -146,7 +148,7 @@ async fn a_racing_conditional_write_has_one_winner(backend: Backend) {
     let mut winners = Vec::new();
     for (n, task) in tasks.into_iter().enumerate() {
         match task.await.unwrap() {
-            Ok(()) => winners.push(n),
+            Ok(_) => winners.push(n),
             Err(e) => assert_eq!(e, StoreError::ConditionFailed { index: None }),
         }
     }

@@ -291,10 +291,11 @@ pub async fn update_profile(
         for name in remove {
             update = update.remove(name);
         }
-        match store.write(update.build()).await {
-            Err(StoreError::ConditionFailed { .. }) => return Err(Error::NotFound("member")),
-            other => other?,
-        }
+        return match store.write(update.build()).await {
+            Ok(Some(item)) => Member::from_item(item),
+            Ok(None) | Err(StoreError::ConditionFailed { .. }) => Err(Error::NotFound("member")),
+            Err(e) => Err(e.into()),
+        };
     }
     get(store, id).await?.ok_or(Error::NotFound("member"))
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde_json::{Number, Value};
@@ -279,7 +280,7 @@ impl Store for DynamoStore {
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    async fn write(&self, write: Write) -> Result<Option<Item>, StoreError> {
         let c = &self.client;
         match &write {
             Write::Put { item, condition } => {
@@ -292,7 +293,7 @@ impl Store for DynamoStore {
                     .set_expression_attribute_values(p.expression_attribute_values)
                     .send()
                     .await
-                    .map(drop)
+                    .map(|_| Some(item.clone()))
                     .map_err(map_error)
             }
             Write::Update {
@@ -310,9 +311,10 @@ impl Store for DynamoStore {
                     .set_condition_expression(u.condition_expression)
                     .set_expression_attribute_names(u.expression_attribute_names)
                     .set_expression_attribute_values(u.expression_attribute_values)
+                    .return_values(ReturnValue::AllNew)
                     .send()
                     .await
-                    .map(drop)
+                    .map(|out| out.attributes.map(from_attrs))
                     .map_err(map_error)
             }
             Write::Delete { key, condition } => {
@@ -325,7 +327,7 @@ impl Store for DynamoStore {
                     .set_expression_attribute_values(d.expression_attribute_values)
                     .send()
                     .await
-                    .map(drop)
+                    .map(|_| None)
                     .map_err(map_error)
             }
             Write::Check { .. } => Err(StoreError::Invalid(

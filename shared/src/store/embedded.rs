@@ -227,7 +227,7 @@ fn run_writes(
     table: &TableSpec,
     writes: &[Write],
     in_transaction: bool,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Option<Item>>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
     let mut results = Vec::with_capacity(writes.len());
     for (i, write) in writes.iter().enumerate() {
@@ -248,7 +248,12 @@ fn run_writes(
             store_item(&txn, table, key, old.as_ref(), new.as_ref())?;
         }
     }
-    txn.commit().map_err(unavailable)
+    txn.commit().map_err(unavailable)?;
+    // What each write left: its new item, or for a check the item as it was.
+    Ok(results
+        .into_iter()
+        .map(|(_, old, new)| new.unwrap_or(old))
+        .collect())
 }
 
 /// The byte range of keys a sort-key condition selects within `partition`.
@@ -391,20 +396,23 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    async fn write(&self, write: Write) -> Result<Option<Item>, StoreError> {
         if matches!(write, Write::Check { .. }) {
             return Err(StoreError::Invalid(
                 "a condition check is only valid in a transaction".into(),
             ));
         }
-        self.blocking(move |db, table| run_writes(db, table, std::slice::from_ref(&write), false))
-            .await
+        let mut left = self
+            .blocking(move |db, table| run_writes(db, table, std::slice::from_ref(&write), false))
+            .await?;
+        Ok(left.pop().flatten())
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_transaction(&writes)?;
         self.blocking(move |db, table| run_writes(db, table, &writes, true))
             .await
+            .map(drop)
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {

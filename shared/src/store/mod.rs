@@ -291,8 +291,9 @@ pub trait Store: Send + Sync {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
     /// Reads up to [`MAX_BATCH_GET`] items at once; the answer is in the order of `keys`.
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
-    /// One conditional write. `Write::Check` is only valid in a transaction.
-    async fn write(&self, write: Write) -> Result<(), StoreError>;
+    /// One conditional write; answers the item as the write left it (`None` after a delete), so
+    /// an update needs no read to show its result. `Write::Check` is only valid in a transaction.
+    async fn write(&self, write: Write) -> Result<Option<Item>, StoreError>;
     /// All writes or none; at most [`MAX_TRANSACTION_WRITES`], each key at most once.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// One page of a partition, ordered by sort key.
