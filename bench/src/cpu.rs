@@ -71,6 +71,28 @@ async fn measure(
             "p99_us": us(percentile(&samples, 99.0)),
         }));
     }
+    // The WeChat exchange alone (its HTTP client's side), the part of login's figure that is
+    // I/O with WeChat rather than the handler's own work.
+    let wechat = app.wechat.as_ref().ok_or("no WeChat client")?;
+    let mut samples = Vec::with_capacity(iterations);
+    for n in 0..warmup + iterations {
+        let start = thread_cpu();
+        wechat
+            .code_to_session("sandbox:alice")
+            .await
+            .map_err(|e| format!("sandbox WeChat: {e:?}"))?;
+        if n >= warmup {
+            samples.push(thread_cpu().saturating_sub(start));
+        }
+    }
+    rows.push(json!({
+        "route": "(WeChat jscode2session exchange, client side)",
+        "call": "part of login",
+        "iterations": iterations,
+        "p50_us": us(percentile(&samples, 50.0)),
+        "p99_us": us(percentile(&samples, 99.0)),
+        "io": true,
+    }));
     Ok(rows)
 }
 

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 10] [--warm 500] \
-[--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build]";
+[--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build] \
+[--only lambda,requests,cpu,api]";
 
 struct Options {
     dynamodb_endpoint: String,
@@ -27,6 +28,14 @@ struct Options {
     load: Load,
     out: PathBuf,
     build: bool,
+    /// The sections to run (all by default).
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -42,6 +51,7 @@ fn parse_args() -> Result<Options, String> {
         },
         out: PathBuf::from("bench-results"),
         build: true,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -61,6 +71,7 @@ fn parse_args() -> Result<Options, String> {
             "--seconds" => options.load.seconds = number(value()?)?.clamp(1, 60) as u32,
             "--out" => options.out = PathBuf::from(value()?),
             "--no-build" => options.build = false,
+            "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -373,9 +384,14 @@ async fn run(options: Options) -> Result<Value, String> {
         scratch: scratch.path(),
     };
     let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
+    let cold_starts = if options.runs("lambda") {
+        options.cold_starts
+    } else {
+        0
+    };
     // Rounds interleave the binaries, so a burst of load elsewhere hits them all alike.
-    for round in 0..options.cold_starts {
-        let warm = if round + 1 == options.cold_starts {
+    for round in 0..cold_starts {
+        let warm = if round + 1 == cold_starts {
             options.warm
         } else {
             0
@@ -394,26 +410,39 @@ async fn run(options: Options) -> Result<Value, String> {
             runs.push(bench.run(target, warm).await?);
         }
     }
-    let binaries_json = lambda_figures(&targets, &runs, &sizes);
+    let binaries_json = if cold_starts > 0 {
+        lambda_figures(&targets, &runs, &sizes)
+    } else {
+        Vec::new()
+    };
 
-    eprintln!("renji-bench: DynamoDB requests per route");
-    let store_requests = requests::count(&routes, endpoint, &wechat_base, scratch.path()).await?;
-    eprintln!(
-        "renji-bench: handler CPU time ({} calls per route)",
-        options.cpu_iterations
-    );
-    let handler_cpu = cpu::handler_cpu(&routes, &wechat_base, options.cpu_iterations).await?;
-    eprintln!(
-        "renji-bench: local API throughput ({} s per route)",
-        options.load.seconds
-    );
-    let local_api = throughput::measure(
-        &workspace.release("renji-local"),
-        &root,
-        scratch.path(),
-        &options.load,
-    )
-    .await?;
+    let mut store_requests = Vec::new();
+    if options.runs("requests") {
+        eprintln!("renji-bench: DynamoDB requests per route");
+        store_requests = requests::count(&routes, endpoint, &wechat_base, scratch.path()).await?;
+    }
+    let mut handler_cpu = Vec::new();
+    if options.runs("cpu") {
+        eprintln!(
+            "renji-bench: handler CPU time ({} calls per route)",
+            options.cpu_iterations
+        );
+        handler_cpu = cpu::handler_cpu(&routes, &wechat_base, options.cpu_iterations).await?;
+    }
+    let mut local_api = Vec::new();
+    if options.runs("api") {
+        eprintln!(
+            "renji-bench: local API throughput ({} s per route)",
+            options.load.seconds
+        );
+        local_api = throughput::measure(
+            &workspace.release("renji-local"),
+            &root,
+            scratch.path(),
+            &options.load,
+        )
+        .await?;
+    }
 
     let date = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
