@@ -86,14 +86,18 @@ fn parse_args() -> Result<Options, String> {
 
 /// Logs go where a function's go, formatted the same way, then dropped: their cost counts.
 fn quiet_logging() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .with_writer(std::io::sink)
+    use tracing_subscriber::prelude::*;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_target(false)
+                .without_time()
+                .with_writer(std::io::sink),
+        )
+        .with(renji_shared::logging::filter_from(None))
         .try_init();
 }
 
