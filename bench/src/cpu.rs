@@ -2,7 +2,9 @@
 //! lambda_http and run through its handler over a zero-latency in-memory store, on a
 //! single-threaded runtime, timed with the thread's CPU clock (so time the thread spends
 //! descheduled by a busy machine is not counted). Login still calls the sandbox WeChat, which
-//! runs on another thread: its figure includes the WeChat HTTP client's own work.
+//! runs on another thread: its figure includes that HTTP exchange (client side, with the
+//! loopback TCP and wake-up work the kernel charges to the caller), measured alone on the
+//! last row; the target is judged on the routes without outside I/O.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,12 +65,20 @@ async fn measure(
                 samples.push(spent);
             }
         }
+        // Login calls WeChat: its figure includes that HTTP exchange, which is I/O too.
+        let note = if call.route.route == "POST /v1/auth/wechat" {
+            "includes the WeChat exchange (last row)"
+        } else {
+            ""
+        };
         rows.push(json!({
             "route": call.route.route,
             "call": call.variant,
             "iterations": iterations,
             "p50_us": us(percentile(&samples, 50.0)),
             "p99_us": us(percentile(&samples, 99.0)),
+            "outside_io": !note.is_empty(),
+            "note": note,
         }));
     }
     // The WeChat exchange alone (its HTTP client's side), the part of login's figure that is
@@ -91,7 +101,8 @@ async fn measure(
         "iterations": iterations,
         "p50_us": us(percentile(&samples, 50.0)),
         "p99_us": us(percentile(&samples, 99.0)),
-        "io": true,
+        "outside_io": true,
+        "note": "I/O, not handler work: loopback HTTP to the sandbox, whose kernel and scheduler work is charged to the caller's thread",
     }));
     Ok(rows)
 }

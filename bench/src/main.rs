@@ -16,7 +16,7 @@ use renji_shared::store::schema::TABLE;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 10] [--warm 500] \
+const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 30] [--warm 500] \
 [--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build] \
 [--only lambda,requests,cpu,api]";
 
@@ -41,7 +41,7 @@ impl Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         dynamodb_endpoint: std::env::var("RENJI_TEST_DYNAMODB_ENDPOINT").unwrap_or_default(),
-        cold_starts: 10,
+        cold_starts: 30,
         warm: 500,
         cpu_iterations: 2000,
         load: Load {
@@ -278,13 +278,14 @@ fn target_results(doc: &Value) -> Vec<Value> {
             r["call"].as_str().unwrap_or("")
         )
     };
+    let cpu_rows = doc["handler_cpu"].as_array().into_iter().flatten();
     if let Some((v, r)) = worst(
-        doc["handler_cpu"].as_array().into_iter().flatten(),
+        cpu_rows.filter(|r| r["outside_io"] != true),
         "p99_us",
         label,
     ) {
         add(
-            "handler CPU p99 < 100 µs per warm request",
+            "handler CPU p99 < 100 µs per warm request, without store I/O (routes without outside I/O; login's figure includes the WeChat exchange)",
             format!("{r}: {v:.1} µs"),
             v < 100.0,
         );

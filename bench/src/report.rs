@@ -111,16 +111,17 @@ pub fn markdown(doc: &Value) -> String {
     line(String::new());
     line("**Handler CPU time per warm request** (thread CPU time of parsing the event and running the handler, in-process over a zero-latency in-memory store, so no store I/O):".into());
     line(String::new());
-    line("| route | call | p50 µs | p99 µs | iterations |".into());
-    line("|---|---|---:|---:|---:|".into());
+    line("| route | call | p50 µs | p99 µs | iterations | note |".into());
+    line("|---|---|---:|---:|---:|---|".into());
     for r in rows(&doc["handler_cpu"]) {
         line(format!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             r["route"].as_str().unwrap_or(""),
             r["call"].as_str().unwrap_or(""),
             num(&r["p50_us"]),
             num(&r["p99_us"]),
             num(&r["iterations"]),
+            r["note"].as_str().unwrap_or(""),
         ));
     }
     line(String::new());
