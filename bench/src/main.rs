@@ -411,8 +411,10 @@ async fn run(options: Options) -> Result<Value, String> {
                 String::new()
             }
         );
-        for (target, runs) in targets.iter().zip(runs.iter_mut()) {
-            runs.push(bench.run(target, warm).await?);
+        // The order rotates too, so no binary always follows the same one.
+        for i in 0..targets.len() {
+            let k = (i + round) % targets.len();
+            runs[k].push(bench.run(&targets[k], warm).await?);
         }
     }
     let binaries_json = if cold_starts > 0 {
