@@ -76,10 +76,16 @@ pub fn markdown(doc: &Value) -> String {
     line("|---|---|---:|---:|---:|".into());
     for b in rows(&lambda["binaries"]) {
         for w in rows(&b["warm"]) {
+            let route = w["route"].as_str().unwrap_or("");
+            let route = if b["function"].is_null() {
+                format!("{route}'s event, answered \"hello\"")
+            } else {
+                route.to_owned()
+            };
             line(format!(
                 "| {} | {} | {} | {} | {} |",
                 b["binary"].as_str().unwrap_or(""),
-                w["route"].as_str().unwrap_or(""),
+                route,
                 num(&w["p50_ms"]),
                 num(&w["p99_ms"]),
                 num(&w["p50_ratio_to_hello"]),
