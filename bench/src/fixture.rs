@@ -74,14 +74,47 @@ pub async fn login(app: &App, routes: &[RouteEvent]) -> Result<Member, String> {
     let id = body["user"]["id"].as_str().ok_or("login without user id")?;
     let user_id = UserId::parse(id).ok_or("login returned a bad user id")?;
     let ids = Ids::from([("users".to_owned(), id.to_owned())]);
-    Ok(Member {
+    let mut member = Member {
         user_id,
         token,
         ids,
-    })
+    };
+    member.create_objects(app, routes).await?;
+    Ok(member)
 }
 
 impl Member {
+    /// For every path like `/v1/listings/{id}` naming a collection the run has no object of, one
+    /// object made through the collection's `POST /v1/listings` route with its sample event.
+    async fn create_objects(&mut self, app: &App, routes: &[RouteEvent]) -> Result<(), String> {
+        for route in routes {
+            let path = route.route.split_once(' ').map(|(_, p)| p).unwrap_or("");
+            let Some((collection_path, _)) = path.split_once("/{") else {
+                continue;
+            };
+            let collection = collection_path.rsplit('/').next().unwrap_or("").to_owned();
+            if self.ids.contains_key(&collection) {
+                continue;
+            }
+            let create_key = format!("POST {collection_path}");
+            let create = routes.iter().find(|r| r.route == create_key).ok_or_else(|| {
+                format!(
+                    "{} needs a {collection} object, and template.yaml has no {create_key} to make one \
+                     (teach bench/src/fixture.rs how)",
+                    route.route
+                )
+            })?;
+            let event = events::prepare(create, Some(&self.token), &self.ids)?;
+            let (status, body) = invoke(app, create, &event).await?;
+            let id = body["id"].as_str().filter(|_| (200..300).contains(&status));
+            let id = id.ok_or_else(|| {
+                format!("{create_key} (to make a {collection} object) answered {status}: {body}")
+            })?;
+            self.ids.insert(collection, id.to_owned());
+        }
+        Ok(())
+    }
+
     /// A new session of this member, recorded in `app`'s store.
     pub async fn fresh_token(&self, app: &App) -> Result<String, String> {
         let (token, _) = renji_shared::session::start(&app.store, &app.tokens, &self.user_id, 3600)
