@@ -4,6 +4,7 @@
 //! The session_key WeChat returns is dropped here: Renji does not need it, so it never reaches
 //! the store, a response or a log.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,20 +57,32 @@ struct Code2SessionReply {
     errcode: i64,
 }
 
-/// The `jscode2session` client. Built once per process; reqwest's pool is reused.
+/// The `jscode2session` client. Built once per process; its HTTP client (with its TLS
+/// configuration) is built on the first login, not at start-up, since a function instance may
+/// serve only logouts; reqwest's pool is then reused.
 pub struct WechatClient {
-    http: reqwest::Client,
+    http: OnceLock<reqwest::Client>,
     config: WechatConfig,
 }
 
 impl WechatClient {
     pub fn new(config: WechatConfig) -> Result<Self, Error> {
+        Ok(WechatClient {
+            http: OnceLock::new(),
+            config,
+        })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, WechatError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        Ok(WechatClient { http, config })
+            .map_err(|e| WechatError::Unavailable(format!("HTTP client: {e}")))?;
+        Ok(self.http.get_or_init(|| http))
     }
 
     pub async fn code_to_session(&self, code: &str) -> Result<WechatIdentity, WechatError> {
@@ -79,7 +92,7 @@ impl WechatClient {
             self.config.api_base.trim_end_matches('/')
         );
         let response = self
-            .http
+            .http()?
             .get(url)
             .query(&[
                 ("appid", self.config.appid.as_str()),

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::schema::{IndexSpec, TableSpec};
 use super::{
-    condition_holds, validate_batch, validate_key, validate_transaction, Cursor, Item, Key, Page,
+    apply_write, validate_batch, validate_key, validate_transaction, Cursor, Item, Key, Page,
     Query, SortKey, Store, StoreError, Write, PK, SK,
 };
 
@@ -160,66 +160,6 @@ fn store_item(
     Ok(())
 }
 
-/// Checks one write's condition and returns the item it leaves (`None`: deleted), or `Err` with
-/// `ConditionFailed` when its condition does not hold.
-fn apply(write: &Write, old: Option<&Item>) -> Result<Option<Option<Item>>, StoreError> {
-    let condition = match write {
-        Write::Put { condition, .. }
-        | Write::Update { condition, .. }
-        | Write::Delete { condition, .. } => condition.as_ref(),
-        Write::Check { condition, .. } => Some(condition),
-    };
-    if let Some(c) = condition {
-        if !condition_holds(c, old) {
-            return Err(StoreError::ConditionFailed { index: None });
-        }
-    }
-    Ok(match write {
-        Write::Put { item, .. } => Some(Some(item.clone())),
-        Write::Delete { .. } => Some(None),
-        Write::Check { .. } => None,
-        Write::Update {
-            key,
-            set,
-            add,
-            remove,
-            ..
-        } => {
-            let touched = set.keys().chain(add.iter().map(|(n, _)| n)).chain(remove);
-            if touched.into_iter().any(|n| n == PK || n == SK) {
-                return Err(StoreError::Invalid(
-                    "an update cannot change the key".into(),
-                ));
-            }
-            if set.is_empty() && add.is_empty() && remove.is_empty() {
-                return Err(StoreError::Invalid("an update that changes nothing".into()));
-            }
-            let mut item = old.cloned().unwrap_or_else(|| {
-                let mut fresh = Item::new();
-                fresh.insert(PK.into(), Value::String(key.pk.clone()));
-                fresh.insert(SK.into(), Value::String(key.sk.clone()));
-                fresh
-            });
-            for (name, value) in set {
-                item.insert(name.clone(), value.clone());
-            }
-            for (name, delta) in add {
-                let base = match item.get(name) {
-                    None => 0,
-                    Some(v) => v.as_i64().ok_or_else(|| {
-                        StoreError::Invalid(format!("ADD to non-integer attribute {name}"))
-                    })?,
-                };
-                item.insert(name.clone(), Value::from(base + delta));
-            }
-            for name in remove {
-                item.remove(name);
-            }
-            Some(Some(item))
-        }
-    })
-}
-
 /// Runs the writes in one redb transaction: every condition is checked before anything changes.
 /// In a transaction a failed condition names its write, as DynamoDB's cancellation reasons do.
 fn run_writes(
@@ -235,7 +175,7 @@ fn run_writes(
             .key()
             .ok_or_else(|| StoreError::Invalid("item without key".into()))?;
         let old = current(&txn, &key)?;
-        let new = apply(write, old.as_ref()).map_err(|e| match e {
+        let new = apply_write(write, old.as_ref()).map_err(|e| match e {
             StoreError::ConditionFailed { .. } if in_transaction => {
                 StoreError::ConditionFailed { index: Some(i) }
             }

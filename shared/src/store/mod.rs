@@ -358,3 +358,63 @@ pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
         Condition::All(all) => all.iter().all(|c| condition_holds(c, current)),
     }
 }
+
+/// DynamoDB's semantics of one write on the item it finds, for in-process stores: the item it
+/// leaves (`Some(None)`: deleted; `None`: a check, nothing changes), or `ConditionFailed`.
+pub fn apply_write(write: &Write, old: Option<&Item>) -> Result<Option<Option<Item>>, StoreError> {
+    let condition = match write {
+        Write::Put { condition, .. }
+        | Write::Update { condition, .. }
+        | Write::Delete { condition, .. } => condition.as_ref(),
+        Write::Check { condition, .. } => Some(condition),
+    };
+    if let Some(c) = condition {
+        if !condition_holds(c, old) {
+            return Err(StoreError::ConditionFailed { index: None });
+        }
+    }
+    Ok(match write {
+        Write::Put { item, .. } => Some(Some(item.clone())),
+        Write::Delete { .. } => Some(None),
+        Write::Check { .. } => None,
+        Write::Update {
+            key,
+            set,
+            add,
+            remove,
+            ..
+        } => {
+            let touched = set.keys().chain(add.iter().map(|(n, _)| n)).chain(remove);
+            if touched.into_iter().any(|n| n == PK || n == SK) {
+                return Err(StoreError::Invalid(
+                    "an update cannot change the key".into(),
+                ));
+            }
+            if set.is_empty() && add.is_empty() && remove.is_empty() {
+                return Err(StoreError::Invalid("an update that changes nothing".into()));
+            }
+            let mut item = old.cloned().unwrap_or_else(|| {
+                let mut fresh = Item::new();
+                fresh.insert(PK.into(), Value::String(key.pk.clone()));
+                fresh.insert(SK.into(), Value::String(key.sk.clone()));
+                fresh
+            });
+            for (name, value) in set {
+                item.insert(name.clone(), value.clone());
+            }
+            for (name, delta) in add {
+                let base = match item.get(name) {
+                    None => 0,
+                    Some(v) => v.as_i64().ok_or_else(|| {
+                        StoreError::Invalid(format!("ADD to non-integer attribute {name}"))
+                    })?,
+                };
+                item.insert(name.clone(), Value::from(base + delta));
+            }
+            for name in remove {
+                item.remove(name);
+            }
+            Some(Some(item))
+        }
+    })
+}

@@ -1,0 +1,130 @@
+//! Handler CPU time per warm request, without store I/O: each call's event is parsed by
+//! lambda_http and run through its handler over a zero-latency in-memory store, on a
+//! single-threaded runtime, timed with the thread's CPU clock (so time the thread spends
+//! descheduled by a busy machine is not counted). Login still calls the sandbox WeChat, which
+//! runs on another thread: its figure includes that HTTP exchange (client side, with the
+//! loopback TCP and wake-up work the kernel charges to the caller), measured alone on the
+//! last row; the target is judged on the routes without outside I/O.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use renji_shared::store::DynStore;
+use serde_json::{json, Value};
+
+use crate::events::RouteEvent;
+use crate::fixture;
+use crate::memstore::MemStore;
+use crate::requests::{calls, event_of};
+use crate::stats::{percentile, us};
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+async fn measure(
+    routes: Vec<RouteEvent>,
+    wechat_base: String,
+    iterations: usize,
+) -> Result<Vec<Value>, String> {
+    let store: DynStore = Arc::new(MemStore::default());
+    let app = fixture::app(store, "renji", &wechat_base)?;
+    let member = fixture::login(&app, &routes).await?;
+    let mut rows = Vec::new();
+    let warmup = iterations / 10;
+    for call in calls(&routes) {
+        let mut samples = Vec::with_capacity(iterations);
+        for n in 0..warmup + iterations {
+            // Making the event (a fresh session for logout) is not timed.
+            let event = event_of(&call, &app, &member, n).await?.to_string();
+            let start = thread_cpu();
+            let req = lambda_http::request::from_str(&event)
+                .map_err(|e| format!("{}: {e}", call.route.name))?;
+            let response = renji_local::functions::invoke(&call.route.function, &app, req)
+                .await
+                .ok_or("no such function")?;
+            let spent = thread_cpu().saturating_sub(start);
+            let status = response.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(format!(
+                    "{} ({}) answered {status}",
+                    call.route.route, call.variant
+                ));
+            }
+            if n >= warmup {
+                samples.push(spent);
+            }
+        }
+        // Login calls WeChat: its figure includes that HTTP exchange, which is I/O too.
+        let note = if call.route.route == "POST /v1/auth/wechat" {
+            "includes the WeChat exchange (last row)"
+        } else {
+            ""
+        };
+        rows.push(json!({
+            "route": call.route.route,
+            "call": call.variant,
+            "iterations": iterations,
+            "p50_us": us(percentile(&samples, 50.0)),
+            "p99_us": us(percentile(&samples, 99.0)),
+            "outside_io": !note.is_empty(),
+            "note": note,
+        }));
+    }
+    // The WeChat exchange alone (its HTTP client's side), the part of login's figure that is
+    // I/O with WeChat rather than the handler's own work.
+    let wechat = app.wechat.as_ref().ok_or("no WeChat client")?;
+    let mut samples = Vec::with_capacity(iterations);
+    for n in 0..warmup + iterations {
+        let start = thread_cpu();
+        wechat
+            .code_to_session("sandbox:alice")
+            .await
+            .map_err(|e| format!("sandbox WeChat: {e:?}"))?;
+        if n >= warmup {
+            samples.push(thread_cpu().saturating_sub(start));
+        }
+    }
+    rows.push(json!({
+        "route": "(WeChat jscode2session exchange, client side)",
+        "call": "part of login",
+        "iterations": iterations,
+        "p50_us": us(percentile(&samples, 50.0)),
+        "p99_us": us(percentile(&samples, 99.0)),
+        "outside_io": true,
+        "note": "I/O, not handler work: loopback HTTP to the sandbox, whose kernel and scheduler work is charged to the caller's thread",
+    }));
+    Ok(rows)
+}
+
+/// Runs the measurement on its own thread and runtime (the caller's runtime keeps serving the
+/// sandbox WeChat).
+pub async fn handler_cpu(
+    routes: &[RouteEvent],
+    wechat_base: &str,
+    iterations: usize,
+) -> Result<Vec<Value>, String> {
+    let routes = routes.to_vec();
+    let wechat_base = wechat_base.to_owned();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(measure(routes, wechat_base, iterations))
+    });
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the handler CPU thread panicked".to_string())?
+}

@@ -1,0 +1,276 @@
+//! Each function binary as Lambda runs it: spawned with Lambda's environment against the Runtime
+//! API stand-in, cold started several times, then invoked warm with each of its routes' events.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use renji_shared::App;
+use serde_yaml::Value as Yaml;
+use tokio::process::{Child, Command};
+
+use crate::events::RouteEvent;
+use crate::fixture::{self, Member};
+use crate::runtime_api::{status_of, RuntimeApi};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One binary to benchmark.
+pub struct Target {
+    /// The binary's name (`users`, or `hello` for the baseline).
+    pub binary: String,
+    /// Its function's logical id in `template.yaml` (none for the baseline).
+    pub function: Option<String>,
+    pub path: PathBuf,
+    /// Its configuration variables, as `template.yaml` gives them, with local values.
+    pub env: Vec<(String, String)>,
+    /// Its routes, each with its event; the first is the cold starts' event.
+    pub routes: Vec<RouteEvent>,
+}
+
+/// What one process did.
+pub struct Run {
+    pub init: Duration,
+    pub first: Duration,
+    /// Warm latencies, per route (empty on runs that only cold start).
+    pub warm: Vec<(String, Vec<Duration>)>,
+    /// VmHWM, kB, read just before the process was stopped.
+    pub peak_rss_kb: u64,
+}
+
+/// The variables `template.yaml` gives `function` (globals and its own), with local values:
+/// the benchmark's table and secret, the sandbox WeChat. An unknown variable is an error, so a
+/// new one is not silently left out.
+pub fn template_env(
+    function: &str,
+    table: &str,
+    wechat_base: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let root: Yaml = serde_yaml::from_str(renji_local::template::TEMPLATE)
+        .map_err(|e| format!("template.yaml: {e}"))?;
+    let vars = |v: Option<&Yaml>| -> Vec<(String, Yaml)> {
+        v.and_then(|v| v.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+            .collect()
+    };
+    let mut names = vars(root.get("Globals").and_then(|g| g.get("Function")));
+    names.extend(vars(
+        root.get("Resources")
+            .and_then(|r| r.get(function))
+            .and_then(|f| f.get("Properties")),
+    ));
+    let local = fixture::function_env(table, wechat_base);
+    let mut env = Vec::new();
+    for (name, value) in names {
+        let value = match (local.get(name.as_str()), value.as_str()) {
+            (Some(v), _) => v.clone(),
+            (None, Some(plain)) => plain.to_owned(),
+            (None, None) => {
+                return Err(format!(
+                    "{function}: the benchmark has no local value for {name} (bench/src/fixture.rs)"
+                ))
+            }
+        };
+        if name == "WECHAT_APPID" {
+            env.push(("WECHAT_API_BASE".to_owned(), wechat_base.to_owned()));
+        }
+        env.push((name, value));
+    }
+    Ok(env)
+}
+
+/// The environment Lambda gives every function (`provided.al2023`, 128 MB), with fake
+/// credentials and DynamoDB pointed at `dynamodb_endpoint` through the SDK's standard variables,
+/// so the production configuration path (`aws_config` loading) is the one measured.
+fn lambda_env(
+    api: &RuntimeApi,
+    binary: &str,
+    dynamodb_endpoint: &str,
+    home: &Path,
+) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", api.addr.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", format!("renji-{binary}")),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/renji-{binary}"),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/01/01/[$LATEST]bench".into(),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        // DynamoDB Local keeps one database per access key and region: the runner's client
+        // (`dynamodb_client`, which created the table) uses `local` in us-east-1.
+        ("AWS_ACCESS_KEY_ID", "local".into()),
+        ("AWS_SECRET_ACCESS_KEY", "local".into()),
+        ("AWS_SESSION_TOKEN", "bench-session-token".into()),
+        ("AWS_ENDPOINT_URL", dynamodb_endpoint.into()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.into()),
+        ("LAMBDA_TASK_ROOT", "/var/task".into()),
+        ("LANG", "en_US.UTF-8".into()),
+        ("TZ", ":UTC".into()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME", home.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn peak_rss_kb(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmHWM in /proc/<pid>/status".into())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// Context shared by every run of every binary.
+pub struct Bench<'a> {
+    pub dynamodb_endpoint: &'a str,
+    /// The functions' state over the same table: makes sessions for the events.
+    pub app: &'a App,
+    pub member: &'a Member,
+    pub scratch: &'a Path,
+}
+
+impl Bench<'_> {
+    async fn event(&self, route: &RouteEvent) -> Result<Bytes, String> {
+        self.member.event_bytes(self.app, route).await
+    }
+
+    /// Starts `target` cold, invokes it once, then `warm` times per route; stops it.
+    pub async fn run(&self, target: &Target, warm: usize) -> Result<Run, String> {
+        let first_route = target
+            .routes
+            .first()
+            .ok_or_else(|| format!("{}: no route to invoke", target.binary))?;
+        let first_event = self.event(first_route).await?;
+        let log = self.scratch.join(format!("{}.log", target.binary));
+        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut api = RuntimeApi::start().await?;
+        let mut command = Command::new(&target.path);
+        command
+            .env_clear()
+            .envs(lambda_env(
+                &api,
+                &target.binary,
+                self.dynamodb_endpoint,
+                self.scratch,
+            ))
+            .envs(target.env.iter().cloned())
+            .current_dir(self.scratch)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        let spawned = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("{}: {e}", target.path.display()))?;
+        let result = self
+            .drive(&mut api, &mut child, target, spawned, first_event, warm)
+            .await;
+        let _ = child.kill().await;
+        result.map_err(|e| format!("{}: {e}\n{}", target.binary, log_tail(&log)))
+    }
+
+    async fn drive(
+        &self,
+        api: &mut RuntimeApi,
+        child: &mut Child,
+        target: &Target,
+        spawned: Instant,
+        first_event: Bytes,
+        warm: usize,
+    ) -> Result<Run, String> {
+        let polled = tokio::select! {
+            polled = api.next_poll(TIMEOUT) => polled?,
+            status = child.wait() => {
+                return Err(format!("exited before polling for an event ({})",
+                    status.map(|s| s.to_string()).unwrap_or_default()))
+            }
+        };
+        let init = polled.saturating_duration_since(spawned);
+        let (first, outcome) = api.invoke(first_event, TIMEOUT).await?;
+        check(&target.routes[0], status_of(&outcome))?;
+        let mut warm_runs = Vec::new();
+        if warm > 0 {
+            for route in &target.routes {
+                let mut samples = Vec::with_capacity(warm);
+                for _ in 0..warm {
+                    let event = self.event(route).await?;
+                    let (latency, outcome) = api.invoke(event, TIMEOUT).await?;
+                    check(route, status_of(&outcome))?;
+                    samples.push(latency);
+                }
+                warm_runs.push((route.route.clone(), samples));
+            }
+        }
+        let pid = child.id().ok_or("the process is gone")?;
+        Ok(Run {
+            init,
+            first,
+            warm: warm_runs,
+            peak_rss_kb: peak_rss_kb(pid)?,
+        })
+    }
+}
+
+/// Every measured invocation must succeed: a benchmark of error answers is worthless.
+fn check(route: &RouteEvent, status: Result<u16, String>) -> Result<(), String> {
+    match status? {
+        s if (200..300).contains(&s) => Ok(()),
+        s => Err(format!("{} answered {s}", route.route)),
+    }
+}
+
+/// The size of `binary` zipped as `bootstrap` (deflate), as Lambda deploys it.
+pub fn zip_size(binary: &Path, scratch: &Path) -> Result<u64, String> {
+    let dir = scratch.join("zip");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::copy(binary, dir.join("bootstrap"))
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let status = std::process::Command::new("zip")
+        .args(["-q", "-X", "bootstrap.zip", "bootstrap"])
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| format!("zip: {e} (scripts/bench installs it)"))?;
+    if !status.success() {
+        return Err(format!("zip failed: {status}"));
+    }
+    std::fs::metadata(dir.join("bootstrap.zip"))
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+/// Groups routes by the function serving them.
+pub fn routes_by_function(routes: &[RouteEvent]) -> HashMap<String, Vec<RouteEvent>> {
+    let mut map: HashMap<String, Vec<RouteEvent>> = HashMap::new();
+    for r in routes {
+        map.entry(r.function.clone()).or_default().push(r.clone());
+    }
+    map
+}

@@ -1,0 +1,124 @@
+//! A zero-latency store for timing handlers without store I/O: a map behind a mutex, with the
+//! port's conditions and update semantics, and simple (cursor-less) queries.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use renji_shared::store::schema::TABLE;
+use renji_shared::store::{
+    apply_write, Item, Key, Page, Query, SortKey, Store, StoreError, Write, PK, SK,
+};
+use serde_json::Value;
+
+#[derive(Default)]
+pub struct MemStore {
+    items: Mutex<BTreeMap<Key, Item>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Unavailable("poisoned".into()))
+}
+
+fn sort_matches(sort: &SortKey, value: &str) -> bool {
+    match sort {
+        SortKey::Any => true,
+        SortKey::Prefix(p) => value.starts_with(p.as_str()),
+        SortKey::Between(a, b) => a.as_str() <= value && value <= b.as_str(),
+        SortKey::Below(b) => value < b.as_str(),
+        SortKey::Above(a) => value > a.as_str(),
+    }
+}
+
+#[async_trait]
+impl Store for MemStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        Ok(locked(&self.items)?.get(key).cloned())
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let items = locked(&self.items)?;
+        Ok(keys.iter().map(|k| items.get(k).cloned()).collect())
+    }
+
+    async fn write(&self, write: Write) -> Result<Option<Item>, StoreError> {
+        let key = write
+            .key()
+            .ok_or_else(|| StoreError::Invalid("write without a key".into()))?;
+        let mut items = locked(&self.items)?;
+        match apply_write(&write, items.get(&key))? {
+            Some(Some(item)) => {
+                items.insert(key, item.clone());
+                Ok(Some(item))
+            }
+            Some(None) => {
+                items.remove(&key);
+                Ok(None)
+            }
+            None => Ok(items.get(&key).cloned()),
+        }
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut items = locked(&self.items)?;
+        let mut changes = Vec::new();
+        for (i, write) in writes.iter().enumerate() {
+            let key = write
+                .key()
+                .ok_or_else(|| StoreError::Invalid("write without a key".into()))?;
+            match apply_write(write, items.get(&key)) {
+                Ok(change) => changes.push((key, change)),
+                Err(StoreError::ConditionFailed { .. }) => {
+                    return Err(StoreError::ConditionFailed { index: Some(i) })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (key, change) in changes {
+            match change {
+                Some(Some(item)) => {
+                    items.insert(key, item);
+                }
+                Some(None) => {
+                    items.remove(&key);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        let (pk, sk) = match query.index {
+            None => (PK, SK),
+            Some(name) => {
+                let index = TABLE
+                    .index(name)
+                    .ok_or_else(|| StoreError::Invalid(format!("no index {name}")))?;
+                (index.pk, index.sk)
+            }
+        };
+        let items = locked(&self.items)?;
+        let text =
+            |item: &Item, name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+        let mut found: Vec<(String, Item)> = items
+            .values()
+            .filter(|item| text(item, pk).as_deref() == Some(query.partition.as_str()))
+            .filter_map(|item| Some((text(item, sk)?, item.clone())))
+            .filter(|(s, _)| sort_matches(&query.sort, s))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        if !query.ascending {
+            found.reverse();
+        }
+        Ok(Page {
+            items: found
+                .into_iter()
+                .take(query.limit)
+                .map(|(_, item)| item)
+                .collect(),
+            next: None,
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! The results as Markdown tables (what the README quotes) from the JSON document.
+
+use serde_json::Value;
+
+fn num(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        Some(f) => format!("{f:.2}"),
+        None => v.as_str().unwrap_or("–").to_owned(),
+    }
+}
+
+fn list(v: &Value) -> String {
+    let items: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if items.is_empty() {
+        "–".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn rows(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
+pub fn markdown(doc: &Value) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "Renji benchmark, {} — `{}` on {} ({} cores), {}.",
+        doc["date"].as_str().unwrap_or(""),
+        doc["command"].as_str().unwrap_or(""),
+        doc["machine"]["cpu"].as_str().unwrap_or("?"),
+        num(&doc["machine"]["cores"]),
+        doc["rustc"].as_str().unwrap_or("")
+    ));
+    let lambda = &doc["lambda"];
+    line(String::new());
+    line(format!(
+        "**Lambda binaries** (release profile; ×hello = ratio to the bare lambda_http `hello` built and measured in the same run; init and first invocation: median of {} cold starts; warm: {} invocations per route against DynamoDB Local):",
+        num(&lambda["cold_starts"]),
+        num(&lambda["warm_invocations"])
+    ));
+    line(String::new());
+    line("| binary | init ms | ×hello | first invocation ms | ×hello | peak RSS MB | ×hello | binary MB | ×hello | zip MB | ×hello |".into());
+    line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    for b in rows(&lambda["binaries"]) {
+        let r = &b["ratio_to_hello"];
+        line(format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            b["binary"].as_str().unwrap_or(""),
+            num(&b["init_ms"]),
+            num(&r["init"]),
+            num(&b["first_invocation_ms"]),
+            num(&r["first_invocation"]),
+            num(&b["peak_rss_mb"]),
+            num(&r["peak_rss"]),
+            num(&b["binary_mb"]),
+            num(&r["binary"]),
+            num(&b["zip_mb"]),
+            num(&r["zip"]),
+        ));
+    }
+    line(String::new());
+    line("**Warm latency per route** (event handed out → response received, through the Runtime API stand-in):".into());
+    line(String::new());
+    line("| binary | route | p50 ms | p99 ms | p50 ×hello |".into());
+    line("|---|---|---:|---:|---:|".into());
+    for b in rows(&lambda["binaries"]) {
+        for w in rows(&b["warm"]) {
+            let route = w["route"].as_str().unwrap_or("");
+            let route = if b["function"].is_null() {
+                format!("{route}'s event, answered \"hello\"")
+            } else {
+                route.to_owned()
+            };
+            line(format!(
+                "| {} | {} | {} | {} | {} |",
+                b["binary"].as_str().unwrap_or(""),
+                route,
+                num(&w["p50_ms"]),
+                num(&w["p99_ms"]),
+                num(&w["p50_ratio_to_hello"]),
+            ));
+        }
+    }
+    line(String::new());
+    line("**DynamoDB requests per route** (the route's call through its handler; requests counted by an SDK interceptor on DynamoDB Local, port calls by a counting decorator on each store; target: a GET reads one object, a state-changing call makes one transaction or one conditional write plus the reads it needs):".into());
+    line(String::new());
+    line("| route | call | DynamoDB Local requests | embedded store port calls | reads | writes | target | why |".into());
+    line("|---|---|---|---|---:|---:|---|---|".into());
+    for r in rows(&doc["store_requests"]) {
+        line(format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["route"].as_str().unwrap_or(""),
+            r["call"].as_str().unwrap_or(""),
+            list(&r["dynamodb_requests"]),
+            list(&r["embedded_port_calls"]),
+            num(&r["reads"]),
+            num(&r["writes"]),
+            if r["within_target"] == true {
+                "met"
+            } else {
+                "above"
+            },
+            r["why"].as_str().unwrap_or(""),
+        ));
+    }
+    line(String::new());
+    line("**Handler CPU time per warm request** (thread CPU time of parsing the event and running the handler, in-process over a zero-latency in-memory store, so no store I/O):".into());
+    line(String::new());
+    line("| route | call | p50 µs | p99 µs | iterations | note |".into());
+    line("|---|---|---:|---:|---:|---|".into());
+    for r in rows(&doc["handler_cpu"]) {
+        line(format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r["route"].as_str().unwrap_or(""),
+            r["call"].as_str().unwrap_or(""),
+            num(&r["p50_us"]),
+            num(&r["p99_us"]),
+            num(&r["iterations"]),
+            r["note"].as_str().unwrap_or(""),
+        ));
+    }
+    line(String::new());
+    line("**Local API throughput** (release `renji-local` on the embedded store, `wrk` on loopback):".into());
+    line(String::new());
+    line("| route | requests/s | p50 ms | p99 ms | load |".into());
+    line("|---|---:|---:|---:|---|".into());
+    for r in rows(&doc["local_api"]) {
+        if let Some(skipped) = r["skipped"].as_str() {
+            line(format!(
+                "| {} | – | – | – | skipped: {skipped} |",
+                r["route"].as_str().unwrap_or("")
+            ));
+            continue;
+        }
+        line(format!(
+            "| {} | {} | {} | {} | {} threads, {} connections, {} s |",
+            r["route"].as_str().unwrap_or(""),
+            num(&r["requests_per_sec"]),
+            num(&r["p50_ms"]),
+            num(&r["p99_ms"]),
+            num(&r["threads"]),
+            num(&r["connections"]),
+            num(&r["seconds"]),
+        ));
+    }
+    line(String::new());
+    line("**Targets:**".into());
+    line(String::new());
+    line("| target | worst | met |".into());
+    line("|---|---|---|".into());
+    for t in rows(&doc["targets"]) {
+        line(format!(
+            "| {} | {} | {} |",
+            t["target"].as_str().unwrap_or(""),
+            t["worst"].as_str().unwrap_or(""),
+            if t["met"] == true { "yes" } else { "**no**" },
+        ));
+    }
+    out
+}

@@ -1,0 +1,221 @@
+//! Store calls per route: each route's typical call through its handler, in-process, on the
+//! embedded store and on DynamoDB Local (where the SDK's own requests are counted too).
+
+use std::sync::Arc;
+
+use renji_shared::store::dynamo::DynamoStore;
+use renji_shared::store::embedded::EmbeddedStore;
+use renji_shared::store::schema::TABLE;
+use renji_shared::store::DynStore;
+use renji_shared::App;
+use serde_json::{json, Value};
+
+use crate::counting::{is_read, is_read_request, CountingStore, RequestCounter};
+use crate::events::{self, RouteEvent};
+use crate::fixture::{self, Member};
+
+/// One call of a route: its name and how its event is made.
+pub struct Call {
+    pub route: RouteEvent,
+    /// `typical`, or a named variant such as `first login`.
+    pub variant: &'static str,
+}
+
+/// The calls measured: every route's typical one, and a member's first login.
+pub fn calls(routes: &[RouteEvent]) -> Vec<Call> {
+    let mut calls: Vec<Call> = routes
+        .iter()
+        .map(|r| Call {
+            route: r.clone(),
+            variant: if r.route == "POST /v1/auth/wechat" {
+                "returning member"
+            } else {
+                "typical"
+            },
+        })
+        .collect();
+    if let Some(login) = routes.iter().find(|r| r.route == "POST /v1/auth/wechat") {
+        calls.push(Call {
+            route: login.clone(),
+            variant: "first login",
+        });
+    }
+    calls
+}
+
+/// The event of one call; first logins get a sandbox member never seen before.
+pub async fn event_of(call: &Call, app: &App, member: &Member, n: usize) -> Result<Value, String> {
+    if call.variant == "first login" {
+        let code = format!("sandbox:bench-{}-{n}", ulid::Ulid::new());
+        return Ok(events::with_login_code(&call.route.event, &code));
+    }
+    member.event(app, &call.route).await
+}
+
+/// What one call asked of one store.
+struct Counted {
+    port: Vec<String>,
+    requests: Option<Vec<String>>,
+}
+
+async fn count_on(
+    inner: DynStore,
+    counter: Option<RequestCounter>,
+    calls: &[Call],
+    routes: &[RouteEvent],
+    wechat_base: &str,
+) -> Result<Vec<Counted>, String> {
+    let counting = CountingStore::new(inner);
+    let store: DynStore = counting.clone();
+    let app = fixture::app(store, "renji", wechat_base)?;
+    let member = fixture::login(&app, routes).await?;
+    let mut out = Vec::new();
+    for (n, call) in calls.iter().enumerate() {
+        let event = event_of(call, &app, &member, n).await?;
+        counting.take();
+        if let Some(c) = &counter {
+            c.take();
+        }
+        let (status, body) = fixture::invoke(&app, &call.route, &event).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{} ({}) answered {status}: {body}",
+                call.route.route, call.variant
+            ));
+        }
+        out.push(Counted {
+            port: counting.take(),
+            requests: counter.as_ref().map(RequestCounter::take),
+        });
+    }
+    Ok(out)
+}
+
+/// The kinds of item a call reads again after writing them itself.
+fn read_back(port: &[String]) -> Vec<&str> {
+    let mut written: Vec<&str> = Vec::new();
+    let mut again = Vec::new();
+    for op in port {
+        let mut words = op.split_whitespace();
+        let (Some(verb), Some(kind)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match verb {
+            "put" | "update" => written.push(kind),
+            "get" if written.contains(&kind) => again.push(kind),
+            _ => {}
+        }
+    }
+    again
+}
+
+/// Whether a call is within the target: a GET reads one object; a state-changing call
+/// makes one transaction or one conditional write plus the reads it needs (reading back what
+/// it has just written is not needed: the write can return it).
+fn within_target(method: &str, reads: usize, writes: usize, port: &[String]) -> bool {
+    if method == "GET" {
+        reads <= 1 && writes == 0
+    } else {
+        writes <= 1 && read_back(port).is_empty()
+    }
+}
+
+/// Why a call is above its target, from what it did.
+fn why(call: &Call, port: &[String], within: bool) -> String {
+    if within {
+        return String::new();
+    }
+    let mut reasons = Vec::new();
+    if port.iter().any(|op| op == "get SESSION") {
+        reasons.push("authenticated: the session record is read on every call so that logout and revocation take effect at once".to_owned());
+    }
+    for kind in read_back(port) {
+        reasons.push(format!("reads the {kind} item back after updating it, to answer with it (the port's write returns nothing; UpdateItem with ReturnValues=ALL_NEW would save this read)"));
+    }
+    if call.variant == "first login" {
+        reasons.push("first login: the member and its openid claim are created in one transaction, then the session is a second (conditional) write".to_owned());
+    }
+    if reasons.is_empty() {
+        "UNEXPLAINED".into()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+/// Counts every call on both stores; `dynamodb_endpoint` is DynamoDB Local.
+pub async fn count(
+    routes: &[RouteEvent],
+    dynamodb_endpoint: &str,
+    wechat_base: &str,
+    scratch: &std::path::Path,
+) -> Result<Vec<Value>, String> {
+    let calls = calls(routes);
+    let embedded = EmbeddedStore::open(&scratch.join("count.redb"), TABLE)
+        .map_err(|e| format!("embedded store: {e}"))?;
+    let on_embedded = count_on(Arc::new(embedded), None, &calls, routes, wechat_base).await?;
+
+    let client = renji_shared::app::dynamodb_client(Some(dynamodb_endpoint)).await;
+    let table = format!(
+        "bench-count-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    renji_local::tables::create_table(&client, &table).await?;
+    let counter = RequestCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let dynamo = DynamoStore::new(client, table, TABLE);
+    let on_dynamo = count_on(Arc::new(dynamo), Some(counter), &calls, routes, wechat_base).await?;
+
+    let mut rows = Vec::new();
+    for ((call, e), d) in calls.iter().zip(on_embedded).zip(on_dynamo) {
+        let requests = d.requests.unwrap_or_default();
+        let reads = requests.iter().filter(|r| is_read_request(r)).count();
+        let writes = requests.len() - reads;
+        let port_reads = e.port.iter().filter(|op| is_read(op)).count();
+        let within = within_target(call.route.method(), reads, writes, &d.port);
+        rows.push(json!({
+            "route": call.route.route,
+            "call": call.variant,
+            "embedded_port_calls": e.port,
+            "dynamodb_port_calls": d.port,
+            "dynamodb_requests": requests,
+            "reads": reads,
+            "writes": writes,
+            "embedded_reads": port_reads,
+            "embedded_writes": e.port.len() - port_reads,
+            "within_target": within,
+            "why": why(call, &d.port, within),
+        }));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn targets_count_writes_and_reads_back() {
+        let patch = ops(&["get SESSION", "update PROFILE", "get PROFILE"]);
+        assert_eq!(read_back(&patch), vec!["PROFILE"]);
+        assert!(!within_target("PATCH", 2, 1, &patch));
+        let login = ops(&["get OPENID", "get PROFILE", "put SESSION"]);
+        assert!(within_target("POST", 2, 1, &login));
+        assert!(within_target("GET", 1, 0, &ops(&["get PROFILE"])));
+        assert!(!within_target(
+            "GET",
+            2,
+            0,
+            &ops(&["get SESSION", "get PROFILE"])
+        ));
+    }
+}
