@@ -102,11 +102,13 @@ fn openapi_profile_schemas_match_the_views() {
             .map(|k| k.as_str().unwrap().to_owned())
             .collect()
     };
-    let member =
-        renji_shared::domain::members::Member::new(&renji_shared::wechat::WechatIdentity {
+    let member = renji_shared::domain::members::Member::new(
+        renji_shared::ids::UserId::generate(),
+        &renji_shared::wechat::WechatIdentity {
             openid: "o".into(),
             unionid: None,
-        });
+        },
+    );
     let view_keys = |v: serde_json::Value| -> BTreeSet<String> {
         v.as_object().unwrap().keys().cloned().collect()
     };

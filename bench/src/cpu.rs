@@ -13,7 +13,7 @@ use renji_shared::store::DynStore;
 use serde_json::{json, Value};
 
 use crate::events::RouteEvent;
-use crate::fixture;
+use crate::fixture::{self, Sandboxes};
 use crate::memstore::MemStore;
 use crate::requests::{calls, event_of};
 use crate::stats::{percentile, us};
@@ -34,11 +34,11 @@ fn thread_cpu() -> Duration {
 
 async fn measure(
     routes: Vec<RouteEvent>,
-    wechat_base: String,
+    sandboxes: Sandboxes,
     iterations: usize,
 ) -> Result<Vec<Value>, String> {
     let store: DynStore = Arc::new(MemStore::default());
-    let app = fixture::app(store, "renji", &wechat_base)?;
+    let app = fixture::app(store, "renji", &sandboxes)?;
     let member = fixture::login(&app, &routes).await?;
     let mut rows = Vec::new();
     let warmup = iterations / 10;
@@ -111,17 +111,17 @@ async fn measure(
 /// sandbox WeChat).
 pub async fn handler_cpu(
     routes: &[RouteEvent],
-    wechat_base: &str,
+    sandboxes: &Sandboxes,
     iterations: usize,
 ) -> Result<Vec<Value>, String> {
     let routes = routes.to_vec();
-    let wechat_base = wechat_base.to_owned();
+    let sandboxes = sandboxes.clone();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        runtime.block_on(measure(routes, wechat_base, iterations))
+        runtime.block_on(measure(routes, sandboxes, iterations))
     });
     tokio::task::spawn_blocking(move || thread.join())
         .await

@@ -99,9 +99,16 @@ pub fn prepare(route: &RouteEvent, token: Option<&str>, ids: &Ids) -> Result<Val
     for segment in template_path.split('/') {
         match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             Some(param) => {
-                let id = ids.get(collection).ok_or_else(|| {
+                // `{listing_id}` names a listing, `{user_id}` another member to follow; `{id}`
+                // an object of the collection before it.
+                let kind = match param {
+                    "listing_id" => "listings",
+                    "user_id" => "others",
+                    _ => collection,
+                };
+                let id = ids.get(kind).ok_or_else(|| {
                     format!(
-                        "{}: the benchmark has no {collection} object for {{{param}}}",
+                        "{}: the benchmark has no {kind} object for {{{param}}}",
                         route.route
                     )
                 })?;

@@ -5,37 +5,73 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use renji_shared::config::Config;
+use renji_shared::domain::listings;
+use renji_shared::domain::members::{self, member_key};
 use renji_shared::ids::UserId;
 use renji_shared::store::DynStore;
+use renji_shared::store::{Condition, Write};
+use renji_shared::wechat::WechatIdentity;
 use renji_shared::App;
 use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::events::{self, Ids, RouteEvent};
 
 /// The session secret of every benchmark run (the functions are given the same one).
 pub const SECRET: &str = "renji-bench-session-secret-0123456789abcdef";
 
+/// The sandbox provider stand-ins every run talks to (as the local server does).
+#[derive(Clone, Debug)]
+pub struct Sandboxes {
+    pub wechat_base: String,
+    pub verifier_url: String,
+}
+
+impl Sandboxes {
+    pub async fn start() -> Result<(Sandboxes, Vec<JoinHandle<()>>), String> {
+        let bind = || async {
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("sandbox: {e}"))
+        };
+        let (wechat_base, wechat) =
+            renji_local::sandbox::wechat::spawn(bind().await?).map_err(|e| e.to_string())?;
+        let (verifier_url, verifier) =
+            renji_local::sandbox::verifier::spawn(bind().await?).map_err(|e| e.to_string())?;
+        Ok((
+            Sandboxes {
+                wechat_base,
+                verifier_url,
+            },
+            vec![wechat, verifier],
+        ))
+    }
+}
+
 /// The variables a function of `template.yaml` gets in the benchmark, by name.
-pub fn function_env(table: &str, wechat_base: &str) -> HashMap<&'static str, String> {
+pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
+    use renji_local::sandbox::{verifier, wechat};
     HashMap::from([
         ("RENJI_TABLE", table.to_owned()),
         ("RENJI_SESSION_SECRET", SECRET.to_owned()),
         ("RUST_LOG", "info".to_owned()),
-        (
-            "WECHAT_APPID",
-            renji_local::sandbox::wechat::APPID.to_owned(),
-        ),
-        (
-            "WECHAT_SECRET",
-            renji_local::sandbox::wechat::SECRET.to_owned(),
-        ),
-        ("WECHAT_API_BASE", wechat_base.to_owned()),
+        ("WECHAT_APPID", wechat::APPID.to_owned()),
+        ("WECHAT_SECRET", wechat::SECRET.to_owned()),
+        ("WECHAT_API_BASE", sandboxes.wechat_base.clone()),
+        ("RENJI_VERIFIER_URL", sandboxes.verifier_url.clone()),
+        ("RENJI_VERIFIER_TOKEN", verifier::TOKEN.to_owned()),
+        ("RENJI_PII_KEYS", PII_KEYS.to_owned()),
+        ("RENJI_PII_ACTIVE_KEY", "bench".to_owned()),
     ])
 }
 
+/// A fixed 32-byte key for the benchmark's sealed personal data.
+const PII_KEYS: &str = "bench:cmVuamktYmVuY2gtcGlpLWtleS0zMi1ieXRlcyE=";
+
 /// The functions' state over `store`, configured as the benchmarked functions are.
-pub fn app(store: DynStore, table: &str, wechat_base: &str) -> Result<App, String> {
-    let env = function_env(table, wechat_base);
+pub fn app(store: DynStore, table: &str, sandboxes: &Sandboxes) -> Result<App, String> {
+    let env = function_env(table, sandboxes);
     let config = Config::from_lookup(|name| env.get(name).cloned()).map_err(|e| e.to_string())?;
     App::new(config, store).map_err(|e| e.to_string())
 }
@@ -45,6 +81,8 @@ pub struct Member {
     pub user_id: UserId,
     pub token: String,
     pub ids: Ids,
+    /// The body of `POST /v1/listings`'s sample event, to make listings that calls consume.
+    new_listing: String,
 }
 
 /// Runs the handler of `route`'s function on `event`; the status and JSON body.
@@ -78,41 +116,39 @@ pub async fn login(app: &App, routes: &[RouteEvent]) -> Result<Member, String> {
         user_id,
         token,
         ids,
+        new_listing: String::new(),
     };
     member.create_objects(app, routes).await?;
     Ok(member)
 }
 
 impl Member {
-    /// For every path like `/v1/listings/{id}` naming a collection the run has no object of, one
-    /// object made through the collection's `POST /v1/listings` route with its sample event.
+    /// What the events name: a published listing of this (verified) member, made through
+    /// `POST /v1/listings` with its sample event, and another member to follow.
     async fn create_objects(&mut self, app: &App, routes: &[RouteEvent]) -> Result<(), String> {
-        for route in routes {
-            let path = route.route.split_once(' ').map(|(_, p)| p).unwrap_or("");
-            let Some((collection_path, _)) = path.split_once("/{") else {
-                continue;
-            };
-            let collection = collection_path.rsplit('/').next().unwrap_or("").to_owned();
-            if self.ids.contains_key(&collection) {
-                continue;
-            }
-            let create_key = format!("POST {collection_path}");
-            let create = routes.iter().find(|r| r.route == create_key).ok_or_else(|| {
-                format!(
-                    "{} needs a {collection} object, and template.yaml has no {create_key} to make one \
-                     (teach bench/src/fixture.rs how)",
-                    route.route
-                )
-            })?;
-            let event = events::prepare(create, Some(&self.token), &self.ids)?;
-            let (status, body) = invoke(app, create, &event).await?;
-            let id = body["id"].as_str().filter(|_| (200..300).contains(&status));
-            let id = id.ok_or_else(|| {
-                format!("{create_key} (to make a {collection} object) answered {status}: {body}")
-            })?;
-            self.ids.insert(collection, id.to_owned());
-        }
+        verify(app, &self.user_id).await?;
+        let create = routes
+            .iter()
+            .find(|r| r.route == "POST /v1/listings")
+            .ok_or("template.yaml has no POST /v1/listings")?;
+        let event = events::prepare(create, Some(&self.token), &self.ids)?;
+        self.new_listing = event["body"].as_str().unwrap_or_default().to_owned();
+        let (status, body) = invoke(app, create, &event).await?;
+        let id = body["id"].as_str().filter(|_| status == 201);
+        let id = id.ok_or_else(|| format!("POST /v1/listings answered {status}: {body}"))?;
+        self.ids.insert("listings".to_owned(), id.to_owned());
+        let (other, _) = new_member(app).await?;
+        self.ids.insert("others".to_owned(), other.to_string());
         Ok(())
+    }
+
+    /// A fresh published listing of this member (the sample event's), for a call that removes one.
+    async fn fresh_listing(&self, app: &App) -> Result<String, String> {
+        let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
+        let listing = listings::create(&app.store, &app.config.categories, &self.user_id, new)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(listing.id.to_string())
     }
 
     /// A new session of this member, recorded in `app`'s store.
@@ -123,17 +159,50 @@ impl Member {
         Ok(token)
     }
 
-    /// `route`'s event for this member, with a fresh session when the route consumes it.
+    /// `route`'s event for this member, with fresh state where the call consumes it: a session
+    /// for logout, a listing for its removal, an unverified member for a verification.
     pub async fn event(&self, app: &App, route: &RouteEvent) -> Result<Value, String> {
-        let token = if route.consumes_session() {
-            self.fresh_token(app).await?
-        } else {
-            self.token.clone()
+        let mut ids = self.ids.clone();
+        let token = match route.route.as_str() {
+            "POST /v1/auth/logout" => self.fresh_token(app).await?,
+            "POST /v1/me/verification" => new_member(app).await?.1,
+            _ => self.token.clone(),
         };
-        events::prepare(route, Some(&token), &self.ids)
+        if route.route == "DELETE /v1/listings/{id}" {
+            ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
+        }
+        events::prepare(route, Some(&token), &ids)
     }
 
     pub async fn event_bytes(&self, app: &App, route: &RouteEvent) -> Result<Bytes, String> {
         Ok(Bytes::from(self.event(app, route).await?.to_string()))
     }
+}
+
+/// Marks a member verified, as a verified result of `POST /v1/me/verification` does.
+async fn verify(app: &App, member: &UserId) -> Result<(), String> {
+    let badge = Write::update(member_key(member))
+        .set("verified", "person")
+        .condition(Condition::Present)
+        .build();
+    app.store
+        .write(badge)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A member never seen before, with a session: their id and token.
+async fn new_member(app: &App) -> Result<(UserId, String), String> {
+    let identity = WechatIdentity {
+        openid: format!("bench-{}", ulid::Ulid::new()),
+        unionid: None,
+    };
+    let (member, _) = members::find_or_create(&app.store, &identity, UserId::generate(), vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    let (token, _) = renji_shared::session::start(&app.store, &app.tokens, &member.id, 3600)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((member.id, token))
 }

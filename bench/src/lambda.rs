@@ -12,7 +12,7 @@ use serde_yaml::Value as Yaml;
 use tokio::process::{Child, Command};
 
 use crate::events::RouteEvent;
-use crate::fixture::{self, Member};
+use crate::fixture::{self, Member, Sandboxes};
 use crate::runtime_api::{status_of, RuntimeApi};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,7 +46,7 @@ pub struct Run {
 pub fn template_env(
     function: &str,
     table: &str,
-    wechat_base: &str,
+    sandboxes: &Sandboxes,
 ) -> Result<Vec<(String, String)>, String> {
     let root: Yaml = serde_yaml::from_str(renji_local::template::TEMPLATE)
         .map_err(|e| format!("template.yaml: {e}"))?;
@@ -65,7 +65,7 @@ pub fn template_env(
             .and_then(|r| r.get(function))
             .and_then(|f| f.get("Properties")),
     ));
-    let local = fixture::function_env(table, wechat_base);
+    let local = fixture::function_env(table, sandboxes);
     let mut env = Vec::new();
     for (name, value) in names {
         let value = match (local.get(name.as_str()), value.as_str()) {
@@ -78,7 +78,7 @@ pub fn template_env(
             }
         };
         if name == "WECHAT_APPID" {
-            env.push(("WECHAT_API_BASE".to_owned(), wechat_base.to_owned()));
+            env.push(("WECHAT_API_BASE".to_owned(), sandboxes.wechat_base.clone()));
         }
         env.push((name, value));
     }

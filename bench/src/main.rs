@@ -14,7 +14,6 @@ use renji_bench::{cpu, fixture, report, requests, throughput};
 use renji_shared::store::dynamo::DynamoStore;
 use renji_shared::store::schema::TABLE;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 30] [--warm 500] \
 [--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build] \
@@ -334,11 +333,7 @@ async fn run(options: Options) -> Result<Value, String> {
     quiet_logging();
 
     let routes = events::load(&root)?;
-    let wechat_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("sandbox WeChat: {e}"))?;
-    let (wechat_base, _wechat) =
-        renji_local::sandbox::wechat::spawn(wechat_listener).map_err(|e| e.to_string())?;
+    let (sandboxes, _sandbox_tasks) = fixture::Sandboxes::start().await?;
 
     // The functions' table in DynamoDB Local, a member and the state that makes sessions.
     let endpoint = options.dynamodb_endpoint.as_str();
@@ -348,7 +343,7 @@ async fn run(options: Options) -> Result<Value, String> {
     let app = fixture::app(
         Arc::new(DynamoStore::new(client, table.clone(), TABLE)),
         &table,
-        &wechat_base,
+        &sandboxes,
     )?;
     let member = fixture::login(&app, &routes).await?;
 
@@ -368,7 +363,7 @@ async fn run(options: Options) -> Result<Value, String> {
             binary: binary.clone(),
             function: Some(function.clone()),
             path: workspace.release(binary),
-            env: lambda::template_env(function, &table, &wechat_base)?,
+            env: lambda::template_env(function, &table, &sandboxes)?,
             routes: own,
         });
     }
@@ -426,7 +421,7 @@ async fn run(options: Options) -> Result<Value, String> {
     let mut store_requests = Vec::new();
     if options.runs("requests") {
         eprintln!("renji-bench: DynamoDB requests per route");
-        store_requests = requests::count(&routes, endpoint, &wechat_base, scratch.path()).await?;
+        store_requests = requests::count(&routes, endpoint, &sandboxes, scratch.path()).await?;
     }
     let mut handler_cpu = Vec::new();
     if options.runs("cpu") {
@@ -434,7 +429,7 @@ async fn run(options: Options) -> Result<Value, String> {
             "renji-bench: handler CPU time ({} calls per route)",
             options.cpu_iterations
         );
-        handler_cpu = cpu::handler_cpu(&routes, &wechat_base, options.cpu_iterations).await?;
+        handler_cpu = cpu::handler_cpu(&routes, &sandboxes, options.cpu_iterations).await?;
     }
     let mut local_api = Vec::new();
     if options.runs("api") {

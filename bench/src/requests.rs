@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::counting::{is_read, is_read_request, CountingStore, RequestCounter};
 use crate::events::{self, RouteEvent};
-use crate::fixture::{self, Member};
+use crate::fixture::{self, Member, Sandboxes};
 
 /// One call of a route: its name and how its event is made.
 pub struct Call {
@@ -63,11 +63,11 @@ async fn count_on(
     counter: Option<RequestCounter>,
     calls: &[Call],
     routes: &[RouteEvent],
-    wechat_base: &str,
+    sandboxes: &Sandboxes,
 ) -> Result<Vec<Counted>, String> {
     let counting = CountingStore::new(inner);
     let store: DynStore = counting.clone();
-    let app = fixture::app(store, "renji", wechat_base)?;
+    let app = fixture::app(store, "renji", sandboxes)?;
     let member = fixture::login(&app, routes).await?;
     let mut out = Vec::new();
     for (n, call) in calls.iter().enumerate() {
@@ -146,13 +146,13 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
 pub async fn count(
     routes: &[RouteEvent],
     dynamodb_endpoint: &str,
-    wechat_base: &str,
+    sandboxes: &Sandboxes,
     scratch: &std::path::Path,
 ) -> Result<Vec<Value>, String> {
     let calls = calls(routes);
     let embedded = EmbeddedStore::open(&scratch.join("count.redb"), TABLE)
         .map_err(|e| format!("embedded store: {e}"))?;
-    let on_embedded = count_on(Arc::new(embedded), None, &calls, routes, wechat_base).await?;
+    let on_embedded = count_on(Arc::new(embedded), None, &calls, routes, sandboxes).await?;
 
     let client = renji_shared::app::dynamodb_client(Some(dynamodb_endpoint)).await;
     let table = format!(
@@ -169,7 +169,7 @@ pub async fn count(
             .build(),
     );
     let dynamo = DynamoStore::new(client, table, TABLE);
-    let on_dynamo = count_on(Arc::new(dynamo), Some(counter), &calls, routes, wechat_base).await?;
+    let on_dynamo = count_on(Arc::new(dynamo), Some(counter), &calls, routes, sandboxes).await?;
 
     let mut rows = Vec::new();
     for ((call, e), d) in calls.iter().zip(on_embedded).zip(on_dynamo) {

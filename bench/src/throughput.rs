@@ -161,6 +161,18 @@ async fn create_listing(
         .ok_or(
             "GET /v1/listings/{id} needs a listing, and template.yaml has no POST /v1/listings",
         )?;
+    // Only a verified member publishes: verify through the API with the sample submission
+    // (the sandbox verifier accepts it).
+    let verify = events
+        .iter()
+        .find(|e| e.route == "POST /v1/me/verification")
+        .ok_or("publishing needs POST /v1/me/verification")?;
+    let submission = verify.event["body"].as_str().unwrap_or("{}");
+    let url = format!("{base}/v1/me/verification");
+    let verified = post_json(client, &url, Some(token), submission).await?;
+    if verified["status"] != "verified" {
+        return Err(format!("verification answered {verified}"));
+    }
     let body = create.event["body"].as_str().unwrap_or("{}");
     let listing = post_json(client, &format!("{base}/v1/listings"), Some(token), body).await?;
     listing["id"]

@@ -57,6 +57,15 @@ impl App {
         session::authenticate(&self.store, &self.tokens, req).await
     }
 
+    /// The caller's session and one more item of theirs, read together (one request).
+    pub async fn authenticate_with(
+        &self,
+        req: &Request,
+        key: impl FnOnce(&Claims) -> crate::store::Key,
+    ) -> Result<(Claims, Option<crate::store::Item>), Error> {
+        session::authenticate_with(&self.store, &self.tokens, req, key).await
+    }
+
     /// For routes anyone may call: the caller when a token is sent (a bad one is still 401).
     pub async fn viewer(&self, req: &Request) -> Result<Option<Claims>, Error> {
         match req

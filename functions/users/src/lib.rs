@@ -27,11 +27,11 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     match route_key(&req) {
         Some("GET /v1/me") => {
-            let me = app.authenticate(&req).await?;
-            let member = members::get(&app.store, &me.user_id)
-                .await?
-                .ok_or(Error::NotFound("member"))?;
-            ok(&member.private_view())
+            let (_, member) = app
+                .authenticate_with(&req, |me| members::member_key(&me.user_id))
+                .await?;
+            let member = member.ok_or(Error::NotFound("member"))?;
+            ok(&members::Member::from_item(member)?.private_view())
         }
         Some("PATCH /v1/me") => {
             let me = app.authenticate(&req).await?;

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::members;
 use crate::app::App;
 use crate::error::Error;
+use crate::ids::UserId;
 use crate::session::{self, Claims};
 
 /// `POST /v1/auth/wechat` body.
@@ -37,9 +38,17 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
         .as_ref()
         .ok_or_else(|| Error::Config("WECHAT_APPID is not set for this function".into()))?;
     let identity = wechat.code_to_session(&request.code).await?;
-    let (member, new_user) = members::find_or_create(&app.store, &identity).await?;
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    let (token, claims) = session::start(&app.store, &app.tokens, &member.id, ttl).await?;
+    // A first login writes the member, its openid claim and its session in one transaction.
+    let candidate = UserId::generate();
+    let (token, claims, session) = session::prepare(&app.tokens, &candidate, ttl);
+    let (member, new_user) =
+        members::find_or_create(&app.store, &identity, candidate, vec![session]).await?;
+    let (token, claims) = if new_user {
+        (token, claims)
+    } else {
+        session::start(&app.store, &app.tokens, &member.id, ttl).await?
+    };
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.expires_at)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -73,10 +73,10 @@ pub fn now_rfc3339() -> String {
 
 impl Member {
     /// A new member with an empty profile.
-    pub fn new(identity: &WechatIdentity) -> Self {
+    pub fn new(id: UserId, identity: &WechatIdentity) -> Self {
         let now = now_rfc3339();
         Member {
-            id: UserId::generate(),
+            id,
             openid: identity.openid.clone(),
             unionid: identity.unionid.clone(),
             nickname: None,
@@ -105,7 +105,7 @@ impl Member {
         Ok(item)
     }
 
-    fn from_item(item: Item) -> Result<Self, Error> {
+    pub fn from_item(item: Item) -> Result<Self, Error> {
         serde_json::from_value(Value::Object(item))
             .map_err(|e| Error::Internal(format!("stored member unreadable: {e}")))
     }
@@ -150,29 +150,32 @@ pub async fn get(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error>
         .transpose()
 }
 
-/// The member behind a WeChat identity, created on first login. Returns `(member, new_user)`.
+/// The member behind a WeChat identity, created on first login as `new_id` together with
+/// `with` (the first session). Returns `(member, new_user)`.
 ///
 /// Creation claims the openid with a conditional write in the same transaction as the member,
 /// so two racing first logins make one member: the loser reads the winner's.
 pub async fn find_or_create(
     store: &DynStore,
     identity: &WechatIdentity,
+    new_id: UserId,
+    with: Vec<Write>,
 ) -> Result<(Member, bool), Error> {
     if let Some(member) = by_openid(store, identity).await? {
         return Ok((member, false));
     }
-    let member = Member::new(identity);
+    let member = Member::new(new_id, identity);
     let claim_key = openid_key(&identity.openid);
     let mut claim = Item::new();
     claim.insert("pk".into(), claim_key.pk.into());
     claim.insert("sk".into(), claim_key.sk.into());
     claim.insert("user_id".into(), json!(member.id));
-    let created = store
-        .transact(vec![
-            Write::put_if(claim, Condition::Absent),
-            Write::put_if(member.to_item()?, Condition::Absent),
-        ])
-        .await;
+    let mut writes = vec![
+        Write::put_if(claim, Condition::Absent),
+        Write::put_if(member.to_item()?, Condition::Absent),
+    ];
+    writes.extend(with);
+    let created = store.transact(writes).await;
     match created {
         Ok(()) => Ok((member, true)),
         Err(StoreError::ConditionFailed { .. }) => by_openid(store, identity)
