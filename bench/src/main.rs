@@ -284,7 +284,7 @@ fn target_results(doc: &Value) -> Vec<Value> {
         label,
     ) {
         add(
-            "handler CPU p99 < 100 µs per warm request, without store I/O (routes without outside I/O; login's figure includes the WeChat exchange)",
+            "handler CPU p99 < 100 µs per warm request, without store I/O (routes without outside I/O; login's and verification's figures include their providers' exchange)",
             format!("{r}: {v:.1} µs"),
             v < 100.0,
         );

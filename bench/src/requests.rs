@@ -132,8 +132,13 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
     for kind in read_back(port) {
         reasons.push(format!("reads the {kind} item back after updating it, to answer with it (the port's write returns nothing; UpdateItem with ReturnValues=ALL_NEW would save this read)"));
     }
-    if call.variant == "first login" {
-        reasons.push("first login: the member and its openid claim are created in one transaction, then the session is a second (conditional) write".to_owned());
+    // The member lists read the member first, so an unknown member is a 404, not an empty list.
+    let member_list = call.route.route.starts_with("GET /v1/users/{id}/");
+    if member_list && port.iter().any(|op| op == "get PROFILE") {
+        reasons.push("a member's list reads the member first, to answer 404 for an unknown member rather than an empty list".to_owned());
+    }
+    if call.route.route == "POST /v1/me/verification" {
+        reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
     }
     if reasons.is_empty() {
         "UNEXPLAINED".into()
