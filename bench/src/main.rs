@@ -85,19 +85,7 @@ fn parse_args() -> Result<Options, String> {
 
 /// Logs go where a function's go, formatted the same way, then dropped: their cost counts.
 fn quiet_logging() {
-    use tracing_subscriber::prelude::*;
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
-                .with_target(false)
-                .without_time()
-                .with_writer(std::io::sink),
-        )
-        .with(renji_shared::logging::filter_from(None))
-        .try_init();
+    renji_shared::logging::init_to(std::io::sink, renji_shared::logging::filter_from(None));
 }
 
 fn shell(cmd: &str, args: &[&str]) -> String {

@@ -14,9 +14,20 @@ pub fn filter_from(value: Option<&str>) -> Targets {
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
-/// Installs the JSON subscriber once; the level comes from `RUST_LOG` (default `info`).
+/// Installs the JSON subscriber once, writing to stdout; the level comes from `RUST_LOG`
+/// (default `info`).
 pub fn init() {
-    let filter = filter_from(std::env::var("RUST_LOG").ok().as_deref());
+    init_to(
+        std::io::stdout,
+        filter_from(std::env::var("RUST_LOG").ok().as_deref()),
+    );
+}
+
+/// Installs the same subscriber writing elsewhere (the benchmark formats and drops its logs).
+pub fn init_to<W>(writer: W, filter: Targets)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -24,7 +35,8 @@ pub fn init() {
                 .with_current_span(true)
                 .with_span_list(false)
                 .with_target(false)
-                .without_time(),
+                .without_time()
+                .with_writer(writer),
         )
         .with(filter)
         .try_init();
