@@ -4,7 +4,7 @@ use renji_local::StoreChoice;
 use renji_shared::ids::{random_token, UserId};
 use renji_shared::session::Claims;
 use renji_shared::store::{Key, Query};
-use renji_tests::{on_both_stores, Api, Backend, LocalServer};
+use renji_tests::{keys, on_both_stores, Api, Backend, LocalServer};
 use serde_json::{json, Value};
 
 /// Login → GET /v1/me → PATCH /v1/me → public profile from another member's session →
@@ -131,15 +131,8 @@ async fn public_profiles_never_show_private_fields(backend: Backend) {
             .call("GET", &format!("/v1/users/{id}"), token, None)
             .await;
         assert_eq!(public.status, 200);
-        let keys: Vec<&str> = public
-            .body
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
         assert_eq!(
-            keys,
+            keys(&public.body),
             [
                 "avatar_url",
                 "followers_count",

@@ -144,6 +144,14 @@ impl LocalServer {
     }
 }
 
+/// The field names of a JSON object, sorted (empty for anything else).
+pub fn keys(value: &Value) -> Vec<&str> {
+    value
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// A status and parsed JSON body (Null when empty).
 #[derive(Debug, Clone)]
 pub struct Reply {

@@ -134,14 +134,8 @@ async fn a_person_is_verified_and_shown_masked(backend: Backend) {
     assert_eq!(body["reason"], Value::Null);
     assert!(body["submitted_at"].as_str().unwrap().ends_with('Z'));
     assert!(body["decided_at"].as_str().unwrap().ends_with('Z'));
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        keys,
+        renji_tests::keys(body),
         [
             "decided_at",
             "kind",

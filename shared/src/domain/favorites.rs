@@ -90,16 +90,12 @@ pub async fn list(
         .index(GSI1)
         .descending()
         .limit(limit);
-    let cursor = super::cursor_for(&query, cursor)?;
-    let page = store.query(query.after(cursor)).await?;
-    let summaries = listings::summaries(store, &page.items).await?;
+    let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
-        .items
-        .iter()
-        .zip(summaries)
+        .into_iter()
         .map(|(record, listing)| {
             json!({ "listing": listing, "favorited_at": record.get("created_at") })
         })
         .collect();
-    Ok((items, page.next.map(|c| c.encode())))
+    Ok((items, next))
 }

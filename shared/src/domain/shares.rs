@@ -87,13 +87,9 @@ pub async fn history(
     let query = Query::partition(partition(member))
         .descending()
         .limit(limit);
-    let cursor = super::cursor_for(&query, cursor)?;
-    let page = store.query(query.after(cursor)).await?;
-    let summaries = listings::summaries(store, &page.items).await?;
+    let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
-        .items
-        .iter()
-        .zip(summaries)
+        .into_iter()
         .map(|(share, listing)| {
             json!({
                 "id": share.get("id"),
@@ -103,5 +99,5 @@ pub async fn history(
             })
         })
         .collect();
-    Ok((items, page.next.map(|c| c.encode())))
+    Ok((items, next))
 }

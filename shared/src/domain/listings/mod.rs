@@ -518,6 +518,19 @@ pub async fn by_owner(
     Ok((items, page.next.map(|c| c.encode())))
 }
 
+/// One page of records that name a listing (favourites, shares), each with that listing's summary.
+pub async fn page_with_listings(
+    store: &DynStore,
+    query: crate::store::Query,
+    cursor: Option<&str>,
+) -> Result<(Vec<(Item, Value)>, Option<String>), Error> {
+    let cursor = super::cursor_for(&query, cursor)?;
+    let page = store.query(query.after(cursor)).await?;
+    let summaries = summaries(store, &page.items).await?;
+    let next = page.next.map(|c| c.encode());
+    Ok((page.items.into_iter().zip(summaries).collect(), next))
+}
+
 /// Summaries of the listings that records (favourites, shares) name in `listing_id`, in order;
 /// one that is no longer public shows as unavailable rather than as an error.
 pub async fn summaries(store: &DynStore, records: &[Item]) -> Result<Vec<Value>, Error> {
