@@ -45,28 +45,31 @@ async fn round_trip_keeps_every_type(backend: Backend) {
 async fn conditions_guard_writes(backend: Backend) {
     let s = TestStore::new(backend).await;
     let key = Key::new("C#1", "X");
-    let failed = Err(StoreError::ConditionFailed { index: None });
+    let failed = |label| Err(StoreError::ConditionFailed { label });
     let v1 = item("C#1", "X", json!({"version": 1, "count": 2}));
     assert_eq!(
-        s.write(Write::put_if(v1.clone(), Condition::Present)).await,
-        failed
+        s.write(Write::put_if(v1.clone(), Condition::Present, "present"))
+            .await,
+        failed("present")
     );
-    s.write(Write::put_if(v1.clone(), Condition::Absent))
+    s.write(Write::put_if(v1.clone(), Condition::Absent, "absent"))
         .await
         .unwrap();
     assert_eq!(
-        s.write(Write::put_if(v1.clone(), Condition::Absent)).await,
-        failed
+        s.write(Write::put_if(v1.clone(), Condition::Absent, "absent"))
+            .await,
+        failed("absent")
     );
 
     let v2 = item("C#1", "X", json!({"version": 2, "count": 2}));
     let wrong_version = Condition::Equals("version".into(), json!(7));
     assert_eq!(
-        s.write(Write::put_if(v2.clone(), wrong_version)).await,
-        failed
+        s.write(Write::put_if(v2.clone(), wrong_version, "version"))
+            .await,
+        failed("version")
     );
     let right_version = Condition::Equals("version".into(), json!(1));
-    s.write(Write::put_if(v2.clone(), right_version))
+    s.write(Write::put_if(v2.clone(), right_version, "version"))
         .await
         .unwrap();
     assert_eq!(s.get(&key).await.unwrap(), Some(v2));
@@ -74,16 +77,19 @@ async fn conditions_guard_writes(backend: Backend) {
     assert_eq!(
         s.write(Write::delete_if(
             key.clone(),
-            Condition::AtLeast("count".into(), 3)
+            Condition::AtLeast("count".into(), 3),
+            "count"
         ))
         .await,
-        failed
+        failed("count")
     );
     let both = Condition::All(vec![
         Condition::Present,
         Condition::AtLeast("count".into(), 2),
     ]);
-    s.write(Write::delete_if(key.clone(), both)).await.unwrap();
+    s.write(Write::delete_if(key.clone(), both, "both"))
+        .await
+        .unwrap();
     assert_eq!(s.get(&key).await.unwrap(), None);
 }
 
@@ -115,19 +121,19 @@ async fn updates_set_add_remove_and_upsert(backend: Backend) {
     // A counter that must not go negative.
     let never_negative = Write::update(key.clone())
         .add("count", -6)
-        .condition(Condition::AtLeast("count".into(), 6))
+        .condition(Condition::AtLeast("count".into(), 6), "count")
         .build();
     assert_eq!(
         s.write(never_negative).await,
-        Err(StoreError::ConditionFailed { index: None })
+        Err(StoreError::ConditionFailed { label: "count" })
     );
     let missing = Write::update(Key::new("U#1", "NONE"))
         .set("a", 1)
-        .condition(Condition::Present)
+        .condition(Condition::Present, "exists")
         .build();
     assert_eq!(
         s.write(missing).await,
-        Err(StoreError::ConditionFailed { index: None })
+        Err(StoreError::ConditionFailed { label: "exists" })
     );
     assert_eq!(s.get(&Key::new("U#1", "NONE")).await.unwrap(), None);
     let rekey = Write::update(key.clone()).set("pk", "other").build();
@@ -141,7 +147,9 @@ async fn a_racing_conditional_write_has_one_winner(backend: Backend) {
             let store = s.store.clone();
             tokio::spawn(async move {
                 let claim = item("CLAIM#openid", "CLAIM", json!({ "by": n }));
-                store.write(Write::put_if(claim, Condition::Absent)).await
+                store
+                    .write(Write::put_if(claim, Condition::Absent, "unclaimed"))
+                    .await
             })
         })
         .collect();
@@ -149,7 +157,7 @@ async fn a_racing_conditional_write_has_one_winner(backend: Backend) {
     for (n, task) in tasks.into_iter().enumerate() {
         match task.await.unwrap() {
             Ok(_) => winners.push(n),
-            Err(e) => assert_eq!(e, StoreError::ConditionFailed { index: None }),
+            Err(e) => assert_eq!(e, StoreError::ConditionFailed { label: "unclaimed" }),
         }
     }
     assert_eq!(winners.len(), 1, "exactly one claim wins");
@@ -184,18 +192,18 @@ async fn a_transaction_rolls_back_as_a_whole(backend: Backend) {
         .unwrap();
     let result = s
         .transact(vec![
-            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent, "new"),
             Write::update(Key::new("T#1", "COUNTER"))
                 .add("n", 1)
                 .build(),
             // Fails: OTHER does not exist.
             Write::update(Key::new("T#1", "OTHER"))
                 .set("x", 1)
-                .condition(Condition::Present)
+                .condition(Condition::Present, "other")
                 .build(),
         ])
         .await;
-    assert_eq!(result, Err(StoreError::ConditionFailed { index: Some(2) }));
+    assert_eq!(result, Err(StoreError::ConditionFailed { label: "other" }));
     assert_eq!(s.get(&Key::new("T#1", "RECORD")).await.unwrap(), None);
     assert_eq!(
         s.get(&Key::new("T#1", "COUNTER")).await.unwrap().unwrap()["n"],
@@ -205,13 +213,14 @@ async fn a_transaction_rolls_back_as_a_whole(backend: Backend) {
 
     // The same transaction with a check that holds commits every write.
     s.transact(vec![
-        Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+        Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent, "new"),
         Write::update(Key::new("T#1", "COUNTER"))
             .add("n", 1)
             .build(),
         Write::Check {
             key: Key::new("T#1", "NOPE"),
             condition: Condition::Absent,
+            label: "nope",
         },
     ])
     .await
@@ -221,16 +230,16 @@ async fn a_transaction_rolls_back_as_a_whole(backend: Backend) {
         s.get(&Key::new("T#1", "COUNTER")).await.unwrap().unwrap()["n"],
         json!(1)
     );
-    // The first write's condition names index 0.
+    // The first write's condition fails this time.
     let again = s
         .transact(vec![
-            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent),
+            Write::put_if(item("T#1", "RECORD", json!({})), Condition::Absent, "new"),
             Write::update(Key::new("T#1", "COUNTER"))
                 .add("n", 1)
                 .build(),
         ])
         .await;
-    assert_eq!(again, Err(StoreError::ConditionFailed { index: Some(0) }));
+    assert_eq!(again, Err(StoreError::ConditionFailed { label: "new" }));
 }
 
 async fn malformed_requests_are_refused(backend: Backend) {
@@ -246,10 +255,7 @@ async fn malformed_requests_are_refused(backend: Backend) {
         s.transact(vec![]).await,
         Err(StoreError::Invalid(_))
     ));
-    let check_alone = Write::Check {
-        key: Key::new("D#1", "X"),
-        condition: Condition::Absent,
-    };
+    let check_alone = Write::check(Key::new("D#1", "X"), Condition::Absent, "absent");
     assert!(matches!(
         s.write(check_alone).await,
         Err(StoreError::Invalid(_))
@@ -326,7 +332,7 @@ async fn cursors_page_exactly_in_both_directions(backend: Backend) {
                     if descending {
                         probe = probe.descending();
                     }
-                    cursor = Some(Cursor::decode(&next.encode(), &probe, &TABLE).unwrap());
+                    cursor = Some(Cursor::from_bytes(&next.to_bytes(), &probe, &TABLE).unwrap());
                 }
                 None => break,
             }
@@ -353,8 +359,8 @@ async fn cursors_page_exactly_in_both_directions(backend: Backend) {
         .unwrap()
         .next
         .unwrap();
-    assert!(Cursor::decode(&foreign.encode(), &Query::partition("Q#2"), &TABLE).is_none());
-    assert!(Cursor::decode("not-a-cursor", &Query::partition("Q#1"), &TABLE).is_none());
+    assert!(Cursor::from_bytes(&foreign.to_bytes(), &Query::partition("Q#2"), &TABLE).is_none());
+    assert!(Cursor::from_bytes(b"not-a-cursor", &Query::partition("Q#1"), &TABLE).is_none());
 }
 
 async fn secondary_indexes_are_sparse_and_kept_in_step(backend: Backend) {
@@ -471,7 +477,7 @@ async fn capped_counters_stop_at_their_bound(backend: Backend) {
     let bump = || {
         Write::update(key.clone())
             .add("n", 1)
-            .condition(Condition::Under("n".into(), 3))
+            .condition(Condition::Under("n".into(), 3), "cap")
             .build()
     };
     for _ in 0..3 {
@@ -479,12 +485,240 @@ async fn capped_counters_stop_at_their_bound(backend: Backend) {
     }
     assert_eq!(
         s.write(bump()).await,
-        Err(StoreError::ConditionFailed { index: None })
+        Err(StoreError::ConditionFailed { label: "cap" })
     );
     assert_eq!(s.get(&key).await.unwrap().unwrap()["n"], json!(3));
 }
 
+async fn a_failed_condition_is_named_by_its_label_in_any_order(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    s.write(Write::put(item("L#1", "COUNTER", json!({"n": 5}))))
+        .await
+        .unwrap();
+    let writes = vec![
+        Write::put_if(
+            item("L#1", "RECORD", json!({})),
+            Condition::Absent,
+            "record_new",
+        ),
+        Write::update(Key::new("L#1", "COUNTER"))
+            .add("n", 1)
+            .condition(Condition::AtLeast("n".into(), 1), "counter_positive")
+            .build(),
+        // The one that fails: MEMBER does not exist.
+        Write::check(
+            Key::new("L#1", "MEMBER"),
+            Condition::Present,
+            "member_exists",
+        ),
+        Write::delete_if(Key::new("L#1", "GONE"), Condition::Absent, "gone"),
+    ];
+    // Every rotation and its reverse: the failed write sits at each position in turn.
+    for shift in 0..writes.len() {
+        let mut order = writes.clone();
+        order.rotate_left(shift);
+        for order in [order.clone(), order.into_iter().rev().collect()] {
+            assert_eq!(
+                s.transact(order).await,
+                Err(StoreError::ConditionFailed {
+                    label: "member_exists"
+                }),
+                "shift {shift}"
+            );
+        }
+    }
+    assert_eq!(s.get(&Key::new("L#1", "RECORD")).await.unwrap(), None);
+    assert_eq!(
+        s.get(&Key::new("L#1", "COUNTER")).await.unwrap().unwrap()["n"],
+        json!(5)
+    );
+}
+
+async fn a_replayed_token_applies_its_transaction_once(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    let counter = Key::new("K#1", "COUNTER");
+    let writes = || {
+        vec![
+            Write::update(counter.clone()).add("n", 1).build(),
+            Write::put(item("K#1", "RECORD", json!({"by": "first"}))),
+        ]
+    };
+    let token = renji_shared::store::request_token();
+    s.transact_with_token(&token, writes()).await.unwrap();
+    // A replay (a retry after a lost answer, say) answers success and applies nothing again.
+    for _ in 0..3 {
+        s.transact_with_token(&token, writes()).await.unwrap();
+    }
+    let n = |s: &TestStore| {
+        let store = s.store.clone();
+        let counter = counter.clone();
+        async move { store.get(&counter).await.unwrap().unwrap()["n"].clone() }
+    };
+    assert_eq!(n(&s).await, json!(1));
+    // The same token with other writes is refused, and applies nothing.
+    let other = vec![
+        Write::update(counter.clone()).add("n", 5).build(),
+        Write::put(item("K#1", "RECORD", json!({"by": "second"}))),
+    ];
+    assert_eq!(
+        s.transact_with_token(&token, other).await,
+        Err(StoreError::IdempotentMismatch)
+    );
+    assert_eq!(n(&s).await, json!(1));
+    assert_eq!(
+        s.get(&Key::new("K#1", "RECORD")).await.unwrap().unwrap()["by"],
+        json!("first")
+    );
+    // Another token is another transaction; plain transactions are never taken for replays.
+    s.transact_with_token(&renji_shared::store::request_token(), writes())
+        .await
+        .unwrap();
+    s.transact(writes()).await.unwrap();
+    s.transact(writes()).await.unwrap();
+    assert_eq!(n(&s).await, json!(4));
+    // A cancelled transaction applied nothing, so its token is not spent: once its condition
+    // holds, the same token and writes commit (as DynamoDB Local does).
+    let gated = || {
+        vec![
+            Write::update(counter.clone()).add("n", 10).build(),
+            Write::check(Key::new("K#1", "GATE"), Condition::Present, "gate"),
+        ]
+    };
+    let gated_token = renji_shared::store::request_token();
+    assert_eq!(
+        s.transact_with_token(&gated_token, gated()).await,
+        Err(StoreError::ConditionFailed { label: "gate" })
+    );
+    s.write(Write::put(item("K#1", "GATE", json!({}))))
+        .await
+        .unwrap();
+    s.transact_with_token(&gated_token, gated()).await.unwrap();
+    s.transact_with_token(&gated_token, gated()).await.unwrap();
+    assert_eq!(n(&s).await, json!(14));
+    // DynamoDB's rule for tokens: 1 to 36 characters.
+    for bad in ["", &"t".repeat(37), "a token"] {
+        assert!(
+            matches!(
+                s.transact_with_token(bad, writes()).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(n(&s).await, json!(14));
+}
+
+async fn a_cursor_narrows_a_query_never_widens_it(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    seed_partition(&s).await;
+    let prefix_b = Query::partition("Q#1").sort(SortKey::Prefix("b".into()));
+    let at =
+        |sk: &str, query: &Query| Cursor::after_item(&item("Q#1", sk, json!({})), query, &TABLE);
+    let run = |query: Query, after: &str| {
+        let store = s.store.clone();
+        let cursor = at(after, &query);
+        async move { store.query(query.after(cursor)).await.unwrap() }
+    };
+    // Cursors past either end of the prefix, in both directions: nothing outside it.
+    let page = run(prefix_b.clone().descending(), "d").await;
+    assert_eq!(sks(&page.items), ["b3", "b2", "b1"]);
+    let page = run(prefix_b.clone(), "a").await;
+    assert_eq!(sks(&page.items), ["b1", "b2", "b3"]);
+    let page = run(prefix_b.clone(), "c").await;
+    assert_eq!((sks(&page.items).len(), page.next), (0, None));
+    let page = run(prefix_b.clone().descending(), "a").await;
+    assert_eq!((sks(&page.items).len(), page.next), (0, None));
+    // Inside the range a cursor still pages.
+    let page = run(prefix_b.clone(), "b1").await;
+    assert_eq!(sks(&page.items), ["b2", "b3"]);
+    let page = run(prefix_b.clone().descending().limit(1), "b3").await;
+    assert_eq!(sks(&page.items), ["b2"]);
+    assert!(page.next.is_some());
+    let page = run(
+        Query::partition("Q#1")
+            .sort(SortKey::Between("b1".into(), "b3".into()))
+            .descending(),
+        "d",
+    )
+    .await;
+    assert_eq!(sks(&page.items), ["b3", "b2", "b1"]);
+    let page = run(
+        Query::partition("Q#1").sort(SortKey::Below("b2".into())),
+        "b2",
+    )
+    .await;
+    assert_eq!(sks(&page.items).len(), 0);
+    let page = run(
+        Query::partition("Q#1").sort(SortKey::Above("b2".into())),
+        "a",
+    )
+    .await;
+    assert_eq!(sks(&page.items), ["b3", "c", "d"]);
+
+    // On an index, too.
+    let writes = (0..5)
+        .map(|n| {
+            Write::put(item(
+                &format!("J#{n}"),
+                "ITEM",
+                json!({"gsi1pk": "G#page", "gsi1sk": format!("k{n}")}),
+            ))
+        })
+        .collect();
+    s.transact(writes).await.unwrap();
+    let ranged = Query::partition("G#page")
+        .index(GSI1)
+        .sort(SortKey::Between("k1".into(), "k3".into()))
+        .descending();
+    let last = item("J#4", "ITEM", json!({"gsi1pk": "G#page", "gsi1sk": "k4"}));
+    let cursor = Cursor::after_item(&last, &ranged, &TABLE);
+    let page = s.query(ranged.clone().after(cursor)).await.unwrap();
+    let pks: Vec<&str> = page
+        .items
+        .iter()
+        .map(|i| i["pk"].as_str().unwrap())
+        .collect();
+    assert_eq!(pks, ["J#3", "J#2", "J#1"]);
+}
+
+async fn cursor_bytes_are_checked_against_their_query(backend: Backend) {
+    let s = TestStore::new(backend).await;
+    seed_partition(&s).await;
+    let query = Query::partition("Q#1")
+        .sort(SortKey::Prefix("b".into()))
+        .limit(1);
+    let next = s.query(query.clone()).await.unwrap().next.unwrap();
+    let bytes = next.to_bytes();
+    assert_eq!(Cursor::from_bytes(&bytes, &query, &TABLE), Some(next));
+    for (what, bad) in [
+        ("empty sort key", json!({"pk": "Q#1", "sk": ""})),
+        ("empty partition", json!({"pk": "", "sk": "b1"})),
+        ("another partition", json!({"pk": "Q#2", "sk": "b1"})),
+        ("outside the prefix", json!({"pk": "Q#1", "sk": "c"})),
+        ("a missing key part", json!({"pk": "Q#1"})),
+        (
+            "an extra attribute",
+            json!({"pk": "Q#1", "sk": "b1", "gsi1pk": "x"}),
+        ),
+        ("a number", json!({"pk": "Q#1", "sk": 1})),
+        ("not an object", json!(["Q#1", "b1"])),
+    ] {
+        let bytes = bad.to_string().into_bytes();
+        assert_eq!(Cursor::from_bytes(&bytes, &query, &TABLE), None, "{what}");
+    }
+    let index = Query::partition("G#x").index(GSI1);
+    let empty_index_key = json!({"pk": "I#1", "sk": "ITEM", "gsi1pk": "G#x", "gsi1sk": ""});
+    assert_eq!(
+        Cursor::from_bytes(&empty_index_key.to_string().into_bytes(), &index, &TABLE),
+        None
+    );
+}
+
 on_both_stores!(
+    a_failed_condition_is_named_by_its_label_in_any_order,
+    a_replayed_token_applies_its_transaction_once,
+    a_cursor_narrows_a_query_never_widens_it,
+    cursor_bytes_are_checked_against_their_query,
     batch_reads_answer_in_key_order,
     capped_counters_stop_at_their_bound,
     round_trip_keeps_every_type,

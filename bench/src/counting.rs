@@ -83,6 +83,12 @@ impl Store for CountingStore {
         self.inner.transact(writes).await
     }
 
+    async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError> {
+        let labels: Vec<String> = writes.iter().map(write_label).collect();
+        self.record(format!("transact [{}]", labels.join(", ")));
+        self.inner.transact_with_token(token, writes).await
+    }
+
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let on = query.index.unwrap_or("table");
         self.record(format!("query {on}"));

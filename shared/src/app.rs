@@ -9,6 +9,7 @@ use lambda_http::Request;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::http::CursorKey;
 use crate::pii::KeyRing;
 use crate::session::{self, Claims, TokenSigner};
 use crate::store::dynamo::DynamoStore;
@@ -21,6 +22,8 @@ pub struct App {
     pub config: Config,
     pub store: DynStore,
     pub tokens: TokenSigner,
+    /// Seals page cursors (a sub-key of the session secret, so every instance shares it).
+    pub cursors: CursorKey,
     /// Present in the functions configured with WeChat credentials.
     pub wechat: Option<WechatClient>,
     /// Present in the functions configured with a verifier (real-name verification).
@@ -33,6 +36,7 @@ impl App {
     pub fn new(config: Config, store: DynStore) -> Result<Self, Error> {
         Ok(App {
             tokens: TokenSigner::new(&config.session_secret),
+            cursors: CursorKey::derive(config.session_secret.expose()),
             wechat: config.wechat.clone().map(WechatClient::new).transpose()?,
             verifier: match config.verifier.clone() {
                 Some(c) => Some(Arc::new(HttpVerifier::new(c)?)),

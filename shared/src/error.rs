@@ -142,12 +142,60 @@ impl std::error::Error for Error {}
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict | StoreError::Throttled => Error::TooManyRequests {
-                retry_after_secs: 1,
+            // The adapter has already retried (with new attempts); the whole request may be.
+            StoreError::Conflict => Error::Conflict {
+                code: "write_conflict",
+                message: "another request changed the same data at the same time; retry".into(),
             },
+            StoreError::IdempotentMismatch => Error::Conflict {
+                code: "idempotency_conflict",
+                message: "this request repeats an earlier one's token with other content".into(),
+            },
+            // 503 with Retry-After, not 429: throttling is the table's capacity running short for
+            // everyone, not this client going too fast; 429 stays the per-client limits' answer,
+            // so a client can tell "slow down" from "we are busy".
+            StoreError::Throttled => Error::Unavailable("store throttled".into()),
             StoreError::Unavailable(m) => Error::Unavailable(m),
             // A condition the domain did not expect, or a malformed request: both are bugs here.
             other => Error::Internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_store_error_has_one_clear_answer() {
+        let cases = [
+            (StoreError::Conflict, 409, "write_conflict"),
+            (StoreError::IdempotentMismatch, 409, "idempotency_conflict"),
+            (StoreError::Throttled, 503, "service_unavailable"),
+            (
+                StoreError::Unavailable("down".into()),
+                503,
+                "service_unavailable",
+            ),
+            (
+                StoreError::ConditionFailed {
+                    label: "unexpected",
+                },
+                500,
+                "internal_error",
+            ),
+            (StoreError::Invalid("bug".into()), 500, "internal_error"),
+        ];
+        for (store_error, status, code) in cases {
+            let error = Error::from(store_error.clone());
+            assert_eq!(
+                (error.status().as_u16(), error.code()),
+                (status, code),
+                "{store_error:?}"
+            );
+        }
+        // Throttling says when to come back.
+        let response = Error::from(StoreError::Throttled).to_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

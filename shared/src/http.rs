@@ -5,14 +5,18 @@
 use std::future::Future;
 use std::time::Instant;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use ring::hmac;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
 use crate::error::Error;
+use crate::store::PageCursor;
 
 pub const DEFAULT_PAGE_LIMIT: usize = 20;
 pub const MAX_PAGE_LIMIT: usize = 100;
@@ -194,21 +198,69 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `?limit=&cursor=` of a list call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PageRequest {
-    pub limit: usize,
-    pub cursor: Option<String>,
+/// Seals page cursors for clients and opens what clients send back: `base64url(bytes ‖ tag)`,
+/// the tag an HMAC-SHA256 under a key derived from the session secret, so every instance of
+/// every function shares it and no client can edit, craft or truncate a cursor. The domain never
+/// sees a key: it reads and writes [`PageCursor`] bytes.
+pub struct CursorKey {
+    key: hmac::Key,
 }
 
-impl PageRequest {
-    /// The page of a list route that takes no other parameters.
-    pub fn only(req: &Request) -> Result<Self, Error> {
-        only_params(req, &["limit", "cursor"])?;
-        Self::from_request(req)
+const TAG_LEN: usize = 32;
+/// The longest cursor text opened: the bytes the domain reads at most, sealed.
+const MAX_SEALED_LEN: usize = 2900;
+
+impl CursorKey {
+    /// The cursor key of this secret: a sub-key (HMAC of a fixed label), so a cursor tag is
+    /// never also a valid session signature.
+    pub fn derive(secret: &[u8]) -> Self {
+        let parent = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let sub = hmac::sign(&parent, b"renji cursor v1");
+        CursorKey {
+            key: hmac::Key::new(hmac::HMAC_SHA256, sub.as_ref()),
+        }
     }
 
-    pub fn from_request(req: &Request) -> Result<Self, Error> {
+    /// The text a client gets.
+    pub fn seal(&self, cursor: &PageCursor) -> String {
+        let bytes = cursor.as_bytes();
+        let tag = hmac::sign(&self.key, bytes);
+        let mut sealed = Vec::with_capacity(bytes.len() + TAG_LEN);
+        sealed.extend_from_slice(bytes);
+        sealed.extend_from_slice(tag.as_ref());
+        URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// A client's cursor, if this key sealed it; anything else is a 422 naming `cursor`.
+    pub fn open(&self, text: &str) -> Result<PageCursor, Error> {
+        let bad = || Error::invalid("cursor", "is not a cursor of this list");
+        if text.len() > MAX_SEALED_LEN {
+            return Err(bad());
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let split = sealed.len().checked_sub(TAG_LEN).ok_or_else(bad)?;
+        let (bytes, tag) = sealed.split_at(split);
+        hmac::verify(&self.key, bytes, tag).map_err(|_| bad())?;
+        Ok(PageCursor::new(bytes.to_vec()))
+    }
+}
+
+/// `?limit=&cursor=` of a list call, its cursor opened (its seal checked) with the function's
+/// key; [`PageRequest::list`] seals the next one.
+pub struct PageRequest<'k> {
+    pub limit: usize,
+    pub cursor: Option<PageCursor>,
+    key: &'k CursorKey,
+}
+
+impl<'k> PageRequest<'k> {
+    /// The page of a list route that takes no other parameters.
+    pub fn only(req: &Request, key: &'k CursorKey) -> Result<Self, Error> {
+        only_params(req, &["limit", "cursor"])?;
+        Self::from_request(req, key)
+    }
+
+    pub fn from_request(req: &Request, key: &'k CursorKey) -> Result<Self, Error> {
         let limit = match query_param(req, "limit") {
             None => DEFAULT_PAGE_LIMIT,
             Some(text) => match text.parse::<usize>() {
@@ -221,8 +273,23 @@ impl PageRequest {
                 }
             },
         };
-        let cursor = query_param(req, "cursor").filter(|c| !c.is_empty());
-        Ok(PageRequest { limit, cursor })
+        let cursor = query_param(req, "cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| key.open(&c))
+            .transpose()?;
+        Ok(PageRequest { limit, cursor, key })
+    }
+
+    /// The list answer, with the domain's next cursor sealed.
+    pub fn list<T: Serialize>(
+        &self,
+        items: Vec<T>,
+        next: Option<PageCursor>,
+    ) -> Result<Response<Body>, Error> {
+        ok(&ListResponse {
+            items,
+            next_cursor: next.map(|c| self.key.seal(&c)),
+        })
     }
 }
 
@@ -231,14 +298,6 @@ impl PageRequest {
 pub struct ListResponse<T: Serialize> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
-}
-
-/// A list answer.
-pub fn list<T: Serialize>(
-    items: Vec<T>,
-    next_cursor: Option<String>,
-) -> Result<Response<Body>, Error> {
-    ok(&ListResponse { items, next_cursor })
 }
 
 /// The bearer token of the `Authorization` header, if well-formed.
@@ -291,6 +350,46 @@ mod tests {
         let err = json_body::<Body1>(&post(&"x".repeat(2000)), 1024).unwrap_err();
         assert_eq!(err, Error::PayloadTooLarge { limit: 1024 });
         assert!(json_body::<Body1>(&post("{\"name\":\"a\"}"), 1024).is_ok());
+    }
+
+    #[test]
+    fn cursors_open_only_as_sealed() {
+        let key = CursorKey::derive(b"a session secret of at least 32 bytes");
+        let cursor = PageCursor::new(br#"{"pk":"A","sk":"B"}"#.to_vec());
+        let sealed = key.seal(&cursor);
+        assert_eq!(key.open(&sealed), Ok(cursor.clone()));
+        assert!(!sealed.contains("pk"), "opaque: {sealed}");
+
+        let refused = |text: &str| {
+            assert_eq!(
+                key.open(text),
+                Err(Error::invalid("cursor", "is not a cursor of this list")),
+                "{text}"
+            );
+        };
+        // Every edited character, a truncation, an extension, garbage, and another key's seal.
+        for i in 0..sealed.len() {
+            let mut edited = sealed.clone().into_bytes();
+            edited[i] = if edited[i] == b'A' { b'B' } else { b'A' };
+            refused(&String::from_utf8(edited).unwrap());
+        }
+        refused(&sealed[..sealed.len() - 1]);
+        refused(&sealed[..10]);
+        refused(&format!("{sealed}AA"));
+        refused("");
+        refused("not a cursor");
+        refused(&"A".repeat(10_000));
+        refused(&URL_SAFE_NO_PAD.encode(cursor.as_bytes()));
+        let other = CursorKey::derive(b"another session secret of 32 bytes!");
+        refused(&other.seal(&cursor));
+        // The cursor key is not the session-signing key.
+        let session = hmac::Key::new(hmac::HMAC_SHA256, b"a session secret of at least 32 bytes");
+        let forged = [
+            cursor.as_bytes(),
+            hmac::sign(&session, cursor.as_bytes()).as_ref(),
+        ]
+        .concat();
+        refused(&URL_SAFE_NO_PAD.encode(forged));
     }
 
     #[test]

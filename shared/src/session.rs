@@ -93,7 +93,7 @@ pub fn prepare(signer: &TokenSigner, user: &UserId, ttl_secs: i64) -> (String, C
     (
         signer.sign(&claims),
         claims,
-        Write::put_if(item, Condition::Absent),
+        Write::put_if(item, Condition::Absent, "session_new"),
     )
 }
 

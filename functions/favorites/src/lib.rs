@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::favorites;
-use renji_shared::http::{id_param, list, no_content, respond, route_key, PageRequest};
+use renji_shared::http::{id_param, no_content, respond, route_key, PageRequest};
 use renji_shared::ids::ListingId;
 use renji_shared::{App, Error};
 
@@ -30,11 +30,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             no_content()
         }
         Some("GET /v1/me/favorites") => {
-            let page = PageRequest::only(&req)?;
+            let page = PageRequest::only(&req, &app.cursors)?;
             let (items, next) =
-                favorites::list(&app.store, &me.user_id, page.limit, page.cursor.as_deref())
-                    .await?;
-            list(items, next)
+                favorites::list(&app.store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
         }
         _ => Err(Error::NotFound("route")),
     }

@@ -5,8 +5,8 @@ use lambda_http::{Body, Request, Response};
 use renji_shared::domain::listings::{self, browse};
 use renji_shared::domain::shares;
 use renji_shared::http::{
-    created, id_param, json_body, list, no_content, ok, only_params, query_param, respond,
-    route_key, PageRequest,
+    created, id_param, json_body, no_content, ok, only_params, query_param, respond, route_key,
+    PageRequest,
 };
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::{App, Error};
@@ -44,15 +44,15 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("GET /v1/listings") => {
             only_params(&req, browse::PARAMS)?;
-            let page = PageRequest::from_request(&req)?;
+            let mut page = PageRequest::from_request(&req, &app.cursors)?;
             let query = browse::Browse::parse(
                 |name| query_param(&req, name),
                 categories,
                 page.limit,
-                page.cursor,
+                page.cursor.take(),
             )?;
             let (items, next) = browse::browse(store, &query).await?;
-            list(items, next)
+            page.list(items, next)
         }
         Some("GET /v1/listings/{id}") => {
             let viewer = app.viewer(&req).await?;
@@ -72,11 +72,11 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             no_content()
         }
         Some("GET /v1/users/{id}/listings") => {
-            let page = PageRequest::only(&req)?;
+            let page = PageRequest::only(&req, &app.cursors)?;
             let owner = id_param(&req, "id", UserId::parse, "member")?;
             let (items, next) =
-                listings::by_owner(store, &owner, page.limit, page.cursor.as_deref()).await?;
-            list(items, next)
+                listings::by_owner(store, &owner, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
         }
         Some("POST /v1/listings/{id}/shares") => {
             let me = app.authenticate(&req).await?;
@@ -86,10 +86,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("GET /v1/me/shares") => {
             let me = app.authenticate(&req).await?;
-            let page = PageRequest::only(&req)?;
+            let page = PageRequest::only(&req, &app.cursors)?;
             let (items, next) =
-                shares::history(store, &me.user_id, page.limit, page.cursor.as_deref()).await?;
-            list(items, next)
+                shares::history(store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
         }
         _ => Err(Error::NotFound("route")),
     }

@@ -3,9 +3,7 @@
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::follows::{self, Direction};
 use renji_shared::domain::members;
-use renji_shared::http::{
-    id_param, json_body, list, no_content, ok, respond, route_key, PageRequest,
-};
+use renji_shared::http::{id_param, json_body, no_content, ok, respond, route_key, PageRequest};
 use renji_shared::ids::UserId;
 use renji_shared::{App, Error};
 
@@ -64,17 +62,11 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             } else {
                 Direction::Following
             };
-            let page = PageRequest::only(&req)?;
+            let page = PageRequest::only(&req, &app.cursors)?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
-            let (items, next) = follows::list(
-                &app.store,
-                &id,
-                direction,
-                page.limit,
-                page.cursor.as_deref(),
-            )
-            .await?;
-            list(items, next)
+            let (items, next) =
+                follows::list(&app.store, &id, direction, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
         }
         _ => Err(Error::NotFound("route")),
     }

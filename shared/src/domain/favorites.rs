@@ -11,7 +11,7 @@ use super::members::now_rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
 use crate::store::schema::GSI1;
-use crate::store::{Condition, DynStore, Item, Key, Query, StoreError, Write};
+use crate::store::{Condition, DynStore, Item, Key, PageCursor, Query, StoreError, Write};
 
 fn partition(member: &UserId) -> String {
     format!("FAVS#{member}")
@@ -34,18 +34,24 @@ pub async fn add(store: &DynStore, member: &UserId, listing: &ListingId) -> Resu
     record.insert("created_at".into(), now.into());
     let result = store
         .transact(vec![
-            Write::put_if(record, Condition::Absent),
+            Write::put_if(record, Condition::Absent, "not_favorited"),
             Write::update(listing_key(listing))
                 .add("favorites_count", 1)
-                .condition(Condition::Equals("status".into(), json!("published")))
+                .condition(
+                    Condition::Equals("status".into(), json!("published")),
+                    "listing_published",
+                )
                 .build(),
         ])
         .await;
     match result {
-        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
-        Err(StoreError::ConditionFailed { index: Some(1) }) => {
-            Err(unavailable(store, listing).await)
-        }
+        Ok(())
+        | Err(StoreError::ConditionFailed {
+            label: "not_favorited",
+        }) => Ok(()),
+        Err(StoreError::ConditionFailed {
+            label: "listing_published",
+        }) => Err(unavailable(store, listing).await),
         Err(e) => Err(e.into()),
     }
 }
@@ -66,15 +72,18 @@ pub async fn unavailable(store: &DynStore, listing: &ListingId) -> Error {
 pub async fn remove(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
     let result = store
         .transact(vec![
-            Write::delete_if(record_key(member, listing), Condition::Present),
+            Write::delete_if(record_key(member, listing), Condition::Present, "favorited"),
             Write::update(listing_key(listing))
                 .add("favorites_count", -1)
-                .condition(Condition::AtLeast("favorites_count".into(), 1))
+                .condition(
+                    Condition::AtLeast("favorites_count".into(), 1),
+                    "favorites_count",
+                )
                 .build(),
         ])
         .await;
     match result {
-        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
+        Ok(()) | Err(StoreError::ConditionFailed { label: "favorited" }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -84,8 +93,8 @@ pub async fn list(
     store: &DynStore,
     member: &UserId,
     limit: usize,
-    cursor: Option<&str>,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let query = Query::partition(partition(member))
         .index(GSI1)
         .descending()

@@ -10,7 +10,7 @@ use super::members::{self, member_key, now_rfc3339, Member};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::store::schema::GSI1;
-use crate::store::{Condition, DynStore, Item, Key, Query, StoreError, Write};
+use crate::store::{Condition, DynStore, Item, Key, PageCursor, Query, StoreError, Write};
 
 fn following(member: &UserId) -> String {
     format!("FOLLOWING#{member}")
@@ -39,24 +39,33 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
     let now = now_rfc3339();
     let result = store
         .transact(vec![
-            Write::put_if(edge(following(member), target, &now), Condition::Absent),
+            Write::put_if(
+                edge(following(member), target, &now),
+                Condition::Absent,
+                "not_following",
+            ),
             Write::put(edge(followers(target), member, &now)),
             Write::update(member_key(member))
                 .add("following_count", 1)
-                .condition(Condition::Present)
+                .condition(Condition::Present, "follower_exists")
                 .build(),
             Write::update(member_key(target))
                 .add("followers_count", 1)
-                .condition(Condition::Present)
+                .condition(Condition::Present, "followee_exists")
                 .build(),
         ])
         .await;
     match result {
-        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
-        Err(StoreError::ConditionFailed { index: Some(2) }) => {
-            Err(Error::Unauthorized("member no longer exists"))
-        }
-        Err(StoreError::ConditionFailed { index: Some(3) }) => Err(Error::NotFound("member")),
+        Ok(())
+        | Err(StoreError::ConditionFailed {
+            label: "not_following",
+        }) => Ok(()),
+        Err(StoreError::ConditionFailed {
+            label: "follower_exists",
+        }) => Err(Error::Unauthorized("member no longer exists")),
+        Err(StoreError::ConditionFailed {
+            label: "followee_exists",
+        }) => Err(Error::NotFound("member")),
         Err(e) => Err(e.into()),
     }
 }
@@ -68,20 +77,27 @@ pub async fn unfollow(store: &DynStore, member: &UserId, target: &UserId) -> Res
             Write::delete_if(
                 Key::new(following(member), target.as_str()),
                 Condition::Present,
+                "following",
             ),
             Write::delete(Key::new(followers(target), member.as_str())),
             Write::update(member_key(member))
                 .add("following_count", -1)
-                .condition(Condition::AtLeast("following_count".into(), 1))
+                .condition(
+                    Condition::AtLeast("following_count".into(), 1),
+                    "following_count",
+                )
                 .build(),
             Write::update(member_key(target))
                 .add("followers_count", -1)
-                .condition(Condition::AtLeast("followers_count".into(), 1))
+                .condition(
+                    Condition::AtLeast("followers_count".into(), 1),
+                    "followers_count",
+                )
                 .build(),
         ])
         .await;
     match result {
-        Ok(()) | Err(StoreError::ConditionFailed { index: Some(0) }) => Ok(()),
+        Ok(()) | Err(StoreError::ConditionFailed { label: "following" }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -98,8 +114,8 @@ pub async fn list(
     member: &UserId,
     direction: Direction,
     limit: usize,
-    cursor: Option<&str>,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     if members::get(store, member).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
@@ -135,5 +151,5 @@ pub async fn list(
             Some(view)
         })
         .collect();
-    Ok((items, page.next.map(|c| c.encode())))
+    Ok((items, page.next.map(PageCursor::from)))
 }

@@ -171,14 +171,16 @@ pub async fn find_or_create(
     claim.insert("sk".into(), claim_key.sk.into());
     claim.insert("user_id".into(), json!(member.id));
     let mut writes = vec![
-        Write::put_if(claim, Condition::Absent),
-        Write::put_if(member.to_item()?, Condition::Absent),
+        Write::put_if(claim, Condition::Absent, "openid_unclaimed"),
+        Write::put_if(member.to_item()?, Condition::Absent, "member_new"),
     ];
     writes.extend(with);
     let created = store.transact(writes).await;
     match created {
         Ok(()) => Ok((member, true)),
-        Err(StoreError::ConditionFailed { .. }) => by_openid(store, identity)
+        Err(StoreError::ConditionFailed {
+            label: "openid_unclaimed",
+        }) => by_openid(store, identity)
             .await?
             .map(|m| (m, false))
             .ok_or_else(|| Error::Internal("openid claimed but member missing".into())),
@@ -204,7 +206,7 @@ async fn by_openid(store: &DynStore, identity: &WechatIdentity) -> Result<Option
             .write(
                 Write::update(member_key(&id))
                     .set("unionid", unionid.as_str())
-                    .condition(Condition::Present)
+                    .condition(Condition::Present, "member_exists")
                     .build(),
             )
             .await?;
@@ -287,7 +289,7 @@ pub async fn update_profile(
     if !set.is_empty() || !remove.is_empty() {
         let mut update = Write::update(member_key(id))
             .set("updated_at", now_rfc3339())
-            .condition(Condition::Present);
+            .condition(Condition::Present, "member_exists");
         for (name, value) in set {
             update = update.set(name, value);
         }
@@ -296,7 +298,10 @@ pub async fn update_profile(
         }
         return match store.write(update.build()).await {
             Ok(Some(item)) => Member::from_item(item),
-            Ok(None) | Err(StoreError::ConditionFailed { .. }) => Err(Error::NotFound("member")),
+            Ok(None)
+            | Err(StoreError::ConditionFailed {
+                label: "member_exists",
+            }) => Err(Error::NotFound("member")),
             Err(e) => Err(e.into()),
         };
     }

@@ -12,15 +12,17 @@ pub mod verification;
 
 use crate::error::Error;
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, Item, Query};
+use crate::store::{Cursor, Item, PageCursor, Query};
 
-/// Reads a client's page cursor for `query`: 422 naming `cursor` when it is not one of its pages.
-pub fn cursor_for(query: &Query, text: Option<&str>) -> Result<Option<Cursor>, Error> {
-    text.map(|c| {
-        Cursor::decode(c, query, &TABLE)
-            .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
-    })
-    .transpose()
+/// Reads a page cursor (its seal already checked at the edge) for `query`: 422 naming `cursor`
+/// when it is not one of this query's pages (another list's, or one with empty key parts).
+pub fn cursor_for(query: &Query, cursor: Option<&PageCursor>) -> Result<Option<Cursor>, Error> {
+    cursor
+        .map(|c| {
+            Cursor::from_bytes(c.as_bytes(), query, &TABLE)
+                .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
+        })
+        .transpose()
 }
 
 /// An id attribute of a stored record; a record without one is corrupt.

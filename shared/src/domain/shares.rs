@@ -11,7 +11,7 @@ use super::listings::{self, listing_key};
 use super::members::now_rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
-use crate::store::{Condition, DynStore, Item, Query, StoreError, Write};
+use crate::store::{Condition, DynStore, Item, PageCursor, Query, StoreError, Write};
 
 /// Where a listing was shared to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,10 +59,13 @@ pub async fn record(
     item.insert("created_at".into(), now.clone().into());
     let result = store
         .transact(vec![
-            Write::put_if(item, Condition::Absent),
+            Write::put_if(item, Condition::Absent, "share_new"),
             Write::update(listing_key(listing))
                 .add("shares_count", 1)
-                .condition(Condition::Equals("status".into(), json!("published")))
+                .condition(
+                    Condition::Equals("status".into(), json!("published")),
+                    "listing_published",
+                )
                 .build(),
         ])
         .await;
@@ -70,9 +73,9 @@ pub async fn record(
         Ok(()) => Ok(json!({
             "id": id, "listing_id": listing, "channel": share.channel, "created_at": now,
         })),
-        Err(StoreError::ConditionFailed { index: Some(1) }) => {
-            Err(unavailable(store, listing).await)
-        }
+        Err(StoreError::ConditionFailed {
+            label: "listing_published",
+        }) => Err(unavailable(store, listing).await),
         Err(e) => Err(e.into()),
     }
 }
@@ -82,8 +85,8 @@ pub async fn history(
     store: &DynStore,
     member: &UserId,
     limit: usize,
-    cursor: Option<&str>,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let query = Query::partition(partition(member))
         .descending()
         .limit(limit);

@@ -216,7 +216,7 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
     let count = Write::update(day_counter_key(member, &day))
         .add("n", 1)
         .set("ttl", now.unix_timestamp() + 2 * DAY_SECS)
-        .condition(Condition::Under("n".into(), limit))
+        .condition(Condition::Under("n".into(), limit), "daily_limit")
         .build();
 
     let record = Verification {
@@ -238,14 +238,18 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         .store
         .transact(vec![
             count,
-            Write::put_if(record.to_item(member)?, replaces),
+            Write::put_if(record.to_item(member)?, replaces, "replaceable"),
         ])
         .await;
     match written {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed { index: Some(0) }) => return Err(limited),
+        Err(StoreError::ConditionFailed {
+            label: "daily_limit",
+        }) => return Err(limited),
         // Another submission got in first.
-        Err(StoreError::ConditionFailed { .. }) => return Err(conflict()),
+        Err(StoreError::ConditionFailed {
+            label: "replaceable",
+        }) => return Err(conflict()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %member, attempt_id = %record.attempt_id, "verification submitted");
@@ -311,7 +315,7 @@ async fn decide(
     let mut settle = Write::update(record_key(member))
         .set("status", json!(status))
         .set("decided_at", now.as_str())
-        .condition(record.still_pending());
+        .condition(record.still_pending(), "still_pending");
     if let Some(reason) = &reason {
         settle = settle.set("reason", reason.as_str());
     }
@@ -321,7 +325,7 @@ async fn decide(
             Write::update(member_key(member))
                 .set("verified", json!(record.kind))
                 .set("updated_at", now.as_str())
-                .condition(Condition::Present)
+                .condition(Condition::Present, "member_exists")
                 .build(),
         );
     }
@@ -335,8 +339,11 @@ async fn decide(
                 ..record
             })
         }
-        Err(StoreError::ConditionFailed { .. }) => {
-            // Settled by a concurrent request (then show that), or the member is gone.
+        Err(StoreError::ConditionFailed {
+            label: "still_pending",
+        }) => {
+            // Settled by a concurrent request (then show that), or the record is gone with its
+            // member.
             match current(app, member).await? {
                 Some(latest)
                     if latest.attempt_id != record.attempt_id
@@ -347,6 +354,9 @@ async fn decide(
                 _ => Err(Error::NotFound("member")),
             }
         }
+        Err(StoreError::ConditionFailed {
+            label: "member_exists",
+        }) => Err(Error::NotFound("member")),
         Err(e) => Err(e.into()),
     }
 }

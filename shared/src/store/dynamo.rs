@@ -13,11 +13,12 @@ use serde_json::{Number, Value};
 
 use super::schema::TableSpec;
 use super::{
-    validate_batch, validate_key, validate_transaction, Condition, Cursor, Item, Key, Page, Query,
-    SortKey, Store, StoreError, Write, PK, SK,
+    request_token, validate_batch, validate_key, validate_token, validate_transaction, Condition,
+    Cursor, Item, Key, Labelled, Page, Query, SortKey, Store, StoreError, Write, PK, SK,
 };
 
-/// How often a transaction cancelled by a conflict is tried again.
+/// How often a transaction cancelled by a conflict is tried again (each time as a new attempt,
+/// with a new client request token unless the caller gave one).
 const TRANSACTION_RETRIES: u32 = 3;
 
 /// A random byte for backoff jitter, so retrying writers do not collide again in step.
@@ -47,11 +48,11 @@ impl DynamoStore {
         &self.client
     }
 
-    fn put(&self, item: &Item, condition: &Option<Condition>) -> Result<Put, StoreError> {
+    fn put(&self, item: &Item, condition: &Option<Labelled>) -> Result<Put, StoreError> {
         let key = Key::of(item).ok_or_else(|| StoreError::Invalid("item without key".into()))?;
         validate_key(&key)?;
         let mut expr = Expr::default();
-        let condition = condition.as_ref().map(|c| expr.condition(c));
+        let condition = condition.as_ref().map(|c| expr.condition(&c.condition));
         Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(to_attrs(item)))
@@ -68,7 +69,7 @@ impl DynamoStore {
         set: &Item,
         add: &[(String, i64)],
         remove: &[String],
-        condition: &Option<Condition>,
+        condition: &Option<Labelled>,
     ) -> Result<Update, StoreError> {
         validate_key(key)?;
         let touches_key = set.keys().chain(add.iter().map(|(n, _)| n)).chain(remove);
@@ -106,7 +107,7 @@ impl DynamoStore {
         if clauses.is_empty() {
             return Err(StoreError::Invalid("an update that changes nothing".into()));
         }
-        let condition = condition.as_ref().map(|c| expr.condition(c));
+        let condition = condition.as_ref().map(|c| expr.condition(&c.condition));
         Update::builder()
             .table_name(&self.table_name)
             .set_key(Some(key_attrs(key)))
@@ -118,10 +119,10 @@ impl DynamoStore {
             .map_err(invalid)
     }
 
-    fn delete(&self, key: &Key, condition: &Option<Condition>) -> Result<Delete, StoreError> {
+    fn delete(&self, key: &Key, condition: &Option<Labelled>) -> Result<Delete, StoreError> {
         validate_key(key)?;
         let mut expr = Expr::default();
-        let condition = condition.as_ref().map(|c| expr.condition(c));
+        let condition = condition.as_ref().map(|c| expr.condition(&c.condition));
         Delete::builder()
             .table_name(&self.table_name)
             .set_key(Some(key_attrs(key)))
@@ -203,7 +204,7 @@ impl DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(map_error)?;
+            .map_err(|e| map_error(e, &[]))?;
         let more = out.last_evaluated_key().is_some();
         let items = out
             .items
@@ -212,6 +213,68 @@ impl DynamoStore {
             .map(from_attrs)
             .collect();
         Ok((items, more))
+    }
+}
+
+impl DynamoStore {
+    /// Runs a transaction, trying again after a conflict. Every attempt carries a client request
+    /// token (the SDK's own retries of one attempt resend it, so DynamoDB applies the attempt at
+    /// most once): the caller's, or a fresh one per attempt — a cancelled attempt applied
+    /// nothing, so the next is a new request.
+    async fn transact_attempts(
+        &self,
+        token: Option<&str>,
+        writes: &[Write],
+    ) -> Result<(), StoreError> {
+        validate_transaction(writes)?;
+        let labels: Vec<&'static str> = writes.iter().map(Write::label).collect();
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let item = match write {
+                Write::Put { item, condition } => {
+                    TransactWriteItem::builder().put(self.put(item, condition)?)
+                }
+                Write::Update {
+                    key,
+                    set,
+                    add,
+                    remove,
+                    condition,
+                } => TransactWriteItem::builder()
+                    .update(self.update(key, set, add, remove, condition)?),
+                Write::Delete { key, condition } => {
+                    TransactWriteItem::builder().delete(self.delete(key, condition)?)
+                }
+                Write::Check { key, condition, .. } => {
+                    TransactWriteItem::builder().condition_check(self.check(key, condition)?)
+                }
+            };
+            items.push(item.build());
+        }
+        // Concurrent favourites of one listing meet conflicts on DynamoDB.
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(token.map_or_else(request_token, str::to_owned))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| map_error(e, &labels));
+            match result {
+                Err(StoreError::Conflict) if attempt < TRANSACTION_RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(ring_jitter());
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        (10 << attempt) + jitter % 10,
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -227,7 +290,7 @@ impl Store for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(map_error)?;
+            .map_err(|e| map_error(e, &[]))?;
         Ok(out.item.map(from_attrs))
     }
 
@@ -252,7 +315,7 @@ impl Store for DynamoStore {
                 .request_items(&self.table_name, request)
                 .send()
                 .await
-                .map_err(map_error)?;
+                .map_err(|e| map_error(e, &[]))?;
             for item in out
                 .responses
                 .and_then(|mut r| r.remove(&self.table_name))
@@ -282,6 +345,7 @@ impl Store for DynamoStore {
 
     async fn write(&self, write: Write) -> Result<Option<Item>, StoreError> {
         let c = &self.client;
+        let labels = [write.label()];
         match &write {
             Write::Put { item, condition } => {
                 let p = self.put(item, condition)?;
@@ -294,7 +358,7 @@ impl Store for DynamoStore {
                     .send()
                     .await
                     .map(|_| Some(item.clone()))
-                    .map_err(map_error)
+                    .map_err(|e| map_error(e, &labels))
             }
             Write::Update {
                 key,
@@ -315,7 +379,7 @@ impl Store for DynamoStore {
                     .send()
                     .await
                     .map(|out| out.attributes.map(from_attrs))
-                    .map_err(map_error)
+                    .map_err(|e| map_error(e, &labels))
             }
             Write::Delete { key, condition } => {
                 let d = self.delete(key, condition)?;
@@ -328,7 +392,7 @@ impl Store for DynamoStore {
                     .send()
                     .await
                     .map(|_| None)
-                    .map_err(map_error)
+                    .map_err(|e| map_error(e, &labels))
             }
             Write::Check { .. } => Err(StoreError::Invalid(
                 "a condition check is only valid in a transaction".into(),
@@ -337,59 +401,34 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        validate_transaction(&writes)?;
-        let mut items = Vec::with_capacity(writes.len());
-        for write in &writes {
-            let item = match write {
-                Write::Put { item, condition } => {
-                    TransactWriteItem::builder().put(self.put(item, condition)?)
-                }
-                Write::Update {
-                    key,
-                    set,
-                    add,
-                    remove,
-                    condition,
-                } => TransactWriteItem::builder()
-                    .update(self.update(key, set, add, remove, condition)?),
-                Write::Delete { key, condition } => {
-                    TransactWriteItem::builder().delete(self.delete(key, condition)?)
-                }
-                Write::Check { key, condition } => {
-                    TransactWriteItem::builder().condition_check(self.check(key, condition)?)
-                }
-            };
-            items.push(item.build());
-        }
-        // A transaction cancelled by a conflicting one applied nothing, so it is safe to retry;
-        // concurrent favourites of one listing meet this on DynamoDB.
-        let mut attempt = 0u32;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await
-                .map(drop)
-                .map_err(map_error);
-            match result {
-                Err(StoreError::Conflict) if attempt < TRANSACTION_RETRIES => {
-                    attempt += 1;
-                    let jitter = u64::from(ring_jitter());
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        (10 << attempt) + jitter % 10,
-                    ))
-                    .await;
-                }
-                other => return other,
-            }
-        }
+        self.transact_attempts(None, &writes).await
+    }
+
+    async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_token(token)?;
+        self.transact_attempts(Some(token), &writes).await
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let limit = query.limit.max(1);
-        let mut start = query.cursor.as_ref().map(|c| {
+        // A cursor narrows the query's range, never widens it (DynamoDB would refuse a start key
+        // outside the key condition): one before the range is no narrowing at all, one past its
+        // end leaves nothing.
+        let mut cursor = query.cursor.as_ref();
+        if let Some(c) = cursor {
+            let at = c.sort_value(&query, &self.table).unwrap_or_default();
+            let before = if query.ascending {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            };
+            match query.sort.locate(at) {
+                std::cmp::Ordering::Equal => {}
+                o if o == before => cursor = None,
+                _ => return Ok(Page::default()),
+            }
+        }
+        let mut start = cursor.map(|c| {
             c.attrs()
                 .iter()
                 .map(|(n, v)| (n.clone(), AttributeValue::S(v.clone())))
@@ -544,49 +583,190 @@ fn invalid(e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(e.to_string())
 }
 
-fn map_error<E>(err: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+/// A failed call as a [`StoreError`]; `labels` are the labels of the call's writes, in order
+/// (DynamoDB names a failed condition by its position: this is the only place positions exist).
+fn map_error<E>(err: aws_sdk_dynamodb::error::SdkError<E>, labels: &[&'static str]) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     aws_sdk_dynamodb::Error: From<aws_sdk_dynamodb::error::SdkError<E>>,
 {
-    let code = err.code().map(str::to_owned);
-    let err: aws_sdk_dynamodb::Error = err.into();
+    classify(&err.into(), labels)
+}
+
+fn classify(err: &aws_sdk_dynamodb::Error, labels: &[&'static str]) -> StoreError {
+    use aws_sdk_dynamodb::Error as E;
+    let label = |i: usize| StoreError::ConditionFailed {
+        label: labels.get(i).copied().unwrap_or_default(),
+    };
+    let throttling = |code: Option<&str>| {
+        matches!(
+            code,
+            Some(
+                "ThrottlingError"
+                    | "ThrottlingException"
+                    | "ProvisionedThroughputExceeded"
+                    | "RequestLimitExceeded"
+            )
+        )
+    };
     match err {
-        aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => {
-            StoreError::ConditionFailed { index: None }
-        }
-        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {
+        E::ConditionalCheckFailedException(_) => label(0),
+        E::TransactionCanceledException(e) => {
             let reasons = e.cancellation_reasons();
-            if let Some(index) = reasons
+            // With several failed conditions, the first in the transaction's order is named.
+            if let Some(i) = reasons
                 .iter()
                 .position(|r| r.code() == Some("ConditionalCheckFailed"))
             {
-                StoreError::ConditionFailed { index: Some(index) }
+                label(i)
             } else if reasons
                 .iter()
                 .any(|r| r.code() == Some("TransactionConflict"))
             {
                 StoreError::Conflict
-            } else if reasons.iter().any(|r| {
-                matches!(
-                    r.code(),
-                    Some("ThrottlingError" | "ProvisionedThroughputExceeded")
-                )
-            }) {
+            } else if reasons.iter().any(|r| throttling(r.code())) {
                 StoreError::Throttled
+            } else if reasons.iter().any(|r| r.code() == Some("ValidationError")) {
+                StoreError::Invalid("a write was refused by DynamoDB validation".into())
             } else {
-                StoreError::Unavailable("transaction cancelled".into())
+                StoreError::Unavailable(format!(
+                    "transaction cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                ))
             }
         }
-        aws_sdk_dynamodb::Error::TransactionConflictException(_) => StoreError::Conflict,
-        aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(_)
-        | aws_sdk_dynamodb::Error::RequestLimitExceeded(_)
-        | aws_sdk_dynamodb::Error::ThrottlingException(_) => StoreError::Throttled,
-        _ if code.as_deref() == Some("ValidationException") => {
+        E::IdempotentParameterMismatchException(_) => StoreError::IdempotentMismatch,
+        // Another transaction holds the items, or an attempt with this token is still running.
+        E::TransactionConflictException(_) | E::TransactionInProgressException(_) => {
+            StoreError::Conflict
+        }
+        E::ProvisionedThroughputExceededException(_)
+        | E::RequestLimitExceeded(_)
+        | E::ThrottlingException(_) => StoreError::Throttled,
+        other if throttling(other.code()) => StoreError::Throttled,
+        other if other.code() == Some("ValidationException") => {
             StoreError::Invalid("rejected by DynamoDB validation".into())
         }
-        other => StoreError::Unavailable(
-            aws_sdk_dynamodb::error::DisplayErrorContext(&other).to_string(),
-        ),
+        other => {
+            StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::error::{
+        ConditionalCheckFailedException, IdempotentParameterMismatchException, InternalServerError,
+        ProvisionedThroughputExceededException, RequestLimitExceeded, ThrottlingException,
+        TransactionCanceledException, TransactionConflictException, TransactionInProgressException,
+    };
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::Error as E;
+
+    fn cancelled(codes: &[&str]) -> E {
+        let reasons = codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect();
+        E::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(reasons))
+                .build(),
+        )
+    }
+
+    fn unhandled(code: &str) -> E {
+        E::from(TransactWriteItemsError::generic(
+            ErrorMetadata::builder().code(code).build(),
+        ))
+    }
+
+    #[test]
+    fn each_dynamodb_error_has_a_clear_store_error() {
+        let labels = ["first", "second", "third"];
+        let cases: Vec<(E, StoreError)> = vec![
+            (
+                E::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder().build(),
+                ),
+                StoreError::ConditionFailed { label: "first" },
+            ),
+            (
+                cancelled(&["None", "ConditionalCheckFailed", "None"]),
+                StoreError::ConditionFailed { label: "second" },
+            ),
+            (
+                cancelled(&["None", "None", "ConditionalCheckFailed"]),
+                StoreError::ConditionFailed { label: "third" },
+            ),
+            (
+                cancelled(&["TransactionConflict", "None", "None"]),
+                StoreError::Conflict,
+            ),
+            (
+                cancelled(&["None", "ThrottlingError", "None"]),
+                StoreError::Throttled,
+            ),
+            (
+                cancelled(&["ProvisionedThroughputExceeded", "None", "None"]),
+                StoreError::Throttled,
+            ),
+            (
+                E::TransactionConflictException(TransactionConflictException::builder().build()),
+                StoreError::Conflict,
+            ),
+            (
+                E::TransactionInProgressException(
+                    TransactionInProgressException::builder().build(),
+                ),
+                StoreError::Conflict,
+            ),
+            (
+                E::IdempotentParameterMismatchException(
+                    IdempotentParameterMismatchException::builder().build(),
+                ),
+                StoreError::IdempotentMismatch,
+            ),
+            (
+                E::ThrottlingException(ThrottlingException::builder().build()),
+                StoreError::Throttled,
+            ),
+            (
+                E::ProvisionedThroughputExceededException(
+                    ProvisionedThroughputExceededException::builder().build(),
+                ),
+                StoreError::Throttled,
+            ),
+            (
+                E::RequestLimitExceeded(RequestLimitExceeded::builder().build()),
+                StoreError::Throttled,
+            ),
+            (unhandled("ThrottlingException"), StoreError::Throttled),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(classify(&error, &labels), expected, "{error:?}");
+        }
+        assert!(matches!(
+            classify(&unhandled("ValidationException"), &labels),
+            StoreError::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(&cancelled(&["ValidationError", "None", "None"]), &labels),
+            StoreError::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(
+                &E::InternalServerError(InternalServerError::builder().build()),
+                &labels
+            ),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(&cancelled(&["None", "None", "None"]), &labels),
+            StoreError::Unavailable(_)
+        ));
     }
 }

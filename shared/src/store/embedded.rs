@@ -4,7 +4,9 @@
 //!
 //! Layout: one redb table of items keyed `pk 0x00 sk` (JSON values), and one key-only redb table
 //! per secondary index keyed `ipk 0x00 isk 0x00 pk 0x00 sk`. Keys never hold 0x00, and UTF-8 never
-//! holds 0xFF, so byte ranges over these keys are exactly DynamoDB's sort-key conditions.
+//! holds 0xFF, so byte ranges over these keys are exactly DynamoDB's sort-key conditions. A third
+//! table remembers client request tokens (`token` → expiry and the SHA-256 of the writes) for
+//! [`TOKEN_WINDOW_SECS`], written in the same redb transaction as the writes they name.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -16,11 +18,13 @@ use serde_json::Value;
 
 use super::schema::{IndexSpec, TableSpec};
 use super::{
-    apply_write, validate_batch, validate_key, validate_transaction, Cursor, Item, Key, Page,
-    Query, SortKey, Store, StoreError, Write, PK, SK,
+    apply_write, fingerprint, validate_batch, validate_key, validate_token, validate_transaction,
+    Cursor, Item, Key, Page, Query, SortKey, Store, StoreError, Write, PK, SK, TOKEN_WINDOW_SECS,
 };
 
 const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Client request token → expiry (epoch seconds, 8 bytes big-endian) then the writes' SHA-256.
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("client_request_tokens");
 const SEP: u8 = 0x00;
 
 pub struct EmbeddedStore {
@@ -35,6 +39,7 @@ impl EmbeddedStore {
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.open_table(TOKENS).map_err(unavailable)?;
         for index in table.indexes {
             txn.open_table(index_table(index)).map_err(unavailable)?;
         }
@@ -160,33 +165,92 @@ fn store_item(
     Ok(())
 }
 
-/// Runs the writes in one redb transaction: every condition is checked before anything changes.
-/// In a transaction a failed condition names its write, as DynamoDB's cancellation reasons do.
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// What the token table says of `token` within its window: `Some(true)` the same writes
+/// committed, `Some(false)` other writes did; `None` unknown or expired.
+fn replayed(
+    txn: &WriteTransaction,
+    token: &str,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<bool>, StoreError> {
+    let tokens = txn.open_table(TOKENS).map_err(unavailable)?;
+    let Some(found) = tokens.get(token).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let value = found.value();
+    let expires = value
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(i64::from_be_bytes)
+        .ok_or_else(|| StoreError::Unavailable("corrupt token record".into()))?;
+    Ok((expires > now).then(|| &value[8..] == hash.as_slice()))
+}
+
+/// Remembers `token` for the window, and forgets the tokens whose window has passed (so the
+/// table holds about ten minutes of tokens).
+fn remember(
+    txn: &WriteTransaction,
+    token: &str,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut tokens = txn.open_table(TOKENS).map_err(unavailable)?;
+    tokens
+        .retain(|_, value| {
+            value
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .is_some_and(|b| i64::from_be_bytes(b) > now)
+        })
+        .map_err(unavailable)?;
+    let mut value = (now + TOKEN_WINDOW_SECS).to_be_bytes().to_vec();
+    value.extend_from_slice(hash);
+    tokens
+        .insert(token, value.as_slice())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Runs the writes in one redb transaction: every condition is checked before anything changes,
+/// and a failed one is reported by its label. With a client request token, a replay of committed
+/// writes applies nothing and answers as the first call did; the token is remembered only with a
+/// commit (a cancelled transaction changed nothing, so trying it again is safe).
 fn run_writes(
     db: &Database,
     table: &TableSpec,
     writes: &[Write],
-    in_transaction: bool,
+    token: Option<&str>,
 ) -> Result<Vec<Option<Item>>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
+    let now = now_secs();
+    let token = token.map(|t| Ok((t, fingerprint(writes)?))).transpose()?;
+    if let Some((token, hash)) = &token {
+        match replayed(&txn, token, hash, now)? {
+            Some(true) => return Ok(Vec::new()),
+            Some(false) => return Err(StoreError::IdempotentMismatch),
+            None => {}
+        }
+    }
     let mut results = Vec::with_capacity(writes.len());
-    for (i, write) in writes.iter().enumerate() {
+    for write in writes {
         let key = write
             .key()
             .ok_or_else(|| StoreError::Invalid("item without key".into()))?;
         let old = current(&txn, &key)?;
-        let new = apply_write(write, old.as_ref()).map_err(|e| match e {
-            StoreError::ConditionFailed { .. } if in_transaction => {
-                StoreError::ConditionFailed { index: Some(i) }
-            }
-            other => other,
-        })?;
+        let new = apply_write(write, old.as_ref())?;
         results.push((key, old, new));
     }
     for (key, old, new) in &results {
         if let Some(new) = new {
             store_item(&txn, table, key, old.as_ref(), new.as_ref())?;
         }
+    }
+    if let Some((token, hash)) = &token {
+        remember(&txn, token, hash, now)?;
     }
     txn.commit().map_err(unavailable)?;
     // What each write left: its new item, or for a check the item as it was.
@@ -230,6 +294,8 @@ fn run_query(db: &Database, table: &TableSpec, query: &Query) -> Result<Page, St
     let (lo, hi) = sort_range(&query.partition, &query.sort);
     let mut lower = Bound::Included(lo);
     let mut upper = Bound::Excluded(hi);
+    // A cursor narrows the query's range, never replaces it: the page starts after the cursor
+    // and still ends where the sort-key condition ends, wherever the cursor points.
     if let Some(cursor) = &query.cursor {
         let get = |n: &str| cursor.get(n).unwrap_or_default();
         let at = match &index {
@@ -237,10 +303,20 @@ fn run_query(db: &Database, table: &TableSpec, query: &Query) -> Result<Page, St
             None => joined(&[get(PK), get(SK)]),
         };
         if query.ascending {
-            lower = Bound::Excluded(at);
-        } else {
+            if matches!(&lower, Bound::Included(lo) if at >= *lo) {
+                lower = Bound::Excluded(at);
+            }
+        } else if matches!(&upper, Bound::Excluded(hi) if at < *hi) {
             upper = Bound::Excluded(at);
         }
+    }
+    let empty = match (&lower, &upper) {
+        (Bound::Included(lo), Bound::Excluded(hi)) => lo >= hi,
+        (Bound::Excluded(lo), Bound::Excluded(hi)) => lo >= hi,
+        _ => false,
+    };
+    if empty {
+        return Ok(Page::default());
     }
     let bounds = (
         lower.as_ref().map(Vec::as_slice),
@@ -343,14 +419,24 @@ impl Store for EmbeddedStore {
             ));
         }
         let mut left = self
-            .blocking(move |db, table| run_writes(db, table, std::slice::from_ref(&write), false))
+            .blocking(move |db, table| run_writes(db, table, std::slice::from_ref(&write), None))
             .await?;
         Ok(left.pop().flatten())
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_transaction(&writes)?;
-        self.blocking(move |db, table| run_writes(db, table, &writes, true))
+        // A fresh token could never be replayed: nothing to remember.
+        self.blocking(move |db, table| run_writes(db, table, &writes, None))
+            .await
+            .map(drop)
+    }
+
+    async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_token(token)?;
+        validate_transaction(&writes)?;
+        let token = token.to_owned();
+        self.blocking(move |db, table| run_writes(db, table, &writes, Some(&token)))
             .await
             .map(drop)
     }

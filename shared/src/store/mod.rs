@@ -14,9 +14,10 @@ pub mod schema;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use cursor::Cursor;
+pub use cursor::{Cursor, PageCursor};
 
 /// One stored item: attribute name → value. Numbers are stored as DynamoDB `N`.
 pub type Item = Map<String, Value>;
@@ -27,7 +28,7 @@ pub const SK: &str = "sk";
 /// A shared handle to whichever adapter the process was configured with.
 pub type DynStore = Arc<dyn Store>;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Key {
     pub pk: String,
     pub sk: String,
@@ -48,7 +49,7 @@ impl Key {
 }
 
 /// A condition on the current state of one item, checked atomically with the write.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Condition {
     /// No item with this key exists.
     Absent,
@@ -64,13 +65,24 @@ pub enum Condition {
     All(Vec<Condition>),
 }
 
+/// A condition and the label the domain gave it: a failed condition is reported by its label
+/// ([`StoreError::ConditionFailed`]), never by its write's position in a transaction, so
+/// reordering writes cannot change an answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Labelled {
+    pub condition: Condition,
+    /// Not part of what DynamoDB sees, so not part of a transaction's fingerprint either.
+    #[serde(skip)]
+    pub label: &'static str,
+}
+
 /// One write, alone or inside a transaction.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Write {
     /// Replace the whole item.
     Put {
         item: Item,
-        condition: Option<Condition>,
+        condition: Option<Labelled>,
     },
     /// Set, add to (numbers) and remove attributes; creates the item when absent, as DynamoDB does.
     Update {
@@ -78,14 +90,19 @@ pub enum Write {
         set: Item,
         add: Vec<(String, i64)>,
         remove: Vec<String>,
-        condition: Option<Condition>,
+        condition: Option<Labelled>,
     },
     Delete {
         key: Key,
-        condition: Option<Condition>,
+        condition: Option<Labelled>,
     },
     /// Only check a condition (transactions only).
-    Check { key: Key, condition: Condition },
+    Check {
+        key: Key,
+        condition: Condition,
+        #[serde(skip)]
+        label: &'static str,
+    },
 }
 
 impl Write {
@@ -96,10 +113,10 @@ impl Write {
         }
     }
 
-    pub fn put_if(item: Item, condition: Condition) -> Self {
+    pub fn put_if(item: Item, condition: Condition, label: &'static str) -> Self {
         Write::Put {
             item,
-            condition: Some(condition),
+            condition: Some(Labelled { condition, label }),
         }
     }
 
@@ -120,11 +137,39 @@ impl Write {
         }
     }
 
-    pub fn delete_if(key: Key, condition: Condition) -> Self {
+    pub fn delete_if(key: Key, condition: Condition, label: &'static str) -> Self {
         Write::Delete {
             key,
-            condition: Some(condition),
+            condition: Some(Labelled { condition, label }),
         }
+    }
+
+    /// Only checks `condition` on the item at `key` (transactions only).
+    pub fn check(key: Key, condition: Condition, label: &'static str) -> Self {
+        Write::Check {
+            key,
+            condition,
+            label,
+        }
+    }
+
+    /// The write's condition and its label, if it has one.
+    pub fn condition(&self) -> Option<(&Condition, &'static str)> {
+        match self {
+            Write::Put { condition, .. }
+            | Write::Update { condition, .. }
+            | Write::Delete { condition, .. } => {
+                condition.as_ref().map(|l| (&l.condition, l.label))
+            }
+            Write::Check {
+                condition, label, ..
+            } => Some((condition, label)),
+        }
+    }
+
+    /// The label of the write's condition ("" for an unconditional write).
+    pub fn label(&self) -> &'static str {
+        self.condition().map_or("", |(_, label)| label)
     }
 
     /// The key this write touches.
@@ -145,7 +190,7 @@ pub struct UpdateBuilder {
     set: Item,
     add: Vec<(String, i64)>,
     remove: Vec<String>,
-    condition: Option<Condition>,
+    condition: Option<Labelled>,
 }
 
 impl UpdateBuilder {
@@ -164,8 +209,8 @@ impl UpdateBuilder {
         self
     }
 
-    pub fn condition(mut self, condition: Condition) -> Self {
-        self.condition = Some(condition);
+    pub fn condition(mut self, condition: Condition, label: &'static str) -> Self {
+        self.condition = Some(Labelled { condition, label });
         self
     }
 
@@ -189,6 +234,27 @@ pub enum SortKey {
     Between(String, String),
     Below(String),
     Above(String),
+}
+
+impl SortKey {
+    /// Where a sort-key value lies against this range, in ascending order: `Less` before it,
+    /// `Equal` inside it, `Greater` after it. A cursor only ever narrows a query with this.
+    pub fn locate(&self, value: &str) -> std::cmp::Ordering {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            SortKey::Any => Equal,
+            // A value outside the prefix that sorts above it sorts above every value inside.
+            SortKey::Prefix(p) if value.starts_with(p.as_str()) => Equal,
+            SortKey::Prefix(p) => value.cmp(p.as_str()),
+            SortKey::Between(a, _) if value < a.as_str() => Less,
+            SortKey::Between(_, b) if value > b.as_str() => Greater,
+            SortKey::Between(..) => Equal,
+            SortKey::Below(b) if value < b.as_str() => Equal,
+            SortKey::Below(_) => Greater,
+            SortKey::Above(a) if value > a.as_str() => Equal,
+            SortKey::Above(_) => Less,
+        }
+    }
 }
 
 /// A query of one partition of the table or of a secondary index.
@@ -250,10 +316,13 @@ pub struct Page {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// A condition did not hold; in a transaction, `index` names the write whose condition failed.
-    ConditionFailed { index: Option<usize> },
-    /// Another transaction touched the same items; safe to retry.
+    /// A condition did not hold; `label` is the one the domain gave that write's condition.
+    ConditionFailed { label: &'static str },
+    /// Another transaction touched the same items, and the adapter's own retries (each a new
+    /// attempt with a new client request token) did not get through.
     Conflict,
+    /// A client request token was used again within its 10 minutes for other writes.
+    IdempotentMismatch,
     /// Too many requests for the table's capacity.
     Throttled,
     /// The store could not be reached or failed.
@@ -265,11 +334,11 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::ConditionFailed { index: Some(i) } => {
-                write!(f, "condition failed on write {i}")
-            }
-            StoreError::ConditionFailed { index: None } => write!(f, "condition failed"),
+            StoreError::ConditionFailed { label } => write!(f, "condition {label:?} failed"),
             StoreError::Conflict => write!(f, "transaction conflict"),
+            StoreError::IdempotentMismatch => {
+                write!(f, "client request token reused for other writes")
+            }
             StoreError::Throttled => write!(f, "throttled"),
             StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
             StoreError::Invalid(m) => write!(f, "invalid store request: {m}"),
@@ -294,10 +363,51 @@ pub trait Store: Send + Sync {
     /// One conditional write; answers the item as the write left it (`None` after a delete), so
     /// an update needs no read to show its result. `Write::Check` is only valid in a transaction.
     async fn write(&self, write: Write) -> Result<Option<Item>, StoreError>;
-    /// All writes or none; at most [`MAX_TRANSACTION_WRITES`], each key at most once.
+    /// All writes or none; at most [`MAX_TRANSACTION_WRITES`], each key at most once. Each
+    /// attempt the adapter makes (it retries a conflict itself) carries a new client request
+    /// token.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// As [`Store::transact`], with the caller's client request token (see
+    /// [`validate_token`]): within [`TOKEN_WINDOW_SECS`] of a commit, the same token with the
+    /// same writes answers `Ok` and applies nothing again; with other writes it answers
+    /// [`StoreError::IdempotentMismatch`]. For a caller that retries a whole transaction.
+    async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError>;
     /// One page of a partition, ordered by sort key.
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
+}
+
+/// How long a client request token is remembered after its transaction (DynamoDB's window).
+pub const TOKEN_WINDOW_SECS: i64 = 600;
+
+/// A fresh client request token: 128 random bits, URL-safe.
+pub fn request_token() -> String {
+    crate::ids::random_token()
+}
+
+/// DynamoDB's rule for a client request token: 1 to 36 characters; we also keep to URL-safe
+/// ASCII, so a token is never a key part holding a separator.
+pub fn validate_token(token: &str) -> Result<(), StoreError> {
+    let ok = (1..=36).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(StoreError::Invalid(
+            "a client request token is 1 to 36 of [A-Za-z0-9_-]".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What a transaction asks for, as a SHA-256 (labels aside, which DynamoDB never sees): the
+/// embedded store's check that a replayed token carries the same writes.
+pub fn fingerprint(writes: &[Write]) -> Result<[u8; 32], StoreError> {
+    let bytes = serde_json::to_vec(writes)
+        .map_err(|e| StoreError::Invalid(format!("unserialisable writes: {e}")))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    Ok(out)
 }
 
 /// Checks what both adapters require of a transaction before running it.
@@ -362,15 +472,9 @@ pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
 /// DynamoDB's semantics of one write on the item it finds, for in-process stores: the item it
 /// leaves (`Some(None)`: deleted; `None`: a check, nothing changes), or `ConditionFailed`.
 pub fn apply_write(write: &Write, old: Option<&Item>) -> Result<Option<Option<Item>>, StoreError> {
-    let condition = match write {
-        Write::Put { condition, .. }
-        | Write::Update { condition, .. }
-        | Write::Delete { condition, .. } => condition.as_ref(),
-        Write::Check { condition, .. } => Some(condition),
-    };
-    if let Some(c) = condition {
-        if !condition_holds(c, old) {
-            return Err(StoreError::ConditionFailed { index: None });
+    if let Some((condition, label)) = write.condition() {
+        if !condition_holds(condition, old) {
+            return Err(StoreError::ConditionFailed { label });
         }
     }
     Ok(match write {

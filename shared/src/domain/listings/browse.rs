@@ -8,8 +8,6 @@
 //! - `near` + `radius_km` (≤ 50): the geohash cells covering the circle, at most
 //!   [`MAX_NEARBY_CANDIDATES`] entries, filtered to the radius and the other filters, nearest first.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,7 +17,7 @@ use super::index::{entry_location, entry_summary, feed_partition, geo_partition,
 use crate::error::Error;
 use crate::geo::{self, Location, MAX_RADIUS_KM, PARTITION_PRECISION};
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, DynStore, Item, Query, SortKey};
+use crate::store::{Cursor, DynStore, Item, PageCursor, Query, SortKey};
 
 /// Keyword pages examine at most this many entries.
 pub const MAX_EXAMINED: usize = 500;
@@ -42,7 +40,7 @@ pub struct Browse {
     pub filters: Filters,
     pub near: Option<(Location, f64)>,
     pub limit: usize,
-    pub cursor: Option<String>,
+    pub cursor: Option<PageCursor>,
 }
 
 /// The query parameters `GET /v1/listings` accepts.
@@ -63,7 +61,7 @@ impl Browse {
         param: impl Fn(&str) -> Option<String>,
         categories: &[String],
         limit: usize,
-        cursor: Option<String>,
+        cursor: Option<PageCursor>,
     ) -> Result<Self, Error> {
         let kind = param("kind")
             .map(|k| {
@@ -145,7 +143,7 @@ impl Filters {
 pub async fn browse(
     store: &DynStore,
     browse: &Browse,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     if let Some((center, radius)) = &browse.near {
         return nearby(store, browse, center, *radius).await;
     }
@@ -160,15 +158,18 @@ pub async fn browse(
     ))
     .descending()
     .limit(browse.limit);
-    let cursor = crate::domain::cursor_for(&query, browse.cursor.as_deref())?;
+    let cursor = crate::domain::cursor_for(&query, browse.cursor.as_ref())?;
     let page = store.query(query.after(cursor)).await?;
     Ok((
         page.items.iter().map(entry_summary).collect(),
-        page.next.map(|c| c.encode()),
+        page.next.map(PageCursor::from),
     ))
 }
 
-async fn keyword(store: &DynStore, browse: &Browse) -> Result<(Vec<Value>, Option<String>), Error> {
+async fn keyword(
+    store: &DynStore,
+    browse: &Browse,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let f = &browse.filters;
     // The longest term is likely the rarest: its partition is the one read.
     let anchor = f
@@ -177,7 +178,7 @@ async fn keyword(store: &DynStore, browse: &Browse) -> Result<(Vec<Value>, Optio
         .max_by_key(|t| t.chars().count())
         .ok_or_else(|| Error::invalid("q", "has no searchable words"))?;
     let query = Query::partition(term_partition(anchor)).descending();
-    let mut cursor = crate::domain::cursor_for(&query, browse.cursor.as_deref())?;
+    let mut cursor = crate::domain::cursor_for(&query, browse.cursor.as_ref())?;
     let mut found = Vec::new();
     let mut examined = 0;
     loop {
@@ -194,13 +195,13 @@ async fn keyword(store: &DynStore, browse: &Browse) -> Result<(Vec<Value>, Optio
                     let next = (!last_of_all)
                         .then(|| Cursor::after_item(entry, &query, &TABLE))
                         .flatten();
-                    return Ok((found, next.map(|c| c.encode())));
+                    return Ok((found, next.map(PageCursor::from)));
                 }
             }
         }
         match page.next {
             None => return Ok((found, None)),
-            Some(next) if examined >= MAX_EXAMINED => return Ok((found, Some(next.encode()))),
+            Some(next) if examined >= MAX_EXAMINED => return Ok((found, Some(next.into()))),
             Some(next) => cursor = Some(next),
         }
     }
@@ -219,16 +220,13 @@ async fn nearby(
     browse: &Browse,
     center: &Location,
     radius_km: f64,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let after = browse
         .cursor
-        .as_deref()
+        .as_ref()
         .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<NearCursor>(&b).ok())
-                .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
+            serde_json::from_slice::<NearCursor>(c.as_bytes())
+                .map_err(|_| Error::invalid("cursor", "is not a cursor of this list"))
         })
         .transpose()?;
     let precision = geo::query_precision(radius_km);
@@ -271,7 +269,7 @@ async fn nearby(
                 id: id.clone()
             })
             .to_string();
-            Some(URL_SAFE_NO_PAD.encode(cursor))
+            Some(PageCursor::new(cursor.into_bytes()))
         }
         _ => None,
     };

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::geo::Location;
 use crate::ids::{ListingId, UserId};
 use crate::money::Fen;
-use crate::store::{Condition, DynStore, Item, Key, StoreError, Write};
+use crate::store::{Condition, DynStore, Item, Key, PageCursor, StoreError, Write};
 
 /// Optimistic writes retry this often when another edit got there first.
 const MAX_ATTEMPTS: usize = 3;
@@ -236,14 +236,15 @@ async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error
 }
 
 /// Writes `new` (replacing `old`), its index entries and the owner's count in one transaction.
-/// Fails with `ConditionFailed { index: Some(0) }` when another write changed the listing first.
+/// Fails with `ConditionFailed { label: "listing_version" }` when another write changed the
+/// listing first, and with `"owner_exists"` when a listing is published for a member who is gone.
 async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<(), StoreError> {
     let key = listing_key(&new.id);
     let item = new
         .to_item()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let mut writes = vec![match old {
-        None => Write::put_if(item, Condition::Absent),
+        None => Write::put_if(item, Condition::Absent, "listing_new"),
         Some(old) => {
             // Set every field but the counters (other transactions own those), remove what the
             // new version no longer has, and bump the version the condition checks.
@@ -252,9 +253,10 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
             let editable =
                 |name: &str| !["pk", "sk", "version"].contains(&name) && !COUNTERS.contains(&name);
-            let mut update = Write::update(key.clone())
-                .add("version", 1)
-                .condition(Condition::Equals("version".into(), json!(old.version)));
+            let mut update = Write::update(key.clone()).add("version", 1).condition(
+                Condition::Equals("version".into(), json!(old.version)),
+                "listing_version",
+            );
             for (name, value) in &item {
                 if editable(name) {
                     update = update.set(name, value.clone());
@@ -284,12 +286,15 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
         writes.push(if new.is_published() {
             Write::update(owner)
                 .add("listings_count", 1)
-                .condition(Condition::Present)
+                .condition(Condition::Present, "owner_exists")
                 .build()
         } else {
             Write::update(owner)
                 .add("listings_count", -1)
-                .condition(Condition::AtLeast("listings_count".into(), 1))
+                .condition(
+                    Condition::AtLeast("listings_count".into(), 1),
+                    "listings_count",
+                )
                 .build()
         });
     }
@@ -340,9 +345,9 @@ pub async fn create(
     require_verified(store, owner).await?;
     match save(store, None, &listing).await {
         Ok(()) => Ok(listing),
-        Err(StoreError::ConditionFailed { .. }) => {
-            Err(Error::Unauthorized("member no longer exists"))
-        }
+        Err(StoreError::ConditionFailed {
+            label: "owner_exists",
+        }) => Err(Error::Unauthorized("member no longer exists")),
         Err(e) => Err(e.into()),
     }
 }
@@ -439,7 +444,9 @@ pub async fn update(
         }
         match save(store, Some(&old), &new).await {
             Ok(()) => return Ok(new),
-            Err(StoreError::ConditionFailed { index: Some(0) }) => continue,
+            Err(StoreError::ConditionFailed {
+                label: "listing_version",
+            }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -472,7 +479,9 @@ async fn retire(
         new.version = old.version + 1;
         match save(store, Some(&old), &new).await {
             Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { index: Some(0) }) => continue,
+            Err(StoreError::ConditionFailed {
+                label: "listing_version",
+            }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -499,8 +508,8 @@ pub async fn by_owner(
     store: &DynStore,
     owner: &UserId,
     limit: usize,
-    cursor: Option<&str>,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     if members::get(store, owner).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
@@ -515,19 +524,19 @@ pub async fn by_owner(
         .into_iter()
         .map(|item| Listing::from_item(item).map(|l| l.summary()))
         .collect::<Result<_, _>>()?;
-    Ok((items, page.next.map(|c| c.encode())))
+    Ok((items, page.next.map(PageCursor::from)))
 }
 
 /// One page of records that name a listing (favourites, shares), each with that listing's summary.
 pub async fn page_with_listings(
     store: &DynStore,
     query: crate::store::Query,
-    cursor: Option<&str>,
-) -> Result<(Vec<(Item, Value)>, Option<String>), Error> {
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<(Item, Value)>, Option<PageCursor>), Error> {
     let cursor = super::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
     let summaries = summaries(store, &page.items).await?;
-    let next = page.next.map(|c| c.encode());
+    let next = page.next.map(PageCursor::from);
     Ok((page.items.into_iter().zip(summaries).collect(), next))
 }
 
