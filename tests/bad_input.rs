@@ -2,9 +2,9 @@
 
 use renji_shared::domain::members::member_key;
 use renji_shared::ids::UserId;
-use renji_shared::store::Item;
-use renji_tests::{on_both_stores, Backend, LocalServer};
-use serde_json::json;
+use renji_shared::store::{Item, PageCursor, Write};
+use renji_tests::{on_both_stores, Api, Backend, LocalServer};
+use serde_json::{json, Value};
 
 async fn stored_member(server: &LocalServer, id: &str) -> Item {
     server
@@ -258,7 +258,184 @@ async fn bad_logins_create_nobody(backend: Backend) {
     assert_eq!(reply.status(), 415);
 }
 
+/// A member with a token, verified so they may publish.
+async fn verified_member(server: &LocalServer, name: &str) -> (String, String) {
+    let (token, login) = server.api.login(name).await;
+    let id = login["user"]["id"].as_str().unwrap().to_owned();
+    let key = member_key(&UserId::parse(&id).unwrap());
+    server
+        .app()
+        .store
+        .write(Write::update(key).set("verified", "person").build())
+        .await
+        .unwrap();
+    (token, id)
+}
+
+async fn ok_call(api: &Api, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+    let reply = api.call(method, path, Some(token), body).await;
+    assert!(
+        (200..300).contains(&reply.status),
+        "{method} {path}: {reply:?}"
+    );
+    reply.body
+}
+
+/// Every list route refuses, with 422 naming `cursor`, a cursor that was edited, truncated,
+/// taken from another list (another member's, another feed), or sealed with empty key parts;
+/// the list's own cursor still pages.
+async fn cursors_not_of_this_list_are_refused_on_every_list_route(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let (a, a_id) = verified_member(&server, "cursor-a").await;
+    let (b, b_id) = verified_member(&server, "cursor-b").await;
+    let (c, c_id) = verified_member(&server, "cursor-c").await;
+    let mut listings = Vec::new();
+    for (who, title) in [
+        (&a, "婚礼摄影 一"),
+        (&a, "婚礼摄影 二"),
+        (&b, "婚礼摄影 三"),
+        (&b, "婚礼摄影 四"),
+    ] {
+        let body = json!({
+            "kind": "service", "title": title, "description": "全天跟拍",
+            "category": "photography", "city": "北京", "price_fen": 100_000,
+            "images": ["https://img.renji.world/l/1.jpg"], "status": "published",
+            "location": {"lat": 39.9, "lng": 116.4},
+        });
+        let listing = ok_call(api, "POST", "/v1/listings", who, Some(body)).await;
+        listings.push(listing["id"].as_str().unwrap().to_owned());
+    }
+    for who in [&a, &b] {
+        for id in &listings[..2] {
+            ok_call(api, "PUT", &format!("/v1/me/favorites/{id}"), who, None).await;
+            let share = Some(json!({"channel": "link"}));
+            ok_call(
+                api,
+                "POST",
+                &format!("/v1/listings/{id}/shares"),
+                who,
+                share,
+            )
+            .await;
+        }
+    }
+    for (who, others) in [
+        (&a, [&b_id, &c_id]),
+        (&b, [&a_id, &c_id]),
+        (&c, [&a_id, &b_id]),
+    ] {
+        for other in others {
+            ok_call(api, "PUT", &format!("/v1/me/following/{other}"), who, None).await;
+        }
+    }
+
+    let near = "/v1/listings?near=39.9,116.4&radius_km=5&limit=1";
+    let feed = "/v1/listings?limit=1";
+    // (route, a list, who reads it, another list of the route's and who reads that).
+    let routes = [
+        (
+            "feed",
+            feed.to_owned(),
+            &a,
+            "/v1/listings?limit=1&kind=service".to_owned(),
+            &a,
+        ),
+        (
+            "keyword",
+            "/v1/listings?q=摄影&limit=1".into(),
+            &a,
+            feed.into(),
+            &a,
+        ),
+        ("nearby", near.into(), &a, feed.into(), &a),
+        (
+            "member listings",
+            format!("/v1/users/{a_id}/listings?limit=1"),
+            &a,
+            format!("/v1/users/{b_id}/listings?limit=1"),
+            &a,
+        ),
+        (
+            "followers",
+            format!("/v1/users/{a_id}/followers?limit=1"),
+            &a,
+            format!("/v1/users/{b_id}/followers?limit=1"),
+            &a,
+        ),
+        (
+            "following",
+            format!("/v1/users/{a_id}/following?limit=1"),
+            &a,
+            format!("/v1/users/{b_id}/following?limit=1"),
+            &a,
+        ),
+        (
+            "favourites",
+            "/v1/me/favorites?limit=1".into(),
+            &a,
+            "/v1/me/favorites?limit=1".into(),
+            &b,
+        ),
+        (
+            "shares",
+            "/v1/me/shares?limit=1".into(),
+            &a,
+            "/v1/me/shares?limit=1".into(),
+            &b,
+        ),
+    ];
+    let key = &server.app().cursors;
+    for (route, path, reader, other_path, other_reader) in routes {
+        let next = |body: &Value| body["next_cursor"].as_str().unwrap().to_owned();
+        let own = next(&ok_call(api, "GET", &path, reader, None).await);
+        let other = next(&ok_call(api, "GET", &other_path, other_reader, None).await);
+        let with = |cursor: &str| format!("{path}&cursor={cursor}");
+        let page = ok_call(api, "GET", &with(&own), reader, None).await;
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            1,
+            "{route}: {page}"
+        );
+
+        let mut bad = vec![
+            ("another list's", other),
+            ("truncated", own[..own.len() - 2].to_owned()),
+            ("extended", format!("{own}AA")),
+            ("garbage", "garbage".to_owned()),
+        ];
+        for i in [0, own.len() / 2, own.len() - 1] {
+            let mut edited = own.clone().into_bytes();
+            edited[i] = if edited[i] == b'A' { b'B' } else { b'A' };
+            bad.push(("edited", String::from_utf8(edited).unwrap()));
+        }
+        // Well sealed (with the server's own key), but with a key part emptied.
+        let opened: Value = serde_json::from_slice(key.open(&own).unwrap().as_bytes()).unwrap();
+        for (name, value) in opened.as_object().unwrap() {
+            if value.is_string() {
+                let mut emptied = opened.clone();
+                emptied[name] = json!("");
+                let sealed = key.seal(&PageCursor::new(emptied.to_string().into_bytes()));
+                bad.push(("an empty key part", sealed));
+            }
+        }
+        for (what, cursor) in bad {
+            let reply = api.call("GET", &with(&cursor), Some(reader), None).await;
+            assert_eq!(
+                (
+                    reply.status,
+                    reply.error_code(),
+                    &reply.body["error"]["field"]
+                ),
+                (422, "invalid_field", &json!("cursor")),
+                "{route}, {what} cursor: {reply:?}"
+            );
+        }
+    }
+}
+
 on_both_stores!(
+    cursors_not_of_this_list_are_refused_on_every_list_route,
     bad_profile_updates_change_nothing,
     bad_tokens_are_refused_and_change_nothing,
     bad_logins_create_nobody,

@@ -226,7 +226,9 @@ async fn nearby(
         .as_ref()
         .map(|c| {
             serde_json::from_slice::<NearCursor>(c.as_bytes())
-                .map_err(|_| Error::invalid("cursor", "is not a cursor of this list"))
+                .ok()
+                .filter(|c| !c.id.is_empty())
+                .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
         })
         .transpose()?;
     let precision = geo::query_precision(radius_km);
