@@ -12,6 +12,13 @@ pub enum Error {
     BadRequest { code: &'static str, message: String },
     /// 422: a field's value is not acceptable; names the field.
     Invalid { field: String, message: String },
+    /// 422 with a code of its own: the field is well-formed but cannot be used as sent (an
+    /// `Idempotency-Key` reused for another body).
+    Unprocessable {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
     /// 401: no valid session.
     Unauthorized(&'static str),
     /// 403: known to exist, but not the caller's to act on.
@@ -47,7 +54,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid { .. } | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -64,7 +71,9 @@ impl Error {
     /// The stable snake_case code clients branch on.
     pub fn code(&self) -> &str {
         match self {
-            Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
+            Error::BadRequest { code, .. }
+            | Error::Conflict { code, .. }
+            | Error::Unprocessable { code, .. } => code,
             Error::Invalid { .. } => "invalid_field",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
@@ -81,7 +90,9 @@ impl Error {
     /// The human-readable message; never carries internals for 5xx.
     pub fn message(&self) -> String {
         match self {
-            Error::BadRequest { message, .. } | Error::Conflict { message, .. } => message.clone(),
+            Error::BadRequest { message, .. }
+            | Error::Conflict { message, .. }
+            | Error::Unprocessable { message, .. } => message.clone(),
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::Unauthorized(why) => (*why).to_owned(),
             Error::Forbidden(why) => why.clone(),
@@ -108,8 +119,10 @@ impl Error {
             );
         }
         let mut error = json!({ "code": self.code(), "message": self.message() });
-        if let Error::Invalid { field, .. } = self {
-            error["field"] = json!(field);
+        match self {
+            Error::Invalid { field, .. } => error["field"] = json!(field),
+            Error::Unprocessable { field, .. } => error["field"] = json!(field),
+            _ => {}
         }
         let mut response = crate::http::json_response(status, &json!({ "error": error }));
         let retry_after = match self {

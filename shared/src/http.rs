@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::error::Error;
 use crate::store::PageCursor;
 
@@ -300,6 +301,14 @@ pub struct ListResponse<T: Serialize> {
     pub next_cursor: Option<String>,
 }
 
+/// The request's `Idempotency-Key`, if it sent one; a malformed one is a 422 naming the header.
+pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Error> {
+    req.headers()
+        .get(idempotency::HEADER)
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()
+}
+
 /// The bearer token of the `Authorization` header, if well-formed.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -390,6 +399,33 @@ mod tests {
         ]
         .concat();
         refused(&URL_SAFE_NO_PAD.encode(forged));
+    }
+
+    #[test]
+    fn idempotency_keys_are_read_from_their_header() {
+        let with = |v: &[u8]| {
+            let mut r = Request::new(Body::Empty);
+            r.headers_mut().insert(
+                idempotency::HEADER,
+                HeaderValue::from_bytes(v).expect("header value"),
+            );
+            r
+        };
+        assert_eq!(idempotency_key(&Request::new(Body::Empty)), Ok(None));
+        assert_eq!(
+            idempotency_key(&with(b"order-1"))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "order-1"
+        );
+        for bad in [&b""[..], "é".as_bytes(), &[b'k'; 65]] {
+            let err = idempotency_key(&with(bad)).unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid { field, .. } if field == "Idempotency-Key"),
+                "{bad:?}: {err:?}"
+            );
+        }
     }
 
     #[test]

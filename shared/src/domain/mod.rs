@@ -2,6 +2,7 @@
 
 pub mod favorites;
 pub mod follows;
+pub mod idempotency;
 pub mod identity;
 pub mod listings;
 pub mod login;
