@@ -218,9 +218,9 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// Runs a transaction, trying again after a conflict. Every attempt carries a client request
-    /// token (the SDK's own retries of one attempt resend it, so DynamoDB applies the attempt at
-    /// most once): the caller's, or a fresh one per attempt — a cancelled attempt applied
-    /// nothing, so the next is a new request.
+    /// token, which the SDK's own retries of that attempt resend, so DynamoDB applies it at most
+    /// once: a fresh token per attempt, or the caller's on every attempt (a cancelled attempt
+    /// applied nothing and spent no token, so trying it again with the same one is safe).
     async fn transact_attempts(
         &self,
         token: Option<&str>,
@@ -251,7 +251,8 @@ impl DynamoStore {
             };
             items.push(item.build());
         }
-        // Concurrent favourites of one listing meet conflicts on DynamoDB.
+        // A transaction cancelled by a conflicting one applied nothing, so it is safe to retry;
+        // concurrent favourites of one listing meet this on DynamoDB.
         let mut attempt = 0u32;
         loop {
             let result = self
