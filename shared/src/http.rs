@@ -134,26 +134,48 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
             message: "a JSON object body is required".into(),
         });
     }
+    // serde reads a struct from a JSON array too, field by field in order (`[null]` would be a
+    // PATCH clearing the first field): only an object is a request body.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(if is_json(bytes) {
+            Error::invalid("body", "must be a JSON object")
+        } else {
+            malformed("body is not valid JSON")
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let field = if path == "." { "body" } else { &path };
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => Error::invalid(
-                if path == "." { "body" } else { &path },
-                strip_position(&inner.to_string()),
-            ),
-            _ => Error::BadRequest {
-                code: "malformed_json",
-                message: format!("body is not valid JSON: {}", inner),
-            },
+            serde_json::error::Category::Data => {
+                Error::invalid(field, strip_position(&inner.to_string()))
+            }
+            // serde_json reports a wrong type for an enum (`"gender": 5`) as a syntax error;
+            // in a body that is valid JSON it is the field's type that is wrong.
+            serde_json::error::Category::Syntax if is_json(bytes) => {
+                Error::invalid(field, "has the wrong type")
+            }
+            _ => malformed(&format!("body is not valid JSON: {inner}")),
         }
     })?;
-    de.end().map_err(|_| Error::BadRequest {
-        code: "malformed_json",
-        message: "body has trailing characters after the JSON value".into(),
-    })?;
+    de.end()
+        .map_err(|_| malformed("body has trailing characters after the JSON value"))?;
     Ok(value)
+}
+
+fn malformed(message: &str) -> Error {
+    Error::BadRequest {
+        code: "malformed_json",
+        message: message.to_owned(),
+    }
+}
+
+/// Whether `bytes` is one well-formed JSON value (asked only on the error paths).
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// serde's data errors end with " at line L column C", which means nothing to a client.
@@ -359,6 +381,56 @@ mod tests {
         let err = json_body::<Body1>(&post(&"x".repeat(2000)), 1024).unwrap_err();
         assert_eq!(err, Error::PayloadTooLarge { limit: 1024 });
         assert!(json_body::<Body1>(&post("{\"name\":\"a\"}"), 1024).is_ok());
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body2 {
+        name: Option<String>,
+        gender: Option<Choice>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(rename_all = "snake_case")]
+    enum Choice {
+        Yes,
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        // An array would be read as the fields in order: `[null]` sets `name` to null.
+        for body in ["[null]", " [\"a\", null]", "\"a\"", "12", "null", "true"] {
+            let err = json_body::<Body2>(&post(body), 1024).unwrap_err();
+            assert_eq!(err, Error::invalid("body", "must be a JSON object"), "{body}");
+        }
+        for body in ["[null", "nul", "'a'"] {
+            let err = json_body::<Body2>(&post(body), 1024).unwrap_err();
+            assert_eq!(err.code(), "malformed_json", "{body}");
+        }
+        assert!(json_body::<Body2>(&post(" {\"name\": null}"), 1024).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_type_for_an_enum_names_the_field() {
+        for body in [
+            r#"{"gender": 5}"#,
+            r#"{"gender": [1]}"#,
+            r#"{"gender": true}"#,
+        ] {
+            let err = json_body::<Body2>(&post(body), 1024).unwrap_err();
+            assert!(
+                matches!(err, Error::Invalid { ref field, .. } if field == "gender"),
+                "{body}: {err:?}"
+            );
+        }
+        let err = json_body::<Body2>(&post(r#"{"gender": "no"}"#), 1024).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "gender"),
+            "{err:?}"
+        );
+        let err = json_body::<Body2>(&post(r#"{"gender": 5"#), 1024).unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
     }
 
     #[test]
