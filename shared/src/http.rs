@@ -402,7 +402,11 @@ mod tests {
         // An array would be read as the fields in order: `[null]` sets `name` to null.
         for body in ["[null]", " [\"a\", null]", "\"a\"", "12", "null", "true"] {
             let err = json_body::<Body2>(&post(body), 1024).unwrap_err();
-            assert_eq!(err, Error::invalid("body", "must be a JSON object"), "{body}");
+            assert_eq!(
+                err,
+                Error::invalid("body", "must be a JSON object"),
+                "{body}"
+            );
         }
         for body in ["[null", "nul", "'a'"] {
             let err = json_body::<Body2>(&post(body), 1024).unwrap_err();

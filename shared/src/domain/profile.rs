@@ -7,13 +7,50 @@ use time::{Date, OffsetDateTime};
 
 use crate::error::Error;
 
-/// Rejects control characters (newlines, NUL, bidi overrides stay out of names shown to others).
+/// Characters that show nothing, or change how the text around them shows: names and titles
+/// are shown to others, so none of these may hide in them (a blank-looking nickname, a title
+/// reversed by a bidi override, a line break smuggled in as U+2028).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}' // soft hyphen
+            | '\u{034F}' // combining grapheme joiner
+            | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' // Arabic format characters
+            | '\u{0890}'..='\u{0891}' | '\u{08E2}'
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels (render as nothing)
+            | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, direction marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, bidi isolates
+            | '\u{2800}' // braille blank
+            | '\u{FEFF}' // zero-width no-break space
+            | '\u{FFF0}'..='\u{FFFB}' // interlinear annotation controls
+            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' // other format characters
+            | '\u{E0000}'..='\u{E007F}' // tag characters
+        )
+}
+
+/// Variation selectors choose how the character before them is drawn (❤ → ❤️): fine after one,
+/// but they show nothing on their own.
+fn variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Rejects control and invisible characters, and text with nothing visible in it.
 pub fn printable(field: &str, text: &str) -> Result<(), Error> {
-    let bad = text.chars().any(|c| {
-        c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-    });
-    if bad {
-        return Err(Error::invalid(field, "must not contain control characters"));
+    if text.chars().any(invisible) {
+        return Err(Error::invalid(
+            field,
+            "must not contain control or invisible characters",
+        ));
+    }
+    let blank = |c: char| c.is_whitespace() || variation_selector(c);
+    if !text.is_empty() && text.chars().all(blank) {
+        return Err(Error::invalid(field, "must contain a visible character"));
     }
     Ok(())
 }
@@ -159,6 +196,22 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// For PATCH fields that cannot be cleared: absent → `None` (leave as is), a value → `Some(v)`,
+/// `null` → an error naming the field (rather than silently leaving it). Use with
+/// `#[serde(default, deserialize_with = "not_null")]`.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "cannot be cleared: send a value, or leave the field out to keep it",
+        )),
+    }
+}
+
 pub fn today() -> Date {
     OffsetDateTime::now_utc().date()
 }
@@ -180,6 +233,37 @@ mod tests {
         assert!(Nickname::parse("   ").is_err());
         assert!(Nickname::parse("a\nb").is_err());
         assert!(Nickname::parse("evil\u{202E}txt").is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused() {
+        for bad in [
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "\u{115F}",
+            "\u{1160}\u{1160}",
+            "\u{3164}",
+            "\u{FFA0}",
+            "小王\u{3164}",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "a\u{2060}b",
+            "\u{2066}x\u{2069}",
+            "soft\u{00AD}hyphen",
+            "\u{FE0F}",
+            "\u{FE0F}\u{FE0E}",
+            "\u{E0100}",
+            "\u{2800}",
+            "tag\u{E0041}",
+            "\u{180E}",
+        ] {
+            let err = Nickname::parse(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_field", "{bad:?}");
+        }
+        // Visible text keeps its emoji presentation selectors and inner spaces.
+        for good in ["❤\u{FE0F}小王", "小 王", "Ａ王", "한국어"] {
+            assert!(Nickname::parse(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

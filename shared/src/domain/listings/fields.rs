@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::profile::{bounded_text, https_url, patch_field};
+use crate::domain::profile::{bounded_text, https_url, not_null, patch_field};
 use crate::error::Error;
 use crate::geo::Location;
 use crate::money::Fen;
@@ -73,20 +73,28 @@ pub struct NewListing {
     pub status: Option<RequestedStatus>,
 }
 
-/// `PATCH /v1/listings/{id}`: absent fields stay; `null` clears the optional ones.
+/// `PATCH /v1/listings/{id}`: absent fields stay; `null` clears the optional ones (location,
+/// video_url) and is refused, naming the field, on the others.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListingPatch {
+    #[serde(default, deserialize_with = "not_null")]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub category: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub city: Option<String>,
     #[serde(default, deserialize_with = "patch_field")]
     pub location: Option<Option<Location>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub images: Option<Vec<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub video_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub price_fen: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     pub status: Option<RequestedStatus>,
 }
 
@@ -210,6 +218,11 @@ mod tests {
             "第一行\n\n第二行"
         );
         assert!(description("bad\u{0007}bell").is_err());
+        assert!(description("line\u{2028}separator").is_err());
+        assert!(description("第一行\n\u{3164}").is_err());
+        assert!(title("\u{3164}\u{3164}").is_err());
+        assert!(title("婚礼\u{200B}摄影").is_err());
+        assert!(title("\u{FE0F}").is_err());
         assert!(description(&"字".repeat(2001)).is_err());
         assert!(city("北京").is_ok());
         assert!(city("北#京").is_err());
