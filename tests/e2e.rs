@@ -198,6 +198,11 @@ async fn wechat_errors_become_clear_answers(backend: Backend) {
         ("error:40226", 403, "forbidden"),
         ("error:-1", 503, "service_unavailable"),
         ("error:http502", 503, "service_unavailable"),
+        // An answer larger than the client reads is not trusted.
+        ("error:oversized", 503, "service_unavailable"),
+        // The app's own configuration is wrong: retrying cannot help, so no 503.
+        ("error:40013", 500, "internal_error"),
+        ("error:40125", 500, "internal_error"),
     ] {
         let reply = api
             .call(
@@ -214,8 +219,13 @@ async fn wechat_errors_become_clear_answers(backend: Backend) {
         );
         if status == 429 || status == 503 {
             assert!(reply.retry_after.is_some(), "{code} without Retry-After");
+        } else {
+            assert!(reply.retry_after.is_none(), "{code} with Retry-After");
         }
     }
+    // None of them created a member: the oversized answer's openid is not used.
+    let (_, login) = api.login("oversized").await;
+    assert_eq!(login["new_user"], json!(true));
 }
 
 /// A token made with the server's own key but already expired is refused.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod outbound;
 pub mod pii;
 pub mod session;
 pub mod store;

@@ -118,7 +118,11 @@ pub struct HttpVerifier {
 }
 
 impl HttpVerifier {
+    /// Refuses (at start-up) a verifier URL that is not https: the request carries names and ID
+    /// numbers. Plain http is accepted only for a loopback host, where the local server runs its
+    /// sandbox verifier (and where nothing leaves the machine).
     pub fn new(config: VerifierConfig) -> Result<Self, Error> {
+        check_url(&config.url)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
@@ -154,7 +158,9 @@ impl Verifier for HttpVerifier {
         if !status.is_success() {
             return Err(VerifierError::Unavailable(format!("HTTP {status}")));
         }
-        let body = response.bytes().await.map_err(unavailable)?;
+        let body = crate::outbound::read_capped(response, crate::outbound::MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| VerifierError::Unavailable(format!("verifier: {e}")))?;
         let reply: Reply = serde_json::from_slice(&body)
             .map_err(|_| VerifierError::Unavailable("unreadable verifier reply".into()))?;
         match reply.result.as_str() {
@@ -167,6 +173,28 @@ impl Verifier for HttpVerifier {
                 "verifier reply with an unknown result".into(),
             )),
         }
+    }
+}
+
+/// `RENJI_VERIFIER_URL`: https with a host and no credentials, or http to a loopback host.
+pub fn check_url(text: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::Config(format!("RENJI_VERIFIER_URL {why}")));
+    let Ok(url) = url::Url::parse(text) else {
+        return bad("is not a URL");
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not carry credentials (the token is RENJI_VERIFIER_TOKEN)");
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => return bad("has no host"),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => bad("must be an https URL (http only to a loopback host, for local runs)"),
     }
 }
 
@@ -203,6 +231,62 @@ mod tests {
         assert_eq!(clean_reason(Some(" 不一致\n ")), "不一致");
         assert_eq!(clean_reason(Some(&"x".repeat(500))).len(), MAX_REASON_CHARS);
         assert!(!clean_reason(None).is_empty());
+    }
+
+    #[test]
+    fn verifier_urls_must_be_https_except_on_loopback() {
+        for good in [
+            "https://verifier.example/v1/verify",
+            "https://10.0.0.8:8443/verify",
+            "http://127.0.0.1:4000/v1/verify",
+            "http://[::1]:4000/v1/verify",
+            "http://localhost:4000/v1/verify",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+            assert!(HttpVerifier::new(config(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://verifier.example/v1/verify",
+            "http://10.0.0.8/verify",
+            "http://localhost.example.com/verify",
+            "ftp://verifier.example/",
+            "https://user:pw@verifier.example/v1/verify",
+            "verifier.example/v1/verify",
+            "",
+        ] {
+            assert!(
+                matches!(HttpVerifier::new(config(bad)), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    fn config(url: &str) -> VerifierConfig {
+        VerifierConfig {
+            url: url.into(),
+            token: crate::config::Redacted("t".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_with_a_cap() {
+        let subject = Subject::Person {
+            name: RealName::parse("张三").unwrap(),
+            number: ResidentId::parse("11010519491231002X").unwrap(),
+        };
+        for chunked in [false, true] {
+            let base = crate::outbound::tests::serve(crate::outbound::tests::padded(
+                r#"{"result":"verified","#,
+                200_000,
+                chunked,
+            ))
+            .await;
+            let verifier = HttpVerifier::new(config(&format!("{base}/verify"))).unwrap();
+            match verifier.verify(&subject, "va_1").await {
+                Err(VerifierError::Unavailable(m)) => assert!(m.contains("over"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

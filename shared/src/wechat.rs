@@ -28,9 +28,20 @@ pub enum WechatError {
     RateLimited,
     /// 40226: WeChat blocks this member as high-risk.
     Blocked,
-    /// -1, a 5xx, a timeout or an unreadable answer.
+    /// -1, a 5xx, a timeout, an unreadable or over-long answer: retrying may help.
     Unavailable(String),
+    /// WeChat refused this app's own configuration or request (an invalid AppID or AppSecret, a
+    /// server IP not on the whitelist, …): no retry helps until an operator fixes it.
+    Misconfigured(i64),
 }
+
+/// The errcodes that blame the app's configuration (or our request), not the member's code nor
+/// WeChat's health: 40001 and 40125 (AppSecret), 40013 (AppID), 40002 (grant_type), 40066
+/// (URL), 40164 (IP whitelist), 41002/41004 (AppID/AppSecret missing), 41008 (code missing),
+/// 43002 (method), 48001 (API not authorised for this app).
+const CONFIGURATION_ERRCODES: &[i64] = &[
+    40001, 40002, 40013, 40066, 40125, 40164, 41002, 41004, 41008, 43002, 48001,
+];
 
 impl From<WechatError> for Error {
     fn from(e: WechatError) -> Self {
@@ -45,6 +56,11 @@ impl From<WechatError> for Error {
                 Error::Forbidden("WeChat has restricted this account's logins".into())
             }
             WechatError::Unavailable(detail) => Error::Unavailable(detail),
+            // A 500 (logged as an error where it becomes the response), not a retryable 503.
+            WechatError::Misconfigured(errcode) => Error::Config(format!(
+                "WeChat refused this app's configuration (errcode {errcode}): check WECHAT_APPID, \
+                 WECHAT_SECRET and the server's IP whitelist"
+            )),
         }
     }
 }
@@ -109,10 +125,9 @@ impl WechatClient {
             return Err(WechatError::Unavailable(format!("HTTP {status}")));
         }
         // WeChat labels this JSON as text/plain, so read bytes rather than trusting the header.
-        let body = response
-            .bytes()
+        let body = crate::outbound::read_capped(response, crate::outbound::MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| WechatError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| WechatError::Unavailable(format!("jscode2session: {e}")))?;
         let reply: Code2SessionReply = serde_json::from_slice(&body)
             .map_err(|_| WechatError::Unavailable("unreadable jscode2session reply".into()))?;
         match reply.errcode {
@@ -120,6 +135,9 @@ impl WechatClient {
             40029 | 40163 => return Err(WechatError::InvalidCode),
             45011 => return Err(WechatError::RateLimited),
             40226 => return Err(WechatError::Blocked),
+            code if CONFIGURATION_ERRCODES.contains(&code) => {
+                return Err(WechatError::Misconfigured(code))
+            }
             other => return Err(WechatError::Unavailable(format!("errcode {other}"))),
         }
         let openid = reply
@@ -130,5 +148,60 @@ impl WechatClient {
             openid,
             unionid: reply.unionid.filter(|u| !u.is_empty() && u.len() <= 128),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Redacted;
+    use crate::outbound::tests::{padded, serve};
+
+    fn client(api_base: String) -> WechatClient {
+        WechatClient::new(WechatConfig {
+            appid: "wx-app".into(),
+            secret: Redacted("app-secret".into()),
+            api_base,
+        })
+        .unwrap()
+    }
+
+    fn reply(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn configuration_errors_are_not_retryable() {
+        for errcode in [40013, 40125, 40164, 41002] {
+            let base = serve(reply(&format!(r#"{{"errcode":{errcode},"errmsg":"x"}}"#))).await;
+            let err = client(base).code_to_session("c").await.unwrap_err();
+            assert_eq!(err, WechatError::Misconfigured(errcode));
+            let err = Error::from(err);
+            assert_eq!(err.status().as_u16(), 500, "{err:?}");
+            assert!(!err.to_string().contains("app-secret"));
+        }
+        let base = serve(reply(r#"{"errcode":-1,"errmsg":"busy"}"#)).await;
+        let err = client(base).code_to_session("c").await.unwrap_err();
+        assert_eq!(Error::from(err).status().as_u16(), 503);
+        let base = serve(reply(r#"{"openid":"o1","session_key":"k"}"#)).await;
+        assert_eq!(
+            client(base).code_to_session("c").await.unwrap().openid,
+            "o1"
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_with_a_cap() {
+        for chunked in [false, true] {
+            let base = serve(padded(r#"{"openid":"o1","#, 200_000, chunked)).await;
+            match client(base).code_to_session("c").await {
+                Err(WechatError::Unavailable(m)) => assert!(m.contains("over"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - `sandbox:<name>` logs in as a test member whose openid is derived from `<name>`, so tests
 //!   pick distinct, stable members; `sandbox:union:<name>` also returns a unionid.
-//! - `error:<errcode>` answers that WeChat error (e.g. `error:40029`), `error:http502` a 502.
+//! - `error:<errcode>` answers that WeChat error (e.g. `error:40029`; `error:40013` and
+//!   `error:40125` are the invalid AppID and AppSecret answers), `error:http502` a 502,
+//!   `error:oversized` a 200 whose body is larger than the client reads (256 KiB).
 //! - Any other code (a real `wx.login` code from the mini-program) maps to one stable openid, so
 //!   a developer's client logs in as the same member every time.
 
@@ -52,6 +54,13 @@ fn answer(req: &HttpRequest) -> HttpResponse {
     if let Some(error) = code.strip_prefix("error:") {
         if error == "http502" {
             return http_server::json(502, &json!({}));
+        }
+        if error == "oversized" {
+            let padding = "a".repeat(256 * 1024);
+            return http_server::json(
+                200,
+                &json!({"openid": derived("openid", "oversized"), "padding": padding}),
+            );
         }
         let errcode: i64 = error.parse().unwrap_or(-1);
         return http_server::json(200, &json!({"errcode": errcode, "errmsg": "sandbox error"}));

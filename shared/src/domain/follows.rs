@@ -70,8 +70,12 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
     }
 }
 
-/// `DELETE /v1/me/following/{user_id}`: idempotent.
+/// `DELETE /v1/me/following/{user_id}`: idempotent; 422 on oneself, as `PUT` answers (both
+/// counters would be one profile: a transaction may not touch an item twice).
 pub async fn unfollow(store: &DynStore, member: &UserId, target: &UserId) -> Result<(), Error> {
+    if member == target {
+        return Err(Error::invalid("user_id", "you cannot follow yourself"));
+    }
     let result = store
         .transact(vec![
             Write::delete_if(
