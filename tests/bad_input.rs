@@ -41,6 +41,50 @@ async fn bad_profile_updates_change_nothing(backend: Backend) {
             "malformed_json",
         ),
         ("not an object", "[1,2]".into(), 422, "invalid_field"),
+        // An array was read as the fields in order: `[null]` cleared the nickname.
+        (
+            "an array clearing the first field",
+            "[null]".into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "an array setting fields",
+            r#"["Mallory", null, "male"]"#.into(),
+            422,
+            "invalid_field",
+        ),
+        ("a string", r#""Henry""#.into(), 422, "invalid_field"),
+        (
+            "wrong type for an enum",
+            r#"{"gender":5}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "line separator",
+            r#"{"nickname":"a\u2028b"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "Hangul filler",
+            r#"{"nickname":"\u3164"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "zero-width space",
+            r#"{"nickname":"Hen\u200bry"}"#.into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "a variation selector alone",
+            r#"{"nickname":"\ufe0f"}"#.into(),
+            422,
+            "invalid_field",
+        ),
         ("empty body", "".into(), 400, "missing_body"),
         (
             "unknown field",
@@ -124,7 +168,23 @@ async fn bad_profile_updates_change_nothing(backend: Backend) {
             "{what} changed the member"
         );
     }
-    // The field is named in the answer.
+    // The field is named in the answer: `body` for a body that is not an object.
+    for (body, field) in [
+        ("[null]", "body"),
+        ("[1,2]", "body"),
+        (r#"{"gender":5}"#, "gender"),
+        (r#"{"gender":["male"]}"#, "gender"),
+        (r#"{"nickname":"\u3164"}"#, "nickname"),
+    ] {
+        let reply = api
+            .raw("PATCH", "/v1/me", Some(&token), Some(body.into()))
+            .await;
+        assert_eq!(
+            reply.body["error"]["field"],
+            json!(field),
+            "{body}: {reply:?}"
+        );
+    }
     let reply = api
         .raw(
             "PATCH",
@@ -231,6 +291,7 @@ async fn bad_logins_create_nobody(backend: Backend) {
             422,
         ),
         ("over-long code", too_long, 422),
+        ("an array", r#"["sandbox:jack"]"#.to_owned(), 422),
     ] {
         let reply = api.raw("POST", "/v1/auth/wechat", None, Some(body)).await;
         assert_eq!(reply.status, status, "{what}: {reply:?}");

@@ -133,6 +133,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         expect("listings-edit", Some(&token), &[("id", &l)], 200),
         expect("listings-browse", None, &[], 200),
         expect("listings-of-member", None, &[("id", &alice)], 200),
+        expect("listings-mine", Some(&token), &[], 200),
         expect("listings-share", Some(&bob_token), &[("id", &l)], 201),
         expect("listings-share-history", Some(&bob_token), &[], 200),
         expect(
@@ -179,6 +180,12 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     // The browse event (city 北京, kind service, q 摄影) finds the listing it created.
     assert_eq!(bodies["listings-browse"]["items"][0]["id"], json!(l));
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
+    // The owner's list (status=published) shows the listing as its owner sees it.
+    assert_eq!(bodies["listings-mine"]["items"][0]["id"], json!(l));
+    assert!(bodies["listings-mine"]["items"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("takedown_reason"));
 
     // As shipped (for `sam local invoke -e`), the events carry a placeholder token: refused.
     for name in [

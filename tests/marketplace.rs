@@ -622,6 +622,17 @@ async fn concurrent_follows_keep_the_counts_equal_to_the_records(backend: Backen
         )
         .await;
     assert_eq!((own.status, own.error_code()), (422, "invalid_field"));
+    // Unfollowing oneself is refused the same way (it was a 500: one profile touched twice).
+    let own = api
+        .call(
+            "DELETE",
+            &format!("/v1/me/following/{}", me.id),
+            Some(&me.token),
+            None,
+        )
+        .await;
+    assert_eq!((own.status, own.error_code()), (422, "invalid_field"));
+    assert_eq!(own.body["error"]["field"], json!("user_id"));
     let ghost = api
         .call(
             "PUT",
@@ -760,6 +771,44 @@ async fn staff_take_downs_show_their_reason_to_the_owner_only(backend: Backend) 
         )
         .await;
     assert_eq!(edit.status, 409);
+    // Deleting it keeps the take-down and its reason: the owner is told, and nothing changes.
+    let before = raw_listing(&server, id).await;
+    for _ in 0..2 {
+        let delete = api
+            .call(
+                "DELETE",
+                &format!("/v1/listings/{id}"),
+                Some(&a.token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (delete.status, delete.error_code()),
+            (409, "listing_taken_down")
+        );
+    }
+    assert_eq!(raw_listing(&server, id).await, before);
+    let own = api
+        .call("GET", &format!("/v1/listings/{id}"), Some(&a.token), None)
+        .await;
+    assert_eq!(own.body["status"], json!("taken_down"));
+    assert_eq!(
+        own.body["takedown_reason"],
+        json!("图片含联系方式，违反发布规则")
+    );
+    let mine = api
+        .call(
+            "GET",
+            "/v1/me/listings?status=taken_down",
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&mine.body), [id]);
+    assert_eq!(
+        mine.body["items"][0]["takedown_reason"],
+        json!("图片含联系方式，违反发布规则")
+    );
 }
 
 async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
@@ -824,6 +873,73 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
         assert_eq!(reply.status, status, "{what}: {reply:?}");
         reply.error_code();
     }
+    // null on a field that cannot be cleared is refused, naming the field (it was ignored).
+    for field in [
+        "title",
+        "price_fen",
+        "category",
+        "city",
+        "description",
+        "images",
+        "status",
+    ] {
+        let reply = api
+            .call("PATCH", &path, Some(&a.token), Some(json!({ field: null })))
+            .await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (422, "invalid_field"),
+            "{field}: {reply:?}"
+        );
+        assert_eq!(reply.body["error"]["field"], json!(field), "{reply:?}");
+    }
+    // Text that hides something is refused in titles and descriptions too.
+    for patch in [
+        json!({"title": "婚礼\u{2028}摄影"}),
+        json!({"title": "\u{3164}\u{3164}"}),
+        json!({"title": "婚礼\u{200b}摄影"}),
+        json!({"description": "全天\u{2029}跟拍"}),
+        json!({"description": "全天\n\u{115f}"}),
+    ] {
+        let reply = api
+            .call("PATCH", &path, Some(&a.token), Some(patch.clone()))
+            .await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (422, "invalid_field"),
+            "{patch}"
+        );
+    }
+    // An array is not a body: read as the fields in order it would create a listing.
+    let array = json!([
+        "service",
+        "数组摄影",
+        "",
+        "photography",
+        "北京",
+        null,
+        [],
+        null,
+        1000,
+        "published"
+    ]);
+    let reply = api
+        .call("POST", "/v1/listings", Some(&a.token), Some(array))
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (422, "invalid_field"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["error"]["field"], json!("body"));
+    let reply = api
+        .call("PATCH", &path, Some(&a.token), Some(json!(["改标题"])))
+        .await;
+    assert_eq!(reply.body["error"]["field"], json!("body"), "{reply:?}");
+    let mine = api
+        .call("GET", "/v1/me/listings", Some(&a.token), None)
+        .await;
+    assert_eq!(ids(&mine.body), [id.clone()], "only the one listing exists");
     assert_eq!(raw_listing(&server, &id).await, before);
     for bad in [
         "/v1/listings?kind=job",
@@ -834,6 +950,9 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
         "/v1/listings?q=%20%20",
         "/v1/listings?sort=price",
         "/v1/me/favorites?cursor=x",
+        "/v1/me/listings?status=sold",
+        "/v1/me/listings?sort=new",
+        "/v1/me/listings?cursor=x",
     ] {
         let reply = api.call("GET", bad, Some(&a.token), None).await;
         assert_eq!(
@@ -856,6 +975,7 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
         ("PUT", &*format!("/v1/me/favorites/{id}")),
         ("GET", "/v1/me/favorites"),
         ("GET", "/v1/me/shares"),
+        ("GET", "/v1/me/listings"),
         ("PUT", &*format!("/v1/me/following/{}", a.id)),
     ] {
         let reply = api.call(method, path, None, Some(service("x"))).await;
@@ -864,7 +984,360 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
     assert_eq!(raw_listing(&server, &id).await, before);
 }
 
+/// A removal racing its owner's own edits wins inside the call: it never answers a conflict, and
+/// leaves no index entry of any version behind.
+async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let a = member(&server, "racer", true).await;
+    for round in 0..4 {
+        let mut body = service("婚礼摄影师");
+        body["location"] = json!({"lat": 39.9087, "lng": 116.3975});
+        let id = create(api, &a, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/v1/listings/{id}");
+        let edits = Arc::new(AtomicUsize::new(0));
+        let editor = {
+            let (api, token, path, edits) = (
+                api.clone(),
+                a.token.clone(),
+                path.clone(),
+                Arc::clone(&edits),
+            );
+            tokio::spawn(async move {
+                for n in 0..2000 {
+                    let patch = json!({
+                        "title": format!("婚礼摄影师{round}{n}"),
+                        "price_fen": 100_000 + n,
+                        "city": if n % 2 == 0 { "上海" } else { "北京" },
+                    });
+                    let reply = api.call("PATCH", &path, Some(&token), Some(patch)).await;
+                    match reply.status {
+                        200 => {
+                            edits.fetch_add(1, Ordering::SeqCst);
+                        }
+                        409 if reply.error_code() == "listing_not_editable" => return,
+                        _ => panic!("an edit racing the removal answered {reply:?}"),
+                    }
+                }
+                panic!("the removal never landed");
+            })
+        };
+        // Remove while the editor is in full swing.
+        while edits.load(Ordering::SeqCst) < 3 + round {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let removed = api.call("DELETE", &path, Some(&a.token), None).await;
+        assert_eq!(removed.status, 204, "round {round}: {removed:?}");
+        editor.await.unwrap();
+
+        let own = api.call("GET", &path, Some(&a.token), None).await;
+        assert_eq!(own.body["status"], json!("removed"));
+        let stored = listings::get(&server.app().store, &ListingId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        for partition in ["FEED#all", "GEO#wx4g"] {
+            let left = server
+                .app()
+                .store
+                .query(Query::partition(partition).limit(1000))
+                .await
+                .unwrap()
+                .items;
+            assert!(
+                left.iter().all(|e| e["id"] != json!(id)),
+                "round {round}: {partition} still lists the removed listing"
+            );
+        }
+        // Nor does any index of its last edited version (title words, city, place).
+        for browse in [
+            "/v1/listings".to_owned(),
+            format!("/v1/listings?q={}", stored.title),
+            format!("/v1/listings?city={}", stored.city),
+            "/v1/listings?near=39.9087,116.3975&radius_km=1".to_owned(),
+        ] {
+            let found = api.call("GET", &browse, None, None).await;
+            assert_eq!(found.status, 200, "{browse}: {found:?}");
+            assert!(!ids(&found.body).contains(&id), "{browse}");
+        }
+        assert_eq!(profile(&server, &a.id).await["listings_count"], json!(0));
+    }
+}
+
+/// `GET /v1/me/listings`: the owner's own listings in every status, newest first, paged, as the
+/// owner sees them; one status with `?status=`.
+async fn owners_list_their_own_listings_in_every_status(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let a = member(&server, "seller-k", true).await;
+    let b = member(&server, "seller-l", true).await;
+    let mut draft = service("草稿");
+    draft["status"] = json!("draft");
+    let mut made = Vec::new();
+    for body in [
+        draft,
+        service("发布"),
+        service("关闭"),
+        service("删除"),
+        service("下架"),
+    ] {
+        made.push(
+            create(api, &a, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    create(api, &b, service("别人的")).await;
+    let [draft, published, closed, removed, taken_down] = made.clone().try_into().unwrap();
+    let patch = |id: &str, body: Value| {
+        let path = format!("/v1/listings/{id}");
+        let token = a.token.clone();
+        async move { api.call("PATCH", &path, Some(&token), Some(body)).await }
+    };
+    assert_eq!(
+        patch(&closed, json!({"status": "closed"})).await.status,
+        200
+    );
+    let path = format!("/v1/listings/{removed}");
+    assert_eq!(
+        api.call("DELETE", &path, Some(&a.token), None).await.status,
+        204
+    );
+    listings::take_down(
+        &server.app().store,
+        &ListingId::parse(&taken_down).unwrap(),
+        "违反发布规则",
+    )
+    .await
+    .unwrap();
+
+    let all = api
+        .call("GET", "/v1/me/listings", Some(&a.token), None)
+        .await;
+    assert_eq!(all.status, 200, "{all:?}");
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    assert_eq!(ids(&all.body), newest_first);
+    let statuses: Vec<&Value> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            &json!("taken_down"),
+            &json!("removed"),
+            &json!("closed"),
+            &json!("published"),
+            &json!("draft")
+        ]
+    );
+    // The owner's view: the take-down reason, the counts.
+    assert_eq!(
+        all.body["items"][0]["takedown_reason"],
+        json!("违反发布规则")
+    );
+    assert!(all.body["items"][4]["favorites_count"].is_i64());
+    assert_eq!(all.body["next_cursor"], Value::Null);
+
+    for (status, id) in [
+        ("draft", &draft),
+        ("published", &published),
+        ("closed", &closed),
+        ("removed", &removed),
+        ("taken_down", &taken_down),
+    ] {
+        let one = api
+            .call(
+                "GET",
+                &format!("/v1/me/listings?status={status}"),
+                Some(&a.token),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&one.body), [id.clone()], "{status}");
+    }
+    // A status change moves the listing between the per-status lists.
+    assert_eq!(
+        patch(&closed, json!({"status": "published"})).await.status,
+        200
+    );
+    assert_eq!(patch(&draft, json!({"title": "草稿改"})).await.status, 200);
+    let published_now = api
+        .call(
+            "GET",
+            "/v1/me/listings?status=published",
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        ids(&published_now.body),
+        [closed.clone(), published.clone()]
+    );
+    let closed_now = api
+        .call("GET", "/v1/me/listings?status=closed", Some(&a.token), None)
+        .await;
+    assert_eq!(ids(&closed_now.body), Vec::<String>::new());
+
+    // Pages of two, to the end, in order; a cursor belongs to its own list.
+    let mut paged = Vec::new();
+    let mut next = String::new();
+    loop {
+        let url = format!("/v1/me/listings?limit=2{next}");
+        let page = api.call("GET", &url, Some(&a.token), None).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        paged.extend(ids(&page.body));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => next = format!("&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, newest_first);
+    let page = api
+        .call(
+            "GET",
+            "/v1/me/listings?limit=1&status=published",
+            Some(&a.token),
+            None,
+        )
+        .await;
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let other = api
+        .call(
+            "GET",
+            &format!("/v1/me/listings?status=draft&cursor={cursor}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!((other.status, other.error_code()), (422, "invalid_field"));
+
+    // Each member sees only their own.
+    let theirs = api
+        .call("GET", "/v1/me/listings", Some(&b.token), None)
+        .await;
+    assert_eq!(theirs.body["items"].as_array().unwrap().len(), 1);
+    assert!(!ids(&theirs.body).iter().any(|id| made.contains(id)));
+}
+
+/// Favourites show exactly the shapes `openapi.yaml` gives `ListingRef`: a public listing
+/// (published, or closed: public but not available) as its summary with `available` and
+/// `status`; one no longer public as `{id, available: false}` and nothing more.
+async fn favourites_show_exactly_what_openapi_says(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let seller = member(&server, "seller-m", true).await;
+    let fan = member(&server, "fan-m", false).await;
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let properties = |schema: &str| -> Vec<String> {
+        let schema = &spec["components"]["schemas"][schema];
+        assert_eq!(
+            schema["additionalProperties"],
+            serde_yaml::Value::Bool(false)
+        );
+        let mut names: Vec<String> = schema["properties"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut made = Vec::new();
+    for title in ["在售", "已关闭", "已删除", "已下架"] {
+        let id = create(api, &seller, service(title)).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let put = api
+            .call(
+                "PUT",
+                &format!("/v1/me/favorites/{id}"),
+                Some(&fan.token),
+                None,
+            )
+            .await;
+        assert_eq!(put.status, 204);
+        made.push(id);
+    }
+    let [open, closed, removed, taken_down] = made.clone().try_into().unwrap();
+    let reply = api
+        .call(
+            "PATCH",
+            &format!("/v1/listings/{closed}"),
+            Some(&seller.token),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let reply = api
+        .call(
+            "DELETE",
+            &format!("/v1/listings/{removed}"),
+            Some(&seller.token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 204);
+    listings::take_down(
+        &server.app().store,
+        &ListingId::parse(&taken_down).unwrap(),
+        "违规",
+    )
+    .await
+    .unwrap();
+
+    let favourites = api
+        .call("GET", "/v1/me/favorites", Some(&fan.token), None)
+        .await;
+    let by_id = |id: &str| -> Value {
+        favourites.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["listing"].clone())
+            .find(|l| l["id"] == json!(id))
+            .unwrap_or_else(|| panic!("{id} missing from {favourites:?}"))
+    };
+    let sorted_keys = |v: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    for (id, available, status) in [(&open, true, "published"), (&closed, false, "closed")] {
+        let shown = by_id(id);
+        assert_eq!(
+            sorted_keys(&shown),
+            properties("PublicListingRef"),
+            "{shown}"
+        );
+        assert_eq!(shown["available"], json!(available));
+        assert_eq!(shown["status"], json!(status));
+    }
+    for id in [&removed, &taken_down] {
+        let shown = by_id(id);
+        assert_eq!(sorted_keys(&shown), properties("GoneListingRef"));
+        assert_eq!(shown, json!({"id": id, "available": false}));
+    }
+}
+
 on_both_stores!(
+    a_removal_wins_against_its_owners_edits,
+    owners_list_their_own_listings_in_every_status,
+    favourites_show_exactly_what_openapi_says,
     owners_alone_change_their_listings,
     only_verified_members_publish_and_clients_set_no_server_fields,
     browsing_filters_pages_and_searches,

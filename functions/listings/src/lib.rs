@@ -1,5 +1,6 @@
 //! The `listings` function: create, read, edit and remove listings; browse (kind, category,
-//! city, nearby, keyword); a member's listings; shares and the share history.
+//! city, nearby, keyword); a member's listings, and one's own in every status; shares and the
+//! share history.
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::listings::{self, browse};
@@ -21,6 +22,7 @@ pub const ROUTES: &[&str] = &[
     "GET /v1/users/{id}/listings",
     "POST /v1/listings/{id}/shares",
     "GET /v1/me/shares",
+    "GET /v1/me/listings",
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -89,6 +91,25 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let page = PageRequest::only(&req, &app.cursors)?;
             let (items, next) =
                 shares::history(store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
+        }
+        Some("GET /v1/me/listings") => {
+            let me = app.authenticate(&req).await?;
+            only_params(&req, &["status", "limit", "cursor"])?;
+            let page = PageRequest::from_request(&req, &app.cursors)?;
+            let status = query_param(&req, "status")
+                .map(|s| {
+                    listings::ListingStatus::parse(&s).ok_or_else(|| {
+                        Error::invalid(
+                            "status",
+                            "must be draft, published, closed, removed or taken_down",
+                        )
+                    })
+                })
+                .transpose()?;
+            let (items, next) =
+                listings::mine(store, &me.user_id, status, page.limit, page.cursor.as_ref())
+                    .await?;
             page.list(items, next)
         }
         _ => Err(Error::NotFound("route")),

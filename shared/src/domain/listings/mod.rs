@@ -4,7 +4,8 @@
 //!
 //! Store layout: `LISTING#<id> / LISTING`; while published it also carries `gsi1pk = OWNER#<owner>`
 //! and `gsi1sk = <published_at>#<id>` (a member's published listings, newest first), and the index
-//! entries of [`index`].
+//! entries of [`index`]. In every status it has an owner's entry (see [`mine_entry`]) for the
+//! owner's own list, `GET /v1/me/listings`.
 
 pub mod browse;
 pub mod fields;
@@ -25,6 +26,23 @@ use crate::store::{Condition, DynStore, Item, Key, PageCursor, StoreError, Write
 
 /// Optimistic writes retry this often when another edit got there first.
 const MAX_ATTEMPTS: usize = 3;
+
+/// A removal or take-down retries this often (with a growing, jittered pause) when an edit got
+/// there first: it must win against an owner editing in a loop, not answer a conflict. Each try
+/// loses only when an edit lands between its read and its write, so 25 tries with pauses
+/// spreading them over about a second leave an editor no real chance.
+const RETIRE_ATTEMPTS: u32 = 25;
+
+/// Waits before try `attempt` (1-based) of a write that lost a race: up to 2^min(attempt, 6) ms,
+/// chosen at random so the racers fall out of step.
+async fn backoff(attempt: u32) {
+    use ring::rand::SecureRandom;
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SystemRandom::new().fill(&mut byte);
+    let ceiling = 1u64 << attempt.min(6);
+    let millis = u64::from(byte[0]) % (ceiling + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +72,30 @@ impl ListingStatus {
     /// Others see published and closed listings; drafts and removed ones are the owner's alone.
     fn is_public(self) -> bool {
         matches!(self, ListingStatus::Published | ListingStatus::Closed)
+    }
+}
+
+impl ListingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListingStatus::Draft => "draft",
+            ListingStatus::Published => "published",
+            ListingStatus::Closed => "closed",
+            ListingStatus::Removed => "removed",
+            ListingStatus::TakenDown => "taken_down",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ListingStatus::Draft,
+            ListingStatus::Published,
+            ListingStatus::Closed,
+            ListingStatus::Removed,
+            ListingStatus::TakenDown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -104,6 +146,35 @@ pub fn listing_key(id: &ListingId) -> Key {
 
 pub fn owner_partition(owner: &UserId) -> String {
     format!("OWNER#{owner}")
+}
+
+/// The owner's listings, in every status, newest first (`GET /v1/me/listings`).
+pub fn mine_partition(owner: &UserId) -> String {
+    format!("MINE#{owner}")
+}
+
+/// The owner's listings in one status (gsi1 of the owner's entries).
+pub fn mine_status_partition(owner: &UserId, status: ListingStatus) -> String {
+    format!("MINE#{owner}#{}", status.as_str())
+}
+
+/// The owner's entry of a listing: `MINE#<owner>` / `<created_at>#<id>`, and through gsi1
+/// `MINE#<owner>#<status>` / `<created_at>#<id>`. It holds only the id and status (the page reads
+/// the listings themselves, whose counts other transactions move), so it is written when the
+/// listing is created and when its status changes, never on other edits.
+fn mine_entry(listing: &Listing) -> Item {
+    let order = format!("{}#{}", listing.created_at, listing.id);
+    let mut item = Item::new();
+    item.insert("pk".into(), mine_partition(&listing.owner_id).into());
+    item.insert("sk".into(), order.clone().into());
+    item.insert(
+        "gsi1pk".into(),
+        mine_status_partition(&listing.owner_id, listing.status).into(),
+    );
+    item.insert("gsi1sk".into(), order.into());
+    item.insert("listing_id".into(), json!(listing.id));
+    item.insert("status".into(), json!(listing.status));
+    item
 }
 
 /// Attributes the counters' writers own: an edit never writes them, so it cannot undo a count.
@@ -280,6 +351,9 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
         }
     }
     writes.extend(new_entries.into_iter().map(Write::put));
+    if old.is_none_or(|old| old.status != new.status) {
+        writes.push(Write::put(mine_entry(new)));
+    }
     let was_published = old.is_some_and(Listing::is_published);
     if was_published != new.is_published() {
         let owner = member_key(&new.owner_id);
@@ -444,9 +518,13 @@ pub async fn update(
         }
         match save(store, Some(&old), &new).await {
             Ok(()) => return Ok(new),
-            Err(StoreError::ConditionFailed {
-                label: "listing_version",
-            }) => continue,
+            // Another write got there first (or, on DynamoDB, ran at the same time): read again.
+            Err(
+                StoreError::ConditionFailed {
+                    label: "listing_version",
+                }
+                | StoreError::Conflict,
+            ) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -456,7 +534,8 @@ pub async fn update(
     })
 }
 
-/// Moves a listing to `removed` or `taken_down`, dropping it from every index.
+/// Moves a listing to `removed` or `taken_down`, dropping it from every index. Retried until it
+/// applies (see [`RETIRE_ATTEMPTS`]): a removal racing its owner's own edits wins.
 async fn retire(
     store: &DynStore,
     id: &ListingId,
@@ -464,13 +543,25 @@ async fn retire(
     status: ListingStatus,
     reason: Option<String>,
 ) -> Result<(), Error> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..RETIRE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let old = match actor {
             Some(actor) => load_own(store, id, actor).await?,
             None => get(store, id).await?.ok_or(Error::NotFound("listing"))?,
         };
-        if old.status == status {
+        if old.status == status && old.takedown_reason == reason {
             return Ok(());
+        }
+        if status == ListingStatus::Removed && old.status == ListingStatus::TakenDown {
+            // The take-down and its reason are the moderation record the owner is shown.
+            return Err(Error::Conflict {
+                code: "listing_taken_down",
+                message: "a listing taken down by staff stays as it is, with the reason shown \
+                          to you; it cannot be removed"
+                    .into(),
+            });
         }
         let mut new = old.clone();
         new.status = status;
@@ -479,19 +570,23 @@ async fn retire(
         new.version = old.version + 1;
         match save(store, Some(&old), &new).await {
             Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed {
-                label: "listing_version",
-            }) => continue,
+            Err(
+                StoreError::ConditionFailed {
+                    label: "listing_version",
+                }
+                | StoreError::Conflict,
+            ) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Conflict {
-        code: "edit_conflict",
-        message: "the listing changed meanwhile; retry".into(),
-    })
+    // Not reached against one editor; many writers at once are a store under strain.
+    Err(Error::Unavailable(format!(
+        "listing {id} kept changing during {RETIRE_ATTEMPTS} tries to retire it"
+    )))
 }
 
-/// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders.
+/// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders. A
+/// listing staff took down stays taken down (409 `listing_taken_down`).
 pub async fn remove(store: &DynStore, actor: &UserId, id: &ListingId) -> Result<(), Error> {
     retire(store, id, Some(actor), ListingStatus::Removed, None).await
 }
@@ -524,6 +619,49 @@ pub async fn by_owner(
         .into_iter()
         .map(|item| Listing::from_item(item).map(|l| l.summary()))
         .collect::<Result<_, _>>()?;
+    Ok((items, page.next.map(PageCursor::from)))
+}
+
+/// `GET /v1/me/listings`: the member's own listings in every status (or in `status`), newest
+/// first, as their owner sees them. One query of the owner's entries and one batch read of the
+/// listings (whose counts the entries do not copy).
+pub async fn mine(
+    store: &DynStore,
+    owner: &UserId,
+    status: Option<ListingStatus>,
+    limit: usize,
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
+    let query = match status {
+        None => crate::store::Query::partition(mine_partition(owner)),
+        Some(status) => crate::store::Query::partition(mine_status_partition(owner, status))
+            .index(crate::store::schema::GSI1),
+    }
+    .descending()
+    .limit(limit);
+    let cursor = super::cursor_for(&query, cursor)?;
+    let page = store.query(query.after(cursor)).await?;
+    let keys = page
+        .items
+        .iter()
+        .map(|entry| {
+            super::id_attr(entry, "listing_id", ListingId::parse).map(|id| listing_key(&id))
+        })
+        .collect::<Result<Vec<Key>, _>>()?;
+    let found = if keys.is_empty() {
+        Vec::new()
+    } else {
+        store.get_many(&keys).await?
+    };
+    let mut items = Vec::with_capacity(found.len());
+    for item in found.into_iter().flatten() {
+        let listing = Listing::from_item(item)?;
+        // The status index is eventually consistent on DynamoDB: a listing whose status has
+        // just changed may still be under its old one there; the listing itself decides.
+        if &listing.owner_id == owner && status.is_none_or(|s| s == listing.status) {
+            items.push(listing.owner_view());
+        }
+    }
     Ok((items, page.next.map(PageCursor::from)))
 }
 
