@@ -1002,39 +1002,46 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
             .to_owned();
         let path = format!("/v1/listings/{id}");
         let edits = Arc::new(AtomicUsize::new(0));
-        let editor = {
-            let (api, token, path, edits) = (
-                api.clone(),
-                a.token.clone(),
-                path.clone(),
-                Arc::clone(&edits),
-            );
-            tokio::spawn(async move {
-                for n in 0..2000 {
-                    let patch = json!({
-                        "title": format!("婚礼摄影师{round}{n}"),
-                        "price_fen": 100_000 + n,
-                        "city": if n % 2 == 0 { "上海" } else { "北京" },
-                    });
-                    let reply = api.call("PATCH", &path, Some(&token), Some(patch)).await;
-                    match reply.status {
-                        200 => {
-                            edits.fetch_add(1, Ordering::SeqCst);
+        // Three loops editing at once (the owner's phone, tablet, web page…).
+        let editors: Vec<_> = (0..3)
+            .map(|editor| {
+                let (api, token, path, edits) = (
+                    api.clone(),
+                    a.token.clone(),
+                    path.clone(),
+                    Arc::clone(&edits),
+                );
+                tokio::spawn(async move {
+                    for n in 0..2000 {
+                        let patch = json!({
+                            "title": format!("婚礼摄影师{round}{editor}{n}"),
+                            "price_fen": 100_000 + n,
+                            "city": if n % 2 == 0 { "上海" } else { "北京" },
+                        });
+                        let reply = api.call("PATCH", &path, Some(&token), Some(patch)).await;
+                        match (reply.status, reply.body["error"]["code"].as_str()) {
+                            (200, _) => {
+                                edits.fetch_add(1, Ordering::SeqCst);
+                            }
+                            (409, Some("listing_not_editable")) => return,
+                            // The editors' own race with each other.
+                            (409, Some("edit_conflict")) => {}
+                            _ => panic!("an edit racing the removal answered {reply:?}"),
                         }
-                        409 if reply.error_code() == "listing_not_editable" => return,
-                        _ => panic!("an edit racing the removal answered {reply:?}"),
                     }
-                }
-                panic!("the removal never landed");
+                    panic!("the removal never landed");
+                })
             })
-        };
-        // Remove while the editor is in full swing.
+            .collect();
+        // Remove while the editors are in full swing.
         while edits.load(Ordering::SeqCst) < 3 + round {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         let removed = api.call("DELETE", &path, Some(&a.token), None).await;
         assert_eq!(removed.status, 204, "round {round}: {removed:?}");
-        editor.await.unwrap();
+        for editor in editors {
+            editor.await.unwrap();
+        }
 
         let own = api.call("GET", &path, Some(&a.token), None).await;
         assert_eq!(own.body["status"], json!("removed"));
@@ -1068,6 +1075,43 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
         }
         assert_eq!(profile(&server, &a.id).await["listings_count"], json!(0));
     }
+    // A removal that fenced the listing and stopped there (its Lambda ended) leaves it
+    // published but closed to edits; the owner's repeated DELETE completes it.
+    let id = create(api, &a, service("半途")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = listing_key(&ListingId::parse(&id).unwrap());
+    server
+        .app()
+        .store
+        .write(
+            Write::update(key)
+                .set("retiring", true)
+                .add("version", 1)
+                .build(),
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/listings/{id}");
+    let edit = api
+        .call("PATCH", &path, Some(&a.token), Some(json!({"title": "改"})))
+        .await;
+    assert_eq!(
+        (edit.status, edit.error_code()),
+        (409, "listing_not_editable")
+    );
+    let shown = api.call("GET", &path, None, None).await;
+    assert_eq!(shown.body["status"], json!("published"));
+    assert!(shown.body.get("retiring").is_none());
+    assert_eq!(
+        api.call("DELETE", &path, Some(&a.token), None).await.status,
+        204
+    );
+    let stored = raw_listing(&server, &id).await.unwrap();
+    assert_eq!(stored["status"], json!("removed"));
+    assert!(stored.get("retiring").is_none());
+    assert!(!ids(&api.call("GET", "/v1/listings", None, None).await.body).contains(&id));
 }
 
 /// `GET /v1/me/listings`: the owner's own listings in every status, newest first, paged, as the

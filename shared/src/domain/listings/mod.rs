@@ -27,11 +27,9 @@ use crate::store::{Condition, DynStore, Item, Key, PageCursor, StoreError, Write
 /// Optimistic writes retry this often when another edit got there first.
 const MAX_ATTEMPTS: usize = 3;
 
-/// A removal or take-down retries this often (with a growing, jittered pause) when an edit got
-/// there first: it must win against an owner editing in a loop, not answer a conflict. Each try
-/// loses only when an edit lands between its read and its write, so 25 tries with pauses
-/// spreading them over about a second leave an editor no real chance.
-const RETIRE_ATTEMPTS: u32 = 25;
+/// A removal or take-down tries this often. After its first try loses a race it fences the
+/// listing (see [`retire`]), so only another removal or take-down can make a later try lose.
+const RETIRE_ATTEMPTS: u32 = 10;
 
 /// Waits before try `attempt` (1-based) of a write that lost a race: up to 2^min(attempt, 6) ms,
 /// chosen at random so the racers fall out of step.
@@ -138,6 +136,11 @@ pub struct Listing {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_at: Option<String>,
+    /// Set by a removal or take-down that lost a race to an edit: no edit applies any more, so
+    /// the retirement's next try cannot lose to one. Cleared by the retirement's own write;
+    /// never shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retiring: bool,
 }
 
 pub fn listing_key(id: &ListingId) -> Key {
@@ -415,6 +418,7 @@ pub async fn create(
         created_at: now.clone(),
         updated_at: now.clone(),
         published_at: (status == ListingStatus::Published).then_some(now),
+        retiring: false,
     };
     require_verified(store, owner).await?;
     match save(store, None, &listing).await {
@@ -446,10 +450,12 @@ fn apply_patch(
     patch: &ListingPatch,
     categories: &[String],
 ) -> Result<Listing, Error> {
-    if matches!(
-        old.status,
-        ListingStatus::Removed | ListingStatus::TakenDown
-    ) {
+    if old.retiring
+        || matches!(
+            old.status,
+            ListingStatus::Removed | ListingStatus::TakenDown
+        )
+    {
         return Err(Error::Conflict {
             code: "listing_not_editable",
             message: "a removed or taken-down listing cannot be edited".into(),
@@ -534,8 +540,16 @@ pub async fn update(
     })
 }
 
-/// Moves a listing to `removed` or `taken_down`, dropping it from every index. Retried until it
-/// applies (see [`RETIRE_ATTEMPTS`]): a removal racing its owner's own edits wins.
+/// Moves a listing to `removed` or `taken_down`, dropping it from every index, in one
+/// transaction conditioned on the version it read (the index entries to drop are that version's).
+///
+/// A removal must win against its owner editing in a loop, not answer a conflict: when its first
+/// try loses to an edit, it fences the listing — one update, conditioned on nothing but its
+/// existence, that sets `retiring` and bumps the version. Edits in flight then fail their version
+/// condition and, reading again, are refused; so the next tries can lose only to another
+/// retirement (or, on DynamoDB, a transaction running at the same moment), and one of those wins
+/// each round. A fence left by a call that stopped halfway only blocks edits; the owner's
+/// repeated DELETE (or staff's take-down) completes it.
 async fn retire(
     store: &DynStore,
     id: &ListingId,
@@ -551,7 +565,7 @@ async fn retire(
             Some(actor) => load_own(store, id, actor).await?,
             None => get(store, id).await?.ok_or(Error::NotFound("listing"))?,
         };
-        if old.status == status && old.takedown_reason == reason {
+        if old.status == status && old.takedown_reason == reason && !old.retiring {
             return Ok(());
         }
         if status == ListingStatus::Removed && old.status == ListingStatus::TakenDown {
@@ -563,9 +577,14 @@ async fn retire(
                     .into(),
             });
         }
+        if attempt == 1 && !old.retiring {
+            fence(store, id).await?;
+            continue;
+        }
         let mut new = old.clone();
         new.status = status;
         new.takedown_reason = reason.clone();
+        new.retiring = false;
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
         match save(store, Some(&old), &new).await {
@@ -579,10 +598,32 @@ async fn retire(
             Err(e) => return Err(e.into()),
         }
     }
-    // Not reached against one editor; many writers at once are a store under strain.
+    // Only many retirements of one listing at once get here.
     Err(Error::Unavailable(format!(
         "listing {id} kept changing during {RETIRE_ATTEMPTS} tries to retire it"
     )))
+}
+
+/// Stops every edit of a listing (see [`retire`]).
+async fn fence(store: &DynStore, id: &ListingId) -> Result<(), Error> {
+    let write = Write::update(listing_key(id))
+        .set("retiring", true)
+        .add("version", 1)
+        .condition(Condition::Present)
+        .build();
+    let mut attempt = 0;
+    loop {
+        match store.write(write.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => return Err(Error::NotFound("listing")),
+            // On DynamoDB a single write can meet a transaction on the same item.
+            Err(StoreError::Conflict) if attempt < 5 => {
+                attempt += 1;
+                backoff(attempt).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders. A
