@@ -495,8 +495,67 @@ async fn cursors_not_of_this_list_are_refused_on_every_list_route(backend: Backe
     }
 }
 
+/// Sends raw bytes to the local server; answers the status and the JSON body (connection closed).
+async fn raw_http(server: &LocalServer, request: Vec<u8>) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.running.addr)
+        .await
+        .unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("non-JSON body: {answer}"));
+    (status, body)
+}
+
+/// Requests the HTTP layer refuses before any route (hyper's own 400, 414 and 431) are answered
+/// in the error shape too, not with an empty body.
+async fn unparseable_requests_get_the_error_shape(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let long_uri = format!(
+        "GET /v1/users/{} HTTP/1.1\r\nhost: localhost\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let mut many_headers = String::from("GET /v1/me HTTP/1.1\r\nhost: localhost\r\n");
+    for n in 0..120 {
+        many_headers.push_str(&format!("x-header-{n}: {n}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let bad_header = "GET /v1/me HTTP/1.1\r\nhost: localhost\r\nno colon here\r\n\r\n".to_owned();
+    for (request, status, code) in [
+        (long_uri, 414, "uri_too_long"),
+        (many_headers, 431, "headers_too_large"),
+        (bad_header, 400, "bad_request"),
+    ] {
+        let (got, body) = raw_http(&server, request.into_bytes()).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // Answers of the API itself pass through untouched, on the same kind of connection.
+    let (status, body) = raw_http(
+        &server,
+        b"GET /v1/nowhere HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
 on_both_stores!(
     cursors_not_of_this_list_are_refused_on_every_list_route,
+    unparseable_requests_get_the_error_shape,
     bad_profile_updates_change_nothing,
     bad_tokens_are_refused_and_change_nothing,
     bad_logins_create_nobody,
