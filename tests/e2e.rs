@@ -226,6 +226,24 @@ async fn wechat_errors_become_clear_answers(backend: Backend) {
     // None of them created a member: the oversized answer's openid is not used.
     let (_, login) = api.login("oversized").await;
     assert_eq!(login["new_user"], json!(true));
+    // `sandbox:union:<name>` is the member `sandbox:<name>` (one openid), given a unionid.
+    let union = api
+        .call(
+            "POST",
+            "/v1/auth/wechat",
+            None,
+            Some(json!({ "code": "sandbox:union:oversized" })),
+        )
+        .await;
+    assert_eq!(union.status, 200);
+    assert_eq!(union.body["new_user"], json!(false));
+    assert_eq!(union.body["user"]["id"], login["user"]["id"]);
+    let id = UserId::parse(login["user"]["id"].as_str().unwrap()).unwrap();
+    let stored = renji_shared::domain::members::get(&server.app().store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.unionid.is_some());
 }
 
 /// A token made with the server's own key but already expired is refused.
