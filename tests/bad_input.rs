@@ -445,6 +445,20 @@ async fn cursors_not_of_this_list_are_refused_on_every_list_route(backend: Backe
             "/v1/me/shares?limit=1".into(),
             &b,
         ),
+        (
+            "own listings",
+            "/v1/me/listings?limit=1".into(),
+            &a,
+            "/v1/me/listings?limit=1".into(),
+            &b,
+        ),
+        (
+            "own listings in one status",
+            "/v1/me/listings?limit=1&status=published".into(),
+            &a,
+            "/v1/me/listings?limit=1".into(),
+            &a,
+        ),
     ];
     let key = &server.app().cursors;
     for (route, path, reader, other_path, other_reader) in routes {

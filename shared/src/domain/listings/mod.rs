@@ -609,7 +609,7 @@ async fn fence(store: &DynStore, id: &ListingId) -> Result<(), Error> {
     let write = Write::update(listing_key(id))
         .set("retiring", true)
         .add("version", 1)
-        .condition(Condition::Present)
+        .condition(Condition::Present, "listing_exists")
         .build();
     let mut attempt = 0;
     loop {
