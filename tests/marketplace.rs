@@ -939,7 +939,11 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
     let mine = api
         .call("GET", "/v1/me/listings", Some(&a.token), None)
         .await;
-    assert_eq!(ids(&mine.body), [id.clone()], "only the one listing exists");
+    assert_eq!(
+        ids(&mine.body),
+        vec![id.clone()],
+        "only the one listing exists"
+    );
     assert_eq!(raw_listing(&server, &id).await, before);
     for bad in [
         "/v1/listings?kind=job",
@@ -1207,7 +1211,7 @@ async fn owners_list_their_own_listings_in_every_status(backend: Backend) {
                 None,
             )
             .await;
-        assert_eq!(ids(&one.body), [id.clone()], "{status}");
+        assert_eq!(ids(&one.body), vec![id.to_owned()], "{status}");
     }
     // A status change moves the listing between the per-status lists.
     assert_eq!(
