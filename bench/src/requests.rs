@@ -137,6 +137,10 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
     if member_list && port.iter().any(|op| op == "get PROFILE") {
         reasons.push("a member's list reads the member first, to answer 404 for an unknown member rather than an empty list".to_owned());
     }
+    if call.route.route == "GET /v1/me/listings" && port.iter().any(|op| op.starts_with("get_many"))
+    {
+        reasons.push("the owner's entries hold ids and statuses only (a listing's counts move in other transactions), so the page reads its listings in one batch read".to_owned());
+    }
     if call.route.route == "POST /v1/me/verification" {
         reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
     }
