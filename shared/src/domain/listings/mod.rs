@@ -71,9 +71,7 @@ impl ListingStatus {
     fn is_public(self) -> bool {
         matches!(self, ListingStatus::Published | ListingStatus::Closed)
     }
-}
 
-impl ListingStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ListingStatus::Draft => "draft",
