@@ -308,6 +308,33 @@ async fn bad_logins_create_nobody(backend: Backend) {
         (reply.status, reply.error_code()),
         (405, "method_not_allowed")
     );
+    // A 405 names the methods the path supports (RFC 9110), for every method it lacks.
+    for (method, path, allow) in [
+        ("DELETE", "/v1/auth/wechat", "POST"),
+        ("TRACE", "/v1/me", "GET, PATCH"),
+        ("POST", "/v1/listings/l_1", "DELETE, GET, PATCH"),
+        ("OPTIONS", "/v1/me/following/u_1", "DELETE, PUT"),
+    ] {
+        let reply = reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", api.base),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 405, "{method} {path}");
+        assert_eq!(
+            reply.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
     // A form body where JSON is required.
     let reply = reqwest::Client::new()
         .post(format!("{}/v1/auth/wechat", api.base))

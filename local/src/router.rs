@@ -7,14 +7,14 @@ use crate::template::Route;
 
 pub enum Match<'a> {
     Found(&'a Route, HashMap<String, String>),
-    /// The path exists for other methods.
-    WrongMethod,
+    /// The path exists for other methods: these (for the `Allow` header of the 405).
+    WrongMethod(Vec<String>),
     NotFound,
 }
 
 pub fn find<'a>(routes: &'a [Route], method: &str, path: &str) -> Match<'a> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut path_matched = false;
+    let mut allowed = Vec::new();
     for route in routes {
         let Some(params) = match_path(&route.path, &segments) else {
             continue;
@@ -22,12 +22,14 @@ pub fn find<'a>(routes: &'a [Route], method: &str, path: &str) -> Match<'a> {
         if route.method == method {
             return Match::Found(route, params);
         }
-        path_matched = true;
+        allowed.push(route.method.clone());
     }
-    if path_matched {
-        Match::WrongMethod
-    } else {
+    if allowed.is_empty() {
         Match::NotFound
+    } else {
+        allowed.sort();
+        allowed.dedup();
+        Match::WrongMethod(allowed)
     }
 }
 
@@ -82,7 +84,11 @@ mod tests {
 
     #[test]
     fn matches_literals_and_parameters() {
-        let routes = vec![route("GET", "/v1/me"), route("GET", "/v1/users/{id}")];
+        let routes = vec![
+            route("GET", "/v1/me"),
+            route("PATCH", "/v1/me"),
+            route("GET", "/v1/users/{id}"),
+        ];
         match find(&routes, "GET", "/v1/users/u_1%20x") {
             Match::Found(r, p) => {
                 assert_eq!(r.path, "/v1/users/{id}");
@@ -91,10 +97,10 @@ mod tests {
             _ => panic!("no match"),
         }
         assert!(matches!(find(&routes, "GET", "/v1/me"), Match::Found(..)));
-        assert!(matches!(
-            find(&routes, "POST", "/v1/me"),
-            Match::WrongMethod
-        ));
+        match find(&routes, "POST", "/v1/me") {
+            Match::WrongMethod(allowed) => assert_eq!(allowed, ["GET", "PATCH"]),
+            _ => panic!("not a wrong method"),
+        }
         assert!(matches!(
             find(&routes, "GET", "/v1/users/"),
             Match::NotFound

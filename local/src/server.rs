@@ -204,8 +204,18 @@ async fn serve(app: &App, routes: &[Route], req: HttpRequest) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let (route, params) = match router::find(routes, &method, &path) {
         Match::Found(route, params) => (route.clone(), params),
-        Match::WrongMethod => {
-            return error(405, "method_not_allowed", "method not allowed on this path")
+        Match::WrongMethod(allowed) => {
+            let allow = allowed.join(", ");
+            let mut response = error(
+                405,
+                "method_not_allowed",
+                &format!("method not allowed on this path; allowed: {allow}"),
+            );
+            // RFC 9110 §15.5.6: a 405 lists the methods the path does support.
+            if let Ok(value) = hyper::header::HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(hyper::header::ALLOW, value);
+            }
+            return response;
         }
         Match::NotFound => return error(404, "not_found", "no such route"),
     };
