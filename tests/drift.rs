@@ -199,3 +199,56 @@ fn the_table_mirror_matches_the_template() {
         Some(TABLE.ttl_attribute)
     );
 }
+
+/// The answers every route of a kind can give are documented on each: a body route can refuse
+/// its body (400 malformed or missing, 413 too large, 415 not JSON, 422 a bad field), a member
+/// route its token (401), a route with an id in its path an id that names nothing (404), a list
+/// route its page parameters (422). schemathesis (scripts/contract) checks the rest at run time.
+#[test]
+fn openapi_documents_the_answers_every_route_of_its_kind_can_give() {
+    let spec = openapi();
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        let path = path.as_str().unwrap();
+        for (method, op) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if !["get", "put", "post", "patch", "delete"].contains(&method) {
+                continue;
+            }
+            let responses = op["responses"].as_mapping().unwrap();
+            let mut need = Vec::new();
+            if !op["requestBody"].is_null() {
+                need.extend(["400", "413", "415", "422"]);
+            }
+            // A token, required or optional (`{}` among the options), can be refused.
+            if op["security"].as_sequence().is_some() {
+                need.push("401");
+            }
+            if path.contains('{') {
+                need.push("404");
+            }
+            let params = |op: &Value| -> Vec<String> {
+                op["parameters"]
+                    .as_sequence()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter_map(|p| p["$ref"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if params(op)
+                .iter()
+                .any(|p| p.ends_with("/Cursor") || p.ends_with("/Limit"))
+            {
+                need.push("422");
+            }
+            for status in need {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{} {path}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented answers: {missing:#?}");
+}
