@@ -307,6 +307,7 @@ async fn embedded_data_survives_a_restart() {
             addr: "127.0.0.1:0".parse().unwrap(),
             store: choice.clone(),
             session_secret: None,
+            config: Default::default(),
         })
         .await
         {

@@ -111,6 +111,12 @@ pub struct LocalServer {
 
 impl LocalServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// The local server with these configuration variables (e.g. `RENJI_RATE_LIMITS=off` for a
+    /// test that makes many calls).
+    pub async fn start_with(backend: Backend, config: &[(&str, &str)]) -> Self {
         let data_dir = TempDir::new().expect("temp dir");
         let store = match backend {
             Backend::Embedded => StoreChoice::Embedded {
@@ -121,7 +127,7 @@ impl LocalServer {
                 table_name: fresh_table_name(),
             },
         };
-        let running = Self::run(store).await;
+        let running = Self::run_with(store, config).await;
         LocalServer {
             api: Api::new(running.url()),
             running,
@@ -130,10 +136,18 @@ impl LocalServer {
     }
 
     pub async fn run(store: StoreChoice) -> Running {
+        Self::run_with(store, &[]).await
+    }
+
+    pub async fn run_with(store: StoreChoice, config: &[(&str, &str)]) -> Running {
         renji_local::start(renji_local::Options {
             addr: "127.0.0.1:0".parse().expect("address"),
             store,
             session_secret: None,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .await
         .expect("start local server")

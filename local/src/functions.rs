@@ -1,10 +1,11 @@
 //! The Lambda functions this server hosts, by their logical id in `template.yaml`.
 
 use lambda_http::{Body, Request, Response};
+use renji_shared::ratelimit::Route;
 use renji_shared::App;
 
 /// Each function's logical id and the routes its handler serves.
-pub const FUNCTIONS: &[(&str, &[&str])] = &[
+pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("AuthFunction", renji_auth::ROUTES),
     ("UsersFunction", renji_users::ROUTES),
     ("ListingsFunction", renji_listings::ROUTES),

@@ -18,6 +18,10 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub type HttpRequest = hyper::Request<Incoming>;
+
+/// The address of the connection a request came on, in the request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 pub type Handler =
     Arc<dyn Fn(HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse> + Send>> + Send + Sync>;
@@ -28,14 +32,15 @@ pub fn spawn(listener: TcpListener, handler: Handler) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             while connections.try_join_next().is_some() {}
             let handler = Arc::clone(&handler);
             connections.spawn(async move {
-                let service = service_fn(move |req| {
+                let service = service_fn(move |mut req: HttpRequest| {
                     let handler = Arc::clone(&handler);
+                    req.extensions_mut().insert(Peer(peer));
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()

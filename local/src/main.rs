@@ -49,6 +49,7 @@ fn parse_args() -> Result<Options, String> {
         addr,
         store,
         session_secret: env("RENJI_SESSION_SECRET"),
+        config: Default::default(),
     })
 }
 

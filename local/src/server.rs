@@ -46,6 +46,8 @@ pub struct Options {
     pub store: StoreChoice,
     /// The session HMAC key; the embedded store keeps a generated one in its data folder.
     pub session_secret: Option<String>,
+    /// Configuration variables that win over the environment and the local defaults (tests).
+    pub config: HashMap<String, String>,
 }
 
 pub struct Running {
@@ -160,10 +162,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
     ]);
     // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS).
     let config = Config::from_lookup(|name| {
-        std::env::var(name)
-            .ok()
-            .filter(|_| !env.contains_key(name) || name == "RENJI_SESSION_TTL_SECS")
-            .or_else(|| env.get(name).cloned())
+        options.config.get(name).cloned().or_else(|| {
+            std::env::var(name)
+                .ok()
+                .filter(|_| !env.contains_key(name) || name == "RENJI_SESSION_TTL_SECS")
+                .or_else(|| env.get(name).cloned())
+        })
     })
     .map_err(|e| e.to_string())?;
     let app = Arc::new(App::new(config, store).map_err(|e| e.to_string())?);
@@ -238,7 +242,13 @@ async fn serve(app: &App, routes: &[Route], req: HttpRequest) -> HttpResponse {
     let mut http_description = ApiGatewayV2httpRequestContextHttpDescription::default();
     http_description.method = parts.method.clone();
     http_description.path = Some(path);
-    http_description.source_ip = Some("127.0.0.1".into());
+    // API Gateway's `sourceIp`: the peer of the connection (rate limits count by it).
+    http_description.source_ip = Some(
+        parts
+            .extensions
+            .get::<http_server::Peer>()
+            .map_or_else(|| "127.0.0.1".to_owned(), |peer| peer.0.ip().to_string()),
+    );
     context.http = http_description;
 
     let body = match String::from_utf8(body.to_vec()) {

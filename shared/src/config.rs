@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::ratelimit::RateLimits;
 
 /// The session-signing secret. Never printed: `Debug` shows only its length.
 #[derive(Clone)]
@@ -88,6 +89,23 @@ pub struct Config {
     pub pii: Option<PiiConfig>,
     /// Verification submissions per member per UTC day (`RENJI_VERIFICATION_DAILY_LIMIT`).
     pub verification_daily_limit: u32,
+    /// Per-client rate limits of each route class (`RENJI_RATE_LIMITS`).
+    pub rate_limits: RateLimits,
+    /// Accounts one identity may verify (`RENJI_ID_MAX_ACCOUNTS`, `RENJI_CREDIT_CODE_MAX_ACCOUNTS`).
+    pub max_accounts: MaxAccounts,
+    /// The PII key id whose key derives identity-claim HMACs (`RENJI_ID_CLAIM_KEY`; default the
+    /// active PII key).
+    pub id_claim_key: Option<String>,
+    /// The first wait before a pending verification is asked again; doubles each time
+    /// (`RENJI_VERIFICATION_RECHECK_SECS`).
+    pub verification_recheck: Duration,
+}
+
+/// How many accounts one ID number, and one credit code, may verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxAccounts {
+    pub person: u32,
+    pub enterprise: u32,
 }
 
 pub const DEFAULT_TABLE: &str = "renji";
@@ -97,6 +115,9 @@ pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_CATEGORIES: &str = "photography,videography,makeup,styling,costume,venue,\
 music,dance,acting,modeling,design,post_production,other";
 pub const DEFAULT_VERIFICATION_DAILY_LIMIT: u64 = 5;
+pub const DEFAULT_ID_MAX_ACCOUNTS: u64 = 1;
+pub const DEFAULT_CREDIT_CODE_MAX_ACCOUNTS: u64 = 1;
+pub const DEFAULT_VERIFICATION_RECHECK_SECS: u64 = 60;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -118,6 +139,12 @@ impl Config {
                     .parse()
                     .map_err(|_| Error::Config(format!("{name} is not a whole number"))),
             }
+        };
+        let at_least_one = |name: &str, default: u64| -> Result<u32, Error> {
+            u32::try_from(number(name, default)?)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| Error::Config(format!("{name} is a whole number from 1")))
         };
         let session_secret = Secret::new(required("RENJI_SESSION_SECRET")?.into_bytes())
             .map_err(|e| Error::Config(format!("RENJI_SESSION_SECRET: {e}")))?;
@@ -165,6 +192,20 @@ impl Config {
                 DEFAULT_VERIFICATION_DAILY_LIMIT,
             )?)
             .map_err(|_| Error::Config("RENJI_VERIFICATION_DAILY_LIMIT is too large".into()))?,
+            rate_limits: RateLimits::parse(lookup("RENJI_RATE_LIMITS").as_deref())
+                .map_err(|e| Error::Config(format!("RENJI_RATE_LIMITS: {e}")))?,
+            max_accounts: MaxAccounts {
+                person: at_least_one("RENJI_ID_MAX_ACCOUNTS", DEFAULT_ID_MAX_ACCOUNTS)?,
+                enterprise: at_least_one(
+                    "RENJI_CREDIT_CODE_MAX_ACCOUNTS",
+                    DEFAULT_CREDIT_CODE_MAX_ACCOUNTS,
+                )?,
+            },
+            id_claim_key: lookup("RENJI_ID_CLAIM_KEY").filter(|v| !v.is_empty()),
+            verification_recheck: Duration::from_secs(number(
+                "RENJI_VERIFICATION_RECHECK_SECS",
+                DEFAULT_VERIFICATION_RECHECK_SECS,
+            )?),
         })
     }
 }
@@ -268,6 +309,45 @@ mod tests {
         assert_eq!(c.verification_daily_limit, 2);
         let shown = format!("{c:?}");
         assert!(!shown.contains("verifier-token-value") && !shown.contains("pii-key-value"));
+        assert_eq!(
+            none.max_accounts,
+            MaxAccounts {
+                person: 1,
+                enterprise: 1
+            }
+        );
+        assert_eq!(none.verification_recheck.as_secs(), 60);
+        assert_eq!(none.rate_limits, RateLimits::default());
+        let tuned = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_ID_MAX_ACCOUNTS", "2"),
+            ("RENJI_CREDIT_CODE_MAX_ACCOUNTS", "5"),
+            ("RENJI_ID_CLAIM_KEY", "k0"),
+            ("RENJI_VERIFICATION_RECHECK_SECS", "30"),
+            ("RENJI_RATE_LIMITS", "off"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            tuned.max_accounts,
+            MaxAccounts {
+                person: 2,
+                enterprise: 5
+            }
+        );
+        assert_eq!(tuned.id_claim_key.as_deref(), Some("k0"));
+        assert_eq!(tuned.verification_recheck.as_secs(), 30);
+        assert_eq!(tuned.rate_limits, RateLimits::off());
+        for (name, bad) in [
+            ("RENJI_ID_MAX_ACCOUNTS", "0"),
+            ("RENJI_CREDIT_CODE_MAX_ACCOUNTS", "x"),
+            ("RENJI_RATE_LIMITS", "login=0/60"),
+        ] {
+            let e = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET), (name, bad)]));
+            assert!(
+                matches!(e, Err(Error::Config(m)) if m.contains(name)),
+                "{name}"
+            );
+        }
         for missing in [
             ("RENJI_VERIFIER_URL", "RENJI_VERIFIER_TOKEN"),
             ("RENJI_PII_KEYS", "RENJI_PII_ACTIVE_KEY"),

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod logging;
 pub mod outbound;
 pub mod pii;
+pub mod ratelimit;
 pub mod session;
 pub mod store;
 pub mod verifier;

@@ -2,14 +2,19 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::login;
-use renji_shared::http::{json_body, no_content, ok, respond, route_key};
+use renji_shared::http::{json_body, no_content, ok, route_key};
+use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
-/// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &["POST /v1/auth/wechat", "POST /v1/auth/logout"];
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::anyone("POST /v1/auth/wechat", Class::Login),
+    Route::member("POST /v1/auth/logout", Class::Write),
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(req, |req| route(app, req)).await
+    serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {

@@ -2,19 +2,21 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::favorites;
-use renji_shared::http::{id_param, no_content, respond, route_key, PageRequest};
+use renji_shared::http::{id_param, no_content, route_key, PageRequest};
 use renji_shared::ids::ListingId;
+use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
-/// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &[
-    "PUT /v1/me/favorites/{listing_id}",
-    "DELETE /v1/me/favorites/{listing_id}",
-    "GET /v1/me/favorites",
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::member("PUT /v1/me/favorites/{listing_id}", Class::Write),
+    Route::member("DELETE /v1/me/favorites/{listing_id}", Class::Write),
+    Route::unlimited("GET /v1/me/favorites"),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(req, |req| route(app, req)).await
+    serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {

@@ -6,27 +6,28 @@ use lambda_http::{Body, Request, Response};
 use renji_shared::domain::listings::{self, browse};
 use renji_shared::domain::shares;
 use renji_shared::http::{
-    created, id_param, json_body, no_content, ok, only_params, query_param, respond, route_key,
-    PageRequest,
+    created, id_param, json_body, no_content, ok, only_params, query_param, route_key, PageRequest,
 };
 use renji_shared::ids::{ListingId, UserId};
+use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
-/// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &[
-    "POST /v1/listings",
-    "GET /v1/listings",
-    "GET /v1/listings/{id}",
-    "PATCH /v1/listings/{id}",
-    "DELETE /v1/listings/{id}",
-    "GET /v1/users/{id}/listings",
-    "POST /v1/listings/{id}/shares",
-    "GET /v1/me/shares",
-    "GET /v1/me/listings",
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::member("POST /v1/listings", Class::Write),
+    Route::anyone("GET /v1/listings", Class::Browse),
+    Route::unlimited("GET /v1/listings/{id}"),
+    Route::member("PATCH /v1/listings/{id}", Class::Write),
+    Route::member("DELETE /v1/listings/{id}", Class::Write),
+    Route::anyone("GET /v1/users/{id}/listings", Class::Browse),
+    Route::member("POST /v1/listings/{id}/shares", Class::Share),
+    Route::unlimited("GET /v1/me/shares"),
+    Route::unlimited("GET /v1/me/listings"),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(req, |req| route(app, req)).await
+    serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
 fn listing_id(req: &Request) -> Result<ListingId, Error> {

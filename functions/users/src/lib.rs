@@ -3,23 +3,25 @@
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::follows::{self, Direction};
 use renji_shared::domain::members;
-use renji_shared::http::{id_param, json_body, no_content, ok, respond, route_key, PageRequest};
+use renji_shared::http::{id_param, json_body, no_content, ok, route_key, PageRequest};
 use renji_shared::ids::UserId;
+use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
-/// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &[
-    "GET /v1/me",
-    "PATCH /v1/me",
-    "GET /v1/users/{id}",
-    "PUT /v1/me/following/{user_id}",
-    "DELETE /v1/me/following/{user_id}",
-    "GET /v1/users/{id}/followers",
-    "GET /v1/users/{id}/following",
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::unlimited("GET /v1/me"),
+    Route::member("PATCH /v1/me", Class::Write),
+    Route::unlimited("GET /v1/users/{id}"),
+    Route::member("PUT /v1/me/following/{user_id}", Class::Write),
+    Route::member("DELETE /v1/me/following/{user_id}", Class::Write),
+    Route::anyone("GET /v1/users/{id}/followers", Class::Browse),
+    Route::anyone("GET /v1/users/{id}/following", Class::Browse),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(req, |req| route(app, req)).await
+    serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {

@@ -3,14 +3,19 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::verification::{self, Status, Submission};
-use renji_shared::http::{json_body, json_response, ok, respond, route_key};
+use renji_shared::http::{json_body, json_response, ok, route_key};
+use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
-/// The routes this function serves; `template.yaml` must route exactly these here (tested).
-pub const ROUTES: &[&str] = &["POST /v1/me/verification", "GET /v1/me/verification"];
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::member("POST /v1/me/verification", Class::Verify),
+    Route::unlimited("GET /v1/me/verification"),
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(req, |req| route(app, req)).await
+    serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
