@@ -194,10 +194,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String) -> Self {
-        Api {
-            base,
-            client: reqwest::Client::new(),
-        }
+        Self::with_client(base, reqwest::Client::new())
+    }
+
+    pub fn with_client(base: String, client: reqwest::Client) -> Self {
+        Api { base, client }
     }
 
     /// Sends a request; `body` is sent as-is with a JSON content type.
