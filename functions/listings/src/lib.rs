@@ -85,7 +85,13 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             let id = listing_id(&req)?;
             let body = json_body(&req, limit)?;
-            created(&shares::record(store, &me.user_id, &id, body).await?)
+            // The day's first share of this listing to this channel is 201; a repeat is 200
+            // with that same record, and counts nothing.
+            let recorded = shares::record(store, &me.user_id, &id, body).await?;
+            match recorded.new {
+                true => created(&recorded.share),
+                false => ok(&recorded.share),
+            }
         }
         Some("GET /v1/me/shares") => {
             let me = app.authenticate(&req).await?;

@@ -497,13 +497,25 @@ fn apply_patch(
         }
         new.status = status.into();
     }
+    // The first publication's time stays: feeds and a member's listings order by it, so closing
+    // and re-publishing cannot move a listing back to the top.
     let now = now_rfc3339();
-    if new.is_published() && !old.is_published() {
+    if new.is_published() && new.published_at.is_none() {
         new.published_at = Some(now.clone());
     }
     new.updated_at = now;
     new.version = old.version + 1;
     Ok(new)
+}
+
+/// Whether an edit changes nothing but its bookkeeping (version, `updated_at`).
+fn unchanged(old: &Listing, new: &Listing) -> bool {
+    let bookkeeping_as_old = Listing {
+        version: old.version,
+        updated_at: old.updated_at.clone(),
+        ..new.clone()
+    };
+    &bookkeeping_as_old == old
 }
 
 /// `PATCH /v1/listings/{id}` by its owner.
@@ -517,6 +529,10 @@ pub async fn update(
     for _ in 0..MAX_ATTEMPTS {
         let old = load_own(store, id, actor).await?;
         let new = apply_patch(&old, &patch, categories)?;
+        if unchanged(&old, &new) {
+            // Nothing to change: no write, no new version, no new `updated_at`.
+            return Ok(old);
+        }
         if new.is_published() && !old.is_published() {
             require_verified(store, actor).await?;
         }
