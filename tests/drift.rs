@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use renji_local::functions::FUNCTIONS;
+use renji_local::functions::{FUNCTIONS, JOBS};
 use renji_local::template::Template;
 use renji_shared::store::schema::TABLE;
 use serde_yaml::Value;
@@ -56,7 +56,7 @@ fn every_template_route_is_served_by_its_function_and_nothing_else() {
 #[test]
 fn every_function_binary_is_a_crate_of_the_workspace() {
     let binaries = Template::load().unwrap().function_binaries();
-    assert_eq!(binaries.len(), FUNCTIONS.len());
+    assert_eq!(binaries.len(), FUNCTIONS.len() + JOBS.len());
     for (function, binary) in binaries {
         let manifest = root().join("functions").join(&binary).join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).unwrap_or_else(|_| {
@@ -127,6 +127,48 @@ fn openapi_profile_schemas_match_the_views() {
     assert_eq!(keys("ListingSummary"), summary_keys);
 }
 
+/// Scheduled functions: each has exactly its `Schedule` events in the template, is run by the
+/// local server's timer (`JOBS`), serves no route, and has a sample event named after its binary.
+#[test]
+fn every_scheduled_function_is_a_local_job_with_a_sample_event() {
+    let template = Template::load().unwrap();
+    let scheduled: BTreeSet<String> = template.schedules().into_iter().map(|(f, _)| f).collect();
+    let jobs: BTreeSet<String> = JOBS.iter().map(|j| j.to_string()).collect();
+    assert_eq!(
+        scheduled, jobs,
+        "template Schedule events and the local JOBS differ"
+    );
+    let binaries = template.function_binaries();
+    for job in JOBS {
+        assert!(
+            template.routes().iter().all(|r| r.function != *job),
+            "{job} serves routes"
+        );
+        let binary = &binaries[*job];
+        let path = root()
+            .join("events")
+            .join(format!("{binary}-schedule.json"));
+        let event: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{job}: {} is missing", path.display())),
+        )
+        .unwrap();
+        assert_eq!(
+            event["detail-type"],
+            "Scheduled Event",
+            "{}",
+            path.display()
+        );
+        assert_eq!(event["source"], "aws.events", "{}", path.display());
+    }
+    for (_, expression) in template.schedules() {
+        assert!(
+            expression.starts_with("rate(") || expression.starts_with("cron("),
+            "{expression}"
+        );
+    }
+}
+
 #[test]
 fn every_route_has_exactly_one_sample_event() {
     let mut seen = BTreeSet::new();
@@ -134,6 +176,10 @@ fn every_route_has_exactly_one_sample_event() {
         let path = entry.unwrap().path();
         let event: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if event["detail-type"] == "Scheduled Event" {
+            // A scheduled function's event (checked above).
+            continue;
+        }
         let route = event["routeKey"].as_str().unwrap().to_owned();
         assert_eq!(
             event["requestContext"]["routeKey"],

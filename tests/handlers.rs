@@ -203,6 +203,17 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let me_again = invoke(&server, &event("users-get-me", Some(&token), &[])).await;
     assert_eq!(me_again.0, 401, "logged out");
 
+    // The scheduled job's event: the job ignores its content and reports what it did.
+    let schedule = run("verification-jobs-schedule");
+    let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let report = renji_local::functions::run_job("VerificationJobsFunction", server.app())
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert_eq!(report["examined"], json!(0), "{report}");
+
     let shipped: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| {

@@ -139,15 +139,21 @@ impl LocalServer {
         Self::run_with(store, &[]).await
     }
 
+    /// The server with `config`; its timer for scheduled jobs is off unless `config` sets
+    /// `RENJI_LOCAL_JOBS_SECS` (tests run the jobs themselves, when they choose).
     pub async fn run_with(store: StoreChoice, config: &[(&str, &str)]) -> Running {
+        let mut config: std::collections::HashMap<String, String> = config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config
+            .entry("RENJI_LOCAL_JOBS_SECS".into())
+            .or_insert_with(|| "0".into());
         renji_local::start(renji_local::Options {
             addr: "127.0.0.1:0".parse().expect("address"),
             store,
             session_secret: None,
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            config,
         })
         .await
         .expect("start local server")

@@ -1,8 +1,13 @@
 //! Real-name verification end to end over HTTP, on both stores, against the sandbox verifier
-//! (names starting 拒绝 are rejected, 待定 pending once, 故障 an outage; others verified).
+//! (names starting 拒绝 are rejected, 待定 pending on the first ask and verified on the next,
+//! 故障 an outage; others verified). Pending attempts are settled by the verification job,
+//! which the tests run themselves (the local server's timer is off in tests unless asked for).
 
-use renji_shared::domain::verification::{day_counter_key, Verification};
+use renji_shared::domain::verification::{
+    claim_key, day_counter_key, recheck_due, RunBudget, Status, Verification, PENDING_PARTITION,
+};
 use renji_shared::ids::UserId;
+use renji_shared::store::schema::GSI1;
 use renji_shared::store::{Item, Query};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer, Reply};
 use serde_json::{json, Value};
@@ -69,6 +74,10 @@ async fn record(server: &LocalServer, id: &UserId) -> Verification {
         .unwrap()
         .expect("verification stored");
     serde_json::from_value(Value::Object(item)).unwrap()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn today() -> String {
@@ -212,8 +221,28 @@ async fn a_rejection_allows_a_new_submission(backend: Backend) {
     assert_eq!(submissions_today(&server, &id).await, Some(2));
 }
 
-async fn a_pending_verification_is_settled_by_a_later_read(backend: Backend) {
-    let server = LocalServer::start(backend).await;
+/// Runs the verification job once, as its schedule would.
+async fn run_job(server: &LocalServer) -> Value {
+    renji_local::functions::run_job("VerificationJobsFunction", server.app())
+        .await
+        .expect("the job exists")
+        .expect("the job runs")
+}
+
+async fn pending_entries(server: &LocalServer) -> Vec<Item> {
+    server
+        .app()
+        .store
+        .query(Query::partition(PENDING_PARTITION).index(GSI1))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn a_pending_verification_is_settled_by_the_job_not_by_reads(backend: Backend) {
+    // Due for the job as soon as it is pending.
+    let server =
+        LocalServer::start_with(backend, &[("RENJI_VERIFICATION_RECHECK_SECS", "0")]).await;
     let api = &server.api;
     let (token, id) = login(api, "yolanda").await;
     let pending = submit(api, &token, person("待定张三", ID_NUMBER)).await;
@@ -222,52 +251,262 @@ async fn a_pending_verification_is_settled_by_a_later_read(backend: Backend) {
     assert_eq!(pending.body["decided_at"], Value::Null);
     assert_eq!(badge(api, &token).await, Value::Null);
     let attempt = record(&server, &id).await.attempt_id;
+    assert_eq!(pending_entries(&server).await.len(), 1);
     let twice = submit(api, &token, person("李四", ID_NUMBER)).await;
     assert_eq!(
         (twice.status, twice.error_code()),
         (409, "verification_exists")
     );
 
-    // Several reads at once: the verifier now says verified; it is recorded once.
-    let reads: Vec<_> = (0..6)
-        .map(|_| {
-            let api = api.clone();
-            let token = token.clone();
-            tokio::spawn(async move { get(&api, &token).await })
-        })
-        .collect();
-    let stored = {
-        let mut bodies = Vec::new();
-        for read in reads {
-            let reply = read.await.unwrap();
-            assert_eq!(reply.status, 200, "{reply:?}");
-            bodies.push(reply.body);
-        }
-        let r = record(&server, &id).await;
-        for body in bodies {
-            assert_eq!(body["status"], json!("verified"));
-            assert_eq!(body["decided_at"], json!(r.decided_at));
-        }
-        r
-    };
+    // Reads do not ask the verifier (the sandbox would now say verified): nothing changes.
+    let before = partition(&server, &id).await;
+    for _ in 0..3 {
+        let read = get(api, &token).await;
+        assert_eq!((read.status, &read.body), (200, &pending.body));
+    }
+    assert_eq!(partition(&server, &id).await, before);
+
+    // Several runs at once: the verifier now says verified; it is recorded once.
+    let runs: Vec<Value> = futures_util::future::join_all((0..4).map(|_| run_job(&server))).await;
+    let settled: i64 = runs.iter().map(|r| r["settled"].as_i64().unwrap()).sum();
+    assert!(settled >= 1, "{runs:?}");
+    let stored = record(&server, &id).await;
+    assert_eq!(stored.status, Status::Verified);
     assert_eq!(stored.attempt_id, attempt, "the same attempt was settled");
+    assert_eq!(stored.next_check_at, None);
+    assert!(pending_entries(&server).await.is_empty());
+    let read = get(api, &token).await;
+    assert_eq!(read.body["status"], json!("verified"));
+    assert_eq!(read.body["decided_at"], json!(stored.decided_at));
     assert_eq!(badge(api, &token).await, json!("person"));
-    assert_eq!(get(api, &token).await.body["status"], json!("verified"));
+    assert_eq!(claimed(&server, "person", ID_NUMBER).await, Some(1));
     assert_eq!(submissions_today(&server, &id).await, Some(1));
     assert_sealed(&server, &id, &["待定张三", ID_NUMBER]).await;
+    let idle = run_job(&server).await;
+    assert_eq!(idle["examined"], json!(0), "{idle}");
+}
 
-    // An outage leaves the attempt pending, and a read keeps it so.
+async fn an_unavailable_verifier_is_asked_again_with_backoff(backend: Backend) {
+    let server =
+        LocalServer::start_with(backend, &[("RENJI_VERIFICATION_RECHECK_SECS", "1")]).await;
+    let api = &server.api;
     let (token, id) = login(api, "zach").await;
     let outage = submit(api, &token, person("故障张三", ID_NUMBER)).await;
     assert_eq!(
         (outage.status, &outage.body["status"]),
         (202, &json!("pending"))
     );
-    let before = partition(&server, &id).await;
-    let read = get(api, &token).await;
-    assert_eq!((read.status, &read.body), (200, &outage.body));
-    assert_eq!(partition(&server, &id).await, before);
+    let first = record(&server, &id).await;
+    let submitted = first.next_check_at.unwrap();
+    // Not due yet: the job leaves it alone.
+    if submitted > now() {
+        assert_eq!(run_job(&server).await["examined"], json!(0));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let run = run_job(&server).await;
+    assert_eq!(
+        (&run["examined"], &run["rescheduled"]),
+        (&json!(1), &json!(1)),
+        "{run}"
+    );
+    let later = record(&server, &id).await;
+    assert_eq!(later.status, Status::Pending);
+    assert_eq!(later.rechecks, 1);
+    let next = later.next_check_at.unwrap();
+    // Doubled: asked again two intervals on.
+    assert!((now() + 1..=now() + 2).contains(&next), "{next}");
+    let entry = &pending_entries(&server).await[0];
+    assert_eq!(entry["gsi1sk"], json!(format!("{next:012}#{id}")));
+    assert_eq!(
+        run_job(&server).await["examined"],
+        json!(0),
+        "not due again yet"
+    );
+    assert_eq!(get(api, &token).await.body, outage.body);
     assert_eq!(badge(api, &token).await, Value::Null);
+}
+
+async fn the_job_is_bounded_and_resumes(backend: Backend) {
+    let server =
+        LocalServer::start_with(backend, &[("RENJI_VERIFICATION_RECHECK_SECS", "0")]).await;
+    let api = &server.api;
+    let mut members = Vec::new();
+    for (n, name) in ["una", "vic", "walt"].into_iter().enumerate() {
+        let (token, id) = login(api, name).await;
+        let number = with_check(&format!("1101051949123100{n}"));
+        let reply = submit(api, &token, person("待定张三", &number)).await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        members.push(id);
+    }
+    let budget = RunBudget {
+        max_attempts: 2,
+        ..RunBudget::default()
+    };
+    let first = recheck_due(server.app(), budget).await.unwrap();
+    assert_eq!((first.examined, first.settled), (2, 2));
+    assert!(first.more);
+    let second = recheck_due(server.app(), budget).await.unwrap();
+    assert_eq!(
+        (second.examined, second.settled, second.more),
+        (1, 1, false)
+    );
+    for id in &members {
+        assert_eq!(record(&server, id).await.status, Status::Verified);
+    }
+}
+
+async fn the_local_server_runs_the_job_on_a_timer(backend: Backend) {
+    let server = LocalServer::start_with(
+        backend,
+        &[
+            ("RENJI_VERIFICATION_RECHECK_SECS", "0"),
+            ("RENJI_LOCAL_JOBS_SECS", "1"),
+        ],
+    )
+    .await;
+    let api = &server.api;
+    let (token, _) = login(api, "tess").await;
+    let pending = submit(api, &token, person("待定张三", ID_NUMBER)).await;
+    assert_eq!(pending.status, 202);
+    let started = std::time::Instant::now();
+    loop {
+        if get(api, &token).await.body["status"] == json!("verified") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not settled by the timer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(badge(api, &token).await, json!("person"));
+}
+
+/// How many accounts the identity verifies, read by its claim key (an HMAC, not the number).
+async fn claimed(server: &LocalServer, kind: &str, number: &str) -> Option<i64> {
+    let ring = server.app().pii.as_ref().unwrap();
+    let tag = ring
+        .tag(ring.active_kid(), &format!("identity-claim/{kind}"), number)
+        .unwrap();
+    assert!(!tag.contains(number));
+    server
+        .app()
+        .store
+        .get(&claim_key(&tag))
+        .await
+        .unwrap()
+        .map(|c| c["n"].as_i64().unwrap())
+}
+
+async fn one_identity_verifies_one_account(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let (alice, _) = login(api, "alice").await;
+    assert_eq!(
+        submit(api, &alice, person("张三", ID_NUMBER)).await.status,
+        201
+    );
+    assert_eq!(claimed(&server, "person", ID_NUMBER).await, Some(1));
+
+    // A second account with the same number: 409, and nothing written (no record, no count).
+    let (bob, bob_id) = login(api, "bob").await;
+    let before = partition(&server, &bob_id).await;
+    for name in ["张三", "李四", "待定张三"] {
+        let reply = submit(api, &bob, person(name, &ID_NUMBER.to_lowercase())).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (409, "identity_in_use"),
+            "{reply:?}"
+        );
+        assert!(!reply.body.to_string().contains("1101052"));
+    }
+    assert_eq!(partition(&server, &bob_id).await, before);
+    assert_eq!(submissions_today(&server, &bob_id).await, None);
+    assert_eq!(claimed(&server, "person", ID_NUMBER).await, Some(1));
+    // Another number is another identity.
+    let other = with_check("11010519491231001");
+    assert_eq!(submit(api, &bob, person("李四", &other)).await.status, 201);
+
+    // Credit codes are claimed the same way.
+    let (carol, _) = login(api, "carol").await;
+    assert_eq!(
+        submit(api, &carol, enterprise(COMPANY, CREDIT_CODE))
+            .await
+            .status,
+        201
+    );
+    let (dave, _) = login(api, "dave").await;
+    let reply = submit(api, &dave, enterprise(COMPANY, CREDIT_CODE)).await;
+    assert_eq!((reply.status, reply.error_code()), (409, "identity_in_use"));
+    assert_eq!(claimed(&server, "enterprise", CREDIT_CODE).await, Some(1));
+
+    // A rejected attempt claims nothing: the number's owner still verifies.
+    let third = with_check("11010519491231003");
+    let (erin, _) = login(api, "erin").await;
+    let rejected = submit(api, &erin, person("拒绝王五", &third)).await;
+    assert_eq!(rejected.body["status"], json!("rejected"));
+    assert_eq!(claimed(&server, "person", &third).await, None);
+    let (frank, _) = login(api, "frank").await;
+    assert_eq!(
+        submit(api, &frank, person("王五", &third)).await.status,
+        201
+    );
+}
+
+async fn the_account_cap_is_configured_and_holds_when_pending_together(backend: Backend) {
+    let server = LocalServer::start_with(
+        backend,
+        &[
+            ("RENJI_ID_MAX_ACCOUNTS", "2"),
+            ("RENJI_VERIFICATION_RECHECK_SECS", "0"),
+        ],
+    )
+    .await;
+    let api = &server.api;
+    for name in ["gail", "hugo"] {
+        let (token, _) = login(api, name).await;
+        assert_eq!(
+            submit(api, &token, person("张三", ID_NUMBER)).await.status,
+            201
+        );
+    }
+    let (ivan, _) = login(api, "ivan").await;
+    let third = submit(api, &ivan, person("张三", ID_NUMBER)).await;
+    assert_eq!((third.status, third.error_code()), (409, "identity_in_use"));
+    assert_eq!(claimed(&server, "person", ID_NUMBER).await, Some(2));
+
+    // Two accounts pending with one number at once (both submissions pass the check): the one
+    // settled second is rejected, and the claim stays within the cap.
+    let number = with_check("11010519491231004");
+    let server =
+        LocalServer::start_with(backend, &[("RENJI_VERIFICATION_RECHECK_SECS", "0")]).await;
+    let api = &server.api;
+    let mut tokens = Vec::new();
+    for name in ["jane", "kurt"] {
+        let (token, _) = login(api, name).await;
+        let reply = submit(api, &token, person("待定张三", &number)).await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        tokens.push(token);
+    }
+    let run = run_job(&server).await;
+    assert_eq!(run["settled"], json!(2), "{run}");
+    let mut outcomes = Vec::new();
+    for token in &tokens {
+        let body = get(api, token).await.body;
+        outcomes.push((body["status"].clone(), body["reason"].clone()));
+    }
+    outcomes.sort_by_key(|o| o.0.to_string());
+    assert_eq!(
+        outcomes,
+        [
+            (
+                json!("rejected"),
+                json!("these details already verify another account")
+            ),
+            (json!("verified"), Value::Null),
+        ]
+    );
+    assert_eq!(claimed(&server, "person", &number).await, Some(1));
 }
 
 async fn the_daily_limit_stops_submissions_and_writes_nothing(backend: Backend) {
@@ -502,7 +741,12 @@ on_both_stores!(
     a_person_is_verified_and_shown_masked,
     an_enterprise_is_verified,
     a_rejection_allows_a_new_submission,
-    a_pending_verification_is_settled_by_a_later_read,
+    a_pending_verification_is_settled_by_the_job_not_by_reads,
+    an_unavailable_verifier_is_asked_again_with_backoff,
+    the_job_is_bounded_and_resumes,
+    the_local_server_runs_the_job_on_a_timer,
+    one_identity_verifies_one_account,
+    the_account_cap_is_configured_and_holds_when_pending_together,
     the_daily_limit_stops_submissions_and_writes_nothing,
     bad_input_is_refused_and_changes_nothing,
 );

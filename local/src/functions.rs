@@ -2,7 +2,8 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::ratelimit::Route;
-use renji_shared::App;
+use renji_shared::{App, Error};
+use serde_json::Value;
 
 /// Each function's logical id and the routes its handler serves.
 pub const FUNCTIONS: &[(&str, &[Route])] = &[
@@ -21,6 +22,17 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "ListingsFunction" => renji_listings::handle(app, req).await,
         "FavoritesFunction" => renji_favorites::handle(app, req).await,
         "VerificationFunction" => renji_verification::handle(app, req).await,
+        _ => return None,
+    })
+}
+
+/// The scheduled functions (a `Schedule` event in `template.yaml`), run by this server's timer.
+pub const JOBS: &[&str] = &["VerificationJobsFunction"];
+
+/// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
+pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> {
+    Some(match function {
+        "VerificationJobsFunction" => renji_verification_jobs::run(app).await,
         _ => return None,
     })
 }

@@ -79,7 +79,7 @@ async fn main() {
     };
     println!("Renji API on {} ({store})", running.url());
     println!("Sandbox WeChat login on {}: any code logs in as one test member; `sandbox:<name>` as member <name> (`sandbox:union:<name>`: the same member, with a unionid)", running.wechat_base);
-    println!("Sandbox verifier on {}: a name starting with 拒绝 is rejected, 待定 pending once, 故障 an outage", running.verifier_url);
+    println!("Sandbox verifier on {}: a name starting with 拒绝 is rejected, 待定 pending until the verification job's next run (every few seconds here), 故障 an outage", running.verifier_url);
     println!("Try: curl -s -X POST {}/v1/auth/wechat -H 'content-type: application/json' -d '{{\"code\":\"sandbox:alice\"}}'", running.url());
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -29,6 +29,12 @@ use crate::{functions, sandbox, tables};
 /// Lambda's synchronous payload limit: larger requests never reach a function.
 const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
+/// How often the scheduled jobs run here unless `RENJI_LOCAL_JOBS_SECS` says otherwise (0: never).
+const DEFAULT_JOBS_SECS: u64 = 5;
+
+/// Local defaults the process environment may override.
+const OVERRIDABLE: &[&str] = &["RENJI_SESSION_TTL_SECS", "RENJI_VERIFICATION_RECHECK_SECS"];
+
 #[derive(Clone, Debug)]
 pub enum StoreChoice {
     /// The embedded database in this folder (created if missing).
@@ -159,18 +165,31 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHAT_APPID", sandbox::wechat::APPID.into()),
         ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
         ("WECHAT_API_BASE", wechat_base.clone()),
+        // Pending verifications are asked again after 5 s here (a minute in Lambda).
+        ("RENJI_VERIFICATION_RECHECK_SECS", "5".into()),
     ]);
     // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS).
     let config = Config::from_lookup(|name| {
         options.config.get(name).cloned().or_else(|| {
             std::env::var(name)
                 .ok()
-                .filter(|_| !env.contains_key(name) || name == "RENJI_SESSION_TTL_SECS")
+                .filter(|_| !env.contains_key(name) || OVERRIDABLE.contains(&name))
                 .or_else(|| env.get(name).cloned())
         })
     })
     .map_err(|e| e.to_string())?;
     let app = Arc::new(App::new(config, store).map_err(|e| e.to_string())?);
+    let jobs_secs = match options
+        .config
+        .get("RENJI_LOCAL_JOBS_SECS")
+        .cloned()
+        .or_else(|| std::env::var("RENJI_LOCAL_JOBS_SECS").ok())
+    {
+        None => DEFAULT_JOBS_SECS,
+        Some(v) => v
+            .parse()
+            .map_err(|_| "RENJI_LOCAL_JOBS_SECS is not a whole number".to_owned())?,
+    };
 
     let routes = Arc::new(Template::load()?.routes());
     let listener = TcpListener::bind(options.addr)
@@ -186,12 +205,35 @@ pub async fn start(options: Options) -> Result<Running, String> {
             Box::pin(async move { serve(&app, &routes, req).await })
         }),
     );
+    let mut tasks = vec![wechat_task, verifier_task, api_task];
+    if jobs_secs > 0 {
+        tasks.push(spawn_jobs(
+            Arc::clone(&app),
+            std::time::Duration::from_secs(jobs_secs),
+        ));
+    }
     Ok(Running {
         addr,
         wechat_base,
         verifier_url,
         app,
-        tasks: vec![wechat_task, verifier_task, api_task],
+        tasks,
+    })
+}
+
+/// Runs every scheduled function every `every`, as their schedules would in Lambda.
+fn spawn_jobs(app: Arc<App>, every: std::time::Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            for job in functions::JOBS {
+                if let Some(Err(e)) = functions::run_job(job, &app).await {
+                    tracing::warn!(job, error = %e, "scheduled job failed");
+                }
+            }
+        }
     })
 }
 

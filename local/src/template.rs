@@ -77,6 +77,31 @@ impl Template {
         routes
     }
 
+    /// Every `Schedule` event: the function's logical id and its schedule expression, sorted.
+    pub fn schedules(&self) -> Vec<(String, String)> {
+        let mut schedules = Vec::new();
+        for (name, resource) in self.resources() {
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|m| m.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
+                    continue;
+                }
+                if let Some(expression) = event
+                    .get("Properties")
+                    .and_then(|p| p.get("Schedule"))
+                    .and_then(Value::as_str)
+                {
+                    schedules.push((name.to_owned(), expression.to_owned()));
+                }
+            }
+        }
+        schedules.sort();
+        schedules
+    }
+
     /// The build binary of each function (`Metadata.BuildProperties.Binary`), by logical id.
     pub fn function_binaries(&self) -> BTreeMap<String, String> {
         self.resources()

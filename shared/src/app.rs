@@ -34,6 +34,14 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, store: DynStore) -> Result<Self, Error> {
+        let pii = config.pii.as_ref().map(KeyRing::new).transpose()?;
+        if let (Some(ring), Some(kid)) = (&pii, &config.id_claim_key) {
+            if !ring.has(kid) {
+                return Err(Error::Config(
+                    "RENJI_ID_CLAIM_KEY does not name a key of RENJI_PII_KEYS".into(),
+                ));
+            }
+        }
         Ok(App {
             tokens: TokenSigner::new(&config.session_secret),
             cursors: CursorKey::derive(config.session_secret.expose()),
@@ -42,7 +50,7 @@ impl App {
                 Some(c) => Some(Arc::new(HttpVerifier::new(c)?)),
                 None => None,
             },
-            pii: config.pii.as_ref().map(KeyRing::new).transpose()?,
+            pii,
             store,
             config,
         })
@@ -154,6 +162,27 @@ where
     lambda_http::run(lambda_http::service_fn(move |req| async move {
         Ok::<_, std::convert::Infallible>(handle(app, req).await)
     }))
+    .await
+}
+
+/// A scheduled job's `main`: JSON logs, state built once, then the Lambda runtime loop; each
+/// invocation (the schedule's event, ignored) runs `job`, whose report is the function's result.
+pub async fn run_job<F, Fut>(job: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = Result<serde_json::Value, Error>> + Send,
+{
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    crate::logging::init();
+    let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            job(app).await.map_err(|e| {
+                tracing::error!(error = %e, "job failed");
+                lambda_http::Error::from(e.to_string())
+            })
+        },
+    ))
     .await
 }
 

@@ -9,10 +9,16 @@
 //!   making it active, and dropping the old one once nothing sealed with it is left.
 //!
 //! Stored as `{"kid", "nonce", "ct"}` (standard base64; `ct` includes the GCM tag).
+//!
+//! For lookups by value without storing it (one identity claimed by few accounts), [`KeyRing::tag`]
+//! gives an HMAC-SHA256 of the value under a key derived from one PII key (never the AES key
+//! itself): the same value and key always give the same tag, and the tag reveals nothing of
+//! the value to whoever lacks the key.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +67,8 @@ impl From<PiiError> for Error {
 /// The PII keys of this process. `Debug` shows the key ids only.
 pub struct KeyRing {
     keys: Vec<(String, LessSafeKey)>,
+    /// Per kid, the HMAC key derived from its key for [`KeyRing::tag`].
+    tag_keys: Vec<hmac::Key>,
     active: usize,
     rng: SystemRandom,
 }
@@ -80,6 +88,7 @@ impl KeyRing {
     pub fn new(config: &PiiConfig) -> Result<Self, Error> {
         let bad = |m: String| Error::Config(format!("RENJI_PII_KEYS: {m}"));
         let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
+        let mut tag_keys = Vec::new();
         for entry in config
             .keys
             .0
@@ -106,6 +115,11 @@ impl KeyRing {
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| bad(format!("key {kid} is not base64 of 32 bytes")))?;
+            let derived = hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+                b"renji-pii/v1/tag-key",
+            );
+            tag_keys.push(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()));
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| bad(format!("key {kid} is unusable")))?;
             keys.push((kid.to_owned(), LessSafeKey::new(key)));
@@ -118,9 +132,40 @@ impl KeyRing {
             })?;
         Ok(KeyRing {
             keys,
+            tag_keys,
             active,
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The kid that seals.
+    pub fn active_kid(&self) -> &str {
+        &self.keys[self.active].0
+    }
+
+    /// Whether the ring holds a key with this id.
+    pub fn has(&self, kid: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == kid)
+    }
+
+    /// A keyed hash (lowercase hex) of `value` in `context`, under the key derived from `kid`.
+    pub fn tag(&self, kid: &str, context: &str, value: &str) -> Result<String, PiiError> {
+        let index = self
+            .keys
+            .iter()
+            .position(|(k, _)| k == kid)
+            .ok_or_else(|| PiiError::UnknownKey(kid.to_owned()))?;
+        let mut ctx = hmac::Context::with_key(&self.tag_keys[index]);
+        // Length-prefixed, so no (context, value) pair reads as another.
+        ctx.update(&(context.len() as u64).to_be_bytes());
+        ctx.update(context.as_bytes());
+        ctx.update(value.as_bytes());
+        Ok(ctx
+            .sign()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     /// Binds a ciphertext to its member and field. Member ids never contain `/`.
@@ -262,6 +307,44 @@ mod tests {
             swapped.open(&me, "number", &sealed_old),
             Err(PiiError::Rejected)
         );
+    }
+
+    #[test]
+    fn tags_are_stable_keyed_and_opaque() {
+        let ring = ring(&format!("k1:{},k2:{}", key(1), key(2)), "k2").unwrap();
+        assert_eq!(ring.active_kid(), "k2");
+        assert!(ring.has("k1") && !ring.has("k3"));
+        let t = ring.tag("k1", "person", "11010519491231002X").unwrap();
+        assert_eq!(t.len(), 64);
+        assert!(t
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(t, ring.tag("k1", "person", "11010519491231002X").unwrap());
+        for other in [
+            ring.tag("k2", "person", "11010519491231002X").unwrap(),
+            ring.tag("k1", "enterprise", "11010519491231002X").unwrap(),
+            ring.tag("k1", "person", "11010519491231003X").unwrap(),
+            ring.tag("k1", "person1", "1010519491231002X").unwrap(),
+        ] {
+            assert_ne!(t, other);
+        }
+        assert!(!t.contains("1101"));
+        // Same key bytes under another kid: the same tag (the tag depends on the key, not its name).
+        let renamed = ring_of(&format!("other:{}", key(1)), "other");
+        assert_eq!(
+            t,
+            renamed
+                .tag("other", "person", "11010519491231002X")
+                .unwrap()
+        );
+        assert_eq!(
+            ring.tag("k3", "person", "x"),
+            Err(PiiError::UnknownKey("k3".into()))
+        );
+    }
+
+    fn ring_of(keys: &str, active: &str) -> KeyRing {
+        ring(keys, active).unwrap()
     }
 
     #[test]

@@ -26,7 +26,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             // Malformed names and numbers are refused before anything is counted or written.
             let subject = submission.validate()?;
             let record = verification::submit(app, &me.user_id, subject).await?;
-            // 202 while the verifier has not decided; GET asks it again.
+            // 202 while the verifier has not decided; the verification job asks it again.
             let status = match record.status {
                 Status::Pending => StatusCode::ACCEPTED,
                 Status::Verified | Status::Rejected => StatusCode::CREATED,
