@@ -50,6 +50,10 @@ pub fn load(root: &Path) -> Result<Vec<RouteEvent>, String> {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let event: Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if event["detail-type"] == "Scheduled Event" {
+            // A scheduled function's event: no route.
+            continue;
+        }
         let route = event["routeKey"]
             .as_str()
             .ok_or_else(|| format!("{}: no routeKey", path.display()))?

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod events;
 pub mod fixture;
 pub mod lambda;
+pub mod limiter;
 pub mod memstore;
 pub mod report;
 pub mod requests;

@@ -10,14 +10,14 @@ use renji_bench::events::{self, RouteEvent};
 use renji_bench::lambda::{self, Bench, Run, Target};
 use renji_bench::stats::{median, ms, percentile, ratio};
 use renji_bench::throughput::Load;
-use renji_bench::{cpu, fixture, report, requests, throughput};
+use renji_bench::{cpu, fixture, limiter, report, requests, throughput};
 use renji_shared::store::dynamo::DynamoStore;
 use renji_shared::store::schema::TABLE;
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 30] [--warm 500] \
 [--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build] \
-[--only lambda,requests,cpu,api]";
+[--only lambda,requests,cpu,api,limiter]";
 
 struct Options {
     dynamodb_endpoint: String,
@@ -311,7 +311,9 @@ async fn run(options: Options) -> Result<Value, String> {
     let binaries = template.function_binaries();
     let mut builds = vec!["hello".to_owned(), "renji-local".to_owned()];
     builds.extend(binaries.values().cloned());
-    for binary in &builds {
+    // Only the Lambda and local API sections run the release binaries.
+    let needs_binaries = options.runs("lambda") || options.runs("api");
+    for binary in builds.iter().filter(|_| needs_binaries) {
         if options.build {
             workspace.build(&root, binary)?;
         } else if !workspace.release(binary).exists() {
@@ -346,6 +348,10 @@ async fn run(options: Options) -> Result<Value, String> {
     }];
     for (function, binary) in &binaries {
         let mut own = by_function.remove(function).unwrap_or_default();
+        if own.is_empty() {
+            // A scheduled function (no HTTP route): not measured here.
+            continue;
+        }
         own.sort_by(|a, b| a.name.cmp(&b.name));
         targets.push(Target {
             binary: binary.clone(),
@@ -357,6 +363,7 @@ async fn run(options: Options) -> Result<Value, String> {
     }
     let sizes = targets
         .iter()
+        .filter(|_| options.runs("lambda"))
         .map(|t| {
             let size = std::fs::metadata(&t.path)
                 .map_err(|e| format!("{}: {e}", t.path.display()))?
@@ -419,6 +426,12 @@ async fn run(options: Options) -> Result<Value, String> {
         );
         handler_cpu = cpu::handler_cpu(&routes, &sandboxes, options.cpu_iterations).await?;
     }
+    let mut rate_limiter = Vec::new();
+    if options.runs("limiter") {
+        eprintln!("renji-bench: rate limiter per limited call");
+        rate_limiter =
+            limiter::measure(endpoint, scratch.path(), options.cpu_iterations.min(1000)).await?;
+    }
     let mut local_api = Vec::new();
     if options.runs("api") {
         eprintln!(
@@ -453,6 +466,7 @@ async fn run(options: Options) -> Result<Value, String> {
         },
         "store_requests": store_requests,
         "handler_cpu": handler_cpu,
+        "rate_limiter": rate_limiter,
         "local_api": local_api,
     });
     doc["targets"] = json!(target_results(&doc));

@@ -131,6 +131,21 @@ pub fn markdown(doc: &Value) -> String {
         ));
     }
     line(String::new());
+    line("**Rate limiter per limited call** (`ratelimit::check` as a function runs it before the handler: the token's signature, then one conditional UpdateItem of the client's window counter; in-process):".into());
+    line(String::new());
+    line("| store | call | p50 ms | p99 ms | iterations |".into());
+    line("|---|---|---:|---:|---:|".into());
+    for r in rows(&doc["rate_limiter"]) {
+        line(format!(
+            "| {} | {} | {} | {} | {} |",
+            r["store"].as_str().unwrap_or(""),
+            r["call"].as_str().unwrap_or(""),
+            num(&r["p50_ms"]),
+            num(&r["p99_ms"]),
+            num(&r["iterations"]),
+        ));
+    }
+    line(String::new());
     line("**Local API throughput** (release `renji-local` on the embedded store, `wrk` on loopback):".into());
     line(String::new());
     line("| route | requests/s | p50 ms | p99 ms | load |".into());

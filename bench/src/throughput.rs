@@ -70,6 +70,7 @@ pub async fn measure(
         .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data_dir)
         .env("RUST_LOG", "info")
+        .env("RENJI_RATE_LIMITS", "off")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

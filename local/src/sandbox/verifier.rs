@@ -3,7 +3,7 @@
 //! - The bearer token must be [`TOKEN`] (401 otherwise); the body must be the contract's JSON.
 //! - A name starting with `拒绝` is rejected ("name and number do not match").
 //! - A name starting with `待定` is pending on the first call of an attempt id and verified on
-//!   the next, so a later `GET /v1/me/verification` settles it.
+//!   the next, so the verification job's next ask settles it.
 //! - A name starting with `故障` gets HTTP 503, every time (the attempt stays pending).
 //! - Any other name is verified.
 
