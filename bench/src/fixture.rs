@@ -162,9 +162,14 @@ impl Member {
     /// A fresh published listing of this member (the sample event's), for a call that removes one.
     async fn fresh_listing(&self, app: &App) -> Result<String, String> {
         let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
-        let listing = listings::create(&app.store, &app.config.categories, &self.user_id, new)
-            .await
-            .map_err(|e| e.to_string())?;
+        let listing = listings::create(
+            &app.store,
+            &listings::Rules::of(&app.config),
+            &self.user_id,
+            new,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(listing.id.to_string())
     }
 

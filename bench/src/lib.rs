@@ -9,6 +9,7 @@ pub mod fixture;
 pub mod lambda;
 pub mod limiter;
 pub mod memstore;
+pub mod nearby;
 pub mod report;
 pub mod requests;
 pub mod runtime_api;

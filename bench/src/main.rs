@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 const USAGE: &str = "usage: renji-bench --dynamodb-endpoint URL [--cold-starts 30] [--warm 500] \
 [--cpu-iterations 2000] [--seconds 10] [--out bench-results] [--no-build] \
-[--only lambda,requests,cpu,api,limiter]";
+[--only lambda,requests,nearby,cpu,api,limiter]";
 
 struct Options {
     dynamodb_endpoint: String,
@@ -306,6 +306,26 @@ async fn run(options: Options) -> Result<Value, String> {
         .ok_or("no workspace root")?
         .to_path_buf();
     let scratch = tempfile::TempDir::new().map_err(|e| e.to_string())?;
+    // Nearby needs no binary: `--only nearby` measures it alone, without building anything.
+    if options.only == ["nearby"] {
+        quiet_logging();
+        eprintln!("renji-bench: nearby in a dense city");
+        let nearby =
+            renji_bench::nearby::measure(&options.dynamodb_endpoint, scratch.path()).await?;
+        return Ok(json!({
+            "date": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| e.to_string())?,
+            "command": "scripts/bench --only nearby",
+            "git_commit": shell("git", &["rev-parse", "--short", "HEAD"]),
+            "rustc": shell("rustc", &["--version"]),
+            "machine": {
+                "cpu": cpu_model(),
+                "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            },
+            "nearby": nearby,
+        }));
+    }
     let workspace = Workspace::load(&root)?;
     let template = renji_local::template::Template::load()?;
     let binaries = template.function_binaries();
@@ -418,6 +438,11 @@ async fn run(options: Options) -> Result<Value, String> {
         eprintln!("renji-bench: DynamoDB requests per route");
         store_requests = requests::count(&routes, endpoint, &sandboxes, scratch.path()).await?;
     }
+    let mut nearby = Value::Null;
+    if options.runs("nearby") {
+        eprintln!("renji-bench: nearby in a dense city");
+        nearby = renji_bench::nearby::measure(endpoint, scratch.path()).await?;
+    }
     let mut handler_cpu = Vec::new();
     if options.runs("cpu") {
         eprintln!(
@@ -465,6 +490,7 @@ async fn run(options: Options) -> Result<Value, String> {
             "binaries": binaries_json,
         },
         "store_requests": store_requests,
+        "nearby": nearby,
         "handler_cpu": handler_cpu,
         "rate_limiter": rate_limiter,
         "local_api": local_api,

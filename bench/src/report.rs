@@ -114,6 +114,36 @@ pub fn markdown(doc: &Value) -> String {
             r["why"].as_str().unwrap_or(""),
         ));
     }
+    let nearby = &doc["nearby"];
+    if !nearby.is_null() {
+        line(String::new());
+        line(format!(
+            "**Nearby in a dense city** ({} listings around Beijing's centre, 200 of them at one building; `GET /v1/listings?near=…&radius_km=R`, {} results a page, paged to the end; store queries and index entries read per request, counted on the storage port; budget per request: {} queries, {} entries):",
+            num(&nearby["listings"]),
+            num(&nearby["limit"]),
+            num(&nearby["budget"]["queries"]),
+            num(&nearby["budget"]["items"]),
+        ));
+        line(String::new());
+        line("| store | radius km | results | pages | first page: queries | entries | per page: mean queries | mean entries | max queries | max entries | longest cursor |".into());
+        line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+        for r in rows(&nearby["rows"]) {
+            line(format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r["store"].as_str().unwrap_or(""),
+                num(&r["radius_km"]),
+                num(&r["results"]),
+                num(&r["pages"]),
+                num(&r["first_page_queries"]),
+                num(&r["first_page_items"]),
+                num(&r["mean_queries"]),
+                num(&r["mean_items"]),
+                num(&r["max_queries"]),
+                num(&r["max_items"]),
+                num(&r["longest_cursor"]),
+            ));
+        }
+    }
     line(String::new());
     line("**Handler CPU time per warm request** (thread CPU time of parsing the event and running the handler, in-process over a zero-latency in-memory store, so no store I/O):".into());
     line(String::new());

@@ -99,6 +99,8 @@ pub struct Config {
     /// The first wait before a pending verification is asked again; doubles each time
     /// (`RENJI_VERIFICATION_RECHECK_SECS`).
     pub verification_recheck: Duration,
+    /// Where listings and nearby queries may be (`RENJI_GEO_BOUNDS`); China by default.
+    pub geo_bounds: crate::geo::GeoBounds,
 }
 
 /// How many accounts one ID number, and one credit code, may verify.
@@ -206,6 +208,11 @@ impl Config {
                 "RENJI_VERIFICATION_RECHECK_SECS",
                 DEFAULT_VERIFICATION_RECHECK_SECS,
             )?),
+            geo_bounds: match lookup("RENJI_GEO_BOUNDS").filter(|v| !v.is_empty()) {
+                None => crate::geo::GeoBounds::CHINA,
+                Some(text) => crate::geo::GeoBounds::parse(&text)
+                    .map_err(|e| Error::Config(format!("RENJI_GEO_BOUNDS {e}")))?,
+            },
         })
     }
 }

@@ -230,8 +230,9 @@ pub struct CursorKey {
 }
 
 const TAG_LEN: usize = 32;
-/// The longest cursor text opened: the bytes the domain reads at most, sealed.
-const MAX_SEALED_LEN: usize = 2900;
+/// The longest cursor text opened: the bytes the domain reads at most (a nearby search's frontier,
+/// `domain::listings::nearby::MAX_CURSOR_BYTES`, 4 KB), sealed.
+const MAX_SEALED_LEN: usize = 5600;
 
 impl CursorKey {
     /// The cursor key of this secret: a sub-key (HMAC of a fixed label), so a cursor tag is

@@ -1,46 +1,38 @@
-//! Search terms from Chinese (and mixed) text, with jieba's search mode: 婚礼摄影师 gives 婚礼,
-//! 摄影, 摄影师, so a search for 摄影 finds it. The dictionary loads on first use only, so
-//! functions and routes that never tokenise do not pay for it at cold start.
+//! Search text: NFKC normalisation, case folding and overlapping character bigrams (the CJK
+//! bigrams of Lucene's analysers, applied to every script).
 //!
-//! `data/jieba-dict.txt` is jieba's own dictionary (MIT) cut to the 79,746 words of frequency 20 or
-//! more: a fifth of the size and memory of the full 350,000, which put the listings function over
-//! its size and memory budget. Rarer words are still segmented, by jieba's HMM, and the index and
-//! the queries always use the same dictionary, so they agree.
+//! A title is indexed under each distinct bigram of its folded form; a query of two or more
+//! characters is looked up under one of its own bigrams and every entry found is checked by a
+//! substring test on the folded title. So a listing is found exactly when its title contains the
+//! query: `摄影师` finds `婚礼摄影师范`, and so does `影师`; `anon` finds `Canon`. No dictionary.
 
-use std::sync::OnceLock;
+use icu_normalizer::ComposingNormalizerBorrowed;
 
-use jieba_rs::Jieba;
-
-static JIEBA: OnceLock<Jieba> = OnceLock::new();
-
-const DICTIONARY: &str = include_str!("../data/jieba-dict.txt");
-
-fn jieba() -> &'static Jieba {
-    // The dictionary is ours and checked by a test: it cannot fail to load at run time.
-    JIEBA.get_or_init(|| {
-        Jieba::with_dict(&mut DICTIONARY.as_bytes()).unwrap_or_else(|_| Jieba::empty())
-    })
+/// NFKC: full-width letters and digits, compatibility ideographs and ligatures become their
+/// plain forms (`Ｃａｎｏｎ` → `Canon`). Titles are stored in this form.
+pub fn nfkc(text: &str) -> String {
+    ComposingNormalizerBorrowed::new_nfkc()
+        .normalize(text)
+        .into_owned()
 }
 
-/// Words too common to search by.
-const STOPWORDS: &[&str] = &[
-    "的", "了", "和", "与", "及", "或", "在", "是", "有", "我", "你",
-];
+/// The form searched: NFKC, lowercase (Unicode's full lowercase mapping, then NFKC again so the
+/// result stays normalised), every run of white space one space, trimmed.
+pub fn fold(text: &str) -> String {
+    let lower = nfkc(text).to_lowercase();
+    let lower = nfkc(&lower);
+    lower.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
-/// Distinct lowercase terms of `text`, in first-seen order, at most `max`.
-pub fn terms(text: &str, max: usize) -> Vec<String> {
-    let jieba = jieba();
-    let lower = text.to_lowercase();
+/// The distinct overlapping bigrams of folded text, in first-seen order. Text of one character
+/// has none (it cannot be searched).
+pub fn bigrams(folded: &str) -> Vec<String> {
+    let chars: Vec<char> = folded.chars().collect();
     let mut out: Vec<String> = Vec::new();
-    for word in jieba.cut_for_search(&lower, true) {
-        let word = word.word.trim();
-        // Punctuation and spaces are no terms; neither is anything holding a key separator.
-        let searchable = !word.is_empty() && word.chars().all(char::is_alphanumeric);
-        if searchable && !STOPWORDS.contains(&word) && !out.iter().any(|t| t == word) {
-            out.push(word.to_owned());
-            if out.len() == max {
-                break;
-            }
+    for pair in chars.windows(2) {
+        let gram: String = pair.iter().collect();
+        if !out.contains(&gram) {
+            out.push(gram);
         }
     }
     out
@@ -51,23 +43,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dictionary_loads() {
-        assert!(Jieba::with_dict(&mut DICTIONARY.as_bytes()).is_ok());
-        assert!(DICTIONARY.lines().count() > 70_000);
+    fn folding_normalises_width_case_and_spaces() {
+        assert_eq!(fold("  Ｃａｎｏｎ　R5\t婚礼 "), "canon r5 婚礼");
+        assert_eq!(fold("ＡＢＣ"), "abc");
+        assert_eq!(nfkc("ﬁ①"), "fi1");
     }
 
     #[test]
-    fn a_title_word_finds_the_longer_word() {
-        let title = terms("婚礼摄影师，北京朝阳 Canon R5", 24);
-        for expected in ["婚礼", "摄影", "摄影师", "canon", "r5"] {
-            assert!(
-                title.contains(&expected.to_owned()),
-                "{expected} not in {title:?}"
-            );
+    fn bigrams_overlap_and_are_distinct() {
+        assert_eq!(bigrams("婚礼摄影师"), ["婚礼", "礼摄", "摄影", "影师"]);
+        assert_eq!(bigrams("哈哈哈"), ["哈哈"]);
+        assert_eq!(bigrams("a b"), ["a ", " b"]);
+        assert!(bigrams("摄").is_empty());
+        assert!(bigrams("").is_empty());
+    }
+
+    #[test]
+    fn every_substring_of_two_or_more_shares_a_bigram_with_the_title() {
+        let title = fold("婚礼摄影师范 Canon");
+        let grams = bigrams(&title);
+        for q in ["摄影师", "影师", "礼摄影", "canon", "anon", "范 c"] {
+            let q = fold(q);
+            assert!(title.contains(&q), "{q}");
+            assert!(bigrams(&q).iter().all(|g| grams.contains(g)), "{q}");
         }
-        assert!(!title.iter().any(|t| t == "，" || t == " "));
-        assert_eq!(terms("摄影", 24), ["摄影"]);
-        assert!(terms("的了", 24).is_empty());
-        assert_eq!(terms("婚礼摄影师", 1).len(), 1);
     }
 }

@@ -36,13 +36,13 @@ fn listing_id(req: &Request) -> Result<ListingId, Error> {
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let store = &app.store;
-    let categories = &app.config.categories;
+    let rules = &listings::Rules::of(&app.config);
     let limit = app.config.max_body_bytes;
     match route_key(&req) {
         Some("POST /v1/listings") => {
             let me = app.authenticate(&req).await?;
             let body = json_body(&req, limit)?;
-            let listing = listings::create(store, categories, &me.user_id, body).await?;
+            let listing = listings::create(store, rules, &me.user_id, body).await?;
             created(&listing.owner_view())
         }
         Some("GET /v1/listings") => {
@@ -50,7 +50,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let mut page = PageRequest::from_request(&req, &app.cursors)?;
             let query = browse::Browse::parse(
                 |name| query_param(&req, name),
-                categories,
+                rules,
                 page.limit,
                 page.cursor.take(),
             )?;
@@ -66,7 +66,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             let id = listing_id(&req)?;
             let patch = json_body(&req, limit)?;
-            let listing = listings::update(store, categories, &me.user_id, &id, patch).await?;
+            let listing = listings::update(store, rules, &me.user_id, &id, patch).await?;
             ok(&listing.owner_view())
         }
         Some("DELETE /v1/listings/{id}") => {

@@ -2,37 +2,40 @@
 //! distance — each served by index partitions (see [`super::index`]), never by a scan.
 //!
 //! - kind / category / city, in any combination: one feed partition, exact cursor pages.
-//! - `q`: the partition of the query's longest term; the other terms and filters are checked on
-//!   the entries, examining at most [`MAX_EXAMINED`] entries per page (a page may then come back
-//!   short, with a cursor to go on).
-//! - `near` + `radius_km` (≤ 50): the geohash cells covering the circle, at most
-//!   [`MAX_NEARBY_CANDIDATES`] entries, filtered to the radius and the other filters, nearest first.
+//! - `q` (2 to 50 characters): every listing whose folded title (NFKC, lowercase) contains the
+//!   folded query, newest first: the term partition of one of the query's bigrams, each entry
+//!   checked by substring, the page's listings read in one batch (the other filters are checked
+//!   on them); a page examines at most [`MAX_EXAMINED`] entries and may come back short with a
+//!   cursor to go on. A one-character query is 422: it has no bigram.
+//! - `near` + `radius_km` (≤ 50): [`super::nearby`], exact and bounded, nearest first.
 
-use futures_util::future::try_join_all;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::Value;
 
 use super::fields::Kind;
-use super::index::{entry_location, entry_summary, feed_partition, geo_partition, term_partition};
+use super::index::{entry_summary, feed_partition, term_partition};
+use super::nearby::{self, Near};
+use super::{listing_key, Listing, Rules};
 use crate::error::Error;
-use crate::geo::{self, Location, MAX_RADIUS_KM, PARTITION_PRECISION};
+use crate::geo::{Location, MAX_RADIUS_KM};
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, DynStore, Item, PageCursor, Query, SortKey};
+use crate::store::{Cursor, DynStore, Item, Key, PageCursor, Query, MAX_BATCH_GET};
 
-/// Keyword pages examine at most this many entries.
+/// Keyword pages examine at most this many term entries.
 pub const MAX_EXAMINED: usize = 500;
-/// A nearby query reads at most this many entries in all.
-pub const MAX_NEARBY_CANDIDATES: usize = 1000;
 pub const DEFAULT_RADIUS_KM: f64 = 5.0;
-/// At most this many words of `q` are used.
-const MAX_QUERY_TERMS: usize = 8;
+/// The longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 50;
 
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
     pub kind: Option<Kind>,
     pub category: Option<String>,
+    /// The city's adcode.
     pub city: Option<String>,
-    pub terms: Vec<String>,
+    /// The folded query (`text::fold`), at least 2 characters.
+    pub q: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +62,7 @@ impl Browse {
     /// Reads and validates the query parameters; `param` looks one up.
     pub fn parse(
         param: impl Fn(&str) -> Option<String>,
-        categories: &[String],
+        rules: &Rules<'_>,
         limit: usize,
         cursor: Option<PageCursor>,
     ) -> Result<Self, Error> {
@@ -70,25 +73,30 @@ impl Browse {
             })
             .transpose()?;
         let category = param("category")
-            .map(|c| super::fields::category(&c, categories))
+            .map(|c| super::fields::category(&c, rules.categories))
             .transpose()?;
-        let city = param("city").map(|c| super::fields::city(&c)).transpose()?;
-        let terms = match param("q") {
-            None => Vec::new(),
+        let city = param("city")
+            .map(|c| super::fields::city(&c).map(|c| c.adcode.to_owned()))
+            .transpose()?;
+        let q = match param("q") {
+            None => None,
             Some(q) => {
-                let q = crate::domain::profile::bounded_text("q", &q, 50)?;
-                let terms = crate::text::terms(&q, MAX_QUERY_TERMS);
-                if terms.is_empty() {
-                    return Err(Error::invalid("q", "has no searchable words"));
+                let q = crate::domain::profile::bounded_text("q", &q, MAX_QUERY_CHARS)?;
+                let folded = crate::text::fold(&q);
+                if folded.chars().count() < 2 {
+                    return Err(Error::invalid(
+                        "q",
+                        "must be at least 2 characters (titles are searched by character pairs)",
+                    ));
                 }
-                terms
+                Some(folded)
             }
         };
         let near = match (param("near"), param("radius_km")) {
             (None, None) => None,
             (None, Some(_)) => return Err(Error::invalid("radius_km", "needs near=lat,lng")),
             (Some(near), radius) => {
-                let center = Location::parse_pair("near", &near)?;
+                let center = Location::parse_pair("near", &near, &rules.bounds)?;
                 let radius = match radius {
                     None => DEFAULT_RADIUS_KM,
                     Some(r) => r
@@ -110,7 +118,7 @@ impl Browse {
                 kind,
                 category,
                 city,
-                terms,
+                q,
             },
             near,
             limit,
@@ -120,22 +128,32 @@ impl Browse {
 }
 
 impl Filters {
-    /// Whether an index entry passes every filter.
-    fn admit(&self, entry: &Item) -> bool {
+    /// Whether a feed or geo entry (a listing's summary) passes every filter.
+    pub fn admit(&self, entry: &Item) -> bool {
         let text = |name: &str| entry.get(name).and_then(Value::as_str);
         let kind_ok = self.kind.is_none_or(|k| text("kind") == Some(k.as_str()));
         let category_ok = self
             .category
             .as_deref()
             .is_none_or(|c| text("category") == Some(c));
-        let city_ok = self.city.as_deref().is_none_or(|c| text("city") == Some(c));
-        let terms_ok = self.terms.iter().all(|term| {
-            entry
-                .get("terms")
-                .and_then(Value::as_array)
-                .is_some_and(|ts| ts.iter().any(|t| t.as_str() == Some(term)))
+        let city_ok = self
+            .city
+            .as_deref()
+            .is_none_or(|c| text("city_code") == Some(c));
+        let q_ok = self.q.as_deref().is_none_or(|q| {
+            text("title").is_some_and(|title| crate::text::fold(title).contains(q))
         });
-        kind_ok && category_ok && city_ok && terms_ok
+        kind_ok && category_ok && city_ok && q_ok
+    }
+
+    /// The parameters a cursor is bound to.
+    fn binding(&self, near: &Location, radius_km: f64) -> String {
+        let text = format!(
+            "{},{},{radius_km}|{:?}|{:?}|{:?}|{:?}",
+            near.lat, near.lng, self.kind, self.category, self.city, self.q
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        URL_SAFE_NO_PAD.encode(&digest.as_ref()[..9])
     }
 }
 
@@ -144,10 +162,26 @@ pub async fn browse(
     store: &DynStore,
     browse: &Browse,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
-    if let Some((center, radius)) = &browse.near {
-        return nearby(store, browse, center, *radius).await;
+    if let Some((center, radius_km)) = &browse.near {
+        let filters = &browse.filters;
+        let admit = |entry: &Item| filters.admit(entry);
+        let near = Near {
+            center: *center,
+            radius_m: radius_km * 1000.0,
+            admit: &admit,
+            binding: filters.binding(center, *radius_km),
+        };
+        let (items, next, _) = nearby::page(
+            store,
+            &near,
+            browse.limit,
+            browse.cursor.as_ref(),
+            nearby::BUDGET,
+        )
+        .await?;
+        return Ok((items, next));
     }
-    if !browse.filters.terms.is_empty() {
+    if browse.filters.q.is_some() {
         return keyword(store, browse).await;
     }
     let f = &browse.filters;
@@ -166,32 +200,52 @@ pub async fn browse(
     ))
 }
 
+/// The bigram whose partition a query reads: any of them finds every match; the last is taken
+/// (in a word, later pairs are usually rarer than its first, e.g. 影师 against 摄影).
+fn anchor(q: &str) -> Option<String> {
+    crate::text::bigrams(q).pop()
+}
+
 async fn keyword(
     store: &DynStore,
     browse: &Browse,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let f = &browse.filters;
-    // The longest term is likely the rarest: its partition is the one read.
-    let anchor = f
-        .terms
-        .iter()
-        .max_by_key(|t| t.chars().count())
-        .ok_or_else(|| Error::invalid("q", "has no searchable words"))?;
-    let query = Query::partition(term_partition(anchor)).descending();
+    let q = f.q.as_deref().unwrap_or_default();
+    let anchor = anchor(q).ok_or_else(|| Error::invalid("q", "must be at least 2 characters"))?;
+    let query = Query::partition(term_partition(&anchor)).descending();
     let mut cursor = crate::domain::cursor_for(&query, browse.cursor.as_ref())?;
     let mut found = Vec::new();
     let mut examined = 0;
     loop {
         let page = store
-            .query(query.clone().limit(100).after(cursor.take()))
+            .query(query.clone().limit(MAX_BATCH_GET).after(cursor.take()))
             .await?;
-        let count = page.items.len();
-        for (i, entry) in page.items.iter().enumerate() {
-            examined += 1;
-            if f.admit(entry) {
-                found.push(entry_summary(entry));
+        examined += page.items.len();
+        // Entries whose folded title holds the query (entries written before titles were kept
+        // in them are checked on the listing itself).
+        let matching: Vec<&Item> = page
+            .items
+            .iter()
+            .filter(|e| {
+                e.get("t")
+                    .and_then(Value::as_str)
+                    .is_none_or(|t| t.contains(q))
+            })
+            .collect();
+        let listings = read_listings(store, &matching).await?;
+        let count = matching.len();
+        for (i, (entry, listing)) in matching.iter().zip(listings).enumerate() {
+            let Some(listing) = listing else { continue };
+            let summary = listing.summary();
+            let Value::Object(summary_item) = &summary else {
+                continue;
+            };
+            if listing.is_published() && f.admit(summary_item) {
+                found.push(summary);
                 if found.len() == browse.limit {
-                    let last_of_all = i + 1 == count && page.next.is_none();
+                    let last_of_all =
+                        i + 1 == count && page.next.is_none() && matching.len() == page.items.len();
                     let next = (!last_of_all)
                         .then(|| Cursor::after_item(entry, &query, &TABLE))
                         .flatten();
@@ -207,81 +261,28 @@ async fn keyword(
     }
 }
 
-/// Where a nearby page starts: after this distance (whole millimetres, so it survives the trip
-/// through text exactly) and id.
-#[derive(Serialize, Deserialize)]
-struct NearCursor {
-    mm: i64,
-    id: String,
-}
-
-async fn nearby(
-    store: &DynStore,
-    browse: &Browse,
-    center: &Location,
-    radius_km: f64,
-) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
-    let after = browse
-        .cursor
-        .as_ref()
-        .map(|c| {
-            serde_json::from_slice::<NearCursor>(c.as_bytes())
-                .ok()
-                .filter(|c| !c.id.is_empty())
-                .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
-        })
-        .transpose()?;
-    let precision = geo::query_precision(radius_km);
-    let cells = geo::covering_cells(center, radius_km, precision);
-    let per_cell = (MAX_NEARBY_CANDIDATES / cells.len().max(1)).max(1);
-    let reads = cells.iter().map(|cell| {
-        let sort = if precision > PARTITION_PRECISION {
-            SortKey::Prefix(cell.clone())
-        } else {
-            SortKey::Any
-        };
-        store.query(
-            Query::partition(geo_partition(cell))
-                .sort(sort)
-                .limit(per_cell),
-        )
-    });
-    let pages = try_join_all(reads).await?;
-    let radius_m = radius_km * 1000.0;
-    let mut hits: Vec<(i64, String, &Item)> = pages
+/// The listings term entries name, in order (`None` where one is gone), in one batch read.
+async fn read_listings(store: &DynStore, entries: &[&Item]) -> Result<Vec<Option<Listing>>, Error> {
+    let keys: Vec<Option<Key>> = entries
         .iter()
-        .flat_map(|p| p.items.iter())
-        .filter(|entry| browse.filters.admit(entry))
-        .filter_map(|entry| {
-            let distance = center.distance_m(&entry_location(entry)?);
-            let id = entry.get("id")?.as_str()?.to_owned();
-            (distance <= radius_m).then_some(((distance * 1000.0).round() as i64, id, entry))
+        .map(|e| {
+            e.get("id")
+                .and_then(Value::as_str)
+                .and_then(crate::ids::ListingId::parse)
+                .map(|id| listing_key(&id))
         })
         .collect();
-    hits.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    if let Some(after) = &after {
-        hits.retain(|(mm, id, _)| (*mm, id.as_str()) > (after.mm, after.id.as_str()));
+    let wanted: Vec<Key> = keys.iter().flatten().cloned().collect();
+    let mut read = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        store.get_many(&wanted).await?
     }
-    let more = hits.len() > browse.limit;
-    hits.truncate(browse.limit);
-    let next = match hits.last() {
-        Some((mm, id, _)) if more => {
-            let cursor = json!(NearCursor {
-                mm: *mm,
-                id: id.clone()
-            })
-            .to_string();
-            Some(PageCursor::new(cursor.into_bytes()))
-        }
-        _ => None,
-    };
-    let items = hits
-        .iter()
-        .map(|(mm, _, entry)| {
-            let mut summary = entry_summary(entry);
-            summary["distance_m"] = json!((mm + 500) / 1000);
-            summary
+    .into_iter();
+    keys.into_iter()
+        .map(|key| match key {
+            None => Ok(None),
+            Some(_) => read.next().flatten().map(Listing::from_item).transpose(),
         })
-        .collect();
-    Ok((items, next))
+        .collect()
 }

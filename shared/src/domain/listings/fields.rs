@@ -4,14 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cities::City;
 use crate::domain::profile::{bounded_text, https_url, not_null, patch_field};
 use crate::error::Error;
-use crate::geo::Location;
+use crate::geo::{GeoBounds, Location};
 use crate::money::Fen;
 
 pub const MAX_TITLE_CHARS: usize = 40;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-pub const MAX_CITY_CHARS: usize = 20;
 pub const MAX_IMAGES: usize = 9;
 pub const MAX_MEDIA_URL_LEN: usize = 1024;
 
@@ -98,8 +98,10 @@ pub struct ListingPatch {
     pub status: Option<RequestedStatus>,
 }
 
+/// A title, NFKC-normalised (full-width letters and digits become plain ones) before its length
+/// is counted, so it is stored and searched in one form.
 pub fn title(text: &str) -> Result<String, Error> {
-    bounded_text("title", text, MAX_TITLE_CHARS)
+    bounded_text("title", &crate::text::nfkc(text), MAX_TITLE_CHARS)
 }
 
 pub fn description(text: &str) -> Result<String, Error> {
@@ -141,13 +143,15 @@ pub fn category(text: &str, allowed: &[String]) -> Result<String, Error> {
     }
 }
 
-/// A city name such as 北京; it becomes part of index keys, so `#` is refused.
-pub fn city(text: &str) -> Result<String, Error> {
-    let city = bounded_text("city", text, MAX_CITY_CHARS)?;
-    if city.contains('#') {
-        return Err(Error::invalid("city", "must not contain #"));
-    }
-    Ok(city)
+/// A city of `cities.rs`, named by its name (北京市), short name (北京) or adcode (110000).
+pub fn city(text: &str) -> Result<City, Error> {
+    crate::cities::lookup(text).ok_or_else(|| {
+        Error::invalid(
+            "city",
+            "is not a known city: give a prefecture-level city or municipality by its name \
+             (北京市), short name (北京) or adcode (110000)",
+        )
+    })
 }
 
 pub fn images(urls: &[String]) -> Result<Vec<String>, Error> {
@@ -179,8 +183,9 @@ pub fn price(kind: Kind, price_fen: Option<i64>) -> Result<Option<Fen>, Error> {
     }
 }
 
-pub fn location(location: Location) -> Result<Location, Error> {
-    Location::new("location", location.lat, location.lng)
+/// A listing's point: rounded to 6 decimals, inside the service area.
+pub fn location(location: Location, bounds: &GeoBounds) -> Result<Location, Error> {
+    Location::new("location", location.lat, location.lng, bounds)
 }
 
 #[cfg(test)]
@@ -224,8 +229,10 @@ mod tests {
         assert!(title("婚礼\u{200B}摄影").is_err());
         assert!(title("\u{FE0F}").is_err());
         assert!(description(&"字".repeat(2001)).is_err());
-        assert!(city("北京").is_ok());
+        assert_eq!(title("Ｃａｎｏｎ　摄影").unwrap(), "Canon 摄影");
+        assert_eq!(city("北京").unwrap().adcode, "110000");
         assert!(city("北#京").is_err());
+        assert!(city("火星").is_err());
         let allowed = vec!["photography".to_owned()];
         assert!(category("photography", &allowed).is_ok());
         assert!(category("weapons", &allowed).is_err());

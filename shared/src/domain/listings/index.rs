@@ -2,25 +2,36 @@
 //!
 //! While a listing is published it has, written in the same transaction as the listing itself:
 //! - 8 feed entries, one per subset of {kind, category, city}: `FEED#all`, `FEED#k=service`,
-//!   `FEED#k=service#cat=photography#c=北京`, … so every combination of those three filters is
-//!   one partition, newest first (sort key `<published_at>#<id>`);
-//! - a geo entry `GEO#<geohash 4>` / `<geohash 9>#<id>` when it has a location (nearby);
-//! - one term entry `TERM#<term>` / `<published_at>#<id>` per title term (keyword search).
+//!   `FEED#k=service#cat=photography#c=110000`, … so every combination of those three filters is
+//!   one partition, newest first (sort key `<published_at>#<id>`); the city is its adcode;
+//! - a geo entry `GEO#<geohash 3>` / `<geohash 9>#<id>` of its coarse point when it has a location
+//!   (nearby: `super::nearby`);
+//! - one term entry `TERM#<bigram>` / `<published_at>#<id>` per distinct bigram of its folded
+//!   title (keyword search), holding only the id and the folded title.
 //!
-//! Each entry carries the listing's summary and its terms, so a page of results needs no further
-//! reads and the filters an index does not serve are applied to the entries themselves.
+//! Feed and geo entries carry the listing's summary (coarse location), so a page of results
+//! needs no further reads. Term entries depend on the title alone, so an edit that leaves the
+//! title alone leaves them alone; a keyword page reads its listings in one batch.
+//!
+//! A save writes only the entries that change. Worst case, an edit of a published listing that
+//! changes its title entirely (39 bigrams out, 39 in), its category and city (6 feed keys out, 6
+//! in, 2 rewritten) and its location (geo out and in) is 1 + 78 + 14 + 2 = 95 writes; publishing
+//! or unpublishing is at most 1 + 8 + 1 + 39 + the owner's count and entry = 51. DynamoDB allows 100.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::fields::Kind;
+use super::fields::{Kind, MAX_TITLE_CHARS};
 use super::Listing;
 use crate::geo::{Location, PARTITION_PRECISION, POINT_PRECISION};
 use crate::store::{Item, Key};
 
-/// At most this many title terms are indexed (bounds the transaction size).
-pub const MAX_TERMS: usize = 24;
+/// A title of at most 40 characters has at most 39 bigrams: all are indexed.
+pub const MAX_TERMS: usize = MAX_TITLE_CHARS - 1;
 
-/// The feed partition serving exactly this filter combination.
+/// The feed partition serving exactly this filter combination (`city`: the adcode, or the text
+/// of a listing stored before cities had codes).
 pub fn feed_partition(kind: Option<Kind>, category: Option<&str>, city: Option<&str>) -> String {
     let mut partition = String::from("FEED");
     if let Some(kind) = kind {
@@ -41,6 +52,7 @@ pub fn feed_partition(kind: Option<Kind>, category: Option<&str>, city: Option<&
     partition
 }
 
+/// The geo partition of a geohash (its first [`PARTITION_PRECISION`] characters).
 pub fn geo_partition(cell: &str) -> String {
     format!("GEO#{}", &cell[..cell.len().min(PARTITION_PRECISION)])
 }
@@ -49,71 +61,85 @@ pub fn term_partition(term: &str) -> String {
     format!("TERM#{term}")
 }
 
-/// The terms a listing is found by.
+/// The terms a listing is found by: the bigrams of its folded title.
 pub fn listing_terms(listing: &Listing) -> Vec<String> {
-    crate::text::terms(&listing.title, MAX_TERMS)
+    let mut terms = crate::text::bigrams(&crate::text::fold(&listing.title));
+    terms.truncate(MAX_TERMS);
+    terms
 }
 
-/// Every index entry of a listing: none unless it is published.
-pub fn entries(listing: &Listing) -> Vec<Item> {
+fn with_key(mut item: Item, pk: String, sk: String) -> Item {
+    item.insert("pk".into(), pk.into());
+    item.insert("sk".into(), sk.into());
+    item
+}
+
+/// Every index entry of a listing, by key: none unless it is published.
+pub fn entries(listing: &Listing) -> HashMap<Key, Item> {
+    let mut out = HashMap::new();
     if !listing.is_published() {
-        return Vec::new();
+        return out;
     }
     let published_at = listing.published_at.clone().unwrap_or_default();
     let order = format!("{published_at}#{}", listing.id);
-    let terms = listing_terms(listing);
-    let mut summary = listing.summary();
-    summary["terms"] = json!(terms);
-    let entry = |pk: String, sk: String| {
-        let mut item = match summary.clone() {
-            Value::Object(map) => map,
-            _ => Item::new(),
-        };
-        item.insert("pk".into(), pk.into());
-        item.insert("sk".into(), sk.into());
-        item
+    let summary = match listing.summary() {
+        Value::Object(map) => map,
+        _ => Item::new(),
     };
-    let mut out = Vec::new();
+    let mut add = |item: Item| {
+        if let Some(key) = Key::of(&item) {
+            out.insert(key, item);
+        }
+    };
     for mask in 0..8u8 {
         let partition = feed_partition(
             (mask & 1 != 0).then_some(listing.kind),
             (mask & 2 != 0).then_some(listing.category.as_str()),
-            (mask & 4 != 0).then_some(listing.city.as_str()),
+            (mask & 4 != 0).then_some(listing.city_key()),
         );
-        out.push(entry(partition, order.clone()));
+        add(with_key(summary.clone(), partition, order.clone()));
     }
     if let Some(location) = &listing.location {
-        let cell = location.geohash(POINT_PRECISION);
-        out.push(entry(
+        let cell = location.coarse().geohash(POINT_PRECISION);
+        add(with_key(
+            summary.clone(),
             geo_partition(&cell),
             format!("{cell}#{}", listing.id),
         ));
     }
-    for term in &terms {
-        out.push(entry(term_partition(term), order.clone()));
+    let folded = crate::text::fold(&listing.title);
+    for term in listing_terms(listing) {
+        let mut item = Item::new();
+        item.insert("id".into(), json!(listing.id));
+        item.insert("t".into(), json!(folded));
+        add(with_key(item, term_partition(&term), order.clone()));
     }
     out
 }
 
-/// The keys of a set of entries.
-pub fn keys(entries: &[Item]) -> Vec<Key> {
-    entries.iter().filter_map(Key::of).collect()
-}
-
-/// An entry's location, for nearby distances.
+/// An entry's point as others see it: coarse, whatever the entry holds.
 pub fn entry_location(entry: &Item) -> Option<Location> {
     let location = entry.get("location")?;
-    Some(Location {
-        lat: location.get("lat")?.as_f64()?,
-        lng: location.get("lng")?.as_f64()?,
-    })
+    Some(
+        Location {
+            lat: location.get("lat")?.as_f64()?,
+            lng: location.get("lng")?.as_f64()?,
+        }
+        .coarse(),
+    )
 }
 
-/// What a client sees of an entry: the summary without the index bookkeeping.
+/// What a client sees of a feed or geo entry: the summary without the index bookkeeping. The
+/// location is coarsened here too, so entries written before coarsening never show more.
 pub fn entry_summary(entry: &Item) -> Value {
     let mut summary = entry.clone();
     for internal in ["pk", "sk", "terms"] {
         summary.remove(internal);
     }
+    if let Some(location) = entry_location(entry) {
+        summary.insert("location".into(), json!(location));
+    }
+    // Entries written before cities had codes carry none.
+    summary.entry("city_code").or_insert(Value::Null);
     Value::Object(summary)
 }

@@ -10,16 +10,16 @@
 pub mod browse;
 pub mod fields;
 pub mod index;
-
-use std::collections::HashSet;
+pub mod nearby;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::fields::{Kind, ListingPatch, NewListing, RequestedStatus};
 use super::members::{self, member_key, now_rfc3339};
+use crate::config::Config;
 use crate::error::Error;
-use crate::geo::Location;
+use crate::geo::{GeoBounds, Location};
 use crate::ids::{ListingId, UserId};
 use crate::money::Fen;
 use crate::store::{Condition, DynStore, Item, Key, PageCursor, StoreError, Write};
@@ -40,6 +40,22 @@ async fn backoff(attempt: u32) {
     let ceiling = 1u64 << attempt.min(6);
     let millis = u64::from(byte[0]) % (ceiling + 1);
     tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
+
+/// What a listing's fields are checked against (from the configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub categories: &'a [String],
+    pub bounds: GeoBounds,
+}
+
+impl<'a> Rules<'a> {
+    pub fn of(config: &'a Config) -> Self {
+        Rules {
+            categories: &config.categories,
+            bounds: config.geo_bounds,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +129,13 @@ pub struct Listing {
     pub title: String,
     pub description: String,
     pub category: String,
+    /// The city's canonical name (`cities.rs`); free text for listings stored before cities had
+    /// codes, until their next edit.
     pub city: String,
+    /// The city's adcode; `None` only for those older listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city_code: Option<String>,
+    /// The exact point, as its owner gave it; others see [`Location::coarse`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     #[serde(default)]
@@ -186,6 +208,11 @@ impl Listing {
         self.status == ListingStatus::Published
     }
 
+    /// What the city feeds are keyed by: the adcode (or the old free text).
+    pub fn city_key(&self) -> &str {
+        self.city_code.as_deref().unwrap_or(&self.city)
+    }
+
     pub fn from_item(item: Item) -> Result<Self, Error> {
         serde_json::from_value(Value::Object(item))
             .map_err(|e| Error::Internal(format!("stored listing unreadable: {e}")))
@@ -216,7 +243,7 @@ impl Listing {
         Ok(item)
     }
 
-    /// What browsing shows of a listing.
+    /// What browsing shows of a listing: the location coarsened (privacy policy §二(八)三).
     pub fn summary(&self) -> Value {
         json!({
             "id": self.id,
@@ -224,15 +251,16 @@ impl Listing {
             "title": self.title,
             "category": self.category,
             "city": self.city,
+            "city_code": self.city_code,
             "price_fen": self.price_fen,
             "cover_url": self.images.first(),
-            "location": self.location,
+            "location": self.location.map(|l| l.coarse()),
             "owner_id": self.owner_id,
             "published_at": self.published_at,
         })
     }
 
-    /// The whole listing as anyone may see it.
+    /// The whole listing as anyone may see it, the location coarsened.
     pub fn public_view(&self) -> Value {
         json!({
             "id": self.id,
@@ -242,7 +270,8 @@ impl Listing {
             "description": self.description,
             "category": self.category,
             "city": self.city,
-            "location": self.location,
+            "city_code": self.city_code,
+            "location": self.location.map(|l| l.coarse()),
             "images": self.images,
             "video_url": self.video_url,
             "price_fen": self.price_fen,
@@ -255,9 +284,11 @@ impl Listing {
         })
     }
 
-    /// The owner also sees why staff took it down (privacy policy §三(四)2).
+    /// The owner also sees the exact location and why staff took it down (privacy policy
+    /// §三(四)2).
     pub fn owner_view(&self) -> Value {
         let mut view = self.public_view();
+        view["location"] = json!(self.location);
         view["takedown_reason"] = json!(self.takedown_reason);
         view
     }
@@ -342,16 +373,22 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
             update.build()
         }
     }];
+    // Only the entries that change: stale keys deleted, new or changed entries put (see
+    // `index` for the worst case, within DynamoDB's 100 writes).
     let new_entries = index::entries(new);
-    let new_keys: HashSet<Key> = index::keys(&new_entries).into_iter().collect();
-    if let Some(old) = old {
-        for stale in index::keys(&index::entries(old)) {
-            if !new_keys.contains(&stale) {
-                writes.push(Write::delete(stale));
-            }
-        }
-    }
-    writes.extend(new_entries.into_iter().map(Write::put));
+    let old_entries = old.map(index::entries).unwrap_or_default();
+    let mut stale: Vec<&Key> = old_entries
+        .keys()
+        .filter(|k| !new_entries.contains_key(*k))
+        .collect();
+    stale.sort();
+    writes.extend(stale.into_iter().map(|k| Write::delete(k.clone())));
+    let mut changed: Vec<(Key, Item)> = new_entries
+        .into_iter()
+        .filter(|(k, item)| old_entries.get(k) != Some(item))
+        .collect();
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    writes.extend(changed.into_iter().map(|(_, item)| Write::put(item)));
     if old.is_none_or(|old| old.status != new.status) {
         writes.push(Write::put(mine_entry(new)));
     }
@@ -379,7 +416,7 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
 /// `POST /v1/listings`: a verified member creates a draft or publishes at once.
 pub async fn create(
     store: &DynStore,
-    categories: &[String],
+    rules: &Rules<'_>,
     owner: &UserId,
     body: NewListing,
 ) -> Result<Listing, Error> {
@@ -392,15 +429,20 @@ pub async fn create(
         ));
     }
     let now = now_rfc3339();
+    let city = fields::city(&body.city)?;
     let listing = Listing {
         id: ListingId::generate(),
         owner_id: owner.clone(),
         kind: body.kind,
         title: fields::title(&body.title)?,
         description: fields::description(&body.description)?,
-        category: fields::category(&body.category, categories)?,
-        city: fields::city(&body.city)?,
-        location: body.location.map(fields::location).transpose()?,
+        category: fields::category(&body.category, rules.categories)?,
+        city: city.name.to_owned(),
+        city_code: Some(city.adcode.to_owned()),
+        location: body
+            .location
+            .map(|l| fields::location(l, &rules.bounds))
+            .transpose()?,
         images,
         video_url: body
             .video_url
@@ -443,11 +485,7 @@ async fn load_own(store: &DynStore, id: &ListingId, actor: &UserId) -> Result<Li
 }
 
 /// Applies a validated patch; `Err` before anything is written when a field is bad.
-fn apply_patch(
-    old: &Listing,
-    patch: &ListingPatch,
-    categories: &[String],
-) -> Result<Listing, Error> {
+fn apply_patch(old: &Listing, patch: &ListingPatch, rules: &Rules<'_>) -> Result<Listing, Error> {
     if old.retiring
         || matches!(
             old.status,
@@ -467,13 +505,23 @@ fn apply_patch(
         new.description = fields::description(description)?;
     }
     if let Some(category) = &patch.category {
-        new.category = fields::category(category, categories)?;
+        new.category = fields::category(category, rules.categories)?;
     }
-    if let Some(city) = &patch.city {
-        new.city = fields::city(city)?;
+    // A city given is checked; a listing stored with free text gets its code on any edit when
+    // the text names a known city (it then moves to that city's feeds).
+    let city = match (&patch.city, &old.city_code) {
+        (Some(text), _) => Some(fields::city(text)?),
+        (None, None) => crate::cities::lookup(&old.city),
+        (None, Some(_)) => None,
+    };
+    if let Some(city) = city {
+        new.city = city.name.to_owned();
+        new.city_code = Some(city.adcode.to_owned());
     }
     if let Some(location) = patch.location {
-        new.location = location.map(fields::location).transpose()?;
+        new.location = location
+            .map(|l| fields::location(l, &rules.bounds))
+            .transpose()?;
     }
     if let Some(images) = &patch.images {
         new.images = fields::images(images)?;
@@ -521,14 +569,14 @@ fn unchanged(old: &Listing, new: &Listing) -> bool {
 /// `PATCH /v1/listings/{id}` by its owner.
 pub async fn update(
     store: &DynStore,
-    categories: &[String],
+    rules: &Rules<'_>,
     actor: &UserId,
     id: &ListingId,
     patch: ListingPatch,
 ) -> Result<Listing, Error> {
     for _ in 0..MAX_ATTEMPTS {
         let old = load_own(store, id, actor).await?;
-        let new = apply_patch(&old, &patch, categories)?;
+        let new = apply_patch(&old, &patch, rules)?;
         if unchanged(&old, &new) {
             // Nothing to change: no write, no new version, no new `updated_at`.
             return Ok(old);
