@@ -5,9 +5,26 @@ use serde::{Deserialize, Serialize};
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
+        /// Read back (from a stored record, a signed token) only in the shape we generate.
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[serde(into = "String", try_from = "String")]
         pub struct $name(String);
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(text: String) -> Result<Self, String> {
+                $name::parse(&text).ok_or_else(|| {
+                    format!("not a {} id: {text:?}", stringify!($name))
+                })
+            }
+        }
 
         impl $name {
             const PREFIX: &'static str = $prefix;
@@ -97,5 +114,23 @@ mod tests {
             "a user id is no listing id"
         );
         assert_ne!(random_token(), random_token());
+    }
+
+    #[test]
+    fn ids_are_read_back_only_in_their_shape() {
+        let id = UserId::generate();
+        let text = serde_json::to_value(&id).unwrap();
+        assert_eq!(text, serde_json::json!(id.as_str()));
+        assert_eq!(serde_json::from_value::<UserId>(text).unwrap(), id);
+        for bad in [
+            serde_json::json!("u_1"),
+            serde_json::json!(ListingId::generate()),
+            serde_json::json!(7),
+        ] {
+            assert!(
+                serde_json::from_value::<UserId>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::config::Secret;
 use crate::error::Error;
 use crate::ids::{random_token, UserId};
-use crate::store::{Condition, DynStore, Item, Key, Query, SortKey, Write};
+use crate::store::{keys, Condition, DynStore, Item, Key, Query, Record, SortKey, Write};
 
 /// What a valid token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,35 +66,45 @@ impl TokenSigner {
     }
 }
 
-fn session_key(user: &UserId, session_id: &str) -> Key {
-    Key::new(format!("USER#{user}"), format!("SESSION#{session_id}"))
+/// A session as stored ([`keys::session`]): what makes a token good until logout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Epoch seconds.
+    pub created_at: i64,
+    /// Epoch seconds.
+    pub expires_at: i64,
+    /// DynamoDB's TTL removes the record some time after expiry; the checks here do not wait.
+    pub ttl: i64,
+}
+
+impl Record for SessionRecord {
+    const KIND: &'static str = "session";
 }
 
 /// A new session for `user`: its token, claims, and the write that records it (for callers that
 /// put it in a transaction of their own).
-pub fn prepare(signer: &TokenSigner, user: &UserId, ttl_secs: i64) -> (String, Claims, Write) {
+pub fn prepare(
+    signer: &TokenSigner,
+    user: &UserId,
+    ttl_secs: i64,
+) -> Result<(String, Claims, Write), Error> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = Claims {
         user_id: user.clone(),
         session_id: random_token(),
         expires_at: now + ttl_secs,
     };
-    let key = session_key(user, &claims.session_id);
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("created_at".into(), now.into());
-    item.insert("expires_at".into(), claims.expires_at.into());
-    // DynamoDB's TTL removes the record some time after expiry; the checks here do not wait.
-    item.insert(
-        crate::store::schema::TABLE.ttl_attribute.into(),
-        claims.expires_at.into(),
-    );
-    (
+    let record = SessionRecord {
+        created_at: now,
+        expires_at: claims.expires_at,
+        ttl: claims.expires_at,
+    };
+    let item = record.to_item(keys::session(user, &claims.session_id), None)?;
+    Ok((
         signer.sign(&claims),
         claims,
         Write::put_if(item, Condition::Absent, "session_new"),
-    )
+    ))
 }
 
 /// A new session for `user`, recorded in the store; returns the token and its claims.
@@ -104,7 +114,7 @@ pub async fn start(
     user: &UserId,
     ttl_secs: i64,
 ) -> Result<(String, Claims), Error> {
-    let (token, claims, record) = prepare(signer, user, ttl_secs);
+    let (token, claims, record) = prepare(signer, user, ttl_secs)?;
     store.write(record).await?;
     Ok((token, claims))
 }
@@ -117,7 +127,7 @@ pub async fn authenticate(
 ) -> Result<Claims, Error> {
     let claims = signed_claims(signer, req)?;
     let record = store
-        .get(&session_key(&claims.user_id, &claims.session_id))
+        .get(&keys::session(&claims.user_id, &claims.session_id))
         .await?;
     match record {
         Some(_) => Ok(claims),
@@ -135,7 +145,7 @@ pub async fn authenticate_with(
 ) -> Result<(Claims, Option<Item>), Error> {
     let claims = signed_claims(signer, req)?;
     let keys = [
-        session_key(&claims.user_id, &claims.session_id),
+        keys::session(&claims.user_id, &claims.session_id),
         key(&claims),
     ];
     let mut found = store.get_many(&keys).await?.into_iter();
@@ -154,7 +164,7 @@ fn signed_claims(signer: &TokenSigner, req: &Request) -> Result<Claims, Error> {
 /// Revokes one session (logout). Idempotent.
 pub async fn revoke(store: &DynStore, claims: &Claims) -> Result<(), Error> {
     store
-        .write(Write::delete(session_key(
+        .write(Write::delete(keys::session(
             &claims.user_id,
             &claims.session_id,
         )))
@@ -167,8 +177,8 @@ pub async fn revoke_all(store: &DynStore, user: &UserId) -> Result<(), Error> {
     loop {
         let page = store
             .query(
-                Query::partition(format!("USER#{user}"))
-                    .sort(SortKey::Prefix("SESSION#".into()))
+                Query::partition(keys::user(user))
+                    .sort(SortKey::Prefix(keys::SESSION_PREFIX.into()))
                     .limit(crate::store::MAX_TRANSACTION_WRITES),
             )
             .await?;

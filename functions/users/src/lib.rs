@@ -6,6 +6,7 @@ use renji_shared::domain::members;
 use renji_shared::http::{id_param, json_body, no_content, ok, route_key, PageRequest};
 use renji_shared::ids::UserId;
 use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::store::{keys, Record};
 use renji_shared::{App, Error};
 
 /// The routes this function serves and their rate limits; `template.yaml` must route exactly
@@ -28,7 +29,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     match route_key(&req) {
         Some("GET /v1/me") => {
             let (_, member) = app
-                .authenticate_with(&req, |me| members::member_key(&me.user_id))
+                .authenticate_with(&req, |me| keys::member(&me.user_id))
                 .await?;
             let member = member.ok_or(Error::NotFound("member"))?;
             ok(&members::Member::from_item(member)?.private_view())

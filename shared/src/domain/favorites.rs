@@ -1,41 +1,44 @@
 //! Favourites ("我的-收藏"): one record per member and listing, and the listing's count, always
 //! changed in the same transaction, so the count equals the records and never goes negative.
 //!
-//! Store layout: `FAVS#<member> / <listing id>`, ordered for the list by
-//! `gsi1pk = FAVS#<member>`, `gsi1sk` = a time-ordered ULID.
+//! Store layout: `FAVS#<member> / <listing id>` ([`keys::favourite`]), ordered for the list by
+//! `gsi1pk = FAVS#<member>`, `gsi1sk` = a time-ordered ULID ([`keys::favourite_listed`]).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::listings::{self, listing_key};
+use super::listings;
 use super::members::now_rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
 use crate::store::schema::GSI1;
-use crate::store::{Condition, DynStore, Item, Key, PageCursor, Query, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, PageCursor, Query, Record, StoreError, Write};
 
-fn partition(member: &UserId) -> String {
-    format!("FAVS#{member}")
+/// A member's favourite listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Favourite {
+    pub listing_id: ListingId,
+    pub created_at: String,
 }
 
-fn record_key(member: &UserId, listing: &ListingId) -> Key {
-    Key::new(partition(member), listing.as_str())
+impl Record for Favourite {
+    const KIND: &'static str = "favourite";
 }
 
 /// `PUT /v1/me/favorites/{listing_id}`: idempotent; only a published listing can be favourited.
 pub async fn add(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
-    let key = record_key(member, listing);
-    let now = now_rfc3339();
-    let mut record = Item::new();
-    record.insert("pk".into(), key.pk.clone().into());
-    record.insert("sk".into(), key.sk.clone().into());
-    record.insert("gsi1pk".into(), key.pk.into());
-    record.insert("gsi1sk".into(), crate::ids::time_order().into());
-    record.insert("listing_id".into(), json!(listing));
-    record.insert("created_at".into(), now.into());
+    let record = Favourite {
+        listing_id: listing.clone(),
+        created_at: now_rfc3339(),
+    };
+    let item = record.to_item(
+        keys::favourite(member, listing),
+        Some(keys::favourite_listed(member, &crate::ids::time_order())),
+    )?;
     let result = store
         .transact(vec![
-            Write::put_if(record, Condition::Absent, "not_favorited"),
-            Write::update(listing_key(listing))
+            Write::put_if(item, Condition::Absent, "not_favorited"),
+            Write::update(keys::listing(listing))
                 .add("favorites_count", 1)
                 .condition(
                     Condition::Equals("status".into(), json!("published")),
@@ -72,8 +75,12 @@ pub async fn unavailable(store: &DynStore, listing: &ListingId) -> Error {
 pub async fn remove(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
     let result = store
         .transact(vec![
-            Write::delete_if(record_key(member, listing), Condition::Present, "favorited"),
-            Write::update(listing_key(listing))
+            Write::delete_if(
+                keys::favourite(member, listing),
+                Condition::Present,
+                "favorited",
+            ),
+            Write::update(keys::listing(listing))
                 .add("favorites_count", -1)
                 .condition(
                     Condition::AtLeast("favorites_count".into(), 1),
@@ -95,16 +102,17 @@ pub async fn list(
     limit: usize,
     cursor: Option<&PageCursor>,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
-    let query = Query::partition(partition(member))
+    let query = Query::partition(keys::favourites(member))
         .index(GSI1)
         .descending()
         .limit(limit);
     let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
         .into_iter()
-        .map(|(record, listing)| {
-            json!({ "listing": listing, "favorited_at": record.get("created_at") })
+        .map(|(item, listing)| {
+            let record = Favourite::from_item(item)?;
+            Ok(json!({ "listing": listing, "favorited_at": record.created_at }))
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     Ok((items, next))
 }

@@ -1,34 +1,41 @@
 //! Follows: a member follows another. Each follow is two records (the follower's "following"
 //! edge and the followee's "followers" edge) and two counts, all changed in one transaction.
 //!
-//! Store layout: `FOLLOWING#<member> / <followee>` and `FOLLOWERS#<followee> / <member>`, each
-//! listed newest first through `gsi1pk` = its pk, `gsi1sk` = a time-ordered ULID.
+//! Store layout: `FOLLOWING#<member> / <followee>` and `FOLLOWERS#<followee> / <member>`
+//! ([`keys::following_edge`], [`keys::follower_edge`]), each listed newest first through
+//! `gsi1pk` = its pk, `gsi1sk` = a time-ordered ULID ([`keys::edge_listed`]).
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::members::{self, member_key, now_rfc3339, Member};
+use super::members::{self, now_rfc3339, Member};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::store::schema::GSI1;
-use crate::store::{Condition, DynStore, Item, Key, PageCursor, Query, StoreError, Write};
+use crate::store::{
+    keys, Condition, DynStore, Item, Key, PageCursor, Query, Record, Records, StoreError, Write,
+};
 
-fn following(member: &UserId) -> String {
-    format!("FOLLOWING#{member}")
+/// One edge of a follow: the other member, and since when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    /// The followee on the follower's edge, the follower on the followee's.
+    pub user_id: UserId,
+    pub created_at: String,
 }
 
-fn followers(member: &UserId) -> String {
-    format!("FOLLOWERS#{member}")
+impl Record for Edge {
+    const KIND: &'static str = "follow edge";
 }
 
-fn edge(partition: String, other: &UserId, now: &str) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), partition.clone().into());
-    item.insert("sk".into(), other.as_str().into());
-    item.insert("gsi1pk".into(), partition.into());
-    item.insert("gsi1sk".into(), crate::ids::time_order().into());
-    item.insert("user_id".into(), json!(other));
-    item.insert("created_at".into(), now.into());
-    item
+/// The edge stored at `key`, naming `other`, listed newest first.
+fn edge(key: Key, other: &UserId, now: &str) -> Result<Item, Error> {
+    let listed = keys::edge_listed(&key, &crate::ids::time_order());
+    Edge {
+        user_id: other.clone(),
+        created_at: now.to_owned(),
+    }
+    .to_item(key, Some(listed))
 }
 
 /// `PUT /v1/me/following/{user_id}`: idempotent; nobody follows themselves.
@@ -40,16 +47,16 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
     let result = store
         .transact(vec![
             Write::put_if(
-                edge(following(member), target, &now),
+                edge(keys::following_edge(member, target), target, &now)?,
                 Condition::Absent,
                 "not_following",
             ),
-            Write::put(edge(followers(target), member, &now)),
-            Write::update(member_key(member))
+            Write::put(edge(keys::follower_edge(target, member), member, &now)?),
+            Write::update(keys::member(member))
                 .add("following_count", 1)
                 .condition(Condition::Present, "follower_exists")
                 .build(),
-            Write::update(member_key(target))
+            Write::update(keys::member(target))
                 .add("followers_count", 1)
                 .condition(Condition::Present, "followee_exists")
                 .build(),
@@ -79,19 +86,19 @@ pub async fn unfollow(store: &DynStore, member: &UserId, target: &UserId) -> Res
     let result = store
         .transact(vec![
             Write::delete_if(
-                Key::new(following(member), target.as_str()),
+                keys::following_edge(member, target),
                 Condition::Present,
                 "following",
             ),
-            Write::delete(Key::new(followers(target), member.as_str())),
-            Write::update(member_key(member))
+            Write::delete(keys::follower_edge(target, member)),
+            Write::update(keys::member(member))
                 .add("following_count", -1)
                 .condition(
                     Condition::AtLeast("following_count".into(), 1),
                     "following_count",
                 )
                 .build(),
-            Write::update(member_key(target))
+            Write::update(keys::member(target))
                 .add("followers_count", -1)
                 .condition(
                     Condition::AtLeast("followers_count".into(), 1),
@@ -124,8 +131,8 @@ pub async fn list(
         return Err(Error::NotFound("member"));
     }
     let partition = match direction {
-        Direction::Followers => followers(member),
-        Direction::Following => following(member),
+        Direction::Followers => keys::followers(member),
+        Direction::Following => keys::following(member),
     };
     let query = Query::partition(partition)
         .index(GSI1)
@@ -133,25 +140,20 @@ pub async fn list(
         .limit(limit);
     let cursor = super::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
-    let keys = page
+    let edges = page
         .items
-        .iter()
-        .map(|i| super::id_attr(i, "user_id", UserId::parse).map(|id| member_key(&id)))
-        .collect::<Result<Vec<Key>, _>>()?;
-    let profiles = if keys.is_empty() {
-        Vec::new()
-    } else {
-        store.get_many(&keys).await?
-    };
-    let items = page
-        .items
-        .iter()
+        .into_iter()
+        .map(Edge::from_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    let profile_keys: Vec<Key> = edges.iter().map(|e| keys::member(&e.user_id)).collect();
+    let profiles: Vec<Option<Member>> = store.get_records(&profile_keys).await?;
+    let items = edges
+        .into_iter()
         .zip(profiles)
+        // A member who deleted their account drops out of others' lists.
         .filter_map(|(edge, profile)| {
-            // A member who deleted their account drops out of others' lists.
-            let member: Member = serde_json::from_value(Value::Object(profile?)).ok()?;
-            let mut view = member.public_view();
-            view["followed_at"] = edge.get("created_at").cloned().unwrap_or(Value::Null);
+            let mut view = profile?.public_view();
+            view["followed_at"] = Value::String(edge.created_at);
             Some(view)
         })
         .collect();

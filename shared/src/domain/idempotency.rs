@@ -2,7 +2,8 @@
 //! client sends an `Idempotency-Key` header, and a repeat of the request with the same key gets
 //! the first answer instead of a second effect.
 //!
-//! One record per (member, route, key): `USER#<member> / IDEMPOTENCY#<route>#<key>`, holding the
+//! One record per (member, route, key): `USER#<member> / IDEMPOTENCY#<route>#<key>`
+//! ([`keys::idempotency`]), holding the
 //! SHA-256 of the request (route and body) and the response (status and body), kept 24 hours
 //! (`ttl`; an expired record counts as absent everywhere, since DynamoDB deletes late and the
 //! embedded store never does). The record is a write in the effect's own transaction, conditioned
@@ -25,8 +26,9 @@ use time::OffsetDateTime;
 use super::members::now_rfc3339;
 use crate::error::Error;
 use crate::ids::UserId;
+use crate::store::record::json_text;
 use crate::store::schema::TABLE;
-use crate::store::{Condition, DynStore, Item, Key, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
 
 /// The request header that carries a key.
 pub const HEADER: &str = "Idempotency-Key";
@@ -68,6 +70,26 @@ pub struct StoredResponse {
     pub body: Value,
 }
 
+/// A key's record: what the request was and what it answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    /// The SHA-256 of route and body, in hex.
+    request_sha256: String,
+    /// Kept as JSON text: a body of any shape is stored as it was answered.
+    #[serde(with = "json_text")]
+    response: StoredResponse,
+    /// For people reading the table; never read here.
+    #[serde(default)]
+    created_at: String,
+    /// Epoch seconds; DynamoDB's TTL attribute. A record without one counts as expired.
+    #[serde(default)]
+    ttl: i64,
+}
+
+impl Record for IdempotencyRecord {
+    const KIND: &'static str = "idempotency record";
+}
+
 /// What [`begin`] found.
 #[derive(Debug)]
 pub enum Begin {
@@ -80,10 +102,7 @@ pub enum Begin {
 /// The key of a member's record for `route` (method and path as requested, path parameters
 /// filled in, e.g. `POST /v1/orders`) and `key`.
 pub fn record_key(member: &UserId, route: &str, key: &IdempotencyKey) -> Key {
-    Key::new(
-        format!("USER#{member}"),
-        format!("IDEMPOTENCY#{route}#{}", key.as_str()),
-    )
+    keys::idempotency(member, route, key.as_str())
 }
 
 fn request_hash(route: &str, request: &[u8]) -> String {
@@ -104,25 +123,10 @@ fn now_secs() -> i64 {
 }
 
 /// A live record's request hash and response; `None` when absent or expired.
-fn live(record: Option<Item>, now: i64) -> Result<Option<(String, StoredResponse)>, Error> {
-    let Some(record) = record else {
-        return Ok(None);
-    };
-    let ttl = record.get(TABLE.ttl_attribute).and_then(Value::as_i64);
-    if ttl.is_none_or(|ttl| ttl <= now) {
-        return Ok(None);
-    }
-    let corrupt = || Error::Internal("stored idempotency record unreadable".into());
-    let hash = record
-        .get("request_sha256")
-        .and_then(Value::as_str)
-        .ok_or_else(corrupt)?;
-    let response = record
-        .get("response")
-        .and_then(Value::as_str)
-        .and_then(|r| serde_json::from_str(r).ok())
-        .ok_or_else(corrupt)?;
-    Ok(Some((hash.to_owned(), response)))
+fn live(record: Option<IdempotencyRecord>, now: i64) -> Option<(String, StoredResponse)> {
+    record
+        .filter(|r| r.ttl > now)
+        .map(|r| (r.request_sha256, r.response))
 }
 
 fn reused() -> Error {
@@ -145,7 +149,7 @@ pub async fn begin(
     let record_key = record_key(member, route, key);
     let request_hash = request_hash(route, request);
     let now = now_secs();
-    match live(store.get(&record_key).await?, now)? {
+    match live(store.get_record(&record_key).await?, now) {
         Some((hash, response)) if hash == request_hash => Ok(Begin::Replay(response)),
         Some(_) => Err(reused()),
         None => Ok(Begin::Fresh(Guard {
@@ -168,14 +172,13 @@ impl Guard {
     /// The record of `response`, for the effect's transaction: it commits only while no live
     /// record holds the key (an expired one is replaced), labelled [`LABEL`].
     pub fn write(&self, response: &StoredResponse) -> Result<Write, Error> {
-        let mut item = Item::new();
-        item.insert("pk".into(), self.key.pk.clone().into());
-        item.insert("sk".into(), self.key.sk.clone().into());
-        item.insert("request_sha256".into(), self.request_hash.clone().into());
-        let text = serde_json::to_string(response).map_err(|e| Error::Internal(e.to_string()))?;
-        item.insert("response".into(), text.into());
-        item.insert("created_at".into(), now_rfc3339().into());
-        item.insert(TABLE.ttl_attribute.into(), (self.now + KEEP_SECS).into());
+        let item = IdempotencyRecord {
+            request_sha256: self.request_hash.clone(),
+            response: response.clone(),
+            created_at: now_rfc3339(),
+            ttl: self.now + KEEP_SECS,
+        }
+        .to_item(self.key.clone(), None)?;
         // Absent, or expired (its ttl at most now).
         let free = Condition::Under(TABLE.ttl_attribute.into(), self.now + 1);
         Ok(Write::put_if(item, free, LABEL))
@@ -184,7 +187,7 @@ impl Guard {
     /// When the effect's transaction failed because another request with this key committed
     /// first: that request's answer, or 422 if it carried another body.
     pub async fn settle(self, store: &DynStore) -> Result<Option<StoredResponse>, Error> {
-        match live(store.get(&self.key).await?, now_secs())? {
+        match live(store.get_record(&self.key).await?, now_secs()) {
             Some((hash, response)) if hash == self.request_hash => Ok(Some(response)),
             Some(_) => Err(reused()),
             None => Ok(None),
@@ -250,6 +253,52 @@ mod tests {
             );
             assert_eq!(err.status().as_u16(), 422);
         }
+    }
+
+    #[test]
+    fn the_record_keeps_its_stored_layout() {
+        let member = UserId::generate();
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        let guard = Guard {
+            key: record_key(&member, "POST /v1/orders", &key),
+            request_hash: request_hash("POST /v1/orders", b"{}"),
+            now: 1_000,
+        };
+        let response = StoredResponse {
+            status: 201,
+            body: serde_json::json!({"order_id": "o_1"}),
+        };
+        let Write::Put { item, .. } = guard.write(&response).unwrap() else {
+            panic!("a put");
+        };
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "created_at",
+                "pk",
+                "request_sha256",
+                "response",
+                "sk",
+                "ttl"
+            ]
+        );
+        assert_eq!(item["pk"], format!("USER#{member}").as_str());
+        assert_eq!(item["sk"], "IDEMPOTENCY#POST /v1/orders#k-1");
+        assert_eq!(item[TABLE.ttl_attribute], 1_000 + KEEP_SECS);
+        // The response is JSON text, as records written before typed records hold it.
+        let text = item["response"].as_str().unwrap();
+        assert_eq!(
+            serde_json::from_str::<StoredResponse>(text).unwrap(),
+            response
+        );
+        let record = IdempotencyRecord::from_item(item).unwrap();
+        assert_eq!(
+            live(Some(record.clone()), 1_000 + KEEP_SECS - 1),
+            Some((guard.request_hash.clone(), response))
+        );
+        assert_eq!(live(Some(record), 1_000 + KEEP_SECS), None, "expired");
     }
 
     #[test]

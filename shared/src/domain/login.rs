@@ -41,7 +41,7 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
     // A first login writes the member, its openid claim and its session in one transaction.
     let candidate = UserId::generate();
-    let (token, claims, session) = session::prepare(&app.tokens, &candidate, ttl);
+    let (token, claims, session) = session::prepare(&app.tokens, &candidate, ttl)?;
     let (member, new_user) =
         members::find_or_create(&app.store, &identity, candidate, vec![session]).await?;
     let (token, claims) = if new_user {

@@ -1,8 +1,9 @@
 //! Members: created on first WeChat login (one per openid, even when two first logins race),
 //! their profile, and the two views of it — the owner's and the public one.
 //!
-//! Store layout: `USER#<id> / PROFILE` holds the member; `OPENID#<openid> / OPENID` claims the
-//! openid for exactly one member (written in the same transaction, conditioned on absence).
+//! Store layout ([`keys::member`], [`keys::openid`]): `USER#<id> / PROFILE` holds the member;
+//! `OPENID#<openid> / OPENID` claims the openid for exactly one member (written in the same
+//! transaction, conditioned on absence).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -12,17 +13,22 @@ use time::OffsetDateTime;
 use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::store::{Condition, DynStore, Item, Key, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
 use crate::wechat::WechatIdentity;
 
-const PROFILE: &str = "PROFILE";
-
+/// The key of a member's profile ([`keys::member`]).
 pub fn member_key(id: &UserId) -> Key {
-    Key::new(format!("USER#{id}"), PROFILE)
+    keys::member(id)
 }
 
-fn openid_key(openid: &str) -> Key {
-    Key::new(format!("OPENID#{openid}"), "OPENID")
+/// The claim of an openid by the member who first logged in with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenidClaim {
+    pub user_id: UserId,
+}
+
+impl Record for OpenidClaim {
+    const KIND: &'static str = "openid claim";
 }
 
 /// Who a verified member was verified as: the badge others see, never the details.
@@ -93,23 +99,6 @@ impl Member {
         }
     }
 
-    fn to_item(&self) -> Result<Item, Error> {
-        let key = member_key(&self.id);
-        let Value::Object(mut item) =
-            serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))?
-        else {
-            return Err(Error::Internal("member is not an object".into()));
-        };
-        item.insert("pk".into(), key.pk.into());
-        item.insert("sk".into(), key.sk.into());
-        Ok(item)
-    }
-
-    pub fn from_item(item: Item) -> Result<Self, Error> {
-        serde_json::from_value(Value::Object(item))
-            .map_err(|e| Error::Internal(format!("stored member unreadable: {e}")))
-    }
-
     /// The owner's view (`GET /v1/me`): everything but the WeChat identifiers.
     pub fn private_view(&self) -> Value {
         json!({
@@ -142,12 +131,12 @@ impl Member {
     }
 }
 
+impl Record for Member {
+    const KIND: &'static str = "member";
+}
+
 pub async fn get(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error> {
-    store
-        .get(&member_key(id))
-        .await?
-        .map(Member::from_item)
-        .transpose()
+    store.get_record(&keys::member(id)).await
 }
 
 /// The member behind a WeChat identity, created on first login as `new_id` together with
@@ -165,14 +154,20 @@ pub async fn find_or_create(
         return Ok((member, false));
     }
     let member = Member::new(new_id, identity);
-    let claim_key = openid_key(&identity.openid);
-    let mut claim = Item::new();
-    claim.insert("pk".into(), claim_key.pk.into());
-    claim.insert("sk".into(), claim_key.sk.into());
-    claim.insert("user_id".into(), json!(member.id));
+    let claim = OpenidClaim {
+        user_id: member.id.clone(),
+    };
     let mut writes = vec![
-        Write::put_if(claim, Condition::Absent, "openid_unclaimed"),
-        Write::put_if(member.to_item()?, Condition::Absent, "member_new"),
+        Write::put_if(
+            claim.to_item(keys::openid(&identity.openid), None)?,
+            Condition::Absent,
+            "openid_unclaimed",
+        ),
+        Write::put_if(
+            member.to_item(keys::member(&member.id), None)?,
+            Condition::Absent,
+            "member_new",
+        ),
     ];
     writes.extend(with);
     let created = store.transact(writes).await;
@@ -190,21 +185,18 @@ pub async fn find_or_create(
 
 /// The member who holds this openid; records a unionid WeChat sends for the first time.
 async fn by_openid(store: &DynStore, identity: &WechatIdentity) -> Result<Option<Member>, Error> {
-    let Some(claim) = store.get(&openid_key(&identity.openid)).await? else {
+    let Some(OpenidClaim { user_id: id }) =
+        store.get_record(&keys::openid(&identity.openid)).await?
+    else {
         return Ok(None);
     };
-    let id = claim
-        .get("user_id")
-        .and_then(Value::as_str)
-        .and_then(UserId::parse)
-        .ok_or_else(|| Error::Internal("openid claim without member".into()))?;
     let mut member = get(store, &id)
         .await?
         .ok_or_else(|| Error::Internal("openid claim names a missing member".into()))?;
     if let (None, Some(unionid)) = (&member.unionid, &identity.unionid) {
         store
             .write(
-                Write::update(member_key(&id))
+                Write::update(keys::member(&id))
                     .set("unionid", unionid.as_str())
                     .condition(Condition::Present, "member_exists")
                     .build(),
@@ -287,7 +279,7 @@ pub async fn update_profile(
             .transpose()?,
     );
     if !set.is_empty() || !remove.is_empty() {
-        let mut update = Write::update(member_key(id))
+        let mut update = Write::update(keys::member(id))
             .set("updated_at", now_rfc3339())
             .condition(Condition::Present, "member_exists");
         for (name, value) in set {

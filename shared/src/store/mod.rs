@@ -2,13 +2,17 @@
 //! implemented by two adapters (DynamoDB in production, an embedded database locally).
 //!
 //! Items are JSON objects whose `pk` and `sk` string attributes form the primary key; secondary
-//! indexes are declared in `template.yaml` and mirrored by [`schema::TABLE`]. Invariants are kept
-//! by conditions on writes and by [`Store::transact`], never by read-then-write.
+//! indexes are declared in `template.yaml` and mirrored by [`schema::TABLE`]. Every key format
+//! is in [`keys`]; the domain stores typed [`Record`]s, which [`record`] turns into items and
+//! back. Invariants are kept by conditions on writes and by [`Store::transact`], never by
+//! read-then-write.
 
 pub mod cursor;
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod keys;
+pub mod record;
 pub mod schema;
 
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use cursor::{Cursor, PageCursor};
+pub use record::{Record, Records};
 
 /// One stored item: attribute name → value. Numbers are stored as DynamoDB `N`.
 pub type Item = Map<String, Value>;

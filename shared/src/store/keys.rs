@@ -1,0 +1,425 @@
+//! Every key format of the one table, and only here: the README's "Data layout" table is this
+//! file read top to bottom, and `tests/drift.rs` checks that its partitions are these.
+//!
+//! An item is found by `pk` (its partition) and `sk` (its place in the partition); items listed
+//! through the `gsi1` index also carry `gsi1pk`/`gsi1sk`, whose values are the [`Key`]s named
+//! `…_listed` here. Each family of items has its own partition prefix, a word ending in `#`, and
+//! no prefix begins another ([`PARTITIONS`]), so two families never share a partition; the kinds
+//! that share a member's partition (`USER#<id>`) have sort keys no other kind there can take.
+//! Ids in keys are checked newtypes (`u_…`, `l_…`), never raw request text.
+
+use super::Key;
+use crate::geo::PARTITION_PRECISION;
+use crate::ids::{ListingId, UserId};
+
+/// A member's partition: their profile, sessions, verification and idempotency records.
+pub const USER: &str = "USER#";
+/// The claim of a WeChat openid by one member.
+pub const OPENID: &str = "OPENID#";
+/// A listing.
+pub const LISTING: &str = "LISTING#";
+/// A member's own listings, in every status.
+pub const MINE: &str = "MINE#";
+/// The browse feeds, one per combination of kind, category and city.
+pub const FEED: &str = "FEED#";
+/// Nearby: published listings by geohash cell.
+pub const GEO: &str = "GEO#";
+/// Keyword search: published listings by title term.
+pub const TERM: &str = "TERM#";
+/// A member's favourites.
+pub const FAVS: &str = "FAVS#";
+/// Whom a member follows.
+pub const FOLLOWING: &str = "FOLLOWING#";
+/// Who follows a member.
+pub const FOLLOWERS: &str = "FOLLOWERS#";
+/// A member's share history.
+pub const SHARES: &str = "SHARES#";
+
+/// Every partition prefix of the table.
+pub const PARTITIONS: [&str; 11] = [
+    USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES,
+];
+
+/// `gsi1` only: a member's published listings.
+pub const OWNER: &str = "OWNER#";
+
+/// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk).
+pub const GSI1_PARTITIONS: [&str; 5] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS];
+
+const PROFILE: &str = "PROFILE";
+/// The sort-key prefix of a member's sessions (all of them are revoked by one prefix query).
+pub const SESSION_PREFIX: &str = "SESSION#";
+const VERIFICATION: &str = "VERIFICATION";
+const VERIFICATION_DAY_PREFIX: &str = "VERIFICATION_DAY#";
+const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
+
+/// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
+/// breaking ties.
+pub fn by_time(time: &str, id: &ListingId) -> String {
+    format!("{time}#{id}")
+}
+
+// A member's partition.
+
+/// `USER#<id>`: the partition of everything that is one member's alone.
+pub fn user(id: &UserId) -> String {
+    format!("{USER}{id}")
+}
+
+/// Member: `USER#<id> / PROFILE` — profile and counts (`members.rs`).
+pub fn member(id: &UserId) -> Key {
+    Key::new(user(id), PROFILE)
+}
+
+/// Session: `USER#<id> / SESSION#<session id>` — deleted on logout; `ttl` expires it
+/// (`session.rs`).
+pub fn session(user_id: &UserId, session_id: &str) -> Key {
+    Key::new(user(user_id), format!("{SESSION_PREFIX}{session_id}"))
+}
+
+/// Verification: `USER#<id> / VERIFICATION` — the member's latest attempt (`verification.rs`).
+pub fn verification(member: &UserId) -> Key {
+    Key::new(user(member), VERIFICATION)
+}
+
+/// Verification count: `USER#<id> / VERIFICATION_DAY#<yyyy-mm-dd>` — that UTC day's
+/// submissions, a capped counter; `ttl` removes it.
+pub fn verification_day(member: &UserId, day: &str) -> Key {
+    Key::new(user(member), format!("{VERIFICATION_DAY_PREFIX}{day}"))
+}
+
+/// Idempotency record: `USER#<id> / IDEMPOTENCY#<method> <path>#<key>` — one per member, route
+/// and client key; `ttl` 24 hours (`idempotency.rs`).
+pub fn idempotency(member: &UserId, route: &str, key: &str) -> Key {
+    Key::new(user(member), format!("{IDEMPOTENCY_PREFIX}{route}#{key}"))
+}
+
+/// Openid claim: `OPENID#<openid> / OPENID` — written with the member, on absence: one member
+/// per openid.
+pub fn openid(openid: &str) -> Key {
+    Key::new(format!("{OPENID}{openid}"), "OPENID")
+}
+
+// Listings.
+
+/// Listing: `LISTING#<id> / LISTING`.
+pub fn listing(id: &ListingId) -> Key {
+    Key::new(format!("{LISTING}{id}"), "LISTING")
+}
+
+/// A published listing in `gsi1`: `OWNER#<owner> / <published_at>#<id>` — a member's published
+/// listings, newest first.
+pub fn listing_listed(owner: &UserId, published_at: &str, id: &ListingId) -> Key {
+    Key::new(owner_listings(owner), by_time(published_at, id))
+}
+
+/// `OWNER#<owner>`: the `gsi1` partition of a member's published listings.
+pub fn owner_listings(owner: &UserId) -> String {
+    format!("{OWNER}{owner}")
+}
+
+/// `MINE#<owner>`: the owner's listings in every status, newest created first.
+pub fn mine(owner: &UserId) -> String {
+    format!("{MINE}{owner}")
+}
+
+/// `MINE#<owner>#<status>`: the `gsi1` partition of the owner's listings in one status.
+pub fn mine_status(owner: &UserId, status: &str) -> String {
+    format!("{MINE}{owner}#{status}")
+}
+
+/// Owner's entry: `MINE#<owner> / <created_at>#<id>` — one per listing, in every status.
+pub fn mine_entry(owner: &UserId, created_at: &str, id: &ListingId) -> Key {
+    Key::new(mine(owner), by_time(created_at, id))
+}
+
+/// An owner's entry in `gsi1`: `MINE#<owner>#<status> / <created_at>#<id>`.
+pub fn mine_entry_listed(owner: &UserId, status: &str, created_at: &str, id: &ListingId) -> Key {
+    Key::new(mine_status(owner, status), by_time(created_at, id))
+}
+
+/// A feed partition: `FEED#all`, or `FEED` followed by `#k=<kind>`, `#cat=<category>` and
+/// `#c=<city>` for the filters given, in that order — one partition per combination.
+pub fn feed(kind: Option<&str>, category: Option<&str>, city: Option<&str>) -> String {
+    let mut partition = String::from("FEED");
+    for (tag, value) in [("#k=", kind), ("#cat=", category), ("#c=", city)] {
+        if let Some(value) = value {
+            partition.push_str(tag);
+            partition.push_str(value);
+        }
+    }
+    if partition == "FEED" {
+        partition.push_str("#all");
+    }
+    partition
+}
+
+/// Feed entry: `<feed partition> / <published_at>#<id>` — newest first.
+pub fn feed_entry(partition: String, published_at: &str, id: &ListingId) -> Key {
+    Key::new(partition, by_time(published_at, id))
+}
+
+/// `GEO#<geohash prefix>`: the geo partition of a cell (its first [`PARTITION_PRECISION`]
+/// characters).
+pub fn geo(cell: &str) -> String {
+    let end = cell
+        .char_indices()
+        .nth(PARTITION_PRECISION)
+        .map_or(cell.len(), |(i, _)| i);
+    format!("{GEO}{}", &cell[..end])
+}
+
+/// Geo entry: `GEO#<geohash prefix> / <geohash>#<id>` — by cell, so a cell is a sort-key prefix.
+pub fn geo_entry(cell: &str, id: &ListingId) -> Key {
+    Key::new(geo(cell), format!("{cell}#{id}"))
+}
+
+/// `TERM#<term>`: the partition of a title term.
+pub fn term(term: &str) -> String {
+    format!("{TERM}{term}")
+}
+
+/// Term entry: `TERM#<term> / <published_at>#<id>` — newest first.
+pub fn term_entry(term_text: &str, published_at: &str, id: &ListingId) -> Key {
+    Key::new(term(term_text), by_time(published_at, id))
+}
+
+// Favourites, follows, shares.
+
+/// `FAVS#<member>`: a member's favourites, in the table by listing and in `gsi1` by time.
+pub fn favourites(member: &UserId) -> String {
+    format!("{FAVS}{member}")
+}
+
+/// Favourite: `FAVS#<member> / <listing id>` — at most one per member and listing.
+pub fn favourite(member: &UserId, listing: &ListingId) -> Key {
+    Key::new(favourites(member), listing.as_str())
+}
+
+/// A favourite in `gsi1`: `FAVS#<member> / <time-ordered ULID>` — newest first.
+pub fn favourite_listed(member: &UserId, order: &str) -> Key {
+    Key::new(favourites(member), order)
+}
+
+/// `FOLLOWING#<member>`: whom a member follows.
+pub fn following(member: &UserId) -> String {
+    format!("{FOLLOWING}{member}")
+}
+
+/// `FOLLOWERS#<member>`: who follows a member.
+pub fn followers(member: &UserId) -> String {
+    format!("{FOLLOWERS}{member}")
+}
+
+/// Follow, the follower's edge: `FOLLOWING#<member> / <followee>`.
+pub fn following_edge(member: &UserId, followee: &UserId) -> Key {
+    Key::new(following(member), followee.as_str())
+}
+
+/// Follow, the followee's edge: `FOLLOWERS#<followee> / <member>`.
+pub fn follower_edge(followee: &UserId, member: &UserId) -> Key {
+    Key::new(followers(followee), member.as_str())
+}
+
+/// An edge in `gsi1`: `<its pk> / <time-ordered ULID>` — newest first.
+pub fn edge_listed(edge: &Key, order: &str) -> Key {
+    Key::new(edge.pk.clone(), order)
+}
+
+/// `SHARES#<member>`: a member's share history.
+pub fn shares(member: &UserId) -> String {
+    format!("{SHARES}{member}")
+}
+
+/// Share: `SHARES#<member> / <time-ordered ULID>` — newest first.
+pub fn share(member: &UserId, order: &str) -> Key {
+    Key::new(shares(member), order)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn user_id(n: u32) -> UserId {
+        UserId::parse(&format!("u_{n:026}")).unwrap()
+    }
+
+    fn listing_id(n: u32) -> ListingId {
+        ListingId::parse(&format!("l_{n:026}")).unwrap()
+    }
+
+    #[test]
+    fn each_format_is_as_the_readme_says() {
+        let (u, v, l) = (user_id(1), user_id(2), listing_id(3));
+        let (u, v, l) = (u.as_str(), v.as_str(), l.as_str());
+        let key = |k: Key| (k.pk, k.sk);
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        let t = "2026-01-02T03:04:05Z";
+        assert_eq!(key(member(&user_id(1))), s(&format!("USER#{u}"), "PROFILE"));
+        assert_eq!(
+            key(session(&user_id(1), "abc")),
+            s(&format!("USER#{u}"), "SESSION#abc")
+        );
+        assert_eq!(
+            key(verification(&user_id(1))),
+            s(&format!("USER#{u}"), "VERIFICATION")
+        );
+        assert_eq!(
+            key(verification_day(&user_id(1), "2026-01-02")),
+            s(&format!("USER#{u}"), "VERIFICATION_DAY#2026-01-02")
+        );
+        assert_eq!(
+            key(idempotency(&user_id(1), "POST /v1/orders", "k#1")),
+            s(&format!("USER#{u}"), "IDEMPOTENCY#POST /v1/orders#k#1")
+        );
+        assert_eq!(key(openid("o-x")), s("OPENID#o-x", "OPENID"));
+        assert_eq!(
+            key(listing(&listing_id(3))),
+            s(&format!("LISTING#{l}"), "LISTING")
+        );
+        assert_eq!(
+            key(listing_listed(&user_id(1), t, &listing_id(3))),
+            s(&format!("OWNER#{u}"), &format!("{t}#{l}"))
+        );
+        assert_eq!(
+            key(mine_entry(&user_id(1), t, &listing_id(3))),
+            s(&format!("MINE#{u}"), &format!("{t}#{l}"))
+        );
+        assert_eq!(
+            key(mine_entry_listed(&user_id(1), "draft", t, &listing_id(3))),
+            s(&format!("MINE#{u}#draft"), &format!("{t}#{l}"))
+        );
+        assert_eq!(feed(None, None, None), "FEED#all");
+        assert_eq!(feed(Some("service"), None, None), "FEED#k=service");
+        assert_eq!(feed(None, None, Some("北京")), "FEED#c=北京");
+        assert_eq!(
+            feed(Some("service"), Some("photography"), Some("北京")),
+            "FEED#k=service#cat=photography#c=北京"
+        );
+        assert_eq!(
+            key(feed_entry(feed(None, Some("x"), None), t, &listing_id(3))),
+            s("FEED#cat=x", &format!("{t}#{l}"))
+        );
+        assert_eq!(geo("wx4g0ec1"), "GEO#wx4g");
+        assert_eq!(geo("wx"), "GEO#wx");
+        assert_eq!(
+            key(geo_entry("wx4g0ec19", &listing_id(3))),
+            s("GEO#wx4g", &format!("wx4g0ec19#{l}"))
+        );
+        assert_eq!(
+            key(term_entry("摄影", t, &listing_id(3))),
+            s("TERM#摄影", &format!("{t}#{l}"))
+        );
+        assert_eq!(
+            key(favourite(&user_id(1), &listing_id(3))),
+            s(&format!("FAVS#{u}"), l)
+        );
+        assert_eq!(
+            key(favourite_listed(&user_id(1), "01j")),
+            s(&format!("FAVS#{u}"), "01j")
+        );
+        assert_eq!(
+            key(following_edge(&user_id(1), &user_id(2))),
+            s(&format!("FOLLOWING#{u}"), v)
+        );
+        assert_eq!(
+            key(follower_edge(&user_id(2), &user_id(1))),
+            s(&format!("FOLLOWERS#{v}"), u)
+        );
+        assert_eq!(
+            key(edge_listed(
+                &following_edge(&user_id(1), &user_id(2)),
+                "01j"
+            )),
+            s(&format!("FOLLOWING#{u}"), "01j")
+        );
+        assert_eq!(
+            key(share(&user_id(1), "01j")),
+            s(&format!("SHARES#{u}"), "01j")
+        );
+    }
+
+    #[test]
+    fn no_partition_prefix_begins_another() {
+        for set in [&PARTITIONS[..], &GSI1_PARTITIONS[..]] {
+            for (i, a) in set.iter().enumerate() {
+                assert!(a.ends_with('#') && a.len() > 1, "{a}");
+                for (j, b) in set.iter().enumerate() {
+                    assert!(i == j || !b.starts_with(a), "{a} begins {b}");
+                }
+            }
+        }
+    }
+
+    /// Every table key each kind can make, from ids and from free text chosen to look like other
+    /// kinds' keys: no key belongs to two kinds, and each starts with its family's prefix.
+    #[test]
+    fn no_two_item_kinds_make_the_same_key() {
+        let users: Vec<UserId> = (0..3).map(user_id).collect();
+        let listings: Vec<ListingId> = (0..3).map(listing_id).collect();
+        let texts = [
+            "",
+            "#",
+            "PROFILE",
+            "OPENID",
+            "LISTING",
+            "SESSION#x",
+            "VERIFICATION",
+            "all",
+            "k=service",
+            "c=北京",
+            "wx4g",
+            "wx4g0ec19",
+            "2026-01-02T03:04:05Z",
+            users[0].as_str(),
+            listings[0].as_str(),
+        ];
+        let mut kinds: HashMap<Key, &str> = HashMap::new();
+        let mut add = |kind: &'static str, prefix: &'static str, key: Key| {
+            assert!(key.pk.starts_with(prefix), "{kind}: {key:?}");
+            if let Some(other) = kinds.insert(key.clone(), kind) {
+                assert_eq!(other, kind, "{key:?} is both {other} and {kind}");
+            }
+        };
+        for u in &users {
+            add("member", USER, member(u));
+            for text in texts {
+                add("session", USER, session(u, text));
+                add("verification day", USER, verification_day(u, text));
+                add("idempotency", USER, idempotency(u, text, text));
+                add("share", SHARES, share(u, text));
+            }
+            add("verification", USER, verification(u));
+            for l in &listings {
+                add("favourite", FAVS, favourite(u, l));
+                for text in texts {
+                    add("owner's entry", MINE, mine_entry(u, text, l));
+                }
+            }
+            for v in &users {
+                add("following edge", FOLLOWING, following_edge(u, v));
+                add("follower edge", FOLLOWERS, follower_edge(u, v));
+            }
+        }
+        for l in &listings {
+            add("listing", LISTING, listing(l));
+            for text in texts {
+                for kind in [None, Some(text)] {
+                    for category in [None, Some(text)] {
+                        for city in [None, Some(text)] {
+                            let partition = feed(kind, category, city);
+                            add("feed entry", FEED, feed_entry(partition, text, l));
+                        }
+                    }
+                }
+                add("geo entry", GEO, geo_entry(text, l));
+                add("term entry", TERM, term_entry(text, text, l));
+            }
+        }
+        for text in texts {
+            add("openid claim", OPENID, openid(text));
+        }
+    }
+}
