@@ -4,9 +4,9 @@
 
 use renji_shared::domain::listings::listing_key;
 use renji_shared::domain::members::member_key;
-use renji_shared::domain::shares::{day_key, Channel};
+use renji_shared::domain::shares::Channel;
 use renji_shared::ids::{ListingId, UserId};
-use renji_shared::store::{Item, Query, Write};
+use renji_shared::store::{keys, Item, Query, Write};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -120,10 +120,10 @@ async fn a_share_counts_once_per_member_listing_and_channel_a_day(backend: Backe
     let marker = server
         .app()
         .store
-        .get(&day_key(
+        .get(&keys::share_day(
             &UserId::parse(&sharer.id).unwrap(),
             &ListingId::parse(&id).unwrap(),
-            Channel::WechatSession,
+            Channel::WechatSession.as_str(),
             &today(),
         ))
         .await

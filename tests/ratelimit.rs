@@ -14,8 +14,8 @@ use renji_local::functions::FUNCTIONS;
 use renji_shared::config::Config;
 use renji_shared::domain::members;
 use renji_shared::ids::UserId;
-use renji_shared::ratelimit::{counter_key, Class, Limit};
-use renji_shared::store::{DynStore, Item, Key, Page, Query, Store, StoreError, Write};
+use renji_shared::ratelimit::{Class, Limit};
+use renji_shared::store::{keys, DynStore, Item, Key, Page, Query, Store, StoreError, Write};
 use renji_shared::wechat::WechatIdentity;
 use renji_shared::App;
 use renji_tests::{on_both_stores, Api, Backend, LocalServer, Reply, TestStore};
@@ -64,7 +64,7 @@ async fn counter(server: &LocalServer, class: Class, subject: &str) -> Option<i6
     server
         .app()
         .store
-        .get(&counter_key(class, subject, window_start()))
+        .get(&keys::rate_counter(class.name(), subject, window_start()))
         .await
         .unwrap()
         .map(|c| c["n"].as_i64().unwrap())

@@ -3,12 +3,10 @@
 //! 故障 an outage; others verified). Pending attempts are settled by the verification job,
 //! which the tests run themselves (the local server's timer is off in tests unless asked for).
 
-use renji_shared::domain::verification::{
-    claim_key, day_counter_key, recheck_due, RunBudget, Status, Verification, PENDING_PARTITION,
-};
+use renji_shared::domain::verification::{recheck_due, RunBudget, Status, Verification};
 use renji_shared::ids::UserId;
 use renji_shared::store::schema::GSI1;
-use renji_shared::store::{Item, Query};
+use renji_shared::store::{keys, Item, Query};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer, Reply};
 use serde_json::{json, Value};
 
@@ -69,7 +67,7 @@ async fn record(server: &LocalServer, id: &UserId) -> Verification {
     let item = server
         .app()
         .store
-        .get(&renji_shared::domain::verification::record_key(id))
+        .get(&keys::verification(id))
         .await
         .unwrap()
         .expect("verification stored");
@@ -89,7 +87,7 @@ async fn submissions_today(server: &LocalServer, id: &UserId) -> Option<i64> {
     server
         .app()
         .store
-        .get(&day_counter_key(id, &today()))
+        .get(&keys::verification_day(id, &today()))
         .await
         .unwrap()
         .map(|c| c["n"].as_i64().unwrap())
@@ -233,7 +231,7 @@ async fn pending_entries(server: &LocalServer) -> Vec<Item> {
     server
         .app()
         .store
-        .query(Query::partition(PENDING_PARTITION).index(GSI1))
+        .query(Query::partition(keys::PENDING_VERIFICATIONS).index(GSI1))
         .await
         .unwrap()
         .items
@@ -392,7 +390,7 @@ async fn claimed(server: &LocalServer, kind: &str, number: &str) -> Option<i64> 
     server
         .app()
         .store
-        .get(&claim_key(&tag))
+        .get(&keys::identity_claim(&tag))
         .await
         .unwrap()
         .map(|c| c["n"].as_i64().unwrap())
@@ -539,7 +537,7 @@ async fn the_daily_limit_stops_submissions_and_writes_nothing(backend: Backend) 
     let counter = server
         .app()
         .store
-        .get(&day_counter_key(&id, &today()))
+        .get(&keys::verification_day(&id, &today()))
         .await
         .unwrap()
         .unwrap();

@@ -3,10 +3,10 @@
 //!
 //! Each route declares its [`Limit`] once, in its function's route table ([`Route`]), and
 //! [`serve`] applies it before the handler runs. A limited request makes one conditional write:
-//! the fixed-window counter `RATE#<class>#<subject>` / `<window start, epoch seconds>`, whose `n`
-//! grows by one under the condition `n < max`, with `ttl` just after the window's end. The call
-//! that would go over the limit fails that condition, so it writes nothing, and is answered 429
-//! with `Retry-After` = the seconds left in the window. A store that fails, throttles or does not
+//! the fixed-window counter `RATE#<class>#<subject>` / `<window start, epoch seconds>`
+//! ([`keys::rate_counter`]), whose `n` grows by one under the condition `n < max`, with `ttl`
+//! just after the window's end. The call that would go over the limit fails that condition, so
+//! it writes nothing, and is answered 429 with `Retry-After` = the seconds left in the window. A store that fails, throttles or does not
 //! answer within [`STORE_TIMEOUT`] lets the request through with a warning in the log: the limiter
 //! never turns a request into a 5xx.
 //!
@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::http::{bearer_token, respond, route_key};
 use crate::store::schema::TABLE;
-use crate::store::{Condition, Key, StoreError, Write};
+use crate::store::{keys, Condition, StoreError, Write};
 
 /// How long a request waits for its counter before going on without it.
 pub const STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -225,14 +225,6 @@ where
     .await
 }
 
-/// The key of the counter of `class` for `subject` in the window starting at `window_start`.
-pub fn counter_key(class: Class, subject: &str, window_start: i64) -> Key {
-    Key::new(
-        format!("RATE#{}#{subject}", class.name()),
-        window_start.to_string(),
-    )
-}
-
 /// Counts one call of `req` against `limit`: `Err(TooManyRequests)` over the limit, `Ok`
 /// otherwise, including when the store fails.
 pub async fn check(app: &App, limit: Limit, req: &Request) -> Result<(), Error> {
@@ -251,7 +243,7 @@ pub async fn check(app: &App, limit: Limit, req: &Request) -> Result<(), Error> 
     let window = i64::from(rate.window_secs);
     let start = now - now.rem_euclid(window);
     let end = start + window;
-    let count = Write::update(counter_key(class, &subject, start))
+    let count = Write::update(keys::rate_counter(class.name(), &subject, start))
         .add("n", 1)
         .set(TABLE.ttl_attribute, json!(end + TTL_MARGIN_SECS))
         .condition(

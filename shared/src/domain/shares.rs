@@ -3,9 +3,10 @@
 //! channel count once per UTC day: a repeat that day answers the day's first record and writes
 //! nothing, so the count cannot be pumped by sharing again.
 //!
-//! Store layout: `SHARES#<member> / <time-ordered ULID>`, newest first; and the day's marker
-//! `SHARED#<member> / <yyyy-mm-dd>#<listing>#<channel>`, holding the first share's id and time,
-//! written only if absent in the share's transaction (`ttl` removes it two days on).
+//! Store layout: `SHARES#<member> / <time-ordered ULID>` ([`keys::share`]), newest first; and the
+//! day's marker `SHARED#<member> / <yyyy-mm-dd>#<listing>#<channel>` ([`keys::share_day`]),
+//! holding the first share, written only if absent in the share's transaction (`ttl` removes it
+//! two days on).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -13,11 +14,12 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::favorites::unavailable;
-use super::listings::{self, listing_key};
+use super::listings;
 use super::members::now_rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
-use crate::store::{Condition, DynStore, Item, Key, PageCursor, Query, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, PageCursor, Query, Record, Records};
+use crate::store::{StoreError, Write};
 
 /// Where a listing was shared to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +37,20 @@ pub enum Channel {
     Poster,
 }
 
+impl Channel {
+    /// The channel's name, as JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::WechatSession => "wechat_session",
+            Channel::WechatTimeline => "wechat_timeline",
+            Channel::Qq => "qq",
+            Channel::Weibo => "weibo",
+            Channel::Link => "link",
+            Channel::Poster => "poster",
+        }
+    }
+}
+
 /// `POST /v1/listings/{id}/shares` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,17 +58,30 @@ pub struct NewShare {
     pub channel: Channel,
 }
 
-fn partition(member: &UserId) -> String {
-    format!("SHARES#{member}")
+/// One share as stored in the member's history, and as answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// `s_` and the share's time-ordered ULID (its sort key).
+    pub id: String,
+    pub listing_id: ListingId,
+    pub channel: Channel,
+    pub created_at: String,
 }
 
-/// The key of the marker of `member`'s share of `listing` to `channel` on `day` (UTC).
-pub fn day_key(member: &UserId, listing: &ListingId, channel: Channel, day: &str) -> Key {
-    let channel = json!(channel);
-    Key::new(
-        format!("SHARED#{member}"),
-        format!("{day}#{listing}#{}", channel.as_str().unwrap_or_default()),
-    )
+impl Record for Share {
+    const KIND: &'static str = "share";
+}
+
+/// The day's marker of a member's share of a listing to a channel: that day's first share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareMarker {
+    pub share: Share,
+    /// Epoch seconds: two days on.
+    pub ttl: i64,
+}
+
+impl Record for ShareMarker {
+    const KIND: &'static str = "share marker";
 }
 
 /// A recorded share: the first of its day (`new`), or that first one again.
@@ -78,31 +107,24 @@ pub async fn record(
         .format(format_description!("[year]-[month]-[day]"))
         .map_err(|e| Error::Internal(e.to_string()))?;
     let order = crate::ids::time_order();
-    let id = format!("s_{order}");
-    let shown = json!({
-        "id": id, "listing_id": listing, "channel": share.channel, "created_at": now,
-    });
-    let mut item = Item::new();
-    item.insert("pk".into(), partition(member).into());
-    item.insert("sk".into(), order.into());
-    item.insert("id".into(), id.clone().into());
-    item.insert("listing_id".into(), json!(listing));
-    item.insert("channel".into(), json!(share.channel));
-    item.insert("created_at".into(), now.clone().into());
-    let marker_key = day_key(member, listing, share.channel, &day);
-    let mut marker = Item::new();
-    marker.insert("pk".into(), marker_key.pk.clone().into());
-    marker.insert("sk".into(), marker_key.sk.clone().into());
-    marker.insert("share".into(), shown.clone());
-    marker.insert(
-        crate::store::schema::TABLE.ttl_attribute.into(),
-        json!(today.unix_timestamp() + 2 * DAY_SECS),
-    );
+    let record = Share {
+        id: format!("s_{order}"),
+        listing_id: listing.clone(),
+        channel: share.channel,
+        created_at: now,
+    };
+    let item = record.to_item(keys::share(member, &order), None)?;
+    let marker_key = keys::share_day(member, listing, share.channel.as_str(), &day);
+    let marker = ShareMarker {
+        share: record.clone(),
+        ttl: today.unix_timestamp() + 2 * DAY_SECS,
+    }
+    .to_item(marker_key.clone(), None)?;
     // The listing's condition comes first: when it no longer holds, that is the answer (409
     // listing_unavailable), whether or not the member shared it earlier today.
     let result = store
         .transact(vec![
-            Write::update(listing_key(listing))
+            Write::update(keys::listing(listing))
                 .add("shares_count", 1)
                 .condition(
                     Condition::Equals("status".into(), json!("published")),
@@ -115,7 +137,7 @@ pub async fn record(
         .await;
     match result {
         Ok(()) => Ok(Recorded {
-            share: shown,
+            share: json!(record),
             new: true,
         }),
         Err(StoreError::ConditionFailed {
@@ -124,13 +146,12 @@ pub async fn record(
         Err(StoreError::ConditionFailed {
             label: "shared_today",
         }) => {
-            let first = store
-                .get(&marker_key)
+            let first: ShareMarker = store
+                .get_record(&marker_key)
                 .await?
-                .and_then(|mut m| m.remove("share"))
-                .ok_or_else(|| Error::Internal("share marker without its share".into()))?;
+                .ok_or_else(|| Error::Internal("share marker gone within its day".into()))?;
             Ok(Recorded {
-                share: first,
+                share: json!(first.share),
                 new: false,
             })
         }
@@ -145,20 +166,40 @@ pub async fn history(
     limit: usize,
     cursor: Option<&PageCursor>,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
-    let query = Query::partition(partition(member))
+    let query = Query::partition(keys::shares(member))
         .descending()
         .limit(limit);
     let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
         .into_iter()
-        .map(|(share, listing)| {
-            json!({
-                "id": share.get("id"),
-                "channel": share.get("channel"),
-                "created_at": share.get("created_at"),
+        .map(|(item, listing)| {
+            let share = Share::from_item(item)?;
+            Ok(json!({
+                "id": share.id,
+                "channel": share.channel,
+                "created_at": share.created_at,
                 "listing": listing,
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     Ok((items, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_is_named_in_keys_as_json_names_it() {
+        for channel in [
+            Channel::WechatSession,
+            Channel::WechatTimeline,
+            Channel::Qq,
+            Channel::Weibo,
+            Channel::Link,
+            Channel::Poster,
+        ] {
+            assert_eq!(json!(channel), json!(channel.as_str()));
+        }
+    }
 }

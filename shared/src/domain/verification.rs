@@ -18,7 +18,8 @@
 //! `identity_in_use`, nothing written, no check paid for); when two accounts with one number are
 //! pending together, the one settled second is rejected.
 //!
-//! Store layout:
+//! Store layout ([`keys::verification`], [`keys::verification_listed`],
+//! [`keys::verification_day`], [`keys::identity_claim`]):
 //! - `USER#<id> / VERIFICATION`: the latest attempt. Name and number are stored only sealed
 //!   (`pii.rs`) beside their displayed forms (a masked number; a person's masked name, a
 //!   company's name in full, as it is public registry data). While pending it is in the index
@@ -36,44 +37,22 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::identity::{mask_number, CompanyName, CreditCode, RealName, ResidentId};
-use super::members::{member_key, now_rfc3339, VerifiedAs};
+use super::members::{now_rfc3339, VerifiedAs};
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::pii::{KeyRing, Sealed};
 use crate::store::schema::GSI1;
-use crate::store::{Condition, Item, Key, Query, SortKey, StoreError, Write};
+use crate::store::{keys, Condition, Item, Key, Query, Record, Records, SortKey};
+use crate::store::{StoreError, Write};
 use crate::verifier::{Decision, Subject, Verifier};
 
-const RECORD: &str = "VERIFICATION";
-const DAY_PREFIX: &str = "VERIFICATION_DAY#";
-/// The index partition of pending attempts, ordered by when each is due to be asked again.
-pub const PENDING_PARTITION: &str = "VERIFY#pending";
 /// Field names in the sealed values' associated data.
 const NAME_FIELD: &str = "verification.name";
 const NUMBER_FIELD: &str = "verification.number";
 const DAY_SECS: i64 = 24 * 3600;
 /// Rechecks back off by doubling up to this wait (or the configured interval, if longer).
 const MAX_RECHECK_SECS: i64 = 3600;
-
-pub fn record_key(member: &UserId) -> Key {
-    Key::new(format!("USER#{member}"), RECORD)
-}
-
-/// The key of the submission counter of `member` on `day` (`YYYY-MM-DD`, UTC).
-pub fn day_counter_key(member: &UserId, day: &str) -> Key {
-    Key::new(format!("USER#{member}"), format!("{DAY_PREFIX}{day}"))
-}
-
-/// The key of the claim counter of an identity, by its tag.
-pub fn claim_key(tag: &str) -> Key {
-    Key::new(format!("IDCLAIM#{tag}"), "IDCLAIM")
-}
-
-/// The index sort key of a pending attempt due at `at` (epoch seconds).
-fn due_key(at: i64, member: &UserId) -> String {
-    format!("{:012}#{member}", at.max(0))
-}
 
 /// `POST /v1/me/verification` body, tagged by `kind`. `Debug` hides the details.
 #[derive(Deserialize)]
@@ -166,25 +145,13 @@ impl Verification {
         })
     }
 
-    fn to_item(&self, member: &UserId) -> Result<Item, Error> {
-        let Value::Object(mut item) =
-            serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))?
-        else {
-            return Err(Error::Internal("verification is not an object".into()));
+    /// The stored item: while pending, listed in `gsi1` by when it is due.
+    fn item(&self, member: &UserId) -> Result<Item, Error> {
+        let listed = match (self.status, self.next_check_at) {
+            (Status::Pending, Some(at)) => Some(keys::verification_listed(at, member)),
+            _ => None,
         };
-        let key = record_key(member);
-        item.insert("pk".into(), key.pk.into());
-        item.insert("sk".into(), key.sk.into());
-        if let (Status::Pending, Some(at)) = (self.status, self.next_check_at) {
-            item.insert("gsi1pk".into(), PENDING_PARTITION.into());
-            item.insert("gsi1sk".into(), due_key(at, member).into());
-        }
-        Ok(item)
-    }
-
-    fn from_item(item: Item) -> Result<Self, Error> {
-        serde_json::from_value(Value::Object(item))
-            .map_err(|e| Error::Internal(format!("stored verification unreadable: {e}")))
+        self.to_item(keys::verification(member), listed)
     }
 
     /// Holds while the stored record is still this pending attempt.
@@ -194,6 +161,10 @@ impl Verification {
             Condition::Equals("attempt_id".into(), json!(self.attempt_id)),
         ])
     }
+}
+
+impl Record for Verification {
+    const KIND: &'static str = "verification";
 }
 
 fn conflict() -> Error {
@@ -246,15 +217,11 @@ fn claim(app: &App, ring: &KeyRing, subject: &Subject) -> Result<(Key, i64), Err
     let tag = ring
         .tag(kid, context, subject.number())
         .map_err(|e| Error::Config(format!("RENJI_ID_CLAIM_KEY: {e}")))?;
-    Ok((claim_key(&tag), i64::from(max)))
+    Ok((keys::identity_claim(&tag), i64::from(max)))
 }
 
 async fn current(app: &App, member: &UserId) -> Result<Option<Verification>, Error> {
-    app.store
-        .get(&record_key(member))
-        .await?
-        .map(Verification::from_item)
-        .transpose()
+    app.store.get_record(&keys::verification(member)).await
 }
 
 /// Seconds from `now` to the next UTC midnight, when the daily count starts again.
@@ -295,7 +262,7 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         .date()
         .format(format_description!("[year]-[month]-[day]"))
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let count = Write::update(day_counter_key(member, &day))
+    let count = Write::update(keys::verification_day(member, &day))
         .add("n", 1)
         .set("ttl", now.unix_timestamp() + 2 * DAY_SECS)
         .condition(Condition::Under("n".into(), limit), "daily_limit")
@@ -324,7 +291,7 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         .store
         .transact(vec![
             count,
-            Write::put_if(record.to_item(member)?, replaces, "replaceable"),
+            Write::put_if(record.item(member)?, replaces, "replaceable"),
             Write::check(
                 claim_key,
                 Condition::Under("n".into(), max_accounts),
@@ -402,7 +369,7 @@ async fn settle(
     reason: Option<String>,
 ) -> Result<Verification, Error> {
     let now = now_rfc3339();
-    let mut decided = Write::update(record_key(member))
+    let mut decided = Write::update(keys::verification(member))
         .set("status", json!(status))
         .set("decided_at", now.as_str())
         .remove("next_check_at")
@@ -420,7 +387,7 @@ async fn settle(
             .ok_or_else(|| Error::Config("RENJI_PII_KEYS is not set for this function".into()))?;
         let (claim_key, max_accounts) = claim(app, ring, subject)?;
         writes.push(
-            Write::update(member_key(member))
+            Write::update(keys::member(member))
                 .set("verified", json!(record.kind))
                 .set("updated_at", now.as_str())
                 .condition(Condition::Present, "member_exists")
@@ -496,14 +463,15 @@ async fn reschedule(
     if let Some(at) = record.next_check_at {
         condition.push(Condition::Equals(
             "gsi1sk".into(),
-            json!(due_key(at, member)),
+            json!(keys::verification_listed(at, member).sk),
         ));
     }
-    let write = Write::update(record_key(member))
+    let listed = keys::verification_listed(next, member);
+    let write = Write::update(keys::verification(member))
         .set("next_check_at", next)
         .set("rechecks", rechecks)
-        .set("gsi1pk", PENDING_PARTITION)
-        .set("gsi1sk", due_key(next, member))
+        .set("gsi1pk", listed.pk)
+        .set("gsi1sk", listed.sk)
         .condition(Condition::All(condition), "still_due")
         .build();
     match app.store.write(write).await {
@@ -576,9 +544,9 @@ pub async fn recheck_due(app: &App, budget: RunBudget) -> Result<RunReport, Erro
     let page = app
         .store
         .query(
-            Query::partition(PENDING_PARTITION)
+            Query::partition(keys::PENDING_VERIFICATIONS)
                 .index(GSI1)
-                .sort(SortKey::Below(format!("{:012}", now + 1)))
+                .sort(SortKey::Below(keys::due(now + 1)))
                 .limit(budget.max_attempts),
         )
         .await?;
@@ -592,12 +560,7 @@ pub async fn recheck_due(app: &App, budget: RunBudget) -> Result<RunReport, Erro
             break;
         }
         report.examined += 1;
-        let Some(member) = entry
-            .get("pk")
-            .and_then(Value::as_str)
-            .and_then(|pk| pk.strip_prefix("USER#"))
-            .and_then(UserId::parse)
-        else {
+        let Some(member) = Key::of(&entry).and_then(|key| keys::user_of(&key.pk)) else {
             tracing::error!("pending verification entry without a member");
             report.failed += 1;
             continue;
@@ -720,9 +683,10 @@ mod tests {
         assert_eq!(backoff(Duration::ZERO, 5), 0);
         // Due keys sort by time, as the job reads them.
         let m = UserId::generate();
-        assert!(due_key(99, &m) < due_key(100, &m));
-        assert!(due_key(100, &m) < format!("{:012}", 101));
-        assert!(due_key(101, &m) > format!("{:012}", 101));
+        let due = |at| keys::verification_listed(at, &m).sk;
+        assert!(due(99) < due(100));
+        assert!(due(100) < keys::due(101));
+        assert!(due(101) > keys::due(101));
     }
 
     #[test]

@@ -34,17 +34,26 @@ pub const FOLLOWING: &str = "FOLLOWING#";
 pub const FOLLOWERS: &str = "FOLLOWERS#";
 /// A member's share history.
 pub const SHARES: &str = "SHARES#";
+/// A member's shares of the day, one marker per listing and channel.
+pub const SHARED: &str = "SHARED#";
+/// Rate-limit counters.
+pub const RATE: &str = "RATE#";
+/// How many accounts an identity verifies.
+pub const IDCLAIM: &str = "IDCLAIM#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 11] = [
-    USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES,
+pub const PARTITIONS: [&str; 14] = [
+    USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
+    IDCLAIM,
 ];
 
 /// `gsi1` only: a member's published listings.
 pub const OWNER: &str = "OWNER#";
+/// `gsi1` only: pending verifications.
+pub const VERIFY: &str = "VERIFY#";
 
 /// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk).
-pub const GSI1_PARTITIONS: [&str; 5] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS];
+pub const GSI1_PARTITIONS: [&str; 6] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY];
 
 const PROFILE: &str = "PROFILE";
 /// The sort-key prefix of a member's sessions (all of them are revoked by one prefix query).
@@ -66,6 +75,11 @@ pub fn user(id: &UserId) -> String {
     format!("{USER}{id}")
 }
 
+/// The member whose partition `pk` is, if it is one.
+pub fn user_of(pk: &str) -> Option<UserId> {
+    UserId::parse(pk.strip_prefix(USER)?)
+}
+
 /// Member: `USER#<id> / PROFILE` — profile and counts (`members.rs`).
 pub fn member(id: &UserId) -> Key {
     Key::new(user(id), PROFILE)
@@ -82,6 +96,20 @@ pub fn verification(member: &UserId) -> Key {
     Key::new(user(member), VERIFICATION)
 }
 
+/// `VERIFY#pending`: the `gsi1` partition of pending verifications, by when each is due.
+pub const PENDING_VERIFICATIONS: &str = "VERIFY#pending";
+
+/// A time as a `gsi1` sort key: epoch seconds, 12 digits, so the text sorts as the number.
+pub fn due(at: i64) -> String {
+    format!("{:012}", at.max(0))
+}
+
+/// A pending verification in `gsi1`: `VERIFY#pending / <due, 12 digits>#<member>` — the job
+/// reads them in order of due time.
+pub fn verification_listed(due_at: i64, member: &UserId) -> Key {
+    Key::new(PENDING_VERIFICATIONS, format!("{}#{member}", due(due_at)))
+}
+
 /// Verification count: `USER#<id> / VERIFICATION_DAY#<yyyy-mm-dd>` — that UTC day's
 /// submissions, a capped counter; `ttl` removes it.
 pub fn verification_day(member: &UserId, day: &str) -> Key {
@@ -92,6 +120,12 @@ pub fn verification_day(member: &UserId, day: &str) -> Key {
 /// and client key; `ttl` 24 hours (`idempotency.rs`).
 pub fn idempotency(member: &UserId, route: &str, key: &str) -> Key {
     Key::new(user(member), format!("{IDEMPOTENCY_PREFIX}{route}#{key}"))
+}
+
+/// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — how many accounts the identity whose number's
+/// HMAC is `tag` verifies (`n`); never the number.
+pub fn identity_claim(tag: &str) -> Key {
+    Key::new(format!("{IDCLAIM}{tag}"), "IDCLAIM")
 }
 
 /// Openid claim: `OPENID#<openid> / OPENID` — written with the member, on absence: one member
@@ -236,6 +270,23 @@ pub fn share(member: &UserId, order: &str) -> Key {
     Key::new(shares(member), order)
 }
 
+/// Share marker: `SHARED#<member> / <yyyy-mm-dd>#<listing>#<channel>` — the day's first share
+/// of a listing to a channel; `ttl` removes it.
+pub fn share_day(member: &UserId, listing: &ListingId, channel: &str, day: &str) -> Key {
+    Key::new(
+        format!("{SHARED}{member}"),
+        format!("{day}#{listing}#{channel}"),
+    )
+}
+
+// Rate limits.
+
+/// Rate-limit counter: `RATE#<class>#<subject> / <window start, epoch seconds>` — `n` calls in
+/// the window; `ttl` removes it after the window.
+pub fn rate_counter(class: &str, subject: &str, window_start: i64) -> Key {
+    Key::new(format!("{RATE}{class}#{subject}"), window_start.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -339,6 +390,23 @@ mod tests {
             key(share(&user_id(1), "01j")),
             s(&format!("SHARES#{u}"), "01j")
         );
+        assert_eq!(
+            key(share_day(&user_id(1), &listing_id(3), "qq", "2026-01-02")),
+            s(&format!("SHARED#{u}"), &format!("2026-01-02#{l}#qq"))
+        );
+        assert_eq!(
+            key(rate_counter("login", "203.0.113.7", 1_700_000_000)),
+            s("RATE#login#203.0.113.7", "1700000000")
+        );
+        assert_eq!(key(identity_claim("t0")), s("IDCLAIM#t0", "IDCLAIM"));
+        assert_eq!(
+            key(verification_listed(1_700_000_000, &user_id(1))),
+            s("VERIFY#pending", &format!("001700000000#{u}"))
+        );
+        assert_eq!(due(-5), "000000000000");
+        assert_eq!(user_of(&user(&user_id(1))), Some(user_id(1)));
+        assert_eq!(user_of(&format!("OWNER#{u}")), None);
+        assert_eq!(user_of("USER#x"), None);
     }
 
     #[test]
@@ -390,6 +458,9 @@ mod tests {
                 add("verification day", USER, verification_day(u, text));
                 add("idempotency", USER, idempotency(u, text, text));
                 add("share", SHARES, share(u, text));
+                for l in &listings {
+                    add("share marker", SHARED, share_day(u, l, text, text));
+                }
             }
             add("verification", USER, verification(u));
             for l in &listings {
@@ -420,6 +491,10 @@ mod tests {
         }
         for text in texts {
             add("openid claim", OPENID, openid(text));
+            add("identity claim", IDCLAIM, identity_claim(text));
+            for subject in texts {
+                add("rate counter", RATE, rate_counter(text, subject, 60));
+            }
         }
     }
 }
