@@ -2,8 +2,6 @@
 //! once per member, listing and channel per UTC day; an edit that changes nothing writes
 //! nothing; re-publishing keeps a listing's first publication time and so its place in feeds.
 
-use renji_shared::domain::listings::listing_key;
-use renji_shared::domain::members::member_key;
 use renji_shared::domain::shares::Channel;
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::store::{keys, Item, Query, Write};
@@ -20,7 +18,7 @@ async fn member(server: &LocalServer, name: &str, verified: bool) -> Member {
     let id = login["user"]["id"].as_str().unwrap().to_owned();
     if verified {
         // As a verified result sets it (verification has its own tests).
-        let key = member_key(&UserId::parse(&id).unwrap());
+        let key = keys::member(&UserId::parse(&id).unwrap());
         server
             .app()
             .store
@@ -56,7 +54,7 @@ async fn raw_listing(server: &LocalServer, id: &str) -> Item {
     server
         .app()
         .store
-        .get(&listing_key(&ListingId::parse(id).unwrap()))
+        .get(&keys::listing(&ListingId::parse(id).unwrap()))
         .await
         .unwrap()
         .unwrap()

@@ -1,8 +1,7 @@
 //! Bad input is answered 4xx in the api.md error shape and changes nothing, on both stores.
 
-use renji_shared::domain::members::member_key;
 use renji_shared::ids::UserId;
-use renji_shared::store::{Item, PageCursor, Write};
+use renji_shared::store::{keys, Item, PageCursor, Write};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -10,7 +9,7 @@ async fn stored_member(server: &LocalServer, id: &str) -> Item {
     server
         .app()
         .store
-        .get(&member_key(&UserId::parse(id).unwrap()))
+        .get(&keys::member(&UserId::parse(id).unwrap()))
         .await
         .unwrap()
         .expect("member stored")
@@ -350,7 +349,7 @@ async fn bad_logins_create_nobody(backend: Backend) {
 async fn verified_member(server: &LocalServer, name: &str) -> (String, String) {
     let (token, login) = server.api.login(name).await;
     let id = login["user"]["id"].as_str().unwrap().to_owned();
-    let key = member_key(&UserId::parse(&id).unwrap());
+    let key = keys::member(&UserId::parse(&id).unwrap());
     server
         .app()
         .store

@@ -1,11 +1,12 @@
-//! Keeps `template.yaml`, the code, `openapi.yaml`, `events/` and the table mirror in step: a
-//! route added in one place and missing in another fails here.
+//! Keeps `template.yaml`, the code, `openapi.yaml`, `events/`, the table mirror and the README's
+//! data layout in step: a route or item kind added in one place and missing in another fails here.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use renji_local::functions::{FUNCTIONS, JOBS};
 use renji_local::template::Template;
+use renji_shared::store::keys;
 use renji_shared::store::schema::TABLE;
 use serde_yaml::Value;
 
@@ -297,4 +298,34 @@ fn openapi_documents_the_answers_every_route_of_its_kind_can_give() {
         }
     }
     assert!(missing.is_empty(), "undocumented answers: {missing:#?}");
+}
+
+/// The README's data layout table names exactly the partitions of `shared/src/store/keys.rs`: an
+/// item kind added there and not in the table (or the other way round) fails here.
+#[test]
+fn the_readme_data_layout_names_the_partitions_of_the_keys_module() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("### Data layout")
+        .nth(1)
+        .expect("a data layout section");
+    let rows: Vec<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() > 10, "{rows:?}");
+    let mut named = BTreeSet::new();
+    for row in rows {
+        let pk = row.split(" | ").nth(1).expect("a pk column");
+        // Each `code` span of the pk column, up to its first `#`.
+        for code in pk.split('`').skip(1).step_by(2) {
+            let prefix = code.split_inclusive('#').next().unwrap_or(code);
+            assert!(prefix.ends_with('#'), "{row}: {code}");
+            named.insert(prefix.to_owned());
+        }
+    }
+    let partitions: BTreeSet<String> = keys::PARTITIONS.iter().map(|p| p.to_string()).collect();
+    assert_eq!(named, partitions);
 }

@@ -1,10 +1,9 @@
 //! Listings, browsing, favourites, follows and shares over HTTP against the local server, on
 //! both stores.
 
-use renji_shared::domain::listings::{self, listing_key};
-use renji_shared::domain::members::member_key;
+use renji_shared::domain::listings;
 use renji_shared::ids::{ListingId, UserId};
-use renji_shared::store::{Item, Query, Write};
+use renji_shared::store::{keys, Item, Query, Write};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ async fn member(server: &LocalServer, name: &str, verified: bool) -> Member {
     let id = login["user"]["id"].as_str().unwrap().to_owned();
     if verified {
         // Verification has its own tests; here the badge is set as a verified result sets it.
-        let key = member_key(&UserId::parse(&id).unwrap());
+        let key = keys::member(&UserId::parse(&id).unwrap());
         server
             .app()
             .store
@@ -55,7 +54,7 @@ async fn raw_listing(server: &LocalServer, id: &str) -> Option<Item> {
     server
         .app()
         .store
-        .get(&listing_key(&ListingId::parse(id).unwrap()))
+        .get(&keys::listing(&ListingId::parse(id).unwrap()))
         .await
         .unwrap()
 }
@@ -1086,7 +1085,7 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let key = listing_key(&ListingId::parse(&id).unwrap());
+    let key = keys::listing(&ListingId::parse(&id).unwrap());
     server
         .app()
         .store

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use renji_shared::domain::listings::fields::{Kind, ListingPatch};
 use renji_shared::domain::listings::nearby::{self, Budget, Near};
-use renji_shared::domain::listings::{self, index, listing_key, Listing, ListingStatus, Rules};
-use renji_shared::domain::members::member_key;
+use renji_shared::domain::listings::{self, index, Listing, ListingStatus, Rules};
 use renji_shared::geo::{GeoBounds, Location};
 use renji_shared::ids::{ListingId, UserId};
-use renji_shared::store::{DynStore, Item, Key, Page, PageCursor, Query, Store, StoreError, Write};
+use renji_shared::store::{
+    keys, DynStore, Item, Key, Page, PageCursor, Query, Store, StoreError, Write,
+};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer, TestStore};
 use serde_json::{json, Value};
 
@@ -190,7 +191,7 @@ fn dense_city(n: usize, seed: u64) -> Vec<Listing> {
 async fn seed(store: &DynStore, listings: &[Listing]) {
     let entries: Vec<Item> = listings
         .iter()
-        .flat_map(|l| index::entries(l).into_values())
+        .flat_map(|l| index::entries(l).unwrap().into_values())
         .filter(|e| e["pk"].as_str().is_some_and(|pk| pk.starts_with("GEO#")))
         .collect();
     for chunk in entries.chunks(100) {
@@ -351,7 +352,7 @@ async fn nearby_is_exact_and_bounded_on_dynamodb() {
 async fn seller(server: &LocalServer, name: &str) -> (String, String) {
     let (token, login) = server.api.login(name).await;
     let id = login["user"]["id"].as_str().unwrap().to_owned();
-    let key = member_key(&UserId::parse(&id).unwrap());
+    let key = keys::member(&UserId::parse(&id).unwrap());
     server
         .app()
         .store
@@ -452,7 +453,7 @@ async fn others_see_a_coarse_point_and_distances_from_it(backend: Backend) {
     let raw = server
         .app()
         .store
-        .query(Query::partition(index::geo_partition("wx4")))
+        .query(Query::partition(keys::geo("wx4")))
         .await
         .unwrap();
     assert_eq!(raw.items.len(), 1);
@@ -665,7 +666,7 @@ async fn edits_write_only_the_entries_that_change(backend: Backend) {
         (listing.city.as_str(), listing.city_code.as_deref()),
         ("上海市", Some("310000"))
     );
-    let raw = server.app().store.get(&listing_key(&id)).await.unwrap();
+    let raw = server.app().store.get(&keys::listing(&id)).await.unwrap();
     assert!(raw.is_some());
 }
 
@@ -745,12 +746,12 @@ async fn a_listing_stored_with_free_text_city_moves_on_its_next_edit(backend: Ba
     let Value::Object(mut item) = serde_json::to_value(&old).unwrap() else {
         panic!()
     };
-    let key = listing_key(&old.id);
+    let key = keys::listing(&old.id);
     item.insert("pk".into(), key.pk.clone().into());
     item.insert("sk".into(), key.sk.clone().into());
     let store = &server.app().store;
     let mut writes = vec![Write::put(item)];
-    writes.extend(index::entries(&old).into_values().map(Write::put));
+    writes.extend(index::entries(&old).unwrap().into_values().map(Write::put));
     store.transact(writes).await.unwrap();
     let feed = |city: &'static str| async move {
         ids(&api

@@ -14,7 +14,7 @@ use renji_shared::ids::{ListingId, UserId};
 use renji_shared::store::dynamo::DynamoStore;
 use renji_shared::store::embedded::EmbeddedStore;
 use renji_shared::store::schema::TABLE;
-use renji_shared::store::{DynStore, Item, PageCursor, Write};
+use renji_shared::store::{keys, DynStore, Item, PageCursor, Write};
 use serde_json::{json, Value};
 
 use crate::counting::CountingStore;
@@ -85,11 +85,14 @@ fn city() -> Result<Vec<Listing>, String> {
 }
 
 async fn seed(store: &DynStore, listings: &[Listing]) -> Result<(), String> {
-    let entries: Vec<Item> = listings
-        .iter()
-        .flat_map(|l| index::entries(l).into_values())
-        .filter(|e| e["pk"].as_str().is_some_and(|pk| pk.starts_with("GEO#")))
-        .collect();
+    let mut entries: Vec<Item> = Vec::new();
+    for listing in listings {
+        let all = index::entries(listing).map_err(|e| format!("index entries: {e}"))?;
+        entries.extend(
+            all.into_values()
+                .filter(|e| e["pk"].as_str().is_some_and(|pk| pk.starts_with(keys::GEO))),
+        );
+    }
     for chunk in entries.chunks(100) {
         store
             .transact(chunk.iter().cloned().map(Write::put).collect())

@@ -25,6 +25,12 @@ impl Record for Favourite {
     const KIND: &'static str = "favourite";
 }
 
+impl listings::NamesListing for Favourite {
+    fn listing_id(&self) -> &ListingId {
+        &self.listing_id
+    }
+}
+
 /// `PUT /v1/me/favorites/{listing_id}`: idempotent; only a published listing can be favourited.
 pub async fn add(store: &DynStore, member: &UserId, listing: &ListingId) -> Result<(), Error> {
     let record = Favourite {
@@ -109,10 +115,9 @@ pub async fn list(
     let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
         .into_iter()
-        .map(|(item, listing)| {
-            let record = Favourite::from_item(item)?;
-            Ok(json!({ "listing": listing, "favorited_at": record.created_at }))
+        .map(|(favourite, listing): (Favourite, _)| {
+            json!({ "listing": listing, "favorited_at": favourite.created_at })
         })
-        .collect::<Result<_, Error>>()?;
+        .collect();
     Ok((items, next))
 }

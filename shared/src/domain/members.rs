@@ -13,13 +13,8 @@ use time::OffsetDateTime;
 use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, Record, Records, StoreError, Write};
 use crate::wechat::WechatIdentity;
-
-/// The key of a member's profile ([`keys::member`]).
-pub fn member_key(id: &UserId) -> Key {
-    keys::member(id)
-}
 
 /// The claim of an openid by the member who first logged in with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ pub mod verification;
 
 use crate::error::Error;
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, Item, PageCursor, Query};
+use crate::store::{Cursor, PageCursor, Query};
 
 /// Reads a page cursor (its seal already checked at the edge) for `query`: 422 naming `cursor`
 /// when it is not one of this query's pages (another list's, or one with empty key parts).
@@ -24,16 +24,4 @@ pub fn cursor_for(query: &Query, cursor: Option<&PageCursor>) -> Result<Option<C
                 .ok_or_else(|| Error::invalid("cursor", "is not a cursor of this list"))
         })
         .transpose()
-}
-
-/// An id attribute of a stored record; a record without one is corrupt.
-pub(crate) fn id_attr<T>(
-    item: &Item,
-    name: &str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<T, Error> {
-    item.get(name)
-        .and_then(|v| v.as_str())
-        .and_then(parse)
-        .ok_or_else(|| Error::Internal(format!("stored record without a valid {name}")))
 }

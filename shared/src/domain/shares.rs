@@ -72,6 +72,12 @@ impl Record for Share {
     const KIND: &'static str = "share";
 }
 
+impl listings::NamesListing for Share {
+    fn listing_id(&self) -> &ListingId {
+        &self.listing_id
+    }
+}
+
 /// The day's marker of a member's share of a listing to a channel: that day's first share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShareMarker {
@@ -172,16 +178,15 @@ pub async fn history(
     let (page, next) = listings::page_with_listings(store, query, cursor).await?;
     let items = page
         .into_iter()
-        .map(|(item, listing)| {
-            let share = Share::from_item(item)?;
-            Ok(json!({
+        .map(|(share, listing): (Share, _)| {
+            json!({
                 "id": share.id,
                 "channel": share.channel,
                 "created_at": share.created_at,
                 "listing": listing,
-            }))
+            })
         })
-        .collect::<Result<_, Error>>()?;
+        .collect();
     Ok((items, next))
 }
 

@@ -1,5 +1,6 @@
 //! Every key format of the one table, and only here: the README's "Data layout" table is this
-//! file read top to bottom, and `tests/drift.rs` checks that its partitions are these.
+//! file read top to bottom (each item kind's key function names its record type), and
+//! `tests/drift.rs` checks that the table's partitions are these.
 //!
 //! An item is found by `pk` (its partition) and `sk` (its place in the partition); items listed
 //! through the `gsi1` index also carry `gsi1pk`/`gsi1sk`, whose values are the [`Key`]s named
@@ -80,18 +81,20 @@ pub fn user_of(pk: &str) -> Option<UserId> {
     UserId::parse(pk.strip_prefix(USER)?)
 }
 
-/// Member: `USER#<id> / PROFILE` — profile and counts (`members.rs`).
+/// Member: `USER#<id> / PROFILE` — [`Member`](crate::domain::members::Member): profile and
+/// counts.
 pub fn member(id: &UserId) -> Key {
     Key::new(user(id), PROFILE)
 }
 
-/// Session: `USER#<id> / SESSION#<session id>` — deleted on logout; `ttl` expires it
-/// (`session.rs`).
+/// Session: `USER#<id> / SESSION#<session id>` —
+/// [`SessionRecord`](crate::session::SessionRecord): deleted on logout; `ttl` expires it.
 pub fn session(user_id: &UserId, session_id: &str) -> Key {
     Key::new(user(user_id), format!("{SESSION_PREFIX}{session_id}"))
 }
 
-/// Verification: `USER#<id> / VERIFICATION` — the member's latest attempt (`verification.rs`).
+/// Verification: `USER#<id> / VERIFICATION` —
+/// [`Verification`](crate::domain::verification::Verification): the member's latest attempt.
 pub fn verification(member: &UserId) -> Key {
     Key::new(user(member), VERIFICATION)
 }
@@ -110,33 +113,34 @@ pub fn verification_listed(due_at: i64, member: &UserId) -> Key {
     Key::new(PENDING_VERIFICATIONS, format!("{}#{member}", due(due_at)))
 }
 
-/// Verification count: `USER#<id> / VERIFICATION_DAY#<yyyy-mm-dd>` — that UTC day's
-/// submissions, a capped counter; `ttl` removes it.
+/// Verification count: `USER#<id> / VERIFICATION_DAY#<yyyy-mm-dd>` — `n`, that UTC day's
+/// submissions, a capped counter (updated, never put); `ttl` removes it.
 pub fn verification_day(member: &UserId, day: &str) -> Key {
     Key::new(user(member), format!("{VERIFICATION_DAY_PREFIX}{day}"))
 }
 
-/// Idempotency record: `USER#<id> / IDEMPOTENCY#<method> <path>#<key>` — one per member, route
-/// and client key; `ttl` 24 hours (`idempotency.rs`).
+/// Idempotency record: `USER#<id> / IDEMPOTENCY#<method> <path>#<key>` — `IdempotencyRecord`
+/// (`domain/idempotency.rs`): one per member, route and client key; `ttl` 24 hours.
 pub fn idempotency(member: &UserId, route: &str, key: &str) -> Key {
     Key::new(user(member), format!("{IDEMPOTENCY_PREFIX}{route}#{key}"))
 }
 
-/// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — how many accounts the identity whose number's
-/// HMAC is `tag` verifies (`n`); never the number.
+/// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose
+/// number's HMAC is `tag` verifies (a capped counter); never the number.
 pub fn identity_claim(tag: &str) -> Key {
     Key::new(format!("{IDCLAIM}{tag}"), "IDCLAIM")
 }
 
-/// Openid claim: `OPENID#<openid> / OPENID` — written with the member, on absence: one member
-/// per openid.
+/// Openid claim: `OPENID#<openid> / OPENID` —
+/// [`OpenidClaim`](crate::domain::members::OpenidClaim): written with the member, on absence: one
+/// member per openid.
 pub fn openid(openid: &str) -> Key {
     Key::new(format!("{OPENID}{openid}"), "OPENID")
 }
 
 // Listings.
 
-/// Listing: `LISTING#<id> / LISTING`.
+/// Listing: `LISTING#<id> / LISTING` — [`Listing`](crate::domain::listings::Listing).
 pub fn listing(id: &ListingId) -> Key {
     Key::new(format!("{LISTING}{id}"), "LISTING")
 }
@@ -162,7 +166,8 @@ pub fn mine_status(owner: &UserId, status: &str) -> String {
     format!("{MINE}{owner}#{status}")
 }
 
-/// Owner's entry: `MINE#<owner> / <created_at>#<id>` — one per listing, in every status.
+/// Owner's entry: `MINE#<owner> / <created_at>#<id>` —
+/// [`MineEntry`](crate::domain::listings::MineEntry): one per listing, in every status.
 pub fn mine_entry(owner: &UserId, created_at: &str, id: &ListingId) -> Key {
     Key::new(mine(owner), by_time(created_at, id))
 }
@@ -188,7 +193,8 @@ pub fn feed(kind: Option<&str>, category: Option<&str>, city: Option<&str>) -> S
     partition
 }
 
-/// Feed entry: `<feed partition> / <published_at>#<id>` — newest first.
+/// Feed entry: `<feed partition> / <published_at>#<id>` —
+/// [`Summary`](crate::domain::listings::Summary), newest first.
 pub fn feed_entry(partition: String, published_at: &str, id: &ListingId) -> Key {
     Key::new(partition, by_time(published_at, id))
 }
@@ -203,7 +209,8 @@ pub fn geo(cell: &str) -> String {
     format!("{GEO}{}", &cell[..end])
 }
 
-/// Geo entry: `GEO#<geohash prefix> / <geohash>#<id>` — by cell, so a cell is a sort-key prefix.
+/// Geo entry: `GEO#<geohash prefix> / <geohash>#<id>` —
+/// [`Summary`](crate::domain::listings::Summary), by cell, so a cell is a sort-key prefix.
 pub fn geo_entry(cell: &str, id: &ListingId) -> Key {
     Key::new(geo(cell), format!("{cell}#{id}"))
 }
@@ -213,7 +220,8 @@ pub fn term(term: &str) -> String {
     format!("{TERM}{term}")
 }
 
-/// Term entry: `TERM#<term> / <published_at>#<id>` — newest first.
+/// Term entry: `TERM#<term> / <published_at>#<id>` —
+/// [`TermEntry`](crate::domain::listings::index::TermEntry), newest first.
 pub fn term_entry(term_text: &str, published_at: &str, id: &ListingId) -> Key {
     Key::new(term(term_text), by_time(published_at, id))
 }
@@ -225,7 +233,8 @@ pub fn favourites(member: &UserId) -> String {
     format!("{FAVS}{member}")
 }
 
-/// Favourite: `FAVS#<member> / <listing id>` — at most one per member and listing.
+/// Favourite: `FAVS#<member> / <listing id>` —
+/// [`Favourite`](crate::domain::favorites::Favourite): at most one per member and listing.
 pub fn favourite(member: &UserId, listing: &ListingId) -> Key {
     Key::new(favourites(member), listing.as_str())
 }
@@ -245,12 +254,14 @@ pub fn followers(member: &UserId) -> String {
     format!("{FOLLOWERS}{member}")
 }
 
-/// Follow, the follower's edge: `FOLLOWING#<member> / <followee>`.
+/// Follow, the follower's edge: `FOLLOWING#<member> / <followee>` —
+/// [`Edge`](crate::domain::follows::Edge).
 pub fn following_edge(member: &UserId, followee: &UserId) -> Key {
     Key::new(following(member), followee.as_str())
 }
 
-/// Follow, the followee's edge: `FOLLOWERS#<followee> / <member>`.
+/// Follow, the followee's edge: `FOLLOWERS#<followee> / <member>` —
+/// [`Edge`](crate::domain::follows::Edge).
 pub fn follower_edge(followee: &UserId, member: &UserId) -> Key {
     Key::new(followers(followee), member.as_str())
 }
@@ -265,13 +276,15 @@ pub fn shares(member: &UserId) -> String {
     format!("{SHARES}{member}")
 }
 
-/// Share: `SHARES#<member> / <time-ordered ULID>` — newest first.
+/// Share: `SHARES#<member> / <time-ordered ULID>` — [`Share`](crate::domain::shares::Share),
+/// newest first.
 pub fn share(member: &UserId, order: &str) -> Key {
     Key::new(shares(member), order)
 }
 
-/// Share marker: `SHARED#<member> / <yyyy-mm-dd>#<listing>#<channel>` — the day's first share
-/// of a listing to a channel; `ttl` removes it.
+/// Share marker: `SHARED#<member> / <yyyy-mm-dd>#<listing>#<channel>` —
+/// [`ShareMarker`](crate::domain::shares::ShareMarker): the day's first share of a listing to a
+/// channel; `ttl` removes it.
 pub fn share_day(member: &UserId, listing: &ListingId, channel: &str, day: &str) -> Key {
     Key::new(
         format!("{SHARED}{member}"),
@@ -282,7 +295,7 @@ pub fn share_day(member: &UserId, listing: &ListingId, channel: &str, day: &str)
 // Rate limits.
 
 /// Rate-limit counter: `RATE#<class>#<subject> / <window start, epoch seconds>` — `n` calls in
-/// the window; `ttl` removes it after the window.
+/// the window, a capped counter (`ratelimit.rs`); `ttl` removes it after the window.
 pub fn rate_counter(class: &str, subject: &str, window_start: i64) -> Key {
     Key::new(format!("{RATE}{class}#{subject}"), window_start.to_string())
 }

@@ -14,13 +14,14 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::fields::Kind;
-use super::index::{entry_summary, feed_partition, term_partition};
+use super::index::{entry_summary, TermEntry};
 use super::nearby::{self, Near};
-use super::{listing_key, Listing, Rules};
+use super::{Listing, Rules};
 use crate::error::Error;
 use crate::geo::{Location, MAX_RADIUS_KM};
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, DynStore, Item, Key, PageCursor, Query, MAX_BATCH_GET};
+use crate::store::MAX_BATCH_GET;
+use crate::store::{keys, Cursor, DynStore, Item, Key, PageCursor, Query, Record, Records};
 
 /// Keyword pages examine at most this many term entries.
 pub const MAX_EXAMINED: usize = 500;
@@ -185,8 +186,8 @@ pub async fn browse(
         return keyword(store, browse).await;
     }
     let f = &browse.filters;
-    let query = Query::partition(feed_partition(
-        f.kind,
+    let query = Query::partition(keys::feed(
+        f.kind.map(Kind::as_str),
         f.category.as_deref(),
         f.city.as_deref(),
     ))
@@ -195,7 +196,10 @@ pub async fn browse(
     let cursor = crate::domain::cursor_for(&query, browse.cursor.as_ref())?;
     let page = store.query(query.after(cursor)).await?;
     Ok((
-        page.items.iter().map(entry_summary).collect(),
+        page.items
+            .iter()
+            .map(entry_summary)
+            .collect::<Result<_, _>>()?,
         page.next.map(PageCursor::from),
     ))
 }
@@ -213,7 +217,7 @@ async fn keyword(
     let f = &browse.filters;
     let q = f.q.as_deref().unwrap_or_default();
     let anchor = anchor(q).ok_or_else(|| Error::invalid("q", "must be at least 2 characters"))?;
-    let query = Query::partition(term_partition(&anchor)).descending();
+    let query = Query::partition(keys::term(&anchor)).descending();
     let mut cursor = crate::domain::cursor_for(&query, browse.cursor.as_ref())?;
     let mut found = Vec::new();
     let mut examined = 0;
@@ -224,18 +228,17 @@ async fn keyword(
         examined += page.items.len();
         // Entries whose folded title holds the query (entries written before titles were kept
         // in them are checked on the listing itself).
-        let matching: Vec<&Item> = page
-            .items
-            .iter()
-            .filter(|e| {
-                e.get("t")
-                    .and_then(Value::as_str)
-                    .is_none_or(|t| t.contains(q))
-            })
-            .collect();
-        let listings = read_listings(store, &matching).await?;
+        let mut matching = Vec::new();
+        for item in &page.items {
+            let entry = TermEntry::from_item(item.clone())?;
+            if entry.t.as_deref().is_none_or(|t| t.contains(q)) {
+                matching.push((item, entry.id));
+            }
+        }
+        let listing_keys: Vec<Key> = matching.iter().map(|(_, id)| keys::listing(id)).collect();
+        let listings: Vec<Option<Listing>> = store.get_records(&listing_keys).await?;
         let count = matching.len();
-        for (i, (entry, listing)) in matching.iter().zip(listings).enumerate() {
+        for (i, ((entry, _), listing)) in matching.iter().zip(listings).enumerate() {
             let Some(listing) = listing else { continue };
             let summary = listing.summary();
             let Value::Object(summary_item) = &summary else {
@@ -259,30 +262,4 @@ async fn keyword(
             Some(next) => cursor = Some(next),
         }
     }
-}
-
-/// The listings term entries name, in order (`None` where one is gone), in one batch read.
-async fn read_listings(store: &DynStore, entries: &[&Item]) -> Result<Vec<Option<Listing>>, Error> {
-    let keys: Vec<Option<Key>> = entries
-        .iter()
-        .map(|e| {
-            e.get("id")
-                .and_then(Value::as_str)
-                .and_then(crate::ids::ListingId::parse)
-                .map(|id| listing_key(&id))
-        })
-        .collect();
-    let wanted: Vec<Key> = keys.iter().flatten().cloned().collect();
-    let mut read = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        store.get_many(&wanted).await?
-    }
-    .into_iter();
-    keys.into_iter()
-        .map(|key| match key {
-            None => Ok(None),
-            Some(_) => read.next().flatten().map(Listing::from_item).transpose(),
-        })
-        .collect()
 }

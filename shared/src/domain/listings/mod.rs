@@ -2,10 +2,10 @@
 //! them, and how every change is written — the listing, its index entries and the owner's
 //! published-listings count in one transaction.
 //!
-//! Store layout: `LISTING#<id> / LISTING`; while published it also carries `gsi1pk = OWNER#<owner>`
-//! and `gsi1sk = <published_at>#<id>` (a member's published listings, newest first), and the index
-//! entries of [`index`]. In every status it has an owner's entry (see [`mine_entry`]) for the
-//! owner's own list, `GET /v1/me/listings`.
+//! Store layout ([`keys::listing`], [`keys::listing_listed`]): `LISTING#<id> / LISTING`; while
+//! published it also carries `gsi1pk = OWNER#<owner>` and `gsi1sk = <published_at>#<id>` (a
+//! member's published listings, newest first), and the index entries of [`index`]. In every
+//! status it has an owner's entry ([`MineEntry`]) for the owner's own list, `GET /v1/me/listings`.
 
 pub mod browse;
 pub mod fields;
@@ -16,13 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::fields::{Kind, ListingPatch, NewListing, RequestedStatus};
-use super::members::{self, member_key, now_rfc3339};
+use super::members::{self, now_rfc3339};
 use crate::config::Config;
 use crate::error::Error;
 use crate::geo::{GeoBounds, Location};
 use crate::ids::{ListingId, UserId};
 use crate::money::Fen;
-use crate::store::{Condition, DynStore, Item, Key, PageCursor, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, Item, Key, PageCursor, Query, Record, Records};
+use crate::store::{StoreError, Write, PK, SK};
 
 /// Optimistic writes retry this often when another edit got there first.
 const MAX_ATTEMPTS: usize = 3;
@@ -163,41 +164,69 @@ pub struct Listing {
     pub retiring: bool,
 }
 
-pub fn listing_key(id: &ListingId) -> Key {
-    Key::new(format!("LISTING#{id}"), "LISTING")
+impl Record for Listing {
+    const KIND: &'static str = "listing";
 }
 
-pub fn owner_partition(owner: &UserId) -> String {
-    format!("OWNER#{owner}")
+/// What browsing shows of a listing, and what its feed and geo entries hold: the location
+/// coarsened (privacy policy §二(八)三). Every field is written, `null` when absent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub id: ListingId,
+    pub kind: Kind,
+    pub title: String,
+    pub category: String,
+    pub city: String,
+    /// `None` for listings stored before cities had codes.
+    #[serde(default)]
+    pub city_code: Option<String>,
+    pub price_fen: Option<Fen>,
+    pub cover_url: Option<String>,
+    pub location: Option<Location>,
+    pub owner_id: UserId,
+    pub published_at: Option<String>,
 }
 
-/// The owner's listings, in every status, newest first (`GET /v1/me/listings`).
-pub fn mine_partition(owner: &UserId) -> String {
-    format!("MINE#{owner}")
-}
-
-/// The owner's listings in one status (gsi1 of the owner's entries).
-pub fn mine_status_partition(owner: &UserId, status: ListingStatus) -> String {
-    format!("MINE#{owner}#{}", status.as_str())
+impl Record for Summary {
+    const KIND: &'static str = "listing index entry";
 }
 
 /// The owner's entry of a listing: `MINE#<owner>` / `<created_at>#<id>`, and through gsi1
-/// `MINE#<owner>#<status>` / `<created_at>#<id>`. It holds only the id and status (the page reads
-/// the listings themselves, whose counts other transactions move), so it is written when the
-/// listing is created and when its status changes, never on other edits.
-fn mine_entry(listing: &Listing) -> Item {
-    let order = format!("{}#{}", listing.created_at, listing.id);
-    let mut item = Item::new();
-    item.insert("pk".into(), mine_partition(&listing.owner_id).into());
-    item.insert("sk".into(), order.clone().into());
-    item.insert(
-        "gsi1pk".into(),
-        mine_status_partition(&listing.owner_id, listing.status).into(),
-    );
-    item.insert("gsi1sk".into(), order.into());
-    item.insert("listing_id".into(), json!(listing.id));
-    item.insert("status".into(), json!(listing.status));
-    item
+/// `MINE#<owner>#<status>` / `<created_at>#<id>` ([`keys::mine_entry`]). It holds only the id and
+/// status (the page reads the listings themselves, whose counts other transactions move), so it
+/// is written when the listing is created and when its status changes, never on other edits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MineEntry {
+    pub listing_id: ListingId,
+    pub status: ListingStatus,
+}
+
+impl Record for MineEntry {
+    const KIND: &'static str = "owner's listing entry";
+}
+
+impl MineEntry {
+    fn item(listing: &Listing) -> Result<Item, Error> {
+        let (owner, created, id) = (&listing.owner_id, &listing.created_at, &listing.id);
+        MineEntry {
+            listing_id: id.clone(),
+            status: listing.status,
+        }
+        .to_item(
+            keys::mine_entry(owner, created, id),
+            Some(keys::mine_entry_listed(
+                owner,
+                listing.status.as_str(),
+                created,
+                id,
+            )),
+        )
+    }
+}
+
+/// A record that names a listing (a favourite, a share), listed with that listing's summary.
+pub trait NamesListing: Record {
+    fn listing_id(&self) -> &ListingId;
 }
 
 /// Attributes the counters' writers own: an edit never writes them, so it cannot undo a count.
@@ -213,51 +242,35 @@ impl Listing {
         self.city_code.as_deref().unwrap_or(&self.city)
     }
 
-    pub fn from_item(item: Item) -> Result<Self, Error> {
-        serde_json::from_value(Value::Object(item))
-            .map_err(|e| Error::Internal(format!("stored listing unreadable: {e}")))
-    }
-
     /// The stored item: the listing, its key and, while published, its owner-index keys.
-    fn to_item(&self) -> Result<Item, Error> {
-        let Value::Object(mut item) =
-            serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))?
-        else {
-            return Err(Error::Internal("listing is not an object".into()));
-        };
-        let key = listing_key(&self.id);
-        item.insert("pk".into(), key.pk.into());
-        item.insert("sk".into(), key.sk.into());
-        if self.is_published() {
-            item.insert("gsi1pk".into(), owner_partition(&self.owner_id).into());
-            item.insert(
-                "gsi1sk".into(),
-                format!(
-                    "{}#{}",
-                    self.published_at.as_deref().unwrap_or_default(),
-                    self.id
-                )
-                .into(),
-            );
-        }
-        Ok(item)
+    fn item(&self) -> Result<Item, Error> {
+        let listed = self.is_published().then(|| {
+            let published_at = self.published_at.as_deref().unwrap_or_default();
+            keys::listing_listed(&self.owner_id, published_at, &self.id)
+        });
+        self.to_item(keys::listing(&self.id), listed)
     }
 
     /// What browsing shows of a listing: the location coarsened (privacy policy §二(八)三).
+    pub fn summary_record(&self) -> Summary {
+        Summary {
+            id: self.id.clone(),
+            kind: self.kind,
+            title: self.title.clone(),
+            category: self.category.clone(),
+            city: self.city.clone(),
+            city_code: self.city_code.clone(),
+            price_fen: self.price_fen,
+            cover_url: self.images.first().cloned(),
+            location: self.location.map(|l| l.coarse()),
+            owner_id: self.owner_id.clone(),
+            published_at: self.published_at.clone(),
+        }
+    }
+
+    /// [`Listing::summary_record`] as JSON.
     pub fn summary(&self) -> Value {
-        json!({
-            "id": self.id,
-            "kind": self.kind,
-            "title": self.title,
-            "category": self.category,
-            "city": self.city,
-            "city_code": self.city_code,
-            "price_fen": self.price_fen,
-            "cover_url": self.images.first(),
-            "location": self.location.map(|l| l.coarse()),
-            "owner_id": self.owner_id,
-            "published_at": self.published_at,
-        })
+        json!(self.summary_record())
     }
 
     /// The whole listing as anyone may see it, the location coarsened.
@@ -306,11 +319,7 @@ impl Listing {
 }
 
 pub async fn get(store: &DynStore, id: &ListingId) -> Result<Option<Listing>, Error> {
-    store
-        .get(&listing_key(id))
-        .await?
-        .map(Listing::from_item)
-        .transpose()
+    store.get_record(&keys::listing(id)).await
 }
 
 /// The listing if `viewer` may see it; otherwise 404, so drafts stay private.
@@ -342,20 +351,17 @@ async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error
 /// Fails with `ConditionFailed { label: "listing_version" }` when another write changed the
 /// listing first, and with `"owner_exists"` when a listing is published for a member who is gone.
 async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<(), StoreError> {
-    let key = listing_key(&new.id);
-    let item = new
-        .to_item()
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let invalid = |e: Error| StoreError::Invalid(e.to_string());
+    let key = keys::listing(&new.id);
+    let item = new.item().map_err(invalid)?;
     let mut writes = vec![match old {
         None => Write::put_if(item, Condition::Absent, "listing_new"),
         Some(old) => {
             // Set every field but the counters (other transactions own those), remove what the
             // new version no longer has, and bump the version the condition checks.
-            let old_item = old
-                .to_item()
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let old_item = old.item().map_err(invalid)?;
             let editable =
-                |name: &str| !["pk", "sk", "version"].contains(&name) && !COUNTERS.contains(&name);
+                |name: &str| ![PK, SK, "version"].contains(&name) && !COUNTERS.contains(&name);
             let mut update = Write::update(key.clone()).add("version", 1).condition(
                 Condition::Equals("version".into(), json!(old.version)),
                 "listing_version",
@@ -375,8 +381,11 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
     }];
     // Only the entries that change: stale keys deleted, new or changed entries put (see
     // `index` for the worst case, within DynamoDB's 100 writes).
-    let new_entries = index::entries(new);
-    let old_entries = old.map(index::entries).unwrap_or_default();
+    let new_entries = index::entries(new).map_err(invalid)?;
+    let old_entries = match old {
+        Some(old) => index::entries(old).map_err(invalid)?,
+        None => Default::default(),
+    };
     let mut stale: Vec<&Key> = old_entries
         .keys()
         .filter(|k| !new_entries.contains_key(*k))
@@ -390,11 +399,11 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
     changed.sort_by(|a, b| a.0.cmp(&b.0));
     writes.extend(changed.into_iter().map(|(_, item)| Write::put(item)));
     if old.is_none_or(|old| old.status != new.status) {
-        writes.push(Write::put(mine_entry(new)));
+        writes.push(Write::put(MineEntry::item(new).map_err(invalid)?));
     }
     let was_published = old.is_some_and(Listing::is_published);
     if was_published != new.is_published() {
-        let owner = member_key(&new.owner_id);
+        let owner = keys::member(&new.owner_id);
         writes.push(if new.is_published() {
             Write::update(owner)
                 .add("listings_count", 1)
@@ -668,7 +677,7 @@ async fn retire(
 
 /// Stops every edit of a listing (see [`retire`]).
 async fn fence(store: &DynStore, id: &ListingId) -> Result<(), Error> {
-    let write = Write::update(listing_key(id))
+    let write = Write::update(keys::listing(id))
         .set("retiring", true)
         .add("version", 1)
         .condition(Condition::Present, "listing_exists")
@@ -711,7 +720,7 @@ pub async fn by_owner(
     if members::get(store, owner).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
-    let query = crate::store::Query::partition(owner_partition(owner))
+    let query = Query::partition(keys::owner_listings(owner))
         .index(crate::store::schema::GSI1)
         .descending()
         .limit(limit);
@@ -736,29 +745,22 @@ pub async fn mine(
     cursor: Option<&PageCursor>,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let query = match status {
-        None => crate::store::Query::partition(mine_partition(owner)),
-        Some(status) => crate::store::Query::partition(mine_status_partition(owner, status))
+        None => Query::partition(keys::mine(owner)),
+        Some(status) => Query::partition(keys::mine_status(owner, status.as_str()))
             .index(crate::store::schema::GSI1),
     }
     .descending()
     .limit(limit);
     let cursor = super::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
-    let keys = page
+    let listing_keys = page
         .items
-        .iter()
-        .map(|entry| {
-            super::id_attr(entry, "listing_id", ListingId::parse).map(|id| listing_key(&id))
-        })
+        .into_iter()
+        .map(|entry| MineEntry::from_item(entry).map(|e| keys::listing(&e.listing_id)))
         .collect::<Result<Vec<Key>, _>>()?;
-    let found = if keys.is_empty() {
-        Vec::new()
-    } else {
-        store.get_many(&keys).await?
-    };
+    let found: Vec<Option<Listing>> = store.get_records(&listing_keys).await?;
     let mut items = Vec::with_capacity(found.len());
-    for item in found.into_iter().flatten() {
-        let listing = Listing::from_item(item)?;
+    for listing in found.into_iter().flatten() {
         // The status index is eventually consistent on DynamoDB: a listing whose status has
         // just changed may still be under its old one there; the listing itself decides.
         if &listing.owner_id == owner && status.is_none_or(|s| s == listing.status) {
@@ -769,35 +771,32 @@ pub async fn mine(
 }
 
 /// One page of records that name a listing (favourites, shares), each with that listing's summary.
-pub async fn page_with_listings(
+pub async fn page_with_listings<R: NamesListing>(
     store: &DynStore,
-    query: crate::store::Query,
+    query: Query,
     cursor: Option<&PageCursor>,
-) -> Result<(Vec<(Item, Value)>, Option<PageCursor>), Error> {
+) -> Result<(Vec<(R, Value)>, Option<PageCursor>), Error> {
     let cursor = super::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
-    let summaries = summaries(store, &page.items).await?;
+    let records = page
+        .items
+        .into_iter()
+        .map(R::from_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<ListingId> = records.iter().map(|r| r.listing_id().clone()).collect();
+    let summaries = summaries(store, &ids).await?;
     let next = page.next.map(PageCursor::from);
-    Ok((page.items.into_iter().zip(summaries).collect(), next))
+    Ok((records.into_iter().zip(summaries).collect(), next))
 }
 
-/// Summaries of the listings that records (favourites, shares) name in `listing_id`, in order;
-/// one that is no longer public shows as unavailable rather than as an error.
-pub async fn summaries(store: &DynStore, records: &[Item]) -> Result<Vec<Value>, Error> {
-    let ids = records
-        .iter()
-        .map(|r| super::id_attr(r, "listing_id", ListingId::parse))
-        .collect::<Result<Vec<_>, _>>()?;
-    let keys: Vec<Key> = ids.iter().map(listing_key).collect();
-    let found = if keys.is_empty() {
-        Vec::new()
-    } else {
-        store.get_many(&keys).await?
-    };
+/// Summaries of the listings `ids`, in order; one that is no longer public shows as unavailable
+/// rather than as an error.
+pub async fn summaries(store: &DynStore, ids: &[ListingId]) -> Result<Vec<Value>, Error> {
+    let listing_keys: Vec<Key> = ids.iter().map(keys::listing).collect();
+    let found: Vec<Option<Listing>> = store.get_records(&listing_keys).await?;
     ids.iter()
         .zip(found)
-        .map(|(id, item)| {
-            let listing = item.map(Listing::from_item).transpose()?;
+        .map(|(id, listing)| {
             Ok(match listing {
                 Some(l) if l.status.is_public() => {
                     let mut summary = l.summary();

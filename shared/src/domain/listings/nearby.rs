@@ -27,11 +27,11 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::index::{entry_location, entry_summary, geo_partition};
+use super::index::{entry_location, entry_summary};
 use crate::error::Error;
 use crate::geo::{self, Cell, Location, BASE32, PARTITION_PRECISION, POINT_PRECISION};
 use crate::store::schema::TABLE;
-use crate::store::{Cursor, DynStore, Item, PageCursor, Query, SortKey};
+use crate::store::{keys, Cursor, DynStore, Item, PageCursor, Query, SortKey, PK, SK};
 
 /// The most one page may ask of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +187,7 @@ impl Search<'_> {
         limit: usize,
         last: Option<&Order>,
     ) -> Result<usize, Error> {
-        let partition = geo_partition(&node.hash);
+        let partition = keys::geo(&node.hash);
         let sort = match &node.until {
             Some(until) => SortKey::Between(node.hash.clone(), until.clone()),
             None => SortKey::Prefix(node.hash.clone()),
@@ -195,8 +195,8 @@ impl Search<'_> {
         let mut query = Query::partition(partition.clone()).sort(sort).limit(limit);
         if let Some(after) = &node.after {
             let mut at = Item::new();
-            at.insert("pk".into(), partition.into());
-            at.insert("sk".into(), after.clone().into());
+            at.insert(PK.into(), partition.into());
+            at.insert(SK.into(), after.clone().into());
             let cursor = Cursor::after_item(&at, &query, &TABLE);
             query = query.after(cursor);
         }
@@ -205,7 +205,7 @@ impl Search<'_> {
         let last_sk = page
             .items
             .last()
-            .and_then(|e| e.get("sk"))
+            .and_then(|e| e.get(SK))
             .and_then(Value::as_str)
             .map(str::to_owned);
         let truncated = page.next.is_some() && last_sk.is_some();
@@ -230,7 +230,7 @@ impl Search<'_> {
             last_point = Some(order.clone());
             let after_last = last.is_none_or(|l| order > *l);
             if distance <= self.near.radius_m && after_last && (self.near.admit)(entry) {
-                let mut summary = entry_summary(entry);
+                let mut summary = entry_summary(entry)?;
                 summary["distance_m"] = json!((order.mm + 500) / 1000);
                 self.push_hit(Hit {
                     order,
@@ -421,7 +421,7 @@ fn compact(mut nodes: Vec<Node>, center: &Location, protect: usize) -> Vec<Node>
             .filter(|f| *f > geometric)
             .unwrap_or(geometric)
     };
-    nodes.sort_by_key(|n| (geo_partition(&n.hash), bounds(n).0));
+    nodes.sort_by_key(|n| (keys::geo(&n.hash), bounds(n).0));
     let orders: Vec<Order> = nodes.iter().map(order).collect();
     let mut nearest: Vec<&Order> = orders.iter().collect();
     nearest.sort();
@@ -430,7 +430,7 @@ fn compact(mut nodes: Vec<Node>, center: &Location, protect: usize) -> Vec<Node>
         .map(|o| (*o).clone());
     let free = |i: usize| kept.as_ref().is_some_and(|k| orders[i] >= *k);
     let mut pairs: Vec<usize> = (0..nodes.len().saturating_sub(1))
-        .filter(|&i| geo_partition(&nodes[i].hash) == geo_partition(&nodes[i + 1].hash))
+        .filter(|&i| keys::geo(&nodes[i].hash) == keys::geo(&nodes[i + 1].hash))
         .filter(|&i| free(i) && free(i + 1))
         .collect();
     pairs.sort_by(|&a, &b| {
