@@ -3,11 +3,11 @@
 //! an item becomes a record again. The port itself stays item-based, so both adapters keep
 //! handling one representation, JSON objects.
 //!
-//! Why not `serde_dynamo`: it maps serde types to the SDK's `HashMap<String, AttributeValue>`,
-//! which only the DynamoDB adapter sees; the domain's items are JSON objects that both adapters
-//! take (the DynamoDB adapter converts them in one place, `dynamo.rs`), and serde_json already
-//! maps a record to and from those. It would add a dependency for the embedded store's sake of
-//! nothing.
+//! Why not `serde_dynamo` (the well-kept crate for serde types ↔ DynamoDB items): it maps to the
+//! SDK's `HashMap<String, AttributeValue>`, which only the DynamoDB adapter sees. The port's items
+//! are JSON objects that both adapters take (the DynamoDB adapter converts them in one place,
+//! `dynamo.rs`), and serde_json already maps a record to and from those; serde_dynamo would add a
+//! dependency and a second item representation, and the embedded store could not use it.
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
