@@ -486,7 +486,8 @@ async fn cursors_not_of_this_list_are_refused_on_every_list_route(backend: Backe
             &a,
         ),
     ];
-    let key = &server.app().cursors;
+    let keys = server.app().tokens().await.unwrap();
+    let key = keys.cursors();
     for (route, path, reader, other_path, other_reader) in routes {
         let next = |body: &Value| body["next_cursor"].as_str().unwrap().to_owned();
         let own = next(&ok_call(api, "GET", &path, reader, None).await);

@@ -250,8 +250,9 @@ async fn wechat_errors_become_clear_answers(backend: Backend) {
 async fn expired_tokens_are_refused(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let (token, login) = server.api.login("frank").await;
-    let claims = server.app().tokens.verify(&token, 0).unwrap();
-    let expired = server.app().tokens.sign(&Claims {
+    let tokens = server.app().tokens().await.unwrap();
+    let claims = tokens.verify(&token, 0).unwrap();
+    let expired = tokens.sign(&Claims {
         expires_at: time::OffsetDateTime::now_utc().unix_timestamp() - 1,
         ..claims
     });
@@ -259,7 +260,7 @@ async fn expired_tokens_are_refused(backend: Backend) {
     assert_eq!(reply.status, 401);
     assert_eq!(reply.body["error"]["message"], json!("session expired"));
     // A well-signed token for a session that was never started is refused too.
-    let invented = server.app().tokens.sign(&Claims {
+    let invented = tokens.sign(&Claims {
         user_id: UserId::parse(login["user"]["id"].as_str().unwrap()).unwrap(),
         session_id: random_token(),
         expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 600,
@@ -337,4 +338,75 @@ async fn embedded_data_survives_a_restart() {
         .items
         .iter()
         .any(|i| Key::of(i).unwrap().sk.starts_with("SESSION#")));
+}
+
+/// The local server keeps its session keys readable by their owner only (0600), sets that mode
+/// again on a file found more open, and keeps a key file of the old single-secret form.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_secret_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let start = |dir: &std::path::Path| {
+        renji_local::start(renji_local::Options {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            store: StoreChoice::Embedded {
+                data_dir: dir.to_path_buf(),
+            },
+            session_secret: None,
+            config: Default::default(),
+        })
+    };
+    let parent = tempfile::TempDir::new().unwrap();
+    let dir = parent.path().join("data");
+    let secret = dir.join("session-secret");
+    let first = start(&dir).await.unwrap();
+    assert_eq!(mode(&secret), 0o600);
+    assert_eq!(mode(&dir), 0o700, "a new data folder is owner-only too");
+    let written = std::fs::read_to_string(&secret).unwrap();
+    assert!(written.starts_with("local:"), "a key ring with a kid");
+    let (token, _) = Api::new(first.url()).login("heidi").await;
+    assert!(token.starts_with("local."));
+    drop(first);
+
+    // Left readable by others (e.g. copied with a umask of 022): made owner-only again, kept.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = loop {
+        // The database is released once the first server's tasks have ended.
+        match start(&dir).await {
+            Ok(running) => break running,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    };
+    assert_eq!(mode(&secret), 0o600);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), written);
+    let me = Api::new(again.url())
+        .call("GET", "/v1/me", Some(&token), None)
+        .await;
+    assert_eq!(me.status, 200, "the same keys: the session survives");
+    drop(again);
+
+    // An old single-secret file is still used as it is.
+    let old_dir = parent.path().join("old");
+    std::fs::create_dir(&old_dir).unwrap();
+    let old = "an-old-local-secret-of-at-least-32-bytes";
+    std::fs::write(old_dir.join("session-secret"), old).unwrap();
+    std::fs::set_permissions(
+        old_dir.join("session-secret"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let server = start(&old_dir).await.unwrap();
+    assert_eq!(mode(&old_dir.join("session-secret")), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(old_dir.join("session-secret")).unwrap(),
+        old
+    );
+    let (token, _) = Api::new(server.url()).login("ivan").await;
+    assert_eq!(
+        token.matches('.').count(),
+        1,
+        "old-form tokens carry no kid"
+    );
 }

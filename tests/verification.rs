@@ -111,7 +111,7 @@ async fn assert_sealed(server: &LocalServer, id: &UserId, secrets: &[&str]) {
         );
     }
     let r = record(server, id).await;
-    let ring = server.app().pii.as_ref().unwrap();
+    let ring = server.app().pii().await.unwrap();
     let opened = [
         ring.open(id, "verification.name", &r.name_sealed).unwrap(),
         ring.open(id, "verification.number", &r.number_sealed)
@@ -382,7 +382,7 @@ async fn the_local_server_runs_the_job_on_a_timer(backend: Backend) {
 
 /// How many accounts the identity verifies, read by its claim key (an HMAC, not the number).
 async fn claimed(server: &LocalServer, kind: &str, number: &str) -> Option<i64> {
-    let ring = server.app().pii.as_ref().unwrap();
+    let ring = server.app().pii().await.unwrap();
     let tag = ring
         .tag(ring.active_kid(), &format!("identity-claim/{kind}"), number)
         .unwrap();

@@ -175,7 +175,8 @@ impl Member {
 
     /// A new session of this member, recorded in `app`'s store.
     pub async fn fresh_token(&self, app: &App) -> Result<String, String> {
-        let (token, _) = renji_shared::session::start(&app.store, &app.tokens, &self.user_id, 3600)
+        let tokens = app.tokens().await.map_err(|e| e.to_string())?;
+        let (token, _) = renji_shared::session::start(&app.store, &tokens, &self.user_id, 3600)
             .await
             .map_err(|e| e.to_string())?;
         Ok(token)
@@ -210,7 +211,8 @@ async fn new_member(app: &App) -> Result<(UserId, String), String> {
     let (member, _) = members::find_or_create(&app.store, &identity, UserId::generate(), vec![])
         .await
         .map_err(|e| e.to_string())?;
-    let (token, _) = renji_shared::session::start(&app.store, &app.tokens, &member.id, 3600)
+    let tokens = app.tokens().await.map_err(|e| e.to_string())?;
+    let (token, _) = renji_shared::session::start(&app.store, &tokens, &member.id, 3600)
         .await
         .map_err(|e| e.to_string())?;
     Ok((member.id, token))

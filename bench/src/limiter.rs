@@ -56,11 +56,15 @@ async fn measure_on(store: DynStore, name: &str, iterations: usize) -> Result<Ve
     })
     .map_err(|e| e.to_string())?;
     let app = App::new(config, store).map_err(|e| e.to_string())?;
-    let token = app.tokens.sign(&Claims {
-        user_id: UserId::generate(),
-        session_id: "bench".into(),
-        expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
-    });
+    let token = app
+        .tokens()
+        .await
+        .map_err(|e| e.to_string())?
+        .sign(&Claims {
+            user_id: UserId::generate(),
+            session_id: "bench".into(),
+            expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        });
     let warm_up = iterations / 10 + 1;
     let mut rows = Vec::new();
     for (call, limit) in [

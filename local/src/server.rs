@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -78,21 +78,76 @@ impl Drop for Running {
     }
 }
 
-/// The secret in `data_dir/session-secret`, generated on first run so tokens survive restarts.
-fn local_secret(data_dir: &std::path::Path) -> Result<String, String> {
+/// The session keys in `data_dir/session-secret`, generated on first run so tokens survive
+/// restarts. Only its owner may read the file (mode 0600, set again on a file found more open):
+/// it signs every local session. A file of the old form (one secret of 32 bytes or more) is
+/// still used as it is.
+fn local_secret(data_dir: &Path) -> Result<String, String> {
     let path = data_dir.join("session-secret");
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().to_owned()),
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let found = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(failed(e)),
+    };
+    match found {
+        Some(text) if !text.trim().is_empty() => {
+            owner_only(&std::fs::File::open(&path).map_err(failed)?).map_err(failed)?;
+            renji_shared::session::TokenSigner::new(&text).map_err(|e| {
+                format!(
+                    "{}: {e} (fix it, or delete it for a new one)",
+                    path.display()
+                )
+            })?;
+            Ok(text.trim().to_owned())
+        }
         _ => {
+            use base64::Engine as _;
+            use ring::rand::SecureRandom as _;
+            let mut key = [0u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut key)
+                .map_err(|_| "the system random number generator failed".to_owned())?;
             let secret = format!(
-                "{}{}",
-                renji_shared::ids::random_token(),
-                renji_shared::ids::random_token()
+                "local:{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
             );
-            std::fs::write(&path, &secret).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(failed)?;
+            // `mode` applies to a new file only; an empty one found may be more open.
+            owner_only(&file).map_err(failed)?;
+            std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(failed)?;
             Ok(secret)
         }
     }
+}
+
+/// Makes `file` readable and writable by its owner only (0600), when others may read it.
+fn owner_only(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o177 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
+/// Creates the data folder (and its parents), owner-only (0700) where it is new: it holds the
+/// session keys and the database.
+fn create_data_dir(data_dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(data_dir)
 }
 
 /// The local PII key, derived from the session secret so it persists exactly as that does.
@@ -110,8 +165,7 @@ fn local_pii_keys(secret: &str) -> String {
 pub async fn start(options: Options) -> Result<Running, String> {
     let (store, secret): (DynStore, String) = match &options.store {
         StoreChoice::Embedded { data_dir } => {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            create_data_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
             let store = EmbeddedStore::open(&data_dir.join("renji.redb"), TABLE)
                 .map_err(|e| format!("embedded store: {e}"))?;
             let secret = match &options.session_secret {

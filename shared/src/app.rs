@@ -5,12 +5,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
+use aws_types::endpoint_config::AccountIdEndpointMode;
 use lambda_http::Request;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::CursorKey;
 use crate::pii::KeyRing;
+use crate::secrets::{Cached, Secrets};
 use crate::session::{self, Claims, TokenSigner};
 use crate::store::dynamo::DynamoStore;
 use crate::store::schema::TABLE;
@@ -21,33 +22,55 @@ use crate::wechat::WechatClient;
 pub struct App {
     pub config: Config,
     pub store: DynStore,
-    pub tokens: TokenSigner,
-    /// Seals page cursors (a sub-key of the session secret, so every instance shares it).
-    pub cursors: CursorKey,
+    /// The session keys (`tokens()`).
+    tokens: Cached<TokenSigner>,
     /// Present in the functions configured with WeChat credentials.
     pub wechat: Option<WechatClient>,
     /// Present in the functions configured with a verifier (real-name verification).
     pub verifier: Option<Arc<dyn Verifier>>,
-    /// Present in the functions configured with PII keys.
-    pub pii: Option<KeyRing>,
+    /// Present in the functions configured with PII keys (`pii()`).
+    pii: Option<Cached<KeyRing>>,
 }
 
 impl App {
+    /// The state over `store`; secrets stored in Secrets Manager are read through the
+    /// environment's AWS configuration, on first need.
     pub fn new(config: Config, store: DynStore) -> Result<Self, Error> {
-        let pii = config.pii.as_ref().map(KeyRing::new).transpose()?;
-        if let (Some(ring), Some(kid)) = (&pii, &config.id_claim_key) {
-            if !ring.has(kid) {
-                return Err(Error::Config(
-                    "RENJI_ID_CLAIM_KEY does not name a key of RENJI_PII_KEYS".into(),
-                ));
+        let secrets = Secrets::from_env(config.secrets_ttl);
+        App::with_secrets(config, store, &secrets)
+    }
+
+    /// The state over `store`, reading stored secrets from `secrets`. Values given directly are
+    /// parsed now (a bad one is a start-up error); stored ones are read on first need only.
+    pub fn with_secrets(config: Config, store: DynStore, secrets: &Secrets) -> Result<Self, Error> {
+        let pii = match &config.pii {
+            None => None,
+            Some(pii) => {
+                let active = pii.active_key.clone();
+                let claim_kid = config.id_claim_key.clone();
+                Some(secrets.cached("RENJI_PII_KEYS", &pii.keys, move |keys| {
+                    let ring = KeyRing::new(keys, active.as_deref())?;
+                    match &claim_kid {
+                        Some(kid) if !ring.has(kid) => {
+                            Err(format!("RENJI_ID_CLAIM_KEY {kid} is not one of its keys"))
+                        }
+                        _ => Ok(ring),
+                    }
+                })?)
             }
-        }
+        };
         Ok(App {
-            tokens: TokenSigner::new(&config.session_secret),
-            cursors: CursorKey::derive(config.session_secret.expose()),
-            wechat: config.wechat.clone().map(WechatClient::new).transpose()?,
+            tokens: secrets.cached(
+                "RENJI_SESSION_SECRET",
+                &config.session_secret,
+                TokenSigner::new,
+            )?,
+            wechat: match config.wechat.clone() {
+                Some(c) => Some(WechatClient::new(c, secrets)?),
+                None => None,
+            },
             verifier: match config.verifier.clone() {
-                Some(c) => Some(Arc::new(HttpVerifier::new(c)?)),
+                Some(c) => Some(Arc::new(HttpVerifier::new(c, secrets)?)),
                 None => None,
             },
             pii,
@@ -59,14 +82,30 @@ impl App {
     /// A deployed function's state: configuration from the environment, DynamoDB as the store.
     pub async fn from_env() -> Result<Self, Error> {
         let config = Config::from_env()?;
-        let client = dynamodb_client(config.dynamodb_endpoint.as_deref()).await;
+        let client = dynamodb_client_for(&config).await?;
         let store = Arc::new(DynamoStore::new(client, config.table_name.clone(), TABLE));
         App::new(config, store)
     }
 
+    /// The session keys: signs and checks tokens. Stored keys are read on first need, so a
+    /// secret that cannot be read is a 503 for this request, not a failed start.
+    pub async fn tokens(&self) -> Result<Arc<TokenSigner>, Error> {
+        Ok(self.tokens.get().await?)
+    }
+
+    /// The PII keys; a 500 in a function not configured with them.
+    pub async fn pii(&self) -> Result<Arc<KeyRing>, Error> {
+        let pii = self.pii.as_ref().ok_or_else(|| {
+            Error::Config(
+                "RENJI_PII_KEYS_ARN (or RENJI_PII_KEYS) is not set for this function".into(),
+            )
+        })?;
+        Ok(pii.get().await?)
+    }
+
     /// The caller's session, or 401.
     pub async fn authenticate(&self, req: &Request) -> Result<Claims, Error> {
-        session::authenticate(&self.store, &self.tokens, req).await
+        session::authenticate(&self.store, &*self.tokens().await?, req).await
     }
 
     /// The caller's session and one more item of theirs, read together (one request).
@@ -75,7 +114,7 @@ impl App {
         req: &Request,
         key: impl FnOnce(&Claims) -> crate::store::Key,
     ) -> Result<(Claims, Option<crate::store::Item>), Error> {
-        session::authenticate_with(&self.store, &self.tokens, req, key).await
+        session::authenticate_with(&self.store, &*self.tokens().await?, req, key).await
     }
 
     /// For routes anyone may call: the caller when a token is sent (a bad one is still 401).
@@ -90,25 +129,79 @@ impl App {
     }
 }
 
-/// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
+/// The roots AWS service endpoints of the global partition chain to (Amazon Trust Services),
+/// compiled in.
 const AWS_ROOTS_PEM: &str = include_str!("aws_roots.pem");
 
-/// An HTTPS client on the ring-based rustls stack. With `aws_roots_only` it trusts only the
-/// Amazon Trust Services roots: loading and parsing the system's whole store (about 150 roots)
-/// took about 3.5 ms of every cold start (see the README's "Benchmarks").
-fn https_client(aws_roots_only: bool) -> SharedHttpClient {
+/// The roots the DynamoDB client trusts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Roots {
+    /// The compiled-in Amazon Trust Services roots: the global regions. Loading the system's
+    /// whole store instead took about 3.5 ms of every cold start (README, "Benchmarks").
+    Amazon,
+    /// The system's store: the China regions, whose endpoints need not chain to the Amazon
+    /// roots, and local endpoints (DynamoDB Local).
+    System,
+    /// The certificates of a PEM file (`RENJI_TLS_ROOTS`), checked when read.
+    Pem(Vec<u8>),
+}
+
+impl Roots {
+    /// `RENJI_TLS_ROOTS` when set; else the system's for a local endpoint or a `cn-` region; else
+    /// Amazon's.
+    pub fn choose(
+        tls_roots: Option<&str>,
+        endpoint: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Roots, Error> {
+        if let Some(path) = tls_roots {
+            return Roots::from_pem_file(path);
+        }
+        let china = region.is_some_and(|r| r.starts_with("cn-"));
+        Ok(match endpoint.is_some() || china {
+            true => Roots::System,
+            false => Roots::Amazon,
+        })
+    }
+
+    /// A PEM file of one or more certificates, each one a usable trust anchor. Checked here:
+    /// the HTTP client would panic on a certificate it cannot parse.
+    pub fn from_pem_file(path: &str) -> Result<Roots, Error> {
+        use rustls_pki_types::pem::PemObject as _;
+        let bad = |why: String| Error::Config(format!("RENJI_TLS_ROOTS {path}: {why}"));
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+        if certs.is_empty() {
+            return Err(bad("holds no certificate".into()));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for cert in certs {
+            store
+                .add(cert)
+                .map_err(|e| bad(format!("a certificate is not a usable root ({e})")))?;
+        }
+        Ok(Roots::Pem(pem))
+    }
+}
+
+/// An HTTPS client on the ring-based rustls stack, trusting `roots`.
+pub(crate) fn https_client(roots: &Roots) -> SharedHttpClient {
     let builder =
         aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
-    if !aws_roots_only {
-        return builder.build_https();
-    }
-    let roots = TrustStore::empty()
+    let pem = match roots {
+        Roots::System => return builder.build_https(),
+        Roots::Amazon => AWS_ROOTS_PEM.as_bytes().to_vec(),
+        Roots::Pem(pem) => pem.clone(),
+    };
+    let trust = TrustStore::empty()
         .with_native_roots(false)
-        .with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
+        .with_pem_certificate(pem);
     builder
         .tls_context(
             TlsContext::builder()
-                .with_trust_store(roots)
+                .with_trust_store(trust)
                 .build()
                 .unwrap_or_default(),
         )
@@ -119,7 +212,31 @@ fn https_client(aws_roots_only: bool) -> SharedHttpClient {
 /// fixed local credentials and the system's roots; otherwise the Lambda environment's
 /// credentials and region, and only AWS's roots.
 pub async fn dynamodb_client(endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
-    let http = https_client(endpoint.is_none());
+    let roots = match endpoint {
+        Some(_) => Roots::System,
+        None => Roots::Amazon,
+    };
+    dynamodb_client_with(endpoint, &roots).await
+}
+
+/// A deployed function's DynamoDB client: `RENJI_DYNAMODB_ENDPOINT`, `RENJI_TLS_ROOTS` and the
+/// region choose its endpoint and roots.
+pub async fn dynamodb_client_for(config: &Config) -> Result<aws_sdk_dynamodb::Client, Error> {
+    let region = std::env::var("AWS_REGION").ok();
+    let roots = Roots::choose(
+        config.tls_roots.as_deref(),
+        config.dynamodb_endpoint.as_deref(),
+        region.as_deref(),
+    )?;
+    Ok(dynamodb_client_with(config.dynamodb_endpoint.as_deref(), &roots).await)
+}
+
+/// Account-based endpoints (`<account>.ddb.<region>.amazonaws.com`) stay off: they exist in the
+/// global partition only, and the regional endpoint is the one the roots and IAM are set for.
+const ACCOUNT_ID_ENDPOINTS: AccountIdEndpointMode = AccountIdEndpointMode::Disabled;
+
+async fn dynamodb_client_with(endpoint: Option<&str>, roots: &Roots) -> aws_sdk_dynamodb::Client {
+    let http = https_client(roots);
     match endpoint {
         Some(endpoint) => {
             let config = aws_sdk_dynamodb::Config::builder()
@@ -127,12 +244,15 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> aws_sdk_dynamodb::Client
                 .region(Region::new("us-east-1"))
                 .credentials_provider(Credentials::new("local", "local", None, None, "local"))
                 .endpoint_url(endpoint)
+                .account_id_endpoint_mode(ACCOUNT_ID_ENDPOINTS)
                 .http_client(http)
                 .build();
             aws_sdk_dynamodb::Client::from_conf(config)
         }
         None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(http)
+                .account_id_endpoint_mode(ACCOUNT_ID_ENDPOINTS);
             // Lambda gives every function its region and credentials in the environment, which
             // is where the default chains look first; using them directly skips building those
             // chains (profile files, SSO, web identity, containers, IMDS): 0.2 ms of each cold
@@ -197,7 +317,7 @@ mod tests {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .http_client(https_client(true))
+            .http_client(https_client(&Roots::Amazon))
             .build();
         let _ = aws_sdk_dynamodb::Client::from_conf(config);
     }

@@ -6,35 +6,6 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::ratelimit::RateLimits;
 
-/// The session-signing secret. Never printed: `Debug` shows only its length.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub const MIN_LEN: usize = 32;
-
-    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
-        if bytes.len() < Self::MIN_LEN {
-            return Err(format!(
-                "a secret needs at least {} bytes, not {}",
-                Self::MIN_LEN,
-                bytes.len()
-            ));
-        }
-        Ok(Secret(bytes))
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret({} bytes)", self.0.len())
-    }
-}
-
 /// A credential string that `Debug` never shows.
 #[derive(Clone)]
 pub struct Redacted(pub String);
@@ -45,10 +16,43 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// Where a secret comes from: Secrets Manager (a deployed function is given the secret's ARN,
+/// `<NAME>_ARN`, and reads it at run time, see `secrets.rs`), or the value itself (`<NAME>`,
+/// local runs and tests).
+#[derive(Clone, Debug)]
+pub enum SecretSetting {
+    /// A Secrets Manager secret id: its ARN (or name).
+    Stored(String),
+    /// The value, from a variable or a file of the local server.
+    Value(Redacted),
+}
+
+impl SecretSetting {
+    /// `<name>_ARN` or `<name>`; neither is `None`, both is an error.
+    fn lookup(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<Self>, Error> {
+        let arn_name = format!("{name}_ARN");
+        let get = |n: &str| lookup(n).filter(|v| !v.trim().is_empty());
+        match (get(&arn_name), get(name)) {
+            (Some(_), Some(_)) => Err(Error::Config(format!(
+                "{name} and {arn_name} are both set: set one"
+            ))),
+            (Some(id), None) => Ok(Some(SecretSetting::Stored(id.trim().to_owned()))),
+            (None, Some(value)) => Ok(Some(SecretSetting::Value(Redacted(value)))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn required(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Self, Error> {
+        Self::lookup(lookup, name)?
+            .ok_or_else(|| Error::Config(format!("{name}_ARN (or {name}) is not set")))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WechatConfig {
     pub appid: String,
-    pub secret: Redacted,
+    /// The AppSecret (`WECHAT_SECRET_ARN` or `WECHAT_SECRET`).
+    pub secret: SecretSetting,
     /// Base URL of the WeChat API; the local server points it at its sandbox stand-in.
     pub api_base: String,
 }
@@ -57,14 +61,18 @@ pub struct WechatConfig {
 #[derive(Clone, Debug)]
 pub struct VerifierConfig {
     pub url: String,
-    pub token: Redacted,
+    /// Its bearer token (`RENJI_VERIFIER_TOKEN_ARN` or `RENJI_VERIFIER_TOKEN`).
+    pub token: SecretSetting,
 }
 
 /// Keys for personal data at rest (`pii.rs`): `kid:base64(32 bytes)` entries and the active kid.
 #[derive(Clone, Debug)]
 pub struct PiiConfig {
-    pub keys: Redacted,
-    pub active_key: String,
+    /// `RENJI_PII_KEYS_ARN` or `RENJI_PII_KEYS`.
+    pub keys: SecretSetting,
+    /// `RENJI_PII_ACTIVE_KEY`; unset, the first key of the list is the active one (so a rotation
+    /// is a change of the secret alone).
+    pub active_key: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -73,8 +81,15 @@ pub struct Config {
     pub table_name: String,
     /// A DynamoDB endpoint to use instead of AWS's (`RENJI_DYNAMODB_ENDPOINT`), e.g. DynamoDB Local.
     pub dynamodb_endpoint: Option<String>,
-    /// HMAC key for session tokens (`RENJI_SESSION_SECRET`).
-    pub session_secret: Secret,
+    /// The session-token HMAC keys (`RENJI_SESSION_SECRET_ARN` or `RENJI_SESSION_SECRET`; format
+    /// in `session.rs`).
+    pub session_secret: SecretSetting,
+    /// How long a secret read from Secrets Manager is used before it is read again
+    /// (`RENJI_SECRETS_TTL_SECS`).
+    pub secrets_ttl: Duration,
+    /// A PEM file of the roots the DynamoDB client trusts (`RENJI_TLS_ROOTS`), instead of the
+    /// compiled-in Amazon roots (global regions) or the system's (`cn-` regions).
+    pub tls_roots: Option<String>,
     /// How long a session lasts (`RENJI_SESSION_TTL_SECS`).
     pub session_ttl: Duration,
     /// The largest request body accepted (`RENJI_MAX_BODY_BYTES`).
@@ -120,6 +135,7 @@ pub const DEFAULT_VERIFICATION_DAILY_LIMIT: u64 = 5;
 pub const DEFAULT_ID_MAX_ACCOUNTS: u64 = 1;
 pub const DEFAULT_CREDIT_CODE_MAX_ACCOUNTS: u64 = 1;
 pub const DEFAULT_VERIFICATION_RECHECK_SECS: u64 = 60;
+pub const DEFAULT_SECRETS_TTL_SECS: u64 = 300;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -129,11 +145,6 @@ impl Config {
 
     /// Reads configuration through `lookup` (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let required = |name: &str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Error::Config(format!("{name} is not set")))
-        };
         let number = |name: &str, default: u64| -> Result<u64, Error> {
             match lookup(name) {
                 None => Ok(default),
@@ -148,12 +159,15 @@ impl Config {
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| Error::Config(format!("{name} is a whole number from 1")))
         };
-        let session_secret = Secret::new(required("RENJI_SESSION_SECRET")?.into_bytes())
-            .map_err(|e| Error::Config(format!("RENJI_SESSION_SECRET: {e}")))?;
         Ok(Config {
             table_name: lookup("RENJI_TABLE").unwrap_or_else(|| DEFAULT_TABLE.into()),
             dynamodb_endpoint: lookup("RENJI_DYNAMODB_ENDPOINT").filter(|v| !v.is_empty()),
-            session_secret,
+            session_secret: SecretSetting::required(&lookup, "RENJI_SESSION_SECRET")?,
+            secrets_ttl: Duration::from_secs(number(
+                "RENJI_SECRETS_TTL_SECS",
+                DEFAULT_SECRETS_TTL_SECS,
+            )?),
+            tls_roots: lookup("RENJI_TLS_ROOTS").filter(|v| !v.is_empty()),
             session_ttl: Duration::from_secs(number(
                 "RENJI_SESSION_TTL_SECS",
                 DEFAULT_SESSION_TTL_SECS,
@@ -170,7 +184,7 @@ impl Config {
                 None => None,
                 Some(appid) => Some(WechatConfig {
                     appid,
-                    secret: Redacted(required("WECHAT_SECRET")?),
+                    secret: SecretSetting::required(&lookup, "WECHAT_SECRET")?,
                     api_base: lookup("WECHAT_API_BASE")
                         .unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into()),
                 }),
@@ -179,16 +193,13 @@ impl Config {
                 None => None,
                 Some(url) => Some(VerifierConfig {
                     url,
-                    token: Redacted(required("RENJI_VERIFIER_TOKEN")?),
+                    token: SecretSetting::required(&lookup, "RENJI_VERIFIER_TOKEN")?,
                 }),
             },
-            pii: match lookup("RENJI_PII_KEYS").filter(|v| !v.is_empty()) {
-                None => None,
-                Some(keys) => Some(PiiConfig {
-                    keys: Redacted(keys),
-                    active_key: required("RENJI_PII_ACTIVE_KEY")?,
-                }),
-            },
+            pii: SecretSetting::lookup(&lookup, "RENJI_PII_KEYS")?.map(|keys| PiiConfig {
+                keys,
+                active_key: lookup("RENJI_PII_ACTIVE_KEY").filter(|v| !v.is_empty()),
+            }),
             verification_daily_limit: u32::try_from(number(
                 "RENJI_VERIFICATION_DAILY_LIMIT",
                 DEFAULT_VERIFICATION_DAILY_LIMIT,
@@ -287,12 +298,43 @@ mod tests {
             ("RENJI_CATEGORIES", "Photo#1"),
         ]));
         assert!(bad.is_err());
-        let short = Config::from_lookup(env(&[
-            ("RENJI_SESSION_SECRET", "short"),
-            ("WECHAT_APPID", "a"),
-            ("WECHAT_SECRET", "s"),
+    }
+
+    #[test]
+    fn secrets_come_from_an_arn_or_a_value_never_both() {
+        let arn = "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:renji/session-AbCdEf";
+        let c = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET_ARN", arn),
+            ("WECHAT_APPID", "wxapp"),
+            ("WECHAT_SECRET_ARN", "renji/wechat"),
+            ("RENJI_VERIFIER_URL", "https://verifier.example/v1/verify"),
+            ("RENJI_VERIFIER_TOKEN_ARN", "renji/verifier"),
+            ("RENJI_PII_KEYS_ARN", "renji/pii"),
+            ("RENJI_SECRETS_TTL_SECS", "60"),
+        ]))
+        .unwrap();
+        assert!(matches!(&c.session_secret, SecretSetting::Stored(id) if id == arn));
+        assert!(
+            matches!(&c.wechat.as_ref().unwrap().secret, SecretSetting::Stored(id) if id == "renji/wechat")
+        );
+        assert!(
+            matches!(&c.verifier.as_ref().unwrap().token, SecretSetting::Stored(id) if id == "renji/verifier")
+        );
+        let pii = c.pii.as_ref().unwrap();
+        assert!(matches!(&pii.keys, SecretSetting::Stored(id) if id == "renji/pii"));
+        assert_eq!(pii.active_key, None);
+        assert_eq!(c.secrets_ttl.as_secs(), 60);
+        let default = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
+        assert_eq!(default.secrets_ttl.as_secs(), DEFAULT_SECRETS_TTL_SECS);
+        assert!(matches!(default.session_secret, SecretSetting::Value(_)));
+
+        let both = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_SESSION_SECRET_ARN", arn),
         ]));
-        assert!(short.is_err());
+        assert!(matches!(both, Err(Error::Config(m)) if m.contains("both")));
+        let neither = Config::from_lookup(env(&[("RENJI_SESSION_SECRET_ARN", " ")]));
+        assert!(matches!(neither, Err(Error::Config(m)) if m.contains("RENJI_SESSION_SECRET_ARN")));
     }
 
     #[test]
@@ -312,7 +354,7 @@ mod tests {
             ("RENJI_VERIFICATION_DAILY_LIMIT", "2"),
         ]))
         .unwrap();
-        assert_eq!(c.pii.as_ref().unwrap().active_key, "k1");
+        assert_eq!(c.pii.as_ref().unwrap().active_key.as_deref(), Some("k1"));
         assert_eq!(c.verification_daily_limit, 2);
         let shown = format!("{c:?}");
         assert!(!shown.contains("verifier-token-value") && !shown.contains("pii-key-value"));
@@ -355,12 +397,10 @@ mod tests {
                 "{name}"
             );
         }
-        for missing in [
-            ("RENJI_VERIFIER_URL", "RENJI_VERIFIER_TOKEN"),
-            ("RENJI_PII_KEYS", "RENJI_PII_ACTIVE_KEY"),
-        ] {
-            let e = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET), (missing.0, "x")]));
-            assert!(matches!(e, Err(Error::Config(m)) if m.contains(missing.1)));
-        }
+        let e = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_VERIFIER_URL", "x"),
+        ]));
+        assert!(matches!(e, Err(Error::Config(m)) if m.contains("RENJI_VERIFIER_TOKEN")));
     }
 }

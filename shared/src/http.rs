@@ -222,11 +222,13 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 }
 
 /// Seals page cursors for clients and opens what clients send back: `base64url(bytes ‖ tag)`,
-/// the tag an HMAC-SHA256 under a key derived from the session secret, so every instance of
-/// every function shares it and no client can edit, craft or truncate a cursor. The domain never
-/// sees a key: it reads and writes [`PageCursor`] bytes.
+/// the tag an HMAC-SHA256 under a key derived from a session key, so every instance of every
+/// function shares it and no client can edit, craft or truncate a cursor. The domain never sees a
+/// key: it reads and writes [`PageCursor`] bytes. Like the session keys it is a ring (one
+/// sub-key per session key): the active one seals, every one opens, so rotating the session keys
+/// breaks no cursor in flight.
 pub struct CursorKey {
-    key: hmac::Key,
+    keys: Vec<hmac::Key>,
 }
 
 const TAG_LEN: usize = 32;
@@ -235,20 +237,28 @@ const TAG_LEN: usize = 32;
 const MAX_SEALED_LEN: usize = 5600;
 
 impl CursorKey {
-    /// The cursor key of this secret: a sub-key (HMAC of a fixed label), so a cursor tag is
-    /// never also a valid session signature.
+    /// The cursor key of this secret (tests).
     pub fn derive(secret: &[u8]) -> Self {
-        let parent = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let sub = hmac::sign(&parent, b"renji cursor v1");
-        CursorKey {
-            key: hmac::Key::new(hmac::HMAC_SHA256, sub.as_ref()),
-        }
+        Self::from_session_keys([&hmac::Key::new(hmac::HMAC_SHA256, secret)])
+    }
+
+    /// The cursor keys of session keys (the first seals): each a sub-key (HMAC of a fixed
+    /// label), so a cursor tag is never also a valid session signature.
+    pub fn from_session_keys<'a>(parents: impl IntoIterator<Item = &'a hmac::Key>) -> Self {
+        let keys = parents
+            .into_iter()
+            .map(|parent| {
+                let sub = hmac::sign(parent, b"renji cursor v1");
+                hmac::Key::new(hmac::HMAC_SHA256, sub.as_ref())
+            })
+            .collect();
+        CursorKey { keys }
     }
 
     /// The text a client gets.
     pub fn seal(&self, cursor: &PageCursor) -> String {
         let bytes = cursor.as_bytes();
-        let tag = hmac::sign(&self.key, bytes);
+        let tag = hmac::sign(&self.keys[0], bytes);
         let mut sealed = Vec::with_capacity(bytes.len() + TAG_LEN);
         sealed.extend_from_slice(bytes);
         sealed.extend_from_slice(tag.as_ref());
@@ -264,7 +274,10 @@ impl CursorKey {
         let sealed = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
         let split = sealed.len().checked_sub(TAG_LEN).ok_or_else(bad)?;
         let (bytes, tag) = sealed.split_at(split);
-        hmac::verify(&self.key, bytes, tag).map_err(|_| bad())?;
+        self.keys
+            .iter()
+            .find(|key| hmac::verify(key, bytes, tag).is_ok())
+            .ok_or_else(bad)?;
         Ok(PageCursor::new(bytes.to_vec()))
     }
 }

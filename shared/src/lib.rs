@@ -11,6 +11,7 @@ pub mod logging;
 pub mod outbound;
 pub mod pii;
 pub mod ratelimit;
+pub mod secrets;
 pub mod session;
 pub mod store;
 pub mod verifier;

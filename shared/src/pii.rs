@@ -4,9 +4,10 @@
 //! - Each value gets a fresh random 96-bit nonce from the system RNG.
 //! - The associated data names the member and the field, so a ciphertext copied onto another
 //!   member or into another field no longer opens.
-//! - Keys carry ids (`RENJI_PII_KEYS` = `kid:base64(32 bytes),…`); the active one
-//!   (`RENJI_PII_ACTIVE_KEY`) seals, every listed one opens, so keys rotate by adding a new key,
-//!   making it active, and dropping the old one once nothing sealed with it is left.
+//! - Keys carry ids (`RENJI_PII_KEYS[_ARN]` = `kid:base64(32 bytes),…`); the active one (the
+//!   first entry, or `RENJI_PII_ACTIVE_KEY` when set) seals, every listed one opens, so keys
+//!   rotate by adding a new key, making it active, and dropping the old one once nothing sealed
+//!   with it is left.
 //!
 //! Stored as `{"kid", "nonce", "ct"}` (standard base64; `ct` includes the GCM tag).
 //!
@@ -22,7 +23,6 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use crate::config::PiiConfig;
 use crate::error::Error;
 use crate::ids::UserId;
 
@@ -84,52 +84,28 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// Parses `kid:base64,kid:base64` and picks the active key. Errors name kids, never keys.
-    pub fn new(config: &PiiConfig) -> Result<Self, Error> {
-        let bad = |m: String| Error::Config(format!("RENJI_PII_KEYS: {m}"));
+    /// Parses `kid:base64,kid:base64` and picks the active key: `active`, or else the first
+    /// entry. Errors name kids, never keys.
+    pub fn new(list: &str, active: Option<&str>) -> Result<Self, String> {
         let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
         let mut tag_keys = Vec::new();
-        for entry in config
-            .keys
-            .0
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let (kid, key) = entry
-                .split_once(':')
-                .ok_or_else(|| bad("each entry is kid:base64key".into()))?;
-            let kid_ok = !kid.is_empty()
-                && kid.len() <= 32
-                && kid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !kid_ok {
-                return Err(bad("a key id is 1 to 32 of A-Z a-z 0-9 - _".into()));
-            }
-            if keys.iter().any(|(k, _)| k == kid) {
-                return Err(bad(format!("key id {kid} is listed twice")));
-            }
-            let bytes = STANDARD
-                .decode(key.trim())
-                .ok()
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| bad(format!("key {kid} is not base64 of 32 bytes")))?;
+        for (kid, bytes) in crate::secrets::key_entries(list, 32, 32)? {
             let derived = hmac::sign(
                 &hmac::Key::new(hmac::HMAC_SHA256, &bytes),
                 b"renji-pii/v1/tag-key",
             );
             tag_keys.push(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()));
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
-                .map_err(|_| bad(format!("key {kid} is unusable")))?;
-            keys.push((kid.to_owned(), LessSafeKey::new(key)));
+                .map_err(|_| format!("key {kid} is unusable"))?;
+            keys.push((kid, LessSafeKey::new(key)));
         }
-        let active = keys
-            .iter()
-            .position(|(kid, _)| *kid == config.active_key)
-            .ok_or_else(|| {
-                Error::Config("RENJI_PII_ACTIVE_KEY does not name a key of RENJI_PII_KEYS".into())
-            })?;
+        let active = match active {
+            None => 0,
+            Some(active) => keys
+                .iter()
+                .position(|(kid, _)| kid == active)
+                .ok_or_else(|| format!("the active key {active} is not in the list"))?,
+        };
         Ok(KeyRing {
             keys,
             tag_keys,
@@ -221,17 +197,13 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Redacted;
 
     fn key(byte: u8) -> String {
         STANDARD.encode([byte; 32])
     }
 
-    fn ring(keys: &str, active: &str) -> Result<KeyRing, Error> {
-        KeyRing::new(&PiiConfig {
-            keys: Redacted(keys.to_owned()),
-            active_key: active.to_owned(),
-        })
+    fn ring(keys: &str, active: &str) -> Result<KeyRing, String> {
+        KeyRing::new(keys, Some(active))
     }
 
     #[test]
@@ -359,11 +331,16 @@ mod tests {
             (&format!("bad kid:{k}"), "bad kid"),
         ] {
             let e = ring(keys, active).unwrap_err();
-            assert!(matches!(e, Error::Config(_)), "{keys}");
-            assert!(!e.to_string().contains(&k), "{e}");
+            assert!(!e.contains(&k), "{e}");
         }
         let ok = ring(&format!("k1:{k}, k2:{}", key(8)), "k1").unwrap();
         let shown = format!("{ok:?}");
         assert!(shown.contains("k2") && !shown.contains(&k), "{shown}");
+        // Without a named active key, the first entry seals.
+        let first = KeyRing::new(&format!("k2:{}, k1:{k}", key(8)), None).unwrap();
+        assert_eq!(
+            first.seal(&UserId::generate(), "name", "x").unwrap().kid,
+            "k2"
+        );
     }
 }

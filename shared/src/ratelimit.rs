@@ -237,7 +237,7 @@ pub async fn check(app: &App, limit: Limit, req: &Request) -> Result<(), Error> 
         return Ok(());
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let Some(subject) = subject(app, req, members_only, now) else {
+    let Some(subject) = subject(app, req, members_only, now).await else {
         return Ok(());
     };
     let window = i64::from(rate.window_secs);
@@ -274,8 +274,16 @@ pub async fn check(app: &App, limit: Limit, req: &Request) -> Result<(), Error> 
 }
 
 /// Whom a call counts against; `None` when nobody can be named (the call is not counted).
-fn subject(app: &App, req: &Request, members_only: bool, now: i64) -> Option<String> {
-    let member = bearer_token(req).and_then(|t| app.tokens.verify(t, now).ok());
+async fn subject(app: &App, req: &Request, members_only: bool, now: i64) -> Option<String> {
+    // Session keys that cannot be read name nobody here; the handler answers 503 for them.
+    let member = match bearer_token(req) {
+        Some(token) => app
+            .tokens()
+            .await
+            .ok()
+            .and_then(|keys| keys.verify(token, now).ok()),
+        None => None,
+    };
     match (member, members_only) {
         (Some(claims), _) => Some(claims.user_id.to_string()),
         (None, true) => None,

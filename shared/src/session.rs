@@ -1,6 +1,18 @@
-//! Session tokens: `<payload>.<signature>`, both URL-safe base64, signed with HMAC-SHA256 (ring).
-//! The payload names the member, the session and the expiry; the session record in the store is
-//! what makes revocation (logout, account deletion) take effect at once.
+//! Session tokens: `<kid>.<payload>.<signature>`, payload and signature URL-safe base64, the
+//! signature an HMAC-SHA256 (ring) of `<kid>.<payload>` with the key `kid` names. The payload
+//! names the member, the session and the expiry; the session record in the store is what makes
+//! revocation (logout, account deletion) take effect at once.
+//!
+//! The keys (`RENJI_SESSION_SECRET[_ARN]`) are a ring like the PII keys': `kid:base64(≥ 32
+//! bytes)` entries, comma-separated. The first entry signs; every entry verifies, so a new key is
+//! rotated in without logging anybody out: add it at the end, make it first once every function
+//! has read it (`RENJI_SECRETS_TTL_SECS`), drop the old one once the tokens it signed have expired
+//! (`RENJI_SESSION_TTL_SECS`). A token whose kid is not in the ring is refused.
+//!
+//! The old single-secret form, a value without `:` (at least 32 bytes, used as the key as is),
+//! still works: its tokens are `<payload>.<signature>` without a kid, as before key ids. Such
+//! tokens are checked against every key of the ring, so moving to the ring form keeps them valid
+//! when the old secret is listed (`kid:` + the base64 of its bytes).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -10,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::config::Secret;
 use crate::error::Error;
+use crate::http::CursorKey;
 use crate::ids::{random_token, UserId};
 use crate::store::{keys, Condition, DynStore, Item, Key, Query, Record, SortKey, Write};
 
@@ -27,24 +39,79 @@ pub struct Claims {
     pub expires_at: i64,
 }
 
-/// Signs and checks tokens. Built once per process.
+/// The session keys: signs with the active key and checks with every one. `Debug` shows kids only.
 pub struct TokenSigner {
-    key: hmac::Key,
+    /// `(kid, key)`; the old single-secret form has one key and no kid.
+    keys: Vec<(Option<String>, hmac::Key)>,
+    /// The page cursors' keys, derived from these (`http::CursorKey`).
+    cursors: CursorKey,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self
+            .keys
+            .iter()
+            .map(|(kid, _)| kid.as_deref().unwrap_or("(single secret)"))
+            .collect();
+        f.debug_struct("TokenSigner")
+            .field("kids", &kids)
+            .finish_non_exhaustive()
+    }
 }
 
 const MAX_TOKEN_LEN: usize = 512;
 
+/// The shortest HMAC key accepted: SHA-256's output size.
+pub const MIN_KEY_LEN: usize = 32;
+
 impl TokenSigner {
-    pub fn new(secret: &Secret) -> Self {
-        TokenSigner {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret.expose()),
+    /// Parses the ring (or the old single secret). Errors name kids, never keys.
+    pub fn new(secret: &str) -> Result<Self, String> {
+        // The old form's bytes are the key exactly as given (blanks included), as before.
+        if !secret.contains(':') {
+            if secret.len() < MIN_KEY_LEN {
+                return Err(format!(
+                    "a single secret needs at least {MIN_KEY_LEN} bytes, not {}",
+                    secret.len()
+                ));
+            }
+            return Ok(Self::with_keys(vec![(
+                None,
+                hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            )]));
         }
+        let keys = crate::secrets::key_entries(secret.trim(), MIN_KEY_LEN, 1024)?
+            .into_iter()
+            .map(|(kid, bytes)| (Some(kid), hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+            .collect();
+        Ok(Self::with_keys(keys))
+    }
+
+    fn with_keys(keys: Vec<(Option<String>, hmac::Key)>) -> Self {
+        let cursors = CursorKey::from_session_keys(keys.iter().map(|(_, key)| key));
+        TokenSigner { keys, cursors }
+    }
+
+    /// The keys that seal and open page cursors.
+    pub fn cursors(&self) -> &CursorKey {
+        &self.cursors
+    }
+
+    /// The kid new tokens carry (none in the old single-secret form).
+    pub fn active_kid(&self) -> Option<&str> {
+        self.keys[0].0.as_deref()
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(json!(claims).to_string());
-        let tag = hmac::sign(&self.key, payload.as_bytes());
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        let (kid, key) = &self.keys[0];
+        let signed = match kid {
+            Some(kid) => format!("{kid}.{payload}"),
+            None => payload,
+        };
+        let tag = hmac::sign(key, signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     /// The claims of a well-signed, unexpired token. The signature is checked (in constant time)
@@ -54,9 +121,28 @@ impl TokenSigner {
         if token.len() > MAX_TOKEN_LEN {
             return Err(BAD);
         }
-        let (payload, tag) = token.split_once('.').ok_or(BAD)?;
+        let (signed, tag) = token.rsplit_once('.').ok_or(BAD)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| BAD)?;
-        hmac::verify(&self.key, payload.as_bytes(), &tag).map_err(|_| BAD)?;
+        let payload = match signed.split_once('.') {
+            // A kid: only that key may have signed it; an unknown kid is refused.
+            Some((kid, payload)) => {
+                let (_, key) = self
+                    .keys
+                    .iter()
+                    .find(|(k, _)| k.as_deref() == Some(kid))
+                    .ok_or(BAD)?;
+                hmac::verify(key, signed.as_bytes(), &tag).map_err(|_| BAD)?;
+                payload
+            }
+            // A token from before key ids: any key of the ring.
+            None => {
+                self.keys
+                    .iter()
+                    .find(|(_, key)| hmac::verify(key, signed.as_bytes(), &tag).is_ok())
+                    .ok_or(BAD)?;
+                signed
+            }
+        };
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| BAD)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| BAD)?;
         if claims.expires_at <= now {
@@ -200,7 +286,11 @@ mod tests {
     use super::*;
 
     fn signer(secret: &str) -> TokenSigner {
-        TokenSigner::new(&Secret::new(secret.as_bytes().to_vec()).unwrap())
+        TokenSigner::new(secret).unwrap()
+    }
+
+    fn key(byte: u8) -> String {
+        base64::engine::general_purpose::STANDARD.encode([byte; 32])
     }
 
     fn claims(expires_at: i64) -> Claims {
@@ -236,5 +326,100 @@ mod tests {
         for junk in ["", ".", "abc", "a.b.c", &"x".repeat(600)] {
             assert!(s.verify(junk, 1_000).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn rotating_the_keys_logs_nobody_out() {
+        let old = signer(&format!("k1:{}", key(1)));
+        assert_eq!(old.active_kid(), Some("k1"));
+        let c = claims(2_000);
+        let token = old.sign(&c);
+        assert!(token.starts_with("k1."), "{token}");
+
+        // k2 is added (first: it signs); k1's tokens still verify.
+        let rotated = signer(&format!("k2:{},k1:{}", key(2), key(1)));
+        assert_eq!(rotated.verify(&token, 1_000), Ok(c.clone()));
+        let new_token = rotated.sign(&c);
+        assert!(new_token.starts_with("k2."));
+        assert_eq!(rotated.verify(&new_token, 1_000), Ok(c.clone()));
+        // A function that has not read the new ring yet refuses k2's tokens, hence the order of
+        // a rotation: add k2 at the end first, make it first later.
+        assert!(old.verify(&new_token, 1_000).is_err());
+        let added = signer(&format!("k1:{},k2:{}", key(1), key(2)));
+        assert!(added.sign(&c).starts_with("k1."));
+        assert_eq!(added.verify(&new_token, 1_000), Ok(c.clone()));
+
+        // Once k1 is dropped its tokens are refused.
+        let dropped = signer(&format!("k2:{}", key(2)));
+        assert_eq!(
+            dropped.verify(&token, 1_000),
+            Err(Error::Unauthorized("invalid session token"))
+        );
+        // A kid the ring does not know, or a known kid put on another key's token, is refused.
+        let unknown = format!("k9.{}", token.split_once('.').unwrap().1);
+        assert!(rotated.verify(&unknown, 1_000).is_err());
+        let relabelled = format!("k2.{}", token.split_once('.').unwrap().1);
+        assert!(rotated.verify(&relabelled, 1_000).is_err());
+    }
+
+    #[test]
+    fn the_old_single_secret_still_works_and_moves_into_a_ring() {
+        let single = "0123456789abcdef0123456789abcdef";
+        let s = signer(single);
+        assert_eq!(s.active_kid(), None);
+        let c = claims(2_000);
+        let token = s.sign(&c);
+        assert_eq!(token.matches('.').count(), 1, "{token}");
+        assert_eq!(s.verify(&token, 1_000), Ok(c.clone()));
+        // The old secret listed in a ring (its bytes in base64) keeps its tokens valid.
+        let ring = signer(&format!(
+            "k1:{},old:{}",
+            key(1),
+            base64::engine::general_purpose::STANDARD.encode(single)
+        ));
+        assert_eq!(ring.verify(&token, 1_000), Ok(c.clone()));
+        assert!(signer(&format!("k1:{}", key(1)))
+            .verify(&token, 1_000)
+            .is_err());
+    }
+
+    #[test]
+    fn bad_keys_are_refused_without_showing_them() {
+        let k = key(7);
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
+        for bad in [
+            "short".to_owned(),
+            format!("k1:{short}"),
+            format!("k1:{k},k1:{k}"),
+            format!("bad.kid:{k}"),
+            format!("k1:{k},nokey"),
+            ":".to_owned(),
+        ] {
+            let e = TokenSigner::new(&bad).unwrap_err();
+            assert!(!e.contains(&k), "{e}");
+        }
+        let ok = signer(&format!("k1:{k}, k2:{}", key(8)));
+        let shown = format!("{ok:?}");
+        assert!(shown.contains("k2") && !shown.contains(&k), "{shown}");
+    }
+
+    #[test]
+    fn page_cursors_survive_a_rotation_of_the_session_keys() {
+        let cursor = crate::store::PageCursor::new(br#"{"pk":"A","sk":"B"}"#.to_vec());
+        let old = signer(&format!("k1:{}", key(1)));
+        let sealed = old.cursors().seal(&cursor);
+        let rotated = signer(&format!("k2:{},k1:{}", key(2), key(1)));
+        assert_eq!(rotated.cursors().open(&sealed), Ok(cursor.clone()));
+        assert_ne!(rotated.cursors().seal(&cursor), sealed, "the new key seals");
+        assert!(signer(&format!("k2:{}", key(2)))
+            .cursors()
+            .open(&sealed)
+            .is_err());
+        // The old single secret keeps the cursor key it had before key ids.
+        let single = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            signer(single).cursors().seal(&cursor),
+            CursorKey::derive(single.as_bytes()).seal(&cursor)
+        );
     }
 }

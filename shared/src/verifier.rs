@@ -23,10 +23,11 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::VerifierConfig;
+use crate::config::{Redacted, VerifierConfig};
 use crate::domain::identity::{CompanyName, CreditCode, RealName, ResidentId};
 use crate::domain::members::VerifiedAs;
 use crate::error::Error;
+use crate::secrets::{Cached, SecretError, Secrets};
 
 /// Who is to be verified. `Debug` shows the kind only.
 #[derive(Clone, PartialEq, Eq)]
@@ -97,6 +98,12 @@ impl From<VerifierError> for Error {
 
 #[async_trait]
 pub trait Verifier: Send + Sync {
+    /// Whether a check could be asked now: an adapter's credentials can be read. Called before
+    /// an attempt is recorded, so a missing credential is a 503, not a pending attempt.
+    async fn ready(&self) -> Result<(), SecretError> {
+        Ok(())
+    }
+
     /// Checks `subject`; `attempt_id` makes repeated calls for one attempt idempotent.
     async fn verify(&self, subject: &Subject, attempt_id: &str) -> Result<Decision, VerifierError>;
 }
@@ -115,32 +122,49 @@ struct Reply {
 pub struct HttpVerifier {
     http: reqwest::Client,
     config: VerifierConfig,
+    /// The bearer token, read on first need (from Secrets Manager in Lambda).
+    token: Cached<Redacted>,
 }
 
 impl HttpVerifier {
     /// Refuses (at start-up) a verifier URL that is not https: the request carries names and ID
     /// numbers. Plain http is accepted only for a loopback host, where the local server runs its
     /// sandbox verifier (and where nothing leaves the machine).
-    pub fn new(config: VerifierConfig) -> Result<Self, Error> {
+    pub fn new(config: VerifierConfig, secrets: &Secrets) -> Result<Self, Error> {
         check_url(&config.url)?;
+        let token = secrets.cached(
+            "RENJI_VERIFIER_TOKEN",
+            &config.token,
+            crate::wechat::credential,
+        )?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        Ok(HttpVerifier { http, config })
+        Ok(HttpVerifier {
+            http,
+            config,
+            token,
+        })
     }
 }
 
 #[async_trait]
 impl Verifier for HttpVerifier {
+    async fn ready(&self) -> Result<(), SecretError> {
+        self.token.get().await.map(|_| ())
+    }
+
     async fn verify(&self, subject: &Subject, attempt_id: &str) -> Result<Decision, VerifierError> {
         let unavailable =
             |e: reqwest::Error| VerifierError::Unavailable(e.without_url().to_string());
+        let token = (self.token.get().await)
+            .map_err(|e| VerifierError::Unavailable(format!("token: {e}")))?;
         let response = self
             .http
             .post(&self.config.url)
-            .bearer_auth(&self.config.token.0)
+            .bearer_auth(&token.0)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(
                 json!({
@@ -243,7 +267,7 @@ mod tests {
             "http://localhost:4000/v1/verify",
         ] {
             assert!(check_url(good).is_ok(), "{good}");
-            assert!(HttpVerifier::new(config(good)).is_ok(), "{good}");
+            assert!(verifier(good).is_ok(), "{good}");
         }
         for bad in [
             "http://verifier.example/v1/verify",
@@ -254,18 +278,22 @@ mod tests {
             "verifier.example/v1/verify",
             "",
         ] {
-            assert!(
-                matches!(HttpVerifier::new(config(bad)), Err(Error::Config(_))),
-                "{bad}"
-            );
+            assert!(matches!(verifier(bad), Err(Error::Config(_))), "{bad}");
         }
     }
 
     fn config(url: &str) -> VerifierConfig {
         VerifierConfig {
             url: url.into(),
-            token: crate::config::Redacted("t".into()),
+            token: crate::config::SecretSetting::Value(Redacted("t".into())),
         }
+    }
+
+    fn verifier(url: &str) -> Result<HttpVerifier, Error> {
+        HttpVerifier::new(
+            config(url),
+            &Secrets::from_env(std::time::Duration::from_secs(1)),
+        )
     }
 
     #[tokio::test]
@@ -281,7 +309,7 @@ mod tests {
                 chunked,
             ))
             .await;
-            let verifier = HttpVerifier::new(config(&format!("{base}/verify"))).unwrap();
+            let verifier = verifier(&format!("{base}/verify")).unwrap();
             match verifier.verify(&subject, "va_1").await {
                 Err(VerifierError::Unavailable(m)) => assert!(m.contains("over"), "{m}"),
                 other => panic!("{other:?}"),
@@ -297,10 +325,13 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let verifier = HttpVerifier::new(VerifierConfig {
-            url: format!("http://127.0.0.1:{port}/verify"),
-            token: crate::config::Redacted("t".into()),
-        })
+        let verifier = HttpVerifier::new(
+            VerifierConfig {
+                url: format!("http://127.0.0.1:{port}/verify"),
+                token: crate::config::SecretSetting::Value(Redacted("t".into())),
+            },
+            &Secrets::from_env(std::time::Duration::from_secs(1)),
+        )
         .unwrap();
         let subject = Subject::Enterprise {
             name: CompanyName::parse("北京风郎影业有限公司").unwrap(),

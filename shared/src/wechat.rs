@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::WechatConfig;
+use crate::config::{Redacted, WechatConfig};
 use crate::error::Error;
+use crate::secrets::{Cached, SecretError, Secrets};
 
 /// What login needs from WeChat.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub enum WechatError {
     /// WeChat refused this app's own configuration or request (an invalid AppID or AppSecret, a
     /// server IP not on the whitelist, …): no retry helps until an operator fixes it.
     Misconfigured(i64),
+    /// The AppSecret could not be read (503) or is empty (500).
+    Secret(SecretError),
 }
 
 /// The errcodes that blame the app's configuration (or our request), not the member's code nor
@@ -61,6 +64,7 @@ impl From<WechatError> for Error {
                 "WeChat refused this app's configuration (errcode {errcode}): check WECHAT_APPID, \
                  WECHAT_SECRET and the server's IP whitelist"
             )),
+            WechatError::Secret(e) => e.into(),
         }
     }
 }
@@ -79,12 +83,23 @@ struct Code2SessionReply {
 pub struct WechatClient {
     http: OnceLock<reqwest::Client>,
     config: WechatConfig,
+    /// The AppSecret, read on the first login (from Secrets Manager in Lambda).
+    secret: Cached<Redacted>,
+}
+
+/// A credential read from a secret: its text without surrounding blanks, not empty.
+pub(crate) fn credential(value: &str) -> Result<Redacted, String> {
+    match value.trim() {
+        "" => Err("is empty".into()),
+        v => Ok(Redacted(v.to_owned())),
+    }
 }
 
 impl WechatClient {
-    pub fn new(config: WechatConfig) -> Result<Self, Error> {
+    pub fn new(config: WechatConfig, secrets: &Secrets) -> Result<Self, Error> {
         Ok(WechatClient {
             http: OnceLock::new(),
+            secret: secrets.cached("WECHAT_SECRET", &config.secret, credential)?,
             config,
         })
     }
@@ -102,6 +117,7 @@ impl WechatClient {
     }
 
     pub async fn code_to_session(&self, code: &str) -> Result<WechatIdentity, WechatError> {
+        let secret = self.secret.get().await.map_err(WechatError::Secret)?;
         // The path must be lowercase: WeChat answers 40066 to `jsCode2Session`.
         let url = format!(
             "{}/sns/jscode2session",
@@ -112,7 +128,7 @@ impl WechatClient {
             .get(url)
             .query(&[
                 ("appid", self.config.appid.as_str()),
-                ("secret", self.config.secret.0.as_str()),
+                ("secret", secret.0.as_str()),
                 ("js_code", code),
                 ("grant_type", "authorization_code"),
             ])
@@ -130,6 +146,10 @@ impl WechatClient {
             .map_err(|e| WechatError::Unavailable(format!("jscode2session: {e}")))?;
         let reply: Code2SessionReply = serde_json::from_slice(&body)
             .map_err(|_| WechatError::Unavailable("unreadable jscode2session reply".into()))?;
+        if matches!(reply.errcode, 40001 | 40125) {
+            // The AppSecret may have been reset since it was read: read it again next time.
+            self.secret.refresh_soon().await;
+        }
         match reply.errcode {
             0 => {}
             40029 | 40163 => return Err(WechatError::InvalidCode),
@@ -158,11 +178,14 @@ mod tests {
     use crate::outbound::tests::{padded, serve};
 
     fn client(api_base: String) -> WechatClient {
-        WechatClient::new(WechatConfig {
-            appid: "wx-app".into(),
-            secret: Redacted("app-secret".into()),
-            api_base,
-        })
+        WechatClient::new(
+            WechatConfig {
+                appid: "wx-app".into(),
+                secret: crate::config::SecretSetting::Value(Redacted("app-secret".into())),
+                api_base,
+            },
+            &crate::secrets::Secrets::from_env(std::time::Duration::from_secs(1)),
+        )
         .unwrap()
     }
 

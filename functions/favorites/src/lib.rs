@@ -32,7 +32,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             no_content()
         }
         Some("GET /v1/me/favorites") => {
-            let page = PageRequest::only(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::only(&req, keys.cursors())?;
             let (items, next) =
                 favorites::list(&app.store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)

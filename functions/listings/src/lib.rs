@@ -47,7 +47,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("GET /v1/listings") => {
             only_params(&req, browse::PARAMS)?;
-            let mut page = PageRequest::from_request(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let mut page = PageRequest::from_request(&req, keys.cursors())?;
             let query = browse::Browse::parse(
                 |name| query_param(&req, name),
                 rules,
@@ -75,7 +76,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             no_content()
         }
         Some("GET /v1/users/{id}/listings") => {
-            let page = PageRequest::only(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::only(&req, keys.cursors())?;
             let owner = id_param(&req, "id", UserId::parse, "member")?;
             let (items, next) =
                 listings::by_owner(store, &owner, page.limit, page.cursor.as_ref()).await?;
@@ -95,7 +97,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("GET /v1/me/shares") => {
             let me = app.authenticate(&req).await?;
-            let page = PageRequest::only(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::only(&req, keys.cursors())?;
             let (items, next) =
                 shares::history(store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
@@ -103,7 +106,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("GET /v1/me/listings") => {
             let me = app.authenticate(&req).await?;
             only_params(&req, &["status", "limit", "cursor"])?;
-            let page = PageRequest::from_request(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
             let status = query_param(&req, "status")
                 .map(|s| {
                     listings::ListingStatus::parse(&s).ok_or_else(|| {

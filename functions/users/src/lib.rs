@@ -65,7 +65,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             } else {
                 Direction::Following
             };
-            let page = PageRequest::only(&req, &app.cursors)?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::only(&req, keys.cursors())?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
             let (items, next) =
                 follows::list(&app.store, &id, direction, page.limit, page.cursor.as_ref()).await?;

@@ -1,5 +1,6 @@
 //! Sandbox stand-ins for the providers, served on loopback so the real provider clients run
 //! against them. Never linked into a Lambda binary.
 
+pub mod secrets_manager;
 pub mod verifier;
 pub mod wechat;

@@ -37,17 +37,20 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
         .wechat
         .as_ref()
         .ok_or_else(|| Error::Config("WECHAT_APPID is not set for this function".into()))?;
+    // The session keys first: a code is good once, so it is not spent when no session could be
+    // signed.
+    let tokens = app.tokens().await?;
     let identity = wechat.code_to_session(&request.code).await?;
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
     // A first login writes the member, its openid claim and its session in one transaction.
     let candidate = UserId::generate();
-    let (token, claims, session) = session::prepare(&app.tokens, &candidate, ttl)?;
+    let (token, claims, session) = session::prepare(&tokens, &candidate, ttl)?;
     let (member, new_user) =
         members::find_or_create(&app.store, &identity, candidate, vec![session]).await?;
     let (token, claims) = if new_user {
         (token, claims)
     } else {
-        session::start(&app.store, &app.tokens, &member.id, ttl).await?
+        session::start(&app.store, &tokens, &member.id, ttl).await?
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.expires_at)
         .ok()

@@ -31,6 +31,8 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::macros::format_description;
@@ -188,15 +190,15 @@ fn identity_in_use(kind: VerifiedAs) -> Error {
 /// What a verification rejected because its identity was used up meanwhile shows.
 const IN_USE_REASON: &str = "these details already verify another account";
 
-fn parts(app: &App) -> Result<(&KeyRing, &dyn Verifier), Error> {
-    let ring = app
-        .pii
-        .as_ref()
-        .ok_or_else(|| Error::Config("RENJI_PII_KEYS is not set for this function".into()))?;
+/// The PII keys and the verifier, both ready: their secrets read (a 503 before anything is
+/// written when one cannot be).
+async fn parts(app: &App) -> Result<(Arc<KeyRing>, &dyn Verifier), Error> {
     let verifier = app
         .verifier
         .as_deref()
         .ok_or_else(|| Error::Config("RENJI_VERIFIER_URL is not set for this function".into()))?;
+    let ring = app.pii().await?;
+    verifier.ready().await?;
     Ok((ring, verifier))
 }
 
@@ -241,7 +243,7 @@ fn backoff(interval: Duration, rechecks: u32) -> i64 {
 /// already verifies as many accounts as allowed), then asks the verifier. The answer is the
 /// record: pending when the verifier has not decided or is unavailable.
 pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Verification, Error> {
-    let (ring, verifier) = parts(app)?;
+    let (ring, verifier) = parts(app).await?;
     let replaces = match current(app, member).await? {
         None => Condition::Absent,
         Some(old) if old.status == Status::Rejected => Condition::All(vec![
@@ -267,7 +269,7 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         .set("ttl", now.unix_timestamp() + 2 * DAY_SECS)
         .condition(Condition::Under("n".into(), limit), "daily_limit")
         .build();
-    let (claim_key, max_accounts) = claim(app, ring, &subject)?;
+    let (claim_key, max_accounts) = claim(app, &ring, &subject)?;
 
     let record = Verification {
         status: Status::Pending,
@@ -381,11 +383,8 @@ async fn settle(
     }
     let mut writes = vec![decided.build()];
     if status == Status::Verified {
-        let ring = app
-            .pii
-            .as_ref()
-            .ok_or_else(|| Error::Config("RENJI_PII_KEYS is not set for this function".into()))?;
-        let (claim_key, max_accounts) = claim(app, ring, subject)?;
+        let ring = app.pii().await?;
+        let (claim_key, max_accounts) = claim(app, &ring, subject)?;
         writes.push(
             Write::update(keys::member(member))
                 .set("verified", json!(record.kind))
@@ -540,7 +539,7 @@ pub struct RunReport {
 pub async fn recheck_due(app: &App, budget: RunBudget) -> Result<RunReport, Error> {
     let started = Instant::now();
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let (ring, verifier) = parts(app)?;
+    let (ring, verifier) = parts(app).await?;
     let page = app
         .store
         .query(
@@ -579,7 +578,7 @@ pub async fn recheck_due(app: &App, budget: RunBudget) -> Result<RunReport, Erro
             }
         };
         let outcome = async {
-            let subject = subject_of(ring, &member, &record)?;
+            let subject = subject_of(&ring, &member, &record)?;
             match ask(verifier, &record, &subject).await {
                 Some((status, reason)) => {
                     settle(app, &member, record.clone(), &subject, status, reason).await?;
