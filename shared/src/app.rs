@@ -249,25 +249,28 @@ async fn dynamodb_client_with(endpoint: Option<&str>, roots: &Roots) -> aws_sdk_
                 .build();
             aws_sdk_dynamodb::Client::from_conf(config)
         }
-        None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .http_client(http)
-                .account_id_endpoint_mode(ACCOUNT_ID_ENDPOINTS);
-            // Lambda gives every function its region and credentials in the environment, which
-            // is where the default chains look first; using them directly skips building those
-            // chains (profile files, SSO, web identity, containers, IMDS): 0.2 ms of each cold
-            // start. Elsewhere the default chains still apply.
-            if let Ok(region) = std::env::var("AWS_REGION") {
-                loader = loader.region(Region::new(region));
-            }
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-                loader = loader.credentials_provider(
-                    aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-                );
-            }
-            aws_sdk_dynamodb::Client::new(&loader.load().await)
-        }
+        None => aws_sdk_dynamodb::Client::new(&aws_loader(http).load().await),
     }
+}
+
+/// The SDK configuration of a deployed function.
+fn aws_loader(http: SharedHttpClient) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .account_id_endpoint_mode(ACCOUNT_ID_ENDPOINTS);
+    // Lambda gives every function its region and credentials in the environment, which is where
+    // the default chains look first; using them directly skips building those chains (profile
+    // files, SSO, web identity, containers, IMDS): 0.2 ms of each cold start. Elsewhere the
+    // default chains still apply.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader
 }
 
 /// A Lambda function's `main`: JSON logs, state built once, then the lambda_http loop.
@@ -320,5 +323,115 @@ mod tests {
             .http_client(https_client(&Roots::Amazon))
             .build();
         let _ = aws_sdk_dynamodb::Client::from_conf(config);
+    }
+
+    #[test]
+    fn roots_follow_the_region_unless_a_file_is_given() {
+        let choose = |roots, endpoint, region| Roots::choose(roots, endpoint, region).unwrap();
+        assert_eq!(choose(None, None, Some("us-east-1")), Roots::Amazon);
+        assert_eq!(choose(None, None, Some("cn-north-1")), Roots::System);
+        assert_eq!(choose(None, None, Some("cn-northwest-1")), Roots::System);
+        assert_eq!(
+            choose(None, Some("http://127.0.0.1:8000"), Some("us-east-1")),
+            Roots::System
+        );
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/aws_roots.pem");
+        assert!(matches!(
+            choose(Some(pem), None, Some("cn-north-1")),
+            Roots::Pem(_)
+        ));
+        // A missing, empty or broken file is a configuration error, not a panic in the client.
+        let dir = tempfile::TempDir::new().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for path in [dir.path().join("missing.pem"), empty, broken] {
+            let e = Roots::choose(path.to_str(), None, None).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config(m) if m.contains("RENJI_TLS_ROOTS")),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_trusting_a_pem_file_builds() {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/aws_roots.pem");
+        let roots = Roots::from_pem_file(pem).unwrap();
+        let _ = dynamodb_client_with(Some("https://127.0.0.1:1"), &roots).await;
+    }
+
+    /// Records the URL of the first request and stops it there.
+    #[derive(Debug, Default, Clone)]
+    struct FirstUrl(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+    impl aws_sdk_dynamodb::config::Intercept for FirstUrl {
+        fn name(&self) -> &'static str {
+            "FirstUrl"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<
+                '_,
+            >,
+            _: &aws_sdk_dynamodb::config::RuntimeComponents,
+            _: &mut aws_sdk_dynamodb::config::ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            *self.0.lock().unwrap() = Some(context.request().uri().to_owned());
+            Err("stopped before sending".into())
+        }
+    }
+
+    /// The host a GetItem goes to, with credentials that name an account.
+    async fn dynamodb_host(loader: aws_config::ConfigLoader) -> String {
+        let credentials = Credentials::builder()
+            .access_key_id("AKID")
+            .secret_access_key("secret")
+            .account_id("123456789012")
+            .provider_name("test")
+            .build();
+        let sdk = loader
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        let seen = FirstUrl::default();
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(seen.clone())
+            .build();
+        let _ = aws_sdk_dynamodb::Client::from_conf(config)
+            .get_item()
+            .table_name("renji")
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("a".into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("b".into()))
+            .send()
+            .await;
+        let url = seen.0.lock().unwrap().clone().expect("a request was made");
+        url::Url::parse(&url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn account_id_endpoints_stay_off() {
+        let http = || https_client(&Roots::Amazon);
+        assert_eq!(
+            dynamodb_host(aws_loader(http())).await,
+            "dynamodb.us-east-1.amazonaws.com"
+        );
+        // The SDK's default would use the account's endpoint: the setting is what keeps it off.
+        let default = aws_config::defaults(BehaviorVersion::latest()).http_client(http());
+        assert_eq!(
+            dynamodb_host(default).await,
+            "123456789012.ddb.us-east-1.amazonaws.com"
+        );
     }
 }
