@@ -329,3 +329,116 @@ fn the_readme_data_layout_names_the_partitions_of_the_keys_module() {
     let partitions: BTreeSet<String> = keys::PARTITIONS.iter().map(|p| p.to_string()).collect();
     assert_eq!(named, partitions);
 }
+
+/// Every `<NAME>_ARN` variable a function gets names a secret it may read, and it may read no
+/// other: its `secretsmanager:GetSecretValue` resources are exactly its secrets' ARNs. No secret
+/// value is put in an environment (no `{{resolve:secretsmanager:…}}`), and each function's
+/// configuration reads (with every secret stored) as the code expects.
+#[test]
+fn each_function_reads_exactly_its_own_secrets_at_run_time() {
+    let template = Template::load().unwrap();
+    assert!(
+        !renji_local::template::TEMPLATE.contains("resolve:secretsmanager"),
+        "a secret value resolved into the template"
+    );
+    let refs = |v: &Value| -> BTreeSet<String> {
+        let items = match v {
+            Value::Sequence(s) => s.clone(),
+            other => vec![other.clone()],
+        };
+        items
+            .iter()
+            .map(|v| match v {
+                Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str().unwrap().to_owned(),
+                other => panic!("a secret resource that is not a !Ref: {other:?}"),
+            })
+            .collect()
+    };
+    let root: Value = serde_yaml::from_str(renji_local::template::TEMPLATE).unwrap();
+    let parameters = &root["Parameters"];
+    for function in template.function_binaries().keys() {
+        let env = template.function_env(function);
+        let wanted: BTreeSet<String> = env
+            .iter()
+            .filter(|(name, _)| name.ends_with("_ARN"))
+            .flat_map(|(_, v)| refs(v))
+            .collect();
+        let statements = template.resource(function).unwrap()["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap().clone())
+            .filter(|s| s["Action"].as_str() == Some("secretsmanager:GetSecretValue"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            statements.len(),
+            1,
+            "{function}: one GetSecretValue statement"
+        );
+        assert_eq!(refs(&statements[0]["Resource"]), wanted, "{function}");
+
+        for literal in [
+            "RENJI_SESSION_SECRET",
+            "WECHAT_SECRET",
+            "RENJI_VERIFIER_TOKEN",
+            "RENJI_PII_KEYS",
+        ] {
+            assert!(
+                env.iter().all(|(name, _)| name != literal),
+                "{function}: {literal} holds a secret value; give {literal}_ARN"
+            );
+        }
+        let values: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(name, v)| {
+                // A !Ref parameter stands for its default, or else a value of its kind (as_str
+                // would give the parameter's name).
+                let default = match v {
+                    Value::Tagged(t) if t.tag == "!Ref" => {
+                        let param = &parameters[t.value.as_str().unwrap()];
+                        match &param["Default"] {
+                            Value::String(d) => Some(d.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let value = match (v, default) {
+                    (Value::String(plain), _) => plain.to_owned(),
+                    (_, Some(default)) => default,
+                    _ if name.ends_with("_ARN") => {
+                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:x".into()
+                    }
+                    _ => "https://example.test".into(),
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        let config = renji_shared::config::Config::from_lookup(|n| values.get(n).cloned())
+            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert!(matches!(
+            config.session_secret,
+            renji_shared::config::SecretSetting::Stored(_)
+        ));
+    }
+}
+
+/// Every `dynamodb:LeadingKeys` pattern of the template names a partition family of the keys
+/// module (`store/keys.rs`), so a renamed prefix cannot leave a grant behind that matches nothing.
+#[test]
+fn iam_partitions_are_the_keys_modules() {
+    let template = Template::load().unwrap();
+    let table = template.table_resource().unwrap().to_owned();
+    for function in template.function_binaries().keys() {
+        let policy = renji_local::policy::Policy::of(&template, function, &table).unwrap();
+        for pattern in policy.table_partitions() {
+            assert!(
+                keys::PARTITIONS
+                    .iter()
+                    .any(|prefix| pattern.starts_with(prefix) && pattern.ends_with('*')),
+                "{function}: {pattern} is not a partition family of store/keys.rs"
+            );
+        }
+    }
+}

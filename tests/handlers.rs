@@ -47,7 +47,12 @@ async fn invoke(server: &LocalServer, event: &Value) -> (u16, Value) {
         .function;
     let req =
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
-    let response = renji_local::functions::invoke(&function, server.app(), req)
+    // The function's own state: its store enforces its IAM statements in template.yaml.
+    let app = server
+        .running
+        .function_app(&function)
+        .expect("function exists");
+    let response = renji_local::functions::invoke(&function, app, req)
         .await
         .expect("function exists");
     let status = response.status().as_u16();
@@ -208,11 +213,25 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
     let scheduled: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
-    let report = renji_local::functions::run_job("VerificationJobsFunction", server.app())
+    let job = server
+        .running
+        .function_app("VerificationJobsFunction")
+        .expect("job exists");
+    let report = renji_local::functions::run_job("VerificationJobsFunction", job)
         .await
         .expect("job exists")
         .expect("job runs");
     assert_eq!(report["examined"], json!(0), "{report}");
+
+    // A returning member whose unionid WeChat sends for the first time (the login route's one
+    // update), so the check below sees every request the routes make.
+    server.api.login("union:bob").await;
+
+    // Each route function's IAM statements grant nothing its handler did not use here (the
+    // scheduled job's are checked where it settles attempts, tests/verification.rs).
+    for (function, _) in renji_local::functions::FUNCTIONS {
+        renji_tests::assert_grants_all_used(&server.running, function);
+    }
 
     let shipped: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()

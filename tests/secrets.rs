@@ -143,11 +143,15 @@ async fn secrets_are_read_on_first_need_from_secrets_manager() {
     let world = World::start().await;
     let app = world.app(300);
     assert_eq!(world.secrets.reads(), 0, "nothing is read at start");
-    // A route that needs no secret reads none.
+    // A route that needs no secret reads none (an anonymous read of one listing).
+    let (status, _) = invoke(&app, &event("listings-get", None)).await;
+    assert_eq!(status, 404);
+    assert_eq!(world.secrets.reads(), 0);
+    // A list route reads the session keys (its cursors are sealed with a key derived from them).
     let (status, _) = invoke(&app, &event("listings-browse", None)).await;
     assert_eq!(status, 200);
-    assert_eq!(world.secrets.reads(), 0);
-    // A login reads the session keys and the AppSecret (the sandbox checks it), once.
+    assert_eq!(world.secrets.reads(), 1);
+    // A login reads the AppSecret (the sandbox checks it), once; the session keys are kept.
     let token = login(&app).await;
     assert!(token.starts_with("k1."), "{token}");
     assert_eq!(world.secrets.reads(), 2);

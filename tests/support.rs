@@ -272,3 +272,24 @@ impl Api {
         (token, reply.body)
     }
 }
+
+/// Asserts that `function`'s IAM statements in `template.yaml` grant no DynamoDB action and no
+/// `dynamodb:LeadingKeys` partition its requests in `running` did not use (the local server's
+/// store enforcing those statements made the requests pass, so they are wide enough too).
+pub fn assert_grants_all_used(running: &Running, function: &str) {
+    let template = renji_local::template::Template::load().expect("template");
+    let table = template.table_resource().expect("a table").to_owned();
+    let policy = renji_local::policy::Policy::of(&template, function, &table).expect("policy");
+    let (actions, partitions) = running.used(function).expect("function state");
+    let unused_actions: Vec<_> = policy.actions().difference(&actions).cloned().collect();
+    let unused_partitions: Vec<_> = policy
+        .table_partitions()
+        .difference(&partitions)
+        .cloned()
+        .collect();
+    assert!(
+        unused_actions.is_empty() && unused_partitions.is_empty(),
+        "{function} is granted more than its requests here used: actions {unused_actions:?}, \
+         partitions {unused_partitions:?}"
+    );
+}

@@ -219,9 +219,13 @@ async fn a_rejection_allows_a_new_submission(backend: Backend) {
     assert_eq!(submissions_today(&server, &id).await, Some(2));
 }
 
-/// Runs the verification job once, as its schedule would.
+/// Runs the verification job once, as its schedule would (its IAM statements enforced).
 async fn run_job(server: &LocalServer) -> Value {
-    renji_local::functions::run_job("VerificationJobsFunction", server.app())
+    let job = server
+        .running
+        .function_app("VerificationJobsFunction")
+        .expect("the job's state");
+    renji_local::functions::run_job("VerificationJobsFunction", job)
         .await
         .expect("the job exists")
         .expect("the job runs")
@@ -282,6 +286,8 @@ async fn a_pending_verification_is_settled_by_the_job_not_by_reads(backend: Back
     assert_sealed(&server, &id, &["待定张三", ID_NUMBER]).await;
     let idle = run_job(&server).await;
     assert_eq!(idle["examined"], json!(0), "{idle}");
+    // Settling used every permission the job's IAM statements grant, and no more.
+    renji_tests::assert_grants_all_used(&server.running, "VerificationJobsFunction");
 }
 
 async fn an_unavailable_verifier_is_asked_again_with_backoff(backend: Backend) {

@@ -17,14 +17,27 @@ use tokio::task::JoinHandle;
 
 use crate::events::{self, Ids, RouteEvent};
 
-/// The session secret of every benchmark run (the functions are given the same one).
-pub const SECRET: &str = "renji-bench-session-secret-0123456789abcdef";
+/// The session keys of every benchmark run: the in-process state is given them, the functions
+/// read the same from the Secrets Manager stand-in.
+pub const SECRET: &str = "bench:cmVuamktYmVuY2gtc2Vzc2lvbi1rZXktMzItYnl0ZXM=";
 
-/// The sandbox provider stand-ins every run talks to (as the local server does).
+/// The secrets' ARNs the functions are given, as the template gives them.
+const SESSION_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-session-AbCdEf";
+const WECHAT_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechat-AbCdEf";
+const VERIFIER_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-verifier-AbCdEf";
+const PII_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-pii-AbCdEf";
+
+/// The stand-ins every run talks to: the providers' (as the local server's) and Secrets
+/// Manager's, holding the secrets above.
 #[derive(Clone, Debug)]
 pub struct Sandboxes {
     pub wechat_base: String,
     pub verifier_url: String,
+    /// The Secrets Manager stand-in (`AWS_ENDPOINT_URL_SECRETS_MANAGER` of the functions).
+    pub secrets_manager: String,
 }
 
 impl Sandboxes {
@@ -38,30 +51,55 @@ impl Sandboxes {
             renji_local::sandbox::wechat::spawn(bind().await?).map_err(|e| e.to_string())?;
         let (verifier_url, verifier) =
             renji_local::sandbox::verifier::spawn(bind().await?).map_err(|e| e.to_string())?;
+        let (secrets_manager, secrets, stand_in) =
+            renji_local::sandbox::secrets_manager::spawn(bind().await?)
+                .map_err(|e| e.to_string())?;
+        let literal = literal_secrets();
+        for (arn, variable) in [
+            (SESSION_ARN, "RENJI_SESSION_SECRET"),
+            (WECHAT_ARN, "WECHAT_SECRET"),
+            (VERIFIER_ARN, "RENJI_VERIFIER_TOKEN"),
+            (PII_ARN, "RENJI_PII_KEYS"),
+        ] {
+            secrets.put(arn, &literal[variable]);
+        }
         Ok((
             Sandboxes {
                 wechat_base,
                 verifier_url,
+                secrets_manager,
             },
-            vec![wechat, verifier],
+            vec![wechat, verifier, stand_in],
         ))
     }
 }
 
-/// The variables a function of `template.yaml` gets in the benchmark, by name.
-pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
+/// The secrets' values, by the variable that gives one directly.
+pub fn literal_secrets() -> HashMap<&'static str, String> {
     use renji_local::sandbox::{verifier, wechat};
     HashMap::from([
-        ("RENJI_TABLE", table.to_owned()),
         ("RENJI_SESSION_SECRET", SECRET.to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-        ("WECHAT_APPID", wechat::APPID.to_owned()),
         ("WECHAT_SECRET", wechat::SECRET.to_owned()),
-        ("WECHAT_API_BASE", sandboxes.wechat_base.clone()),
-        ("RENJI_VERIFIER_URL", sandboxes.verifier_url.clone()),
         ("RENJI_VERIFIER_TOKEN", verifier::TOKEN.to_owned()),
         ("RENJI_PII_KEYS", PII_KEYS.to_owned()),
-        ("RENJI_PII_ACTIVE_KEY", "bench".to_owned()),
+    ])
+}
+
+/// The variables a function of `template.yaml` gets in the benchmark, by name: secrets by ARN,
+/// read from the Secrets Manager stand-in as in Lambda.
+pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
+    use renji_local::sandbox::wechat;
+    HashMap::from([
+        ("RENJI_TABLE", table.to_owned()),
+        ("RENJI_SESSION_SECRET_ARN", SESSION_ARN.to_owned()),
+        ("RENJI_SECRETS_TTL_SECS", "300".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("WECHAT_APPID", wechat::APPID.to_owned()),
+        ("WECHAT_SECRET_ARN", WECHAT_ARN.to_owned()),
+        ("WECHAT_API_BASE", sandboxes.wechat_base.clone()),
+        ("RENJI_VERIFIER_URL", sandboxes.verifier_url.clone()),
+        ("RENJI_VERIFIER_TOKEN_ARN", VERIFIER_ARN.to_owned()),
+        ("RENJI_PII_KEYS_ARN", PII_ARN.to_owned()),
         ("RENJI_ID_CLAIM_KEY", "bench".to_owned()),
         // Every verification call verifies a new member with the sample event's ID number.
         ("RENJI_ID_MAX_ACCOUNTS", "1000000000".to_owned()),
@@ -74,9 +112,14 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
 /// A fixed 32-byte key for the benchmark's sealed personal data.
 const PII_KEYS: &str = "bench:cmVuamktYmVuY2gtcGlpLWtleS0zMi1ieXRlcy1vayE=";
 
-/// The functions' state over `store`, configured as the benchmarked functions are.
+/// The functions' state over `store`, configured as the benchmarked functions are but with the
+/// secrets' values given directly (the runner reads no secret from the stand-in).
 pub fn app(store: DynStore, table: &str, sandboxes: &Sandboxes) -> Result<App, String> {
-    let env = function_env(table, sandboxes);
+    let mut env: HashMap<&str, String> = function_env(table, sandboxes)
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with("_ARN"))
+        .collect();
+    env.extend(literal_secrets());
     let config = Config::from_lookup(|name| env.get(name).cloned()).map_err(|e| e.to_string())?;
     App::new(config, store).map_err(|e| e.to_string())
 }

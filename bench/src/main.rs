@@ -137,6 +137,7 @@ fn lambda_figures(targets: &[Target], runs: &[Vec<Run>], sizes: &[(u64, u64)]) -
             json!({
                 "binary": t.binary,
                 "function": t.function,
+                "variant": t.variant,
                 "init_ms": ms(median(&inits)),
                 "init_ms_min": ms(inits.iter().min().copied().unwrap_or_default()),
                 "init_ms_max": ms(inits.iter().max().copied().unwrap_or_default()),
@@ -195,7 +196,7 @@ fn target_results(doc: &Value) -> Vec<Value> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|b| !b["function"].is_null())
+        .filter(|b| !b["function"].is_null() && b["variant"].is_null())
         .collect();
     let name = |b: &Value| b["binary"].as_str().unwrap_or("").to_owned();
     let mut out = Vec::new();
@@ -365,6 +366,8 @@ async fn run(options: Options) -> Result<Value, String> {
         path: workspace.release("hello"),
         env: Vec::new(),
         routes: any_event,
+        variant: None,
+        strict: true,
     }];
     for (function, binary) in &binaries {
         let mut own = by_function.remove(function).unwrap_or_default();
@@ -379,6 +382,38 @@ async fn run(options: Options) -> Result<Value, String> {
             path: workspace.release(binary),
             env: lambda::template_env(function, &table, &sandboxes)?,
             routes: own,
+            variant: None,
+            strict: true,
+        });
+    }
+    // For comparison, each function cold started with its secrets' values in its environment
+    // (the configuration before secrets were read at run time), and in a China region, where the
+    // DynamoDB client loads the system's roots (the first invocation there cannot reach the
+    // table, which DynamoDB Local keeps per region: only init counts).
+    let literal = fixture::literal_secrets();
+    let functions: Vec<Target> = targets.iter().skip(1).map(Target::clone).collect();
+    for base in functions {
+        let in_env = base
+            .env
+            .iter()
+            .map(|(name, value)| match name.strip_suffix("_ARN") {
+                Some(variable) => (variable.to_owned(), literal[variable].clone()),
+                None => (name.clone(), value.clone()),
+            })
+            .collect();
+        targets.push(Target {
+            env: in_env,
+            variant: Some(lambda::SECRETS_IN_ENV),
+            ..base.clone()
+        });
+        let mut china = base.env.clone();
+        china.push(("AWS_REGION".into(), "cn-north-1".into()));
+        china.push(("AWS_DEFAULT_REGION".into(), "cn-north-1".into()));
+        targets.push(Target {
+            env: china,
+            variant: Some(lambda::CHINA_REGION),
+            strict: false,
+            ..base
         });
     }
     let sizes = targets
@@ -394,6 +429,7 @@ async fn run(options: Options) -> Result<Value, String> {
 
     let bench = Bench {
         dynamodb_endpoint: endpoint,
+        secrets_manager: &sandboxes.secrets_manager,
         app: &app,
         member: &member,
         scratch: scratch.path(),
@@ -424,6 +460,11 @@ async fn run(options: Options) -> Result<Value, String> {
         // The order rotates too, so no binary always follows the same one.
         for i in 0..targets.len() {
             let k = (i + round) % targets.len();
+            let warm = if targets[k].variant.is_some() {
+                0
+            } else {
+                warm
+            };
             runs[k].push(bench.run(&targets[k], warm).await?);
         }
     }

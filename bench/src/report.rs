@@ -28,6 +28,53 @@ fn rows(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
+/// Each function against its variants: what reading secrets at run time adds to a first
+/// invocation, and what the system's roots (the China regions) add to init.
+fn secrets_table(line: &mut impl FnMut(String), lambda: &Value) {
+    let binaries: Vec<&Value> = rows(&lambda["binaries"]).collect();
+    let variant = |b: &Value, label: &str| {
+        binaries
+            .iter()
+            .find(|v| v["binary"] == b["binary"] && v["variant"].as_str() == Some(label))
+            .copied()
+    };
+    let functions: Vec<&Value> = binaries
+        .iter()
+        .filter(|b| !b["function"].is_null() && b["variant"].is_null())
+        .copied()
+        .collect();
+    if functions.is_empty() {
+        return;
+    }
+    line(String::new());
+    line("**Secrets and TLS roots at a cold start** (the same binaries, medians of the same cold starts: first invocation reading the secrets from the Secrets Manager stand-in, as deployed, against the secrets' values in the environment; init with the compiled-in Amazon roots, us-east-1, against the system's roots, cn-north-1):".into());
+    line(String::new());
+    line("| binary | first invocation ms, secrets from Secrets Manager | first invocation ms, secrets in env | added ms | init ms, Amazon roots | init ms, system roots (cn-north-1) | added ms |".into());
+    line("|---|---:|---:|---:|---:|---:|---:|".into());
+    let diff = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => format!("{:.2}", a - b),
+        _ => "–".into(),
+    };
+    for b in functions {
+        let env = variant(b, crate::lambda::SECRETS_IN_ENV);
+        let cn = variant(b, crate::lambda::CHINA_REGION);
+        let env_first = env
+            .map(|v| v["first_invocation_ms"].clone())
+            .unwrap_or_default();
+        let cn_init = cn.map(|v| v["init_ms"].clone()).unwrap_or_default();
+        line(format!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            b["binary"].as_str().unwrap_or(""),
+            num(&b["first_invocation_ms"]),
+            num(&env_first),
+            diff(&b["first_invocation_ms"], &env_first),
+            num(&b["init_ms"]),
+            num(&cn_init),
+            diff(&cn_init, &b["init_ms"]),
+        ));
+    }
+}
+
 pub fn markdown(doc: &Value) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
@@ -52,7 +99,7 @@ pub fn markdown(doc: &Value) -> String {
     line(String::new());
     line("| binary | init ms | ×hello | first invocation ms | ×hello | peak RSS MB | ×hello | binary MB | ×hello | zip MB | ×hello |".into());
     line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
-    for b in rows(&lambda["binaries"]) {
+    for b in rows(&lambda["binaries"]).filter(|b| b["variant"].is_null()) {
         let r = &b["ratio_to_hello"];
         line(format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -69,6 +116,7 @@ pub fn markdown(doc: &Value) -> String {
             num(&r["zip"]),
         ));
     }
+    secrets_table(&mut line, lambda);
     line(String::new());
     line("**Warm latency per route** (event handed out → response received, through the Runtime API stand-in):".into());
     line(String::new());

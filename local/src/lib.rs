@@ -3,6 +3,7 @@
 
 pub mod functions;
 pub mod http_server;
+pub mod policy;
 pub mod router;
 pub mod sandbox;
 pub mod server;

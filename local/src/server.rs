@@ -1,10 +1,10 @@
 //! The local API: every route of `template.yaml`, translated into the API Gateway v2 request the
 //! function's handler receives in Lambda.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,6 +14,7 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use renji_shared::config::Config;
+use renji_shared::secrets::Secrets;
 use renji_shared::store::schema::TABLE;
 use renji_shared::store::{dynamo::DynamoStore, embedded::EmbeddedStore, DynStore};
 use renji_shared::App;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::http_server::{self, HttpRequest, HttpResponse};
+use crate::policy::{Policy, PolicyStore, Used};
 use crate::router::{self, Match};
 use crate::template::{Route, Template};
 use crate::{functions, sandbox, tables};
@@ -60,13 +62,31 @@ pub struct Running {
     pub addr: SocketAddr,
     pub wechat_base: String,
     pub verifier_url: String,
+    /// The functions' state over the whole store (for tests that look behind the API).
     pub app: Arc<App>,
+    /// Each function's state, its store limited by its IAM statements in `template.yaml`.
+    functions: Arc<Functions>,
     tasks: Vec<JoinHandle<()>>,
 }
+
+/// Each function's own state and what its requests used of its permissions, by logical id.
+type Functions = HashMap<String, (Arc<App>, Arc<Mutex<Used>>)>;
 
 impl Running {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The state `function`'s handler gets: the store enforces the function's IAM statements.
+    pub fn function_app(&self, function: &str) -> Option<&App> {
+        self.functions.get(function).map(|(app, _)| app.as_ref())
+    }
+
+    /// The actions and `LeadingKeys` patterns `function`'s requests have used so far.
+    pub fn used(&self, function: &str) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+        let (_, used) = self.functions.get(function)?;
+        let used = used.lock().ok()?;
+        Some((used.actions.clone(), used.partitions.clone()))
     }
 }
 
@@ -232,7 +252,27 @@ pub async fn start(options: Options) -> Result<Running, String> {
         })
     })
     .map_err(|e| e.to_string())?;
-    let app = Arc::new(App::new(config, store).map_err(|e| e.to_string())?);
+    let template = Template::load()?;
+    let secrets = Secrets::from_env(config.secrets_ttl);
+    let table = template
+        .table_resource()
+        .ok_or("template.yaml declares no table")?
+        .to_owned();
+    let mut functions = Functions::new();
+    for function in template.function_binaries().keys() {
+        let policy = Policy::of(&template, function, &table)?;
+        let used = Arc::new(Mutex::new(Used::default()));
+        let limited = Arc::new(PolicyStore::new(
+            Arc::clone(&store),
+            policy,
+            Arc::clone(&used),
+        ));
+        let app =
+            App::with_secrets(config.clone(), limited, &secrets).map_err(|e| e.to_string())?;
+        functions.insert(function.clone(), (Arc::new(app), used));
+    }
+    let functions = Arc::new(functions);
+    let app = Arc::new(App::with_secrets(config, store, &secrets).map_err(|e| e.to_string())?);
     let jobs_secs = match options
         .config
         .get("RENJI_LOCAL_JOBS_SECS")
@@ -245,24 +285,24 @@ pub async fn start(options: Options) -> Result<Running, String> {
             .map_err(|_| "RENJI_LOCAL_JOBS_SECS is not a whole number".to_owned())?,
     };
 
-    let routes = Arc::new(Template::load()?.routes());
+    let routes = Arc::new(template.routes());
     let listener = TcpListener::bind(options.addr)
         .await
         .map_err(|e| format!("{}: {e}", options.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let api_app = Arc::clone(&app);
+    let api_functions = Arc::clone(&functions);
     let api_task = http_server::spawn(
         listener,
         Arc::new(move |req| {
-            let app = Arc::clone(&api_app);
+            let functions = Arc::clone(&api_functions);
             let routes = Arc::clone(&routes);
-            Box::pin(async move { serve(&app, &routes, req).await })
+            Box::pin(async move { serve(&functions, &routes, req).await })
         }),
     );
     let mut tasks = vec![wechat_task, verifier_task, api_task];
     if jobs_secs > 0 {
         tasks.push(spawn_jobs(
-            Arc::clone(&app),
+            Arc::clone(&functions),
             std::time::Duration::from_secs(jobs_secs),
         ));
     }
@@ -271,19 +311,25 @@ pub async fn start(options: Options) -> Result<Running, String> {
         wechat_base,
         verifier_url,
         app,
+        functions,
         tasks,
     })
 }
 
-/// Runs every scheduled function every `every`, as their schedules would in Lambda.
-fn spawn_jobs(app: Arc<App>, every: std::time::Duration) -> JoinHandle<()> {
+/// Runs every scheduled function every `every`, as their schedules would in Lambda, each with its
+/// own state (its IAM statements enforced).
+fn spawn_jobs(functions: Arc<Functions>, every: std::time::Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
             for job in functions::JOBS {
-                if let Some(Err(e)) = functions::run_job(job, &app).await {
+                let Some((app, _)) = functions.get(*job) else {
+                    tracing::warn!(job, "scheduled job has no function state");
+                    continue;
+                };
+                if let Some(Err(e)) = functions::run_job(job, app).await {
                     tracing::warn!(job, error = %e, "scheduled job failed");
                 }
             }
@@ -299,7 +345,7 @@ fn error(status: u16, code: &str, message: &str) -> HttpResponse {
 }
 
 /// One request: match the route, build the Lambda request, run the function, answer.
-async fn serve(app: &App, routes: &[Route], req: HttpRequest) -> HttpResponse {
+async fn serve(functions: &Functions, routes: &[Route], req: HttpRequest) -> HttpResponse {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let (route, params) = match router::find(routes, &method, &path) {
@@ -361,6 +407,9 @@ async fn serve(app: &App, routes: &[Route], req: HttpRequest) -> HttpResponse {
         .with_query_string_parameters(query)
         .with_request_context(RequestContext::ApiGatewayV2(context));
 
+    let Some((app, _)) = functions.get(&route.function) else {
+        return error(500, "internal_error", "route has no function");
+    };
     let Some(response) = functions::invoke(&route.function, app, lambda_req).await else {
         return error(500, "internal_error", "route has no function");
     };

@@ -116,6 +116,38 @@ impl Template {
             .collect()
     }
 
+    /// The environment variables `function` gets: the globals' and its own (its own win), as
+    /// written in the template (a plain string, or an intrinsic such as `!Ref`).
+    pub fn function_env(&self, function: &str) -> Vec<(String, Value)> {
+        let vars = |v: Option<&Value>| -> Vec<(String, Value)> {
+            v.and_then(|v| v.get("Environment"))
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                .collect()
+        };
+        let mut env = vars(self.root.get("Globals").and_then(|g| g.get("Function")));
+        for (name, value) in vars(self.resource(function).and_then(|f| f.get("Properties"))) {
+            env.retain(|(n, _)| *n != name);
+            env.push((name, value));
+        }
+        env
+    }
+
+    /// A resource by logical id.
+    pub fn resource(&self, name: &str) -> Option<&Value> {
+        self.resources().find(|(n, _)| *n == name).map(|(_, r)| r)
+    }
+
+    /// The logical id of the DynamoDB table resource.
+    pub fn table_resource(&self) -> Option<&str> {
+        self.resources()
+            .find(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
+            .map(|(name, _)| name)
+    }
+
     /// The `Properties` of a DynamoDB table resource.
     pub fn table_properties(&self, resource: &str) -> Option<&Value> {
         self.resources()
