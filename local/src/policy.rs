@@ -215,10 +215,14 @@ impl PolicyStore {
                 Resource::Table => "the table".to_owned(),
                 Resource::Index(i) => format!("index {i}"),
             };
-            return Err(StoreError::Invalid(format!(
+            let message = format!(
                 "IAM (template.yaml): {} may not dynamodb:{action} on {on} for partition {pk}",
                 self.policy.function
-            )));
+            );
+            // Always a bug (the template's statements or the code): said where a test shows it,
+            // since tests run without a log subscriber.
+            eprintln!("renji-local: {message}");
+            return Err(StoreError::Invalid(message));
         }
         if let Ok(mut used) = self.used.lock() {
             used.actions.insert(match &resource {
