@@ -4,30 +4,9 @@
 
 use renji_shared::domain::shares::Channel;
 use renji_shared::ids::{ListingId, UserId};
-use renji_shared::store::{keys, Item, Query, Write};
-use renji_tests::{on_both_stores, Api, Backend, LocalServer};
+use renji_shared::store::{keys, Item, Query};
+use renji_tests::{on_both_stores, Api, Backend, LocalServer, Member};
 use serde_json::{json, Value};
-
-struct Member {
-    token: String,
-    id: String,
-}
-
-async fn member(server: &LocalServer, name: &str, verified: bool) -> Member {
-    let (token, login) = server.api.login(name).await;
-    let id = login["user"]["id"].as_str().unwrap().to_owned();
-    if verified {
-        // As a verified result sets it (verification has its own tests).
-        let key = keys::member(&UserId::parse(&id).unwrap());
-        server
-            .app()
-            .store
-            .write(Write::update(key).set("verified", "person").build())
-            .await
-            .unwrap();
-    }
-    Member { token, id }
-}
 
 fn service(title: &str) -> Value {
     json!({
@@ -77,9 +56,9 @@ fn today() -> String {
 async fn a_share_counts_once_per_member_listing_and_channel_a_day(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let seller = member(&server, "seller", true).await;
-    let sharer = member(&server, "sharer", false).await;
-    let other = member(&server, "other", false).await;
+    let seller = server.member("seller", true).await;
+    let sharer = server.member("sharer", false).await;
+    let other = server.member("other", false).await;
     let id = create(api, &seller, service("婚礼跟拍")).await;
     let path = format!("/v1/listings/{id}/shares");
     let share = |who: &Member, channel: &str| {
@@ -157,7 +136,7 @@ async fn a_share_counts_once_per_member_listing_and_channel_a_day(backend: Backe
 async fn an_edit_that_changes_nothing_writes_nothing(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let owner = member(&server, "owner", true).await;
+    let owner = server.member("owner", true).await;
     let id = create(api, &owner, service("婚礼跟拍")).await;
     let path = format!("/v1/listings/{id}");
     let before = raw_listing(&server, &id).await;
@@ -198,7 +177,7 @@ async fn an_edit_that_changes_nothing_writes_nothing(backend: Backend) {
 async fn republishing_keeps_the_first_publication_time(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let owner = member(&server, "owner", true).await;
+    let owner = server.member("owner", true).await;
     let older = create(api, &owner, service("婚礼跟拍")).await;
     let newer = create(api, &owner, service("婚礼摄像")).await;
     let first = raw_listing(&server, &older).await["published_at"].clone();

@@ -1,7 +1,7 @@
 //! Bad input is answered 4xx in the api.md error shape and changes nothing, on both stores.
 
 use renji_shared::ids::UserId;
-use renji_shared::store::{keys, Item, PageCursor, Write};
+use renji_shared::store::{keys, Item, PageCursor};
 use renji_tests::{on_both_stores, Api, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -347,16 +347,8 @@ async fn bad_logins_create_nobody(backend: Backend) {
 
 /// A member with a token, verified so they may publish.
 async fn verified_member(server: &LocalServer, name: &str) -> (String, String) {
-    let (token, login) = server.api.login(name).await;
-    let id = login["user"]["id"].as_str().unwrap().to_owned();
-    let key = keys::member(&UserId::parse(&id).unwrap());
-    server
-        .app()
-        .store
-        .write(Write::update(key).set("verified", "person").build())
-        .await
-        .unwrap();
-    (token, id)
+    let member = server.member(name, true).await;
+    (member.token, member.id)
 }
 
 async fn ok_call(api: &Api, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {

@@ -162,6 +162,32 @@ impl LocalServer {
     pub fn app(&self) -> &renji_shared::App {
         &self.running.app
     }
+
+    /// Logs `name` in through the sandbox; with `verified`, sets the badge as a verified result
+    /// sets it (so the member may publish; verification has its own tests).
+    pub async fn member(&self, name: &str, verified: bool) -> Member {
+        let (token, login) = self.api.login(name).await;
+        let id = login["user"]["id"].as_str().expect("user id").to_owned();
+        if verified {
+            let user = renji_shared::ids::UserId::parse(&id).expect("a member id");
+            self.app()
+                .store
+                .write(
+                    renji_shared::store::Write::update(renji_shared::store::keys::member(&user))
+                        .set("verified", "person")
+                        .build(),
+                )
+                .await
+                .expect("set the verified badge");
+        }
+        Member { token, id }
+    }
+}
+
+/// A member of the local server: their session token and id.
+pub struct Member {
+    pub token: String,
+    pub id: String,
 }
 
 /// The field names of a JSON object, sorted (empty for anything else).
