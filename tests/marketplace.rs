@@ -4,31 +4,10 @@
 use renji_shared::domain::listings;
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::store::{keys, Item, Query, Write};
-use renji_tests::{on_both_stores, Api, Backend, LocalServer};
+use renji_tests::{on_both_stores, Api, Backend, LocalServer, Member};
 use serde_json::{json, Value};
 
 /// A member logged in through the sandbox; `verified` members may publish.
-struct Member {
-    token: String,
-    id: String,
-}
-
-async fn member(server: &LocalServer, name: &str, verified: bool) -> Member {
-    let (token, login) = server.api.login(name).await;
-    let id = login["user"]["id"].as_str().unwrap().to_owned();
-    if verified {
-        // Verification has its own tests; here the badge is set as a verified result sets it.
-        let key = keys::member(&UserId::parse(&id).unwrap());
-        server
-            .app()
-            .store
-            .write(Write::update(key).set("verified", "person").build())
-            .await
-            .unwrap();
-    }
-    Member { token, id }
-}
-
 fn service(title: &str) -> Value {
     json!({
         "kind": "service",
@@ -79,8 +58,8 @@ fn ids(body: &Value) -> Vec<String> {
 async fn owners_alone_change_their_listings(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "owner-a", true).await;
-    let b = member(&server, "other-b", true).await;
+    let a = server.member("owner-a", true).await;
+    let b = server.member("other-b", true).await;
 
     let mut draft = service("婚礼摄影师");
     draft["status"] = json!("draft");
@@ -200,7 +179,7 @@ async fn owners_alone_change_their_listings(backend: Backend) {
 async fn only_verified_members_publish_and_clients_set_no_server_fields(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let unverified = member(&server, "unverified-c", false).await;
+    let unverified = server.member("unverified-c", false).await;
     let reply = api
         .call(
             "POST",
@@ -224,7 +203,7 @@ async fn only_verified_members_publish_and_clients_set_no_server_fields(backend:
         .await;
     assert_eq!(mine.body["items"], json!([]));
 
-    let a = member(&server, "verified-d", true).await;
+    let a = server.member("verified-d", true).await;
     for (field, value) in [
         ("owner_id", json!(unverified.id)),
         ("status", json!("removed")),
@@ -271,7 +250,7 @@ async fn only_verified_members_publish_and_clients_set_no_server_fields(backend:
 async fn browsing_filters_pages_and_searches(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "seller-e", true).await;
+    let a = server.member("seller-e", true).await;
     let mut made = Vec::new();
     for (title, kind, category, city) in [
         ("婚礼摄影师", "service", "photography", "北京"),
@@ -389,7 +368,7 @@ fn north_of_beijing(km: f64) -> Value {
 async fn nearby_returns_what_is_within_the_radius_nearest_first(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "seller-f", true).await;
+    let a = server.member("seller-f", true).await;
     let mut at = Vec::new();
     for km in [9.0, 60.0, 1.0] {
         let mut body = service(&format!("{km} 公里外的摄影棚"));
@@ -484,12 +463,12 @@ async fn records(server: &LocalServer, partition: String) -> usize {
 async fn concurrent_favourites_keep_the_count_equal_to_the_records(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let seller = member(&server, "seller-g", true).await;
+    let seller = server.member("seller-g", true).await;
     let listing = create(api, &seller, service("摄影")).await;
     let id = listing["id"].as_str().unwrap().to_owned();
     let mut fans = Vec::new();
     for n in 0..5 {
-        fans.push(member(&server, &format!("fan-{n}"), false).await);
+        fans.push(server.member(&format!("fan-{n}"), false).await);
     }
     let calls: Vec<_> = (0..50)
         .map(|n| {
@@ -567,10 +546,10 @@ async fn concurrent_favourites_keep_the_count_equal_to_the_records(backend: Back
 async fn concurrent_follows_keep_the_counts_equal_to_the_records(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let star = member(&server, "star", false).await;
+    let star = server.member("star", false).await;
     let mut fans = Vec::new();
     for n in 0..5 {
-        fans.push(member(&server, &format!("follower-{n}"), false).await);
+        fans.push(server.member(&format!("follower-{n}"), false).await);
     }
     let calls: Vec<_> = (0..50)
         .map(|n| {
@@ -665,8 +644,8 @@ async fn concurrent_follows_keep_the_counts_equal_to_the_records(backend: Backen
 async fn shares_are_recorded_counted_and_listed(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let seller = member(&server, "seller-h", true).await;
-    let sharer = member(&server, "sharer", false).await;
+    let seller = server.member("seller-h", true).await;
+    let sharer = server.member("sharer", false).await;
     let listing = create(api, &seller, service("摄影")).await;
     let id = listing["id"].as_str().unwrap();
     let path = format!("/v1/listings/{id}/shares");
@@ -734,7 +713,7 @@ async fn shares_are_recorded_counted_and_listed(backend: Backend) {
 async fn staff_take_downs_show_their_reason_to_the_owner_only(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "seller-i", true).await;
+    let a = server.member("seller-i", true).await;
     let listing = create(api, &a, service("违规内容")).await;
     let id = listing["id"].as_str().unwrap();
     assert_eq!(profile(&server, &a.id).await["listings_count"], json!(1));
@@ -813,7 +792,7 @@ async fn staff_take_downs_show_their_reason_to_the_owner_only(backend: Backend) 
 async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "seller-j", true).await;
+    let a = server.member("seller-j", true).await;
     let listing = create(api, &a, service("摄影")).await;
     let id = listing["id"].as_str().unwrap().to_owned();
     let before = raw_listing(&server, &id).await;
@@ -935,6 +914,29 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
         .call("PATCH", &path, Some(&a.token), Some(json!(["改标题"])))
         .await;
     assert_eq!(reply.body["error"]["field"], json!("body"), "{reply:?}");
+    // Nor is a location an array, at any depth; and a missing field is named.
+    let mut located = service("数组位置");
+    located["location"] = json!([39.9, 116.4]);
+    let reply = api
+        .call("POST", "/v1/listings", Some(&a.token), Some(located))
+        .await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    assert_eq!(reply.body["error"]["field"], json!("location"), "{reply:?}");
+    let reply = api
+        .call(
+            "PATCH",
+            &path,
+            Some(&a.token),
+            Some(json!({"location": [39.9, 116.4]})),
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], json!("location"), "{reply:?}");
+    let mut untitled = service("无题");
+    untitled.as_object_mut().unwrap().remove("title");
+    let reply = api
+        .call("POST", "/v1/listings", Some(&a.token), Some(untitled))
+        .await;
+    assert_eq!(reply.body["error"]["field"], json!("title"), "{reply:?}");
     let mine = api
         .call("GET", "/v1/me/listings", Some(&a.token), None)
         .await;
@@ -996,7 +998,7 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
     // Thousands of edits from one member: more than the write class's rate limit allows.
     let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
     let api = &server.api;
-    let a = member(&server, "racer", true).await;
+    let a = server.member("racer", true).await;
     for round in 0..4 {
         let mut body = service("婚礼摄影师");
         body["location"] = json!({"lat": 39.9087, "lng": 116.3975});
@@ -1123,8 +1125,8 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
 async fn owners_list_their_own_listings_in_every_status(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let a = member(&server, "seller-k", true).await;
-    let b = member(&server, "seller-l", true).await;
+    let a = server.member("seller-k", true).await;
+    let b = server.member("seller-l", true).await;
     let mut draft = service("草稿");
     draft["status"] = json!("draft");
     let mut made = Vec::new();
@@ -1283,8 +1285,8 @@ async fn owners_list_their_own_listings_in_every_status(backend: Backend) {
 async fn favourites_show_exactly_what_openapi_says(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
-    let seller = member(&server, "seller-m", true).await;
-    let fan = member(&server, "fan-m", false).await;
+    let seller = server.member("seller-m", true).await;
+    let fan = server.member("fan-m", false).await;
     let spec: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap(),
     )

@@ -102,11 +102,38 @@ impl Default for GeoBounds {
 }
 
 /// A point in decimal degrees. Bodies deserialize into it; [`Location::new`] validates and rounds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Location {
     pub lat: f64,
     pub lng: f64,
+}
+
+/// Only `{"lat", "lng"}`: serde's derived struct would also read `[lat, lng]`, a shape the
+/// contract does not have.
+impl<'de> Deserialize<'de> for Location {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            lat: f64,
+            lng: f64,
+        }
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object {lat, lng}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
+                Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        let fields = deserializer.deserialize_map(ObjectOnly)?;
+        Ok(Location {
+            lat: fields.lat,
+            lng: fields.lng,
+        })
+    }
 }
 
 impl Location {
@@ -134,9 +161,19 @@ impl Location {
     /// Parses `lat,lng` (the `near` query parameter).
     pub fn parse_pair(field: &str, text: &str, bounds: &GeoBounds) -> Result<Self, Error> {
         let bad = || Error::invalid(field, "must be `lat,lng` in decimal degrees");
+        // Plain decimals only, as documented: Rust's float parser would also take `5e1`, `inf`
+        // and `NaN`.
+        let number = |part: &str| -> Result<f64, Error> {
+            let part = part.trim();
+            let decimal = !part.is_empty()
+                && part
+                    .bytes()
+                    .enumerate()
+                    .all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'));
+            decimal.then(|| part.parse().ok()).flatten().ok_or_else(bad)
+        };
         let (lat, lng) = text.split_once(',').ok_or_else(bad)?;
-        let lat: f64 = lat.trim().parse().map_err(|_| bad())?;
-        let lng: f64 = lng.trim().parse().map_err(|_| bad())?;
+        let (lat, lng) = (number(lat)?, number(lng)?);
         Location::new(field, lat, lng, bounds)
     }
 
@@ -324,6 +361,7 @@ mod tests {
             assert!(Location::new("near", lat, lng, &GeoBounds::CHINA).is_err());
         }
         assert!(Location::parse_pair("near", "39.9,116.4", &GeoBounds::CHINA).is_ok());
+        assert!(Location::parse_pair("near", " 39.90 , 116.4", &GeoBounds::CHINA).is_ok());
         for bad in [
             "",
             "39.9",
@@ -333,11 +371,35 @@ mod tests {
             "a,b",
             "39.9;116.4",
             "inf,116",
+            ".5e1,116",
+            "39.9,1.164e2",
+            "+39.9,116.4",
+            "-,116",
         ] {
             assert!(
                 Location::parse_pair("near", bad, &GeoBounds::CHINA).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn locations_are_objects_only() {
+        let read = |text: &str| serde_json::from_str::<Location>(text);
+        assert_eq!(
+            read(r#"{"lat": 39.9, "lng": 116.4}"#).unwrap(),
+            Location {
+                lat: 39.9,
+                lng: 116.4
+            }
+        );
+        for bad in [
+            "[39.9, 116.4]",
+            r#"{"lat": 39.9}"#,
+            r#"{"lat": 1, "lng": 2, "x": 3}"#,
+            "7",
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
         }
     }
 

@@ -116,12 +116,13 @@ pub fn body_bytes(req: &Request, limit: usize) -> Result<&[u8], Error> {
 pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, Error> {
     let bytes = body_bytes(req, limit)?;
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        // The media type itself, parameters (`; charset=utf-8`) aside: `application/json` and
+        // nothing else (not `application/json-patch+json`, whose meaning is another).
         let json = content_type
             .to_str()
             .map(|c| {
-                c.trim()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
+                let essence = c.split(';').next().unwrap_or_default();
+                essence.trim().eq_ignore_ascii_case("application/json")
             })
             .unwrap_or(false);
         if !json {
@@ -136,28 +137,27 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
     }
     // serde reads a struct from a JSON array too, field by field in order (`[null]` would be a
     // PATCH clearing the first field): only an object is a request body.
+    // Syntax first: a body that is not JSON is a 400 whatever its fields would have said (serde
+    // reports an unknown field before it reaches a `NaN` further on).
+    if !is_json(bytes) {
+        return Err(malformed("body is not valid JSON"));
+    }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return Err(if is_json(bytes) {
-            Error::invalid("body", "must be a JSON object")
-        } else {
-            malformed("body is not valid JSON")
-        });
+        return Err(Error::invalid("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body" } else { &path };
         let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        let field = field_named(&path, &message);
+        let field = field.as_str();
         match inner.classify() {
-            serde_json::error::Category::Data => {
-                Error::invalid(field, strip_position(&inner.to_string()))
-            }
+            serde_json::error::Category::Data => Error::invalid(field, message),
             // serde_json reports a wrong type for an enum (`"gender": 5`) as a syntax error;
-            // in a body that is valid JSON it is the field's type that is wrong.
-            serde_json::error::Category::Syntax if is_json(bytes) => {
-                Error::invalid(field, "has the wrong type")
-            }
+            // the body is valid JSON (checked above), so it is the field's type that is wrong.
+            serde_json::error::Category::Syntax => Error::invalid(field, "has the wrong type"),
             _ => malformed(&format!("body is not valid JSON: {inner}")),
         }
     })?;
@@ -173,7 +173,24 @@ fn malformed(message: &str) -> Error {
     }
 }
 
-/// Whether `bytes` is one well-formed JSON value (asked only on the error paths).
+/// The field an error is about: serde names a missing or unknown field only in its message
+/// (`missing field `kind``), at the path of the object that lacks or holds it.
+fn field_named(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+        .filter(|name| !name.is_empty());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        // An unknown field's path already ends with its name.
+        (path, Some(name)) if path.rsplit('.').next() != Some(name) => format!("{path}.{name}"),
+        (path, _) => path.to_owned(),
+    }
+}
+
+/// Whether `bytes` is one well-formed JSON value.
 fn is_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
@@ -383,6 +400,33 @@ mod tests {
         );
         let err = json_body::<Body1>(&post("{\"name\":\"a\",\"admin\":true}"), 1024).unwrap_err();
         assert!(err.message().contains("unknown field `admin`"), "{err:?}");
+        assert!(
+            matches!(&err, Error::Invalid { field, .. } if field == "admin"),
+            "{err:?}"
+        );
+        let err = json_body::<Body1>(&post("{}"), 1024).unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { field, .. } if field == "name"),
+            "{err:?}"
+        );
+        // Not JSON, whatever a field would have said first.
+        let err = json_body::<Body1>(&post("{\"admin\":NaN}"), 1024).unwrap_err();
+        assert_eq!(err.code(), "malformed_json", "{err:?}");
+        let mut patch = post("{\"name\":\"a\"}");
+        patch.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json-patch+json"),
+        );
+        assert_eq!(
+            json_body::<Body1>(&patch, 1024).unwrap_err(),
+            Error::UnsupportedMediaType
+        );
+        let mut charset = post("{\"name\":\"a\"}");
+        charset.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/JSON ; charset=utf-8"),
+        );
+        assert!(json_body::<Body1>(&charset, 1024).is_ok());
         let err = json_body::<Body1>(&post("{\"name\":"), 1024).unwrap_err();
         assert_eq!(err.code(), "malformed_json");
         let err = json_body::<Body1>(&post("{\"name\":\"a\"} x"), 1024).unwrap_err();

@@ -16,12 +16,19 @@ pub fn nfkc(text: &str) -> String {
         .into_owned()
 }
 
-/// The form searched: NFKC, lowercase (Unicode's full lowercase mapping, then NFKC again so the
-/// result stays normalised), every run of white space one space, trimmed.
+/// The form searched: NFKC, case-folded (Unicode's full lowercase mapping plus the full case
+/// foldings where lowercase is not enough for titles: `ß`/`ẞ` → `ss`, final `ς` → `σ`; NFKC
+/// already maps `ſ` and the ligatures), NFKC again so the result stays normalised, every run of
+/// white space one space, trimmed. `Straße` and `STRASSE` are one word.
 pub fn fold(text: &str) -> String {
     let lower = nfkc(text).to_lowercase();
-    let lower = nfkc(&lower);
-    lower.split_whitespace().collect::<Vec<_>>().join(" ")
+    let folded: String = if lower.contains(['ß', 'ς']) {
+        lower.replace('ß', "ss").replace('ς', "σ")
+    } else {
+        lower
+    };
+    let folded = nfkc(&folded);
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The distinct overlapping bigrams of folded text, in first-seen order. Text of one character
@@ -46,6 +53,9 @@ mod tests {
     fn folding_normalises_width_case_and_spaces() {
         assert_eq!(fold("  Ｃａｎｏｎ　R5\t婚礼 "), "canon r5 婚礼");
         assert_eq!(fold("ＡＢＣ"), "abc");
+        assert_eq!(fold("Straße ẞ"), "strasse ss");
+        assert_eq!(fold("STRASSE"), "strasse");
+        assert_eq!(fold("ΟΔΟΣ οδος"), "οδοσ οδοσ");
         assert_eq!(nfkc("ﬁ①"), "fi1");
     }
 
