@@ -141,6 +141,9 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
     {
         reasons.push("the owner's entries hold ids and statuses only (a listing's counts move in other transactions), so the page reads its listings in one batch read".to_owned());
     }
+    if call.route.route == "GET /v1/listings" && port.iter().any(|op| op.starts_with("get_many")) {
+        reasons.push("a keyword search's term entries hold ids and folded titles only (a listing's bigrams, up to 39, each carrying its summary would make every edit rewrite them all), so the page reads its listings in one batch read".to_owned());
+    }
     if call.route.route == "POST /v1/me/verification" {
         reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
     }
