@@ -5,28 +5,12 @@
 use renji_shared::domain::shares::Channel;
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::store::{keys, Item, Query};
-use renji_tests::{on_both_stores, Api, Backend, LocalServer, Member};
+use renji_tests::{on_both_stores, service, Api, Backend, LocalServer, Member};
 use serde_json::{json, Value};
 
-fn service(title: &str) -> Value {
-    json!({
-        "kind": "service",
-        "title": title,
-        "description": "全天跟拍",
-        "category": "photography",
-        "city": "北京",
-        "price_fen": 288_000,
-        "images": ["https://img.renji.world/l/1.jpg"],
-        "status": "published",
-    })
-}
-
 async fn create(api: &Api, who: &Member, body: Value) -> String {
-    let reply = api
-        .call("POST", "/v1/listings", Some(&who.token), Some(body))
-        .await;
-    assert_eq!(reply.status, 201, "{reply:?}");
-    reply.body["id"].as_str().unwrap().to_owned()
+    let listing = api.create_listing(who, body).await;
+    listing["id"].as_str().unwrap().to_owned()
 }
 
 async fn raw_listing(server: &LocalServer, id: &str) -> Item {

@@ -4,31 +4,10 @@
 use renji_shared::domain::listings;
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::store::{keys, Item, Query, Write};
-use renji_tests::{on_both_stores, Api, Backend, LocalServer, Member};
+use renji_tests::{on_both_stores, service, Backend, LocalServer};
 use serde_json::{json, Value};
 
 /// A member logged in through the sandbox; `verified` members may publish.
-fn service(title: &str) -> Value {
-    json!({
-        "kind": "service",
-        "title": title,
-        "description": "全天跟拍，含精修 50 张",
-        "category": "photography",
-        "city": "北京",
-        "price_fen": 288_000,
-        "images": ["https://img.renji.world/l/1.jpg"],
-        "status": "published",
-    })
-}
-
-async fn create(api: &Api, who: &Member, body: Value) -> Value {
-    let reply = api
-        .call("POST", "/v1/listings", Some(&who.token), Some(body))
-        .await;
-    assert_eq!(reply.status, 201, "{reply:?}");
-    reply.body
-}
-
 async fn raw_listing(server: &LocalServer, id: &str) -> Option<Item> {
     server
         .app()
@@ -63,7 +42,7 @@ async fn owners_alone_change_their_listings(backend: Backend) {
 
     let mut draft = service("婚礼摄影师");
     draft["status"] = json!("draft");
-    let listing = create(api, &a, draft).await;
+    let listing = api.create_listing(&a, draft).await;
     let id = listing["id"].as_str().unwrap().to_owned();
     assert_eq!(listing["status"], json!("draft"));
     assert_eq!(listing["owner_id"], json!(a.id));
@@ -221,7 +200,7 @@ async fn only_verified_members_publish_and_clients_set_no_server_fields(backend:
             .await;
         assert!(matches!(reply.status, 400 | 422), "{field}: {reply:?}");
     }
-    let listing = create(api, &a, service("摄影")).await;
+    let listing = api.create_listing(&a, service("摄影")).await;
     let path = format!("/v1/listings/{}", listing["id"].as_str().unwrap());
     let before = raw_listing(&server, listing["id"].as_str().unwrap()).await;
     for patch in [
@@ -267,7 +246,7 @@ async fn browsing_filters_pages_and_searches(backend: Backend) {
             body.as_object_mut().unwrap().remove("price_fen");
         }
         made.push(
-            create(api, &a, body).await["id"]
+            api.create_listing(&a, body).await["id"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
@@ -275,7 +254,7 @@ async fn browsing_filters_pages_and_searches(backend: Backend) {
     }
     let mut draft = service("草稿摄影");
     draft["status"] = json!("draft");
-    create(api, &a, draft).await;
+    api.create_listing(&a, draft).await;
 
     let get = |query: &'static str| async move {
         api.call("GET", &format!("/v1/listings{query}"), None, None)
@@ -374,7 +353,7 @@ async fn nearby_returns_what_is_within_the_radius_nearest_first(backend: Backend
         let mut body = service(&format!("{km} 公里外的摄影棚"));
         body["location"] = north_of_beijing(km);
         at.push(
-            create(api, &a, body).await["id"]
+            api.create_listing(&a, body).await["id"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
@@ -464,7 +443,7 @@ async fn concurrent_favourites_keep_the_count_equal_to_the_records(backend: Back
     let server = LocalServer::start(backend).await;
     let api = &server.api;
     let seller = server.member("seller-g", true).await;
-    let listing = create(api, &seller, service("摄影")).await;
+    let listing = api.create_listing(&seller, service("摄影")).await;
     let id = listing["id"].as_str().unwrap().to_owned();
     let mut fans = Vec::new();
     for n in 0..5 {
@@ -646,7 +625,7 @@ async fn shares_are_recorded_counted_and_listed(backend: Backend) {
     let api = &server.api;
     let seller = server.member("seller-h", true).await;
     let sharer = server.member("sharer", false).await;
-    let listing = create(api, &seller, service("摄影")).await;
+    let listing = api.create_listing(&seller, service("摄影")).await;
     let id = listing["id"].as_str().unwrap();
     let path = format!("/v1/listings/{id}/shares");
     for channel in ["wechat_session", "wechat_timeline", "poster"] {
@@ -698,7 +677,7 @@ async fn shares_are_recorded_counted_and_listed(backend: Backend) {
     );
     let mut draft = service("草稿");
     draft["status"] = json!("draft");
-    let draft = create(api, &seller, draft).await;
+    let draft = api.create_listing(&seller, draft).await;
     let reply = api
         .call(
             "POST",
@@ -714,7 +693,7 @@ async fn staff_take_downs_show_their_reason_to_the_owner_only(backend: Backend) 
     let server = LocalServer::start(backend).await;
     let api = &server.api;
     let a = server.member("seller-i", true).await;
-    let listing = create(api, &a, service("违规内容")).await;
+    let listing = api.create_listing(&a, service("违规内容")).await;
     let id = listing["id"].as_str().unwrap();
     assert_eq!(profile(&server, &a.id).await["listings_count"], json!(1));
     listings::take_down(
@@ -793,7 +772,7 @@ async fn bad_input_on_marketplace_routes_changes_nothing(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
     let a = server.member("seller-j", true).await;
-    let listing = create(api, &a, service("摄影")).await;
+    let listing = api.create_listing(&a, service("摄影")).await;
     let id = listing["id"].as_str().unwrap().to_owned();
     let before = raw_listing(&server, &id).await;
     let path = format!("/v1/listings/{id}");
@@ -1002,7 +981,7 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
     for round in 0..4 {
         let mut body = service("婚礼摄影师");
         body["location"] = json!({"lat": 39.9087, "lng": 116.3975});
-        let id = create(api, &a, body).await["id"]
+        let id = api.create_listing(&a, body).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -1083,7 +1062,7 @@ async fn a_removal_wins_against_its_owners_edits(backend: Backend) {
     }
     // A removal that fenced the listing and stopped there (its Lambda ended) leaves it
     // published but closed to edits; the owner's repeated DELETE completes it.
-    let id = create(api, &a, service("半途")).await["id"]
+    let id = api.create_listing(&a, service("半途")).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1138,13 +1117,13 @@ async fn owners_list_their_own_listings_in_every_status(backend: Backend) {
         service("下架"),
     ] {
         made.push(
-            create(api, &a, body).await["id"]
+            api.create_listing(&a, body).await["id"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
         );
     }
-    create(api, &b, service("别人的")).await;
+    api.create_listing(&b, service("别人的")).await;
     let [draft, published, closed, removed, taken_down] = made.clone().try_into().unwrap();
     let patch = |id: &str, body: Value| {
         let path = format!("/v1/listings/{id}");
@@ -1308,7 +1287,7 @@ async fn favourites_show_exactly_what_openapi_says(backend: Backend) {
     };
     let mut made = Vec::new();
     for title in ["在售", "已关闭", "已删除", "已下架"] {
-        let id = create(api, &seller, service(title)).await["id"]
+        let id = api.create_listing(&seller, service(title)).await["id"]
             .as_str()
             .unwrap()
             .to_owned();

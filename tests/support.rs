@@ -184,6 +184,20 @@ impl LocalServer {
     }
 }
 
+/// The body of a published service listing, as the HTTP tests publish them.
+pub fn service(title: &str) -> Value {
+    serde_json::json!({
+        "kind": "service",
+        "title": title,
+        "description": "全天跟拍，含精修 50 张",
+        "category": "photography",
+        "city": "北京",
+        "price_fen": 288_000,
+        "images": ["https://img.renji.world/l/1.jpg"],
+        "status": "published",
+    })
+}
+
 /// A member of the local server: their session token and id.
 pub struct Member {
     pub token: String,
@@ -225,6 +239,15 @@ pub struct Api {
 }
 
 impl Api {
+    /// `POST /v1/listings` as `who`, which must answer 201: the listing created.
+    pub async fn create_listing(&self, who: &Member, body: Value) -> Value {
+        let reply = self
+            .call("POST", "/v1/listings", Some(&who.token), Some(body))
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body
+    }
+
     pub fn new(base: String) -> Self {
         Self::with_client(base, reqwest::Client::new())
     }
