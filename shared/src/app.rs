@@ -30,6 +30,9 @@ pub struct App {
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Present in the functions configured with PII keys (`pii()`).
     pii: Option<Cached<KeyRing>>,
+    /// The payment providers' gateways and notification verifiers this function is configured
+    /// with.
+    pub payments: crate::payments::Payments,
 }
 
 impl App {
@@ -74,6 +77,7 @@ impl App {
                 None => None,
             },
             pii,
+            payments: crate::payments::Payments::default(),
             store,
             config,
         })

@@ -9,6 +9,7 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod outbound;
+pub mod payments;
 pub mod pii;
 pub mod ratelimit;
 pub mod secrets;

@@ -1,0 +1,261 @@
+//! Payment providers behind one port ([`Gateway`], one adapter per provider), and the verified
+//! notifications ([`Notice`]) that, with a provider query, are the only things that change
+//! payment state. The domain (`domain::orders`) sees these types only, never reqwest or a key.
+//!
+//! - `rsa`: the RSA (SHA256withRSA, PKCS#1 v1.5) keys both providers sign with.
+//! - `wechatpay`: WeChat Pay API v3 — request signing, `wx.requestPayment` parameters,
+//!   notification verification and decryption, the HTTP adapter.
+//! - `alipay`: Alipay open API — RSA2 parameter signing, app and wap pay, notification
+//!   verification, the HTTP adapter with its answers' signatures checked.
+//!
+//! The local server's stand-ins for both providers live in `local/src/sandbox/`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::money::Fen;
+
+/// How a buyer pays: the mini-program's WeChat Pay, the Alipay app, or Alipay on the web.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Wechat,
+    Alipay,
+    AlipayWap,
+}
+
+impl Channel {
+    pub fn provider(self) -> Provider {
+        match self {
+            Channel::Wechat => Provider::Wechat,
+            Channel::Alipay | Channel::AlipayWap => Provider::Alipay,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Wechat => "wechat",
+            Channel::Alipay => "alipay",
+            Channel::AlipayWap => "alipay_wap",
+        }
+    }
+}
+
+/// Who holds the money: one merchant account each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Wechat,
+    Alipay,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 2] = [Provider::Wechat, Provider::Alipay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Wechat => "wechat",
+            Provider::Alipay => "alipay",
+        }
+    }
+}
+
+/// What a payment is started with; every amount and text comes from the stored order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentStart {
+    pub channel: Channel,
+    /// The order's `order_no`: both providers' `out_trade_no`.
+    pub order_no: String,
+    /// The listing's title (WeChat cuts it to 127 bytes on a character boundary; Alipay's
+    /// `subject` to 256 characters).
+    pub description: String,
+    pub amount: Fen,
+    /// The order's `expires_at`: WeChat's `time_expire`, Alipay's `time_expire`.
+    pub expires_at: OffsetDateTime,
+    /// The buyer's openid under the payment appid (WeChat JSAPI's `payer.openid`).
+    pub payer_openid: Option<String>,
+    /// A prepay id from an earlier start of this payment that is still valid: the WeChat adapter
+    /// signs new client parameters for it instead of creating another.
+    pub prepay_id: Option<String>,
+}
+
+/// A started payment: what the client needs to pay, and the prepay id to keep (WeChat).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Started {
+    pub prepay_id: Option<String>,
+    /// `wechat`: `{timeStamp, nonceStr, package, signType: "RSA", paySign}`; `alipay`:
+    /// `{order_string}`; `alipay_wap`: `{url}`.
+    pub client: serde_json::Value,
+}
+
+/// A confirmed payment, as the provider reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paid {
+    /// The provider's transaction id (WeChat `transaction_id`, Alipay `trade_no`).
+    pub transaction_id: String,
+    /// What the buyer paid for the order (WeChat `amount.total`, Alipay `total_amount`).
+    pub amount: Fen,
+    /// When, RFC 3339 UTC, if the provider said.
+    pub paid_at: Option<String>,
+}
+
+/// A trade's state at the provider (a query's answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trade {
+    Paid(Paid),
+    /// Created and not paid (yet): WeChat NOTPAY/USERPAYING, Alipay WAIT_BUYER_PAY.
+    Open,
+    /// Closed or revoked without payment (WeChat CLOSED/REVOKED/PAYERROR, Alipay TRADE_CLOSED
+    /// of a trade never paid).
+    Closed,
+    /// The provider knows no such trade (never started, or Alipay's app pay never opened).
+    NotFound,
+}
+
+/// A refund asked of the provider. `out_refund_no` is derived from the order and the refund's
+/// sequence, so a retry reuses it and the provider refunds once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub order_no: String,
+    pub out_refund_no: String,
+    pub amount: Fen,
+    /// The payment's whole amount (WeChat needs it).
+    pub total: Fen,
+    pub reason: String,
+}
+
+/// A refund's state at the provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundState {
+    Succeeded { refund_id: Option<String> },
+    /// Accepted, not final: ask again (a query, or the refund notification).
+    Processing,
+    /// Final failure (WeChat CLOSED/ABNORMAL, Alipay's refusal): staff attention.
+    Failed { reason: String },
+    /// The provider knows no such refund.
+    NotFound,
+}
+
+/// A verified notification: the provider's word, checked (signature, decryption, merchant and
+/// app ids). The amount is checked against the order by the domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Paid {
+        provider: Provider,
+        order_no: String,
+        paid: Paid,
+    },
+    Refund {
+        provider: Provider,
+        order_no: String,
+        out_refund_no: String,
+        state: RefundState,
+    },
+    /// Verified, and nothing to do (e.g. Alipay's WAIT_BUYER_PAY or TRADE_CLOSED): recorded only.
+    Other {
+        provider: Provider,
+        order_no: String,
+        what: String,
+    },
+}
+
+impl Notice {
+    pub fn order_no(&self) -> &str {
+        match self {
+            Notice::Paid { order_no, .. }
+            | Notice::Refund { order_no, .. }
+            | Notice::Other { order_no, .. } => order_no,
+        }
+    }
+}
+
+/// Why a provider call did not give an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayError {
+    /// Down, slow, unreadable, or an answer whose signature does not verify: try again later.
+    Unavailable(String),
+    /// The provider refused the request (its error code and message): retrying will not help.
+    Refused { code: String, message: String },
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GatewayError::Unavailable(why) => write!(f, "provider unavailable: {why}"),
+            GatewayError::Refused { code, message } => {
+                write!(f, "provider refused: {code} {message}")
+            }
+        }
+    }
+}
+
+impl From<GatewayError> for Error {
+    fn from(e: GatewayError) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}
+
+/// One provider's merchant API. Every call is idempotent at the provider (by `order_no` or
+/// `out_refund_no`), so callers may retry.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    /// Creates (WeChat) or signs (Alipay) the payment and answers the client's parameters.
+    async fn start(&self, start: &PaymentStart) -> Result<Started, GatewayError>;
+    /// The trade's state.
+    async fn query(&self, order_no: &str) -> Result<Trade, GatewayError>;
+    /// Closes an unpaid trade (an unknown trade counts as closed). A trade paid meanwhile is not
+    /// closed: callers query after closing.
+    async fn close(&self, order_no: &str) -> Result<(), GatewayError>;
+    /// Asks for a refund; the same `out_refund_no` again answers the same refund.
+    async fn refund(&self, refund: &RefundRequest) -> Result<RefundState, GatewayError>;
+    /// A refund's state.
+    async fn refund_query(
+        &self,
+        order_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundState, GatewayError>;
+}
+
+/// Why a notification was refused: it changes nothing, and the provider is answered with a
+/// failure (so it retries a genuine one). The reason is recorded and logged; it never holds a key
+/// or the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub reason: String,
+}
+
+impl Rejected {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Rejected {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The provider ports a function was configured with. A gateway exists where its private key is
+/// configured (`payments`, `order-jobs`); a notification verifier where its verification keys are
+/// (the notify functions).
+#[derive(Default)]
+pub struct Payments {
+    pub wechat: Option<std::sync::Arc<dyn Gateway>>,
+    pub alipay: Option<std::sync::Arc<dyn Gateway>>,
+    // The notification verifiers (`wechatpay::NotifyVerifier`, `alipay::NotifyVerifier`) join
+    // here with their modules.
+}
+
+impl Payments {
+    /// The gateway of `provider`, or 422 `channel_unavailable` when this deployment has none.
+    pub fn gateway(&self, provider: Provider) -> Result<&dyn Gateway, Error> {
+        let gateway = match provider {
+            Provider::Wechat => self.wechat.as_deref(),
+            Provider::Alipay => self.alipay.as_deref(),
+        };
+        gateway.ok_or_else(|| Error::Unprocessable {
+            code: "channel_unavailable",
+            field: "channel",
+            message: format!("{} payments are not available", provider.as_str()),
+        })
+    }
+}
