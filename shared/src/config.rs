@@ -75,6 +75,56 @@ pub struct PiiConfig {
     pub active_key: Option<String>,
 }
 
+/// WeChat Pay API v3 (`WECHATPAY_*`; `payments/wechatpay/`). Present when `WECHATPAY_MCHID` is set.
+#[derive(Clone, Debug)]
+pub struct WechatPayConfig {
+    pub mchid: String,
+    /// `WECHATPAY_APPID`, default `WECHAT_APPID`.
+    pub appid: String,
+    /// The merchant API certificate's serial (`WECHATPAY_MERCHANT_SERIAL`).
+    pub merchant_serial: Option<String>,
+    /// The merchant private key, PKCS#8 PEM (`WECHATPAY_MERCHANT_KEY_ARN` or `…_KEY`): only the
+    /// functions that call WeChat Pay (`payments`, `order-jobs`) are given it.
+    pub merchant_key: Option<SecretSetting>,
+    /// The APIv3 key, 32 characters (`WECHATPAY_APIV3_KEY_ARN` or `…_KEY`): the notify function.
+    pub apiv3_key: Option<SecretSetting>,
+    /// WeChat Pay public keys by id (`WECHATPAY_PUBLIC_KEY_ID` + `WECHATPAY_PUBLIC_KEY`, PEM); the
+    /// local server adds its stand-in's own.
+    pub public_keys: Vec<(String, String)>,
+    /// Platform certificates, PEM, one or more (`WECHATPAY_PLATFORM_CERTS`).
+    pub platform_certs: Option<String>,
+    /// `WECHATPAY_API_BASE`; the local server points it at its stand-in.
+    pub api_base: String,
+    /// `<RENJI_PUBLIC_BASE_URL>/v1/payments/wechat/notify`.
+    pub notify_url: String,
+}
+
+/// Alipay open API (`ALIPAY_*`; `payments/alipay/`). Present when `ALIPAY_APP_ID` is set.
+#[derive(Clone, Debug)]
+pub struct AlipayConfig {
+    pub app_id: String,
+    /// The app private key, PKCS#1 or PKCS#8 PEM (`ALIPAY_APP_PRIVATE_KEY_ARN` or `…_KEY`).
+    pub app_private_key: Option<SecretSetting>,
+    /// Alipay's public keys, PEM (`ALIPAY_PUBLIC_KEY`; the local server adds its stand-in's own).
+    pub public_keys: Vec<String>,
+    /// The merchant's Alipay user id (`ALIPAY_SELLER_ID`, `2088…`), checked on notifications.
+    pub seller_id: Option<String>,
+    /// `ALIPAY_GATEWAY`; the local server points it at its stand-in.
+    pub gateway: String,
+    /// `<RENJI_PUBLIC_BASE_URL>/v1/payments/alipay/notify`.
+    pub notify_url: String,
+}
+
+pub const DEFAULT_WECHATPAY_API_BASE: &str = "https://api.mch.weixin.qq.com";
+pub const DEFAULT_ALIPAY_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
+pub const WECHATPAY_NOTIFY_PATH: &str = "/v1/payments/wechat/notify";
+pub const ALIPAY_NOTIFY_PATH: &str = "/v1/payments/alipay/notify";
+
+/// A PEM value from an environment variable: `\n` escapes become newlines.
+pub fn pem_text(value: &str) -> String {
+    value.replace("\\n", "\n").trim().to_owned()
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// DynamoDB table name (`RENJI_TABLE`).
@@ -116,6 +166,10 @@ pub struct Config {
     pub verification_recheck: Duration,
     /// Where listings and nearby queries may be (`RENJI_GEO_BOUNDS`); China by default.
     pub geo_bounds: crate::geo::GeoBounds,
+    /// The API's public https base (`RENJI_PUBLIC_BASE_URL`): the providers' notify URLs.
+    pub public_base_url: Option<String>,
+    pub wechat_pay: Option<WechatPayConfig>,
+    pub alipay: Option<AlipayConfig>,
 }
 
 /// How many accounts one ID number, and one credit code, may verify.
@@ -159,7 +213,61 @@ impl Config {
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| Error::Config(format!("{name} is a whole number from 1")))
         };
+        let text = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let public_base_url =
+            text("RENJI_PUBLIC_BASE_URL").map(|b| b.trim_end_matches('/').to_owned());
+        let notify_url = |path: &str| format!("{}{path}", public_base_url.as_deref().unwrap_or(""));
+        let wechat_pay = match text("WECHATPAY_MCHID") {
+            None => None,
+            Some(mchid) => Some(WechatPayConfig {
+                mchid,
+                appid: text("WECHATPAY_APPID")
+                    .or_else(|| text("WECHAT_APPID"))
+                    .ok_or_else(|| {
+                        Error::Config("WECHATPAY_APPID (or WECHAT_APPID) is not set".into())
+                    })?,
+                merchant_serial: text("WECHATPAY_MERCHANT_SERIAL"),
+                merchant_key: SecretSetting::lookup(&lookup, "WECHATPAY_MERCHANT_KEY")?,
+                apiv3_key: SecretSetting::lookup(&lookup, "WECHATPAY_APIV3_KEY")?,
+                public_keys: match (
+                    text("WECHATPAY_PUBLIC_KEY_ID"),
+                    text("WECHATPAY_PUBLIC_KEY"),
+                ) {
+                    (Some(id), Some(pem)) => vec![(id.trim().to_owned(), pem_text(&pem))],
+                    (None, None) => Vec::new(),
+                    _ => {
+                        return Err(Error::Config(
+                            "WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY are set together"
+                                .into(),
+                        ))
+                    }
+                },
+                platform_certs: text("WECHATPAY_PLATFORM_CERTS").map(|p| pem_text(&p)),
+                api_base: text("WECHATPAY_API_BASE")
+                    .unwrap_or_else(|| DEFAULT_WECHATPAY_API_BASE.into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                notify_url: notify_url(WECHATPAY_NOTIFY_PATH),
+            }),
+        };
+        let alipay = match text("ALIPAY_APP_ID") {
+            None => None,
+            Some(app_id) => Some(AlipayConfig {
+                app_id,
+                app_private_key: SecretSetting::lookup(&lookup, "ALIPAY_APP_PRIVATE_KEY")?,
+                public_keys: text("ALIPAY_PUBLIC_KEY")
+                    .map(|p| pem_text(&p))
+                    .into_iter()
+                    .collect(),
+                seller_id: text("ALIPAY_SELLER_ID"),
+                gateway: text("ALIPAY_GATEWAY").unwrap_or_else(|| DEFAULT_ALIPAY_GATEWAY.into()),
+                notify_url: notify_url(ALIPAY_NOTIFY_PATH),
+            }),
+        };
         Ok(Config {
+            public_base_url,
+            wechat_pay,
+            alipay,
             table_name: lookup("RENJI_TABLE").unwrap_or_else(|| DEFAULT_TABLE.into()),
             dynamodb_endpoint: lookup("RENJI_DYNAMODB_ENDPOINT").filter(|v| !v.is_empty()),
             session_secret: SecretSetting::required(&lookup, "RENJI_SESSION_SECRET")?,

@@ -129,11 +129,15 @@ pub struct RefundRequest {
 /// A refund's state at the provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefundState {
-    Succeeded { refund_id: Option<String> },
+    Succeeded {
+        refund_id: Option<String>,
+    },
     /// Accepted, not final: ask again (a query, or the refund notification).
     Processing,
     /// Final failure (WeChat CLOSED/ABNORMAL, Alipay's refusal): staff attention.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// The provider knows no such refund.
     NotFound,
 }
