@@ -170,6 +170,32 @@ pub struct Config {
     pub public_base_url: Option<String>,
     pub wechat_pay: Option<WechatPayConfig>,
     pub alipay: Option<AlipayConfig>,
+    /// The order clock (`RENJI_ORDER_*`, `RENJI_REFUND_AUTO_APPROVE_DAYS`).
+    pub orders: OrderTimes,
+}
+
+/// How long an order waits at each step before the order jobs act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderTimes {
+    /// Unpaid orders expire after this (`RENJI_ORDER_PAY_MINUTES`, default 30).
+    pub pay: Duration,
+    /// A paid order not accepted within this is refunded (`RENJI_ORDER_ACCEPT_HOURS`, 24).
+    pub accept: Duration,
+    /// An accepted order completes itself after this (`RENJI_ORDER_AUTO_COMPLETE_DAYS`, 7).
+    pub auto_complete: Duration,
+    /// A refund request unanswered this long is approved (`RENJI_REFUND_AUTO_APPROVE_DAYS`, 3).
+    pub refund_auto_approve: Duration,
+}
+
+impl Default for OrderTimes {
+    fn default() -> Self {
+        OrderTimes {
+            pay: Duration::from_secs(30 * 60),
+            accept: Duration::from_secs(24 * 3600),
+            auto_complete: Duration::from_secs(7 * 24 * 3600),
+            refund_auto_approve: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
 }
 
 /// How many accounts one ID number, and one credit code, may verify.
@@ -264,7 +290,37 @@ impl Config {
                 notify_url: notify_url(ALIPAY_NOTIFY_PATH),
             }),
         };
+        let defaults = OrderTimes::default();
+        let orders = OrderTimes {
+            pay: Duration::from_secs(
+                60 * u64::from(at_least_one(
+                    "RENJI_ORDER_PAY_MINUTES",
+                    defaults.pay.as_secs() / 60,
+                )?),
+            ),
+            accept: Duration::from_secs(
+                3600 * u64::from(at_least_one(
+                    "RENJI_ORDER_ACCEPT_HOURS",
+                    defaults.accept.as_secs() / 3600,
+                )?),
+            ),
+            auto_complete: Duration::from_secs(
+                86400
+                    * u64::from(at_least_one(
+                        "RENJI_ORDER_AUTO_COMPLETE_DAYS",
+                        defaults.auto_complete.as_secs() / 86400,
+                    )?),
+            ),
+            refund_auto_approve: Duration::from_secs(
+                86400
+                    * u64::from(at_least_one(
+                        "RENJI_REFUND_AUTO_APPROVE_DAYS",
+                        defaults.refund_auto_approve.as_secs() / 86400,
+                    )?),
+            ),
+        };
         Ok(Config {
+            orders,
             public_base_url,
             wechat_pay,
             alipay,

@@ -72,6 +72,58 @@ prefixed_id!(
     "l_"
 );
 
+/// An order's id, which is also its `order_no`: both providers' `out_trade_no`. 24 characters
+/// of `[0-9A-Z]` (the first 24 of an uppercase ULID: 48 bits of milliseconds and 70 random bits),
+/// so ids sort by creation time and numbers derived from one (refunds, settlement) stay within
+/// Alipay's 32. Uniqueness is also enforced by the creating write's condition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub const LEN: usize = 24;
+
+    pub fn generate() -> Self {
+        let mut id = ulid::Ulid::new().to_string();
+        id.truncate(Self::LEN);
+        OrderId(id)
+    }
+
+    /// Accepts only the shape we generate (uppercase Crockford base32), so a path segment or a
+    /// provider's `out_trade_no` never becomes a store key unchecked.
+    pub fn parse(text: &str) -> Option<Self> {
+        let well_formed = text.len() == Self::LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+        well_formed.then(|| OrderId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        OrderId::parse(&text).ok_or_else(|| format!("not an order id: {text:?}"))
+    }
+}
+
+impl std::fmt::Display for OrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A sort key that orders records by creation time to the millisecond (a ULID), for lists
 /// shown newest first.
 pub fn time_order() -> String {
@@ -114,6 +166,25 @@ mod tests {
             "a user id is no listing id"
         );
         assert_ne!(random_token(), random_token());
+    }
+
+    #[test]
+    fn order_ids_are_24_characters_of_the_providers_alphabet_in_time_order() {
+        let first = OrderId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = OrderId::generate();
+        assert!(first < second, "{first} then {second}");
+        assert_eq!(first.as_str().len(), 24);
+        assert_eq!(OrderId::parse(first.as_str()), Some(first.clone()));
+        for bad in [
+            "",
+            "01HZY",
+            &first.as_str().to_lowercase(),
+            &format!("{first}0"),
+            "0123456789ABCDEFGHIJKLM_",
+        ] {
+            assert_eq!(OrderId::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -26,6 +26,11 @@ impl Fen {
         Ok(Fen(fen))
     }
 
+    /// An amount computed by the server from amounts it holds (never from input).
+    pub fn from_fen(fen: i64) -> Self {
+        Fen(fen)
+    }
+
     pub fn get(self) -> i64 {
         self.0
     }

@@ -65,7 +65,12 @@ pub struct Member {
 }
 
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// A time as stored and shown: RFC 3339 UTC, whole seconds.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod listings;
 pub mod login;
 pub mod members;
+pub mod orders;
 pub mod profile;
 pub mod shares;
 pub mod verification;

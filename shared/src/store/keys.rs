@@ -11,7 +11,7 @@
 
 use super::Key;
 use crate::geo::PARTITION_PRECISION;
-use crate::ids::{ListingId, UserId};
+use crate::ids::{ListingId, OrderId, UserId};
 
 /// A member's partition: their profile, sessions, verification and idempotency records.
 pub const USER: &str = "USER#";
@@ -41,11 +41,17 @@ pub const SHARED: &str = "SHARED#";
 pub const RATE: &str = "RATE#";
 /// How many accounts an identity verifies.
 pub const IDCLAIM: &str = "IDCLAIM#";
+/// An order: the order, its payments at the providers, and the log of what they said.
+pub const ORDER: &str = "ORDER#";
+/// A member's orders as buyer or seller, in every status and by status.
+pub const ORDERS: &str = "ORDERS#";
+/// Notifications that named no order we know, by UTC day.
+pub const NOTICES: &str = "NOTICES#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 14] = [
+pub const PARTITIONS: [&str; 17] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
-    IDCLAIM,
+    IDCLAIM, ORDER, ORDERS, NOTICES,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -53,8 +59,11 @@ pub const OWNER: &str = "OWNER#";
 /// `gsi1` only: pending verifications.
 pub const VERIFY: &str = "VERIFY#";
 
+/// `gsi1` only: orders and payments the order jobs must act on, by kind and due time.
+pub const DUE: &str = "DUE#";
+
 /// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk).
-pub const GSI1_PARTITIONS: [&str; 6] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY];
+pub const GSI1_PARTITIONS: [&str; 7] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY, DUE];
 
 const PROFILE: &str = "PROFILE";
 /// The sort-key prefix of a member's sessions (all of them are revoked by one prefix query).
@@ -300,6 +309,78 @@ pub fn rate_counter(class: &str, subject: &str, window_start: i64) -> Key {
     Key::new(format!("{RATE}{class}#{subject}"), window_start.to_string())
 }
 
+// Orders.
+
+const ORDER_SK: &str = "ORDER";
+const PAYMENT_PREFIX: &str = "PAYMENT#";
+const EVENT_PREFIX: &str = "EVENT#";
+
+/// `ORDER#<order id>`: an order's partition.
+pub fn order_partition(id: &OrderId) -> String {
+    format!("{ORDER}{id}")
+}
+
+/// Order: `ORDER#<order id> / ORDER` — [`Order`](crate::domain::orders::Order): the order,
+/// its timeline and refunds; every transition is one conditional write of it.
+pub fn order(id: &OrderId) -> Key {
+    Key::new(order_partition(id), ORDER_SK)
+}
+
+/// Payment: `ORDER#<order id> / PAYMENT#<channel>` —
+/// [`PaymentRecord`](crate::domain::orders::payments::PaymentRecord): one per channel the buyer
+/// started paying with (prepay id, state at the provider, a late payment's refund).
+pub fn payment(id: &OrderId, channel: &str) -> Key {
+    Key::new(order_partition(id), format!("{PAYMENT_PREFIX}{channel}"))
+}
+
+/// Provider event: `ORDER#<order id> / EVENT#<time-ordered ULID>` —
+/// [`ProviderEvent`](crate::domain::orders::events::ProviderEvent): each notification and
+/// provider answer about the order, verified or not (never keys or bodies).
+pub fn order_event(id: &OrderId, order: &str) -> Key {
+    Key::new(order_partition(id), format!("{EVENT_PREFIX}{order}"))
+}
+
+/// The sort-key prefix of an order's events (its history is one prefix query).
+pub const EVENT_SK_PREFIX: &str = EVENT_PREFIX;
+
+/// `ORDERS#<member>#<role>` or `ORDERS#<member>#<role>#<status>`: a member's orders as `buyer`
+/// or `seller`, all of them or in one status.
+pub fn orders_of(member: &UserId, role: &str, status: Option<&str>) -> String {
+    match status {
+        None => format!("{ORDERS}{member}#{role}"),
+        Some(status) => format!("{ORDERS}{member}#{role}#{status}"),
+    }
+}
+
+/// Order entry: `ORDERS#<member>#<role>[#<status>] / <order id>` —
+/// [`OrderEntry`](crate::domain::orders::OrderEntry), newest first (order ids sort by time); the
+/// status entries move in each transition's write.
+pub fn order_entry(member: &UserId, role: &str, status: Option<&str>, id: &OrderId) -> Key {
+    Key::new(orders_of(member, role, status), id.as_str())
+}
+
+/// `DUE#<kind>`: the `gsi1` partition of orders (or payments) a job must act on.
+pub fn due_partition(kind: &str) -> String {
+    format!("{DUE}{kind}")
+}
+
+/// An order or payment in `gsi1`: `DUE#<kind> / <due, 12 digits>#<order id>[#<channel>]` —
+/// the order jobs read each kind in order of due time.
+pub fn due_listed(kind: &str, at: i64, id: &OrderId, channel: Option<&str>) -> Key {
+    let sk = match channel {
+        None => format!("{}#{id}", due(at)),
+        Some(channel) => format!("{}#{id}#{channel}", due(at)),
+    };
+    Key::new(due_partition(kind), sk)
+}
+
+/// Notice: `NOTICES#<yyyy-mm-dd> / <time-ordered ULID>` —
+/// [`ProviderEvent`](crate::domain::orders::events::ProviderEvent): a notification that named
+/// no order of ours (or could not be read far enough to name one); `ttl` removes it.
+pub fn unmatched_notice(day: &str, order: &str) -> Key {
+    Key::new(format!("{NOTICES}{day}"), order)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -339,6 +420,36 @@ mod tests {
             s(&format!("USER#{u}"), "IDEMPOTENCY#POST /v1/orders#k#1")
         );
         assert_eq!(key(openid("o-x")), s("OPENID#o-x", "OPENID"));
+        let o = OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V1").unwrap();
+        assert_eq!(key(order(&o)), s(&format!("ORDER#{o}"), "ORDER"));
+        assert_eq!(
+            key(payment(&o, "wechat")),
+            s(&format!("ORDER#{o}"), "PAYMENT#wechat")
+        );
+        assert_eq!(
+            key(order_event(&o, "01abc")),
+            s(&format!("ORDER#{o}"), "EVENT#01abc")
+        );
+        assert_eq!(
+            key(order_entry(&user_id(1), "buyer", None, &o)),
+            s(&format!("ORDERS#{u}#buyer"), o.as_str())
+        );
+        assert_eq!(
+            key(order_entry(&user_id(1), "seller", Some("paid"), &o)),
+            s(&format!("ORDERS#{u}#seller#paid"), o.as_str())
+        );
+        assert_eq!(
+            key(due_listed("expire", 1_700_000_000, &o, None)),
+            s("DUE#expire", &format!("001700000000#{o}"))
+        );
+        assert_eq!(
+            key(due_listed("payment", 7, &o, Some("alipay"))),
+            s("DUE#payment", &format!("000000000007#{o}#alipay"))
+        );
+        assert_eq!(
+            key(unmatched_notice("2026-01-02", "01abc")),
+            s("NOTICES#2026-01-02", "01abc")
+        );
         assert_eq!(
             key(listing(&listing_id(3))),
             s(&format!("LISTING#{l}"), "LISTING")
@@ -503,7 +614,24 @@ mod tests {
                 add("term entry", TERM, term_entry(text, text, l));
             }
         }
+        let orders = [
+            OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V1").unwrap(),
+            OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V2").unwrap(),
+        ];
+        for o in &orders {
+            add("order", ORDER, order(o));
+            for text in texts {
+                add("payment", ORDER, payment(o, text));
+                add("order event", ORDER, order_event(o, text));
+                for u in &users {
+                    for status in [None, Some(text)] {
+                        add("order entry", ORDERS, order_entry(u, text, status, o));
+                    }
+                }
+            }
+        }
         for text in texts {
+            add("unmatched notice", NOTICES, unmatched_notice(text, text));
             add("openid claim", OPENID, openid(text));
             add("identity claim", IDCLAIM, identity_claim(text));
             for subject in texts {
