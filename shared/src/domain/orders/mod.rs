@@ -14,7 +14,9 @@
 //!   the status entries move in the transition's own transaction, so a list by status never
 //!   filters.
 
+pub mod events;
 pub mod machine;
+pub mod payments;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -25,7 +27,7 @@ use crate::error::Error;
 use crate::ids::{ListingId, OrderId, UserId};
 use crate::money::Fen;
 use crate::payments::Channel;
-use crate::store::{keys, Condition, DynStore, Key, Record, Records, Write};
+use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
 
 pub use machine::{Action, Actor, OrderStatus};
 
@@ -495,6 +497,27 @@ pub fn transition_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Er
         }
     }
     Ok(writes)
+}
+
+/// Writes a transition from `before` to `after` with `extra` writes in the same transaction; a
+/// lost race (another write of the order since it was read) is 409 `order_changed`.
+pub async fn commit(
+    store: &DynStore,
+    before: &Order,
+    after: &Order,
+    extra: Vec<Write>,
+) -> Result<(), Error> {
+    let mut writes = transition_writes(before, after)?;
+    writes.extend(extra);
+    store.transact(writes).await.map_err(|e| match e {
+        StoreError::ConditionFailed {
+            label: VERSION_LABEL,
+        } => Error::Conflict {
+            code: "order_changed",
+            message: "the order changed meanwhile; read it again".into(),
+        },
+        other => other.into(),
+    })
 }
 
 /// The order, if it exists.
