@@ -22,8 +22,8 @@ use crate::wechat::WechatClient;
 pub struct App {
     pub config: Config,
     pub store: DynStore,
-    /// The session keys (`tokens()`).
-    tokens: Cached<TokenSigner>,
+    /// The session keys (`tokens()`); absent in functions that serve no member.
+    tokens: Option<Cached<TokenSigner>>,
     /// Present in the functions configured with WeChat credentials.
     pub wechat: Option<WechatClient>,
     /// Present in the functions configured with a verifier (real-name verification).
@@ -63,11 +63,12 @@ impl App {
             }
         };
         Ok(App {
-            tokens: secrets.cached(
-                "RENJI_SESSION_SECRET",
-                &config.session_secret,
-                TokenSigner::new,
-            )?,
+            tokens: match &config.session_secret {
+                Some(setting) => {
+                    Some(secrets.cached("RENJI_SESSION_SECRET", setting, TokenSigner::new)?)
+                }
+                None => None,
+            },
             wechat: match config.wechat.clone() {
                 Some(c) => Some(WechatClient::new(c, secrets)?),
                 None => None,
@@ -94,7 +95,13 @@ impl App {
     /// The session keys: signs and checks tokens. Stored keys are read on first need, so a
     /// secret that cannot be read is a 503 for this request, not a failed start.
     pub async fn tokens(&self) -> Result<Arc<TokenSigner>, Error> {
-        Ok(self.tokens.get().await?)
+        let tokens = self.tokens.as_ref().ok_or_else(|| {
+            Error::Config(
+                "RENJI_SESSION_SECRET_ARN (or RENJI_SESSION_SECRET) is not set for this function"
+                    .into(),
+            )
+        })?;
+        Ok(tokens.get().await?)
     }
 
     /// The PII keys; a 500 in a function not configured with them.

@@ -133,7 +133,9 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// The session-token HMAC keys (`RENJI_SESSION_SECRET_ARN` or `RENJI_SESSION_SECRET`; format
     /// in `session.rs`).
-    pub session_secret: SecretSetting,
+    /// Absent in the functions that serve no member (the notify functions, the order jobs),
+    /// which then may not read the session keys at all.
+    pub session_secret: Option<SecretSetting>,
     /// How long a secret read from Secrets Manager is used before it is read again
     /// (`RENJI_SECRETS_TTL_SECS`).
     pub secrets_ttl: Duration,
@@ -326,7 +328,7 @@ impl Config {
             alipay,
             table_name: lookup("RENJI_TABLE").unwrap_or_else(|| DEFAULT_TABLE.into()),
             dynamodb_endpoint: lookup("RENJI_DYNAMODB_ENDPOINT").filter(|v| !v.is_empty()),
-            session_secret: SecretSetting::required(&lookup, "RENJI_SESSION_SECRET")?,
+            session_secret: SecretSetting::lookup(&lookup, "RENJI_SESSION_SECRET")?,
             secrets_ttl: Duration::from_secs(number(
                 "RENJI_SECRETS_TTL_SECS",
                 DEFAULT_SECRETS_TTL_SECS,
@@ -441,8 +443,10 @@ mod tests {
         assert!(!shown.contains(SECRET) && !shown.contains("wechat-app-secret"));
 
         assert_eq!(c.wechat.as_ref().map(|w| w.appid.as_str()), Some("wxapp"));
-        let missing = Config::from_lookup(env(&[("WECHAT_APPID", "a"), ("WECHAT_SECRET", "s")]));
-        assert!(matches!(missing, Err(Error::Config(m)) if m.contains("RENJI_SESSION_SECRET")));
+        // A function that serves no member (a notify function, a job) has no session keys.
+        let missing =
+            Config::from_lookup(env(&[("WECHAT_APPID", "a"), ("WECHAT_SECRET", "s")])).unwrap();
+        assert!(missing.session_secret.is_none());
         let no_secret = Config::from_lookup(env(&[
             ("RENJI_SESSION_SECRET", SECRET),
             ("WECHAT_APPID", "a"),
@@ -477,7 +481,7 @@ mod tests {
             ("RENJI_SECRETS_TTL_SECS", "60"),
         ]))
         .unwrap();
-        assert!(matches!(&c.session_secret, SecretSetting::Stored(id) if id == arn));
+        assert!(matches!(&c.session_secret, Some(SecretSetting::Stored(id)) if id == arn));
         assert!(
             matches!(&c.wechat.as_ref().unwrap().secret, SecretSetting::Stored(id) if id == "renji/wechat")
         );
@@ -490,15 +494,20 @@ mod tests {
         assert_eq!(c.secrets_ttl.as_secs(), 60);
         let default = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
         assert_eq!(default.secrets_ttl.as_secs(), DEFAULT_SECRETS_TTL_SECS);
-        assert!(matches!(default.session_secret, SecretSetting::Value(_)));
+        assert!(matches!(
+            default.session_secret,
+            Some(SecretSetting::Value(_))
+        ));
 
         let both = Config::from_lookup(env(&[
             ("RENJI_SESSION_SECRET", SECRET),
             ("RENJI_SESSION_SECRET_ARN", arn),
         ]));
         assert!(matches!(both, Err(Error::Config(m)) if m.contains("both")));
-        let neither = Config::from_lookup(env(&[("RENJI_SESSION_SECRET_ARN", " ")]));
-        assert!(matches!(neither, Err(Error::Config(m)) if m.contains("RENJI_SESSION_SECRET_ARN")));
+        // A blank setting is no setting: the function has no session keys (its tokens() is a
+        // configuration error, tested in app.rs's callers).
+        let neither = Config::from_lookup(env(&[("RENJI_SESSION_SECRET_ARN", " ")])).unwrap();
+        assert!(neither.session_secret.is_none());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   filters.
 
 pub mod events;
+pub mod jobs;
 pub mod machine;
 pub mod payments;
 

@@ -903,18 +903,31 @@ pub async fn close_open(
 /// 409 `order_paid` (the job: the order as it is).
 pub async fn close_unpaid(app: &App, order: &Order, change: Change) -> Result<Order, Error> {
     let now = change.at;
+    let paid_meanwhile = |paid: &Order| Error::Conflict {
+        code: "order_paid",
+        message: format!(
+            "the order was paid meanwhile; it is {} now",
+            paid.status.as_str()
+        ),
+    };
     match close_open(app, order, now).await? {
-        Err(paid) => Err(Error::Conflict {
-            code: "order_paid",
-            message: format!(
-                "the order was paid meanwhile; it is {} now",
-                paid.status.as_str()
-            ),
-        }),
+        Err(paid) => Err(paid_meanwhile(&paid)),
         Ok(writes) => {
             let next = order.transition(&change, &app.config.orders)?;
-            commit(&app.store, order, &next, writes).await?;
-            Ok(next)
+            match commit(&app.store, order, &next, writes).await {
+                Ok(()) => Ok(next),
+                // A notification won the race after the order was read.
+                Err(Error::Conflict {
+                    code: "order_changed",
+                    ..
+                }) => match super::get(&app.store, &order.id).await? {
+                    Some(now) if now.status != OrderStatus::PendingPayment => {
+                        Err(paid_meanwhile(&now))
+                    }
+                    _ => Err(order_changed()),
+                },
+                Err(e) => Err(e),
+            }
         }
     }
 }
@@ -943,4 +956,48 @@ pub fn actor_of(order: &Order, member: &UserId) -> Result<Actor, Error> {
         .role_of(member)
         .map(super::Role::actor)
         .ok_or(Error::NotFound("order"))
+}
+
+/// Looks at a started payment again later (backing off).
+pub async fn reschedule(
+    app: &App,
+    record: &PaymentRecord,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let mut next = record.next();
+    next.checks = record.checks + 1;
+    next.due_at = Some(backoff(now.unix_timestamp(), record.checks));
+    app.store
+        .transact(vec![next.write(Some(record))?])
+        .await
+        .map_err(|e| match lost_race(&e) {
+            true => order_changed(),
+            false => e.into(),
+        })
+}
+
+/// A started payment the provider closed (or never saw), for an order that no longer waits.
+pub async fn mark_closed(
+    app: &App,
+    record: &PaymentRecord,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let mut next = record.next();
+    next.state = PaymentState::Closed;
+    next.due_at = None;
+    let event = ProviderEvent::new(
+        record.provider,
+        EventKind::Query,
+        Outcome::Applied,
+        now,
+        "closed",
+    )
+    .order(&record.order_id);
+    app.store
+        .transact(vec![next.write(Some(record))?, event.write(now)?])
+        .await
+        .map_err(|e| match lost_race(&e) {
+            true => order_changed(),
+            false => e.into(),
+        })
 }
