@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::money::Fen;
 
+pub mod rsa;
+
 /// How a buyer pays: the mini-program's WeChat Pay, the Alipay app, or Alipay on the web.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
