@@ -78,7 +78,7 @@ impl App {
                 None => None,
             },
             pii,
-            payments: crate::payments::Payments::default(),
+            payments: crate::payments::Payments::from_config(&config, secrets)?,
             store,
             config,
         })

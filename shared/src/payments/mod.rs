@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::money::Fen;
 
 pub mod rsa;
+pub mod wechatpay;
 
 /// How a buyer pays: the mini-program's WeChat Pay, the Alipay app, or Alipay on the web.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -249,9 +250,29 @@ pub struct Payments {
     pub alipay: Option<std::sync::Arc<dyn Gateway>>,
     // The notification verifiers (`wechatpay::NotifyVerifier`, `alipay::NotifyVerifier`) join
     // here with their modules.
+    /// Present where the APIv3 key is configured (`wechat-pay-notify`).
+    pub wechat_notify: Option<std::sync::Arc<wechatpay::NotifyVerifier>>,
 }
 
 impl Payments {
+    /// The ports `config` gives this function: a gateway where a provider's private key is
+    /// configured, a notification verifier where its verification keys are. Keys given as values
+    /// are parsed now (a bad one is a start-up error); stored ones are read on first need.
+    pub fn from_config(
+        config: &crate::config::Config,
+        secrets: &crate::secrets::Secrets,
+    ) -> Result<Self, Error> {
+        let mut payments = Payments::default();
+        if let Some(c) = &config.wechat_pay {
+            if let Some(gateway) = wechatpay::WechatPayGateway::from_config(c, secrets)? {
+                payments.wechat = Some(std::sync::Arc::new(gateway));
+            }
+            payments.wechat_notify =
+                wechatpay::NotifyVerifier::from_config(c, secrets)?.map(std::sync::Arc::new);
+        }
+        Ok(payments)
+    }
+
     /// The gateway of `provider`, or 422 `channel_unavailable` when this deployment has none.
     pub fn gateway(&self, provider: Provider) -> Result<&dyn Gateway, Error> {
         let gateway = match provider {
