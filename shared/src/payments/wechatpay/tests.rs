@@ -1174,3 +1174,64 @@ fn debug_output_shows_no_key() {
     );
     assert!(!shown.contains("MII"));
 }
+
+#[tokio::test]
+async fn payments_get_a_gateway_with_the_merchant_key_and_a_verifier_with_the_apiv3_key() {
+    let merchant_pem = pkcs8_pem(merchant_key()).replace('\n', "\\n");
+    let public_pem = spki_pem(test_key());
+    let base = [
+        ("RENJI_SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("WECHATPAY_MCHID", MCHID),
+        ("WECHATPAY_APPID", APPID),
+        ("WECHATPAY_MERCHANT_SERIAL", MERCHANT_SERIAL),
+        ("WECHATPAY_PUBLIC_KEY_ID", PUB_KEY_ID),
+        ("WECHATPAY_PUBLIC_KEY", public_pem.as_str()),
+    ];
+    let payments = |extra: &[(&str, &str)]| {
+        let vars: HashMap<String, String> = base
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = crate::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        crate::payments::Payments::from_config(&config, &secrets(Ok("")))
+    };
+    // The payments function: the merchant key, no APIv3 key.
+    let p = payments(&[("WECHATPAY_MERCHANT_KEY", &merchant_pem)]).unwrap();
+    assert!(p.wechat.is_some() && p.wechat_notify.is_none());
+    // The notify function: the APIv3 key and WeChat Pay's public key, no merchant key.
+    let p = payments(&[("WECHATPAY_APIV3_KEY", APIV3_KEY)]).unwrap();
+    assert!(p.wechat.is_none());
+    let (headers, body) = paid_notification(&transaction());
+    let verifier = p.wechat_notify.unwrap();
+    verifier.ready().await.unwrap();
+    assert!(verifier
+        .verify(&headers, body.as_bytes(), now())
+        .await
+        .is_ok());
+    // Neither: nothing (and not a start-up error).
+    let p = payments(&[]).unwrap();
+    assert!(p.wechat.is_none() && p.wechat_notify.is_none());
+    // A bad value is a configuration error, not a panic.
+    assert!(payments(&[("WECHATPAY_APIV3_KEY", "too short")]).is_err());
+}
+
+#[tokio::test]
+async fn a_silent_provider_is_unavailable_after_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = gateway(&url).query("N1").await.unwrap_err();
+    assert!(matches!(err, GatewayError::Unavailable(_)), "{err:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(8),
+        "{waited:?}"
+    );
+}
