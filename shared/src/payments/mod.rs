@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::money::Fen;
 
+pub mod alipay;
 pub mod rsa;
 pub mod wechatpay;
 
@@ -252,6 +253,8 @@ pub struct Payments {
     // here with their modules.
     /// Present where the APIv3 key is configured (`wechat-pay-notify`).
     pub wechat_notify: Option<std::sync::Arc<wechatpay::NotifyVerifier>>,
+    /// Present where Alipay's public key is configured (`alipay-notify`).
+    pub alipay_notify: Option<std::sync::Arc<alipay::NotifyVerifier>>,
 }
 
 impl Payments {
@@ -269,6 +272,12 @@ impl Payments {
             }
             payments.wechat_notify =
                 wechatpay::NotifyVerifier::from_config(c, secrets)?.map(std::sync::Arc::new);
+        }
+        if let Some(c) = &config.alipay {
+            if let Some(gateway) = alipay::AlipayGateway::from_config(c, secrets)? {
+                payments.alipay = Some(std::sync::Arc::new(gateway));
+            }
+            payments.alipay_notify = alipay::NotifyVerifier::from_config(c)?.map(std::sync::Arc::new);
         }
         Ok(payments)
     }
