@@ -277,7 +277,8 @@ impl Payments {
             if let Some(gateway) = alipay::AlipayGateway::from_config(c, secrets)? {
                 payments.alipay = Some(std::sync::Arc::new(gateway));
             }
-            payments.alipay_notify = alipay::NotifyVerifier::from_config(c)?.map(std::sync::Arc::new);
+            payments.alipay_notify =
+                alipay::NotifyVerifier::from_config(c)?.map(std::sync::Arc::new);
         }
         Ok(payments)
     }

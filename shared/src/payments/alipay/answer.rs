@@ -178,16 +178,39 @@ mod tests {
             (r#"{"a":"}"}tail"#, r#"{"a":"}"}"#),
             (r#"{"a":"{{{"}, "b":1"#, r#"{"a":"{{{"}"#),
             (r#"{"a":"say \"}\" now"}x"#, r#"{"a":"say \"}\" now"}"#),
-            (r#"{"a":"ends in a backslash \\"},"#, r#"{"a":"ends in a backslash \\"}"#),
+            (
+                r#"{"a":"ends in a backslash \\"},"#,
+                r#"{"a":"ends in a backslash \\"}"#,
+            ),
             (r#"{"a":"\\\"}"}!"#, r#"{"a":"\\\"}"}"#),
-            (r#"{"a":{"b":[{"c":"]}"}]},"d":2}}"#, r#"{"a":{"b":[{"c":"]}"}]},"d":2}"#),
-            (r#"{"中文":"支付宝}\u4e2d","e":"😀"}}"#, r#"{"中文":"支付宝}\u4e2d","e":"😀"}"#),
-            (r#"{"url":"https:\/\/x\/{"}]"#, r#"{"url":"https:\/\/x\/{"}"#),
+            (
+                r#"{"a":{"b":[{"c":"]}"}]},"d":2}}"#,
+                r#"{"a":{"b":[{"c":"]}"}]},"d":2}"#,
+            ),
+            (
+                r#"{"中文":"支付宝}\u4e2d","e":"😀"}}"#,
+                r#"{"中文":"支付宝}\u4e2d","e":"😀"}"#,
+            ),
+            (
+                r#"{"url":"https:\/\/x\/{"}]"#,
+                r#"{"url":"https:\/\/x\/{"}"#,
+            ),
         ];
         for (text, object) in cases {
-            assert_eq!(value_end(text, 0).map(|e| &text[..e]), Some(object), "{text}");
+            assert_eq!(
+                value_end(text, 0).map(|e| &text[..e]),
+                Some(object),
+                "{text}"
+            );
         }
-        for unterminated in [r#"{"a":"}"#, r#"{"a":"\"}"#, r#"{{}"#, "", "x", r#"{"a":"\"#] {
+        for unterminated in [
+            r#"{"a":"}"#,
+            r#"{"a":"\"}"#,
+            r#"{{}"#,
+            "",
+            "x",
+            r#"{"a":"\"#,
+        ] {
             assert_eq!(value_end(unterminated, 0), None, "{unterminated}");
         }
     }
@@ -204,7 +227,10 @@ mod tests {
 
         // The sign may come first, and may be missing.
         let body = r#"{"sign":"AA==","alipay_trade_close_response":{"code":"40004"}}"#;
-        assert_eq!(split(body, "alipay.trade.close").unwrap().content, r#"{"code":"40004"}"#);
+        assert_eq!(
+            split(body, "alipay.trade.close").unwrap().content,
+            r#"{"code":"40004"}"#
+        );
         let body = r#"{"alipay_trade_close_response":{"code":"40004"}}"#;
         assert_eq!(split(body, "alipay.trade.close").unwrap().sign, "");
     }
@@ -232,7 +258,10 @@ mod tests {
             r#"{"x":"\"alipay_trade_query_response\":{\"code\":\"10000\"}","sign":"AA=="}"#,
         ] {
             assert!(
-                matches!(split(bad, "alipay.trade.query"), Err(BadAnswer::Malformed(_))),
+                matches!(
+                    split(bad, "alipay.trade.query"),
+                    Err(BadAnswer::Malformed(_))
+                ),
                 "{bad}"
             );
         }
@@ -240,11 +269,17 @@ mod tests {
 
     #[test]
     fn top_level_members_keep_raw_values() {
-        let members = top_level_members(r#" {"a" : 1 , "b":[1,"]"], "c\"d":"x\"", "e":{} } "#).unwrap();
+        let members =
+            top_level_members(r#" {"a" : 1 , "b":[1,"]"], "c\"d":"x\"", "e":{} } "#).unwrap();
         let raw: Vec<(&str, &str)> = members.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(
             raw,
-            [("a", "1"), ("b", r#"[1,"]"]"#), ("c\"d", r#""x\"""#), ("e", "{}")]
+            [
+                ("a", "1"),
+                ("b", r#"[1,"]"]"#),
+                ("c\"d", r#""x\"""#),
+                ("e", "{}")
+            ]
         );
         assert_eq!(top_level_members("{}").unwrap(), vec![]);
     }

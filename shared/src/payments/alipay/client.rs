@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::answer::{split, BadAnswer, Status};
 use super::params::{beijing_time, beijing_to_rfc3339};
-use super::sign::{public_keys, sign_request, verify_any, RequestBase, SignedParams};
+use super::sign::{private_key, public_keys, sign_request, verify_any, RequestBase, SignedParams};
 use crate::config::AlipayConfig;
 use crate::error::Error;
 use crate::money::Fen;
@@ -64,9 +64,7 @@ impl AlipayGateway {
                 "ALIPAY_PUBLIC_KEY is not set: Alipay's answers could not be checked".into(),
             ));
         }
-        let key = secrets.cached("ALIPAY_APP_PRIVATE_KEY", setting, |pem| {
-            PrivateKey::from_pem(&crate::config::pem_text(pem)).map_err(|e| e.to_string())
-        })?;
+        let key = secrets.cached("ALIPAY_APP_PRIVATE_KEY", setting, private_key)?;
         Ok(Some(Self::with_key(
             config,
             key,
@@ -110,7 +108,13 @@ impl AlipayGateway {
             app_id: &self.app_id,
             notify_url: &self.notify_url,
         };
-        Ok(sign_request(&key, &base, method, biz, OffsetDateTime::now_utc()))
+        Ok(sign_request(
+            &key,
+            &base,
+            method,
+            biz,
+            OffsetDateTime::now_utc(),
+        ))
     }
 
     /// The signed parameters of a pay method, for the client.
@@ -145,7 +149,8 @@ impl AlipayGateway {
         biz: Value,
     ) -> Result<(Status, T), GatewayError> {
         let params = self.sign(method, &biz).await?;
-        let unavailable = |e: reqwest::Error| GatewayError::Unavailable(e.without_url().to_string());
+        let unavailable =
+            |e: reqwest::Error| GatewayError::Unavailable(e.without_url().to_string());
         let response = self
             .http
             .post(&self.gateway)
@@ -209,10 +214,7 @@ impl AlipayGateway {
 
 /// A code from an answer, bounded and printable, fit for a log line.
 fn short(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 /// A refusal (code ≠ 10000): `sub_code` (or `code`) and its message. Alipay's "try again"
@@ -303,7 +305,9 @@ impl Gateway for AlipayGateway {
                     GatewayError::Unavailable("query answer's total_amount is not yuan".into())
                 })?;
                 if answer.trade_no.is_empty() {
-                    return Err(GatewayError::Unavailable("query answer has no trade_no".into()));
+                    return Err(GatewayError::Unavailable(
+                        "query answer has no trade_no".into(),
+                    ));
                 }
                 Ok(Trade::Paid(Paid {
                     transaction_id: answer.trade_no,

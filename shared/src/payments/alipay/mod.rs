@@ -17,3 +17,6 @@ pub mod sign;
 
 pub use client::AlipayGateway;
 pub use notify::NotifyVerifier;
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ use crate::config::AlipayConfig;
 use crate::error::Error;
 use crate::money::Fen;
 use crate::payments::rsa::PublicKey;
-use crate::payments::{Notice, Paid, Provider, Rejected, RefundState};
+use crate::payments::{Notice, Paid, Provider, RefundState, Rejected};
 
 /// Checks Alipay's notifications. Holds Alipay's public keys only: any one verifying is enough
 /// (a key rotation lists both).
@@ -126,5 +126,8 @@ impl NotifyVerifier {
 
 /// A field's value, if present and not empty.
 fn field<'a>(fields: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    fields.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    fields
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
 }

@@ -83,13 +83,30 @@ pub fn verify_any(keys: &[PublicKey], content: &str, sign: &str) -> bool {
             .any(|key| key.verify_sha256(content.as_bytes(), &sig))
 }
 
-/// Alipay's public keys from PEM texts (`\n` escapes allowed); a bad one is a start-up error
-/// naming its position, never its text.
+/// A key's text as PEM. Alipay's key tool and open platform console show keys as bare base64
+/// (no `-----BEGIN` line); such a value is wrapped in `label`'s lines. `\n` escapes allowed.
+fn as_pem(text: &str, label: &str) -> String {
+    let text = crate::config::pem_text(text);
+    match text.contains("-----BEGIN") {
+        true => text,
+        false => format!("-----BEGIN {label}-----\n{text}\n-----END {label}-----\n"),
+    }
+}
+
+/// The app private key: PEM (PKCS#8 or PKCS#1), or bare base64 of either.
+pub fn private_key(text: &str) -> Result<PrivateKey, String> {
+    PrivateKey::from_pem(&as_pem(text, "PRIVATE KEY"))
+        .or_else(|e| PrivateKey::from_pem(&as_pem(text, "RSA PRIVATE KEY")).map_err(|_| e))
+        .map_err(|e| e.to_string())
+}
+
+/// Alipay's public keys: PEM (SPKI or PKCS#1), or bare base64 SPKI as Alipay's console shows
+/// it. A bad one is a start-up error naming its position, never its text.
 pub fn public_keys(pems: &[String]) -> Result<Vec<PublicKey>, String> {
     pems.iter()
         .enumerate()
         .map(|(i, pem)| {
-            PublicKey::from_pem(&crate::config::pem_text(pem))
+            PublicKey::from_pem(&as_pem(pem, "PUBLIC KEY"))
                 .map_err(|e| format!("ALIPAY_PUBLIC_KEY (key {}): {e}", i + 1))
         })
         .collect()
