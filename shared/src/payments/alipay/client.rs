@@ -104,9 +104,14 @@ impl AlipayGateway {
     async fn sign(&self, method: &str, biz: &Value) -> Result<SignedParams, GatewayError> {
         let key = (self.key.get().await)
             .map_err(|e| GatewayError::Unavailable(format!("app private key: {e}")))?;
+        // Only a payment names the notify URL (Alipay notifies its refunds there too).
+        let notify_url = match method.ends_with(".pay") {
+            true => self.notify_url.as_str(),
+            false => "",
+        };
         let base = RequestBase {
             app_id: &self.app_id,
-            notify_url: &self.notify_url,
+            notify_url,
         };
         Ok(sign_request(
             &key,
