@@ -335,11 +335,13 @@ impl Gateway for AlipayGateway {
         let (status, Nothing {}) = self
             .call("alipay.trade.close", json!({"out_trade_no": order_no}))
             .await?;
-        if succeeded(&status) || status.sub_code == TRADE_NOT_EXIST {
-            return Ok(());
+        // Unknown: nothing to close. ACQ.TRADE_STATUS_ERROR: no longer open — paid meanwhile,
+        // or closed already; the caller's query tells which (the port's contract).
+        match status.sub_code.as_str() {
+            _ if succeeded(&status) => Ok(()),
+            TRADE_NOT_EXIST | "ACQ.TRADE_STATUS_ERROR" => Ok(()),
+            _ => Err(refusal(&status)),
         }
-        // E.g. ACQ.TRADE_STATUS_ERROR: paid meanwhile (the caller's query tells).
-        Err(refusal(&status))
     }
 
     async fn refund(&self, refund: &RefundRequest) -> Result<RefundState, GatewayError> {

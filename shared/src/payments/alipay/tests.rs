@@ -686,7 +686,7 @@ async fn escaped_slashes_verify_either_way() {
 }
 
 #[tokio::test]
-async fn closing_an_unknown_trade_counts_as_closed() {
+async fn closing_an_unknown_or_no_longer_open_trade_is_no_error() {
     for (object, expected) in [
         (
             r#"{"code":"10000","msg":"Success","out_trade_no":"o","trade_no":"t"}"#,
@@ -696,11 +696,16 @@ async fn closing_an_unknown_trade_counts_as_closed() {
             r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}"#,
             Ok(()),
         ),
+        // Paid (or closed) meanwhile: not closed, and the caller's query finds out.
         (
             r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_STATUS_ERROR","sub_msg":"交易状态不合法"}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.INVALID_PARAMETER","sub_msg":"参数无效"}"#,
             Err(GatewayError::Refused {
-                code: "ACQ.TRADE_STATUS_ERROR".into(),
-                message: "交易状态不合法".into(),
+                code: "ACQ.INVALID_PARAMETER".into(),
+                message: "参数无效".into(),
             }),
         ),
     ] {
