@@ -176,24 +176,44 @@ impl AlipayGateway {
             .map_err(|e| GatewayError::Unavailable(format!("Alipay: {e}")))?;
         let body = String::from_utf8(body)
             .map_err(|_| GatewayError::Unavailable("Alipay answer is not UTF-8".into()))?;
-        let content = self.verified(&body, method)?;
+        let content = match self.verified(&body, method) {
+            Ok(content) => content,
+            Err((e, sub_code)) => {
+                self.refused_our_signature(&sub_code).await;
+                return Err(e);
+            }
+        };
         let parsed = |_| GatewayError::Unavailable(format!("unreadable {method} answer"));
         let status: Status = serde_json::from_str(content).map_err(parsed)?;
+        self.refused_our_signature(&status.sub_code).await;
         let fields: T = serde_json::from_str(content).map_err(parsed)?;
         Ok((status, fields))
     }
 
-    /// The raw response object of `body`, if Alipay signed it.
-    fn verified<'a>(&self, body: &'a str, method: &str) -> Result<&'a str, GatewayError> {
+    /// Alipay could not verify our signature: the app key may have been rotated since it was
+    /// read, so the next call reads it again.
+    async fn refused_our_signature(&self, sub_code: &str) {
+        if sub_code == "isv.invalid-signature" {
+            self.key.refresh_soon().await;
+        }
+    }
+
+    /// The raw response object of `body`, if Alipay signed it; else why not, and the answer's
+    /// (unbelieved) sub_code.
+    fn verified<'a>(&self, body: &'a str, method: &str) -> Result<&'a str, (GatewayError, String)> {
         let answer = split(body, method).map_err(|e| match e {
-            BadAnswer::Malformed(why) => {
-                GatewayError::Unavailable(format!("{method} answer: {why}"))
-            }
-            BadAnswer::GatewayError { code, sub_code } => GatewayError::Unavailable(format!(
-                "Alipay gateway error {} {}",
-                short(&code),
-                short(&sub_code)
-            )),
+            BadAnswer::Malformed(why) => (
+                GatewayError::Unavailable(format!("{method} answer: {why}")),
+                String::new(),
+            ),
+            BadAnswer::GatewayError { code, sub_code } => (
+                GatewayError::Unavailable(format!(
+                    "Alipay gateway error {} {}",
+                    short(&code),
+                    short(&sub_code)
+                )),
+                sub_code,
+            ),
         })?;
         let signed = verify_any(&self.alipay_keys, answer.content, &answer.sign)
             // Java SDK: a signature made over the text with `\/` unescaped is accepted too.
@@ -209,11 +229,14 @@ impl AlipayGateway {
         // Said without believing it: an unsigned refusal names what went wrong (a bad app id or
         // signature of ours) for the operator.
         let status: Status = serde_json::from_str(answer.content).unwrap_or_default();
-        Err(GatewayError::Unavailable(format!(
-            "{method} answer's signature does not verify (code {} {})",
-            short(&status.code),
-            short(&status.sub_code)
-        )))
+        Err((
+            GatewayError::Unavailable(format!(
+                "{method} answer's signature does not verify (code {} {})",
+                short(&status.code),
+                short(&status.sub_code)
+            )),
+            status.sub_code,
+        ))
     }
 }
 

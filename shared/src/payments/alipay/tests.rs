@@ -884,3 +884,49 @@ fn payments_are_built_from_the_configuration() {
     let payments = built(&c).unwrap();
     assert!(payments.alipay.is_none() && payments.alipay_notify.is_none());
 }
+
+/// A secret store that counts its reads.
+struct CountingStore {
+    pem: String,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl crate::secrets::SecretSource for CountingStore {
+    async fn read(
+        &self,
+        _id: &str,
+    ) -> Result<crate::config::Redacted, crate::secrets::SecretError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(crate::config::Redacted(self.pem.clone()))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_signature_makes_the_next_call_read_the_key_again() {
+    use crate::config::SecretSetting;
+    let refused = "200 OK\n{\"error_response\":{\"code\":\"40002\",\"msg\":\"Invalid Arguments\",\"sub_code\":\"isv.invalid-signature\"},\"sign\":\"\"}".to_owned();
+    let open = answer(
+        "alipay.trade.query",
+        r#"{"code":"10000","msg":"Success","trade_status":"WAIT_BUYER_PAY"}"#,
+        alipay_key(),
+    );
+    for (answer, reads) in [(refused, 3), (open, 1)] {
+        let store = Arc::new(CountingStore {
+            pem: pkcs8_pem(app_key()),
+            reads: Default::default(),
+        });
+        let secrets =
+            crate::secrets::Secrets::new(store.clone(), std::time::Duration::from_secs(3600));
+        let (url, _) = serve(vec![answer]).await;
+        let mut config = config(&url);
+        config.app_private_key = Some(SecretSetting::Stored("arn:alipay-app-key".into()));
+        let gateway = AlipayGateway::from_config(&config, &secrets)
+            .unwrap()
+            .unwrap();
+        for _ in 0..3 {
+            let _ = gateway.query("o").await;
+        }
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::SeqCst), reads);
+    }
+}
