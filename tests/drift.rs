@@ -454,3 +454,51 @@ fn iam_partitions_are_the_keys_modules() {
         }
     }
 }
+
+/// The `Order` schema of `openapi.yaml` names exactly the fields of an order's view, and the
+/// other party's card (`buyer` for the seller, `seller` for the buyer).
+#[test]
+fn openapi_order_schema_matches_the_view() {
+    use renji_shared::domain::orders::{create, view, Role};
+    let spec = openapi();
+    let names = |schema: &Value| -> BTreeSet<String> {
+        schema["properties"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let seller = renji_shared::ids::UserId::generate();
+    let listing: renji_shared::domain::listings::Listing = serde_json::from_value(serde_json::json!({
+        "id": renji_shared::ids::ListingId::generate(), "owner_id": seller, "kind": "service",
+        "title": "t", "description": "", "category": "photography", "city": "北京",
+        "price_fen": 100, "images": ["https://img.renji.world/l/1.jpg"],
+        "status": "published", "version": 1, "created_at": "", "updated_at": "",
+    }))
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let body: create::NewOrder = serde_json::from_value(serde_json::json!({
+        "listing_id": listing.id, "quantity": 1, "remark": "",
+    }))
+    .unwrap();
+    let checked = body.check(now).unwrap();
+    let buyer = renji_shared::ids::UserId::generate();
+    let order = create::new_order(&listing, &buyer, &checked, &Default::default(), now).unwrap();
+    let mut viewed = BTreeSet::new();
+    for role in [Role::Buyer, Role::Seller] {
+        let v = view::with_card(&order, role, None);
+        viewed.extend(v.as_object().unwrap().keys().cloned());
+    }
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(names(&schemas["Order"]), viewed);
+    assert_eq!(
+        names(&schemas["OrderListing"]),
+        order.view()["listing"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    );
+}

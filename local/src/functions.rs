@@ -11,6 +11,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("UsersFunction", renji_users::ROUTES),
     ("ListingsFunction", renji_listings::ROUTES),
     ("FavoritesFunction", renji_favorites::ROUTES),
+    ("OrdersFunction", renji_orders::ROUTES),
     ("VerificationFunction", renji_verification::ROUTES),
 ];
 
@@ -21,6 +22,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "UsersFunction" => renji_users::handle(app, req).await,
         "ListingsFunction" => renji_listings::handle(app, req).await,
         "FavoritesFunction" => renji_favorites::handle(app, req).await,
+        "OrdersFunction" => renji_orders::handle(app, req).await,
         "VerificationFunction" => renji_verification::handle(app, req).await,
         _ => return None,
     })

@@ -14,10 +14,14 @@
 //!   the status entries move in the transition's own transaction, so a list by status never
 //!   filters.
 
+pub mod act;
+pub mod create;
 pub mod events;
 pub mod jobs;
+pub mod list;
 pub mod machine;
 pub mod payments;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -1,0 +1,125 @@
+//! The `orders` function: create an order, list and read one's orders, and the party actions
+//! that move no money at a provider (accept, confirm, ask a refund). It holds no provider key:
+//! cancel, decline and the answers to a refund request are the `payments` function's.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use renji_shared::domain::orders::act::{self, NoBody, ReasonBody};
+use renji_shared::domain::orders::{create, list, view, Action, Order, Role};
+use renji_shared::http::{
+    body_bytes, created, id_param, idempotency_key, json_body, json_response, ok, only_params,
+    query_param, route_key, PageRequest,
+};
+use renji_shared::ids::{OrderId, UserId};
+use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::{App, Error};
+use time::OffsetDateTime;
+
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::member("POST /v1/orders", Class::Write),
+    Route::unlimited("GET /v1/orders"),
+    Route::unlimited("GET /v1/orders/{id}"),
+    Route::member("POST /v1/orders/{id}/accept", Class::Write),
+    Route::member("POST /v1/orders/{id}/confirm", Class::Write),
+    Route::member("POST /v1/orders/{id}/refund", Class::Write),
+];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serve(app, ROUTES, req, |req| route(app, req)).await
+}
+
+async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let me = app.authenticate(&req).await?;
+    let store = &app.store;
+    let limit = app.config.max_body_bytes;
+    let now = OffsetDateTime::now_utc();
+    match route_key(&req) {
+        Some("POST /v1/orders") => {
+            let body: create::NewOrder = json_body(&req, limit)?;
+            let key = idempotency_key(&req)?;
+            let raw = body_bytes(&req, limit)?;
+            let idempotency = key.as_ref().map(|k| (k, raw));
+            let answer = create::create(
+                store,
+                &app.config.orders,
+                &me.user_id,
+                &body,
+                idempotency,
+                now,
+            )
+            .await?;
+            match answer.status {
+                201 => created(&answer.body),
+                status => Ok(json_response(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    &answer.body,
+                )),
+            }
+        }
+        Some("GET /v1/orders") => {
+            only_params(&req, &["role", "status", "limit", "cursor"])?;
+            let role = list::role(query_param(&req, "role").as_deref())?;
+            let status = list::status(query_param(&req, "status").as_deref())?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
+            let (items, next) = list::list(
+                store,
+                &me.user_id,
+                role,
+                status,
+                page.limit,
+                page.cursor.as_ref(),
+            )
+            .await?;
+            page.list(items, next)
+        }
+        Some("GET /v1/orders/{id}") => {
+            let id = order_id(&req)?;
+            ok(&list::read(store, Some(id), &me.user_id).await?)
+        }
+        Some("POST /v1/orders/{id}/accept") => {
+            no_body(&req, limit)?;
+            answer(app, &me.user_id, order_id(&req)?, Action::Accept, None, now).await
+        }
+        Some("POST /v1/orders/{id}/confirm") => {
+            no_body(&req, limit)?;
+            answer(app, &me.user_id, order_id(&req)?, Action::Confirm, None, now).await
+        }
+        Some("POST /v1/orders/{id}/refund") => {
+            let id = order_id(&req)?;
+            let reason = json_body::<ReasonBody>(&req, limit)?.reason()?;
+            answer(app, &me.user_id, id, Action::RequestRefund, Some(reason), now).await
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}
+
+/// A path id that is not of our order id shape names no order: 404, as a stranger's would.
+fn order_id(req: &Request) -> Result<OrderId, Error> {
+    id_param(req, "id", OrderId::parse, "order")
+}
+
+/// An action that takes no body: nothing, or an empty JSON object (anything else is refused as
+/// any body is: 400 malformed, 422 an unknown field or not an object).
+fn no_body(req: &Request, limit: usize) -> Result<(), Error> {
+    if body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    json_body::<NoBody>(req, limit).map(|_| ())
+}
+
+/// Runs the action and answers 200 with the order as the caller sees it.
+async fn answer(
+    app: &App,
+    member: &UserId,
+    id: OrderId,
+    action: Action,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Response<Body>, Error> {
+    let order: Order = act::act(app, &id, member, action, reason, now).await?;
+    let role = order.role_of(member).unwrap_or(Role::Buyer);
+    ok(&view::view(&app.store, &order, role).await?)
+}

@@ -1,0 +1,76 @@
+//! A party's action on an order (accept, confirm, refund request here; cancel, decline and the
+//! answers to a refund request in the `payments` function, with the provider calls around it):
+//! load the order for its buyer or seller (anyone else: 404), take the actor from their role,
+//! ask the state machine ([`Order::transition`]: 403 for the wrong party, 409 from the wrong
+//! state) and write the next version conditioned on the version read ([`commit`]: a lost race is
+//! 409 `order_changed` and changes nothing).
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{for_party, transition_writes, Action, Change, Order, VERSION_LABEL};
+use crate::app::App;
+use crate::domain::profile::bounded_text;
+use crate::error::Error;
+use crate::ids::{OrderId, UserId};
+use crate::store::{DynStore, StoreError};
+
+/// Longest reason a party may give (a refund request, a decline).
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// The body of an action that takes none: absent, or an empty object.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+/// The body of an action that needs a reason (`POST /v1/orders/{id}/refund`, the declines).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+impl ReasonBody {
+    /// The reason, trimmed: 1 to [`MAX_REASON_CHARS`] visible characters (422 naming `reason`).
+    pub fn reason(&self) -> Result<String, Error> {
+        bounded_text("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
+/// `member` takes `action` on order `id` at `now`: 200 with the next version, or 404 (not a
+/// party), 403 (the other party's action), 409 `invalid_order_state` (not from this state) or
+/// 409 `order_changed` (another change won the race).
+pub async fn act(
+    app: &App,
+    id: &OrderId,
+    member: &UserId,
+    action: Action,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Order, Error> {
+    let (order, role) = for_party(&app.store, id, member).await?;
+    let change = Change::new(action, role.actor(), now).reason(reason);
+    let next = order.transition(&change, &app.config.orders)?;
+    commit(&app.store, &order, &next).await?;
+    Ok(next)
+}
+
+/// Writes the transition `before` → `after` in one transaction; 409 `order_changed` when the
+/// order is no longer the version read.
+pub async fn commit(store: &DynStore, before: &Order, after: &Order) -> Result<(), Error> {
+    match store.transact(transition_writes(before, after)?).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed {
+            label: VERSION_LABEL,
+        }) => Err(changed()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer to a lost race.
+pub fn changed() -> Error {
+    Error::Conflict {
+        code: "order_changed",
+        message: "the order changed meanwhile; read it again".into(),
+    }
+}
