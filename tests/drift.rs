@@ -470,13 +470,14 @@ fn openapi_order_schema_matches_the_view() {
             .collect()
     };
     let seller = renji_shared::ids::UserId::generate();
-    let listing: renji_shared::domain::listings::Listing = serde_json::from_value(serde_json::json!({
-        "id": renji_shared::ids::ListingId::generate(), "owner_id": seller, "kind": "service",
-        "title": "t", "description": "", "category": "photography", "city": "北京",
-        "price_fen": 100, "images": ["https://img.renji.world/l/1.jpg"],
-        "status": "published", "version": 1, "created_at": "", "updated_at": "",
-    }))
-    .unwrap();
+    let listing: renji_shared::domain::listings::Listing =
+        serde_json::from_value(serde_json::json!({
+            "id": renji_shared::ids::ListingId::generate(), "owner_id": seller, "kind": "service",
+            "title": "t", "description": "", "category": "photography", "city": "北京",
+            "price_fen": 100, "images": ["https://img.renji.world/l/1.jpg"],
+            "status": "published", "version": 1, "created_at": "", "updated_at": "",
+        }))
+        .unwrap();
     let now = time::OffsetDateTime::now_utc();
     let body: create::NewOrder = serde_json::from_value(serde_json::json!({
         "listing_id": listing.id, "quantity": 1, "remark": "",

@@ -122,6 +122,59 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         invoke(&server, &event(run("listings-create"), Some(&token), &[])).await;
     assert_eq!(status, 201, "{listing}");
     let l = listing["id"].as_str().unwrap().to_owned();
+    // Orders: bob orders alice's listing (the sample body names another listing: this one is
+    // put in), lists and reads it; a provider's confirmation (through the domain) makes it paid;
+    // alice accepts, bob asks a refund, and then cannot confirm.
+    let mut create = event(run("orders-create"), Some(&bob_token), &[]);
+    let mut sent: Value = serde_json::from_str(create["body"].as_str().unwrap()).unwrap();
+    sent["listing_id"] = json!(l);
+    create["body"] = json!(sent.to_string());
+    let (status, order) = invoke(&server, &create).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["quantity"], sent["quantity"]);
+    assert!(create["headers"]["idempotency-key"].is_string());
+    let (status, again) = invoke(&server, &create).await;
+    assert_eq!((status, &again), (200, &order), "the same Idempotency-Key");
+    let o = order["id"].as_str().unwrap().to_owned();
+    let (status, listed) = invoke(&server, &event(run("orders-list"), Some(&bob_token), &[])).await;
+    assert_eq!(
+        (status, &listed["items"][0]["id"]),
+        (200, &json!(o)),
+        "{listed}"
+    );
+    let (status, got) = invoke(
+        &server,
+        &event(run("orders-get"), Some(&bob_token), &[("id", &o)]),
+    )
+    .await;
+    assert_eq!((status, &got), (200, &order));
+    {
+        use renji_shared::domain::orders::{self, act, Action, Actor, Change};
+        let store = &server.app().store;
+        let id = renji_shared::ids::OrderId::parse(&o).unwrap();
+        let before = orders::get(store, &id).await.unwrap().unwrap();
+        let change = Change::new(
+            Action::ConfirmPayment,
+            Actor::Provider,
+            time::OffsetDateTime::now_utc(),
+        );
+        let after = before
+            .transition(&change, &server.app().config.orders)
+            .unwrap();
+        act::commit(store, &before, &after).await.unwrap();
+    }
+    for (name, who, status, state) in [
+        ("orders-accept", &token, 200, "accepted"),
+        ("orders-refund", &bob_token, 200, "refund_requested"),
+        ("orders-confirm", &bob_token, 409, "refund_requested"),
+    ] {
+        let (got, body) = invoke(&server, &event(run(name), Some(who), &[("id", &o)])).await;
+        assert_eq!(got, status, "{name}: {body}");
+        if status == 200 {
+            assert_eq!(body["status"], json!(state), "{name}");
+        }
+    }
+
     let expect = |name: &'static str, token: Option<&str>, params: &[(&str, &str)], status: u16| {
         (
             name,

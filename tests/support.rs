@@ -264,10 +264,25 @@ impl Api {
         token: Option<&str>,
         body: Option<String>,
     ) -> Reply {
+        self.send(method, path, token, body, &[]).await
+    }
+
+    /// [`Api::raw`] with more request headers (an `Idempotency-Key`, say).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
             .client
             .request(method, format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }

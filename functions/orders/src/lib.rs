@@ -85,12 +85,28 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("POST /v1/orders/{id}/confirm") => {
             no_body(&req, limit)?;
-            answer(app, &me.user_id, order_id(&req)?, Action::Confirm, None, now).await
+            answer(
+                app,
+                &me.user_id,
+                order_id(&req)?,
+                Action::Confirm,
+                None,
+                now,
+            )
+            .await
         }
         Some("POST /v1/orders/{id}/refund") => {
             let id = order_id(&req)?;
             let reason = json_body::<ReasonBody>(&req, limit)?.reason()?;
-            answer(app, &me.user_id, id, Action::RequestRefund, Some(reason), now).await
+            answer(
+                app,
+                &me.user_id,
+                id,
+                Action::RequestRefund,
+                Some(reason),
+                now,
+            )
+            .await
         }
         _ => Err(Error::NotFound("route")),
     }
