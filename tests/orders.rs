@@ -532,6 +532,24 @@ async fn idempotency_keys_make_one_order(backend: Backend) {
         assert_eq!(reply.body["id"], created[0].body["id"], "{reply:?}");
     }
     assert_eq!(w.entries(&w.stranger, "buyer", None).await.len(), 2);
+
+    // A repeat is answered before the listing is looked at: closed since, it is still the order.
+    let closed = w
+        .call(
+            &w.seller,
+            "PATCH",
+            &format!("/v1/listings/{}", w.listing),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let late = w.create(&w.buyer, body.clone(), Some("order-1")).await;
+    assert_eq!((late.status, &late.body), (200, &first.body));
+    let fresh = w.create(&w.buyer, body, Some("order-2")).await;
+    assert_eq!(
+        (fresh.status, fresh.error_code()),
+        (409, "listing_unavailable")
+    );
 }
 
 async fn lists_by_role_and_status_page_newest_first(backend: Backend) {

@@ -395,6 +395,8 @@ fn every_member_write_and_every_anonymous_list_is_limited() {
                 "GET /v1/users/{id}/followers" | "GET /v1/users/{id}/following" => {
                     Limit::Anyone(Class::Browse)
                 }
+                // The member's own orders, as "/v1/me/…" lists are.
+                "GET /v1/orders" => Limit::Unlimited,
                 _ if method != "GET" => Limit::Member(Class::Write),
                 _ if path.starts_with("/v1/me") || path.ends_with('}') => Limit::Unlimited,
                 other => panic!("{function}: {other} has no expected limit"),

@@ -77,7 +77,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         Some("GET /v1/orders/{id}") => {
             let id = order_id(&req)?;
-            ok(&list::read(store, Some(id), &me.user_id).await?)
+            ok(&list::read(store, &id, &me.user_id).await?)
         }
         Some("POST /v1/orders/{id}/accept") => {
             no_body(&req, limit)?;

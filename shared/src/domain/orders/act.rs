@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{for_party, transition_writes, Action, Change, Order, VERSION_LABEL};
+use super::{for_party, transition_writes, Action, Change, Order, Role, VERSION_LABEL};
 use crate::app::App;
 use crate::domain::profile::bounded_text;
 use crate::error::Error;
@@ -49,9 +49,23 @@ pub async fn act(
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
     let (order, role) = for_party(&app.store, id, member).await?;
+    apply(app, &order, role, action, reason, now).await
+}
+
+/// [`act`] on an order already read for its party (a caller that must look at it first — the
+/// `payments` function closing a payment before a cancel, say): the machine's answer for `role`,
+/// written conditioned on `order`'s version.
+pub async fn apply(
+    app: &App,
+    order: &Order,
+    role: Role,
+    action: Action,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Order, Error> {
     let change = Change::new(action, role.actor(), now).reason(reason);
     let next = order.transition(&change, &app.config.orders)?;
-    commit(&app.store, &order, &next).await?;
+    commit(&app.store, order, &next).await?;
     Ok(next)
 }
 

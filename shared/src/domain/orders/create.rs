@@ -223,7 +223,6 @@ pub async fn create(
     idempotency: Option<(&IdempotencyKey, &[u8])>,
     now: OffsetDateTime,
 ) -> Result<Created, Error> {
-    let checked = body.check(now)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -236,6 +235,9 @@ pub async fn create(
                 }
             }
         };
+        // Checked after a repeat is answered: a repeat of an order made yesterday for today is
+        // still that order, though its service date is now past.
+        let checked = body.check(now)?;
         let listing = listings::get(store, &checked.listing_id)
             .await?
             .ok_or(Error::NotFound("listing"))?;

@@ -73,10 +73,8 @@ pub async fn list(
     Ok((items, page.next.map(PageCursor::from)))
 }
 
-/// `GET /v1/orders/{id}`: the order as its buyer or seller sees it; 404 for anyone else and for
-/// a path that is no order id.
-pub async fn read(store: &DynStore, id: Option<OrderId>, member: &UserId) -> Result<Value, Error> {
-    let id = id.ok_or(Error::NotFound("order"))?;
-    let (order, role) = for_party(store, &id, member).await?;
+/// `GET /v1/orders/{id}`: the order as its buyer or seller sees it; 404 for anyone else.
+pub async fn read(store: &DynStore, id: &OrderId, member: &UserId) -> Result<Value, Error> {
+    let (order, role) = for_party(store, id, member).await?;
     view::view(store, &order, role).await
 }
