@@ -7,11 +7,12 @@ use bytes::Bytes;
 use renji_shared::config::Config;
 use renji_shared::domain::listings;
 use renji_shared::domain::members;
-use renji_shared::ids::UserId;
-use renji_shared::store::DynStore;
+use renji_shared::domain::orders::{self, act, create, Action, Actor, Change};
+use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::store::{keys, DynStore, Write};
 use renji_shared::wechat::WechatIdentity;
 use renji_shared::App;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -106,6 +107,11 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("RENJI_CREDIT_CODE_MAX_ACCOUNTS", "1000000000".to_owned()),
         // Hundreds of calls per route from one member: rate limits are measured on their own.
         ("RENJI_RATE_LIMITS", "off".to_owned()),
+        // The order clock, at the template's defaults.
+        ("RENJI_ORDER_PAY_MINUTES", "30".to_owned()),
+        ("RENJI_ORDER_ACCEPT_HOURS", "24".to_owned()),
+        ("RENJI_ORDER_AUTO_COMPLETE_DAYS", "7".to_owned()),
+        ("RENJI_REFUND_AUTO_APPROVE_DAYS", "3".to_owned()),
     ])
 }
 
@@ -131,6 +137,9 @@ pub struct Member {
     pub ids: Ids,
     /// The body of `POST /v1/listings`'s sample event, to make listings that calls consume.
     new_listing: String,
+    /// Another verified member with a published listing: the seller of this member's orders,
+    /// and the buyer of the orders this member sells.
+    other: Option<(UserId, ListingId)>,
 }
 
 /// Runs the handler of `route`'s function on `event`; the status and JSON body.
@@ -165,6 +174,7 @@ pub async fn login(app: &App, routes: &[RouteEvent]) -> Result<Member, String> {
         token,
         ids,
         new_listing: String::new(),
+        other: None,
     };
     member.create_objects(app, routes).await?;
     Ok(member)
@@ -199,7 +209,74 @@ impl Member {
         self.ids.insert("listings".to_owned(), id.to_owned());
         let (other, _) = new_member(app).await?;
         self.ids.insert("others".to_owned(), other.to_string());
+        // The orders routes: the other member, verified, publishes the same listing; this
+        // member has bought it once (`{id}` of `GET /v1/orders/{id}`).
+        app.store
+            .write(
+                Write::update(keys::member(&other))
+                    .set("verified", "person")
+                    .build(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
+        let rules = listings::Rules::of(&app.config);
+        let listing = listings::create(&app.store, &rules, &other, new)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.other = Some((other, listing.id));
+        let order = self.fresh_order(app, true, &[]).await?;
+        self.ids.insert("orders".to_owned(), order);
         Ok(())
+    }
+
+    /// A new order, this member its buyer (`buying`) or its seller, moved by `steps` as the
+    /// state machine would move it: for a call that changes an order's state.
+    async fn fresh_order(
+        &self,
+        app: &App,
+        buying: bool,
+        steps: &[(Action, Actor)],
+    ) -> Result<String, String> {
+        let (other, other_listing) = self.other.as_ref().ok_or("no other member")?;
+        let own_listing = self
+            .ids
+            .get("listings")
+            .and_then(|l| ListingId::parse(l))
+            .ok_or("no listing")?;
+        let (buyer, listing) = match buying {
+            true => (&self.user_id, other_listing.clone()),
+            false => (other, own_listing),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let body = create::NewOrder {
+            listing_id: listing.to_string(),
+            quantity: 1,
+            remark: String::new(),
+            service_date: None,
+        };
+        let made = create::create(&app.store, &app.config.orders, buyer, &body, None, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = made.body["id"]
+            .as_str()
+            .and_then(OrderId::parse)
+            .ok_or("an order without an id")?;
+        let mut order = orders::get(&app.store, &id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the order is gone")?;
+        for (action, actor) in steps {
+            let change = Change::new(*action, *actor, now);
+            let next = order
+                .transition(&change, &app.config.orders)
+                .map_err(|e| e.to_string())?;
+            act::commit(&app.store, &order, &next)
+                .await
+                .map_err(|e| e.to_string())?;
+            order = next;
+        }
+        Ok(id.to_string())
     }
 
     /// A fresh published listing of this member (the sample event's), for a call that removes one.
@@ -237,7 +314,35 @@ impl Member {
         if route.route == "DELETE /v1/listings/{id}" {
             ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
         }
-        events::prepare(route, Some(&token), &ids)
+        // An order in the state the action leaves from, made for the call.
+        let paid = (Action::ConfirmPayment, Actor::Provider);
+        let accepted = [paid, (Action::Accept, Actor::Seller)];
+        let order = match route.route.as_str() {
+            "POST /v1/orders/{id}/accept" => Some(self.fresh_order(app, false, &[paid]).await?),
+            "POST /v1/orders/{id}/confirm" | "POST /v1/orders/{id}/refund" => {
+                Some(self.fresh_order(app, true, &accepted).await?)
+            }
+            _ => None,
+        };
+        if let Some(order) = order {
+            ids.insert("orders".to_owned(), order);
+        }
+        let mut event = events::prepare(route, Some(&token), &ids)?;
+        if route.route == "POST /v1/orders" {
+            // The other member's listing, and a new Idempotency-Key: each call makes an order
+            // (a repeat would measure the replay).
+            let (_, listing) = self.other.as_ref().ok_or("no other member")?;
+            let mut body: Value =
+                serde_json::from_str(event["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+            body["listing_id"] = json!(listing);
+            let body = body.to_string();
+            event["headers"]["content-length"] = json!(body.len().to_string());
+            event["body"] = json!(body);
+            if event["headers"].get("idempotency-key").is_some() {
+                event["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+            }
+        }
+        Ok(event)
     }
 
     pub async fn event_bytes(&self, app: &App, route: &RouteEvent) -> Result<Bytes, String> {

@@ -144,6 +144,13 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
     if call.route.route == "GET /v1/listings" && port.iter().any(|op| op.starts_with("get_many")) {
         reasons.push("a keyword search's term entries hold ids and folded titles only (a listing's bigrams, up to 39, each carrying its summary would make every edit rewrite them all), so the page reads its listings in one batch read".to_owned());
     }
+    match call.route.route.as_str() {
+        "GET /v1/orders" => reasons.push("an order's entries hold its id only (the order changes in every transition), so the page reads its orders in one batch read, and the other parties' public cards in another".to_owned()),
+        "GET /v1/orders/{id}" => reasons.push("reads the other party's public card, which the answer shows".to_owned()),
+        "POST /v1/orders" => reasons.push("reads the listing to price the order (checked unchanged in the transaction), the key's record of an Idempotency-Key, and the seller's public card for the answer".to_owned()),
+        route if route.starts_with("POST /v1/orders/") => reasons.push("reads the order (the state machine decides on the state read; the write is conditioned on its version) and the other party's public card for the answer".to_owned()),
+        _ => {}
+    }
     if call.route.route == "POST /v1/me/verification" {
         reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
     }
