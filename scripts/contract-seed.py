@@ -8,7 +8,9 @@ Through the API only (sandbox WeChat logins and the sandbox verifier, see the RE
   login, re-fetched whenever a call answers 401, e.g. after it tried POST /v1/auth/logout),
   verified, with a published and a draft listing, following `schemathesis-other`, a favourite
   and a share of the other's listing;
-- `schemathesis-other`, verified, with a published listing, following `schemathesis`.
+- `schemathesis-other`, verified, with a published listing, following `schemathesis`;
+- two orders: `schemathesis` buying the other's listing, and the other buying its listing (both
+  unpaid: their actions answer 409 until a payment, which the contract does not make).
 Their ids go into dictionaries that the path parameters draw from half of the time, so member
 routes reach real records (their own, another's, a draft) and not only 404s.
 """
@@ -76,8 +78,11 @@ def main():
     call(base, "PUT", f"/v1/me/following/{me}", other_token, expect=(204,))
     call(base, "PUT", f"/v1/me/favorites/{theirs}", me_token, expect=(204,))
     call(base, "POST", f"/v1/listings/{theirs}/shares", me_token, {"channel": "link"}, expect=(201,))
+    bought = call(base, "POST", "/v1/orders", me_token, {"listing_id": theirs, "quantity": 1}, expect=(201,))["id"]
+    sold = call(base, "POST", "/v1/orders", other_token, {"listing_id": mine, "quantity": 2}, expect=(201,))["id"]
 
     users, listings = toml_list([me, other]), toml_list([mine, draft, theirs])
+    orders = toml_list([bought, sold])
     with open(config_path, "a", encoding="utf-8") as config:
         config.write(
             f"""
@@ -94,9 +99,19 @@ parameters = {{ "path.id" = {{ dictionary = "users", probability = 0.5 }}, "path
 [[operations]]
 include-path-regex = "^/v1/(listings/|me/favorites/)"
 parameters = {{ "path.id" = {{ dictionary = "listings", probability = 0.5 }}, "path.listing_id" = {{ dictionary = "listings", probability = 0.5 }} }}
+
+[dictionaries.orders]
+values = {orders}
+
+[[operations]]
+include-path-regex = "^/v1/orders/"
+parameters = {{ "path.id" = {{ dictionary = "orders", probability = 0.5 }} }}
 """
         )
-    print(f"seeded: members {me} (schemathesis), {other}; listings {mine}, {draft} (draft), {theirs}")
+    print(
+        f"seeded: members {me} (schemathesis), {other}; listings {mine}, {draft} (draft), {theirs};"
+        f" orders {bought} (bought), {sold} (sold)"
+    )
 
 
 if __name__ == "__main__":
