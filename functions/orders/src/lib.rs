@@ -80,20 +80,14 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ok(&list::read(store, &id, &me.user_id).await?)
         }
         Some("POST /v1/orders/{id}/accept") => {
+            let id = order_id(&req)?;
             no_body(&req, limit)?;
-            answer(app, &me.user_id, order_id(&req)?, Action::Accept, None, now).await
+            answer(app, &me.user_id, id, Action::Accept, None, now).await
         }
         Some("POST /v1/orders/{id}/confirm") => {
+            let id = order_id(&req)?;
             no_body(&req, limit)?;
-            answer(
-                app,
-                &me.user_id,
-                order_id(&req)?,
-                Action::Confirm,
-                None,
-                now,
-            )
-            .await
+            answer(app, &me.user_id, id, Action::Confirm, None, now).await
         }
         Some("POST /v1/orders/{id}/refund") => {
             let id = order_id(&req)?;
