@@ -149,7 +149,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     .await;
     assert_eq!((status, &got), (200, &order));
     {
-        use renji_shared::domain::orders::{self, act, Action, Actor, Change};
+        use renji_shared::domain::orders::{self, Action, Actor, Change};
         let store = &server.app().store;
         let id = renji_shared::ids::OrderId::parse(&o).unwrap();
         let before = orders::get(store, &id).await.unwrap().unwrap();
@@ -161,7 +161,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         let after = before
             .transition(&change, &server.app().config.orders)
             .unwrap();
-        act::commit(store, &before, &after).await.unwrap();
+        orders::commit(store, &before, &after, Vec::new())
+            .await
+            .unwrap();
     }
     for (name, who, status, state) in [
         ("orders-accept", &token, 200, "accepted"),

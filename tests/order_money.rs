@@ -110,7 +110,11 @@ impl Gateway for FakeProvider {
         Ok(entry.1.clone())
     }
 
-    async fn refund_query(&self, _: &str, out_refund_no: &str) -> Result<RefundState, GatewayError> {
+    async fn refund_query(
+        &self,
+        _: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundState, GatewayError> {
         let mut refunds = self.refunds.lock().unwrap();
         match refunds.get_mut(out_refund_no) {
             None => Ok(RefundState::NotFound),
@@ -248,10 +252,9 @@ async fn events_of(world: &World, id: &OrderId) -> usize {
     world
         .app
         .store
-        .query(
-            Query::partition(keys::order_partition(id))
-                .sort(renji_shared::store::SortKey::Prefix(keys::EVENT_SK_PREFIX.into())),
-        )
+        .query(Query::partition(keys::order_partition(id)).sort(
+            renji_shared::store::SortKey::Prefix(keys::EVENT_SK_PREFIX.into()),
+        ))
         .await
         .unwrap()
         .items
@@ -263,9 +266,9 @@ async fn twenty_identical_notifications_pay_once(backend: Backend) {
     let now = OffsetDateTime::now_utc();
     let order = unpaid_order(&world, now).await;
     let notice = paid_notice(Provider::Wechat, &order, "4200001", AMOUNT);
-    let results = futures_util::future::join_all((0..20).map(|_| {
-        payments::apply_notice(&world.app, notice.clone(), now)
-    }))
+    let results = futures_util::future::join_all(
+        (0..20).map(|_| payments::apply_notice(&world.app, notice.clone(), now)),
+    )
     .await;
     let changed = results
         .iter()
@@ -286,7 +289,9 @@ async fn twenty_identical_notifications_pay_once(backend: Backend) {
         .count();
     assert_eq!(paid_steps, 1);
     assert_eq!(paid.version, 2, "one transition");
-    let records = payments::records(&world.app.store, &order.id).await.unwrap();
+    let records = payments::records(&world.app.store, &order.id)
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].state, PaymentState::Paid);
     // Every one of the twenty is on record.
@@ -298,11 +303,19 @@ async fn refused_notices_change_nothing(backend: Backend) {
     let now = OffsetDateTime::now_utc();
     let order = unpaid_order(&world, now).await;
     for (notice, why) in [
-        (paid_notice(Provider::Wechat, &order, "t1", AMOUNT - 1), "a fen less"),
-        (paid_notice(Provider::Wechat, &order, "t1", AMOUNT + 1), "a fen more"),
+        (
+            paid_notice(Provider::Wechat, &order, "t1", AMOUNT - 1),
+            "a fen less",
+        ),
+        (
+            paid_notice(Provider::Wechat, &order, "t1", AMOUNT + 1),
+            "a fen more",
+        ),
         (paid_notice(Provider::Alipay, &order, "t1", 0), "nothing"),
     ] {
-        let result = payments::apply_notice(&world.app, notice, now).await.unwrap();
+        let result = payments::apply_notice(&world.app, notice, now)
+            .await
+            .unwrap();
         assert!(result.is_err(), "{why}: {result:?}");
     }
     let unknown = Notice::Paid {
@@ -331,7 +344,11 @@ async fn refused_notices_change_nothing(backend: Backend) {
         .await
         .unwrap()
         .is_err());
-    assert_eq!(load(&world, &order.id).await, order, "the order is unchanged");
+    assert_eq!(
+        load(&world, &order.id).await,
+        order,
+        "the order is unchanged"
+    );
     assert!(payments::records(&world.app.store, &order.id)
         .await
         .unwrap()
@@ -442,10 +459,7 @@ async fn paid_through_both_channels_one_is_refunded(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        record.late_refund.unwrap().status,
-        RefundStatus::Succeeded
-    );
+    assert_eq!(record.late_refund.unwrap().status, RefundStatus::Succeeded);
     assert_eq!(load(&world, &order.id).await.status, OrderStatus::Paid);
 }
 
@@ -457,16 +471,21 @@ async fn unpaid_orders_expire_unless_paid_at_the_last_second(backend: Backend) {
     let last_second = unpaid_order(&world, now).await;
     start(&world, &last_second, now).await;
     // Paid at the provider just before the end; its notification is lost.
-    world
-        .alipay
-        .pay(last_second.id.as_str(), Fen::from_fen(AMOUNT), "last-second");
+    world.alipay.pay(
+        last_second.id.as_str(),
+        Fen::from_fen(AMOUNT),
+        "last-second",
+    );
 
     // Not yet due: nothing expires (the lost notification is found by the query after 2 min,
     // so run before that).
     jobs::run(&world.app, now + Duration::seconds(60), Budget::default())
         .await
         .unwrap();
-    assert_eq!(load(&world, &quiet.id).await.status, OrderStatus::PendingPayment);
+    assert_eq!(
+        load(&world, &quiet.id).await.status,
+        OrderStatus::PendingPayment
+    );
 
     let (a, b) = tokio::join!(
         jobs::run(&world.app, now + Duration::minutes(31), Budget::default()),
@@ -477,7 +496,11 @@ async fn unpaid_orders_expire_unless_paid_at_the_last_second(backend: Backend) {
     let expired = load(&world, &quiet.id).await;
     assert_eq!(expired.status, OrderStatus::Expired);
     assert_eq!(
-        expired.timeline.iter().filter(|s| s.status == OrderStatus::Expired).count(),
+        expired
+            .timeline
+            .iter()
+            .filter(|s| s.status == OrderStatus::Expired)
+            .count(),
         1,
         "two runs, one expiry"
     );
@@ -507,7 +530,11 @@ async fn a_lost_notification_is_found_by_the_query(backend: Backend) {
     jobs::run(&world.app, now + Duration::seconds(60), Budget::default())
         .await
         .unwrap();
-    assert_eq!(load(&world, &order.id).await.status, OrderStatus::PendingPayment, "too early");
+    assert_eq!(
+        load(&world, &order.id).await.status,
+        OrderStatus::PendingPayment,
+        "too early"
+    );
     jobs::run(&world.app, now + Duration::seconds(121), Budget::default())
         .await
         .unwrap();
@@ -563,10 +590,20 @@ async fn the_clock_moves_orders_on(backend: Backend) {
     let unaccepted = paid_order(&world, t0).await;
     // Accepted: completed 7 days after acceptance.
     let accepted = paid_order(&world, t0).await;
-    let accepted = act(&world, &accepted, Change::new(Action::Accept, Actor::Seller, t0)).await;
+    let accepted = act(
+        &world,
+        &accepted,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
     // A refund request unanswered: approved after 3 days, then refunded.
     let asked = paid_order(&world, t0).await;
-    let asked = act(&world, &asked, Change::new(Action::Accept, Actor::Seller, t0)).await;
+    let asked = act(
+        &world,
+        &asked,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
     let asked = act(
         &world,
         &asked,
@@ -577,7 +614,9 @@ async fn the_clock_moves_orders_on(backend: Backend) {
     let run = |at| jobs::run(&world.app, at, Budget::default());
     run(t0 + Duration::hours(23)).await.unwrap();
     assert_eq!(load(&world, &unaccepted.id).await.status, OrderStatus::Paid);
-    run(t0 + Duration::hours(24) + Duration::seconds(1)).await.unwrap();
+    run(t0 + Duration::hours(24) + Duration::seconds(1))
+        .await
+        .unwrap();
     let refunded = load(&world, &unaccepted.id).await;
     assert_eq!(refunded.status, OrderStatus::Refunded);
     assert_eq!(refunded.refunded_fen, Fen::from_fen(AMOUNT));
@@ -588,17 +627,36 @@ async fn the_clock_moves_orders_on(backend: Backend) {
     let statuses: Vec<_> = refunded.timeline.iter().map(|s| s.status).collect();
     assert_eq!(
         statuses,
-        [OrderStatus::PendingPayment, OrderStatus::Paid, OrderStatus::Refunding, OrderStatus::Refunded]
+        [
+            OrderStatus::PendingPayment,
+            OrderStatus::Paid,
+            OrderStatus::Refunding,
+            OrderStatus::Refunded
+        ]
     );
 
-    run(t0 + Duration::days(3) - Duration::seconds(5)).await.unwrap();
-    assert_eq!(load(&world, &asked.id).await.status, OrderStatus::RefundRequested);
-    run(t0 + Duration::days(3) + Duration::seconds(1)).await.unwrap();
+    run(t0 + Duration::days(3) - Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        load(&world, &asked.id).await.status,
+        OrderStatus::RefundRequested
+    );
+    run(t0 + Duration::days(3) + Duration::seconds(1))
+        .await
+        .unwrap();
     assert_eq!(load(&world, &asked.id).await.status, OrderStatus::Refunded);
 
-    run(t0 + Duration::days(7) - Duration::seconds(5)).await.unwrap();
-    assert_eq!(load(&world, &accepted.id).await.status, OrderStatus::Accepted);
-    run(t0 + Duration::days(7) + Duration::seconds(1)).await.unwrap();
+    run(t0 + Duration::days(7) - Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        load(&world, &accepted.id).await.status,
+        OrderStatus::Accepted
+    );
+    run(t0 + Duration::days(7) + Duration::seconds(1))
+        .await
+        .unwrap();
     let completed = load(&world, &accepted.id).await;
     assert_eq!(completed.status, OrderStatus::Completed);
     assert_eq!(completed.timeline.last().unwrap().actor, Actor::System);
@@ -612,7 +670,11 @@ async fn slow_refunds_are_followed_until_final(backend: Backend) {
     let t0 = OffsetDateTime::now_utc();
     let order = paid_order(&world, t0).await;
     let refunding = payments::cancel(&world.app, &order, t0).await.unwrap();
-    assert_eq!(refunding.status, OrderStatus::Refunding, "the provider is still at it");
+    assert_eq!(
+        refunding.status,
+        OrderStatus::Refunding,
+        "the provider is still at it"
+    );
     assert_eq!(refunding.refunds[0].status, RefundStatus::Processing);
     // The follow-up asks again (backing off), and the provider has finished.
     jobs::run(&world.app, t0 + Duration::minutes(5), Budget::default())
@@ -620,7 +682,11 @@ async fn slow_refunds_are_followed_until_final(backend: Backend) {
         .unwrap();
     let done = load(&world, &order.id).await;
     assert_eq!(done.status, OrderStatus::Refunded);
-    assert_eq!(world.wechat.refund_calls.lock().unwrap().len(), 1, "asked once, then queried");
+    assert_eq!(
+        world.wechat.refund_calls.lock().unwrap().len(),
+        1,
+        "asked once, then queried"
+    );
 }
 
 async fn a_partial_refund_returns_the_order_to_where_it_was(backend: Backend) {
@@ -628,25 +694,52 @@ async fn a_partial_refund_returns_the_order_to_where_it_was(backend: Backend) {
     let t0 = OffsetDateTime::now_utc();
     use orders::{Action, Actor, Change};
     let order = paid_order(&world, t0).await;
-    let accepted = act(&world, &order, Change::new(Action::Accept, Actor::Seller, t0)).await;
-    let disputed = act(&world, &accepted, Change::new(Action::OpenDispute, Actor::Buyer, t0)).await;
+    let accepted = act(
+        &world,
+        &order,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
+    let disputed = act(
+        &world,
+        &accepted,
+        Change::new(Action::OpenDispute, Actor::Buyer, t0),
+    )
+    .await;
     let partial = Change::new(Action::StaffRefund, Actor::Staff, t0).refund(Fen::from_fen(3_000));
     let refunding = act(&world, &disputed, partial).await;
     assert_eq!(refunding.refunds[0].from, OrderStatus::Accepted);
-    let after = payments::request_refund(&world.app, refunding, t0).await.unwrap();
-    assert_eq!(after.status, OrderStatus::Accepted, "back to before the dispute");
+    let after = payments::request_refund(&world.app, refunding, t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status,
+        OrderStatus::Accepted,
+        "back to before the dispute"
+    );
     assert_eq!(after.refunded_fen, Fen::from_fen(3_000));
     // What remains can still be refunded, and no more.
     let too_much = Change::new(Action::RequestRefund, Actor::Buyer, t0);
     let asked = act(&world, &after, too_much).await;
     let over = Change::new(Action::ApproveRefund, Actor::Seller, t0).refund(Fen::from_fen(AMOUNT));
     assert_eq!(
-        asked.transition(&over, &world.app.config.orders).unwrap_err().status().as_u16(),
+        asked
+            .transition(&over, &world.app.config.orders)
+            .unwrap_err()
+            .status()
+            .as_u16(),
         422
     );
-    let rest = act(&world, &asked, Change::new(Action::ApproveRefund, Actor::Seller, t0)).await;
+    let rest = act(
+        &world,
+        &asked,
+        Change::new(Action::ApproveRefund, Actor::Seller, t0),
+    )
+    .await;
     assert_eq!(rest.refunds[1].amount_fen, Fen::from_fen(AMOUNT - 3_000));
-    let done = payments::request_refund(&world.app, rest, t0).await.unwrap();
+    let done = payments::request_refund(&world.app, rest, t0)
+        .await
+        .unwrap();
     assert_eq!(done.status, OrderStatus::Refunded);
     assert_eq!(done.refunded_fen, Fen::from_fen(AMOUNT));
 }

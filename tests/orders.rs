@@ -5,7 +5,7 @@
 use renji_shared::domain::listings;
 use renji_shared::domain::orders::create::{self, NewOrder};
 use renji_shared::domain::orders::{
-    self, act, creation_writes, Action, Actor, Change, Order, OrderPayment, OrderStatus, Refund,
+    self, creation_writes, Action, Actor, Change, Order, OrderPayment, OrderStatus, Refund,
     RefundAsk, RefundStatus, Step,
 };
 use renji_shared::ids::{ListingId, OrderId, UserId};
@@ -570,7 +570,9 @@ async fn lists_by_role_and_status_page_newest_first(backend: Backend) {
             OffsetDateTime::now_utc(),
         );
         let after = before.transition(&change, times).unwrap();
-        act::commit(w.store(), &before, &after).await.unwrap();
+        orders::commit(w.store(), &before, &after, Vec::new())
+            .await
+            .unwrap();
     }
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     let list = |who: &Member, query: String| {
@@ -956,7 +958,7 @@ async fn racing_actions_change_the_order_once(backend: Backend) {
     let times = &w.server.app().config.orders;
     let now = OffsetDateTime::now_utc();
     let first = paid.transition(&Change::new(Action::Accept, Actor::Seller, now), times);
-    let err = act::commit(w.store(), &paid, &first.unwrap())
+    let err = orders::commit(w.store(), &paid, &first.unwrap(), Vec::new())
         .await
         .unwrap_err();
     assert_eq!((err.status().as_u16(), err.code()), (409, "order_changed"));

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use renji_shared::config::Config;
 use renji_shared::domain::listings;
 use renji_shared::domain::members;
-use renji_shared::domain::orders::{self, act, create, Action, Actor, Change};
+use renji_shared::domain::orders::{self, create, Action, Actor, Change};
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::store::{keys, DynStore, Write};
 use renji_shared::wechat::WechatIdentity;
@@ -271,7 +271,7 @@ impl Member {
             let next = order
                 .transition(&change, &app.config.orders)
                 .map_err(|e| e.to_string())?;
-            act::commit(&app.store, &order, &next)
+            orders::commit(&app.store, &order, &next, Vec::new())
                 .await
                 .map_err(|e| e.to_string())?;
             order = next;

@@ -2,18 +2,17 @@
 //! answers to a refund request in the `payments` function, with the provider calls around it):
 //! load the order for its buyer or seller (anyone else: 404), take the actor from their role,
 //! ask the state machine ([`Order::transition`]: 403 for the wrong party, 409 from the wrong
-//! state) and write the next version conditioned on the version read ([`commit`]: a lost race is
-//! 409 `order_changed` and changes nothing).
+//! state) and write the next version conditioned on the version read ([`commit`](super::commit):
+//! a lost race is 409 `order_changed` and changes nothing).
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{for_party, transition_writes, Action, Change, Order, Role, VERSION_LABEL};
+use super::{commit, for_party, Action, Change, Order, Role};
 use crate::app::App;
 use crate::domain::profile::bounded_text;
 use crate::error::Error;
 use crate::ids::{OrderId, UserId};
-use crate::store::{DynStore, StoreError};
 
 /// Longest reason a party may give (a refund request, a decline).
 pub const MAX_REASON_CHARS: usize = 200;
@@ -65,26 +64,6 @@ pub async fn apply(
 ) -> Result<Order, Error> {
     let change = Change::new(action, role.actor(), now).reason(reason);
     let next = order.transition(&change, &app.config.orders)?;
-    commit(&app.store, order, &next).await?;
+    commit(&app.store, order, &next, Vec::new()).await?;
     Ok(next)
-}
-
-/// Writes the transition `before` → `after` in one transaction; 409 `order_changed` when the
-/// order is no longer the version read.
-pub async fn commit(store: &DynStore, before: &Order, after: &Order) -> Result<(), Error> {
-    match store.transact(transition_writes(before, after)?).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed {
-            label: VERSION_LABEL,
-        }) => Err(changed()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The answer to a lost race.
-pub fn changed() -> Error {
-    Error::Conflict {
-        code: "order_changed",
-        message: "the order changed meanwhile; read it again".into(),
-    }
 }

@@ -517,12 +517,17 @@ pub async fn commit(
     store.transact(writes).await.map_err(|e| match e {
         StoreError::ConditionFailed {
             label: VERSION_LABEL,
-        } => Error::Conflict {
-            code: "order_changed",
-            message: "the order changed meanwhile; read it again".into(),
-        },
+        } => order_changed(),
         other => other.into(),
     })
+}
+
+/// The answer to a lost race: 409 `order_changed`.
+pub fn order_changed() -> Error {
+    Error::Conflict {
+        code: "order_changed",
+        message: "the order changed meanwhile; read it again".into(),
+    }
 }
 
 /// The order, if it exists.

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use super::events::{self, EventKind, Outcome, ProviderEvent};
 use super::{
-    commit, rfc3339, Action, Actor, Change, Order, OrderPayment, OrderStatus, RefundStatus,
-    VERSION_LABEL,
+    commit, order_changed, rfc3339, Action, Actor, Change, Order, OrderPayment, OrderStatus,
+    RefundStatus, VERSION_LABEL,
 };
 use crate::app::App;
 use crate::error::Error;
@@ -179,13 +179,6 @@ fn lost_race(e: &StoreError) -> bool {
             label: VERSION_LABEL | PAYMENT_LABEL
         }
     )
-}
-
-fn order_changed() -> Error {
-    Error::Conflict {
-        code: "order_changed",
-        message: "the order changed meanwhile; read it again".into(),
-    }
 }
 
 // Starting a payment.
