@@ -61,6 +61,12 @@ pub struct Options {
 pub struct Running {
     pub addr: SocketAddr,
     pub wechat_base: String,
+    /// The WeChat Pay stand-in (`WECHATPAY_API_BASE` unless set outside); `/sandbox/pay` here.
+    pub wechatpay_base: String,
+    /// The Alipay stand-in's gateway (`ALIPAY_GATEWAY` unless set outside).
+    pub alipay_gateway: String,
+    /// The Alipay stand-in's base URL: `/sandbox/pay` and `/sandbox/fail-refunds` here.
+    pub alipay_base: String,
     pub verifier_url: String,
     /// The functions' state over the whole store (for tests that look behind the API).
     pub app: Arc<App>,
@@ -146,7 +152,7 @@ fn local_secret(data_dir: &Path) -> Result<String, String> {
 }
 
 /// Makes `file` readable and writable by its owner only (0600), when others may read it.
-fn owner_only(file: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn owner_only(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -225,6 +231,33 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let (verifier_url, verifier_task) =
         sandbox::verifier::spawn(verifier_listener).map_err(|e| e.to_string())?;
 
+    // Bound first: the providers' notifications come back to it (RENJI_PUBLIC_BASE_URL).
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("{}: {e}", options.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let payment_keys = sandbox::payment_keys::load(match &options.store {
+        StoreChoice::Embedded { data_dir } => Some(data_dir.as_path()),
+        StoreChoice::Dynamo { .. } => None,
+    })
+    .await?;
+    let provider_keys = payment_keys.parse()?;
+    let wechatpay_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox WeChat Pay: {e}"))?;
+    let wechatpay_base = format!(
+        "http://{}",
+        wechatpay_listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let alipay_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox Alipay: {e}"))?;
+    let alipay_base = format!(
+        "http://{}",
+        alipay_listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let alipay_gateway = format!("{alipay_base}{}", sandbox::alipay::GATEWAY_PATH);
+
     let table_name = match &options.store {
         StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
         StoreChoice::Embedded { .. } => renji_shared::config::DEFAULT_TABLE.into(),
@@ -241,17 +274,49 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHAT_API_BASE", wechat_base.clone()),
         // Pending verifications are asked again after 5 s here (a minute in Lambda).
         ("RENJI_VERIFICATION_RECHECK_SECS", "5".into()),
+        // The payment stand-ins and their sandbox keys; the stand-ins' own provider public keys
+        // are added below, besides any an outside test configures.
+        ("WECHATPAY_MCHID", sandbox::payment_keys::MCHID.into()),
+        (
+            "WECHATPAY_MERCHANT_SERIAL",
+            payment_keys.merchant_serial.clone(),
+        ),
+        ("WECHATPAY_MERCHANT_KEY", payment_keys.merchant_key.clone()),
+        ("WECHATPAY_APIV3_KEY", payment_keys.apiv3_key.clone()),
+        ("WECHATPAY_API_BASE", wechatpay_base.clone()),
+        ("ALIPAY_APP_ID", sandbox::payment_keys::ALIPAY_APP_ID.into()),
+        ("ALIPAY_APP_PRIVATE_KEY", payment_keys.alipay_app_key.clone()),
+        ("ALIPAY_SELLER_ID", sandbox::payment_keys::ALIPAY_SELLER_ID.into()),
+        ("ALIPAY_GATEWAY", alipay_gateway.clone()),
+        ("RENJI_PUBLIC_BASE_URL", format!("http://{addr}")),
     ]);
-    // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS).
-    let config = Config::from_lookup(|name| {
+    // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS, or
+    // an outside test's payment keys).
+    let outside = |name: &str| {
         options.config.get(name).cloned().or_else(|| {
-            std::env::var(name)
-                .ok()
-                .filter(|_| !env.contains_key(name) || OVERRIDABLE.contains(&name))
-                .or_else(|| env.get(name).cloned())
+            std::env::var(name).ok().filter(|_| {
+                !env.contains_key(name)
+                    || OVERRIDABLE.contains(&name)
+                    || sandbox::payment_keys::VARIABLES.contains(&name)
+            })
+        })
+    };
+    let mut config = Config::from_lookup(|name| {
+        outside(name).or_else(|| {
+            // A secret given outside by its ARN: the generated value would make it set twice.
+            let by_arn = sandbox::payment_keys::SECRET_VARIABLES.contains(&name)
+                && outside(&format!("{name}_ARN")).is_some_and(|v| !v.trim().is_empty());
+            env.get(name).cloned().filter(|_| !by_arn)
         })
     })
     .map_err(|e| e.to_string())?;
+    let (wechatpay_task, alipay_task) = spawn_payment_stand_ins(
+        &mut config,
+        &payment_keys,
+        provider_keys,
+        wechatpay_listener,
+        alipay_listener,
+    )?;
     let template = Template::load()?;
     let secrets = Secrets::from_env(config.secrets_ttl);
     let table = template
@@ -286,10 +351,6 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
 
     let routes = Arc::new(template.routes());
-    let listener = TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| format!("{}: {e}", options.addr))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let api_functions = Arc::clone(&functions);
     let api_task = http_server::spawn(
         listener,
@@ -299,7 +360,13 @@ pub async fn start(options: Options) -> Result<Running, String> {
             Box::pin(async move { serve(&functions, &routes, req).await })
         }),
     );
-    let mut tasks = vec![wechat_task, verifier_task, api_task];
+    let mut tasks = vec![
+        wechat_task,
+        verifier_task,
+        wechatpay_task,
+        alipay_task,
+        api_task,
+    ];
     if jobs_secs > 0 {
         tasks.push(spawn_jobs(
             Arc::clone(&functions),
@@ -309,11 +376,100 @@ pub async fn start(options: Options) -> Result<Running, String> {
     Ok(Running {
         addr,
         wechat_base,
+        wechatpay_base,
+        alipay_gateway,
+        alipay_base,
         verifier_url,
         app,
         functions,
         tasks,
     })
+}
+
+/// Starts the WeChat Pay and Alipay stand-ins for the merchant as `config` has it (the generated
+/// sandbox keys, or an outside test's), and makes the functions trust the stand-ins' own provider
+/// keys besides any configured: in production only the configured ones exist.
+fn spawn_payment_stand_ins(
+    config: &mut Config,
+    keys: &sandbox::payment_keys::PaymentKeys,
+    provider: sandbox::payment_keys::Parsed,
+    wechatpay_listener: TcpListener,
+    alipay_listener: TcpListener,
+) -> Result<(JoinHandle<()>, JoinHandle<()>), String> {
+    use renji_shared::config::SecretSetting;
+    use sandbox::payment_keys::private_key_pem;
+    let public_of = |setting: Option<&SecretSetting>, name: &str| match setting {
+        Some(SecretSetting::Value(pem)) => match private_key_pem(&pem.0) {
+            Ok(key) => Some(rsa::RsaPublicKey::from(&key)),
+            Err(e) => {
+                tracing::warn!(name, error = %e, "the payment stand-in cannot check signatures");
+                None
+            }
+        },
+        _ => {
+            tracing::warn!(name, "not a value here: the payment stand-in refuses every request");
+            None
+        }
+    };
+    let merchant = match &mut config.wechat_pay {
+        Some(pay) => {
+            let id = keys.wechatpay_key_id.clone();
+            if !pay.public_keys.iter().any(|(known, _)| *known == id) {
+                pay.public_keys.push((id, keys.wechatpay_public_pem()?));
+            }
+            sandbox::wechatpay::Merchant {
+                mchid: pay.mchid.clone(),
+                appid: pay.appid.clone(),
+                serial: pay.merchant_serial.clone().unwrap_or_default(),
+                public_key: public_of(pay.merchant_key.as_ref(), "WECHATPAY_MERCHANT_KEY"),
+                apiv3_key: match &pay.apiv3_key {
+                    Some(SecretSetting::Value(key)) => Some(key.0.clone()),
+                    _ => None,
+                },
+            }
+        }
+        // WeChat Pay is off (WECHATPAY_MCHID set empty outside): the stand-in serves nobody.
+        None => sandbox::wechatpay::Merchant {
+            mchid: String::new(),
+            appid: String::new(),
+            serial: String::new(),
+            public_key: None,
+            apiv3_key: None,
+        },
+    };
+    let app = match &mut config.alipay {
+        Some(alipay) => {
+            let pem = keys.alipay_public_pem()?;
+            if !alipay.public_keys.contains(&pem) {
+                alipay.public_keys.push(pem);
+            }
+            sandbox::alipay::App {
+                app_id: alipay.app_id.clone(),
+                seller_id: alipay
+                    .seller_id
+                    .clone()
+                    .unwrap_or_else(|| sandbox::payment_keys::ALIPAY_SELLER_ID.into()),
+                public_key: public_of(alipay.app_private_key.as_ref(), "ALIPAY_APP_PRIVATE_KEY"),
+            }
+        }
+        None => sandbox::alipay::App {
+            app_id: String::new(),
+            seller_id: String::new(),
+            public_key: None,
+        },
+    };
+    let (_, wechatpay_task) = sandbox::wechatpay::spawn(
+        wechatpay_listener,
+        merchant,
+        sandbox::wechatpay::ProviderKey {
+            id: keys.wechatpay_key_id.clone(),
+            key: provider.wechatpay,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let (_, alipay_task) = sandbox::alipay::spawn(alipay_listener, app, provider.alipay)
+        .map_err(|e| e.to_string())?;
+    Ok((wechatpay_task, alipay_task))
 }
 
 /// Runs every scheduled function every `every`, as their schedules would in Lambda, each with its
