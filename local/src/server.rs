@@ -285,8 +285,14 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHATPAY_APIV3_KEY", payment_keys.apiv3_key.clone()),
         ("WECHATPAY_API_BASE", wechatpay_base.clone()),
         ("ALIPAY_APP_ID", sandbox::payment_keys::ALIPAY_APP_ID.into()),
-        ("ALIPAY_APP_PRIVATE_KEY", payment_keys.alipay_app_key.clone()),
-        ("ALIPAY_SELLER_ID", sandbox::payment_keys::ALIPAY_SELLER_ID.into()),
+        (
+            "ALIPAY_APP_PRIVATE_KEY",
+            payment_keys.alipay_app_key.clone(),
+        ),
+        (
+            "ALIPAY_SELLER_ID",
+            sandbox::payment_keys::ALIPAY_SELLER_ID.into(),
+        ),
         ("ALIPAY_GATEWAY", alipay_gateway.clone()),
         ("RENJI_PUBLIC_BASE_URL", format!("http://{addr}")),
     ]);
@@ -407,7 +413,10 @@ fn spawn_payment_stand_ins(
             }
         },
         _ => {
-            tracing::warn!(name, "not a value here: the payment stand-in refuses every request");
+            tracing::warn!(
+                name,
+                "not a value here: the payment stand-in refuses every request"
+            );
             None
         }
     };
@@ -467,8 +476,8 @@ fn spawn_payment_stand_ins(
         },
     )
     .map_err(|e| e.to_string())?;
-    let (_, alipay_task) = sandbox::alipay::spawn(alipay_listener, app, provider.alipay)
-        .map_err(|e| e.to_string())?;
+    let (_, alipay_task) =
+        sandbox::alipay::spawn(alipay_listener, app, provider.alipay).map_err(|e| e.to_string())?;
     Ok((wechatpay_task, alipay_task))
 }
 

@@ -261,19 +261,21 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
     if let Err((sub_code, sub_msg)) = check_common(&state.app, &params) {
         return answer_json(&state, &api, &failure("40002", sub_code, &sub_msg));
     }
-    let biz: serde_json::Map<String, Value> = match params
-        .get("biz_content")
-        .map(|b| serde_json::from_str(b))
-    {
-        Some(Ok(Value::Object(map))) => map,
-        _ => {
-            return answer_json(
-                &state,
-                &api,
-                &failure("40002", "isv.invalid-biz-content", "biz_content is not a JSON object"),
-            )
-        }
-    };
+    let biz: serde_json::Map<String, Value> =
+        match params.get("biz_content").map(|b| serde_json::from_str(b)) {
+            Some(Ok(Value::Object(map))) => map,
+            _ => {
+                return answer_json(
+                    &state,
+                    &api,
+                    &failure(
+                        "40002",
+                        "isv.invalid-biz-content",
+                        "biz_content is not a JSON object",
+                    ),
+                )
+            }
+        };
     let biz_str = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let response = match (method.as_str(), api.as_str()) {
         ("GET", "alipay.trade.wap.pay") => {
@@ -285,7 +287,9 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
                 ),
             }
         }
-        (_, "alipay.trade.query") => query_trade(&state, &biz_str("out_trade_no"), &biz_str("trade_no")),
+        (_, "alipay.trade.query") => {
+            query_trade(&state, &biz_str("out_trade_no"), &biz_str("trade_no"))
+        }
         (_, "alipay.trade.close") => close(&state, &biz_str("out_trade_no"), &biz_str("trade_no")),
         (_, "alipay.trade.refund") => refund(&state, &biz),
         (_, "alipay.trade.fastpay.refund.query") => refund_query(
@@ -294,7 +298,11 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
             &biz_str("trade_no"),
             &biz_str("out_request_no"),
         ),
-        _ => failure("40004", "isv.invalid-method", "this method is not in the sandbox"),
+        _ => failure(
+            "40004",
+            "isv.invalid-method",
+            "this method is not in the sandbox",
+        ),
     };
     answer_json(&state, &api, &response)
 }
@@ -314,17 +322,29 @@ fn record(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid_no {
-        return Err(("isv.invalid-out-trade-no", "out_trade_no must be 1-64 of [0-9A-Za-z_]".into()));
+        return Err((
+            "isv.invalid-out-trade-no",
+            "out_trade_no must be 1-64 of [0-9A-Za-z_]".into(),
+        ));
     }
     let total = fen(get("total_amount"))
         .filter(|f| (1..=10_000_000_000).contains(f))
-        .ok_or(("isv.invalid-total-amount", "total_amount must be 0.01-100000000 yuan with at most two decimals".to_owned()))?;
+        .ok_or((
+            "isv.invalid-total-amount",
+            "total_amount must be 0.01-100000000 yuan with at most two decimals".to_owned(),
+        ))?;
     let subject = get("subject");
     if subject.is_empty() || subject.chars().count() > 256 {
-        return Err(("isv.invalid-subject", "subject must be 1-256 characters".into()));
+        return Err((
+            "isv.invalid-subject",
+            "subject must be 1-256 characters".into(),
+        ));
     }
     if get("product_code") != product_code {
-        return Err(("isv.invalid-product-code", format!("product_code must be {product_code}")));
+        return Err((
+            "isv.invalid-product-code",
+            format!("product_code must be {product_code}"),
+        ));
     }
     let splittable = biz
         .get("extend_params")
@@ -353,7 +373,10 @@ fn record(
         .map_err(|_| ("aop.unknow-error", "stand-in state poisoned".to_owned()))?;
     if let Some(trade) = book.trades.get(out_trade_no) {
         if trade.total != total || trade.subject != subject {
-            return Err(("ACQ.CONTEXT_INCONSISTENT", "the trade exists with other details".into()));
+            return Err((
+                "ACQ.CONTEXT_INCONSISTENT",
+                "the trade exists with other details".into(),
+            ));
         }
         return Ok(out_trade_no.to_owned());
     }
@@ -449,7 +472,11 @@ fn close(state: &State, out_trade_no: &str, trade_no: &str) -> Value {
 fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
     let get = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let Some(amount) = fen(&get("refund_amount")).filter(|f| *f >= 1) else {
-        return failure("40002", "isv.invalid-refund-amount", "refund_amount must be a yuan amount from 0.01");
+        return failure(
+            "40002",
+            "isv.invalid-refund-amount",
+            "refund_amount must be a yuan amount from 0.01",
+        );
     };
     let mut notify = None;
     let answer = {
@@ -466,15 +493,22 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
             n => n,
         };
         let key = (trade.out_trade_no.clone(), out_request_no);
-        let (trade_no, out_trade_no, total) =
-            (trade.trade_no.clone(), trade.out_trade_no.clone(), trade.total);
+        let (trade_no, out_trade_no, total) = (
+            trade.trade_no.clone(),
+            trade.out_trade_no.clone(),
+            trade.total,
+        );
         let refunded = trade.refunded;
         let status = trade.status;
         let fund_change;
         let at;
         if let Some(existing) = book.refunds.get(&key) {
             if existing.amount != amount {
-                return failure("40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额与原请求不一致");
+                return failure(
+                    "40004",
+                    "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+                    "退款金额与原请求不一致",
+                );
             }
             fund_change = "N";
             at = existing.at.clone();
@@ -502,7 +536,10 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
                 if trade.refunded == trade.total {
                     trade.status = Status::Closed;
                 }
-                notify = trade.notify_url.clone().map(|url| (url, trade_notice(state, trade), key.1.clone(), at.clone()));
+                notify = trade
+                    .notify_url
+                    .clone()
+                    .map(|url| (url, trade_notice(state, trade), key.1.clone(), at.clone()));
             }
             fund_change = "Y";
         }
@@ -543,8 +580,11 @@ fn refund_query(state: &State, out_trade_no: &str, trade_no: &str, out_request_n
     let Some(trade) = find(&mut book, out_trade_no, trade_no) else {
         return not_exist();
     };
-    let (trade_no, out_trade_no, total) =
-        (trade.trade_no.clone(), trade.out_trade_no.clone(), trade.total);
+    let (trade_no, out_trade_no, total) = (
+        trade.trade_no.clone(),
+        trade.out_trade_no.clone(),
+        trade.total,
+    );
     let request = if out_request_no.is_empty() {
         out_trade_no.clone()
     } else {
@@ -561,7 +601,9 @@ fn refund_query(state: &State, out_trade_no: &str, trade_no: &str, out_request_n
             "gmt_refund_pay": refund.at,
         })),
         // Alipay answers an unknown refund with success and no refund fields.
-        None => success(json!({"trade_no": trade_no, "out_trade_no": out_trade_no, "out_request_no": request})),
+        None => success(
+            json!({"trade_no": trade_no, "out_trade_no": out_trade_no, "out_request_no": request}),
+        ),
     }
 }
 
@@ -592,7 +634,11 @@ fn trade_notice(state: &State, trade: &Trade) -> BTreeMap<String, String> {
         ("subject", trade.subject.clone()),
         ("gmt_create", trade.created.clone()),
         ("gmt_payment", trade.paid_at.clone().unwrap_or_default()),
-        ("fund_bill_list", r#"[{"amount":"AMOUNT","fundChannel":"ALIPAYACCOUNT"}]"#.replace("AMOUNT", &yuan(trade.total))),
+        (
+            "fund_bill_list",
+            r#"[{"amount":"AMOUNT","fundChannel":"ALIPAYACCOUNT"}]"#
+                .replace("AMOUNT", &yuan(trade.total)),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -623,7 +669,10 @@ async fn deliver(http: &reqwest::Client, url: &str, body: String) -> String {
         }
         let sent = http
             .post(url)
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .body(body.clone())
             .send()
             .await;
@@ -661,24 +710,29 @@ fn sandbox_error(status: u16, message: &str) -> HttpResponse {
 }
 
 /// Checks a signed order the client was given (app order string or wap URL) and records it.
-fn record_order(state: &State, signed: &str, method: &str, product_code: &str) -> Result<String, HttpResponse> {
+fn record_order(
+    state: &State,
+    signed: &str,
+    method: &str,
+    product_code: &str,
+) -> Result<String, String> {
     let params: BTreeMap<String, String> = url::form_urlencoded::parse(signed.as_bytes())
         .into_owned()
         .collect();
     if params.get("method").map(String::as_str) != Some(method) {
-        return Err(sandbox_error(400, &format!("method is not {method}")));
+        return Err(format!("method is not {method}"));
     }
     if let Err((sub_code, why)) = check_common(&state.app, &params) {
-        return Err(sandbox_error(400, &format!("{sub_code}: {why}")));
+        return Err(format!("{sub_code}: {why}"));
     }
     let Some(Ok(Value::Object(biz))) = params
         .get("biz_content")
         .map(|b| serde_json::from_str::<Value>(b))
     else {
-        return Err(sandbox_error(400, "biz_content is not a JSON object"));
+        return Err("biz_content is not a JSON object".into());
     };
     record(state, &params, &biz, product_code)
-        .map_err(|(sub_code, why)| sandbox_error(400, &format!("{sub_code}: {why}")))
+        .map_err(|(sub_code, why)| format!("{sub_code}: {why}"))
 }
 
 async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
@@ -700,11 +754,11 @@ async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
             record_order(state, query, "alipay.trade.wap.pay", "QUICK_WAP_WAY")
         }
         (None, None, Some(no)) => Ok(no.clone()),
-        _ => Err(sandbox_error(400, "give one of order_string, url, out_trade_no")),
+        _ => Err("give one of order_string, url, out_trade_no".to_owned()),
     };
     let out_trade_no = match recorded {
         Ok(no) => no,
-        Err(response) => return response,
+        Err(why) => return sandbox_error(400, &why),
     };
     let (notice, url, repeat) = {
         let Ok(mut book) = state.book.lock() else {

@@ -89,7 +89,8 @@ pub struct Parsed {
 
 impl PaymentKeys {
     pub fn parse(&self) -> Result<Parsed, String> {
-        let merchant = private_key_pem(&self.merchant_key).map_err(|e| format!("merchant key: {e}"))?;
+        let merchant =
+            private_key_pem(&self.merchant_key).map_err(|e| format!("merchant key: {e}"))?;
         let wechatpay =
             private_key_pem(&self.wechatpay_key).map_err(|e| format!("WeChat Pay key: {e}"))?;
         let alipay_app =
@@ -117,9 +118,8 @@ impl PaymentKeys {
     }
 
     fn generate() -> Result<Self, String> {
-        let key = || {
-            RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| format!("RSA key generation: {e}"))
-        };
+        let key =
+            || RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| format!("RSA key generation: {e}"));
         let pkcs8 = |k: &RsaPrivateKey| {
             k.to_pkcs8_pem(LineEnding::LF)
                 .map(|pem| pem.to_string())
@@ -134,7 +134,10 @@ impl PaymentKeys {
         Ok(PaymentKeys {
             merchant_serial: serial.iter().map(|b| format!("{b:02X}")).collect(),
             merchant_key: pkcs8(&key()?)?,
-            apiv3_key: random_text(32, b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+            apiv3_key: random_text(
+                32,
+                b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+            ),
             wechatpay_key_id: format!("PUB_KEY_ID_{}", random_text(32, b"0123456789")),
             wechatpay_key: pkcs8(&key()?)?,
             alipay_app_key,

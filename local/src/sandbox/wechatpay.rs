@@ -126,7 +126,11 @@ type Shared = Arc<State>;
 
 /// A WeChat Pay error answer (signed like every answer).
 fn error(state: &State, status: u16, code: &str, message: &str) -> HttpResponse {
-    signed(state, status, Some(&json!({"code": code, "message": message})))
+    signed(
+        state,
+        status,
+        Some(&json!({"code": code, "message": message})),
+    )
 }
 
 fn param_error(state: &State, message: &str) -> HttpResponse {
@@ -189,7 +193,10 @@ fn check_authorization(
         .ok_or("the Authorization scheme is not WECHATPAY2-SHA256-RSA2048")?;
     let mut fields = HashMap::new();
     for part in params.split(',') {
-        let (key, value) = part.trim().split_once('=').ok_or("malformed Authorization")?;
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or("malformed Authorization")?;
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
@@ -279,10 +286,7 @@ fn json_body(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-fn str_field<'a>(
-    map: &'a serde_json::Map<String, Value>,
-    name: &str,
-) -> Result<&'a str, String> {
+fn str_field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a str, String> {
     map.get(name)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -330,7 +334,10 @@ struct NewTrade {
     time_expire: OffsetDateTime,
 }
 
-fn validate_jsapi(merchant: &Merchant, map: &serde_json::Map<String, Value>) -> Result<NewTrade, (&'static str, String)> {
+fn validate_jsapi(
+    merchant: &Merchant,
+    map: &serde_json::Map<String, Value>,
+) -> Result<NewTrade, (&'static str, String)> {
     let param = |m: String| ("PARAM_ERROR", m);
     if let Some(unknown) = map.keys().find(|k| !JSAPI_FIELDS.contains(&k.as_str())) {
         return Err(param(format!("unknown field {unknown}")));
@@ -338,7 +345,10 @@ fn validate_jsapi(merchant: &Merchant, map: &serde_json::Map<String, Value>) -> 
     let appid = str_field(map, "appid").map_err(param)?;
     let mchid = str_field(map, "mchid").map_err(param)?;
     if mchid != merchant.mchid || appid != merchant.appid {
-        return Err(("APPID_MCHID_NOT_MATCH", "appid and mchid do not match".into()));
+        return Err((
+            "APPID_MCHID_NOT_MATCH",
+            "appid and mchid do not match".into(),
+        ));
     }
     let description = str_field(map, "description").map_err(param)?;
     if description.len() > 127 {
@@ -357,13 +367,13 @@ fn validate_jsapi(merchant: &Merchant, map: &serde_json::Map<String, Value>) -> 
     // WeChat Pay wants https; the stand-in also takes the local server's http on loopback.
     let scheme_ok = notify_url.starts_with("https://") || notify_url.starts_with("http://");
     if !scheme_ok || notify_url.contains('?') || notify_url.len() > 255 {
-        return Err(param("notify_url must be an absolute URL without a query".into()));
+        return Err(param(
+            "notify_url must be an absolute URL without a query".into(),
+        ));
     }
     let time_expire = str_field(map, "time_expire")
         .ok()
-        .and_then(|t| {
-            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
         .ok_or_else(|| param("time_expire must be an RFC 3339 time".into()))?;
     if time_expire <= OffsetDateTime::now_utc() {
         return Err(("INVALID_REQUEST", "time_expire has passed".into()));
@@ -501,11 +511,7 @@ fn query_trade(state: &State, no: &str, mchid: Option<&str>) -> HttpResponse {
         return error(state, 500, "SYSTEM_ERROR", "stand-in state poisoned");
     };
     match book.trades.get(no) {
-        Some(trade) => signed(
-            state,
-            200,
-            Some(&transaction(&state.merchant.mchid, trade)),
-        ),
+        Some(trade) => signed(state, 200, Some(&transaction(&state.merchant.mchid, trade))),
         None => error(state, 404, "ORDER_NOT_EXIST", "the order does not exist"),
     }
 }
@@ -621,7 +627,12 @@ fn refund(state: &Shared, body: &[u8]) -> HttpResponse {
         by_no == Some(t.out_trade_no.as_str())
             || (by_id.is_some() && by_id == t.transaction_id.as_deref())
     }) else {
-        return error(state, 404, "RESOURCE_NOT_EXISTS", "the order does not exist");
+        return error(
+            state,
+            404,
+            "RESOURCE_NOT_EXISTS",
+            "the order does not exist",
+        );
     };
     if !matches!(trade.state, TradeState::Success | TradeState::Refund) {
         return error(state, 400, "INVALID_REQUEST", "the order is not paid");
@@ -734,7 +745,12 @@ fn query_refund(state: &State, no: &str) -> HttpResponse {
     };
     match book.refunds.get(no) {
         Some(refund) => signed(state, 200, Some(&refund_json(refund))),
-        None => error(state, 404, "RESOURCE_NOT_EXISTS", "the refund does not exist"),
+        None => error(
+            state,
+            404,
+            "RESOURCE_NOT_EXISTS",
+            "the refund does not exist",
+        ),
     }
 }
 
@@ -752,8 +768,8 @@ fn notification(
         .apiv3_key
         .as_deref()
         .ok_or("no APIv3 key is configured (WECHATPAY_APIV3_KEY)")?;
-    let cipher =
-        aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|_| "the APIv3 key is not 32 bytes")?;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes())
+        .map_err(|_| "the APIv3 key is not 32 bytes")?;
     let nonce = random_text(12, ALNUM);
     let ciphertext = cipher
         .encrypt(
@@ -872,7 +888,13 @@ async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
         "already_paid": repeat,
     });
     if call.notify {
-        let outcome = match notification(state, "TRANSACTION.SUCCESS", "支付成功", "transaction", &resource) {
+        let outcome = match notification(
+            state,
+            "TRANSACTION.SUCCESS",
+            "支付成功",
+            "transaction",
+            &resource,
+        ) {
             Ok(body) => deliver(state, &url, body).await,
             Err(why) => why.to_owned(),
         };
