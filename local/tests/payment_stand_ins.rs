@@ -938,3 +938,64 @@ async fn an_outside_tests_keys_win_and_the_stand_ins_keys_are_trusted_besides() 
         "the outside app key verifies"
     );
 }
+
+#[tokio::test]
+async fn the_sandbox_payment_keys_are_kept_owner_only_and_reused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let options = Options {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        store: StoreChoice::Embedded {
+            data_dir: dir.path().to_owned(),
+        },
+        session_secret: None,
+        config: Default::default(),
+    };
+    let path = dir.path().join("payment-keys");
+    let first = start(options.clone()).await.expect("start");
+    let written = std::fs::read_to_string(&path).expect("written");
+    assert_eq!(
+        std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    let trusted = first
+        .app
+        .config
+        .wechat_pay
+        .as_ref()
+        .expect("on")
+        .public_keys
+        .clone();
+    drop(first);
+    // The database is released once the first server's tasks have ended.
+    let restart = || async {
+        loop {
+            match start(options.clone()).await {
+                Err(e) if e.contains("already open") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                other => break other,
+            }
+        }
+    };
+    let second = restart().await.expect("restart");
+    assert_eq!(std::fs::read_to_string(&path).expect("kept"), written);
+    assert_eq!(
+        second
+            .app
+            .config
+            .wechat_pay
+            .as_ref()
+            .expect("on")
+            .public_keys,
+        trusted,
+        "a restart trusts the same WeChat Pay key (payments started before it still verify)"
+    );
+    drop(second);
+    std::fs::write(&path, "not keys").expect("write");
+    let refused = restart()
+        .await
+        .err()
+        .expect("a damaged key file is a start-up error");
+    assert!(refused.contains("payment-keys"), "{refused}");
+}

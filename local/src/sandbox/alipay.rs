@@ -483,7 +483,6 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
         let Ok(mut book) = state.book.lock() else {
             return failure("20000", "aop.unknow-error", "stand-in state poisoned");
         };
-        let fails = book.fail_refunds.contains(&get("out_trade_no"));
         let Some(trade) = find(&mut book, &get("out_trade_no"), &get("trade_no")) else {
             return not_exist();
         };
@@ -500,6 +499,7 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
         );
         let refunded = trade.refunded;
         let status = trade.status;
+        let fails = book.fail_refunds.contains(&out_trade_no);
         let fund_change;
         let at;
         if let Some(existing) = book.refunds.get(&key) {
