@@ -748,6 +748,18 @@ async fn alipay_refuses_a_bad_signature_and_pays_with_a_verified_notification() 
     .await;
     assert_eq!(queried["refund_status"], "REFUND_SUCCESS");
     assert_eq!(queried["refund_amount"], "10.00");
+    let unknown = alipay_call(
+        &s,
+        &app_key,
+        "alipay.trade.fastpay.refund.query",
+        json!({"out_trade_no": no, "out_request_no": format!("{no}R09")}),
+    )
+    .await;
+    assert_eq!(
+        unknown,
+        json!({"code": "10000", "msg": "Success"}),
+        "a refund Alipay has not received: a bare success"
+    );
     let (_, raw) = next(&mut notices).await;
     let params: BTreeMap<String, String> = url::form_urlencoded::parse(&raw).into_owned().collect();
     assert_eq!(

@@ -600,10 +600,8 @@ fn refund_query(state: &State, out_trade_no: &str, trade_no: &str, out_request_n
             "refund_status": "REFUND_SUCCESS",
             "gmt_refund_pay": refund.at,
         })),
-        // Alipay answers an unknown refund with success and no refund fields.
-        None => success(
-            json!({"trade_no": trade_no, "out_trade_no": out_trade_no, "out_request_no": request}),
-        ),
+        // Alipay answers a refund it has not received with a bare success: no data at all.
+        None => success(json!({})),
     }
 }
 
