@@ -850,7 +850,8 @@ async fn an_outside_tests_keys_win_and_the_stand_ins_keys_are_trusted_besides() 
     let apiv3 = "0123456789abcdef0123456789ABCDEF";
     let merchant_pem = pem(&merchant_key).replace('\n', "\\n");
     let platform_public = public_pem(&outside_platform);
-    let app_pem = pem(&app_key);
+    // Bare base64 DER, as Alipay's key tool shows it.
+    let app_pem = STANDARD.encode(app_key.to_pkcs8_der().expect("der").as_bytes());
     let alipay_public = public_pem(&outside_platform);
     let s = server(&[
         ("WECHATPAY_MCHID", "1600000001"),
@@ -1010,4 +1011,216 @@ async fn the_sandbox_payment_keys_are_kept_owner_only_and_reused() {
         .err()
         .expect("a damaged key file is a start-up error");
     assert!(refused.contains("payment-keys"), "{refused}");
+}
+
+// --- Our adapters (shared/src/payments, on ring) against the stand-ins -------------------------
+
+/// The local server with the notifications sent to the test's catcher instead of the API.
+async fn server_notifying(
+    reply: &'static str,
+) -> (Server, mpsc::UnboundedReceiver<(hyper::HeaderMap, Vec<u8>)>) {
+    let (url, rx) = catcher(reply).await;
+    let base = url.trim_end_matches("/notify").to_owned();
+    (server(&[("RENJI_PUBLIC_BASE_URL", &base)]).await, rx)
+}
+
+fn payment(
+    channel: renji_shared::payments::Channel,
+    order_no: &str,
+    fen: i64,
+) -> renji_shared::payments::PaymentStart {
+    renji_shared::payments::PaymentStart {
+        channel,
+        order_no: order_no.into(),
+        description: "人像摄影".repeat(20),
+        amount: renji_shared::money::Fen::from_fen(fen),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        payer_openid: Some("o-test-buyer".into()),
+        prepay_id: None,
+    }
+}
+
+#[tokio::test]
+async fn our_wechatpay_adapter_and_verifier_work_against_the_stand_in() {
+    use renji_shared::money::Fen;
+    use renji_shared::payments::{Channel, Notice, RefundRequest, RefundState, Trade};
+    let (s, mut notices) = server_notifying("").await;
+    let payments = &s.running.app.payments;
+    let gateway = payments.wechat.as_ref().expect("a WeChat Pay gateway");
+    let verifier = payments
+        .wechat_notify
+        .as_ref()
+        .expect("a WeChat Pay notify verifier");
+    let no = "01KB0000000000000000000A";
+
+    let started = gateway
+        .start(&payment(Channel::Wechat, no, 2500))
+        .await
+        .expect("start");
+    assert!(started.prepay_id.is_some());
+    assert_eq!(gateway.query(no).await.expect("query"), Trade::Open);
+    assert_eq!(
+        gateway
+            .query("01KB0000000000000000000Z")
+            .await
+            .expect("query"),
+        Trade::NotFound
+    );
+
+    let (status, _) = sandbox_post(
+        format!("{}/sandbox/pay", s.running.wechatpay_base),
+        json!({"out_trade_no": no}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (headers, raw) = next(&mut notices).await;
+    let notice = verifier
+        .verify(&headers, &raw, time::OffsetDateTime::now_utc())
+        .await
+        .expect("our verifier accepts the stand-in's notification");
+    let Notice::Paid { order_no, paid, .. } = notice else {
+        panic!("a payment notice: {notice:?}")
+    };
+    assert_eq!((order_no.as_str(), paid.amount), (no, Fen::from_fen(2500)));
+    let Trade::Paid(queried) = gateway.query(no).await.expect("query") else {
+        panic!("paid")
+    };
+    assert_eq!(queried.transaction_id, paid.transaction_id);
+
+    let refund = RefundRequest {
+        order_no: no.into(),
+        out_refund_no: format!("{no}R01"),
+        amount: Fen::from_fen(1000),
+        total: Fen::from_fen(2500),
+        reason: "买家取消".into(),
+    };
+    let state = gateway.refund(&refund).await.expect("refund");
+    assert_eq!(state, RefundState::Processing);
+    let (headers, raw) = next(&mut notices).await;
+    let notice = verifier
+        .verify(&headers, &raw, time::OffsetDateTime::now_utc())
+        .await
+        .expect("the refund notification verifies");
+    assert!(
+        matches!(&notice, Notice::Refund { state: RefundState::Succeeded { .. }, out_refund_no, .. } if *out_refund_no == refund.out_refund_no),
+        "{notice:?}"
+    );
+    assert!(matches!(
+        gateway
+            .refund_query(no, &refund.out_refund_no)
+            .await
+            .expect("refund query"),
+        RefundState::Succeeded { .. }
+    ));
+
+    let other = "01KB0000000000000000000B";
+    gateway
+        .start(&payment(Channel::Wechat, other, 100))
+        .await
+        .expect("start");
+    gateway.close(other).await.expect("close");
+    assert_eq!(gateway.query(other).await.expect("query"), Trade::Closed);
+}
+
+#[tokio::test]
+async fn our_alipay_adapter_and_verifier_work_against_the_stand_in() {
+    use renji_shared::money::Fen;
+    use renji_shared::payments::{Channel, Notice, RefundRequest, RefundState, Trade};
+    let (s, mut notices) = server_notifying("success").await;
+    let payments = &s.running.app.payments;
+    let gateway = payments.alipay.as_ref().expect("an Alipay gateway");
+    let verifier = payments
+        .alipay_notify
+        .as_ref()
+        .expect("an Alipay notify verifier");
+    let no = "01KB0000000000000000000C";
+
+    let started = gateway
+        .start(&payment(Channel::Alipay, no, 2500))
+        .await
+        .expect("start");
+    let order_string = started.client["order_string"]
+        .as_str()
+        .expect("order_string");
+    assert_eq!(
+        gateway.query(no).await.expect("query"),
+        Trade::NotFound,
+        "app pay not opened yet"
+    );
+    let (status, paid) = sandbox_post(
+        format!("{}/sandbox/pay", s.running.alipay_base),
+        json!({"order_string": order_string}),
+    )
+    .await;
+    assert_eq!(status, 200, "the stand-in accepts our order string: {paid}");
+    let (_, raw) = next(&mut notices).await;
+    let notice = verifier
+        .verify(&raw)
+        .expect("our verifier accepts the stand-in's notification");
+    let Notice::Paid { order_no, paid, .. } = notice else {
+        panic!("a payment notice: {notice:?}")
+    };
+    assert_eq!((order_no.as_str(), paid.amount), (no, Fen::from_fen(2500)));
+    assert!(matches!(
+        gateway.query(no).await.expect("query"),
+        Trade::Paid(_)
+    ));
+
+    let refund = RefundRequest {
+        order_no: no.into(),
+        out_refund_no: format!("{no}R01"),
+        amount: Fen::from_fen(1000),
+        total: Fen::from_fen(2500),
+        reason: "买家取消".into(),
+    };
+    assert!(matches!(
+        gateway.refund(&refund).await.expect("refund"),
+        RefundState::Succeeded { .. }
+    ));
+    assert!(
+        matches!(
+            gateway.refund(&refund).await.expect("again"),
+            RefundState::Succeeded { .. }
+        ),
+        "a retry (fund_change N) is confirmed by the refund query"
+    );
+    assert!(matches!(
+        gateway
+            .refund_query(no, &refund.out_refund_no)
+            .await
+            .expect("refund query"),
+        RefundState::Succeeded { .. }
+    ));
+    assert_eq!(
+        gateway
+            .refund_query(no, &format!("{no}R02"))
+            .await
+            .expect("refund query"),
+        RefundState::NotFound
+    );
+    let (_, raw) = next(&mut notices).await;
+    let notice = verifier
+        .verify(&raw)
+        .expect("the refund's notification verifies");
+    assert!(
+        matches!(&notice, Notice::Refund { out_refund_no, .. } if *out_refund_no == refund.out_refund_no),
+        "a refund's notification is read as the refund, not as a payment: {notice:?}"
+    );
+
+    let wap = "01KB0000000000000000000D";
+    let started = gateway
+        .start(&payment(Channel::AlipayWap, wap, 1))
+        .await
+        .expect("start");
+    let url = started.client["url"].as_str().expect("url");
+    let page = reqwest::get(url).await.expect("open the wap URL");
+    assert_eq!(
+        page.status().as_u16(),
+        200,
+        "{}",
+        page.text().await.unwrap_or_default()
+    );
+    assert_eq!(gateway.query(wap).await.expect("query"), Trade::Open);
+    gateway.close(wap).await.expect("close");
+    assert_eq!(gateway.query(wap).await.expect("query"), Trade::Closed);
 }

@@ -164,12 +164,24 @@ pub fn random_text(len: usize, alphabet: &[u8]) -> String {
     out
 }
 
-/// A private key in PKCS#8 or PKCS#1 PEM (real newlines or `\n` escapes).
+/// A private key in PKCS#8 or PKCS#1 PEM (real newlines or `\n` escapes), or the bare base64
+/// DER Alipay's key tool writes (the configuration takes it too).
 pub fn private_key_pem(pem: &str) -> Result<RsaPrivateKey, String> {
+    use base64::Engine as _;
     let pem = renji_shared::config::pem_text(pem);
-    RsaPrivateKey::from_pkcs8_pem(&pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
-        .map_err(|_| "not an RSA private key in PKCS#8 or PKCS#1 PEM".to_owned())
+    let refused = || "not an RSA private key in PKCS#8 or PKCS#1 (PEM or base64)".to_owned();
+    if pem.starts_with("-----BEGIN") {
+        return RsaPrivateKey::from_pkcs8_pem(&pem)
+            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
+            .map_err(|_| refused());
+    }
+    let compact: String = pem.split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| refused())?;
+    RsaPrivateKey::from_pkcs8_der(&der)
+        .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
+        .map_err(|_| refused())
 }
 
 pub fn public_pem(key: &RsaPrivateKey) -> Result<String, String> {
