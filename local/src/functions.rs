@@ -13,6 +13,9 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("FavoritesFunction", renji_favorites::ROUTES),
     ("OrdersFunction", renji_orders::ROUTES),
     ("VerificationFunction", renji_verification::ROUTES),
+    ("PaymentsFunction", renji_payments::ROUTES),
+    ("WechatPayNotifyFunction", renji_wechat_pay_notify::ROUTES),
+    ("AlipayNotifyFunction", renji_alipay_notify::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -24,17 +27,21 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "FavoritesFunction" => renji_favorites::handle(app, req).await,
         "OrdersFunction" => renji_orders::handle(app, req).await,
         "VerificationFunction" => renji_verification::handle(app, req).await,
+        "PaymentsFunction" => renji_payments::handle(app, req).await,
+        "WechatPayNotifyFunction" => renji_wechat_pay_notify::handle(app, req).await,
+        "AlipayNotifyFunction" => renji_alipay_notify::handle(app, req).await,
         _ => return None,
     })
 }
 
 /// The scheduled functions (a `Schedule` event in `template.yaml`), run by this server's timer.
-pub const JOBS: &[&str] = &["VerificationJobsFunction"];
+pub const JOBS: &[&str] = &["VerificationJobsFunction", "OrderJobsFunction"];
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
 pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> {
     Some(match function {
         "VerificationJobsFunction" => renji_verification_jobs::run(app).await,
+        "OrderJobsFunction" => renji_order_jobs::run(app).await,
         _ => return None,
     })
 }

@@ -1,0 +1,169 @@
+//! The `payments` function: starts a payment and takes every action that moves money at a
+//! provider (cancel, decline, refund approve), plus the refund decline beside them. The only
+//! request-path function given the merchant private keys.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use renji_shared::domain::idempotency::{self, Begin, StoredResponse};
+use renji_shared::domain::orders::payments;
+use renji_shared::domain::orders::{self, Action, Change, Order, Role};
+use renji_shared::http::route_key;
+use renji_shared::http::{body_bytes, id_param, idempotency_key, json_body, json_response, ok};
+use renji_shared::ids::OrderId;
+use renji_shared::payments::Channel;
+use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::{App, Error};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+/// The routes this function serves and their rate limits; `template.yaml` must route exactly
+/// these here (tested).
+pub const ROUTES: &[Route] = &[
+    Route::member("POST /v1/orders/{id}/payments", Class::Write),
+    Route::member("POST /v1/orders/{id}/cancel", Class::Write),
+    Route::member("POST /v1/orders/{id}/decline", Class::Write),
+    Route::member("POST /v1/orders/{id}/refund/approve", Class::Write),
+    Route::member("POST /v1/orders/{id}/refund/decline", Class::Write),
+];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serve(app, ROUTES, req, |req| route(app, req)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayBody {
+    channel: Channel,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+/// A reason shown to the other party: 1 to 200 characters once trimmed.
+fn reason(req: &Request, app: &App) -> Result<String, Error> {
+    let body: ReasonBody = json_body(req, app.config.max_body_bytes)?;
+    let text = body.reason.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > 200 || text.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "reason",
+            "must be 1 to 200 characters, without control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Refuses a body on a route that takes none (anything but nothing, or an empty object).
+fn no_body(req: &Request, app: &App) -> Result<(), Error> {
+    let bytes = body_bytes(req, app.config.max_body_bytes)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+    json_body::<Empty>(req, app.config.max_body_bytes).map(|_| ())
+}
+
+async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let me = app.authenticate(&req).await?;
+    let id = id_param(&req, "id", OrderId::parse, "order")?;
+    let now = OffsetDateTime::now_utc();
+    let (order, role) = orders::for_party(&app.store, &id, &me.user_id).await?;
+    let route = route_key(&req).unwrap_or_default();
+    let order = match route {
+        "POST /v1/orders/{id}/payments" => return pay(app, &req, order, role, now).await,
+        "POST /v1/orders/{id}/cancel" => {
+            no_body(&req, app)?;
+            refuse_unless(&order, role, Action::Cancel)?;
+            payments::cancel(app, &order, now).await?
+        }
+        "POST /v1/orders/{id}/decline" => {
+            let why = reason(&req, app)?;
+            refuse_unless(&order, role, Action::Decline)?;
+            let change = Change::new(Action::Decline, role.actor(), now).reason(Some(why));
+            payments::refund_now(app, &order, change).await?
+        }
+        "POST /v1/orders/{id}/refund/approve" => {
+            no_body(&req, app)?;
+            let change = Change::new(Action::ApproveRefund, role.actor(), now);
+            payments::refund_now(app, &order, change).await?
+        }
+        "POST /v1/orders/{id}/refund/decline" => {
+            let why = reason(&req, app)?;
+            let change = Change::new(Action::DeclineRefund, role.actor(), now).reason(Some(why));
+            let next = order.transition(&change, &app.config.orders)?;
+            orders::commit(&app.store, &order, &next, Vec::new()).await?;
+            next
+        }
+        _ => return Err(Error::NotFound("route")),
+    };
+    ok(&order.view())
+}
+
+/// The state machine's refusal when `role` may not take `action` here, before any provider is
+/// called (cancel and decline call providers first).
+fn refuse_unless(order: &Order, role: Role, action: Action) -> Result<(), Error> {
+    orders::machine::rule(order.status, action, role.actor())
+        .map(|_| ())
+        .map_err(|refusal| refusal.into_error(order.status, action))
+}
+
+/// `POST /v1/orders/{id}/payments {channel}`, with an optional `Idempotency-Key`.
+async fn pay(
+    app: &App,
+    req: &Request,
+    order: Order,
+    role: Role,
+    now: OffsetDateTime,
+) -> Result<Response<Body>, Error> {
+    let body: PayBody = json_body(req, app.config.max_body_bytes)?;
+    if role != Role::Buyer {
+        return Err(Error::Forbidden("only the buyer may pay".into()));
+    }
+    let key = idempotency_key(req)?;
+    let begun = match &key {
+        Some(key) => {
+            let path = format!("POST /v1/orders/{}/payments", order.id);
+            let bytes = body_bytes(req, app.config.max_body_bytes)?;
+            Some(idempotency::begin(&app.store, &order.buyer_id, &path, key, bytes).await?)
+        }
+        None => None,
+    };
+    let guard = match begun {
+        Some(Begin::Replay(stored)) => {
+            return Ok(json_response(
+                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                &stored.body,
+            ))
+        }
+        Some(Begin::Fresh(guard)) => Some(guard),
+        None => None,
+    };
+    let (answer, writes) = payments::start(app, &order, body.channel, now).await?;
+    let stored = StoredResponse {
+        status: 200,
+        body: answer,
+    };
+    let stored = match guard {
+        Some(guard) => {
+            guard
+                .commit(&app.store, writes, stored, Error::from)
+                .await?
+        }
+        None => {
+            app.store.transact(writes).await.map_err(|e| match e {
+                renji_shared::store::StoreError::ConditionFailed { .. } => Error::Conflict {
+                    code: "order_changed",
+                    message: "the payment was started twice at once; ask again".into(),
+                },
+                other => other.into(),
+            })?;
+            stored
+        }
+    };
+    Ok(json_response(StatusCode::OK, &stored.body))
+}
