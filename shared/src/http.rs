@@ -166,6 +166,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
     Ok(value)
 }
 
+/// The body of a route that takes none: nothing, or an empty JSON object (anything else is
+/// refused as any body is: 400 malformed, 422 an unknown field or not an object).
+pub fn no_body(req: &Request, limit: usize) -> Result<(), Error> {
+    if body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+    json_body::<Empty>(req, limit).map(|_| ())
+}
+
 fn malformed(message: &str) -> Error {
     Error::BadRequest {
         code: "malformed_json",

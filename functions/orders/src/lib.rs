@@ -4,11 +4,11 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use renji_shared::domain::orders::act::{self, NoBody, ReasonBody};
+use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::{create, list, view, Action, Order, Role};
 use renji_shared::http::{
-    body_bytes, created, id_param, idempotency_key, json_body, json_response, ok, only_params,
-    query_param, route_key, PageRequest,
+    body_bytes, created, id_param, idempotency_key, json_body, json_response, no_body, ok,
+    only_params, query_param, route_key, PageRequest,
 };
 use renji_shared::ids::{OrderId, UserId};
 use renji_shared::ratelimit::{serve, Class, Route};
@@ -109,15 +109,6 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
 /// A path id that is not of our order id shape names no order: 404, as a stranger's would.
 fn order_id(req: &Request) -> Result<OrderId, Error> {
     id_param(req, "id", OrderId::parse, "order")
-}
-
-/// An action that takes no body: nothing, or an empty JSON object (anything else is refused as
-/// any body is: 400 malformed, 422 an unknown field or not an object).
-fn no_body(req: &Request, limit: usize) -> Result<(), Error> {
-    if body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    json_body::<NoBody>(req, limit).map(|_| ())
 }
 
 /// Runs the action and answers 200 with the order as the caller sees it.

@@ -5,10 +5,13 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::idempotency::{self, Begin, StoredResponse};
+use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{self, Action, Change, Order, Role};
 use renji_shared::http::route_key;
-use renji_shared::http::{body_bytes, id_param, idempotency_key, json_body, json_response, ok};
+use renji_shared::http::{
+    body_bytes, id_param, idempotency_key, json_body, json_response, no_body, ok,
+};
 use renji_shared::ids::OrderId;
 use renji_shared::payments::Channel;
 use renji_shared::ratelimit::{serve, Class, Route};
@@ -36,36 +39,9 @@ struct PayBody {
     channel: Channel,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    reason: String,
-}
-
-/// A reason shown to the other party: 1 to 200 characters once trimmed.
+/// The reason of a decline (1 to 200 characters, trimmed).
 fn reason(req: &Request, app: &App) -> Result<String, Error> {
-    let body: ReasonBody = json_body(req, app.config.max_body_bytes)?;
-    let text = body.reason.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > 200 || text.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "reason",
-            "must be 1 to 200 characters, without control characters",
-        ));
-    }
-    Ok(text.to_owned())
-}
-
-/// Refuses a body on a route that takes none (anything but nothing, or an empty object).
-fn no_body(req: &Request, app: &App) -> Result<(), Error> {
-    let bytes = body_bytes(req, app.config.max_body_bytes)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Empty {}
-    json_body::<Empty>(req, app.config.max_body_bytes).map(|_| ())
+    json_body::<ReasonBody>(req, app.config.max_body_bytes)?.reason()
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
@@ -77,7 +53,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let order = match route {
         "POST /v1/orders/{id}/payments" => return pay(app, &req, order, role, now).await,
         "POST /v1/orders/{id}/cancel" => {
-            no_body(&req, app)?;
+            no_body(&req, app.config.max_body_bytes)?;
             refuse_unless(&order, role, Action::Cancel)?;
             payments::cancel(app, &order, now).await?
         }
@@ -88,16 +64,13 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             payments::refund_now(app, &order, change).await?
         }
         "POST /v1/orders/{id}/refund/approve" => {
-            no_body(&req, app)?;
+            no_body(&req, app.config.max_body_bytes)?;
             let change = Change::new(Action::ApproveRefund, role.actor(), now);
             payments::refund_now(app, &order, change).await?
         }
         "POST /v1/orders/{id}/refund/decline" => {
             let why = reason(&req, app)?;
-            let change = Change::new(Action::DeclineRefund, role.actor(), now).reason(Some(why));
-            let next = order.transition(&change, &app.config.orders)?;
-            orders::commit(&app.store, &order, &next, Vec::new()).await?;
-            next
+            act::apply(app, &order, role, Action::DeclineRefund, Some(why), now).await?
         }
         _ => return Err(Error::NotFound("route")),
     };

@@ -17,11 +17,6 @@ use crate::ids::{OrderId, UserId};
 /// Longest reason a party may give (a refund request, a decline).
 pub const MAX_REASON_CHARS: usize = 200;
 
-/// The body of an action that takes none: absent, or an empty object.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoBody {}
-
 /// The body of an action that needs a reason (`POST /v1/orders/{id}/refund`, the declines).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
