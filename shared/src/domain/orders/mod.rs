@@ -340,11 +340,17 @@ impl Order {
                 OrderStatus::Disputed => self.before_dispute.unwrap_or(OrderStatus::Accepted),
                 other => other,
             };
+            // An approved request refunds for the buyer's reason.
+            let reason = change.reason.clone().or_else(|| {
+                (self.status == OrderStatus::RefundRequested)
+                    .then(|| self.refund_request.as_ref().map(|r| r.reason.clone()))
+                    .flatten()
+            });
             next.refunds.push(Refund {
                 seq,
                 out_refund_no: format!("{}R{seq:02}", self.id),
                 amount_fen: amount,
-                reason: change.reason.clone(),
+                reason,
                 from,
                 actor: change.actor,
                 status: RefundStatus::Pending,
