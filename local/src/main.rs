@@ -83,5 +83,21 @@ async fn main() {
     println!("Sandbox WeChat Pay on {base}: pay a created payment with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"out_trade_no\":\"<order_no>\"}}' (\"notify\":false pays without notifying; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}} makes its refunds fail)", base = running.wechatpay_base);
     println!("Sandbox Alipay gateway {}: pay with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"order_string\":\"<the app's order string>\"}}' (or {{\"url\":\"<the wap URL>\"}}, {{\"out_trade_no\"}}; \"notify\":false; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}})", running.alipay_gateway, base = running.alipay_base);
     println!("Try: curl -s -X POST {}/v1/auth/wechat -H 'content-type: application/json' -d '{{\"code\":\"sandbox:alice\"}}'", running.url());
+    // The ports are chosen at start: scripts (the README's order-and-pay flow) read them here.
+    if let StoreChoice::Embedded { data_dir } = &options.store {
+        let path = data_dir.join("sandbox.json");
+        let urls = serde_json::json!({
+            "api": running.url(),
+            "wechat_login": running.wechat_base,
+            "verifier": running.verifier_url,
+            "wechatpay": running.wechatpay_base,
+            "alipay": running.alipay_base,
+            "alipay_gateway": running.alipay_gateway,
+        });
+        match std::fs::write(&path, format!("{urls:#}\n")) {
+            Ok(()) => println!("Sandbox URLs in {}", path.display()),
+            Err(e) => eprintln!("renji-local: {}: {e}", path.display()),
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
 }
