@@ -4,13 +4,14 @@
 
 use renji_shared::domain::listings;
 use renji_shared::domain::orders::create::{self, NewOrder};
+use renji_shared::domain::orders::payments::{self, PaymentState};
 use renji_shared::domain::orders::{
     self, creation_writes, Action, Actor, Change, Order, OrderPayment, OrderStatus, Refund,
     RefundAsk, RefundStatus, Step,
 };
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::money::Fen;
-use renji_shared::payments::Channel;
+use renji_shared::payments::{Channel, PaymentStart, Provider};
 use renji_shared::store::{keys, Item, Query};
 use renji_tests::{on_both_stores, service, Backend, LocalServer, Member, Reply};
 use serde_json::{json, Value};
@@ -234,11 +235,84 @@ impl World {
         if status != S::PendingPayment {
             order.due_at = None;
         }
+        // What the provider holds for it, so an action that calls the provider finds it there:
+        // a paid order's payment is a real trade at the WeChat Pay stand-in (refunds of it
+        // succeed); an unpaid order has a started payment (a cancel closes it there).
+        if order.payment.is_some() {
+            let transaction_id = self.paid_at_the_provider(&order).await;
+            if let Some(payment) = order.payment.as_mut() {
+                payment.transaction_id = transaction_id;
+            }
+        }
         store
             .transact(creation_writes(&order).unwrap())
             .await
             .unwrap();
+        if status == S::PendingPayment {
+            let reply = self
+                .call(
+                    &self.buyer,
+                    "POST",
+                    &format!("/v1/orders/{}/payments", order.id),
+                    Some(json!({"channel": "wechat"})),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+        }
         order
+    }
+
+    /// A JSAPI trade for `order` created and paid (silently) at the WeChat Pay stand-in: its
+    /// transaction id.
+    async fn paid_at_the_provider(&self, order: &Order) -> String {
+        let gateway = self
+            .server
+            .app()
+            .payments
+            .gateway(Provider::Wechat)
+            .unwrap();
+        let expires = OffsetDateTime::parse(
+            &order.expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        gateway
+            .start(&PaymentStart {
+                channel: Channel::Wechat,
+                order_no: order.id.to_string(),
+                description: order.listing.title.clone(),
+                amount: order.amount_fen,
+                expires_at: expires,
+                payer_openid: Some("o-seeded-buyer".into()),
+                prepay_id: None,
+            })
+            .await
+            .unwrap();
+        let answer: Value = reqwest::Client::new()
+            .post(format!(
+                "{}/sandbox/pay",
+                self.server.running.wechatpay_base
+            ))
+            .json(&json!({"out_trade_no": order.id, "notify": false}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["transaction_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the stored order briefly until it is in `status` (a provider's notification).
+    async fn until(&self, id: &str, status: OrderStatus) -> Order {
+        for _ in 0..100 {
+            let order = self.order_record(id).await;
+            if order.status == status {
+                return order;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("order {id} did not become {status:?}");
     }
 }
 
@@ -707,6 +781,31 @@ fn rows() -> Vec<Row> {
             party: Party::Buyer,
             moves: &[(S::Accepted, S::RefundRequested)],
         },
+        // The `payments` function's routes.
+        Row {
+            path: "cancel",
+            body: None,
+            party: Party::Buyer,
+            moves: &[(S::PendingPayment, S::Cancelled), (S::Paid, S::Refunding)],
+        },
+        Row {
+            path: "decline",
+            body: Some(json!({"reason": "那天已有安排"})),
+            party: Party::Seller,
+            moves: &[(S::Paid, S::Refunding)],
+        },
+        Row {
+            path: "refund/approve",
+            body: None,
+            party: Party::Seller,
+            moves: &[(S::RefundRequested, S::Refunding)],
+        },
+        Row {
+            path: "refund/decline",
+            body: Some(json!({"reason": "已按约定完成拍摄"})),
+            party: Party::Seller,
+            moves: &[(S::RefundRequested, S::Accepted)],
+        },
     ]
 }
 
@@ -714,6 +813,7 @@ fn rows() -> Vec<Row> {
 /// answer 200 with the table's next state (stored, entries moved); every other pair is 404 (a
 /// stranger), 403 (the other party) or 409 (the wrong state) and the stored order is unchanged.
 async fn the_whole_state_machine_is_walked_over_http(backend: Backend) {
+    use OrderStatus as S;
     let w = World::new(backend).await;
     let mut allowed = 0;
     for status in OrderStatus::ALL {
@@ -746,20 +846,51 @@ async fn the_whole_state_machine_is_walked_over_http(backend: Backend) {
                     (caller, Some(to)) if caller == row.party => {
                         allowed += 1;
                         assert_eq!(reply.status, 200, "{case}: {reply:?}");
-                        assert_eq!(reply.body["status"], json!(to.as_str()), "{case}");
-                        let last = reply.body["timeline"].as_array().unwrap().last().unwrap();
                         let actor = match caller {
                             Party::Buyer => "buyer",
                             _ => "seller",
                         };
+                        let timeline = reply.body["timeline"].as_array().unwrap();
+                        let step = timeline.get(order.timeline.len()).unwrap();
                         assert_eq!(
-                            (&last["status"], &last["actor"]),
+                            (&step["status"], &step["actor"]),
                             (&json!(to.as_str()), &json!(actor)),
                             "{case}"
                         );
-                        let stored = w.order_record(&id).await;
-                        assert_eq!(stored.status, to, "{case}");
-                        assert_eq!(stored.version, order.version + 1, "{case}");
+                        let reason = row.body.as_ref().map(|b| b["reason"].clone());
+                        assert_eq!(step.get("reason").cloned(), reason, "{case}");
+                        // A refund is asked of the provider at once: the stand-in answers
+                        // PROCESSING (the reply may already show its notification's outcome)
+                        // and confirms it by notification a moment later.
+                        let settled = match to {
+                            S::Refunding => S::Refunded,
+                            other => other,
+                        };
+                        assert!(
+                            [json!(to.as_str()), json!(settled.as_str())]
+                                .contains(&reply.body["status"]),
+                            "{case}: {reply:?}"
+                        );
+                        let stored = w.until(&id, settled).await;
+                        if settled == to {
+                            assert_eq!(stored.version, order.version + 1, "{case}");
+                            assert_eq!(reply.body["status"], json!(to.as_str()), "{case}");
+                        } else {
+                            assert_eq!(stored.refunded_fen, stored.amount_fen, "{case}");
+                            let refund = stored.refunds.last().unwrap();
+                            assert_eq!(refund.status, RefundStatus::Succeeded, "{case}");
+                            assert_eq!(refund.out_refund_no, format!("{id}R01"), "{case}");
+                        }
+                        if status == S::PendingPayment {
+                            // The cancel closed the started payment at the provider first.
+                            let record =
+                                payments::record_of(w.store(), &order.id, Provider::Wechat)
+                                    .await
+                                    .unwrap()
+                                    .unwrap();
+                            assert_eq!(record.state, PaymentState::Closed, "{case}");
+                        }
+                        let to = settled;
                         for (party, role) in [(&w.buyer, "buyer"), (&w.seller, "seller")] {
                             assert_eq!(w.entries(party, role, Some(to.as_str())).await[0], id);
                             assert!(
