@@ -1102,6 +1102,142 @@ async fn alipay_notifications_are_verified_and_applied_once(backend: Backend) {
     once_paid(&w, &id, Provider::Alipay, trade_no).await;
 }
 
+/// Paid at the provider (no notification yet) and then cancelled: the cancel closes the payment
+/// first, hears it was paid, and answers 409 `order_paid`; the order is `paid`, never cancelled.
+async fn a_payment_landing_before_a_cancel_makes_the_order_paid(backend: Backend) {
+    let w = World::new(backend).await;
+    for channel in ["wechat", "alipay"] {
+        let id = w.order().await;
+        let started = w.start(&id, channel).await;
+        w.pay(&id, channel, &started, false).await;
+        let cancel = w
+            .call(&w.buyer, &format!("/v1/orders/{id}/cancel"), None)
+            .await;
+        assert_eq!(
+            (cancel.status, cancel.error_code()),
+            (409, "order_paid"),
+            "{channel}: {cancel:?}"
+        );
+        let order = w.get(&id).await;
+        assert_eq!(order["status"], json!("paid"), "{channel}");
+        assert_eq!(World::timeline_count(&order, "cancelled"), 0);
+        assert_eq!(order["payment"]["channel"], json!(channel));
+    }
+}
+
+/// A notification racing the buyer's cancel: whichever wins, never a cancelled order that kept
+/// the money — paid (the cancel refused), or cancelled with the payment closed at the provider
+/// or refunded in full by the job.
+async fn a_notification_racing_a_cancel_never_keeps_the_money(backend: Backend) {
+    let w = World::new(backend).await;
+    let store = &w.server.app().store;
+    let mut outcomes = BTreeMap::new();
+    for round in 0..10u64 {
+        let channel = if round % 2 == 0 { "wechat" } else { "alipay" };
+        let provider = if round % 2 == 0 {
+            Provider::Wechat
+        } else {
+            Provider::Alipay
+        };
+        let id = w.order().await;
+        let started = w.start(&id, channel).await;
+        let cancel_path = format!("/v1/orders/{id}/cancel");
+        let running = &w.server.running;
+        let (url, body) = match channel {
+            "wechat" => (
+                format!("{}/sandbox/pay", running.wechatpay_base),
+                json!({"out_trade_no": id}),
+            ),
+            _ => (
+                format!("{}/sandbox/pay", running.alipay_base),
+                json!({"order_string": started["order_string"]}),
+            ),
+        };
+        // The pay starts a little later each round, so the two meet at different points.
+        let delay = Duration::from_millis(3 * (round / 2));
+        let (cancel, paid) = tokio::join!(w.call(&w.buyer, &cancel_path, None), async {
+            tokio::time::sleep(delay).await;
+            w.http.post(url).json(&body).send().await
+        });
+        let paid_status = paid.unwrap().status().as_u16();
+        w.jobs(now() + time::Duration::seconds(1)).await;
+        let order = w.get(&id).await;
+        let record = payments::record_of(store, &order_id(&id), provider)
+            .await
+            .unwrap()
+            .unwrap();
+        match order["status"].as_str().unwrap() {
+            "paid" => {
+                assert_eq!(cancel.status, 409, "{cancel:?}");
+                assert_eq!(paid_status, 200);
+                assert_eq!(record.state, PaymentState::Paid);
+            }
+            "cancelled" => {
+                assert_eq!(cancel.status, 200, "{cancel:?}");
+                match record.state {
+                    PaymentState::Closed => assert_eq!(paid_status, 409, "{channel}"),
+                    PaymentState::Late => {
+                        // Refunded in full by the job (WeChat confirms by notification).
+                        let mut refund = record.late_refund.clone().unwrap();
+                        for _ in 0..100 {
+                            if refund.status == RefundStatus::Succeeded {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            refund = payments::record_of(store, &order_id(&id), provider)
+                                .await
+                                .unwrap()
+                                .unwrap()
+                                .late_refund
+                                .unwrap();
+                        }
+                        assert_eq!(refund.status, RefundStatus::Succeeded, "{channel}");
+                    }
+                    other => panic!("{channel}: a cancelled order's payment is {other:?}"),
+                }
+            }
+            other => panic!("{channel}: {other}"),
+        }
+        *outcomes
+            .entry(format!("{} {:?}", order["status"], record.state))
+            .or_insert(0) += 1;
+    }
+    eprintln!("race outcomes: {outcomes:?}");
+}
+
+/// Only the buyer starts a payment; the channel is checked; asking again while the prepay id is
+/// valid reuses it (no second trade).
+async fn only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id(backend: Backend) {
+    let w = World::new(backend).await;
+    let stranger = w.server.member("stranger", false).await;
+    let id = w.order().await;
+    let path = format!("/v1/orders/{id}/payments");
+    let seller = w
+        .call(&w.seller, &path, Some(json!({"channel": "wechat"})))
+        .await;
+    assert_eq!((seller.status, seller.error_code()), (403, "forbidden"));
+    let other = w
+        .call(&stranger, &path, Some(json!({"channel": "wechat"})))
+        .await;
+    assert_eq!((other.status, other.error_code()), (404, "not_found"));
+    for body in [
+        json!({"channel": "unionpay"}),
+        json!({}),
+        json!({"channel": "wechat", "amount_fen": 1}),
+    ] {
+        let reply = w.call(&w.buyer, &path, Some(body.clone())).await;
+        assert_eq!(reply.status, 422, "{body}: {reply:?}");
+    }
+    assert!(payments::records(&w.server.app().store, &order_id(&id))
+        .await
+        .unwrap()
+        .is_empty());
+    let first = w.start(&id, "wechat").await;
+    let second = w.start(&id, "wechat").await;
+    assert_eq!(first["package"], second["package"]);
+    w.check_signed("wechat", &second);
+}
+
 on_both_stores!(
     each_channel_pays_and_the_order_completes,
     an_approved_refund_request_refunds_through_each_provider,
@@ -1112,4 +1248,7 @@ on_both_stores!(
     both_channels_paid_the_job_refunds_one,
     wechat_notifications_are_verified_and_applied_once,
     alipay_notifications_are_verified_and_applied_once,
+    a_payment_landing_before_a_cancel_makes_the_order_paid,
+    a_notification_racing_a_cancel_never_keeps_the_money,
+    only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id,
 );
