@@ -828,48 +828,75 @@ async fn a_lost_notification_is_found_by_the_jobs_query(backend: Backend) {
 /// Paid through both providers: the order keeps one payment, the job refunds the other in full.
 async fn both_channels_paid_the_job_refunds_one(backend: Backend) {
     let w = World::new(backend).await;
-    let id = w.order().await;
-    let wechat = w.start(&id, "wechat").await;
-    let alipay = w.start(&id, "alipay").await;
-    w.pay(&id, "wechat", &wechat, true).await;
-    w.until(&id, "paid").await;
-    w.pay(&id, "alipay", &alipay, true).await;
     let store = &w.server.app().store;
-    let record = payments::record_of(store, &order_id(&id), Provider::Alipay)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.state, PaymentState::Late);
-    let report = w.jobs(now() + time::Duration::seconds(1)).await;
-    assert_eq!(report.failed, 0, "{report:?}");
-    let record = payments::record_of(store, &order_id(&id), Provider::Alipay)
-        .await
-        .unwrap()
-        .unwrap();
-    let refund = record.late_refund.expect("late refund");
-    assert_eq!(refund.status, RefundStatus::Succeeded, "{refund:?}");
-    let at_alipay = w
-        .server
-        .app()
-        .payments
-        .gateway(Provider::Alipay)
-        .unwrap()
-        .refund_query(&id, &refund.out_refund_no)
-        .await
-        .unwrap();
-    assert!(
-        matches!(at_alipay, RefundState::Succeeded { .. }),
-        "{at_alipay:?}"
-    );
-    let order = w.get(&id).await;
-    assert_eq!(order["status"], json!("paid"));
-    assert_eq!(order["payment"]["channel"], json!("wechat"));
-    assert_eq!(order["refunded_fen"], json!(0));
-    let wx = payments::record_of(store, &order_id(&id), Provider::Wechat)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(wx.state, PaymentState::Paid);
+    for (first, second, kept, late) in [
+        ("wechat", "alipay", Provider::Wechat, Provider::Alipay),
+        ("alipay_wap", "wechat", Provider::Alipay, Provider::Wechat),
+    ] {
+        let id = w.order().await;
+        let kept_start = w.start(&id, first).await;
+        let late_start = w.start(&id, second).await;
+        w.pay(&id, first, &kept_start, true).await;
+        w.until(&id, "paid").await;
+        w.pay(&id, second, &late_start, true).await;
+        let record = payments::record_of(store, &order_id(&id), late)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state, PaymentState::Late, "{second}");
+        let report = w.jobs(now() + time::Duration::seconds(1)).await;
+        assert_eq!(report.failed, 0, "{report:?}");
+        // Alipay refunds at once; WeChat answers PROCESSING and notifies a moment later.
+        let mut refund = None;
+        for _ in 0..100 {
+            let record = payments::record_of(store, &order_id(&id), late)
+                .await
+                .unwrap()
+                .unwrap();
+            refund = record.late_refund;
+            if refund
+                .as_ref()
+                .is_some_and(|r| r.status == RefundStatus::Succeeded)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refund = refund.expect("a late refund");
+        assert_eq!(
+            refund.status,
+            RefundStatus::Succeeded,
+            "{second}: {refund:?}"
+        );
+        let letter = if late == Provider::Wechat { "W" } else { "A" };
+        assert_eq!(refund.out_refund_no, format!("{id}L{letter}"));
+        let at_provider = w
+            .server
+            .app()
+            .payments
+            .gateway(late)
+            .unwrap()
+            .refund_query(&id, &refund.out_refund_no)
+            .await
+            .unwrap();
+        assert!(
+            matches!(at_provider, RefundState::Succeeded { .. }),
+            "{second}: {at_provider:?}"
+        );
+        let order = w.get(&id).await;
+        assert_eq!(order["status"], json!("paid"));
+        assert_eq!(order["payment"]["channel"], json!(first));
+        assert_eq!(order["refunded_fen"], json!(0));
+        assert_eq!(World::timeline_count(&order, "paid"), 1);
+        let kept = payments::record_of(store, &order_id(&id), kept)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.state, PaymentState::Paid);
+        // Nothing more for the job: the kept payment is never refunded.
+        let report = w.jobs(now() + time::Duration::seconds(2)).await;
+        assert_eq!((report.changed, report.failed), (0, 0), "{report:?}");
+    }
 }
 
 // --- Notifications built by the test, as the provider would ----------------------------------
