@@ -1265,6 +1265,49 @@ async fn only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id(backend: Backend)
     w.check_signed("wechat", &second);
 }
 
+/// A payment for an order another provider already paid, notified 20 times at once: recorded
+/// once as late (every answer `success`), refunded once by the job.
+async fn a_late_payment_notified_20_times_is_recorded_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let k = keys();
+    let id = w.order().await;
+    let ts = now().unix_timestamp();
+    let nonce = "late-payment-nonce";
+    let body = envelope(
+        &transaction(
+            &w.appid(),
+            MCHID,
+            &id,
+            PRICE,
+            "4200000000202611290000007777",
+        ),
+        false,
+    );
+    let signature = wechat_signature(&k.wechatpay, ts, nonce, &body);
+    let (status, answer) = w
+        .wechat_notify(&body, &signature, WECHATPAY_KEY_ID, ts, nonce)
+        .await;
+    assert_eq!(status, 204, "{answer}");
+    let form = alipay_form(
+        &k.alipay,
+        &alipay_trade(&id, "2880.00", "2026112922001424241409777777"),
+    );
+    let answers = futures_util::future::join_all((0..20).map(|_| w.alipay_notify(&form))).await;
+    for (status, answer) in &answers {
+        assert_eq!((*status, answer.as_str()), (200, "success"));
+    }
+    let store = &w.server.app().store;
+    let late = payments::record_of(store, &order_id(&id), Provider::Alipay)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.state, PaymentState::Late);
+    assert_eq!(late.version, 1, "one write of the late payment");
+    let order = w.get(&id).await;
+    assert_eq!(order["payment"]["channel"], json!("wechat"));
+    assert_eq!(World::timeline_count(&order, "paid"), 1);
+}
+
 on_both_stores!(
     each_channel_pays_and_the_order_completes,
     an_approved_refund_request_refunds_through_each_provider,
@@ -1278,4 +1321,5 @@ on_both_stores!(
     a_payment_landing_before_a_cancel_makes_the_order_paid,
     a_notification_racing_a_cancel_never_keeps_the_money,
     only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id,
+    a_late_payment_notified_20_times_is_recorded_once,
 );

@@ -511,7 +511,8 @@ pub fn transition_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Er
 }
 
 /// Writes a transition from `before` to `after` with `extra` writes in the same transaction; a
-/// lost race (another write of the order since it was read) is 409 `order_changed`.
+/// lost race (another write of the order, or of a payment record written with it, since they
+/// were read) is 409 `order_changed`.
 pub async fn commit(
     store: &DynStore,
     before: &Order,
@@ -522,7 +523,7 @@ pub async fn commit(
     writes.extend(extra);
     store.transact(writes).await.map_err(|e| match e {
         StoreError::ConditionFailed {
-            label: VERSION_LABEL,
+            label: VERSION_LABEL | payments::PAYMENT_LABEL,
         } => order_changed(),
         other => other.into(),
     })

@@ -517,7 +517,11 @@ pub async fn apply_paid(
             app.store
                 .transact(vec![record.write(existing.as_ref())?, event.write(now)?])
                 .await
-                .map_err(Error::from)
+                // Another notice of this payment wrote the record first: read again (a repeat).
+                .map_err(|e| match lost_race(&e) {
+                    true => order_changed(),
+                    false => e.into(),
+                })
         };
         match result {
             Ok(()) => {
