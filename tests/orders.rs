@@ -11,7 +11,7 @@ use renji_shared::domain::orders::{
 };
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::money::Fen;
-use renji_shared::payments::{Channel, PaymentStart, Provider};
+use renji_shared::payments::{Channel, PaymentStart, Provider, RefundState};
 use renji_shared::store::{keys, Item, Query};
 use renji_tests::{on_both_stores, service, Backend, LocalServer, Member, Reply};
 use serde_json::{json, Value};
@@ -960,6 +960,71 @@ async fn strangers_see_no_order_and_ids_of_any_shape_name_none(backend: Backend)
 
 async fn action_bodies_are_checked(backend: Backend) {
     let w = World::new(backend).await;
+    // The payments function's routes: a bad body is refused before any provider is called.
+    let paid = w.seed(OrderStatus::Paid).await.id.to_string();
+    let requested = w.seed(OrderStatus::RefundRequested).await.id.to_string();
+    let paid_before = w.stored(&paid).await.unwrap();
+    let requested_before = w.stored(&requested).await.unwrap();
+    let reasons = [
+        (None, 400, ""),
+        (Some(json!({})), 422, "reason"),
+        (Some(json!({"reason": "   "})), 422, "reason"),
+        (Some(json!({"reason": "字".repeat(201)})), 422, "reason"),
+        (
+            Some(json!({"reason": "x", "amount_fen": 1})),
+            422,
+            "amount_fen",
+        ),
+    ];
+    for (path, id) in [("decline", &paid), ("refund/decline", &requested)] {
+        for (body, status, name) in reasons.clone() {
+            let reply = w
+                .call(
+                    &w.seller,
+                    "POST",
+                    &format!("/v1/orders/{id}/{path}"),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                (reply.status, field(&reply)),
+                (status, name),
+                "{path} {body:?}: {reply:?}"
+            );
+        }
+    }
+    for (who, path, id) in [
+        (&w.buyer, "cancel", &paid),
+        (&w.seller, "refund/approve", &requested),
+    ] {
+        for raw in ["{\"reason\": \"x\"}", "[]", "{"] {
+            let reply = w
+                .server
+                .api
+                .raw(
+                    "POST",
+                    &format!("/v1/orders/{id}/{path}"),
+                    Some(&who.token),
+                    Some(raw.into()),
+                )
+                .await;
+            assert!(
+                [400, 422].contains(&reply.status),
+                "{path} {raw}: {reply:?}"
+            );
+        }
+    }
+    assert_eq!(w.stored(&paid).await.unwrap(), paid_before);
+    assert_eq!(w.stored(&requested).await.unwrap(), requested_before);
+    let gateway = w.server.app().payments.gateway(Provider::Wechat).unwrap();
+    for id in [&paid, &requested] {
+        let refund = gateway.refund_query(id, &format!("{id}R01")).await.unwrap();
+        assert_eq!(
+            refund,
+            RefundState::NotFound,
+            "no refund asked of the provider"
+        );
+    }
     let accepted = w.seed(OrderStatus::Accepted).await.id.to_string();
     let refund = format!("/v1/orders/{accepted}/refund");
     let api = &w.server.api;
