@@ -769,9 +769,12 @@ async fn unpaid_orders_expire_unless_paid_at_the_last_second(backend: Backend) {
         assert_eq!(w.get(&id).await["status"], json!("pending_payment"));
         last_second.push(id);
     }
-    let report = w.jobs(now() + time::Duration::minutes(31)).await;
-    assert_eq!(report.failed, 0, "{report:?}");
+    // Two runs at once (overlapping schedules) do each thing once.
+    let at = now() + time::Duration::minutes(31);
+    let (one, two) = tokio::join!(w.jobs(at), w.jobs(at));
+    assert_eq!((one.failed, two.failed), (0, 0), "{one:?} {two:?}");
     let expired = w.get(&unpaid).await;
+    assert_eq!(World::timeline_count(&expired, "expired"), 1);
     assert_eq!(expired["status"], json!("expired"));
     let last = expired["timeline"]
         .as_array()
@@ -801,6 +804,7 @@ async fn unpaid_orders_expire_unless_paid_at_the_last_second(backend: Backend) {
         let order = w.get(id).await;
         assert_eq!(order["status"], json!("paid"), "{order}");
         assert_eq!(World::timeline_count(&order, "expired"), 0);
+        assert_eq!(World::timeline_count(&order, "paid"), 1);
     }
     // Again: nothing more to do.
     let report = w.jobs(now() + time::Duration::minutes(32)).await;
@@ -1308,6 +1312,68 @@ async fn a_late_payment_notified_20_times_is_recorded_once(backend: Backend) {
     assert_eq!(World::timeline_count(&order, "paid"), 1);
 }
 
+/// The jobs' own refunds reach the provider: a paid order the seller did not accept within 24
+/// hours, and a refund request unanswered for 3 days, are refunded in full.
+async fn the_jobs_refund_through_the_provider(backend: Backend) {
+    let w = World::new(backend).await;
+    let unaccepted = w.paid_order("wechat").await;
+    let requested = w.paid_order("alipay").await;
+    let accepted = w
+        .call(&w.seller, &format!("/v1/orders/{requested}/accept"), None)
+        .await;
+    assert_eq!(accepted.status, 200);
+    let asked = w
+        .call(
+            &w.buyer,
+            &format!("/v1/orders/{requested}/refund"),
+            Some(json!({"reason": "临时取消婚礼"})),
+        )
+        .await;
+    assert_eq!(asked.status, 200);
+    let report = w.jobs(now() + time::Duration::hours(25)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    let order = w.until(&unaccepted, "refunded").await;
+    let step = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == json!("refunding"))
+        .cloned()
+        .unwrap();
+    assert_eq!(step["actor"], json!("system"));
+    assert_eq!(w.get(&requested).await["status"], json!("refund_requested"));
+    let report = w.jobs(now() + time::Duration::days(4)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    let order = w.until(&requested, "refunded").await;
+    assert_eq!(order["refunded_fen"], json!(PRICE));
+    // Refunded for the buyer's reason (the provider shows it); the timeline says why the job.
+    assert_eq!(order["refunds"][0]["reason"], json!("临时取消婚礼"));
+    let step = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == json!("refunding"))
+        .cloned()
+        .unwrap();
+    assert_eq!(step["actor"], json!("system"));
+    assert!(step["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("did not answer")));
+    let at_alipay = w
+        .server
+        .app()
+        .payments
+        .gateway(Provider::Alipay)
+        .unwrap()
+        .refund_query(&requested, &format!("{requested}R01"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(at_alipay, RefundState::Succeeded { .. }),
+        "{at_alipay:?}"
+    );
+}
+
 on_both_stores!(
     each_channel_pays_and_the_order_completes,
     an_approved_refund_request_refunds_through_each_provider,
@@ -1322,4 +1388,5 @@ on_both_stores!(
     a_notification_racing_a_cancel_never_keeps_the_money,
     only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id,
     a_late_payment_notified_20_times_is_recorded_once,
+    the_jobs_refund_through_the_provider,
 );

@@ -340,12 +340,13 @@ impl Order {
                 OrderStatus::Disputed => self.before_dispute.unwrap_or(OrderStatus::Accepted),
                 other => other,
             };
-            // An approved request refunds for the buyer's reason.
-            let reason = change.reason.clone().or_else(|| {
-                (self.status == OrderStatus::RefundRequested)
-                    .then(|| self.refund_request.as_ref().map(|r| r.reason.clone()))
-                    .flatten()
-            });
+            // An approved request (by the seller, or by the job when the seller did not answer)
+            // refunds for the buyer's reason, which the provider shows the buyer; the change's
+            // own reason stays on the timeline.
+            let reason = match (self.status, &self.refund_request) {
+                (OrderStatus::RefundRequested, Some(ask)) => Some(ask.reason.clone()),
+                _ => change.reason.clone(),
+            };
             next.refunds.push(Refund {
                 seq,
                 out_refund_no: format!("{}R{seq:02}", self.id),
