@@ -1267,6 +1267,28 @@ async fn only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id(backend: Backend)
     let second = w.start(&id, "wechat").await;
     assert_eq!(first["package"], second["package"]);
     w.check_signed("wechat", &second);
+
+    // An Idempotency-Key answers the same parameters again; another body under it is refused.
+    let keyed = |channel: &str| {
+        w.server.api.send(
+            "POST",
+            &path,
+            Some(&w.buyer.token),
+            Some(json!({ "channel": channel }).to_string()),
+            &[("Idempotency-Key", "pay-once-0001")],
+        )
+    };
+    let once = keyed("alipay").await;
+    assert_eq!(once.status, 200, "{once:?}");
+    w.check_signed("alipay", &once.body);
+    let again = keyed("alipay").await;
+    assert_eq!((again.status, &again.body), (200, &once.body));
+    let other = keyed("alipay_wap").await;
+    assert_eq!(
+        (other.status, other.error_code()),
+        (422, "idempotency_key_reused"),
+        "{other:?}"
+    );
 }
 
 /// A payment for an order another provider already paid, notified 20 times at once: recorded
