@@ -751,8 +751,8 @@ enum Party {
     Stranger,
 }
 
-/// One action route of the walk: who may call it, and the states it moves (from, to). A route
-/// of the `payments` function is added here as one more row.
+/// One action route of the walk: who may call it, and the states it moves (from, to), as the
+/// table of `api.md` has them (the `orders` and the `payments` functions' routes alike).
 struct Row {
     path: &'static str,
     body: Option<Value>,
@@ -810,8 +810,16 @@ fn rows() -> Vec<Row> {
 }
 
 /// Every action route, from every state, as buyer, seller and a stranger: the allowed pairs
-/// answer 200 with the table's next state (stored, entries moved); every other pair is 404 (a
-/// stranger), 403 (the other party) or 409 (the wrong state) and the stored order is unchanged.
+/// answer 200 with the table's next state on the timeline by the caller (stored, entries moved);
+/// every other pair is 404 (a stranger), 403 (the other party) or 409 (the wrong state) and the
+/// stored order is unchanged.
+///
+/// The `payments` function's routes call the provider, so the seeded orders hold what those
+/// calls need (see [`World::seed`]): a paid order's payment is a real trade at the WeChat Pay
+/// stand-in, an unpaid one has a started payment. An allowed pair into `refunding` then goes on
+/// to where the provider's answer leads: the stand-in refunds (PROCESSING, then its
+/// notification), so the order ends `refunded` with the refund succeeded, and its list entries
+/// are checked there; a cancel of an unpaid order must have closed its payment at the provider.
 async fn the_whole_state_machine_is_walked_over_http(backend: Backend) {
     use OrderStatus as S;
     let w = World::new(backend).await;
