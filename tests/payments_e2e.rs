@@ -99,6 +99,12 @@ struct World {
 
 impl World {
     async fn new(backend: Backend) -> Self {
+        Self::with(backend, &[]).await
+    }
+
+    /// With more configuration (e.g. a public base URL nothing answers at: every notification
+    /// is lost).
+    async fn with(backend: Backend, extra: &[(&str, &str)]) -> Self {
         let k = tokio::task::spawn_blocking(keys).await.expect("keys");
         let merchant_pem = k
             .merchant
@@ -126,6 +132,8 @@ impl World {
             ("ALIPAY_PUBLIC_KEY", alipay_pub.as_str()),
             ("ALIPAY_SELLER_ID", ALIPAY_SELLER_ID),
         ];
+        let mut config = config.to_vec();
+        config.extend_from_slice(extra);
         let server = LocalServer::start_with(backend, &config).await;
         let seller = server.member("seller", true).await;
         let buyer = server.member("buyer", false).await;
@@ -1396,6 +1404,50 @@ async fn the_jobs_refund_through_the_provider(backend: Backend) {
     );
 }
 
+/// Every notification lost (the public base URL answers nothing): the jobs' queries find the
+/// payment, and follow the refund until the provider says it succeeded.
+async fn with_every_notification_lost_the_jobs_find_payments_and_refunds(backend: Backend) {
+    let w = World::with(backend, &[("RENJI_PUBLIC_BASE_URL", "http://127.0.0.1:9")]).await;
+    let id = w.order().await;
+    let started = w.start(&id, "wechat").await;
+    w.pay(&id, "wechat", &started, false).await;
+    w.jobs(now() + time::Duration::seconds(121)).await;
+    assert_eq!(w.get(&id).await["status"], json!("paid"));
+    let declined = w
+        .call(
+            &w.seller,
+            &format!("/v1/orders/{id}/decline"),
+            Some(json!({"reason": "那天已有安排"})),
+        )
+        .await;
+    assert_eq!(
+        (declined.status, &declined.body["status"]),
+        (200, &json!("refunding")),
+        "{declined:?}"
+    );
+    // No notification comes; the job asks until the stand-in's refund has succeeded.
+    let mut order = Value::Null;
+    for hour in 1..40 {
+        // The job backs off (doubling, at most an hour): each run is an hour later.
+        w.jobs(now() + time::Duration::hours(hour)).await;
+        order = w.get(&id).await;
+        if order["status"] == json!("refunded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(order["status"], json!("refunded"), "{order}");
+    assert_eq!(order["refunds"][0]["status"], json!("succeeded"));
+    assert_eq!(order["refunded_fen"], json!(PRICE));
+    let last = order["timeline"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["actor"], json!("provider"));
+}
+
 on_both_stores!(
     each_channel_pays_and_the_order_completes,
     an_approved_refund_request_refunds_through_each_provider,
@@ -1411,4 +1463,5 @@ on_both_stores!(
     only_the_buyer_pays_and_a_repeat_reuses_the_prepay_id,
     a_late_payment_notified_20_times_is_recorded_once,
     the_jobs_refund_through_the_provider,
+    with_every_notification_lost_the_jobs_find_payments_and_refunds,
 );
