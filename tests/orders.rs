@@ -867,6 +867,12 @@ async fn the_whole_state_machine_is_walked_over_http(backend: Backend) {
                         );
                         let reason = row.body.as_ref().map(|b| b["reason"].clone());
                         assert_eq!(step.get("reason").cloned(), reason, "{case}");
+                        // The order as the caller sees it: with the other party's card.
+                        let (other, other_id) = match caller {
+                            Party::Buyer => ("seller", &w.seller.id),
+                            _ => ("buyer", &w.buyer.id),
+                        };
+                        assert_eq!(reply.body[other]["id"], json!(other_id), "{case}");
                         // A refund is asked of the provider at once: the stand-in answers
                         // PROCESSING (the reply may already show its notification's outcome)
                         // and confirms it by notification a moment later.

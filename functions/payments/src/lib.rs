@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 use renji_shared::domain::idempotency::{self, Begin, StoredResponse};
 use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::payments;
-use renji_shared::domain::orders::{self, Action, Change, Order, Role};
+use renji_shared::domain::orders::{self, view, Action, Change, Order, Role};
 use renji_shared::http::route_key;
 use renji_shared::http::{
     body_bytes, id_param, idempotency_key, json_body, json_response, no_body, ok,
@@ -74,7 +74,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         }
         _ => return Err(Error::NotFound("route")),
     };
-    ok(&order.view())
+    // The order as the caller sees it, as the `orders` function's actions answer it.
+    ok(&view::view(&app.store, &order, role).await?)
 }
 
 /// The state machine's refusal when `role` may not take `action` here, before any provider is
