@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use renji_local::template::Template;
+use renji_shared::domain::orders::jobs;
 use renji_tests::{on_both_stores, Backend, LocalServer};
 use serde_json::{json, Value};
 
@@ -56,12 +58,195 @@ async fn invoke(server: &LocalServer, event: &Value) -> (u16, Value) {
         .await
         .expect("function exists");
     let status = response.status().as_u16();
+    let text = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
     let body = match response.body() {
+        // Alipay's notify route answers its text (`success`).
+        lambda_http::Body::Text(t) if text => json!(t),
         lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
         lambda_http::Body::Empty => Value::Null,
         other => panic!("unexpected body {other:?}"),
     };
     (status, body)
+}
+
+/// Calls a payment stand-in's sandbox pay (`base` is its base URL): the buyer pays.
+async fn sandbox_pay(base: &str, call: Value) -> Value {
+    let reply = reqwest::Client::new()
+        .post(format!("{base}/sandbox/pay"))
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "sandbox pay {call}");
+    reply.json().await.unwrap()
+}
+
+/// A new order of `listing` by the member of `token` (through the API): the order.
+async fn new_order(server: &LocalServer, token: &str, listing: &str) -> Value {
+    let reply = server
+        .api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(token),
+            Some(json!({"listing_id": listing, "quantity": 1, "remark": ""})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    reply.body
+}
+
+async fn start_payment(server: &LocalServer, token: &str, order: &str, channel: &str) -> Value {
+    let reply = server
+        .api
+        .call(
+            "POST",
+            &format!("/v1/orders/{order}/payments"),
+            Some(token),
+            Some(json!({ "channel": channel })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body
+}
+
+async fn order_status(server: &LocalServer, token: &str, order: &str) -> String {
+    let reply = server
+        .api
+        .call("GET", &format!("/v1/orders/{order}"), Some(token), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["status"].as_str().unwrap().to_owned()
+}
+
+/// The providers' keys the local server trusts (its sandbox keys, generated into its data
+/// folder; in this process's memory on a DynamoDB endpoint), to sign the notification events
+/// here with RustCrypto as the providers would.
+struct Keys(renji_local::sandbox::payment_keys::PaymentKeys);
+
+impl Keys {
+    async fn of(server: &LocalServer, backend: Backend) -> Self {
+        let dir = match backend {
+            Backend::Embedded => server.data_dir.as_ref().map(|d| d.path()),
+            Backend::Dynamo => None,
+        };
+        Keys(
+            renji_local::sandbox::payment_keys::load(dir)
+                .await
+                .expect("the local server's payment keys"),
+        )
+    }
+
+    /// SHA256withRSA (PKCS#1 v1.5), base64, as both providers sign.
+    fn sign(pem: &str, message: &[u8]) -> String {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::signature::{SignatureEncoding as _, Signer as _};
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("a PKCS#8 key");
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(message).to_bytes())
+    }
+
+    /// The `wechat-pay-notify` event for `order` paid as `transaction_id`: its resource
+    /// encrypted with the APIv3 key (AES-256-GCM, the event's nonce and associated data), the
+    /// body signed with WeChat Pay's key now, under that key's id.
+    fn wechat_notification(&self, server: &LocalServer, order: &Value, transaction: &str) -> Value {
+        use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+        let pay = server.app().config.wechat_pay.as_ref().expect("WeChat Pay");
+        let mut event = event("wechat-pay-notify", None, &[]);
+        let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let amount = order["amount_fen"].clone();
+        let transaction = json!({
+            "appid": pay.appid,
+            "mchid": pay.mchid,
+            "out_trade_no": order["id"],
+            "transaction_id": transaction,
+            "trade_type": "JSAPI",
+            "trade_state": "SUCCESS",
+            "trade_state_desc": "支付成功",
+            "bank_type": "OTHERS",
+            "attach": "",
+            "success_time": "2026-11-29T12:00:05+08:00",
+            "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+            "amount": {"total": amount, "payer_total": amount, "currency": "CNY", "payer_currency": "CNY"},
+        });
+        let resource = &body["resource"];
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(self.0.apiv3_key.as_bytes()).unwrap();
+        let sealed = cipher
+            .encrypt(
+                aes_gcm::Nonce::from_slice(resource["nonce"].as_str().unwrap().as_bytes()),
+                Payload {
+                    msg: transaction.to_string().as_bytes(),
+                    aad: resource["associated_data"].as_str().unwrap().as_bytes(),
+                },
+            )
+            .unwrap();
+        body["resource"]["ciphertext"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(sealed));
+        let text = body.to_string();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+        let headers = &mut event["headers"];
+        let nonce = headers["wechatpay-nonce"].as_str().unwrap().to_owned();
+        let message = format!("{timestamp}\n{nonce}\n{text}\n");
+        headers["wechatpay-signature"] =
+            json!(Self::sign(&self.0.wechatpay_key, message.as_bytes()));
+        headers["wechatpay-timestamp"] = json!(timestamp);
+        headers["wechatpay-serial"] = json!(self.0.wechatpay_key_id);
+        headers["content-length"] = json!(text.len().to_string());
+        event["body"] = json!(text);
+        event
+    }
+
+    /// The `alipay-notify` event for `order` paid as `trade_no`: this app's ids, the order's
+    /// number and amount, signed (RSA2) with Alipay's key over the sorted non-empty parameters
+    /// but `sign` and `sign_type`.
+    fn alipay_notification(&self, server: &LocalServer, order: &Value, trade_no: &str) -> Value {
+        let alipay = server.app().config.alipay.as_ref().expect("Alipay");
+        let mut event = event("alipay-notify", None, &[]);
+        let fen = order["amount_fen"].as_i64().unwrap();
+        let yuan = format!("{}.{:02}", fen / 100, fen % 100);
+        let seller = alipay.seller_id.clone().unwrap_or_default();
+        let mut fields: Vec<(String, String)> =
+            url::form_urlencoded::parse(event["body"].as_str().unwrap().as_bytes())
+                .into_owned()
+                .filter(|(k, _)| k != "sign")
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "out_trade_no" => order["id"].as_str().unwrap().to_owned(),
+                        "trade_no" => trade_no.to_owned(),
+                        "app_id" | "auth_app_id" => alipay.app_id.clone(),
+                        "seller_id" => seller.clone(),
+                        "total_amount" | "receipt_amount" | "invoice_amount"
+                        | "buyer_pay_amount" => yuan.clone(),
+                        "fund_bill_list" => {
+                            json!([{"amount": yuan, "fundChannel": "ALIPAYACCOUNT"}]).to_string()
+                        }
+                        _ => v,
+                    };
+                    (k, v)
+                })
+                .collect();
+        let mut signed: Vec<&(String, String)> = fields
+            .iter()
+            .filter(|(k, v)| k != "sign_type" && !v.is_empty())
+            .collect();
+        signed.sort();
+        let content = signed
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let sign = Self::sign(&self.0.alipay_key, content.as_bytes());
+        fields.push(("sign".into(), sign));
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&fields)
+            .finish();
+        event["headers"]["content-length"] = json!(body.len().to_string());
+        event["body"] = json!(body);
+        event
+    }
 }
 
 async fn every_event_runs_through_its_handler(backend: Backend) {
@@ -148,27 +333,54 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     )
     .await;
     assert_eq!((status, &got), (200, &order));
-    {
-        use renji_shared::domain::orders::{self, Action, Actor, Change};
-        let store = &server.app().store;
-        let id = renji_shared::ids::OrderId::parse(&o).unwrap();
-        let before = orders::get(store, &id).await.unwrap().unwrap();
-        let change = Change::new(
-            Action::ConfirmPayment,
-            Actor::Provider,
-            time::OffsetDateTime::now_utc(),
-        );
-        let after = before
-            .transition(&change, &server.app().config.orders)
-            .unwrap();
-        orders::commit(store, &before, &after, Vec::new())
-            .await
-            .unwrap();
-    }
+
+    // Payments. The order is paid with WeChat Pay (the sample event); the sandbox takes the
+    // money without notifying, and the notification event, signed and encrypted here with the
+    // keys the local server trusts, makes it paid. Alice accepts, bob asks a refund (and then
+    // cannot confirm), alice approves it: refunded through the provider.
+    let keys = Keys::of(&server, backend).await;
+    let (status, started) = invoke(
+        &server,
+        &event(run("payments-start"), Some(&bob_token), &[("id", &o)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(
+        (&started["channel"], &started["signType"]),
+        (&json!("wechat"), &json!("RSA"))
+    );
+    let paid = sandbox_pay(
+        &server.running.wechatpay_base,
+        json!({"out_trade_no": o, "notify": false}),
+    )
+    .await;
+    assert_eq!(
+        order_status(&server, &bob_token, &o).await,
+        "pending_payment"
+    );
+    let transaction = paid["transaction_id"].as_str().unwrap();
+    // As shipped, the notification's placeholders are refused (and recorded, naming no order).
+    let (status, refused) = invoke(&server, &event(run("wechat-pay-notify"), None, &[])).await;
+    assert_eq!(
+        (status, &refused["code"]),
+        (401, &json!("FAIL")),
+        "{refused}"
+    );
+    let notify = keys.wechat_notification(&server, &order, transaction);
+    let (status, body) = invoke(&server, &notify).await;
+    assert_eq!((status, &body), (204, &Value::Null), "{body}");
+    let (status, again) = invoke(&server, &notify).await;
+    assert_eq!(
+        (status, &again),
+        (204, &Value::Null),
+        "a repeat is a success"
+    );
+    assert_eq!(order_status(&server, &bob_token, &o).await, "paid");
     for (name, who, status, state) in [
         ("orders-accept", &token, 200, "accepted"),
         ("orders-refund", &bob_token, 200, "refund_requested"),
         ("orders-confirm", &bob_token, 409, "refund_requested"),
+        ("payments-refund-approve", &token, 200, "refunding"),
     ] {
         let (got, body) = invoke(&server, &event(run(name), Some(who), &[("id", &o)])).await;
         assert_eq!(got, status, "{name}: {body}");
@@ -176,6 +388,82 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             assert_eq!(body["status"], json!(state), "{name}");
         }
     }
+
+    // A second order, paid with Alipay (the start event with the alipay channel, the
+    // notification event signed here); alice declines bob's refund request.
+    let order2 = new_order(&server, &bob_token, &l).await;
+    let o2 = order2["id"].as_str().unwrap().to_owned();
+    let mut start = event("payments-start", Some(&bob_token), &[("id", &o2)]);
+    start["body"] = json!(json!({"channel": "alipay"}).to_string());
+    let (status, started) = invoke(&server, &start).await;
+    assert_eq!(status, 200, "{started}");
+    let paid = sandbox_pay(
+        &server.running.alipay_base,
+        json!({"order_string": started["order_string"], "notify": false}),
+    )
+    .await;
+    assert_eq!(
+        order_status(&server, &bob_token, &o2).await,
+        "pending_payment"
+    );
+    let (status, refused) = invoke(&server, &event(run("alipay-notify"), None, &[])).await;
+    assert_eq!((status, &refused), (400, &json!("fail")), "as shipped");
+    let notify = keys.alipay_notification(&server, &order2, paid["trade_no"].as_str().unwrap());
+    let (status, body) = invoke(&server, &notify).await;
+    assert_eq!((status, &body), (200, &json!("success")));
+    assert_eq!(order_status(&server, &bob_token, &o2).await, "paid");
+    for (name, who, status, state) in [
+        ("orders-accept", &token, 200, "accepted"),
+        ("orders-refund", &bob_token, 200, "refund_requested"),
+        ("payments-refund-decline", &token, 200, "accepted"),
+    ] {
+        let (got, body) = invoke(&server, &event(run(name), Some(who), &[("id", &o2)])).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["status"], json!(state), "{name}");
+    }
+
+    // A third, paid (the sandbox notifies the running server): alice declines it, refunded.
+    let o3 = new_order(&server, &bob_token, &l).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_payment(&server, &bob_token, &o3, "wechat").await;
+    let paid = sandbox_pay(&server.running.wechatpay_base, json!({"out_trade_no": o3})).await;
+    assert_eq!(paid["notified"], json!("204"), "{paid}");
+    let (status, declined) = invoke(
+        &server,
+        &event(run("payments-decline"), Some(&token), &[("id", &o3)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &declined["status"]),
+        (200, &json!("refunding")),
+        "{declined}"
+    );
+
+    // A fourth, with a payment started and not made: bob cancels it (closed at the provider).
+    let o4 = new_order(&server, &bob_token, &l).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_payment(&server, &bob_token, &o4, "wechat").await;
+    let (status, cancelled) = invoke(
+        &server,
+        &event(run("payments-cancel"), Some(&bob_token), &[("id", &o4)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &cancelled["status"]),
+        (200, &json!("cancelled")),
+        "{cancelled}"
+    );
+
+    // A fifth, left unpaid with an Alipay payment started: the order job expires it.
+    let o5 = new_order(&server, &bob_token, &l).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_payment(&server, &bob_token, &o5, "alipay_wap").await;
 
     let expect = |name: &'static str, token: Option<&str>, params: &[(&str, &str)], status: u16| {
         (
@@ -278,12 +566,37 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .expect("job runs");
     assert_eq!(report["examined"], json!(0), "{report}");
 
+    // The order jobs' event likewise: nothing is due yet. An hour on (the clock moved, not
+    // slept), the fifth order's time to pay has passed: its payment is closed at Alipay and it
+    // is expired. Those runs used every permission the job's IAM statements grant, and no more.
+    let schedule = run("order-jobs-schedule");
+    let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let job = server
+        .running
+        .function_app("OrderJobsFunction")
+        .expect("job exists");
+    let report = renji_local::functions::run_job("OrderJobsFunction", job)
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert_eq!(report["examined"], json!(0), "{report}");
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let report = jobs::run(job, later, jobs::Budget::default())
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(order_status(&server, &bob_token, &o5).await, "expired");
+    renji_tests::assert_grants_all_used(&server.running, "OrderJobsFunction");
+
     // A returning member whose unionid WeChat sends for the first time (the login route's one
     // update), so the check below sees every request the routes make.
     server.api.login("union:bob").await;
 
     // Each route function's IAM statements grant nothing its handler did not use here (the
-    // scheduled job's are checked where it settles attempts, tests/verification.rs).
+    // verification job's are checked where it settles attempts, tests/verification.rs; the
+    // order jobs' above).
     for (function, _) in renji_local::functions::FUNCTIONS {
         renji_tests::assert_grants_all_used(&server.running, function);
     }

@@ -331,6 +331,20 @@ mod tests {
             );
         }
         let auth = Policy::of(&template, "AuthFunction", "RenjiTable").unwrap();
+        assert!(auth.allows("GetItem", &Resource::Table, "USER#u_1"));
         assert!(!auth.allows("PutItem", &Resource::Table, "LISTING#l_1"));
+        // The notification functions serve no member: no member's data.
+        for function in ["WechatPayNotifyFunction", "AlipayNotifyFunction"] {
+            let notify = Policy::of(&template, function, "RenjiTable").unwrap();
+            assert!(notify.allows(
+                "GetItem",
+                &Resource::Table,
+                "ORDER#01M8KK26ZSJF93T54E36AT91"
+            ));
+            assert!(
+                !notify.allows("GetItem", &Resource::Table, "USER#u_1"),
+                "{function}"
+            );
+        }
     }
 }
