@@ -1,7 +1,9 @@
 """Seeds a fresh local server for the contract step (scripts/contract) and writes the
 schemathesis configuration that uses what it made.
 
-Run by scripts/contract with the .venv's Python: `contract-seed.py BASE_URL CONFIG_PATH`.
+Run by scripts/contract with the .venv's Python:
+`contract-seed.py BASE_URL CONFIG_PATH SANDBOX_JSON` (the server's sandbox URLs, which it writes
+into its data folder at start).
 
 Through the API only (sandbox WeChat logins and the sandbox verifier, see the README), it makes:
 - `schemathesis` (the member schemathesis acts as: its bearer token comes from the same sandbox
@@ -9,14 +11,18 @@ Through the API only (sandbox WeChat logins and the sandbox verifier, see the RE
   verified, with a published and a draft listing, following `schemathesis-other`, a favourite
   and a share of the other's listing;
 - `schemathesis-other`, verified, with a published listing, following `schemathesis`;
-- two orders: `schemathesis` buying the other's listing, and the other buying its listing (both
-  unpaid: their actions answer 409 until a payment, which the contract does not make).
+- orders each way in the states the order actions leave from, paid through the sandbox WeChat
+  Pay and Alipay (their `/sandbox/pay` calls, which notify the server as the providers would):
+  `schemathesis` buying the other's listing unpaid (to pay or cancel), paid (to cancel: refunded)
+  and accepted (to confirm or ask a refund); the other buying its listing unpaid, paid (to accept
+  or decline) and with a refund requested (to approve or decline).
 Their ids go into dictionaries that the path parameters draw from half of the time, so member
 routes reach real records (their own, another's, a draft) and not only 404s.
 """
 
 import json
 import sys
+import time
 
 import requests
 
@@ -63,12 +69,43 @@ def listing(base, token, title, status, price_fen=None, kind="service"):
     return call(base, "POST", "/v1/listings", token, body, expect=(201,))["id"]
 
 
+def sandbox_urls(path):
+    """The sandbox URLs the server wrote at start (just after it began to answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                sys.exit(f"contract-seed: no sandbox URLs in {path}")
+            time.sleep(0.1)
+
+
+def paid_order(base, sandbox, buyer, listing, channel):
+    """An order of `listing` by `buyer`, paid through `channel`'s sandbox: its id."""
+    order = call(base, "POST", "/v1/orders", buyer, {"listing_id": listing, "quantity": 1}, expect=(201,))["id"]
+    started = call(base, "POST", f"/v1/orders/{order}/payments", buyer, {"channel": channel})
+    if channel == "wechat":
+        pay = (sandbox["wechatpay"], {"out_trade_no": order}, "204")
+    elif channel == "alipay":
+        pay = (sandbox["alipay"], {"order_string": started["order_string"]}, "success")
+    else:
+        pay = (sandbox["alipay"], {"url": started["url"]}, "success")
+    url, body, notified = pay
+    reply = requests.post(url + "/sandbox/pay", json=body, timeout=TIMEOUT)
+    if reply.status_code != 200 or reply.json().get("notified") != notified:
+        sys.exit(f"contract-seed: the sandbox payment of {order} failed: {reply.status_code} {reply.text[:500]}")
+    return order
+
+
 def toml_list(values):
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
 def main():
     base, config_path = sys.argv[1].rstrip("/"), sys.argv[2]
+    sandbox = sandbox_urls(sys.argv[3])
     me_token, me = member(base, "schemathesis", "张三", "110101199003074477")
     other_token, other = member(base, "schemathesis-other", "李四", "440308199901010012")
     mine = listing(base, me_token, "婚礼摄影跟拍", "published", price_fen=150000)
@@ -78,14 +115,44 @@ def main():
     call(base, "PUT", f"/v1/me/following/{me}", other_token, expect=(204,))
     call(base, "PUT", f"/v1/me/favorites/{theirs}", me_token, expect=(204,))
     call(base, "POST", f"/v1/listings/{theirs}/shares", me_token, {"channel": "link"}, expect=(201,))
-    bought = call(base, "POST", "/v1/orders", me_token, {"listing_id": theirs, "quantity": 1}, expect=(201,))["id"]
+    order = lambda buyer, listing_id: call(  # noqa: E731
+        base, "POST", "/v1/orders", buyer, {"listing_id": listing_id, "quantity": 1}, expect=(201,)
+    )["id"]
+    # Two unpaid orders every order route may draw (mostly in the wrong state: 409, 403).
+    bought = order(me_token, theirs)
     sold = call(base, "POST", "/v1/orders", other_token, {"listing_id": mine, "quantity": 2}, expect=(201,))["id"]
+    # Then, for each action, orders of its own in the state it leaves from, so that one action
+    # (accept, say) does not move the order another (decline) needed first.
+    to_pay = order(me_token, theirs)
+    to_cancel = order(me_token, theirs)
+    call(base, "POST", f"/v1/orders/{to_cancel}/payments", me_token, {"channel": "wechat"})
+    to_cancel_paid = paid_order(base, sandbox, me_token, theirs, "wechat")
+    to_confirm = paid_order(base, sandbox, me_token, theirs, "alipay")
+    to_refund = paid_order(base, sandbox, me_token, theirs, "alipay_wap")
+    for accepted in (to_confirm, to_refund):
+        call(base, "POST", f"/v1/orders/{accepted}/accept", other_token)
+    to_accept = paid_order(base, sandbox, other_token, mine, "wechat")
+    to_decline = paid_order(base, sandbox, other_token, mine, "alipay")
+    to_approve = paid_order(base, sandbox, other_token, mine, "wechat")
+    to_refuse = paid_order(base, sandbox, other_token, mine, "alipay_wap")
+    for asked in (to_approve, to_refuse):
+        call(base, "POST", f"/v1/orders/{asked}/accept", me_token)
+        call(base, "POST", f"/v1/orders/{asked}/refund", other_token, {"reason": "行程有变"})
+    own = {
+        "payments": [to_pay],
+        "cancel": [to_cancel, to_cancel_paid],
+        "confirm": [to_confirm],
+        "refund": [to_refund],
+        "accept": [to_accept],
+        "decline": [to_decline],
+        "refund/approve": [to_approve],
+        "refund/decline": [to_refuse],
+    }
+    every = [bought, sold] + [o for orders in own.values() for o in orders]
 
     users, listings = toml_list([me, other]), toml_list([mine, draft, theirs])
-    orders = toml_list([bought, sold])
-    with open(config_path, "a", encoding="utf-8") as config:
-        config.write(
-            f"""
+    sections = [
+        f"""
 [dictionaries.users]
 values = {users}
 
@@ -101,16 +168,35 @@ include-path-regex = "^/v1/(listings/|me/favorites/)"
 parameters = {{ "path.id" = {{ dictionary = "listings", probability = 0.5 }}, "path.listing_id" = {{ dictionary = "listings", probability = 0.5 }} }}
 
 [dictionaries.orders]
-values = {orders}
+values = {toml_list(every)}
+"""
+    ]
+    # The first [[operations]] entry naming an option wins: the actions' own before the rest.
+    for action, orders in own.items():
+        name = "orders-" + action.replace("/", "-")
+        sections.append(
+            f"""
+[dictionaries.{name}]
+values = {toml_list(orders + [bought, sold])}
 
 [[operations]]
-include-path-regex = "^/v1/orders/"
-parameters = {{ "path.id" = {{ dictionary = "orders", probability = 0.5 }} }}
+include-path = "/v1/orders/{{id}}/{action}"
+parameters = {{ "path.id" = {{ dictionary = "{name}", probability = 0.5 }} }}
 """
         )
+    sections.append(
+        """
+[[operations]]
+include-path-regex = "^/v1/orders/"
+parameters = { "path.id" = { dictionary = "orders", probability = 0.5 } }
+"""
+    )
+    with open(config_path, "a", encoding="utf-8") as config:
+        config.write("".join(sections))
     print(
         f"seeded: members {me} (schemathesis), {other}; listings {mine}, {draft} (draft), {theirs};"
-        f" orders {bought} (bought), {sold} (sold)"
+        f" orders {bought}, {sold} (unpaid), and for each action: "
+        + ", ".join(f"{action} {' '.join(orders)}" for action, orders in own.items())
     )
 
 

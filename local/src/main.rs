@@ -8,10 +8,12 @@ use renji_local::{start, Options, StoreChoice};
 const USAGE: &str = "usage: renji-local [--addr 127.0.0.1:3000] [--data-dir .renji-data] \
 [--dynamodb-endpoint http://127.0.0.1:8000 [--table renji]]";
 
-fn parse_args() -> Result<Options, String> {
+/// The options, and the folder `sandbox.json` is written to: the data folder (with
+/// `--dynamodb-endpoint`, only one given by `--data-dir` or `RENJI_DATA_DIR`).
+fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut addr = env("RENJI_LOCAL_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
-    let mut data_dir = env("RENJI_DATA_DIR").unwrap_or_else(|| ".renji-data".into());
+    let mut given_dir = env("RENJI_DATA_DIR");
     let mut endpoint = env("RENJI_DYNAMODB_ENDPOINT");
     let mut table =
         env("RENJI_TABLE").unwrap_or_else(|| renji_shared::config::DEFAULT_TABLE.into());
@@ -23,7 +25,7 @@ fn parse_args() -> Result<Options, String> {
         };
         match flag.as_str() {
             "--addr" => addr = value()?,
-            "--data-dir" => data_dir = value()?,
+            "--data-dir" => given_dir = Some(value()?),
             "--dynamodb-endpoint" => endpoint = Some(value()?),
             "--table" => table = value()?,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -36,27 +38,37 @@ fn parse_args() -> Result<Options, String> {
     if !addr.ip().is_loopback() {
         return Err("the local server only listens on a loopback address".into());
     }
-    let store = match endpoint {
-        Some(endpoint) => StoreChoice::Dynamo {
-            endpoint,
-            table_name: table,
-        },
-        None => StoreChoice::Embedded {
-            data_dir: PathBuf::from(data_dir),
-        },
+    let (store, sandbox_dir) = match endpoint {
+        Some(endpoint) => (
+            StoreChoice::Dynamo {
+                endpoint,
+                table_name: table,
+            },
+            given_dir.map(PathBuf::from),
+        ),
+        None => {
+            let data_dir = PathBuf::from(given_dir.unwrap_or_else(|| ".renji-data".into()));
+            (
+                StoreChoice::Embedded {
+                    data_dir: data_dir.clone(),
+                },
+                Some(data_dir),
+            )
+        }
     };
-    Ok(Options {
+    let options = Options {
         addr,
         store,
         session_secret: env("RENJI_SESSION_SECRET"),
         config: Default::default(),
-    })
+    };
+    Ok((options, sandbox_dir))
 }
 
 #[tokio::main]
 async fn main() {
     renji_shared::logging::init();
-    let options = match parse_args() {
+    let (options, sandbox_dir) = match parse_args() {
         Ok(o) => o,
         Err(message) => {
             eprintln!("{message}");
@@ -83,9 +95,10 @@ async fn main() {
     println!("Sandbox WeChat Pay on {base}: pay a created payment with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"out_trade_no\":\"<order_no>\"}}' (\"notify\":false pays without notifying; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}} makes its refunds fail)", base = running.wechatpay_base);
     println!("Sandbox Alipay gateway {}: pay with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"order_string\":\"<the app's order string>\"}}' (or {{\"url\":\"<the wap URL>\"}}, {{\"out_trade_no\"}}; \"notify\":false; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}})", running.alipay_gateway, base = running.alipay_base);
     println!("Try: curl -s -X POST {}/v1/auth/wechat -H 'content-type: application/json' -d '{{\"code\":\"sandbox:alice\"}}'", running.url());
-    // The ports are chosen at start: scripts (the README's order-and-pay flow) read them here.
-    if let StoreChoice::Embedded { data_dir } = &options.store {
-        let path = data_dir.join("sandbox.json");
+    // The ports are chosen at start: scripts (the README's order-and-pay flow, the contract
+    // step's seed) read them here.
+    if let Some(dir) = sandbox_dir {
+        let path = dir.join("sandbox.json");
         let urls = serde_json::json!({
             "api": running.url(),
             "wechat_login": running.wechat_base,
@@ -94,7 +107,9 @@ async fn main() {
             "alipay": running.alipay_base,
             "alipay_gateway": running.alipay_gateway,
         });
-        match std::fs::write(&path, format!("{urls:#}\n")) {
+        match std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, format!("{urls:#}\n")))
+        {
             Ok(()) => println!("Sandbox URLs in {}", path.display()),
             Err(e) => eprintln!("renji-local: {}: {e}", path.display()),
         }
