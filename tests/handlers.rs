@@ -170,7 +170,12 @@ impl Keys {
             "attach": "",
             "success_time": "2026-11-29T12:00:05+08:00",
             "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-            "amount": {"total": amount, "payer_total": amount, "currency": "CNY", "payer_currency": "CNY"},
+            "amount": {
+                "total": amount,
+                "payer_total": amount,
+                "currency": "CNY",
+                "payer_currency": "CNY",
+            },
         });
         let resource = &body["resource"];
         let cipher = aes_gcm::Aes256Gcm::new_from_slice(self.0.apiv3_key.as_bytes()).unwrap();
