@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::events::{self, EventKind, Outcome, ProviderEvent};
 use super::payments::{self, PaymentRecord, PaymentState};
 use super::{commit, Action, Actor, Change, OrderStatus};
 use crate::app::App;
@@ -194,6 +195,19 @@ async fn reconcile(app: &App, record: &PaymentRecord, now: OffsetDateTime) -> Re
         .await?
         .ok_or(Error::NotFound("order"))?;
     let waiting = order.status == OrderStatus::PendingPayment;
+    // Every provider answer is on record; a payment the answer confirms is recorded where it
+    // is applied.
+    if !matches!(trade, Trade::Paid(_)) {
+        let event = ProviderEvent::new(
+            record.provider,
+            EventKind::Query,
+            Outcome::Recorded,
+            now,
+            format!("{trade:?}"),
+        )
+        .order(&record.order_id);
+        events::record(&app.store, event, now).await;
+    }
     match trade {
         Trade::Paid(paid) => {
             if paid.amount != order.amount_fen {
@@ -209,7 +223,7 @@ async fn reconcile(app: &App, record: &PaymentRecord, now: OffsetDateTime) -> Re
                 record.provider,
                 Some(record.channel),
                 &paid,
-                super::events::EventKind::Query,
+                EventKind::Query,
                 now,
             )
             .await?;
