@@ -29,14 +29,23 @@ impl RouteEvent {
         self.event["headers"].get("authorization").is_some()
     }
 
+    /// A scheduled function's run (`SCHEDULE <binary>`), not an HTTP route.
+    pub fn is_scheduled(&self) -> bool {
+        self.method() == SCHEDULE
+    }
+
     /// Logout revokes the session it is called with: every call needs a fresh one.
     pub fn consumes_session(&self) -> bool {
         self.route.ends_with("/logout")
     }
 }
 
-/// Every template route with its event, sorted by route; routes without an event are an error
-/// (the drift tests require one per route).
+/// The "method" of a scheduled function's run: `SCHEDULE order-jobs`.
+pub const SCHEDULE: &str = "SCHEDULE";
+
+/// Every template route with its event, sorted by route, then each scheduled function's run
+/// (`SCHEDULE <binary>`, with its `events/<binary>-schedule.json`); routes without an event are
+/// an error (the drift tests require one per route).
 pub fn load(root: &Path) -> Result<Vec<RouteEvent>, String> {
     let mut by_route: BTreeMap<String, (String, Value)> = BTreeMap::new();
     let dir = root.join("events");
@@ -65,7 +74,8 @@ pub fn load(root: &Path) -> Result<Vec<RouteEvent>, String> {
             .to_owned();
         by_route.insert(route, (name, event));
     }
-    Template::load()?
+    let template = Template::load()?;
+    let mut routes = template
         .routes()
         .into_iter()
         .map(|r| {
@@ -80,7 +90,25 @@ pub fn load(root: &Path) -> Result<Vec<RouteEvent>, String> {
                 event,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    let binaries = template.function_binaries();
+    for (function, _) in template.schedules() {
+        let binary = binaries
+            .get(&function)
+            .ok_or_else(|| format!("{function} has no binary"))?;
+        let name = format!("{binary}-schedule");
+        let path = dir.join(format!("{name}.json"));
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let event = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        routes.push(RouteEvent {
+            route: format!("{SCHEDULE} {binary}"),
+            function,
+            name,
+            event,
+        });
+    }
+    Ok(routes)
 }
 
 /// The ids a run has created, by the path segment that names their collection (`users` → a

@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod limiter;
 pub mod memstore;
 pub mod nearby;
+pub mod pay;
 pub mod report;
 pub mod requests;
 pub mod runtime_api;

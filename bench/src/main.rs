@@ -356,7 +356,7 @@ async fn run(options: Options) -> Result<Value, String> {
         &table,
         &sandboxes,
     )?;
-    let member = fixture::login(&app, &routes).await?;
+    let member = fixture::login(&app, &routes, &sandboxes).await?;
 
     let mut by_function = lambda::routes_by_function(&routes);
     let any_event: Vec<RouteEvent> = routes.iter().take(1).cloned().collect();
@@ -370,10 +370,10 @@ async fn run(options: Options) -> Result<Value, String> {
         strict: true,
     }];
     for (function, binary) in &binaries {
+        // A scheduled function's "route" is its run (`SCHEDULE <binary>`).
         let mut own = by_function.remove(function).unwrap_or_default();
         if own.is_empty() {
-            // A scheduled function (no HTTP route): not measured here.
-            continue;
+            return Err(format!("{function}: no route and no schedule to invoke it with"));
         }
         own.sort_by(|a, b| a.name.cmp(&b.name));
         targets.push(Target {
@@ -390,7 +390,7 @@ async fn run(options: Options) -> Result<Value, String> {
     // (the configuration before secrets were read at run time), and in a China region, where the
     // DynamoDB client loads the system's roots (the first invocation there cannot reach the
     // table, which DynamoDB Local keeps per region: only init counts).
-    let literal = fixture::literal_secrets();
+    let literal = fixture::literal_secrets(&sandboxes);
     let functions: Vec<Target> = targets.iter().skip(1).map(Target::clone).collect();
     for base in functions {
         let in_env = base

@@ -21,19 +21,30 @@ pub struct Call {
     pub variant: &'static str,
 }
 
-/// The calls measured: every route's typical one, and a member's first login.
+/// The calls measured: every route's typical one or its named variants
+/// ([`fixture::variants`]: each payment channel, a notification and its repeat, …), the order
+/// job's runs, and a member's first login. Other scheduled functions are measured in the
+/// Lambda section only.
 pub fn calls(routes: &[RouteEvent]) -> Vec<Call> {
-    let mut calls: Vec<Call> = routes
-        .iter()
-        .map(|r| Call {
-            route: r.clone(),
-            variant: if r.route == "POST /v1/auth/wechat" {
-                "returning member"
-            } else {
-                "typical"
-            },
-        })
-        .collect();
+    let mut calls = Vec::new();
+    for r in routes {
+        let named = fixture::variants(&r.route);
+        let variants: &[&'static str] = if r.route == "POST /v1/auth/wechat" {
+            &["returning member"]
+        } else if !named.is_empty() {
+            named
+        } else if r.is_scheduled() {
+            &[]
+        } else {
+            &[fixture::TYPICAL]
+        };
+        for variant in variants {
+            calls.push(Call {
+                route: r.clone(),
+                variant,
+            });
+        }
+    }
     if let Some(login) = routes.iter().find(|r| r.route == "POST /v1/auth/wechat") {
         calls.push(Call {
             route: login.clone(),
@@ -49,7 +60,7 @@ pub async fn event_of(call: &Call, app: &App, member: &Member, n: usize) -> Resu
         let code = format!("sandbox:bench-{}-{n}", ulid::Ulid::new());
         return Ok(events::with_login_code(&call.route.event, &code));
     }
-    member.event(app, &call.route).await
+    member.event_for(app, &call.route, call.variant).await
 }
 
 /// What one call asked of one store.
@@ -68,7 +79,7 @@ async fn count_on(
     let counting = CountingStore::new(inner);
     let store: DynStore = counting.clone();
     let app = fixture::app(store, "renji", sandboxes)?;
-    let member = fixture::login(&app, routes).await?;
+    let member = fixture::login(&app, routes, sandboxes).await?;
     let mut out = Vec::new();
     for (n, call) in calls.iter().enumerate() {
         let event = event_of(call, &app, &member, n).await?;
