@@ -116,6 +116,103 @@ async fn measure(
         "outside_io": true,
         "note": "I/O, not handler work: loopback HTTP to the sandbox, whose kernel and scheduler work is charged to the caller's thread",
     }));
+    rows.extend(provider_exchanges(&app, &sandboxes, iterations).await?);
+    Ok(rows)
+}
+
+/// A new 24-character order number (as ours are), for a trade of its own at a stand-in.
+fn order_no() -> String {
+    ulid::Ulid::new().to_string()[..24].to_owned()
+}
+
+/// Each provider call a money route makes, alone (our client's side: building and signing the
+/// request, checking the answer's signature, loopback HTTP), so the rows above can be read
+/// without it. The stand-in's own work runs on another thread and is not counted.
+async fn provider_exchanges(
+    app: &renji_shared::App,
+    sandboxes: &Sandboxes,
+    iterations: usize,
+) -> Result<Vec<Value>, String> {
+    use renji_shared::money::Fen;
+    use renji_shared::payments::{Channel, Gateway, PaymentStart, RefundRequest};
+    let wechat: &dyn Gateway = app.payments.wechat.as_deref().ok_or("no WeChat Pay gateway")?;
+    let alipay: &dyn Gateway = app.payments.alipay.as_deref().ok_or("no Alipay gateway")?;
+    let start = |channel, order_no: &str| PaymentStart {
+        channel,
+        order_no: order_no.to_owned(),
+        description: "婚礼跟拍".into(),
+        amount: Fen::from_fen(880),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        payer_openid: Some("bench-openid".into()),
+        prepay_id: None,
+    };
+    // One paid trade at each stand-in, refunded again and again with one refund number (the
+    // providers answer the same refund: what a retry or the job's follow-up costs).
+    let mut paid = Vec::new();
+    for (gateway, channel, base) in [
+        (wechat, Channel::Wechat, &sandboxes.wechatpay_base),
+        (alipay, Channel::Alipay, &sandboxes.alipay_base),
+    ] {
+        let no = order_no();
+        let started = gateway
+            .start(&start(channel, &no))
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::pay::pay_at_stand_in(base, channel, &no, &started.client).await?;
+        paid.push(RefundRequest {
+            out_refund_no: format!("{no}R01"),
+            order_no: no,
+            amount: Fen::from_fen(880),
+            total: Fen::from_fen(880),
+            reason: "退款".into(),
+        });
+    }
+    let (wechat_refund, alipay_refund) = (paid[0].clone(), paid[1].clone());
+    let closing = order_no();
+    wechat
+        .start(&start(Channel::Wechat, &closing))
+        .await
+        .map_err(|e| e.to_string())?;
+    let warmup = iterations / 10;
+    let mut rows = Vec::new();
+    for (name, part) in [
+        ("(WeChat Pay JSAPI order, client side)", "part of payments (wechat)"),
+        ("(WeChat Pay close + query, client side)", "part of cancel (unpaid)"),
+        ("(WeChat Pay refund, client side)", "part of the WeChat Pay refunds"),
+        ("(Alipay refund, client side)", "part of the Alipay refunds"),
+    ] {
+        let mut samples = Vec::with_capacity(iterations);
+        for n in 0..warmup + iterations {
+            let fresh = order_no();
+            let begin = thread_cpu();
+            let done = match part {
+                "part of payments (wechat)" => wechat
+                    .start(&start(Channel::Wechat, &fresh))
+                    .await
+                    .map(|_| ()),
+                "part of cancel (unpaid)" => match wechat.close(&closing).await {
+                    Ok(()) => wechat.query(&closing).await.map(|_| ()),
+                    Err(e) => Err(e),
+                },
+                "part of the WeChat Pay refunds" => wechat.refund(&wechat_refund).await.map(|_| ()),
+                _ => alipay.refund(&alipay_refund).await.map(|_| ()),
+            };
+            let spent = thread_cpu().saturating_sub(begin);
+            done.map_err(|e| format!("{name}: {e}"))?;
+            if n >= warmup {
+                samples.push(spent);
+            }
+        }
+        rows.push(json!({
+            "route": name,
+            "call": part,
+            "iterations": iterations,
+            "p50_us": us(percentile(&samples, 50.0)),
+            "p99_us": us(percentile(&samples, 99.0)),
+            "outside_io": true,
+            "note": "the provider call alone: signing the request, checking the signed answer, loopback HTTP (the stand-in's own work is on another thread)",
+        }));
+    }
     Ok(rows)
 }
 

@@ -159,6 +159,7 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
         "GET /v1/orders" => reasons.push("an order's entries hold its id only (the order changes in every transition), so the page reads its orders in one batch read, and the other parties' public cards in another".to_owned()),
         "GET /v1/orders/{id}" => reasons.push("reads the other party's public card, which the answer shows".to_owned()),
         "POST /v1/orders" => reasons.push("reads the listing to price the order (checked unchanged in the transaction), the key's record of an Idempotency-Key, and the seller's public card for the answer".to_owned()),
+        "POST /v1/orders/{id}/cancel" | "POST /v1/orders/{id}/decline" | "POST /v1/orders/{id}/refund/approve" if port.iter().filter(|op| op.starts_with("transact")).count() > 1 => reasons.push("a refund is two transactions by design: the order moves to refunding before the provider is asked (a timeout or crash leaves a refund the job follows up, never money returned without a record), then the provider's answer is applied on a fresh read of the order, conditioned on its version; the order is read once more for the answer".to_owned()),
         route if route.starts_with("POST /v1/orders/") => reasons.push("reads the order (the state machine decides on the state read; the write is conditioned on its version) and the other party's public card for the answer".to_owned()),
         _ => {}
     }
