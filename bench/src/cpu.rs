@@ -135,7 +135,11 @@ async fn provider_exchanges(
 ) -> Result<Vec<Value>, String> {
     use renji_shared::money::Fen;
     use renji_shared::payments::{Channel, Gateway, PaymentStart, RefundRequest};
-    let wechat: &dyn Gateway = app.payments.wechat.as_deref().ok_or("no WeChat Pay gateway")?;
+    let wechat: &dyn Gateway = app
+        .payments
+        .wechat
+        .as_deref()
+        .ok_or("no WeChat Pay gateway")?;
     let alipay: &dyn Gateway = app.payments.alipay.as_deref().ok_or("no Alipay gateway")?;
     let start = |channel, order_no: &str| PaymentStart {
         channel,
@@ -146,56 +150,72 @@ async fn provider_exchanges(
         payer_openid: Some("bench-openid".into()),
         prepay_id: None,
     };
-    // One paid trade at each stand-in, refunded again and again with one refund number (the
-    // providers answer the same refund: what a retry or the job's follow-up costs).
-    let mut paid = Vec::new();
-    for (gateway, channel, base) in [
-        (wechat, Channel::Wechat, &sandboxes.wechatpay_base),
-        (alipay, Channel::Alipay, &sandboxes.alipay_base),
-    ] {
+    // A trade paid at the stand-in, as a refund finds it (each refund its own: a repeated
+    // refund number is answered differently, Alipay's with a second call to query it).
+    let paid_trade = |gateway: &'static str| async move {
+        let (gateway, channel, base) = match gateway {
+            "wechat" => (wechat, Channel::Wechat, &sandboxes.wechatpay_base),
+            _ => (alipay, Channel::Alipay, &sandboxes.alipay_base),
+        };
         let no = order_no();
         let started = gateway
             .start(&start(channel, &no))
             .await
             .map_err(|e| e.to_string())?;
         crate::pay::pay_at_stand_in(base, channel, &no, &started.client).await?;
-        paid.push(RefundRequest {
+        Ok::<_, String>(RefundRequest {
             out_refund_no: format!("{no}R01"),
             order_no: no,
             amount: Fen::from_fen(880),
             total: Fen::from_fen(880),
             reason: "退款".into(),
-        });
-    }
-    let (wechat_refund, alipay_refund) = (paid[0].clone(), paid[1].clone());
-    let closing = order_no();
-    wechat
-        .start(&start(Channel::Wechat, &closing))
-        .await
-        .map_err(|e| e.to_string())?;
+        })
+    };
     let warmup = iterations / 10;
     let mut rows = Vec::new();
     for (name, part) in [
-        ("(WeChat Pay JSAPI order, client side)", "part of payments (wechat)"),
-        ("(WeChat Pay close + query, client side)", "part of cancel (unpaid)"),
-        ("(WeChat Pay refund, client side)", "part of the WeChat Pay refunds"),
+        (
+            "(WeChat Pay JSAPI order, client side)",
+            "part of payments (wechat)",
+        ),
+        (
+            "(WeChat Pay close + query, client side)",
+            "part of cancel (unpaid)",
+        ),
+        (
+            "(WeChat Pay refund, client side)",
+            "part of the WeChat Pay refunds",
+        ),
         ("(Alipay refund, client side)", "part of the Alipay refunds"),
     ] {
         let mut samples = Vec::with_capacity(iterations);
         for n in 0..warmup + iterations {
             let fresh = order_no();
+            let refund = match part {
+                "part of the WeChat Pay refunds" => Some(paid_trade("wechat").await?),
+                "part of the Alipay refunds" => Some(paid_trade("alipay").await?),
+                "part of cancel (unpaid)" => {
+                    wechat
+                        .start(&start(Channel::Wechat, &fresh))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    None
+                }
+                _ => None,
+            };
             let begin = thread_cpu();
-            let done = match part {
-                "part of payments (wechat)" => wechat
+            let done = match (part, &refund) {
+                ("part of payments (wechat)", _) => wechat
                     .start(&start(Channel::Wechat, &fresh))
                     .await
                     .map(|_| ()),
-                "part of cancel (unpaid)" => match wechat.close(&closing).await {
-                    Ok(()) => wechat.query(&closing).await.map(|_| ()),
+                ("part of cancel (unpaid)", _) => match wechat.close(&fresh).await {
+                    Ok(()) => wechat.query(&fresh).await.map(|_| ()),
                     Err(e) => Err(e),
                 },
-                "part of the WeChat Pay refunds" => wechat.refund(&wechat_refund).await.map(|_| ()),
-                _ => alipay.refund(&alipay_refund).await.map(|_| ()),
+                ("part of the WeChat Pay refunds", Some(r)) => wechat.refund(r).await.map(|_| ()),
+                (_, Some(r)) => alipay.refund(r).await.map(|_| ()),
+                (_, None) => Ok(()),
             };
             let spent = thread_cpu().saturating_sub(begin);
             done.map_err(|e| format!("{name}: {e}"))?;
@@ -227,7 +247,9 @@ fn provider_exchange(route: &str, variant: &str) -> &'static str {
         ("POST /v1/orders/{id}/cancel", v) if v.starts_with("unpaid") => {
             "includes closing and querying the payment at the WeChat Pay stand-in"
         }
-        ("POST /v1/orders/{id}/cancel", _) => "includes the refund exchange with the Alipay stand-in",
+        ("POST /v1/orders/{id}/cancel", _) => {
+            "includes the refund exchange with the Alipay stand-in"
+        }
         ("POST /v1/orders/{id}/decline", _) => {
             "includes the refund exchange with the WeChat Pay stand-in"
         }

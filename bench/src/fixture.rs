@@ -108,9 +108,7 @@ impl Sandboxes {
             sink,
             Arc::new(|_| {
                 Box::pin(async {
-                    hyper::Response::new(http_body_util::Full::new(Bytes::from_static(
-                        b"success",
-                    )))
+                    hyper::Response::new(http_body_util::Full::new(Bytes::from_static(b"success")))
                 })
             }),
         );
@@ -202,14 +200,20 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ),
         ("WECHATPAY_MERCHANT_KEY_ARN", WECHATPAY_KEY_ARN.to_owned()),
         ("WECHATPAY_APIV3_KEY_ARN", APIV3_ARN.to_owned()),
-        ("WECHATPAY_PUBLIC_KEY_ID", keys.text.wechatpay_key_id.clone()),
+        (
+            "WECHATPAY_PUBLIC_KEY_ID",
+            keys.text.wechatpay_key_id.clone(),
+        ),
         ("WECHATPAY_PUBLIC_KEY", keys.wechatpay_public_pem.clone()),
         ("WECHATPAY_PLATFORM_CERTS", String::new()),
         ("WECHATPAY_API_BASE", sandboxes.wechatpay_base.clone()),
         ("ALIPAY_APP_ID", payment_keys::ALIPAY_APP_ID.to_owned()),
         ("ALIPAY_APP_PRIVATE_KEY_ARN", ALIPAY_KEY_ARN.to_owned()),
         ("ALIPAY_PUBLIC_KEY", keys.alipay_public_pem.clone()),
-        ("ALIPAY_SELLER_ID", payment_keys::ALIPAY_SELLER_ID.to_owned()),
+        (
+            "ALIPAY_SELLER_ID",
+            payment_keys::ALIPAY_SELLER_ID.to_owned(),
+        ),
         ("ALIPAY_GATEWAY", sandboxes.alipay_gateway.clone()),
         ("RENJI_PUBLIC_BASE_URL", sandboxes.public_base.clone()),
     ])
@@ -528,8 +532,7 @@ impl Member {
                 id
             }
             "POST /v1/orders/{id}/cancel" => {
-                self.paid_order(app, true, channel_of(variant), &[])
-                    .await?
+                self.paid_order(app, true, channel_of(variant), &[]).await?
             }
             "POST /v1/orders/{id}/decline" => {
                 self.paid_order(app, false, channel_of(variant), &[])
@@ -546,7 +549,9 @@ impl Member {
             "POST /v1/payments/wechat/notify" | "POST /v1/payments/alipay/notify" => {
                 return self.notification(app, route, variant, now).await.map(Some)
             }
-            "SCHEDULE order-jobs" => return self.due_work(app, route, variant, now).await.map(Some),
+            "SCHEDULE order-jobs" => {
+                return self.due_work(app, route, variant, now).await.map(Some)
+            }
             _ => return Ok(None),
         };
         let mut ids = self.ids.clone();
@@ -625,8 +630,13 @@ impl Member {
             let id = self.fresh_order_at(app, true, &[], then).await?;
             let order_id = OrderId::parse(&id).ok_or("a bad order id")?;
             let client = pay::start(app, &order_id, Channel::Wechat, then).await?;
-            pay::pay_at_stand_in(self.stand_in(Channel::Wechat), Channel::Wechat, &id, &client)
-                .await?;
+            pay::pay_at_stand_in(
+                self.stand_in(Channel::Wechat),
+                Channel::Wechat,
+                &id,
+                &client,
+            )
+            .await?;
         }
         Ok(route.event.clone())
     }

@@ -373,7 +373,9 @@ async fn run(options: Options) -> Result<Value, String> {
         // A scheduled function's "route" is its run (`SCHEDULE <binary>`).
         let mut own = by_function.remove(function).unwrap_or_default();
         if own.is_empty() {
-            return Err(format!("{function}: no route and no schedule to invoke it with"));
+            return Err(format!(
+                "{function}: no route and no schedule to invoke it with"
+            ));
         }
         own.sort_by(|a, b| a.name.cmp(&b.name));
         targets.push(Target {
@@ -397,8 +399,11 @@ async fn run(options: Options) -> Result<Value, String> {
             .env
             .iter()
             .map(|(name, value)| match name.strip_suffix("_ARN") {
-                Some(variable) => (variable.to_owned(), literal[variable].clone()),
-                None => (name.clone(), value.clone()),
+                // An ARN set empty (a secret the function must not have) stays unset.
+                Some(variable) if !value.is_empty() => {
+                    (variable.to_owned(), literal[variable].clone())
+                }
+                _ => (name.clone(), value.clone()),
             })
             .collect();
         targets.push(Target {

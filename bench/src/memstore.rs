@@ -1,7 +1,10 @@
 //! A zero-latency store for timing handlers without store I/O: a map behind a mutex, with the
-//! port's conditions and update semantics, and simple (cursor-less) queries.
+//! port's conditions and update semantics, and simple (cursor-less) queries. Items are also
+//! listed by partition (the table's and each index's), so a query reads its partition only, as
+//! DynamoDB's does, and its cost does not grow with what earlier calls wrote elsewhere (the
+//! order job's six `DUE#` queries run beside thousands of orders).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,7 +16,65 @@ use serde_json::Value;
 
 #[derive(Default)]
 pub struct MemStore {
-    items: Mutex<BTreeMap<Key, Item>>,
+    items: Mutex<Items>,
+}
+
+/// The items, and their keys by (partition attribute, partition value).
+#[derive(Default)]
+struct Items {
+    by_key: BTreeMap<Key, Item>,
+    partitions: HashMap<(&'static str, String), BTreeSet<Key>>,
+}
+
+/// The partition attributes: the table's and each index's.
+fn partition_attributes() -> impl Iterator<Item = &'static str> {
+    std::iter::once(PK).chain(TABLE.indexes.iter().map(|i| i.pk))
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl Items {
+    fn get(&self, key: &Key) -> Option<&Item> {
+        self.by_key.get(key)
+    }
+
+    fn insert(&mut self, key: Key, item: Item) {
+        self.remove(&key);
+        for attribute in partition_attributes() {
+            if let Some(value) = text(&item, attribute) {
+                self.partitions
+                    .entry((attribute, value))
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        self.by_key.insert(key, item);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        let Some(old) = self.by_key.remove(key) else {
+            return;
+        };
+        for attribute in partition_attributes() {
+            if let Some(value) = text(&old, attribute) {
+                if let Some(keys) = self.partitions.get_mut(&(attribute, value)) {
+                    keys.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The items whose `attribute` is `value`.
+    fn partition<'a>(&'a self, attribute: &'static str, value: &str) -> Vec<&'a Item> {
+        self.partitions
+            .get(&(attribute, value.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.by_key.get(k))
+            .collect()
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
@@ -103,11 +164,9 @@ impl Store for MemStore {
             }
         };
         let items = locked(&self.items)?;
-        let text =
-            |item: &Item, name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
         let mut found: Vec<(String, Item)> = items
-            .values()
-            .filter(|item| text(item, pk).as_deref() == Some(query.partition.as_str()))
+            .partition(pk, &query.partition)
+            .into_iter()
             .filter_map(|item| Some((text(item, sk)?, item.clone())))
             .filter(|(s, _)| sort_matches(&query.sort, s))
             .collect();

@@ -143,7 +143,10 @@ pub fn wechat_paid(
     );
     Ok(Notification {
         headers: vec![
-            ("wechatpay-serial".into(), keys.text.wechatpay_key_id.clone()),
+            (
+                "wechatpay-serial".into(),
+                keys.text.wechatpay_key_id.clone(),
+            ),
             ("wechatpay-signature".into(), signature),
             ("wechatpay-timestamp".into(), timestamp),
             ("wechatpay-nonce".into(), nonce),
