@@ -152,6 +152,8 @@ async fn provider_exchanges(
     };
     // A trade paid at the stand-in, as a refund finds it (each refund its own: a repeated
     // refund number is answered differently, Alipay's with a second call to query it).
+    let http = reqwest::Client::new();
+    let http = &http;
     let paid_trade = |gateway: &'static str| async move {
         let (gateway, channel, base) = match gateway {
             "wechat" => (wechat, Channel::Wechat, &sandboxes.wechatpay_base),
@@ -162,7 +164,7 @@ async fn provider_exchanges(
             .start(&start(channel, &no))
             .await
             .map_err(|e| e.to_string())?;
-        crate::pay::pay_at_stand_in(base, channel, &no, &started.client).await?;
+        crate::pay::pay_at_stand_in(http, base, channel, &no, &started.client).await?;
         Ok::<_, String>(RefundRequest {
             out_refund_no: format!("{no}R01"),
             order_no: no,

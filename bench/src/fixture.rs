@@ -246,6 +246,8 @@ pub struct Member {
     other: Option<(UserId, ListingId)>,
     /// The payment stand-ins, to pay orders at and to sign notifications with their keys.
     sandboxes: Sandboxes,
+    /// The client of the buyer's side at the stand-ins (one, on the runtime that logged in).
+    http: reqwest::Client,
 }
 
 /// Runs the handler of `route`'s function on `event`; the status and JSON body.
@@ -296,6 +298,7 @@ pub async fn login(
         new_listing: String::new(),
         other: None,
         sandboxes: sandboxes.clone(),
+        http: reqwest::Client::new(),
     };
     member.create_objects(app, routes).await?;
     Ok(member)
@@ -412,7 +415,8 @@ impl Member {
         let order_id = OrderId::parse(&id).ok_or("a bad order id")?;
         let now = time::OffsetDateTime::now_utc();
         let client = pay::start(app, &order_id, channel, now).await?;
-        let paid = pay::pay_at_stand_in(self.stand_in(channel), channel, &id, &client).await?;
+        let paid =
+            pay::pay_at_stand_in(&self.http, self.stand_in(channel), channel, &id, &client).await?;
         pay::confirm(app, &order_id, channel, paid, now).await?;
         move_order(app, &order_id, steps, now).await?;
         Ok(id)
@@ -631,6 +635,7 @@ impl Member {
             let order_id = OrderId::parse(&id).ok_or("a bad order id")?;
             let client = pay::start(app, &order_id, Channel::Wechat, then).await?;
             pay::pay_at_stand_in(
+                &self.http,
                 self.stand_in(Channel::Wechat),
                 Channel::Wechat,
                 &id,

@@ -251,8 +251,11 @@ pub async fn start(
 }
 
 /// Pays a started payment at its stand-in, as the buyer would, without a notification (the
-/// benchmark delivers its own); the provider's transaction id.
+/// benchmark delivers its own); the provider's transaction id. `http` is kept by the caller: a
+/// client made per call would wind its connection down (and free its TLS roots) on the timed
+/// thread during the next measured call.
 pub async fn pay_at_stand_in(
+    http: &reqwest::Client,
     base: &str,
     channel: Channel,
     order_no: &str,
@@ -263,7 +266,7 @@ pub async fn pay_at_stand_in(
         Channel::Alipay => json!({"order_string": client["order_string"], "notify": false}),
         Channel::AlipayWap => json!({"url": client["url"], "notify": false}),
     };
-    let text = reqwest::Client::new()
+    let text = http
         .post(format!("{base}/sandbox/pay"))
         .header("content-type", "application/json")
         .body(call.to_string())
