@@ -34,6 +34,8 @@ struct FakeProvider {
     refund_calls: Mutex<Vec<String>>,
     /// Refunds answer Processing first (settled by a query) instead of Succeeded.
     slow_refunds: bool,
+    /// Successes report this amount instead of the refund's (a provider contradicting us).
+    reported_refund: Option<Fen>,
 }
 
 impl FakeProvider {
@@ -101,6 +103,7 @@ impl Gateway for FakeProvider {
         } else {
             RefundState::Succeeded {
                 refund_id: Some(format!("rf-{}", refund.out_refund_no)),
+                amount: Some(self.reported_refund.unwrap_or(refund.amount)),
             }
         };
         // The same number again answers the same refund: the provider refunds once.
@@ -118,10 +121,13 @@ impl Gateway for FakeProvider {
         let mut refunds = self.refunds.lock().unwrap();
         match refunds.get_mut(out_refund_no) {
             None => Ok(RefundState::NotFound),
-            Some((_, state)) => {
+            Some((amount, state)) => {
                 // A slow refund has finished by the time it is asked about.
                 if *state == RefundState::Processing {
-                    *state = RefundState::Succeeded { refund_id: None };
+                    *state = RefundState::Succeeded {
+                        refund_id: None,
+                        amount: Some(self.reported_refund.unwrap_or(*amount)),
+                    };
                 }
                 Ok(state.clone())
             }
@@ -141,7 +147,10 @@ async fn world(backend: Backend) -> World {
 }
 
 async fn world_with(backend: Backend, slow_refunds: bool) -> World {
-    let store = TestStore::new(backend).await;
+    world_on(TestStore::new(backend).await, slow_refunds).await
+}
+
+async fn world_on(store: TestStore, slow_refunds: bool) -> World {
     let config = Config::from_lookup(|name| match name {
         "RENJI_SESSION_SECRET" => Some("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
         _ => None,
@@ -754,4 +763,94 @@ on_both_stores!(
     the_clock_moves_orders_on,
     slow_refunds_are_followed_until_final,
     a_partial_refund_returns_the_order_to_where_it_was,
+    provider_answers_that_contradict_the_order_change_nothing,
+    a_refund_reported_for_another_amount_is_not_booked,
 );
+
+/// The word of a provider (a signed answer: as trusted as a notification) that contradicts the
+/// order — another amount, another transaction for the same trade — changes nothing.
+async fn provider_answers_that_contradict_the_order_change_nothing(backend: Backend) {
+    let world = world(backend).await;
+    let now = OffsetDateTime::now_utc();
+    let order = unpaid_order(&world, now).await;
+    start(&world, &order, now).await;
+    // "Paid", for a fen less, with no notification: the query after 2 minutes and the expiry
+    // both hear it.
+    world
+        .alipay
+        .pay(order.id.as_str(), Fen::from_fen(AMOUNT - 1), "short-1");
+    for at in [now + Duration::seconds(121), now + Duration::minutes(31)] {
+        let report = jobs::run(&world.app, at, Budget::default()).await.unwrap();
+        assert!(report.failed >= 1, "{report:?}");
+        assert_eq!(
+            load(&world, &order.id).await.status,
+            OrderStatus::PendingPayment
+        );
+    }
+    assert_eq!(
+        payments::cancel(&world.app, &order, now)
+            .await
+            .unwrap_err()
+            .status()
+            .as_u16(),
+        503,
+        "a cancel is not closed on a contradicting answer"
+    );
+    assert_eq!(
+        load(&world, &order.id).await.status,
+        OrderStatus::PendingPayment
+    );
+
+    // A second transaction for a trade already paid is not a payment of ours.
+    let paid = paid_order(&world, now).await;
+    let second = payments::apply_notice(
+        &world.app,
+        paid_notice(Provider::Wechat, &paid, "another-transaction", AMOUNT),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(second.is_err(), "{second:?}");
+    let record = payments::record_of(&world.app.store, &paid.id, Provider::Wechat)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, PaymentState::Paid);
+    assert_eq!(record.transaction_id.unwrap(), format!("tx-{}", paid.id));
+    assert_eq!(load(&world, &paid.id).await, paid);
+}
+
+async fn a_refund_reported_for_another_amount_is_not_booked(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut world = world_on(store, false).await;
+    let t0 = OffsetDateTime::now_utc();
+    let order = paid_order(&world, t0).await;
+    let half = Arc::new(FakeProvider {
+        reported_refund: Some(Fen::from_fen(AMOUNT / 2)),
+        ..FakeProvider::default()
+    });
+    world.app.payments.wechat = Some(half.clone());
+    world.wechat = half;
+    let after = payments::cancel(&world.app, &order, t0).await.unwrap();
+    assert_eq!(
+        after.status,
+        OrderStatus::Refunding,
+        "not refunded on that word"
+    );
+    assert_eq!(after.refunded_fen, Fen::from_fen(0));
+    // A notification saying the same is refused too.
+    let notice = Notice::Refund {
+        provider: Provider::Wechat,
+        order_no: order.id.to_string(),
+        out_refund_no: format!("{}R01", order.id),
+        state: RefundState::Succeeded {
+            refund_id: None,
+            amount: Some(Fen::from_fen(AMOUNT / 2)),
+        },
+    };
+    assert!(payments::apply_notice(&world.app, notice, t0)
+        .await
+        .unwrap()
+        .is_err());
+    assert_eq!(load(&world, &order.id).await.status, OrderStatus::Refunding);
+}

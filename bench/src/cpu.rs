@@ -170,6 +170,7 @@ async fn provider_exchanges(
             order_no: no,
             amount: Fen::from_fen(880),
             total: Fen::from_fen(880),
+            refunded_before: Fen::from_fen(0),
             reason: "退款".into(),
         })
     };

@@ -1092,6 +1092,7 @@ async fn our_wechatpay_adapter_and_verifier_work_against_the_stand_in() {
         out_refund_no: format!("{no}R01"),
         amount: Fen::from_fen(1000),
         total: Fen::from_fen(2500),
+        refunded_before: Fen::from_fen(0),
         reason: "买家取消".into(),
     };
     let state = gateway.refund(&refund).await.expect("refund");
@@ -1171,6 +1172,7 @@ async fn our_alipay_adapter_and_verifier_work_against_the_stand_in() {
         out_refund_no: format!("{no}R01"),
         amount: Fen::from_fen(1000),
         total: Fen::from_fen(2500),
+        refunded_before: Fen::from_fen(0),
         reason: "买家取消".into(),
     };
     assert!(matches!(

@@ -105,11 +105,16 @@ pub fn record_key(member: &UserId, route: &str, key: &IdempotencyKey) -> Key {
     keys::idempotency(member, route, key.as_str())
 }
 
+/// The SHA-256 of the route and the body. A JSON body counts by its value (keys in order,
+/// no whitespace), so a client that re-serialises its body for a retry is answered the same.
 fn request_hash(route: &str, request: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<Value>(request)
+        .ok()
+        .and_then(|value| serde_json::to_vec(&value).ok());
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(route.as_bytes());
     context.update(&[0]);
-    context.update(request);
+    context.update(canonical.as_deref().unwrap_or(request));
     context
         .finish()
         .as_ref()
@@ -306,7 +311,20 @@ mod tests {
         let a = request_hash("POST /v1/orders", b"{}");
         assert_eq!(a.len(), 64);
         assert_eq!(a, request_hash("POST /v1/orders", b"{}"));
-        assert_ne!(a, request_hash("POST /v1/orders", b"{ }"));
+        // A JSON body counts by its value: spacing and key order do not make another request.
+        assert_eq!(a, request_hash("POST /v1/orders", b"{ }"));
+        assert_eq!(
+            request_hash("POST /v1/orders", br#"{"a":1,"b":"x"}"#),
+            request_hash("POST /v1/orders", b"{ \"b\": \"x\",\n \"a\": 1 }")
+        );
+        assert_ne!(
+            request_hash("POST /v1/orders", br#"{"a":1}"#),
+            request_hash("POST /v1/orders", br#"{"a":1,"remark":""}"#)
+        );
+        assert_ne!(
+            request_hash("POST /v1/orders", br#"{"a":1}"#),
+            request_hash("POST /v1/orders", br#"{"a":2}"#)
+        );
         assert_ne!(a, request_hash("POST /v1/payments", b"{}"));
         // The separator keeps route and body apart.
         assert_ne!(request_hash("a", b"b"), request_hash("ab", b""));

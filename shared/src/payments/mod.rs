@@ -127,6 +127,8 @@ pub struct RefundRequest {
     pub amount: Fen,
     /// The payment's whole amount (WeChat needs it).
     pub total: Fen,
+    /// What earlier refunds of this payment gave back (Alipay reports the running total).
+    pub refunded_before: Fen,
     pub reason: String,
 }
 
@@ -135,13 +137,14 @@ pub struct RefundRequest {
 pub enum RefundState {
     Succeeded {
         refund_id: Option<String>,
+        /// This refund's amount as the provider reports it (`None`: its answer does not say);
+        /// the domain refuses a success for another amount than it asked.
+        amount: Option<Fen>,
     },
     /// Accepted, not final: ask again (a query, or the refund notification).
     Processing,
     /// Final failure (WeChat CLOSED/ABNORMAL, Alipay's refusal): staff attention.
-    Failed {
-        reason: String,
-    },
+    Failed { reason: String },
     /// The provider knows no such refund.
     NotFound,
 }

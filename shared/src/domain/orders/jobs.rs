@@ -210,14 +210,7 @@ async fn reconcile(app: &App, record: &PaymentRecord, now: OffsetDateTime) -> Re
     }
     match trade {
         Trade::Paid(paid) => {
-            if paid.amount != order.amount_fen {
-                return Err(Error::Internal(format!(
-                    "{} reports another amount for order {}",
-                    record.provider.as_str(),
-                    order.id
-                )));
-            }
-            payments::apply_paid(
+            let applied = payments::apply_paid(
                 app,
                 &record.order_id,
                 record.provider,
@@ -227,6 +220,9 @@ async fn reconcile(app: &App, record: &PaymentRecord, now: OffsetDateTime) -> Re
                 now,
             )
             .await?;
+            if let payments::Applied::Refused(why) = applied {
+                return Err(payments::contradicted(record.provider, why));
+            }
         }
         Trade::Open if !waiting => {
             gateway.close(&order_no).await?;

@@ -329,6 +329,17 @@ pub enum Applied {
     Repeat,
     /// Nothing to change (recorded).
     Nothing,
+    /// Verified, but it contradicts the order (another amount, a second transaction for one
+    /// trade): recorded and refused, nothing changed.
+    Refused(&'static str),
+}
+
+/// A notification the order contradicts is refused (the provider is told it failed).
+fn refused_as_rejected(applied: Applied) -> Result<Applied, Rejected> {
+    match applied {
+        Applied::Refused(why) => Err(Rejected::new(why)),
+        other => Ok(other),
+    }
 }
 
 /// Applies a verified notification. A refusal (unknown order, wrong amount) changes nothing and
@@ -365,31 +376,22 @@ pub async fn apply_notice(
         .await;
         return Ok(Err(Rejected::new("unknown order")));
     };
-    let Some(order) = super::get(&app.store, &id).await? else {
+    if super::get(&app.store, &id).await?.is_none() {
         events::record(&app.store, reject("no such order", None), now).await;
         return Ok(Err(Rejected::new("unknown order")));
-    };
+    }
     match notice {
-        Notice::Paid { paid, .. } => {
-            if paid.amount != order.amount_fen {
-                let event = reject("amount differs from the order's", Some(&id))
-                    .transaction(Some(&paid.transaction_id))
-                    .amount(paid.amount);
-                events::record(&app.store, event, now).await;
-                return Ok(Err(Rejected::new("amount mismatch")));
-            }
-            apply_paid(
-                app,
-                &id,
-                provider,
-                None,
-                &paid,
-                EventKind::Notification,
-                now,
-            )
-            .await
-            .map(Ok)
-        }
+        Notice::Paid { paid, .. } => apply_paid(
+            app,
+            &id,
+            provider,
+            None,
+            &paid,
+            EventKind::Notification,
+            now,
+        )
+        .await
+        .map(refused_as_rejected),
         Notice::Refund {
             out_refund_no,
             state,
@@ -404,7 +406,7 @@ pub async fn apply_notice(
             now,
         )
         .await
-        .map(Ok),
+        .map(refused_as_rejected),
         Notice::Other { what, .. } => {
             let event = ProviderEvent::new(
                 provider,
@@ -436,6 +438,29 @@ pub async fn apply_paid(
             .await?
             .ok_or(Error::NotFound("order"))?;
         let existing = record_of(&app.store, id, provider).await?;
+        // Whatever says it (a notification or a query's answer), a payment must match the order
+        // and be the provider's one transaction for it.
+        let settled = existing
+            .as_ref()
+            .filter(|r| matches!(r.state, PaymentState::Paid | PaymentState::Late));
+        let contradiction = if paid.amount != order.amount_fen {
+            Some("amount differs from the order's")
+        } else if settled
+            .is_some_and(|r| r.transaction_id.as_deref() != Some(paid.transaction_id.as_str()))
+        {
+            Some("a second transaction for one trade")
+        } else {
+            None
+        };
+        if let Some(why) = contradiction {
+            tracing::error!(order_id = %id, provider = provider.as_str(), why, "a payment contradicts the order: refused");
+            let event = ProviderEvent::new(provider, source, Outcome::Rejected, now, why)
+                .order(id)
+                .transaction(Some(&paid.transaction_id))
+                .amount(paid.amount);
+            events::record(&app.store, event, now).await;
+            return Ok(Applied::Refused(why));
+        }
         if let Some(r) = &existing {
             if r.transaction_id.as_deref() == Some(paid.transaction_id.as_str())
                 && matches!(r.state, PaymentState::Paid | PaymentState::Late)
@@ -538,6 +563,15 @@ pub async fn apply_paid(
     Err(order_changed())
 }
 
+/// A provider's answer that contradicts the order: nothing is changed on its word (503, the
+/// event is on record, staff look).
+pub fn contradicted(provider: Provider, why: &str) -> Error {
+    Error::Unavailable(format!(
+        "{}'s answer contradicts the order: {why}",
+        provider.as_str()
+    ))
+}
+
 /// `<order id>L<W|A>`: the refund number of a late payment at `provider`.
 pub fn late_refund_no(id: &OrderId, provider: Provider) -> String {
     let letter = match provider {
@@ -582,8 +616,15 @@ pub async fn apply_refund(
             .await;
             return Ok(Applied::Repeat);
         };
-        let (change, refund_id) = match &state {
-            RefundState::Succeeded { refund_id } => (
+        // A success for another amount than asked is not this refund's: recorded, refused, and
+        // the refund asked about again later (staff see the events).
+        let mismatch = matches!(&state, RefundState::Succeeded { amount: Some(a), .. } if *a != refund.amount_fen);
+        let effective = match mismatch {
+            true => RefundState::NotFound,
+            false => state.clone(),
+        };
+        let (change, refund_id) = match &effective {
+            RefundState::Succeeded { refund_id, .. } => (
                 Some(Change::new(Action::RefundSucceeded, Actor::Provider, now)),
                 refund_id.clone(),
             ),
@@ -620,11 +661,18 @@ pub async fn apply_refund(
                     }
                 }
                 next.due_at = Some(backoff(now.unix_timestamp(), attempts.saturating_sub(1)));
-                let e = event(Outcome::Recorded, format!("{state:?}"));
+                let e = match mismatch {
+                    true => {
+                        tracing::error!(order_id = %id, provider = provider.as_str(), "a refund's success names another amount: refused");
+                        event(Outcome::Rejected, format!("another amount: {state:?}"))
+                    }
+                    false => event(Outcome::Recorded, format!("{state:?}")),
+                };
                 commit(&app.store, &order, &next, vec![e.write(now)?]).await
             }
         };
         match result {
+            Ok(()) if mismatch => return Ok(Applied::Refused("refund amount differs")),
             Ok(()) => return Ok(Applied::Changed),
             Err(Error::Conflict {
                 code: "order_changed",
@@ -655,10 +703,15 @@ async fn apply_late_refund(
         else {
             return Ok(Applied::Repeat);
         };
+        let mismatch = matches!(&state, RefundState::Succeeded { amount: Some(a), .. } if Some(*a) != record.paid_fen);
+        let effective = match mismatch {
+            true => RefundState::NotFound,
+            false => state.clone(),
+        };
         let mut next = record.next();
         let refund = next.late_refund.get_or_insert(late.clone());
         refund.attempts = late.attempts + 1;
-        let outcome = match &state {
+        let outcome = match &effective {
             RefundState::Succeeded { .. } => {
                 refund.status = RefundStatus::Succeeded;
                 next.due_at = None;
@@ -672,11 +725,14 @@ async fn apply_late_refund(
                 Outcome::Applied
             }
             RefundState::Processing | RefundState::NotFound => {
-                if state == RefundState::Processing {
+                if effective == RefundState::Processing {
                     refund.status = RefundStatus::Processing;
                 }
                 next.due_at = Some(backoff(now.unix_timestamp(), late.attempts));
-                Outcome::Recorded
+                match mismatch {
+                    true => Outcome::Rejected,
+                    false => Outcome::Recorded,
+                }
             }
         };
         let event = ProviderEvent::new(
@@ -693,6 +749,7 @@ async fn apply_late_refund(
             .transact(vec![next.write(Some(&record))?, event.write(now)?])
             .await
         {
+            Ok(()) if mismatch => return Ok(Applied::Refused("refund amount differs")),
             Ok(()) => return Ok(Applied::Changed),
             Err(e) if lost_race(&e) => continue,
             Err(e) => return Err(e.into()),
@@ -718,6 +775,7 @@ pub async fn request_refund(app: &App, order: Order, now: OffsetDateTime) -> Res
         out_refund_no: refund.out_refund_no.clone(),
         amount: refund.amount_fen,
         total: order.amount_fen,
+        refunded_before: order.refunded_fen,
         reason: refund.reason.clone().unwrap_or_else(|| "退款".into()),
     };
     let state = match refund.status {
@@ -802,6 +860,7 @@ pub async fn refund_late(
         out_refund_no: late.out_refund_no.clone(),
         amount: paid,
         total: paid,
+        refunded_before: Fen::from_fen(0),
         reason: "订单已关闭，退回重复或逾期的付款".into(),
     };
     let answer = match late.status {
@@ -861,7 +920,7 @@ pub async fn close_open(
         match trade {
             Trade::Paid(paid) => {
                 events::record(&app.store, event, now).await;
-                apply_paid(
+                let applied = apply_paid(
                     app,
                     &order.id,
                     provider,
@@ -871,6 +930,9 @@ pub async fn close_open(
                     now,
                 )
                 .await?;
+                if let Applied::Refused(why) = applied {
+                    return Err(contradicted(provider, why));
+                }
                 let now_order = super::get(&app.store, &order.id)
                     .await?
                     .ok_or(Error::NotFound("order"))?;

@@ -272,6 +272,8 @@ fn succeeded(status: &Status) -> bool {
 #[derive(Deserialize)]
 struct QueryAnswer {
     #[serde(default)]
+    out_trade_no: String,
+    #[serde(default)]
     trade_no: String,
     #[serde(default)]
     trade_status: String,
@@ -285,6 +287,9 @@ struct QueryAnswer {
 struct RefundAnswer {
     #[serde(default)]
     fund_change: String,
+    /// What the trade has had refunded in all, this refund included (yuan).
+    #[serde(default)]
+    refund_fee: String,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +331,11 @@ impl Gateway for AlipayGateway {
                 TRADE_NOT_EXIST => Ok(Trade::NotFound),
                 _ => Err(refusal(&status)),
             };
+        }
+        if !answer.out_trade_no.is_empty() && answer.out_trade_no != order_no {
+            return Err(GatewayError::Unavailable(
+                "Alipay answered about another order".into(),
+            ));
         }
         match answer.trade_status.as_str() {
             "TRADE_SUCCESS" | "TRADE_FINISHED" => {
@@ -382,8 +392,14 @@ impl Gateway for AlipayGateway {
         if !succeeded(&status) {
             return Err(refusal(&status));
         }
-        if answer.fund_change == "Y" {
-            return Ok(RefundState::Succeeded { refund_id: None });
+        // `refund_fee` is the trade's running total: money moved for exactly this refund only
+        // when it is what was refunded before plus this amount.
+        let total = Fen::from_fen(refund.refunded_before.get() + refund.amount.get());
+        if answer.fund_change == "Y" && Fen::parse_yuan(&answer.refund_fee) == Some(total) {
+            return Ok(RefundState::Succeeded {
+                refund_id: None,
+                amount: Some(refund.amount),
+            });
         }
         // Accepted without moving money now: a retry of a refund already made, or one in
         // progress. The refund query says which.
@@ -414,7 +430,10 @@ impl Gateway for AlipayGateway {
             };
         }
         Ok(match answer.refund_status.as_str() {
-            "REFUND_SUCCESS" => RefundState::Succeeded { refund_id: None },
+            "REFUND_SUCCESS" => RefundState::Succeeded {
+                refund_id: None,
+                amount: Fen::parse_yuan(&answer.refund_amount),
+            },
             // Alipay: no refund_status means not received, or not (yet) done; an answer naming
             // the refund is one it has.
             _ if !answer.out_request_no.is_empty() || !answer.refund_amount.is_empty() => {

@@ -94,7 +94,11 @@ impl NotifyVerifier {
                 provider: Provider::Alipay,
                 order_no,
                 out_refund_no: out_refund_no.to_owned(),
-                state: RefundState::Succeeded { refund_id: None },
+                // `refund_fee` is the trade's running total, not this refund's amount.
+                state: RefundState::Succeeded {
+                    refund_id: None,
+                    amount: None,
+                },
             });
         }
         match status {

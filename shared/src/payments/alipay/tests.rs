@@ -478,7 +478,10 @@ fn unpaid_statuses_and_refunds_are_read() {
             provider: Provider::Alipay,
             order_no: "01JDQ8Z6W3K4M5N6P7Q8R9S0".into(),
             out_refund_no: "01JDQ8Z6W3K4M5N6P7Q8R9S0R01".into(),
-            state: RefundState::Succeeded { refund_id: None },
+            state: RefundState::Succeeded {
+                refund_id: None,
+                amount: None
+            },
         })
     );
 }
@@ -726,6 +729,7 @@ fn refund_request() -> RefundRequest {
         out_refund_no: "01JDQ8Z6W3K4M5N6P7Q8R9S0R01".into(),
         amount: Fen::from_fen(2_345),
         total: Fen::from_fen(12_345),
+        refunded_before: Fen::from_fen(0),
         reason: "卖家拒单".into(),
     }
 }
@@ -736,7 +740,10 @@ async fn refunds_that_move_money_succeed_at_once() {
     let (url, seen) = serve(vec![answer("alipay.trade.refund", object, alipay_key())]).await;
     assert_eq!(
         gateway(&url).refund(&refund_request()).await,
-        Ok(RefundState::Succeeded { refund_id: None })
+        Ok(RefundState::Succeeded {
+            refund_id: None,
+            amount: Some(Fen::from_fen(2_345))
+        })
     );
     let fields = request_fields(&seen.lock().unwrap()[0]);
     check_common(&fields, "alipay.trade.refund");
@@ -753,7 +760,10 @@ async fn refunds_without_fund_change_ask_the_refund_query() {
     for (query, expected) in [
         (
             r#"{"code":"10000","msg":"Success","out_request_no":"01JDQ8Z6W3K4M5N6P7Q8R9S0R01","refund_amount":"23.45","refund_status":"REFUND_SUCCESS"}"#,
-            RefundState::Succeeded { refund_id: None },
+            RefundState::Succeeded {
+                refund_id: None,
+                amount: Some(Fen::from_fen(2_345)),
+            },
         ),
         (
             r#"{"code":"10000","msg":"Success","out_request_no":"01JDQ8Z6W3K4M5N6P7Q8R9S0R01","refund_amount":"23.45"}"#,
@@ -796,7 +806,10 @@ async fn refund_queries_map_to_refund_states() {
     for (object, expected) in [
         (
             r#"{"code":"10000","msg":"Success","out_request_no":"r","refund_status":"REFUND_SUCCESS"}"#,
-            RefundState::Succeeded { refund_id: None },
+            RefundState::Succeeded {
+                refund_id: None,
+                amount: None,
+            },
         ),
         (
             r#"{"code":"10000","msg":"Success","out_request_no":"r"}"#,

@@ -125,6 +125,10 @@ struct PrepayAnswer {
 struct TradeAnswer {
     trade_state: String,
     #[serde(default)]
+    mchid: Option<String>,
+    #[serde(default)]
+    appid: Option<String>,
+    #[serde(default)]
     out_trade_no: Option<String>,
     #[serde(default)]
     transaction_id: Option<String>,
@@ -139,6 +143,8 @@ struct RefundAnswer {
     status: String,
     #[serde(default)]
     refund_id: Option<String>,
+    #[serde(default)]
+    amount: Option<Amount>,
     #[serde(default)]
     out_trade_no: Option<String>,
 }
@@ -374,6 +380,14 @@ impl Gateway for WechatPayGateway {
                 "WeChat Pay answered about another order".into(),
             ));
         }
+        // The same checks as a notification's: another merchant's or app's trade is not ours.
+        if trade.mchid.as_deref().is_some_and(|m| m != self.mchid)
+            || trade.appid.as_deref().is_some_and(|a| a != self.appid)
+        {
+            return Err(GatewayError::Unavailable(
+                "WeChat Pay answered about another merchant's or app's trade".into(),
+            ));
+        }
         Ok(match trade.trade_state.as_str() {
             // REFUND: paid, then (partly) refunded — it was paid.
             "SUCCESS" | "REFUND" => Trade::Paid(Paid {
@@ -495,7 +509,7 @@ fn refund_answer(answer: &Answer, order_no: &str) -> Result<RefundState, Gateway
             "WeChat Pay answered about another order's refund".into(),
         ));
     }
-    refund_state(&refund.status, refund.refund_id).ok_or_else(|| {
+    refund_state(&refund.status, refund.refund_id, refund.amount.as_ref()).ok_or_else(|| {
         GatewayError::Unavailable(format!(
             "unknown refund status {}",
             printable(&refund.status, 32)

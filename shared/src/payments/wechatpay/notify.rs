@@ -100,6 +100,9 @@ struct Decrypted {
 #[derive(Deserialize)]
 pub(super) struct Amount {
     pub(super) total: i64,
+    /// A refund's amount (refund notifications and answers).
+    #[serde(default)]
+    pub(super) refund: Option<i64>,
     #[serde(default)]
     pub(super) currency: Option<String>,
 }
@@ -237,7 +240,7 @@ impl NotifyVerifier {
                     provider,
                     order_no,
                     out_refund_no,
-                    state: refund_state(&status, r.refund_id)
+                    state: refund_state(&status, r.refund_id, r.amount.as_ref())
                         .ok_or_else(|| Rejected::new("unknown refund_status"))?,
                 })
             }
@@ -265,9 +268,16 @@ pub(super) fn amount_fen(amount: &Amount) -> Result<Fen, String> {
 }
 
 /// A refund's `status` / `refund_status` as our state.
-pub(super) fn refund_state(status: &str, refund_id: Option<String>) -> Option<RefundState> {
+pub(super) fn refund_state(
+    status: &str,
+    refund_id: Option<String>,
+    amount: Option<&Amount>,
+) -> Option<RefundState> {
     Some(match status {
-        "SUCCESS" => RefundState::Succeeded { refund_id },
+        "SUCCESS" => RefundState::Succeeded {
+            refund_id,
+            amount: amount.and_then(|a| a.refund).map(Fen::from_fen),
+        },
         "PROCESSING" => RefundState::Processing,
         "CLOSED" | "ABNORMAL" => RefundState::Failed {
             reason: status.to_owned(),

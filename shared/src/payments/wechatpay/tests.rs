@@ -481,6 +481,7 @@ async fn refund_notifications_move_refunds_and_other_events_are_recorded() {
             "SUCCESS",
             RefundState::Succeeded {
                 refund_id: Some("50000000382019052709732678859".into()),
+                amount: Some(Fen::from_fen(9900)),
             },
         ),
         (
@@ -1089,6 +1090,7 @@ async fn refunds_are_asked_and_queried() {
         out_refund_no: "01JDQ8ZK3M5N7P9R1S3T5V7XR01".into(),
         amount: Fen::from_fen(5000),
         total: Fen::from_fen(9900),
+        refunded_before: Fen::from_fen(0),
         reason: "服务未完成".repeat(20),
     };
     assert_eq!(
@@ -1120,7 +1122,8 @@ async fn refunds_are_asked_and_queried() {
             .await
             .unwrap(),
         RefundState::Succeeded {
-            refund_id: Some("50000000382019052709732678859".into())
+            refund_id: Some("50000000382019052709732678859".into()),
+            amount: Some(Fen::from_fen(5000)),
         }
     );
     let received = requests.recv().await.unwrap();
