@@ -2,6 +2,24 @@
 //! cap: a provider (or whatever answers at its address) cannot make a function buffer an
 //! unbounded body.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A provider adapter's HTTP client, built on its first call rather than at init (rustls and its
+/// roots: a cold start that never calls the provider never pays for them): 5 s per call, 2 s to
+/// connect.
+pub fn client(cell: &OnceLock<reqwest::Client>) -> Result<&reqwest::Client, String> {
+    if let Some(http) = cell.get() {
+        return Ok(http);
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    Ok(cell.get_or_init(|| http))
+}
+
 /// The largest answer read from a provider; theirs are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 

@@ -17,8 +17,6 @@
 //! unreadable one is [`VerifierError::Unavailable`]. The name and number go into the request
 //! body only: never into a URL, an error message or a log line.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
@@ -120,7 +118,8 @@ struct Reply {
 
 /// The production adapter: the contract above over reqwest (rustls on ring).
 pub struct HttpVerifier {
-    http: reqwest::Client,
+    /// Built on the first check (`outbound::client`).
+    http: std::sync::OnceLock<reqwest::Client>,
     config: VerifierConfig,
     /// The bearer token, read on first need (from Secrets Manager in Lambda).
     token: Cached<Redacted>,
@@ -137,13 +136,8 @@ impl HttpVerifier {
             &config.token,
             crate::wechat::credential,
         )?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(HttpVerifier {
-            http,
+            http: std::sync::OnceLock::new(),
             config,
             token,
         })
@@ -161,8 +155,8 @@ impl Verifier for HttpVerifier {
             |e: reqwest::Error| VerifierError::Unavailable(e.without_url().to_string());
         let token = (self.token.get().await)
             .map_err(|e| VerifierError::Unavailable(format!("token: {e}")))?;
-        let response = self
-            .http
+        let response = crate::outbound::client(&self.http)
+            .map_err(VerifierError::Unavailable)?
             .post(&self.config.url)
             .bearer_auth(&token.0)
             .header(reqwest::header::CONTENT_TYPE, "application/json")

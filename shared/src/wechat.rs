@@ -5,7 +5,6 @@
 //! the store, a response or a log.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -105,15 +104,7 @@ impl WechatClient {
     }
 
     fn http(&self) -> Result<&reqwest::Client, WechatError> {
-        if let Some(http) = self.http.get() {
-            return Ok(http);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| WechatError::Unavailable(format!("HTTP client: {e}")))?;
-        Ok(self.http.get_or_init(|| http))
+        crate::outbound::client(&self.http).map_err(WechatError::Unavailable)
     }
 
     pub async fn code_to_session(&self, code: &str) -> Result<WechatIdentity, WechatError> {

@@ -5,8 +5,6 @@
 //! `refund` and `refund_query` POST the signed parameters, form-encoded, to the gateway, and
 //! every answer's signature is checked before it is believed (`answer.rs`).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -32,7 +30,8 @@ const TRADE_NOT_EXIST: &str = "ACQ.TRADE_NOT_EXIST";
 
 /// The Alipay adapter of one app.
 pub struct AlipayGateway {
-    http: reqwest::Client,
+    /// Built on the first call (`outbound::client`).
+    http: std::sync::OnceLock<reqwest::Client>,
     app_id: String,
     gateway: String,
     notify_url: String,
@@ -78,11 +77,6 @@ impl AlipayGateway {
         key: Cached<PrivateKey>,
         alipay_keys: Vec<PublicKey>,
     ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         // A relative URL (no RENJI_PUBLIC_BASE_URL) is no use to Alipay: left out, the jobs'
         // queries find the payments.
         let notify_url = match config.notify_url.starts_with("https://")
@@ -92,7 +86,7 @@ impl AlipayGateway {
             false => String::new(),
         };
         Ok(AlipayGateway {
-            http,
+            http: std::sync::OnceLock::new(),
             app_id: config.app_id.clone(),
             gateway: config.gateway.clone(),
             notify_url,
@@ -156,8 +150,8 @@ impl AlipayGateway {
         let params = self.sign(method, &biz).await?;
         let unavailable =
             |e: reqwest::Error| GatewayError::Unavailable(e.without_url().to_string());
-        let response = self
-            .http
+        let response = crate::outbound::client(&self.http)
+            .map_err(GatewayError::Unavailable)?
             .post(&self.gateway)
             .header(
                 reqwest::header::CONTENT_TYPE,

@@ -9,7 +9,6 @@
 //! order/refund" answers, which make the caller treat a trade as never paid, must be signed.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
@@ -182,15 +181,7 @@ impl WechatPayGateway {
     }
 
     fn http(&self) -> Result<&reqwest::Client, GatewayError> {
-        if let Some(http) = self.http.get() {
-            return Ok(http);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| GatewayError::Unavailable(format!("HTTP client: {e}")))?;
-        Ok(self.http.get_or_init(|| http))
+        crate::outbound::client(&self.http).map_err(GatewayError::Unavailable)
     }
 
     async fn key(&self) -> Result<std::sync::Arc<PrivateKey>, GatewayError> {
