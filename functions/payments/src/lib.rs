@@ -15,6 +15,7 @@ use renji_shared::http::{
 use renji_shared::ids::OrderId;
 use renji_shared::payments::Channel;
 use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::store::StoreError;
 use renji_shared::{App, Error};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -125,19 +126,25 @@ async fn pay(
     let stored = match guard {
         Some(guard) => {
             guard
-                .commit(&app.store, writes, stored, Error::from)
+                .commit(&app.store, writes, stored, started_twice)
                 .await?
         }
         None => {
-            app.store.transact(writes).await.map_err(|e| match e {
-                renji_shared::store::StoreError::ConditionFailed { .. } => Error::Conflict {
-                    code: "order_changed",
-                    message: "the payment was started twice at once; ask again".into(),
-                },
-                other => other.into(),
-            })?;
+            app.store.transact(writes).await.map_err(started_twice)?;
             stored
         }
     };
     Ok(json_response(StatusCode::OK, &stored.body))
+}
+
+/// Two starts of one payment at once: the payment record's condition lets one through; the
+/// other is told to ask again (it then gets the same prepay id or order string).
+fn started_twice(e: StoreError) -> Error {
+    match e {
+        StoreError::ConditionFailed { .. } => Error::Conflict {
+            code: "order_changed",
+            message: "the payment was started twice at once; ask again".into(),
+        },
+        other => other.into(),
+    }
 }
