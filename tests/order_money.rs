@@ -847,8 +847,24 @@ async fn a_refund_reported_for_another_amount_is_not_booked(backend: Backend) {
             refund_id: None,
             amount: Some(Fen::from_fen(AMOUNT / 2)),
         },
+        paid_total: Some(Fen::from_fen(AMOUNT)),
     };
     assert!(payments::apply_notice(&world.app, notice, t0)
+        .await
+        .unwrap()
+        .is_err());
+    // So is one with the right amount of a payment of another total.
+    let other_total = Notice::Refund {
+        provider: Provider::Wechat,
+        order_no: order.id.to_string(),
+        out_refund_no: format!("{}R01", order.id),
+        state: RefundState::Succeeded {
+            refund_id: None,
+            amount: Some(Fen::from_fen(AMOUNT)),
+        },
+        paid_total: Some(Fen::from_fen(AMOUNT * 50)),
+    };
+    assert!(payments::apply_notice(&world.app, other_total, t0)
         .await
         .unwrap()
         .is_err());

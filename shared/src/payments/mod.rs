@@ -163,6 +163,9 @@ pub enum Notice {
         order_no: String,
         out_refund_no: String,
         state: RefundState,
+        /// The refunded payment's whole amount, as the notification states it (checked against
+        /// the payment the refund is of).
+        paid_total: Option<Fen>,
     },
     /// Verified, and nothing to do (e.g. Alipay's WAIT_BUYER_PAY or TRADE_CLOSED): recorded only.
     Other {

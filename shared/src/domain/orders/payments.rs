@@ -376,10 +376,10 @@ pub async fn apply_notice(
         .await;
         return Ok(Err(Rejected::new("unknown order")));
     };
-    if super::get(&app.store, &id).await?.is_none() {
+    let Some(order) = super::get(&app.store, &id).await? else {
         events::record(&app.store, reject("no such order", None), now).await;
         return Ok(Err(Rejected::new("unknown order")));
-    }
+    };
     match notice {
         Notice::Paid { paid, .. } => apply_paid(
             app,
@@ -392,6 +392,16 @@ pub async fn apply_notice(
         )
         .await
         .map(refused_as_rejected),
+        Notice::Refund {
+            out_refund_no,
+            paid_total,
+            ..
+        } if !refund_of_paid_total(app, &order, provider, &out_refund_no, paid_total).await? => {
+            let event = reject("the refunded payment's total is not the order's", Some(&id))
+                .refund_no(&out_refund_no);
+            events::record(&app.store, event, now).await;
+            Ok(Err(Rejected::new("payment total mismatch")))
+        }
         Notice::Refund {
             out_refund_no,
             state,
@@ -420,6 +430,25 @@ pub async fn apply_notice(
             Ok(Ok(Applied::Nothing))
         }
     }
+}
+
+/// Whether a refund notification's stated payment total is the payment the refund is of: the
+/// order's amount, or a late payment's (a notification that states none passes).
+async fn refund_of_paid_total(
+    app: &App,
+    order: &Order,
+    provider: Provider,
+    out_refund_no: &str,
+    paid_total: Option<Fen>,
+) -> Result<bool, Error> {
+    let Some(total) = paid_total else {
+        return Ok(true);
+    };
+    if out_refund_no == late_refund_no(&order.id, provider) {
+        let record = record_of(&app.store, &order.id, provider).await?;
+        return Ok(record.and_then(|r| r.paid_fen) == Some(total));
+    }
+    Ok(total == order.amount_fen)
 }
 
 /// Applies a confirmed payment at `provider` (from a notification or a query), exactly once.

@@ -94,6 +94,7 @@ impl NotifyVerifier {
                 provider: Provider::Alipay,
                 order_no,
                 out_refund_no: out_refund_no.to_owned(),
+                paid_total: Some(amount),
                 // `refund_fee` is the trade's running total, not this refund's amount.
                 state: RefundState::Succeeded {
                     refund_id: None,

@@ -478,6 +478,7 @@ fn unpaid_statuses_and_refunds_are_read() {
             provider: Provider::Alipay,
             order_no: "01JDQ8Z6W3K4M5N6P7Q8R9S0".into(),
             out_refund_no: "01JDQ8Z6W3K4M5N6P7Q8R9S0R01".into(),
+            paid_total: Some(Fen::parse_yuan(&paid_fields()["total_amount"]).unwrap()),
             state: RefundState::Succeeded {
                 refund_id: None,
                 amount: None

@@ -242,6 +242,7 @@ impl NotifyVerifier {
                     out_refund_no,
                     state: refund_state(&status, r.refund_id, r.amount.as_ref())
                         .ok_or_else(|| Rejected::new("unknown refund_status"))?,
+                    paid_total: r.amount.as_ref().map(|a| Fen::from_fen(a.total)),
                 })
             }
             _ => Ok(Notice::Other {

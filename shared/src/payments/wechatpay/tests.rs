@@ -516,6 +516,7 @@ async fn refund_notifications_move_refunds_and_other_events_are_recorded() {
                 order_no: "01JDQ8ZK3M5N7P9R1S3T5V7X".into(),
                 out_refund_no: "01JDQ8ZK3M5N7P9R1S3T5V7XR01".into(),
                 state,
+                paid_total: Some(Fen::from_fen(9900)),
             }
         );
     }
