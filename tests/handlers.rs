@@ -140,13 +140,11 @@ impl Keys {
         )
     }
 
-    /// SHA256withRSA (PKCS#1 v1.5), base64, as both providers sign.
+    /// SHA256withRSA (PKCS#1 v1.5), base64, as both providers sign (the stand-ins' signer).
     fn sign(pem: &str, message: &[u8]) -> String {
         use rsa::pkcs8::DecodePrivateKey as _;
-        use rsa::signature::{SignatureEncoding as _, Signer as _};
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("a PKCS#8 key");
-        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
-        base64::engine::general_purpose::STANDARD.encode(signer.sign(message).to_bytes())
+        renji_local::sandbox::payment_keys::sign(&key, message)
     }
 
     /// The `wechat-pay-notify` event for `order` paid as `transaction_id`: its resource
@@ -233,16 +231,8 @@ impl Keys {
                     (k, v)
                 })
                 .collect();
-        let mut signed: Vec<&(String, String)> = fields
-            .iter()
-            .filter(|(k, v)| k != "sign_type" && !v.is_empty())
-            .collect();
-        signed.sort();
-        let content = signed
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
+        let params: std::collections::BTreeMap<String, String> = fields.iter().cloned().collect();
+        let content = renji_local::sandbox::alipay::signing_string(&params, false);
         let sign = Self::sign(&self.0.alipay_key, content.as_bytes());
         fields.push(("sign".into(), sign));
         let body = url::form_urlencoded::Serializer::new(String::new())

@@ -23,7 +23,7 @@ use renji_shared::payments::{Provider, RefundState};
 use renji_tests::{on_both_stores, service, Backend, LocalServer, Member, Reply};
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
-use rsa::signature::{SignatureEncoding as _, Signer as _, Verifier as _};
+use rsa::signature::Verifier as _;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -68,8 +68,7 @@ fn public_pem(key: &RsaPrivateKey) -> String {
 }
 
 fn sign(key: &RsaPrivateKey, message: &[u8]) -> String {
-    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
-    STANDARD.encode(signer.sign(message).to_bytes())
+    renji_local::sandbox::payment_keys::sign(key, message)
 }
 
 fn verifies(key: &RsaPrivateKey, message: &[u8], signature: &str) -> bool {

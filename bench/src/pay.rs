@@ -6,9 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use renji_local::sandbox::payment_keys::{self, random_text, PaymentKeys};
 use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::{self, payments};
@@ -17,8 +14,6 @@ use renji_shared::payments::{Channel, Paid};
 use renji_shared::App;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-
-const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The sandbox keys, parsed once: the providers' own (to sign notifications) and the merchant's
 /// public halves (for the stand-ins to check our requests).
@@ -108,39 +103,15 @@ pub fn wechat_paid(
         "payer": {"openid": "bench-payer"},
         "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY", "payer_currency": "CNY"},
     });
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(keys.text.apiv3_key.as_bytes())
-        .map_err(|_| "the APIv3 key is not 32 bytes")?;
-    let nonce = random_text(12, ALNUM);
-    let ciphertext = cipher
-        .encrypt(
-            aes_gcm::Nonce::from_slice(nonce.as_bytes()),
-            Payload {
-                msg: resource.to_string().as_bytes(),
-                aad: b"transaction",
-            },
-        )
-        .map_err(|_| "encryption failed")?;
-    let body = json!({
-        "id": format!("EV-{}", random_text(20, b"0123456789")),
-        "create_time": at,
-        "resource_type": "encrypt-resource",
-        "event_type": "TRANSACTION.SUCCESS",
-        "summary": "支付成功",
-        "resource": {
-            "original_type": "transaction",
-            "algorithm": "AEAD_AES_256_GCM",
-            "ciphertext": STANDARD.encode(ciphertext),
-            "associated_data": "transaction",
-            "nonce": nonce,
-        },
-    })
-    .to_string();
-    let timestamp = OffsetDateTime::now_utc().unix_timestamp().to_string();
-    let nonce = random_text(32, ALNUM);
-    let signature = payment_keys::sign(
-        &keys.wechatpay,
-        format!("{timestamp}\n{nonce}\n{body}\n").as_bytes(),
-    );
+    let body = renji_local::sandbox::wechatpay::notification_body(
+        &keys.text.apiv3_key,
+        "TRANSACTION.SUCCESS",
+        "支付成功",
+        "transaction",
+        &resource,
+    )?;
+    let (timestamp, nonce, signature) =
+        renji_local::sandbox::wechatpay::sign_message(&keys.wechatpay, &body);
     Ok(Notification {
         headers: vec![
             (

@@ -157,8 +157,9 @@ fn signed(state: &State, status: u16, body: Option<&Value>) -> HttpResponse {
         .unwrap_or_default()
 }
 
-/// (timestamp, nonce, signature) for a body WeChat Pay sends.
-fn sign_message(key: &RsaPrivateKey, body: &str) -> (String, String, String) {
+/// (timestamp, nonce, signature) for a body WeChat Pay sends (also the bench's and the tests'
+/// provider side).
+pub fn sign_message(key: &RsaPrivateKey, body: &str) -> (String, String, String) {
     let timestamp = OffsetDateTime::now_utc().unix_timestamp().to_string();
     let nonce = random_text(32, ALNUM);
     let signature = payment_keys::sign(key, format!("{timestamp}\n{nonce}\n{body}\n").as_bytes());
@@ -768,7 +769,18 @@ fn notification(
         .apiv3_key
         .as_deref()
         .ok_or("no APIv3 key is configured (WECHATPAY_APIV3_KEY)")?;
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes())
+    notification_body(key, event, summary, original_type, resource)
+}
+
+/// A notification body encrypted with `apiv3_key` (also the bench's provider side).
+pub fn notification_body(
+    apiv3_key: &str,
+    event: &str,
+    summary: &str,
+    original_type: &str,
+    resource: &Value,
+) -> Result<String, &'static str> {
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(apiv3_key.as_bytes())
         .map_err(|_| "the APIv3 key is not 32 bytes")?;
     let nonce = random_text(12, ALNUM);
     let ciphertext = cipher

@@ -312,7 +312,8 @@ pub fn rate_counter(class: &str, subject: &str, window_start: i64) -> Key {
 // Orders.
 
 const ORDER_SK: &str = "ORDER";
-const PAYMENT_PREFIX: &str = "PAYMENT#";
+/// The sort-key prefix of an order's payment records (the provider follows it).
+pub const PAYMENT_SK_PREFIX: &str = "PAYMENT#";
 const EVENT_PREFIX: &str = "EVENT#";
 
 /// `ORDER#<order id>`: an order's partition.
@@ -326,11 +327,15 @@ pub fn order(id: &OrderId) -> Key {
     Key::new(order_partition(id), ORDER_SK)
 }
 
-/// Payment: `ORDER#<order id> / PAYMENT#<channel>` —
-/// [`PaymentRecord`](crate::domain::orders::payments::PaymentRecord): one per channel the buyer
-/// started paying with (prepay id, state at the provider, a late payment's refund).
-pub fn payment(id: &OrderId, channel: &str) -> Key {
-    Key::new(order_partition(id), format!("{PAYMENT_PREFIX}{channel}"))
+/// Payment: `ORDER#<order id> / PAYMENT#<provider>` —
+/// [`PaymentRecord`](crate::domain::orders::payments::PaymentRecord): one per provider the buyer
+/// started paying with (Alipay's app and web channels pay one trade): prepay id, state at the
+/// provider, a late payment's refund.
+pub fn payment(id: &OrderId, provider: &str) -> Key {
+    Key::new(
+        order_partition(id),
+        format!("{PAYMENT_SK_PREFIX}{provider}"),
+    )
 }
 
 /// Provider event: `ORDER#<order id> / EVENT#<time-ordered ULID>` —
@@ -364,12 +369,12 @@ pub fn due_partition(kind: &str) -> String {
     format!("{DUE}{kind}")
 }
 
-/// An order or payment in `gsi1`: `DUE#<kind> / <due, 12 digits>#<order id>[#<channel>]` —
+/// An order or payment in `gsi1`: `DUE#<kind> / <due, 12 digits>#<order id>[#<provider>]` —
 /// the order jobs read each kind in order of due time.
-pub fn due_listed(kind: &str, at: i64, id: &OrderId, channel: Option<&str>) -> Key {
-    let sk = match channel {
+pub fn due_listed(kind: &str, at: i64, id: &OrderId, provider: Option<&str>) -> Key {
+    let sk = match provider {
         None => format!("{}#{id}", due(at)),
-        Some(channel) => format!("{}#{id}#{channel}", due(at)),
+        Some(provider) => format!("{}#{id}#{provider}", due(at)),
     };
     Key::new(due_partition(kind), sk)
 }

@@ -114,7 +114,7 @@ pub async fn run(app: &App, now: OffsetDateTime, budget: Budget) -> Result<Repor
 /// `ORDER#<id> / ORDER` or `ORDER#<id> / PAYMENT#<provider>`.
 fn due_target(key: &Key) -> Option<(OrderId, Option<Provider>)> {
     let id = OrderId::parse(key.pk.strip_prefix(keys::ORDER)?)?;
-    let provider = match key.sk.strip_prefix("PAYMENT#") {
+    let provider = match key.sk.strip_prefix(keys::PAYMENT_SK_PREFIX) {
         None => None,
         Some(p) => Some(*Provider::ALL.iter().find(|x| x.as_str() == p)?),
     };

@@ -8,7 +8,7 @@
 //! - `ORDER#<id> / ORDER`: the [`Order`] — listing snapshot, amounts, payment, refunds,
 //!   timeline. While a job must act on it, it is listed in `gsi1` under `DUE#<kind>` by due time
 //!   ([`Order::due_kind`]): `expire`, `accept`, `complete`, `refund_approve`, `refund`.
-//! - `ORDER#<id> / PAYMENT#<channel>` and `ORDER#<id> / EVENT#<ulid>`: see [`payments`] and
+//! - `ORDER#<id> / PAYMENT#<provider>` and `ORDER#<id> / EVENT#<ulid>`: see [`payments`] and
 //!   [`events`].
 //! - `ORDERS#<member>#<buyer|seller>[#<status>] / <id>`: [`OrderEntry`] pointers, newest first;
 //!   the status entries move in the transition's own transaction, so a list by status never
