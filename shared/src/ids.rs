@@ -72,6 +72,57 @@ prefixed_id!(
     "l_"
 );
 
+prefixed_id!(
+    /// A review's id (`r_…`): time-ordered, so a list of review ids sorts newest last.
+    ReviewId,
+    "r_"
+);
+prefixed_id!(
+    /// A customer-service ticket's id (`t_…`).
+    TicketId,
+    "t_"
+);
+
+/// A staff member's id: their WeCom (企业微信) `userid` in the company's directory — 1 to 64
+/// characters of letters, digits and `_ - @ .` (WeCom's own rule for account names).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct StaffId(String);
+
+impl StaffId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let well_formed = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'.'));
+        well_formed.then(|| StaffId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<StaffId> for String {
+    fn from(id: StaffId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for StaffId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        StaffId::parse(&text).ok_or_else(|| format!("not a staff id: {text:?}"))
+    }
+}
+
+impl std::fmt::Display for StaffId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An order's id, which is also its `order_no`: both providers' `out_trade_no`. 24 characters
 /// of `[0-9A-Z]` (the first 24 of an uppercase ULID: 48 bits of milliseconds and 70 random bits),
 /// so ids sort by creation time and numbers derived from one (refunds, settlement) stay within
@@ -166,6 +217,19 @@ mod tests {
             "a user id is no listing id"
         );
         assert_ne!(random_token(), random_token());
+    }
+
+    #[test]
+    fn staff_ids_are_wecom_account_names() {
+        for good in ["zhangsan", "Li.Si-2", "a@b_c", &"x".repeat(64)] {
+            assert!(StaffId::parse(good).is_some(), "{good}");
+        }
+        for bad in ["", "a b", "a#b", "张三", &"x".repeat(65), "a/b"] {
+            assert!(StaffId::parse(bad).is_none(), "{bad}");
+        }
+        let review = ReviewId::generate();
+        assert!(ReviewId::parse(review.as_str()).is_some());
+        assert!(TicketId::parse(review.as_str()).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use super::Key;
 use crate::geo::PARTITION_PRECISION;
-use crate::ids::{ListingId, OrderId, UserId};
+use crate::ids::{ListingId, OrderId, ReviewId, StaffId, TicketId, UserId};
 
 /// A member's partition: their profile, sessions, verification and idempotency records.
 pub const USER: &str = "USER#";
@@ -47,11 +47,27 @@ pub const ORDER: &str = "ORDER#";
 pub const ORDERS: &str = "ORDERS#";
 /// Notifications that named no order we know, by UTC day.
 pub const NOTICES: &str = "NOTICES#";
+/// Whom a member blocks.
+pub const BLOCKS: &str = "BLOCKS#";
+/// A review.
+pub const REVIEW: &str = "REVIEW#";
+/// Reviews by listing, by the seller reviewed and by their author.
+pub const REVIEWS: &str = "REVIEWS#";
+/// A customer-service ticket and its messages.
+pub const TICKET: &str = "TICKET#";
+/// A member's tickets (written, or about an order of theirs).
+pub const TICKETS: &str = "TICKETS#";
+/// The staff's ticket queues, by status (and kind), by due time.
+pub const QUEUE: &str = "QUEUE#";
+/// A staff member's partition: their console sessions.
+pub const STAFF: &str = "STAFF#";
+/// The audit trail of staff actions: all, by actor, by target.
+pub const AUDIT: &str = "AUDIT#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 17] = [
+pub const PARTITIONS: [&str; 25] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
-    IDCLAIM, ORDER, ORDERS, NOTICES,
+    IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE, STAFF, AUDIT,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -63,7 +79,8 @@ pub const VERIFY: &str = "VERIFY#";
 pub const DUE: &str = "DUE#";
 
 /// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk).
-pub const GSI1_PARTITIONS: [&str; 7] = [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY, DUE];
+pub const GSI1_PARTITIONS: [&str; 8] =
+    [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY, DUE, BLOCKS];
 
 const PROFILE: &str = "PROFILE";
 /// The sort-key prefix of a member's sessions (all of them are revoked by one prefix query).
@@ -386,6 +403,147 @@ pub fn unmatched_notice(day: &str, order: &str) -> Key {
     Key::new(format!("{NOTICES}{day}"), order)
 }
 
+/// The `gsi1` sort key of a ticket due at `at`: `<due, 12 digits>#<ticket id>`.
+fn ticket_due(at: i64, id: &TicketId) -> String {
+    format!("{}#{id}", due(at))
+}
+
+/// An open privacy request in `gsi1`: `DUE#privacy / <due, 12 digits>#<ticket id>` — the
+/// scheduled job flags it to staff once due (§八: 15 days).
+pub fn privacy_due_listed(at: i64, id: &TicketId) -> Key {
+    Key::new(due_partition("privacy"), ticket_due(at, id))
+}
+
+// Blocks.
+
+/// `BLOCKS#<member>`: whom a member blocks, in the table by member and in `gsi1` by time.
+pub fn blocks(member: &UserId) -> String {
+    format!("{BLOCKS}{member}")
+}
+
+/// Block: `BLOCKS#<blocker> / <blocked>` — [`Block`](crate::domain::blocks::Block): at most one
+/// per pair; a follow, an order or a review by the blocked member of the blocker checks its
+/// absence in the same transaction.
+pub fn block(blocker: &UserId, blocked: &UserId) -> Key {
+    Key::new(blocks(blocker), blocked.as_str())
+}
+
+/// A block in `gsi1`: `BLOCKS#<blocker> / <time-ordered ULID>` — newest first.
+pub fn block_listed(blocker: &UserId, order: &str) -> Key {
+    Key::new(blocks(blocker), order)
+}
+
+// Reviews.
+
+const REVIEW_SK: &str = "REVIEW";
+
+/// Review: `REVIEW#<review id> / REVIEW` — [`Review`](crate::domain::reviews::Review): rating,
+/// text, images, the seller's reply, hidden by staff or not.
+pub fn review(id: &ReviewId) -> Key {
+    Key::new(format!("{REVIEW}{id}"), REVIEW_SK)
+}
+
+/// Review marker: `ORDER#<order id> / REVIEW` —
+/// [`ReviewMarker`](crate::domain::reviews::ReviewMarker): the order's one review, written only
+/// if absent in the review's transaction.
+pub fn order_review(order: &OrderId) -> Key {
+    Key::new(order_partition(order), REVIEW_SK)
+}
+
+/// `REVIEWS#listing#<id>`, `REVIEWS#seller#<id>`, `REVIEWS#author#<id>`: a review list.
+pub fn reviews_of(list: &str, id: &str) -> String {
+    format!("{REVIEWS}{list}#{id}")
+}
+
+/// Review entry: `REVIEWS#<listing|seller|author>#<id> / <review id>` —
+/// [`ReviewEntry`](crate::domain::reviews::ReviewEntry): newest first (review ids sort by time);
+/// a hidden review's public entries are removed with it.
+pub fn review_entry(list: &str, id: &str, review: &ReviewId) -> Key {
+    Key::new(reviews_of(list, id), review.as_str())
+}
+
+// Tickets.
+
+const TICKET_SK: &str = "TICKET";
+/// The sort-key prefix of a ticket's messages (its history is one prefix query).
+pub const MESSAGE_SK_PREFIX: &str = "MSG#";
+
+/// `TICKET#<ticket id>`: a ticket's partition.
+pub fn ticket_partition(id: &TicketId) -> String {
+    format!("{TICKET}{id}")
+}
+
+/// Ticket: `TICKET#<ticket id> / TICKET` — [`Ticket`](crate::domain::tickets::Ticket): kind,
+/// subject, author, the order/listing/review/member it is about, status, `due_at`, `version`;
+/// while an open privacy request: `gsi1` [`privacy_due_listed`].
+pub fn ticket(id: &TicketId) -> Key {
+    Key::new(ticket_partition(id), TICKET_SK)
+}
+
+/// Ticket message: `TICKET#<ticket id> / MSG#<time-ordered ULID>` —
+/// [`TicketMessage`](crate::domain::tickets::TicketMessage): the whole history, oldest first.
+pub fn ticket_message(id: &TicketId, order: &str) -> Key {
+    Key::new(ticket_partition(id), format!("{MESSAGE_SK_PREFIX}{order}"))
+}
+
+/// `TICKETS#<member>`: the tickets a member sees.
+pub fn tickets_of(member: &UserId) -> String {
+    format!("{TICKETS}{member}")
+}
+
+/// Ticket entry: `TICKETS#<member> / <ticket id>` —
+/// [`TicketEntry`](crate::domain::tickets::TicketEntry): its author's, and the other party's of an
+/// order or dispute ticket; newest first.
+pub fn ticket_entry(member: &UserId, id: &TicketId) -> Key {
+    Key::new(tickets_of(member), id.as_str())
+}
+
+/// `QUEUE#<status>` or `QUEUE#<status>#<kind>`: the staff's queue of tickets in a status, all
+/// kinds or one.
+pub fn queue(status: &str, kind: Option<&str>) -> String {
+    match kind {
+        None => format!("{QUEUE}{status}"),
+        Some(kind) => format!("{QUEUE}{status}#{kind}"),
+    }
+}
+
+/// Queue entry: `QUEUE#<status>[#<kind>] / <due, 12 digits>#<ticket id>` —
+/// [`QueueEntry`](crate::domain::tickets::QueueEntry): two per ticket (all kinds, its kind),
+/// earliest due (so overdue) first; moved in the transaction that changes the ticket's status.
+pub fn queue_entry(status: &str, kind: Option<&str>, due_at: i64, id: &TicketId) -> Key {
+    Key::new(queue(status, kind), ticket_due(due_at, id))
+}
+
+// Staff.
+
+/// `STAFF#<WeCom userid>`: a staff member's partition.
+pub fn staff(id: &StaffId) -> String {
+    format!("{STAFF}{id}")
+}
+
+/// Staff session: `STAFF#<WeCom userid> / SESSION#<sid>` —
+/// [`StaffSession`](crate::staff::StaffSession): the role it was granted at sign-in; deleted on
+/// sign-out or revocation; `ttl` expires it.
+pub fn staff_session(id: &StaffId, session_id: &str) -> Key {
+    Key::new(staff(id), format!("{SESSION_PREFIX}{session_id}"))
+}
+
+/// `AUDIT#all`, `AUDIT#actor#<staff id>`, `AUDIT#target#<kind>:<id>`: an audit list.
+pub fn audit_trail(list: &str, id: Option<&str>) -> String {
+    match id {
+        None => format!("{AUDIT}{list}"),
+        Some(id) => format!("{AUDIT}{list}#{id}"),
+    }
+}
+
+/// Audit record: `AUDIT#all`, `AUDIT#actor#<staff id>`, `AUDIT#target#<target>` /
+/// `<time-ordered ULID>` — [`AuditRecord`](crate::domain::audit::AuditRecord): three copies of
+/// each staff action (who, role, action, target, reason, outcome), written in one transaction;
+/// newest first.
+pub fn audit_record(list: &str, id: Option<&str>, order: &str) -> Key {
+    Key::new(audit_trail(list, id), order)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -534,6 +692,47 @@ mod tests {
             s("VERIFY#pending", &format!("001700000000#{u}"))
         );
         assert_eq!(due(-5), "000000000000");
+        let (r, t) = (
+            ReviewId::parse("r_0000000000000000000000000a").unwrap(),
+            TicketId::parse("t_0000000000000000000000000b").unwrap(),
+        );
+        assert_eq!(key(review(&r)), s(&format!("REVIEW#{r}"), "REVIEW"));
+        assert_eq!(key(order_review(&o)), s(&format!("ORDER#{o}"), "REVIEW"));
+        assert_eq!(
+            key(review_entry("seller", u, &r)),
+            s(&format!("REVIEWS#seller#{u}"), r.as_str())
+        );
+        assert_eq!(key(ticket(&t)), s(&format!("TICKET#{t}"), "TICKET"));
+        assert_eq!(
+            key(ticket_message(&t, "01j")),
+            s(&format!("TICKET#{t}"), "MSG#01j")
+        );
+        assert_eq!(
+            key(ticket_entry(&user_id(1), &t)),
+            s(&format!("TICKETS#{u}"), t.as_str())
+        );
+        assert_eq!(
+            key(queue_entry("open", Some("privacy"), 7, &t)),
+            s("QUEUE#open#privacy", &format!("000000000007#{t}"))
+        );
+        assert_eq!(
+            key(privacy_due_listed(7, &t)),
+            s("DUE#privacy", &format!("000000000007#{t}"))
+        );
+        assert_eq!(
+            key(block(&user_id(1), &user_id(2))),
+            s(&format!("BLOCKS#{u}"), v)
+        );
+        let staff_id = StaffId::parse("zhangsan").unwrap();
+        assert_eq!(
+            key(staff_session(&staff_id, "abc")),
+            s("STAFF#zhangsan", "SESSION#abc")
+        );
+        assert_eq!(
+            key(audit_record("actor", Some("zhangsan"), "01j")),
+            s("AUDIT#actor#zhangsan", "01j")
+        );
+        assert_eq!(key(audit_record("all", None, "01j")), s("AUDIT#all", "01j"));
         assert_eq!(user_of(&user(&user_id(1))), Some(user_id(1)));
         assert_eq!(user_of(&format!("OWNER#{u}")), None);
         assert_eq!(user_of("USER#x"), None);
@@ -633,6 +832,45 @@ mod tests {
                         add("order entry", ORDERS, order_entry(u, text, status, o));
                     }
                 }
+            }
+        }
+        let reviews = [ReviewId::generate(), ReviewId::generate()];
+        let tickets = [TicketId::generate(), TicketId::generate()];
+        for o in &orders {
+            add("review marker", ORDER, order_review(o));
+        }
+        for r in &reviews {
+            add("review", REVIEW, review(r));
+            for text in texts {
+                add("review entry", REVIEWS, review_entry(text, text, r));
+            }
+        }
+        for t in &tickets {
+            add("ticket", TICKET, ticket(t));
+            for text in texts {
+                add("ticket message", TICKET, ticket_message(t, text));
+                for kind in [None, Some(text)] {
+                    add("queue entry", QUEUE, queue_entry(text, kind, 7, t));
+                }
+            }
+            for u in &users {
+                add("ticket entry", TICKETS, ticket_entry(u, t));
+            }
+        }
+        for u in &users {
+            for v in &users {
+                add("block", BLOCKS, block(u, v));
+            }
+        }
+        for text in texts.iter().filter(|t| !t.is_empty() && !t.contains('#')) {
+            let staff_id = StaffId::parse(text)
+                .or_else(|| StaffId::parse("s1"))
+                .unwrap();
+            add("staff session", STAFF, staff_session(&staff_id, text));
+        }
+        for text in texts {
+            for id in [None, Some(text)] {
+                add("audit record", AUDIT, audit_record(text, id, text));
             }
         }
         for text in texts {
