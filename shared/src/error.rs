@@ -23,6 +23,8 @@ pub enum Error {
     Unauthorized(&'static str),
     /// 403: known to exist, but not the caller's to act on.
     Forbidden(String),
+    /// 403 `blocked`: the member acted on has blocked the caller (no follows, orders or reviews).
+    Blocked,
     /// 404: not found, or not the caller's to see.
     NotFound(&'static str),
     /// 405
@@ -56,7 +58,7 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Blocked => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -77,6 +79,7 @@ impl Error {
             Error::Invalid { .. } => "invalid_field",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::Blocked => "blocked",
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge { .. } => "payload_too_large",
@@ -96,6 +99,7 @@ impl Error {
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::Unauthorized(why) => (*why).to_owned(),
             Error::Forbidden(why) => why.clone(),
+            Error::Blocked => "this member has blocked you".into(),
             Error::NotFound(what) => format!("{what} not found"),
             Error::MethodNotAllowed => "method not allowed on this path".into(),
             Error::PayloadTooLarge { limit } => format!("request body is over {limit} bytes"),

@@ -1,5 +1,6 @@
 //! Business rules, written once against the storage port.
 
+pub mod blocks;
 pub mod favorites;
 pub mod follows;
 pub mod idempotency;
