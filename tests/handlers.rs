@@ -500,6 +500,10 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         ),
         expect("users-followers", None, &[("id", &alice)], 200),
         expect("users-following", None, &[("id", &bob)], 200),
+        // Alice blocks bob: his follow ends; she lists and then unblocks him.
+        expect("users-block", Some(&token), &[("user_id", &bob)], 204),
+        expect("users-blocks", Some(&token), &[], 200),
+        expect("users-unblock", Some(&token), &[("user_id", &bob)], 204),
         expect(
             "users-unfollow",
             Some(&bob_token),
@@ -523,6 +527,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     // The browse event (city 北京, kind service, q 摄影) finds the listing it created.
     assert_eq!(bodies["listings-browse"]["items"][0]["id"], json!(l));
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
+    assert_eq!(bodies["users-blocks"]["items"][0]["id"], json!(bob));
     // The owner's list (status=published) shows the listing as its owner sees it.
     assert_eq!(bodies["listings-mine"]["items"][0]["id"], json!(l));
     assert!(bodies["listings-mine"]["items"][0]

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::blocks;
 use super::members::{self, now_rfc3339, Member};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -38,7 +39,8 @@ fn edge(key: Key, other: &UserId, now: &str) -> Result<Item, Error> {
     .to_item(key, Some(listed))
 }
 
-/// `PUT /v1/me/following/{user_id}`: idempotent; nobody follows themselves.
+/// `PUT /v1/me/following/{user_id}`: idempotent; nobody follows themselves, nor a member who
+/// blocks them (403 `blocked`).
 pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Result<(), Error> {
     if member == target {
         return Err(Error::invalid("user_id", "you cannot follow yourself"));
@@ -60,6 +62,8 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
                 .add("followers_count", 1)
                 .condition(Condition::Present, "followee_exists")
                 .build(),
+            // A block lands before the follow or fails on it (blocks.rs): never both.
+            blocks::not_blocked(target, member),
         ])
         .await;
     match result {
@@ -73,6 +77,9 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
         Err(StoreError::ConditionFailed {
             label: "followee_exists",
         }) => Err(Error::NotFound("member")),
+        Err(StoreError::ConditionFailed {
+            label: blocks::BLOCKED_LABEL,
+        }) => Err(Error::Blocked),
         Err(e) => Err(e.into()),
     }
 }

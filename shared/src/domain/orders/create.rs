@@ -10,6 +10,7 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::{creation_writes, rfc3339, view, ListingSnapshot, Order, OrderStatus, Step};
 use crate::config::OrderTimes;
+use crate::domain::blocks;
 use crate::domain::idempotency::{self, Begin, IdempotencyKey, StoredResponse};
 use crate::domain::listings::{self, fields::Kind, Listing, ListingStatus};
 use crate::domain::profile::printable;
@@ -248,6 +249,8 @@ pub async fn create(
             Condition::Equals("version".into(), listing.version.into()),
             LISTING_LABEL,
         ));
+        // Refused, and nothing kept (nor an idempotency record), when the seller blocks the buyer.
+        writes.push(blocks::not_blocked(&order.seller_id, buyer));
         let response = StoredResponse {
             status: 201,
             body: view::view(store, &order, super::Role::Buyer).await?,
@@ -308,6 +311,9 @@ fn from_store(e: StoreError) -> Error {
             code: "listing_changed",
             message: "the listing changed while ordering; retry".into(),
         },
+        StoreError::ConditionFailed {
+            label: blocks::BLOCKED_LABEL,
+        } => Error::Blocked,
         other => other.into(),
     }
 }
