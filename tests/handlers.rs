@@ -510,6 +510,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             &[("user_id", &alice)],
             204,
         ),
+        expect("im-usersig", Some(&token), &[], 200),
         expect("listings-remove", Some(&token), &[("id", &l)], 204),
         expect("auth-logout", Some(&token), &[], 204),
     ];
@@ -528,6 +529,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(bodies["listings-browse"]["items"][0]["id"], json!(l));
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
     assert_eq!(bodies["users-blocks"]["items"][0]["id"], json!(bob));
+    assert_eq!(bodies["im-usersig"]["user_id"], json!(alice));
     // The owner's list (status=published) shows the listing as its owner sees it.
     assert_eq!(bodies["listings-mine"]["items"][0]["id"], json!(l));
     assert!(bodies["listings-mine"]["items"][0]
@@ -541,6 +543,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         "listings-create",
         "favorites-list",
         "verification-get",
+        "im-usersig",
     ] {
         assert_eq!(
             invoke(&server, &event(name, None, &[])).await.0,

@@ -16,6 +16,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("PaymentsFunction", renji_payments::ROUTES),
     ("WechatPayNotifyFunction", renji_wechat_pay_notify::ROUTES),
     ("AlipayNotifyFunction", renji_alipay_notify::ROUTES),
+    ("ImFunction", renji_im::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -30,6 +31,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "PaymentsFunction" => renji_payments::handle(app, req).await,
         "WechatPayNotifyFunction" => renji_wechat_pay_notify::handle(app, req).await,
         "AlipayNotifyFunction" => renji_alipay_notify::handle(app, req).await,
+        "ImFunction" => renji_im::handle(app, req).await,
         _ => return None,
     })
 }

@@ -262,7 +262,16 @@ pub async fn start(options: Options) -> Result<Running, String> {
         StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
         StoreChoice::Embedded { .. } => renji_shared::config::DEFAULT_TABLE.into(),
     };
-    let env: HashMap<&str, String> = HashMap::from([
+    // The sandbox IM application, unless one is configured outside (then it alone is used).
+    let im_outside = sandbox::im::VARIABLES.iter().any(|name| {
+        options.config.contains_key(*name)
+            || std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+    });
+    let im_sandbox = [
+        ("TENCENT_IM_SDKAPPID", sandbox::im::SDKAPPID.to_owned()),
+        ("TENCENT_IM_SECRET", sandbox::im::secret(&secret)),
+    ];
+    let mut env: HashMap<&str, String> = HashMap::from([
         ("RENJI_TABLE", table_name),
         ("RENJI_PII_KEYS", local_pii_keys(&secret)),
         ("RENJI_PII_ACTIVE_KEY", "local".into()),
@@ -296,6 +305,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("ALIPAY_GATEWAY", alipay_gateway.clone()),
         ("RENJI_PUBLIC_BASE_URL", format!("http://{addr}")),
     ]);
+    if !im_outside {
+        env.extend(im_sandbox);
+    }
     // The process environment may override the local defaults (e.g. RENJI_SESSION_TTL_SECS, or
     // an outside test's payment keys).
     let outside = |name: &str| {

@@ -10,6 +10,7 @@ use lambda_http::Request;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::im::UserSigner;
 use crate::pii::KeyRing;
 use crate::secrets::{Cached, Secrets};
 use crate::session::{self, Claims, TokenSigner};
@@ -33,6 +34,8 @@ pub struct App {
     /// The payment providers' gateways and notification verifiers this function is configured
     /// with.
     pub payments: crate::payments::Payments,
+    /// Present in the function configured with Tencent IM (`im()`).
+    im: Option<Cached<UserSigner>>,
 }
 
 impl App {
@@ -79,6 +82,15 @@ impl App {
             },
             pii,
             payments: crate::payments::Payments::from_config(&config, secrets)?,
+            im: match &config.im {
+                Some(im) => {
+                    let app_id = im.sdk_app_id;
+                    Some(secrets.cached("TENCENT_IM_SECRET", &im.secret, move |secret| {
+                        UserSigner::new(app_id, secret)
+                    })?)
+                }
+                None => None,
+            },
             store,
             config,
         })
@@ -112,6 +124,18 @@ impl App {
             )
         })?;
         Ok(pii.get().await?)
+    }
+
+    /// The Tencent IM UserSig signer; a 500 in a function not configured with IM.
+    pub async fn im(&self) -> Result<Arc<UserSigner>, Error> {
+        let im = self.im.as_ref().ok_or_else(|| {
+            Error::Config(
+                "TENCENT_IM_SDKAPPID and TENCENT_IM_SECRET_ARN (or TENCENT_IM_SECRET) are not set \
+                 for this function"
+                    .into(),
+            )
+        })?;
+        Ok(im.get().await?)
     }
 
     /// The caller's session, or 401.

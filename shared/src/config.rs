@@ -115,6 +115,17 @@ pub struct AlipayConfig {
     pub notify_url: String,
 }
 
+/// Tencent IM (`TENCENT_IM_*`; `im.rs`). Present when `TENCENT_IM_SDKAPPID` is set.
+#[derive(Clone, Debug)]
+pub struct ImConfig {
+    /// The IM application (`TENCENT_IM_SDKAPPID`).
+    pub sdk_app_id: u64,
+    /// Its secret key (`TENCENT_IM_SECRET_ARN` or `TENCENT_IM_SECRET`): the `im` function only.
+    pub secret: SecretSetting,
+    /// How long a UserSig is valid (`TENCENT_IM_USERSIG_DAYS`, 1 to 180, default 7).
+    pub usersig_days: u32,
+}
+
 pub const DEFAULT_WECHATPAY_API_BASE: &str = "https://api.mch.weixin.qq.com";
 pub const DEFAULT_ALIPAY_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
 pub const WECHATPAY_NOTIFY_PATH: &str = "/v1/payments/wechat/notify";
@@ -174,6 +185,8 @@ pub struct Config {
     pub alipay: Option<AlipayConfig>,
     /// The order clock (`RENJI_ORDER_*`, `RENJI_REFUND_AUTO_APPROVE_DAYS`).
     pub orders: OrderTimes,
+    /// Tencent IM, in the function that signs UserSigs.
+    pub im: Option<ImConfig>,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -292,6 +305,40 @@ impl Config {
                 notify_url: notify_url(ALIPAY_NOTIFY_PATH),
             }),
         };
+        let usersig_days = u32::try_from(number(
+            "TENCENT_IM_USERSIG_DAYS",
+            u64::from(crate::im::DEFAULT_USERSIG_DAYS),
+        )?)
+        .ok()
+        .filter(|d| (1..=crate::im::MAX_USERSIG_DAYS).contains(d))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "TENCENT_IM_USERSIG_DAYS is a whole number from 1 to {}",
+                crate::im::MAX_USERSIG_DAYS
+            ))
+        })?;
+        let im = match text("TENCENT_IM_SDKAPPID") {
+            None => {
+                if SecretSetting::lookup(&lookup, "TENCENT_IM_SECRET")?.is_some() {
+                    return Err(Error::Config(
+                        "TENCENT_IM_SECRET is set without TENCENT_IM_SDKAPPID".into(),
+                    ));
+                }
+                None
+            }
+            Some(id) => Some(ImConfig {
+                sdk_app_id: id
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| {
+                        Error::Config("TENCENT_IM_SDKAPPID is not an IM application id".into())
+                    })?,
+                secret: SecretSetting::required(&lookup, "TENCENT_IM_SECRET")?,
+                usersig_days,
+            }),
+        };
         let defaults = OrderTimes::default();
         let orders = OrderTimes {
             pay: Duration::from_secs(
@@ -323,6 +370,7 @@ impl Config {
         };
         Ok(Config {
             orders,
+            im,
             public_base_url,
             wechat_pay,
             alipay,
@@ -575,5 +623,48 @@ mod tests {
             ("RENJI_VERIFIER_URL", "x"),
         ]));
         assert!(matches!(e, Err(Error::Config(m)) if m.contains("RENJI_VERIFIER_TOKEN")));
+    }
+
+    #[test]
+    fn tencent_im_settings() {
+        let none = Config::from_lookup(env(&[])).unwrap();
+        assert!(none.im.is_none());
+        let local = Config::from_lookup(env(&[
+            ("TENCENT_IM_SDKAPPID", "1400000000"),
+            ("TENCENT_IM_SECRET", "key"),
+        ]))
+        .unwrap();
+        let im = local.im.unwrap();
+        assert_eq!((im.sdk_app_id, im.usersig_days), (1_400_000_000, 7));
+        assert!(matches!(im.secret, SecretSetting::Value(Redacted(v)) if v == "key"));
+        let deployed = Config::from_lookup(env(&[
+            ("TENCENT_IM_SDKAPPID", "1400000001"),
+            ("TENCENT_IM_SECRET_ARN", "arn:aws-cn:secretsmanager:cn-north-1:1:secret:im"),
+            ("TENCENT_IM_USERSIG_DAYS", "180"),
+        ]))
+        .unwrap();
+        let im = deployed.im.unwrap();
+        assert_eq!(im.usersig_days, 180);
+        assert!(matches!(im.secret, SecretSetting::Stored(id) if id.ends_with(":secret:im")));
+        for (pairs, names) in [
+            (vec![("TENCENT_IM_SDKAPPID", "1400000000")], "TENCENT_IM_SECRET"),
+            (vec![("TENCENT_IM_SECRET", "key")], "TENCENT_IM_SDKAPPID"),
+            (
+                vec![("TENCENT_IM_SDKAPPID", "14e8"), ("TENCENT_IM_SECRET", "k")],
+                "TENCENT_IM_SDKAPPID",
+            ),
+            (
+                vec![("TENCENT_IM_SDKAPPID", "0"), ("TENCENT_IM_SECRET", "k")],
+                "TENCENT_IM_SDKAPPID",
+            ),
+            (vec![("TENCENT_IM_USERSIG_DAYS", "0")], "TENCENT_IM_USERSIG_DAYS"),
+            (vec![("TENCENT_IM_USERSIG_DAYS", "181")], "TENCENT_IM_USERSIG_DAYS"),
+        ] {
+            let e = Config::from_lookup(env(&pairs));
+            assert!(
+                matches!(&e, Err(Error::Config(m)) if m.contains(names)),
+                "{pairs:?}: {e:?}"
+            );
+        }
     }
 }

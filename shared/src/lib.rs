@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod im;
 pub mod logging;
 pub mod outbound;
 pub mod payments;
