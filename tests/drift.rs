@@ -389,6 +389,7 @@ fn each_function_reads_exactly_its_own_secrets_at_run_time() {
             "WECHAT_SECRET",
             "RENJI_VERIFIER_TOKEN",
             "RENJI_PII_KEYS",
+            "TENCENT_IM_SECRET",
         ] {
             assert!(
                 env.iter().all(|(name, _)| name != literal),
@@ -403,9 +404,11 @@ fn each_function_reads_exactly_its_own_secrets_at_run_time() {
                 let default = match v {
                     Value::Tagged(t) if t.tag == "!Ref" => {
                         let param = &parameters[t.value.as_str().unwrap()];
-                        match &param["Default"] {
-                            Value::String(d) => Some(d.clone()),
-                            Value::Number(n) => Some(n.to_string()),
+                        match (&param["Default"], &param["MinValue"]) {
+                            (Value::String(d), _) => Some(d.clone()),
+                            (Value::Number(n), _) => Some(n.to_string()),
+                            // A number without a default: its least value.
+                            (_, Value::Number(min)) => Some(min.to_string()),
                             _ => None,
                         }
                     }

@@ -37,7 +37,10 @@ fn im_base64_decode(text: &str) -> Vec<u8> {
         }
     };
     let body = text.trim_end_matches('_');
-    assert!(text.len() - body.len() <= 2 && text.len() % 4 == 0, "{text}");
+    assert!(
+        text.len() - body.len() <= 2 && text.len().is_multiple_of(4),
+        "{text}"
+    );
     let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
     for c in body.bytes() {
         acc = (acc << 6) | value(c);
@@ -111,9 +114,11 @@ fn the_published_usersig_verifies_and_the_signer_signs_it_alike() {
     );
     // Our signer, given the same inputs, signs the same document (compared decoded: the
     // compression differs, which IM does not mind).
-    let ours = UserSigner::new(SAMPLE_APP, SAMPLE_KEY)
-        .unwrap()
-        .sign("0", 1_569_910_200_000, 15_552_000_000);
+    let ours = UserSigner::new(SAMPLE_APP, SAMPLE_KEY).unwrap().sign(
+        "0",
+        1_569_910_200_000,
+        15_552_000_000,
+    );
     assert_eq!(decode(&ours), published);
 }
 
@@ -121,7 +126,11 @@ fn the_published_usersig_verifies_and_the_signer_signs_it_alike() {
 fn signatures_verify_independently_and_only_under_their_key() {
     let signer = UserSigner::new(1_400_123_456, "my-im-secret").unwrap();
     for (id, time, expire) in [
-        ("u_01m8jsg6njf1pg15cd7be868vz", 1_795_924_800i64, 7 * 86_400i64),
+        (
+            "u_01m8jsg6njf1pg15cd7be868vz",
+            1_795_924_800i64,
+            7 * 86_400i64,
+        ),
         ("administrator", 1_700_000_000, 86_400),
         // Long enough for the base64 to need padding both ways across these cases.
         ("u_0", 1, 180 * 86_400),
@@ -141,7 +150,12 @@ fn signatures_verify_independently_and_only_under_their_key() {
                 &doc["TLS.time"],
                 &doc["TLS.expire"]
             ),
-            (&json!(id), &json!(1_400_123_456u64), &json!(time), &json!(expire))
+            (
+                &json!(id),
+                &json!(1_400_123_456u64),
+                &json!(time),
+                &json!(expire)
+            )
         );
         assert_ne!(doc["TLS.sig"], json!(expected_sig("another-secret", &doc)));
     }
@@ -164,20 +178,29 @@ async fn assert_issued(server: &LocalServer, app: u64, key: &str, days: i64) {
         keys(body),
         ["expires_at", "sdk_app_id", "user_id", "user_sig"]
     );
-    assert_eq!((&body["sdk_app_id"], &body["user_id"]), (&json!(app), &json!(member.id)));
+    assert_eq!(
+        (&body["sdk_app_id"], &body["user_id"]),
+        (&json!(app), &json!(member.id))
+    );
     let doc = verify(body["user_sig"].as_str().unwrap(), key);
     assert_eq!(doc["TLS.identifier"], json!(member.id));
     assert_eq!(doc["TLS.sdkappid"], json!(app));
     assert_eq!(doc["TLS.expire"], json!(days * 86_400));
     let time = doc["TLS.time"].as_i64().unwrap();
-    assert!((before..=after).contains(&time), "{time} not in {before}..={after}");
+    assert!(
+        (before..=after).contains(&time),
+        "{time} not in {before}..={after}"
+    );
     let expires = OffsetDateTime::parse(body["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
     assert_eq!(expires.unix_timestamp(), time + days * 86_400);
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // Without a session, or with a parameter the route does not take: refused.
     let anonymous = get_usersig(server, None).await;
-    assert_eq!((anonymous.status, anonymous.error_code()), (401, "unauthorized"));
+    assert_eq!(
+        (anonymous.status, anonymous.error_code()),
+        (401, "unauthorized")
+    );
     let extra = server
         .api
         .call("GET", "/v1/im/usersig?days=180", Some(&member.token), None)
@@ -201,7 +224,12 @@ async fn the_route_signs_with_the_configured_application(backend: Backend) {
 
 async fn the_local_server_signs_with_its_sandbox_application(backend: Backend) {
     let server = LocalServer::start(backend).await;
-    let im = server.app().config.im.clone().expect("the sandbox IM application");
+    let im = server
+        .app()
+        .config
+        .im
+        .clone()
+        .expect("the sandbox IM application");
     let SecretSetting::Value(Redacted(key)) = im.secret else {
         panic!("the sandbox secret is a value");
     };

@@ -26,6 +26,7 @@ const WECHAT_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:r
 const VERIFIER_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/verifier-AbCdEf";
 const PII_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/pii-AbCdEf";
+const IM_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/im-AbCdEf";
 
 fn key(byte: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
@@ -54,6 +55,7 @@ impl World {
         secrets.put(WECHAT_ARN, wechat::SECRET);
         secrets.put(VERIFIER_ARN, verifier::TOKEN);
         secrets.put(PII_ARN, &format!("p1:{}", key(9)));
+        secrets.put(IM_ARN, "im-secret-from-secrets-manager");
         World {
             secrets,
             endpoint,
@@ -75,6 +77,8 @@ impl World {
             ("RENJI_VERIFIER_URL", self.verifier_url.clone()),
             ("RENJI_VERIFIER_TOKEN_ARN", VERIFIER_ARN.to_owned()),
             ("RENJI_PII_KEYS_ARN", PII_ARN.to_owned()),
+            ("TENCENT_IM_SDKAPPID", "1400000000".to_owned()),
+            ("TENCENT_IM_SECRET_ARN", IM_ARN.to_owned()),
             ("RENJI_SECRETS_TTL_SECS", ttl_secs.to_string()),
         ]);
         let config = Config::from_lookup(|name| env.get(name).cloned()).unwrap();
@@ -166,6 +170,12 @@ async fn secrets_are_read_on_first_need_from_secrets_manager() {
         "{body}"
     );
     assert_eq!(world.secrets.reads(), 4);
+    // An IM UserSig reads the IM secret, once.
+    for _ in 0..2 {
+        let (status, body) = invoke(&app, &event("im-usersig", Some(&token))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(world.secrets.reads(), 5);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,6 +225,16 @@ async fn a_secret_that_cannot_be_read_is_a_503_and_a_bad_one_a_500() {
     // Once it can be read again, the next request works: no restart.
     world.secrets.put(SESSION_ARN, &format!("k1:{}", key(1)));
     login(&app).await;
+
+    // The IM secret unreadable: the UserSig is a 503, the rest works.
+    world.secrets.remove(IM_ARN);
+    let token = login(&app).await;
+    let (status, body) = invoke(&app, &event("im-usersig", Some(&token))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("service_unavailable"))
+    );
+    assert_eq!(me(&app, &token).await, 200);
 
     // Requests signed with the wrong key are refused by the stand-in: 503 too.
     let forged = world.app_signed_with(300, "not-the-key");

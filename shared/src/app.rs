@@ -85,9 +85,11 @@ impl App {
             im: match &config.im {
                 Some(im) => {
                     let app_id = im.sdk_app_id;
-                    Some(secrets.cached("TENCENT_IM_SECRET", &im.secret, move |secret| {
-                        UserSigner::new(app_id, secret)
-                    })?)
+                    Some(
+                        secrets.cached("TENCENT_IM_SECRET", &im.secret, move |secret| {
+                            UserSigner::new(app_id, secret)
+                        })?,
+                    )
                 }
                 None => None,
             },

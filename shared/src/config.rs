@@ -327,14 +327,9 @@ impl Config {
                 None
             }
             Some(id) => Some(ImConfig {
-                sdk_app_id: id
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| {
-                        Error::Config("TENCENT_IM_SDKAPPID is not an IM application id".into())
-                    })?,
+                sdk_app_id: id.trim().parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+                    Error::Config("TENCENT_IM_SDKAPPID is not an IM application id".into())
+                })?,
                 secret: SecretSetting::required(&lookup, "TENCENT_IM_SECRET")?,
                 usersig_days,
             }),
@@ -639,7 +634,10 @@ mod tests {
         assert!(matches!(im.secret, SecretSetting::Value(Redacted(v)) if v == "key"));
         let deployed = Config::from_lookup(env(&[
             ("TENCENT_IM_SDKAPPID", "1400000001"),
-            ("TENCENT_IM_SECRET_ARN", "arn:aws-cn:secretsmanager:cn-north-1:1:secret:im"),
+            (
+                "TENCENT_IM_SECRET_ARN",
+                "arn:aws-cn:secretsmanager:cn-north-1:1:secret:im",
+            ),
             ("TENCENT_IM_USERSIG_DAYS", "180"),
         ]))
         .unwrap();
@@ -647,7 +645,10 @@ mod tests {
         assert_eq!(im.usersig_days, 180);
         assert!(matches!(im.secret, SecretSetting::Stored(id) if id.ends_with(":secret:im")));
         for (pairs, names) in [
-            (vec![("TENCENT_IM_SDKAPPID", "1400000000")], "TENCENT_IM_SECRET"),
+            (
+                vec![("TENCENT_IM_SDKAPPID", "1400000000")],
+                "TENCENT_IM_SECRET",
+            ),
             (vec![("TENCENT_IM_SECRET", "key")], "TENCENT_IM_SDKAPPID"),
             (
                 vec![("TENCENT_IM_SDKAPPID", "14e8"), ("TENCENT_IM_SECRET", "k")],
@@ -657,8 +658,14 @@ mod tests {
                 vec![("TENCENT_IM_SDKAPPID", "0"), ("TENCENT_IM_SECRET", "k")],
                 "TENCENT_IM_SDKAPPID",
             ),
-            (vec![("TENCENT_IM_USERSIG_DAYS", "0")], "TENCENT_IM_USERSIG_DAYS"),
-            (vec![("TENCENT_IM_USERSIG_DAYS", "181")], "TENCENT_IM_USERSIG_DAYS"),
+            (
+                vec![("TENCENT_IM_USERSIG_DAYS", "0")],
+                "TENCENT_IM_USERSIG_DAYS",
+            ),
+            (
+                vec![("TENCENT_IM_USERSIG_DAYS", "181")],
+                "TENCENT_IM_USERSIG_DAYS",
+            ),
         ] {
             let e = Config::from_lookup(env(&pairs));
             assert!(

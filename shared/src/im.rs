@@ -175,7 +175,11 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let z = zlib_stored(&data);
             assert_eq!(&z[..2], &[0x78, 0x01]);
-            assert_eq!(u16::from_be_bytes([z[0], z[1]]) % 31, 0, "header check bits");
+            assert_eq!(
+                u16::from_be_bytes([z[0], z[1]]) % 31,
+                0,
+                "header check bits"
+            );
             let blocks = len.div_ceil(65_535).max(1);
             assert_eq!(z.len(), 2 + 5 * blocks + len + 4, "{len}");
             // Walk the blocks: lengths, their complements, the final bit on the last only.
@@ -205,7 +209,10 @@ mod tests {
     fn the_secret_stays_out_of_debug_and_must_be_set() {
         let signer = UserSigner::new(1_400_000_000, "s3cr3t-key").unwrap();
         let shown = format!("{signer:?}");
-        assert!(shown.contains("1400000000") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("1400000000") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
         assert!(UserSigner::new(1, "  ").is_err());
     }
 

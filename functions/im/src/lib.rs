@@ -20,10 +20,11 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             only_params(&req, &[])?;
             let signer = app.im().await?;
-            let days = app.config.im.as_ref().map_or(
-                renji_shared::im::DEFAULT_USERSIG_DAYS,
-                |im| im.usersig_days,
-            );
+            let days = app
+                .config
+                .im
+                .as_ref()
+                .map_or(renji_shared::im::DEFAULT_USERSIG_DAYS, |im| im.usersig_days);
             ok(&signer.issue(&me.user_id, OffsetDateTime::now_utc(), days))
         }
         _ => Err(Error::NotFound("route")),
