@@ -252,7 +252,7 @@ async fn a_block_ends_the_follows_both_ways(backend: Backend) {
 
 async fn a_block_racing_follows_never_leaves_a_follow_by_the_blocked(backend: Backend) {
     let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
-    for round in 0..6 {
+    for round in 0..12 {
         let owner = server.member(&format!("owner-{round}"), false).await;
         let fan = server.member(&format!("fan-{round}"), false).await;
         // The owner follows the fan already in odd rounds: that edge must end too.
