@@ -75,10 +75,12 @@ fn profile_write(member: &UserId, decrements: &[&str], label: &'static str) -> W
 
 /// `PUT /v1/me/blocks/{user_id}`: idempotent; 422 on oneself, 404 for an unknown member. The
 /// block record and the end of both follows are one transaction.
-////// A block ends the follows between the two members, both ways: the blocked member may not
-/// follow the blocker any more, and the blocker following someone they block would leave them
-/// seeing a member they chose not to deal with. Each edge is removed and its two counts moved
-/// exactly as an unfollow does ([`follows::unfollow`](super::follows::unfollow)).
+///
+/// A block ends the follows between the two members, both ways: the blocked member may not
+/// follow the blocker any more, and the blocker following someone they block would keep them in
+/// a feed they chose to leave. Each edge is removed and its two counts moved exactly as an
+/// unfollow does ([`follows::unfollow`](super::follows::unfollow)). Unblocking restores none of
+/// them; the block restricts the blocked member only, so the blocker may follow them again.
 ///
 /// The edges are read first, then the transaction is conditioned on what was read (each edge
 /// removed must be present, each left must be absent); a follow committed in between fails the
