@@ -207,6 +207,7 @@ async fn unpaid_order(world: &World, at: OffsetDateTime) -> Order {
         refund_request: None,
         refunds: Vec::new(),
         before_dispute: None,
+        dispute_ticket: None,
         accepted_at: None,
         completed_at: None,
         timeline: vec![orders::Step {

@@ -187,6 +187,11 @@ pub struct Config {
     pub orders: OrderTimes,
     /// Tencent IM, in the function that signs UserSigs.
     pub im: Option<ImConfig>,
+    /// How long after completion a party may open a dispute (`RENJI_DISPUTE_DAYS`, 15).
+    pub dispute_window: Duration,
+    /// When a ticket other than a privacy request is due to staff (`RENJI_TICKET_DUE_HOURS`,
+    /// 48); a privacy request is due 15 days after filing, by law (§八), whatever this says.
+    pub ticket_due: Duration,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -231,6 +236,8 @@ pub const DEFAULT_ID_MAX_ACCOUNTS: u64 = 1;
 pub const DEFAULT_CREDIT_CODE_MAX_ACCOUNTS: u64 = 1;
 pub const DEFAULT_VERIFICATION_RECHECK_SECS: u64 = 60;
 pub const DEFAULT_SECRETS_TTL_SECS: u64 = 300;
+pub const DEFAULT_DISPUTE_DAYS: u64 = 15;
+pub const DEFAULT_TICKET_DUE_HOURS: u64 = 48;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -363,9 +370,20 @@ impl Config {
                     )?),
             ),
         };
+        let dispute_window = Duration::from_secs(
+            86400 * u64::from(at_least_one("RENJI_DISPUTE_DAYS", DEFAULT_DISPUTE_DAYS)?),
+        );
+        let ticket_due = Duration::from_secs(
+            3600 * u64::from(at_least_one(
+                "RENJI_TICKET_DUE_HOURS",
+                DEFAULT_TICKET_DUE_HOURS,
+            )?),
+        );
         Ok(Config {
             orders,
             im,
+            dispute_window,
+            ticket_due,
             public_base_url,
             wechat_pay,
             alipay,

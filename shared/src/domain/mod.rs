@@ -11,6 +11,7 @@ pub mod members;
 pub mod orders;
 pub mod profile;
 pub mod shares;
+pub mod tickets;
 pub mod verification;
 
 use crate::error::Error;

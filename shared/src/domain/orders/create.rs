@@ -191,6 +191,7 @@ pub fn new_order(
         refund_request: None,
         refunds: Vec::new(),
         before_dispute: None,
+        dispute_ticket: None,
         accepted_at: None,
         completed_at: None,
         timeline: vec![Step {

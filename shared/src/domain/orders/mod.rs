@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::config::OrderTimes;
 use crate::error::Error;
-use crate::ids::{ListingId, OrderId, UserId};
+use crate::ids::{ListingId, OrderId, TicketId, UserId};
 use crate::money::Fen;
 use crate::payments::Channel;
 use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
@@ -168,6 +168,9 @@ pub struct Order {
     /// While `disputed`: the state the dispute left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_dispute: Option<OrderStatus>,
+    /// The ticket that opened the order's latest dispute: staff's decision closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute_ticket: Option<TicketId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,122 @@
+//! Adding to a ticket's history (`POST /v1/tickets/{id}/messages`, and staff's answer): the
+//! message is put and the ticket's version moved in one transaction conditioned on the version
+//! read, so a message never lands on a ticket closed meanwhile; the history is never edited.
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{
+    changed, closed, for_member, message_item, Sender, Ticket, TicketMessage, TicketStatus,
+    MAX_MESSAGES, MAX_TEXT_CHARS, VERSION_LABEL,
+};
+use crate::domain::listings::fields::images as checked_images;
+use crate::domain::orders::rfc3339;
+use crate::domain::profile::bounded_text;
+use crate::error::Error;
+use crate::ids::{StaffId, TicketId, UserId};
+use crate::store::{keys, Condition, DynStore, StoreError, Write};
+
+/// The body of a new message.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub text: String,
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+impl NewMessage {
+    /// The text (1 to 2000 characters, trimmed) and at most 9 https image URLs (422 naming the
+    /// field).
+    pub fn check(&self) -> Result<(String, Vec<String>), Error> {
+        Ok((
+            bounded_text("text", &self.text, MAX_TEXT_CHARS)?,
+            checked_images(&self.images)?,
+        ))
+    }
+}
+
+/// Adds `message` to `ticket` (as read): 409 `ticket_closed`, `ticket_full` or, when it changed
+/// meanwhile, `ticket_changed`.
+pub async fn append(
+    store: &DynStore,
+    ticket: &Ticket,
+    message: &TicketMessage,
+) -> Result<(), Error> {
+    if ticket.status == TicketStatus::Closed {
+        return Err(closed());
+    }
+    if ticket.messages >= MAX_MESSAGES {
+        return Err(Error::Conflict {
+            code: "ticket_full",
+            message: format!("a ticket holds at most {MAX_MESSAGES} messages; file a new one"),
+        });
+    }
+    let writes = vec![
+        Write::update(keys::ticket(&ticket.id))
+            .set("updated_at", message.created_at.clone())
+            .add("messages", 1)
+            .add("version", 1)
+            .condition(
+                Condition::Equals("version".into(), ticket.version.into()),
+                VERSION_LABEL,
+            )
+            .build(),
+        Write::put(message_item(&ticket.id, message)?),
+    ];
+    store.transact(writes).await.map_err(|e| match e {
+        StoreError::ConditionFailed {
+            label: VERSION_LABEL,
+        } => changed(),
+        other => other.into(),
+    })
+}
+
+fn new_message(
+    from: Sender,
+    member: Option<&UserId>,
+    staff: Option<&StaffId>,
+    body: &NewMessage,
+    now: OffsetDateTime,
+) -> Result<TicketMessage, Error> {
+    let (text, images) = body.check()?;
+    Ok(TicketMessage {
+        id: crate::ids::time_order(),
+        from,
+        user_id: member.cloned(),
+        staff_id: staff.cloned(),
+        text,
+        images,
+        created_at: rfc3339(now),
+    })
+}
+
+/// `member` (who may see it) adds a message: 201 with the message as they see it.
+pub async fn add(
+    store: &DynStore,
+    id: &TicketId,
+    member: &UserId,
+    body: &NewMessage,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value, Error> {
+    let message = new_message(Sender::Member, Some(member), None, body, now)?;
+    let ticket = for_member(store, id, member).await?;
+    append(store, &ticket, &message).await?;
+    Ok(message.member_view())
+}
+
+/// `staff` answers: the message as staff see it. 404 for a ticket that does not exist.
+pub async fn add_staff(
+    store: &DynStore,
+    id: &TicketId,
+    staff: &StaffId,
+    body: &NewMessage,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value, Error> {
+    let message = new_message(Sender::Staff, None, Some(staff), body, now)?;
+    let ticket = super::get(store, id)
+        .await?
+        .ok_or(Error::NotFound("ticket"))?;
+    append(store, &ticket, &message).await?;
+    Ok(message.staff_view())
+}
