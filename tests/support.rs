@@ -184,6 +184,66 @@ impl LocalServer {
     }
 }
 
+impl LocalServer {
+    /// An order of `listing` by `buyer`, made and walked over HTTP: paid at the WeChat Pay
+    /// stand-in (which delivers its notification), then `accepted` by `seller`, then `completed`
+    /// by the buyer's confirmation — as far as `status` (`paid`, `accepted` or `completed`).
+    /// Its id.
+    pub async fn order_in(
+        &self,
+        buyer: &Member,
+        seller: &Member,
+        listing: &str,
+        status: &str,
+    ) -> String {
+        let call = |who: &Member, path: String, body: Value| {
+            let token = who.token.clone();
+            async move {
+                let reply = self.api.call("POST", &path, Some(&token), Some(body)).await;
+                assert!(reply.status < 300, "{path}: {reply:?}");
+                reply.body
+            }
+        };
+        let body = serde_json::json!({"listing_id": listing, "quantity": 1, "remark": ""});
+        let id = call(buyer, "/v1/orders".into(), body).await["id"]
+            .as_str()
+            .expect("order id")
+            .to_owned();
+        let channel = serde_json::json!({"channel": "wechat"});
+        call(buyer, format!("/v1/orders/{id}/payments"), channel).await;
+        let paid: Value = reqwest::Client::new()
+            .post(format!("{}/sandbox/pay", self.running.wechatpay_base))
+            .json(&serde_json::json!({ "out_trade_no": id }))
+            .send()
+            .await
+            .expect("sandbox pay")
+            .json()
+            .await
+            .expect("sandbox answer");
+        assert_eq!(paid["notified"], serde_json::json!("204"), "{paid}");
+        let steps = [
+            ("accepted", seller, "accept"),
+            ("completed", buyer, "confirm"),
+        ];
+        for (reached, who, action) in steps {
+            if status == "paid" {
+                break;
+            }
+            let order = call(
+                who,
+                format!("/v1/orders/{id}/{action}"),
+                serde_json::json!({}),
+            )
+            .await;
+            assert_eq!(order["status"], serde_json::json!(reached));
+            if status == reached {
+                break;
+            }
+        }
+        id
+    }
+}
+
 /// The body of a published service listing, as the HTTP tests publish them.
 pub fn service(title: &str) -> Value {
     serde_json::json!({

@@ -17,6 +17,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("WechatPayNotifyFunction", renji_wechat_pay_notify::ROUTES),
     ("AlipayNotifyFunction", renji_alipay_notify::ROUTES),
     ("ImFunction", renji_im::ROUTES),
+    ("TicketsFunction", renji_tickets::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -32,6 +33,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "WechatPayNotifyFunction" => renji_wechat_pay_notify::handle(app, req).await,
         "AlipayNotifyFunction" => renji_alipay_notify::handle(app, req).await,
         "ImFunction" => renji_im::handle(app, req).await,
+        "TicketsFunction" => renji_tickets::handle(app, req).await,
         _ => return None,
     })
 }

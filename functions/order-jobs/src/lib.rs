@@ -1,15 +1,26 @@
 //! The `order-jobs` function, run by a schedule (every minute): expiry, reconciliation with the
 //! providers, accept deadlines, auto-completion, automatic refunds and refund follow-up
-//! (`renji_shared::domain::orders::jobs`). The local server runs the same job on a timer.
+//! (`renji_shared::domain::orders::jobs`), then the flag on privacy requests past their 15 days
+//! (`renji_shared::domain::tickets::jobs`). The local server runs the same job on a timer.
 
 use renji_shared::domain::orders::jobs::{self, Budget};
+use renji_shared::domain::tickets;
 use renji_shared::{App, Error};
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-/// One run at the current time: what it did, as the invocation's result (and a log line).
+/// Privacy requests looked at per run (each one is two requests).
+const PRIVACY_PER_RUN: usize = 50;
+
+/// One run at the current time: what it did, as the invocation's result (and a log line): the
+/// order jobs' report, with the privacy flag's under `privacy_overdue`.
 pub async fn run(app: &App) -> Result<Value, Error> {
-    let report = jobs::run(app, OffsetDateTime::now_utc(), Budget::default()).await?;
+    let now = OffsetDateTime::now_utc();
+    let report = jobs::run(app, now, Budget::default()).await?;
     tracing::info!(?report, "order jobs ran");
-    serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))
+    let overdue = tickets::jobs::flag_overdue(&app.store, now, PRIVACY_PER_RUN).await?;
+    tracing::info!(?overdue, "privacy requests checked");
+    let mut value = serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))?;
+    value["privacy_overdue"] = json!(overdue);
+    Ok(value)
 }
