@@ -417,6 +417,56 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         assert_eq!(body["status"], json!(state), "{name}");
     }
 
+    // Tickets: bob disputes the second order (its refund was declined) with the sample event
+    // (this order's id put in): the order waits for staff. Alice, the seller, reads the ticket
+    // and answers it (the sample message); bob's list shows it. A report naming a review that
+    // does not exist is refused; a privacy request is filed (the order jobs flag it below).
+    let mut create = event(run("tickets-create"), Some(&bob_token), &[]);
+    let mut sent: Value = serde_json::from_str(create["body"].as_str().unwrap()).unwrap();
+    sent["order_id"] = json!(o2);
+    create["body"] = json!(sent.to_string());
+    let (status, ticket) = invoke(&server, &create).await;
+    assert_eq!(
+        (status, &ticket["kind"]),
+        (201, &json!("dispute")),
+        "{ticket}"
+    );
+    assert_eq!(order_status(&server, &bob_token, &o2).await, "disputed");
+    let t = ticket["id"].as_str().unwrap().to_owned();
+    let (status, got) = invoke(
+        &server,
+        &event(run("tickets-get"), Some(&token), &[("id", &t)]),
+    )
+    .await;
+    assert_eq!((status, &got["id"]), (200, &json!(t)), "{got}");
+    let (status, said) = invoke(
+        &server,
+        &event(run("tickets-message"), Some(&token), &[("id", &t)]),
+    )
+    .await;
+    assert_eq!((status, &said["from"]), (201, &json!("member")), "{said}");
+    let (status, listed) =
+        invoke(&server, &event(run("tickets-list"), Some(&bob_token), &[])).await;
+    assert_eq!(
+        (status, &listed["items"][0]["id"]),
+        (200, &json!(t)),
+        "{listed}"
+    );
+    let filed = |body: Value| {
+        let mut create = create.clone();
+        create["body"] = json!(body.to_string());
+        create
+    };
+    let review = renji_shared::ids::ReviewId::generate();
+    let report = json!({"kind": "report", "subject": "违规", "text": "虚假宣传",
+        "listing_id": l, "review_id": review.as_str()});
+    let (status, refused) = invoke(&server, &filed(report)).await;
+    assert_eq!(status, 404, "{refused}");
+    let privacy =
+        json!({"kind": "privacy", "subject": "查看我的数据", "text": "请告诉我保存了哪些数据"});
+    let (status, privacy) = invoke(&server, &filed(privacy)).await;
+    assert_eq!(status, 201, "{privacy}");
+
     // A third, paid (the sandbox notifies the running server): alice declines it, refunded.
     let o3 = new_order(&server, &bob_token, &l).await["id"]
         .as_str()
@@ -591,6 +641,13 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(order_status(&server, &bob_token, &o5).await, "expired");
+    // Sixteen days on, the privacy request is past its 15 days: flagged (what every run does
+    // after the order jobs).
+    let overdue = time::OffsetDateTime::now_utc() + time::Duration::days(16);
+    let flagged = renji_shared::domain::tickets::jobs::flag_overdue(&job.store, overdue, 50)
+        .await
+        .unwrap();
+    assert_eq!(flagged.flagged, 1, "{flagged:?}");
     renji_tests::assert_grants_all_used(&server.running, "OrderJobsFunction");
 
     // A returning member whose unionid WeChat sends for the first time (the login route's one

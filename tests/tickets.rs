@@ -65,7 +65,12 @@ impl World {
         let id = self.order_in("accepted").await;
         let ask = json!({"reason": "没有到场"});
         let reply = self
-            .call(&self.buyer, "POST", &format!("/v1/orders/{id}/refund"), Some(ask))
+            .call(
+                &self.buyer,
+                "POST",
+                &format!("/v1/orders/{id}/refund"),
+                Some(ask),
+            )
             .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         let no = json!({"reason": "已经到场"});
@@ -216,7 +221,10 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
     assert_eq!(from, [&json!("member"), &json!("member"), &json!("staff")]);
     assert_eq!(history[2]["text"], json!("已联系卖家"));
     assert!(!got.body.to_string().contains("zhang.san"), "{got:?}");
-    assert_eq!(history[1]["images"], json!(["https://img.renji.world/t/1.jpg"]));
+    assert_eq!(
+        history[1]["images"],
+        json!(["https://img.renji.world/t/1.jpg"])
+    );
 
     // Other kinds may name an order of the caller's (then only the author sees them), or none.
     let other = w
@@ -226,7 +234,12 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
         )
         .await;
     let got = w
-        .call(&w.buyer, "GET", &format!("/v1/tickets/{}", other["id"].as_str().unwrap()), None)
+        .call(
+            &w.buyer,
+            "GET",
+            &format!("/v1/tickets/{}", other["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(got.status, 404, "an other ticket is its author's alone");
     let reply = w
@@ -236,16 +249,22 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
         )
         .await;
     assert_eq!((reply.status, reply.error_code()), (404, "not_found"));
-    w.filed(&w.stranger, json!({"kind": "other", "subject": "建议", "text": "希望增加夜间模式"}))
-        .await;
+    w.filed(
+        &w.stranger,
+        json!({"kind": "other", "subject": "建议", "text": "希望增加夜间模式"}),
+    )
+    .await;
 
     // Reports: a listing, a member, a review — each must exist.
-    let report = |k: &str, v: &str| json!({"kind": "report", "subject": "违规", "text": "虚假宣传", k: v});
+    let report =
+        |k: &str, v: &str| json!({"kind": "report", "subject": "违规", "text": "虚假宣传", k: v});
     let r = w.filed(&w.stranger, report("listing_id", &w.listing)).await;
     assert_eq!(r["listing_id"], json!(w.listing));
     w.filed(&w.stranger, report("user_id", &w.seller.id)).await;
     let review = ReviewId::generate();
-    let reply = w.file(&w.stranger, report("review_id", review.as_str())).await;
+    let reply = w
+        .file(&w.stranger, report("review_id", review.as_str()))
+        .await;
     assert_eq!(
         (reply.status, reply.body["error"]["message"].as_str()),
         (404, Some("review not found"))
@@ -255,9 +274,14 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
     item.insert("pk".into(), json!(key.pk));
     item.insert("sk".into(), json!(key.sk));
     w.store().write(Write::put(item)).await.unwrap();
-    w.filed(&w.stranger, report("review_id", review.as_str())).await;
+    w.filed(&w.stranger, report("review_id", review.as_str()))
+        .await;
     for (k, v, what) in [
-        ("listing_id", "l_0000000000000000000000000z".to_owned(), "listing"),
+        (
+            "listing_id",
+            "l_0000000000000000000000000z".to_owned(),
+            "listing",
+        ),
         ("user_id", "u_0000000000000000000000000z".to_owned(), "user"),
     ] {
         let reply = w.file(&w.stranger, report(k, &v)).await;
@@ -270,14 +294,22 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
 
     // A privacy request: due 15 days after filing, whatever RENJI_TICKET_DUE_HOURS says.
     let p = w
-        .filed(&w.buyer, json!({"kind": "privacy", "subject": "删除我的数据", "text": "请删除我的账号数据"}))
+        .filed(
+            &w.buyer,
+            json!({"kind": "privacy", "subject": "删除我的数据", "text": "请删除我的账号数据"}),
+        )
         .await;
     assert_eq!(epoch(&p["due_at"]) - epoch(&p["created_at"]), 15 * 86400);
     let list = w.call(&w.buyer, "GET", "/v1/tickets?limit=1", None).await;
     assert_eq!(list.body["items"][0]["id"], p["id"], "newest first");
     let next = list.body["next_cursor"].as_str().unwrap();
     let list = w
-        .call(&w.buyer, "GET", &format!("/v1/tickets?limit=1&cursor={next}"), None)
+        .call(
+            &w.buyer,
+            "GET",
+            &format!("/v1/tickets?limit=1&cursor={next}"),
+            None,
+        )
         .await;
     assert_eq!(list.body["items"][0]["id"], json!(id));
     assert_eq!(list.body["next_cursor"], Value::Null);
@@ -295,7 +327,11 @@ async fn disputes_move_the_order_only_from_the_allowed_states(backend: Backend) 
         let order = w.order_in(status).await;
         let before = w.written(Some(&order)).await;
         let reply = w.file(&w.buyer, dispute(&order)).await;
-        assert_eq!((reply.status, reply.error_code()), (409, "not_disputable"), "{status}");
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (409, "not_disputable"),
+            "{status}"
+        );
         assert!(reply.body["error"]["message"].as_str().unwrap().len() > 10);
         assert_eq!(w.written(Some(&order)).await, before, "{status}");
         let reply = w.file(&w.stranger, dispute(&order)).await;
@@ -315,7 +351,12 @@ async fn disputes_move_the_order_only_from_the_allowed_states(backend: Backend) 
         .await;
     assert_eq!(got.body["status"], json!("disputed"));
     let got = w
-        .call(&w.seller, "GET", &format!("/v1/tickets/{}", t["id"].as_str().unwrap()), None)
+        .call(
+            &w.seller,
+            "GET",
+            &format!("/v1/tickets/{}", t["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(got.status, 200, "{got:?}");
     // Disputed already: refused, nothing written.
@@ -335,7 +376,10 @@ async fn disputes_move_the_order_only_from_the_allowed_states(backend: Backend) 
     let mut stored = w.order(&order).await;
     let long_ago = OffsetDateTime::now_utc() - Duration::days(4);
     stored.completed_at = Some(orders::rfc3339(long_ago));
-    w.store().write(Write::put(stored.item().unwrap())).await.unwrap();
+    w.store()
+        .write(Write::put(stored.item().unwrap()))
+        .await
+        .unwrap();
     let before = w.written(Some(&order)).await;
     let reply = w.file(&w.buyer, dispute(&order)).await;
     assert_eq!((reply.status, reply.error_code()), (409, "not_disputable"));
@@ -345,7 +389,8 @@ async fn disputes_move_the_order_only_from_the_allowed_states(backend: Backend) 
 async fn a_lost_race_disputes_once(backend: Backend) {
     let w = World::new(backend).await;
     let order = w.declined_refund().await;
-    let body = json!({"kind": "dispute", "subject": "未到场", "text": "摄影师没有来", "order_id": order});
+    let body =
+        json!({"kind": "dispute", "subject": "未到场", "text": "摄影师没有来", "order_id": order});
     let (a, b) = tokio::join!(w.file(&w.buyer, body.clone()), w.file(&w.seller, body));
     let mut statuses = [a.status, b.status];
     statuses.sort();
@@ -353,9 +398,16 @@ async fn a_lost_race_disputes_once(backend: Backend) {
     let queue = w.partition(keys::queue("open", Some("dispute"))).await;
     assert_eq!(queue.len(), 1, "one dispute ticket written");
     let stored = w.order(&order).await;
-    assert_eq!(stored.timeline.last().unwrap().status, OrderStatus::Disputed);
     assert_eq!(
-        stored.timeline.iter().filter(|s| s.status == OrderStatus::Disputed).count(),
+        stored.timeline.last().unwrap().status,
+        OrderStatus::Disputed
+    );
+    assert_eq!(
+        stored
+            .timeline
+            .iter()
+            .filter(|s| s.status == OrderStatus::Disputed)
+            .count(),
         1
     );
 }
@@ -385,7 +437,8 @@ async fn the_order_jobs_leave_a_disputed_order_alone(backend: Backend) {
 
 async fn privacy_requests_are_flagged_once_overdue(backend: Backend) {
     let w = World::new(backend).await;
-    let body = json!({"kind": "privacy", "subject": "查看我的数据", "text": "请告诉我你们保存了哪些数据"});
+    let body =
+        json!({"kind": "privacy", "subject": "查看我的数据", "text": "请告诉我你们保存了哪些数据"});
     let p = w.filed(&w.buyer, body.clone()).await;
     let closed_one = w.filed(&w.seller, body).await;
     let id = ticket_id(&p);
@@ -400,23 +453,35 @@ async fn privacy_requests_are_flagged_once_overdue(backend: Backend) {
     };
     assert_eq!(listed().await, 2);
     // Staff close one before it is due: it leaves the job's index.
-    staff::close(w.store(), &ticket_id(&closed_one), &agent(), "已答复", created)
-        .await
-        .unwrap();
+    staff::close(
+        w.store(),
+        &ticket_id(&closed_one),
+        &agent(),
+        "已答复",
+        created,
+    )
+    .await
+    .unwrap();
     assert_eq!(listed().await, 1);
     // A day before its 15 days: nothing.
     let day14 = created + Duration::days(14);
-    let report = tickets::jobs::flag_overdue(w.store(), day14, 50).await.unwrap();
+    let report = tickets::jobs::flag_overdue(w.store(), day14, 50)
+        .await
+        .unwrap();
     assert_eq!((report.examined, report.flagged), (0, 0));
     // Past them: flagged once, and out of the index.
     let day15 = created + Duration::days(15) + Duration::seconds(1);
-    let report = tickets::jobs::flag_overdue(w.store(), day15, 50).await.unwrap();
+    let report = tickets::jobs::flag_overdue(w.store(), day15, 50)
+        .await
+        .unwrap();
     assert_eq!((report.examined, report.flagged), (1, 1));
     let ticket = tickets::get(w.store(), &id).await.unwrap().unwrap();
     assert_eq!(ticket.overdue_at, Some(orders::rfc3339(day15)));
     assert_eq!(ticket.status, TicketStatus::Open);
     assert_eq!(listed().await, 0);
-    let report = tickets::jobs::flag_overdue(w.store(), day15, 50).await.unwrap();
+    let report = tickets::jobs::flag_overdue(w.store(), day15, 50)
+        .await
+        .unwrap();
     assert_eq!((report.examined, report.flagged), (0, 0));
     // Staff see it overdue, first in the queue.
     let (items, _) = staff::queue(
@@ -439,7 +504,10 @@ async fn privacy_requests_are_flagged_once_overdue(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(report["privacy_overdue"], json!({"examined": 0, "flagged": 0, "more": false}));
+    assert_eq!(
+        report["privacy_overdue"],
+        json!({"examined": 0, "flagged": 0, "more": false})
+    );
 }
 
 async fn staff_triage_answer_and_close(backend: Backend) {
@@ -447,7 +515,10 @@ async fn staff_triage_answer_and_close(backend: Backend) {
     let order = w.declined_refund().await;
     let now = OffsetDateTime::now_utc();
     let privacy = w
-        .filed(&w.buyer, json!({"kind": "privacy", "subject": "更正", "text": "昵称有误"}))
+        .filed(
+            &w.buyer,
+            json!({"kind": "privacy", "subject": "更正", "text": "昵称有误"}),
+        )
         .await;
     let dispute = w
         .filed(
@@ -456,7 +527,10 @@ async fn staff_triage_answer_and_close(backend: Backend) {
         )
         .await;
     let report = w
-        .filed(&w.stranger, json!({"kind": "report", "subject": "违规", "text": "虚假", "listing_id": w.listing}))
+        .filed(
+            &w.stranger,
+            json!({"kind": "report", "subject": "违规", "text": "虚假", "listing_id": w.listing}),
+        )
         .await;
     // Earliest due first: the two 48-hour tickets, then the privacy request (15 days).
     let (items, next) = staff::queue(w.store(), TicketStatus::Open, None, None, 20, None, now)
@@ -515,7 +589,10 @@ async fn staff_triage_answer_and_close(backend: Backend) {
     )
     .await
     .unwrap();
-    assert_eq!((&first[0]["id"], &second[0]["id"]), (&dispute["id"], &report["id"]));
+    assert_eq!(
+        (&first[0]["id"], &second[0]["id"]),
+        (&dispute["id"], &report["id"])
+    );
 
     // The dispute as staff see it: the author's card, the order's timeline, staff by id.
     let id = ticket_id(&dispute);
@@ -535,14 +612,21 @@ async fn staff_triage_answer_and_close(backend: Backend) {
     assert_eq!(view["messages"][1]["from"], json!("staff"));
 
     // Closing: the ticket and its queue entries move together; once.
-    let closed = staff::close(w.store(), &id, &agent(), "已退款", now).await.unwrap();
+    let closed = staff::close(w.store(), &id, &agent(), "已退款", now)
+        .await
+        .unwrap();
     assert_eq!(closed["status"], json!("closed"));
     assert_eq!(closed["closed_by"], json!("zhang.san"));
     let (open, _) = staff::queue(w.store(), TicketStatus::Open, None, None, 20, None, now)
         .await
         .unwrap();
     assert!(!open.iter().any(|i| i["id"] == dispute["id"]));
-    assert_eq!(w.partition(keys::queue("open", Some("dispute"))).await.len(), 0);
+    assert_eq!(
+        w.partition(keys::queue("open", Some("dispute")))
+            .await
+            .len(),
+        0
+    );
     let (closed_queue, _) = staff::queue(
         w.store(),
         TicketStatus::Closed,
@@ -557,12 +641,29 @@ async fn staff_triage_answer_and_close(backend: Backend) {
     assert_eq!(closed_queue[0]["id"], dispute["id"]);
     assert_eq!(closed_queue[0]["overdue"], json!(false));
     let again = staff::close(w.store(), &id, &agent(), "再次", now).await;
-    assert!(matches!(again, Err(renji_shared::Error::Conflict { code: "ticket_closed", .. })));
+    assert!(matches!(
+        again,
+        Err(renji_shared::Error::Conflict {
+            code: "ticket_closed",
+            ..
+        })
+    ));
     let late = staff::staff_message(w.store(), &id, &agent(), "补充", &[], now).await;
-    assert!(matches!(late, Err(renji_shared::Error::Conflict { code: "ticket_closed", .. })));
+    assert!(matches!(
+        late,
+        Err(renji_shared::Error::Conflict {
+            code: "ticket_closed",
+            ..
+        })
+    ));
     let path = format!("/v1/tickets/{}", id);
     let reply = w
-        .call(&w.seller, "POST", &format!("{path}/messages"), Some(json!({"text": "还有问题"})))
+        .call(
+            &w.seller,
+            "POST",
+            &format!("{path}/messages"),
+            Some(json!({"text": "还有问题"})),
+        )
         .await;
     assert_eq!((reply.status, reply.error_code()), (409, "ticket_closed"));
     let got = w.call(&w.buyer, "GET", &path, None).await;
@@ -570,7 +671,11 @@ async fn staff_triage_answer_and_close(backend: Backend) {
         (&got.body["status"], &got.body["resolution"]),
         (&json!("closed"), &json!("已退款"))
     );
-    assert_eq!(got.body["messages"].as_array().unwrap().len(), 2, "history kept");
+    assert_eq!(
+        got.body["messages"].as_array().unwrap().len(),
+        2,
+        "history kept"
+    );
     // Staff's own refusals.
     let missing = TicketId::generate();
     assert!(matches!(
@@ -581,7 +686,9 @@ async fn staff_triage_answer_and_close(backend: Backend) {
         staff::close(w.store(), &ticket_id(&report), &agent(), " ", now).await,
         Err(renji_shared::Error::Invalid { field, .. }) if field == "resolution"
     ));
-    let too_many: Vec<String> = (0..10).map(|i| format!("https://img.renji.world/{i}.jpg")).collect();
+    let too_many: Vec<String> = (0..10)
+        .map(|i| format!("https://img.renji.world/{i}.jpg"))
+        .collect();
     assert!(matches!(
         staff::staff_message(w.store(), &ticket_id(&report), &agent(), "看图", &too_many, now).await,
         Err(renji_shared::Error::Invalid { field, .. }) if field == "images"
@@ -656,7 +763,11 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         reply.error_code();
         assert_eq!(field(&reply), *named, "{body:?}");
     }
-    let reply = w.server.api.raw("POST", "/v1/tickets", None, Some(ok.to_string())).await;
+    let reply = w
+        .server
+        .api
+        .raw("POST", "/v1/tickets", None, Some(ok.to_string()))
+        .await;
     assert_eq!(reply.status, 401);
     assert_eq!(w.written(Some(&order)).await, before, "nothing written");
 
@@ -664,7 +775,11 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let t = w.filed(&w.buyer, ok.clone()).await;
     let path = format!("/v1/tickets/{}/messages", t["id"].as_str().unwrap());
     let before = w.partition(keys::ticket_partition(&ticket_id(&t))).await;
-    let images = |n: usize| json!((0..n).map(|i| format!("https://img.renji.world/{i}.jpg")).collect::<Vec<_>>());
+    let images = |n: usize| {
+        json!((0..n)
+            .map(|i| format!("https://img.renji.world/{i}.jpg"))
+            .collect::<Vec<_>>())
+    };
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!([]), 422, "body"),
         (json!({}), 422, "text"),
@@ -672,22 +787,53 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         (json!({"text": long(2001)}), 422, "text"),
         (json!({"text": 1}), 422, "text"),
         (json!({"text": "t", "extra": 1}), 422, "extra"),
-        (json!({"text": "t", "images": "https://img.renji.world/1.jpg"}), 422, "images"),
+        (
+            json!({"text": "t", "images": "https://img.renji.world/1.jpg"}),
+            422,
+            "images",
+        ),
         (json!({"text": "t", "images": images(10)}), 422, "images"),
-        (json!({"text": "t", "images": ["http://img.renji.world/1.jpg"]}), 422, "images[0]"),
+        (
+            json!({"text": "t", "images": ["http://img.renji.world/1.jpg"]}),
+            422,
+            "images[0]",
+        ),
         (json!({"text": "t", "images": [1]}), 422, "images[0]"),
     ];
     for (body, status, named) in &cases {
         let reply = w.call(&w.buyer, "POST", &path, Some(body.clone())).await;
-        assert_eq!((reply.status, field(&reply)), (*status, *named), "{body}: {reply:?}");
+        assert_eq!(
+            (reply.status, field(&reply)),
+            (*status, *named),
+            "{body}: {reply:?}"
+        );
     }
-    for bad in ["t_x", "01KB5Q0Z3M8RWJ6PQ4N7T2XY", "t_0000000000000000000000000z"] {
+    for bad in [
+        "t_x",
+        "01KB5Q0Z3M8RWJ6PQ4N7T2XY",
+        "t_0000000000000000000000000z",
+    ] {
         let reply = w
-            .call(&w.buyer, "POST", &format!("/v1/tickets/{bad}/messages"), Some(json!({"text": "t"})))
+            .call(
+                &w.buyer,
+                "POST",
+                &format!("/v1/tickets/{bad}/messages"),
+                Some(json!({"text": "t"})),
+            )
             .await;
-        assert_eq!((reply.status, reply.error_code()), (404, "not_found"), "{bad}");
-        let reply = w.call(&w.buyer, "GET", &format!("/v1/tickets/{bad}"), None).await;
-        assert_eq!((reply.status, reply.error_code()), (404, "not_found"), "{bad}");
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (404, "not_found"),
+            "{bad}"
+        );
+        let reply = w
+            .call(&w.buyer, "GET", &format!("/v1/tickets/{bad}"), None)
+            .await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (404, "not_found"),
+            "{bad}"
+        );
     }
     assert_eq!(
         w.partition(keys::ticket_partition(&ticket_id(&t))).await,
