@@ -9,6 +9,7 @@ use renji_shared::config::Config;
 use renji_shared::domain::listings;
 use renji_shared::domain::members;
 use renji_shared::domain::orders::{self, create, Action, Actor, Change};
+use renji_shared::domain::tickets;
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::payments::{Channel, Provider};
 use renji_shared::store::{keys, DynStore, Write};
@@ -351,6 +352,22 @@ impl Member {
         self.other = Some((other, listing.id));
         let order = self.fresh_order(app, true, &[]).await?;
         self.ids.insert("orders".to_owned(), order);
+        // The tickets routes: a ticket of this member's (`{id}` of `GET /v1/tickets/{id}`).
+        let body = tickets::create::NewTicket {
+            kind: "other".into(),
+            subject: "发票".into(),
+            text: "请开具发票".into(),
+            order_id: None,
+            listing_id: None,
+            user_id: None,
+            review_id: None,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let ticket = tickets::create::create(&app.store, &app.config, &self.user_id, &body, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = ticket["id"].as_str().ok_or("a ticket without an id")?;
+        self.ids.insert("tickets".to_owned(), id.to_owned());
         Ok(())
     }
 
@@ -494,6 +511,23 @@ impl Member {
             ids.insert("orders".to_owned(), order);
         }
         let mut event = events::prepare(route, Some(&token), &ids)?;
+        if route.route == "POST /v1/tickets" {
+            // The sample's dispute, of an order of this member's whose refund the seller
+            // declined, made for the call (a dispute moves it).
+            let declined = [
+                paid,
+                (Action::Accept, Actor::Seller),
+                (Action::RequestRefund, Actor::Buyer),
+                (Action::DeclineRefund, Actor::Seller),
+            ];
+            let order = self.fresh_order(app, true, &declined).await?;
+            let mut body: Value =
+                serde_json::from_str(event["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+            body["order_id"] = json!(order);
+            let body = body.to_string();
+            event["headers"]["content-length"] = json!(body.len().to_string());
+            event["body"] = json!(body);
+        }
         if route.route == "POST /v1/orders" {
             // The other member's listing, and a new Idempotency-Key: each call makes an order
             // (a repeat would measure the replay).
