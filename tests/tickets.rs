@@ -364,6 +364,25 @@ async fn disputes_move_the_order_only_from_the_allowed_states(backend: Backend) 
     let reply = w.file(&w.seller, dispute(&order)).await;
     assert_eq!((reply.status, reply.error_code()), (409, "not_disputable"));
     assert_eq!(w.written(Some(&order)).await, before);
+    // Staff release it (their decision, through the machine): back to accepted, and not
+    // disputed again.
+    let disputed = w.order(&order).await;
+    let release = orders::Change::new(
+        orders::Action::StaffRelease,
+        orders::Actor::Staff,
+        OffsetDateTime::now_utc(),
+    );
+    let released = disputed
+        .transition(&release, &w.server.app().config.orders)
+        .unwrap();
+    orders::commit(w.store(), &disputed, &released, vec![])
+        .await
+        .unwrap();
+    assert_eq!(w.order(&order).await.status, OrderStatus::Accepted);
+    let before = w.written(Some(&order)).await;
+    let reply = w.file(&w.buyer, dispute(&order)).await;
+    assert_eq!((reply.status, reply.error_code()), (409, "not_disputable"));
+    assert_eq!(w.written(Some(&order)).await, before);
 
     // Completed: the seller may dispute too, within RENJI_DISPUTE_DAYS of completion.
     let order = w.order_in("completed").await;

@@ -103,8 +103,14 @@ impl NewTicket {
     }
 }
 
-/// Why a party's order cannot be disputed now: `None` when it can.
+/// Why a party's order cannot be disputed now (the message of 409 `not_disputable`): `None` when
+/// it can.
 fn not_disputable(order: &Order, window_secs: i64, now: i64) -> Option<&'static str> {
+    // Staff's decision of a dispute is final: a released order (or one partly refunded, back in
+    // its state) is not disputed again.
+    if order.dispute_ticket.is_some() && order.status != OrderStatus::Disputed {
+        return Some("this order was disputed already, and staff decided the dispute");
+    }
     match order.status {
         OrderStatus::Accepted if order.refund_request.is_some() => None,
         OrderStatus::Accepted => Some(

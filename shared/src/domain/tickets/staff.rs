@@ -74,7 +74,7 @@ fn queue_item(ticket: &Ticket, now: i64) -> Value {
         "listing_id": ticket.listing_id,
         "user_id": ticket.user_id,
         "review_id": ticket.review_id,
-        "messages": ticket.messages,
+        "messages_count": ticket.messages,
     })
 }
 
