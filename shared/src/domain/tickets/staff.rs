@@ -175,19 +175,16 @@ pub async fn staff_message(
     add_staff(store, id, staff, &body, now).await
 }
 
-/// `staff` closes ticket `id` with `resolution` (1 to 500 characters, shown to the member): the
-/// ticket and its queue entries change in one transaction conditioned on the version read; an
-/// open privacy request leaves the job's index. 404, 422 (`resolution`), 409 `ticket_closed`
-/// or `ticket_changed`. Answers the ticket as staff see it.
-pub async fn close(
-    store: &DynStore,
-    id: &TicketId,
+/// The writes that close `ticket` (as read; open) by `staff` with `resolution` (already
+/// checked): the ticket, conditioned on the version read (label [`VERSION_LABEL`]), leaving the
+/// privacy index, and its queue entries moved to `closed`. For a caller that closes it in a
+/// transaction of its own (staff's decision of a dispute, with the order's move).
+pub fn closing(
+    ticket: &Ticket,
     staff: &StaffId,
-    resolution: &str,
+    resolution: String,
     now: OffsetDateTime,
-) -> Result<Value, Error> {
-    let resolution = bounded_text("resolution", resolution, MAX_RESOLUTION_CHARS)?;
-    let ticket = get(store, id).await?.ok_or(Error::NotFound("ticket"))?;
+) -> Result<Vec<Write>, Error> {
     if ticket.status == TicketStatus::Closed {
         return Err(closed());
     }
@@ -211,6 +208,28 @@ pub async fn close(
             .map(Write::delete),
     );
     writes.extend(next.queue_items()?.into_iter().map(Write::put));
+    Ok(writes)
+}
+
+/// Checks a resolution: 1 to [`MAX_RESOLUTION_CHARS`] characters, trimmed (422 `resolution`).
+pub fn resolution(text: &str) -> Result<String, Error> {
+    bounded_text("resolution", text, MAX_RESOLUTION_CHARS)
+}
+
+/// `staff` closes ticket `id` with `resolution` (1 to 500 characters, shown to the member): the
+/// ticket and its queue entries change in one transaction conditioned on the version read; an
+/// open privacy request leaves the job's index. 404, 422 (`resolution`), 409 `ticket_closed`
+/// or `ticket_changed`. Answers the ticket as staff see it.
+pub async fn close(
+    store: &DynStore,
+    id: &TicketId,
+    staff: &StaffId,
+    resolution_text: &str,
+    now: OffsetDateTime,
+) -> Result<Value, Error> {
+    let resolution = resolution(resolution_text)?;
+    let ticket = get(store, id).await?.ok_or(Error::NotFound("ticket"))?;
+    let writes = closing(&ticket, staff, resolution, now)?;
     store.transact(writes).await.map_err(|e| match e {
         StoreError::ConditionFailed {
             label: VERSION_LABEL,
