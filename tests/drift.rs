@@ -510,3 +510,49 @@ fn openapi_order_schema_matches_the_view() {
             .collect::<BTreeSet<_>>()
     );
 }
+
+/// The ticket schemas of `openapi.yaml` name exactly the fields of what a member is shown: a
+/// ticket (its summary, and the history besides) and a message, a member's or staff's.
+#[test]
+fn openapi_ticket_schemas_match_the_views() {
+    use renji_shared::domain::tickets::{list, Sender, Ticket, TicketMessage};
+    let spec = openapi();
+    let names = |schema: &Value| -> BTreeSet<String> {
+        schema["properties"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let keys = |value: &serde_json::Value| -> BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let author = renji_shared::ids::UserId::generate();
+    let ticket: Ticket = serde_json::from_value(serde_json::json!({
+        "id": renji_shared::ids::TicketId::generate(), "kind": "other", "subject": "s",
+        "author_id": author, "status": "open", "created_at": "", "updated_at": "",
+        "due_at": 0, "messages": 1, "version": 1,
+    }))
+    .unwrap();
+    let message = |from| TicketMessage {
+        id: "01j".into(),
+        from,
+        user_id: (from == Sender::Member).then(|| author.clone()),
+        staff_id: renji_shared::ids::StaffId::parse("zhangsan"),
+        text: "t".into(),
+        images: vec![],
+        created_at: String::new(),
+    };
+    let messages = [message(Sender::Member), message(Sender::Staff)];
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(names(&schemas["TicketSummary"]), keys(&ticket.summary()));
+    let mut full = names(&schemas["TicketSummary"]);
+    full.extend(names(&schemas["Ticket"]["allOf"][1]));
+    assert_eq!(full, keys(&list::member_view(&ticket, &messages)));
+    let shown: BTreeSet<String> = messages
+        .iter()
+        .flat_map(|m| keys(&m.member_view()))
+        .collect();
+    assert_eq!(names(&schemas["TicketMessage"]), shown);
+}
