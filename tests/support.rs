@@ -182,35 +182,32 @@ impl LocalServer {
         }
         Member { token, id }
     }
-}
 
-impl LocalServer {
-    /// An order of `listing` by `buyer`, made and walked over HTTP: paid at the WeChat Pay
-    /// stand-in (which delivers its notification), then `accepted` by `seller`, then `completed`
-    /// by the buyer's confirmation — as far as `status` (`paid`, `accepted` or `completed`).
-    /// Its id.
-    pub async fn order_in(
-        &self,
-        buyer: &Member,
-        seller: &Member,
-        listing: &str,
-        status: &str,
-    ) -> String {
-        let call = |who: &Member, path: String, body: Value| {
-            let token = who.token.clone();
-            async move {
-                let reply = self.api.call("POST", &path, Some(&token), Some(body)).await;
-                assert!(reply.status < 300, "{path}: {reply:?}");
-                reply.body
-            }
-        };
-        let body = serde_json::json!({"listing_id": listing, "quantity": 1, "remark": ""});
-        let id = call(buyer, "/v1/orders".into(), body).await["id"]
-            .as_str()
-            .expect("order id")
-            .to_owned();
-        let channel = serde_json::json!({"channel": "wechat"});
-        call(buyer, format!("/v1/orders/{id}/payments"), channel).await;
+    /// An order of `listing` by `buyer` (quantity 1), paid with WeChat Pay at the sandbox
+    /// stand-in, whose notification makes it `paid`: the order id. Many calls: start the server
+    /// with `RENJI_RATE_LIMITS=off` when a test makes many orders.
+    pub async fn paid_order(&self, buyer: &Member, listing: &str) -> String {
+        let order = self
+            .api
+            .call(
+                "POST",
+                "/v1/orders",
+                Some(&buyer.token),
+                Some(serde_json::json!({"listing_id": listing, "quantity": 1})),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{order:?}");
+        let id = order.body["id"].as_str().expect("order id").to_owned();
+        let started = self
+            .api
+            .call(
+                "POST",
+                &format!("/v1/orders/{id}/payments"),
+                Some(&buyer.token),
+                Some(serde_json::json!({"channel": "wechat"})),
+            )
+            .await;
+        assert_eq!(started.status, 200, "{started:?}");
         let paid: Value = reqwest::Client::new()
             .post(format!("{}/sandbox/pay", self.running.wechatpay_base))
             .json(&serde_json::json!({ "out_trade_no": id }))
@@ -219,26 +216,26 @@ impl LocalServer {
             .expect("sandbox pay")
             .json()
             .await
-            .expect("sandbox answer");
-        assert_eq!(paid["notified"], serde_json::json!("204"), "{paid}");
-        let steps = [
-            ("accepted", seller, "accept"),
-            ("completed", buyer, "confirm"),
-        ];
-        for (reached, who, action) in steps {
-            if status == "paid" {
-                break;
-            }
-            let order = call(
-                who,
-                format!("/v1/orders/{id}/{action}"),
-                serde_json::json!({}),
-            )
-            .await;
-            assert_eq!(order["status"], serde_json::json!(reached));
-            if status == reached {
-                break;
-            }
+            .expect("sandbox pay answer");
+        assert_eq!(paid["notified"], "204", "{paid}");
+        id
+    }
+
+    /// [`LocalServer::paid_order`], accepted by `seller` and confirmed by `buyer`: a
+    /// `completed` order's id.
+    pub async fn completed_order(&self, seller: &Member, buyer: &Member, listing: &str) -> String {
+        let id = self.paid_order(buyer, listing).await;
+        for (who, action) in [(seller, "accept"), (buyer, "confirm")] {
+            let reply = self
+                .api
+                .call(
+                    "POST",
+                    &format!("/v1/orders/{id}/{action}"),
+                    Some(&who.token),
+                    None,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{action}: {reply:?}");
         }
         id
     }

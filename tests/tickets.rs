@@ -54,10 +54,26 @@ impl World {
         &self.server.app().store
     }
 
+    /// An order of the buyer's, walked over HTTP to `status`: `paid`, `accepted` or
+    /// `completed`.
     async fn order_in(&self, status: &str) -> String {
-        self.server
-            .order_in(&self.buyer, &self.seller, &self.listing, status)
-            .await
+        let (buyer, seller) = (&self.buyer, &self.seller);
+        match status {
+            "completed" => {
+                self.server
+                    .completed_order(seller, buyer, &self.listing)
+                    .await
+            }
+            _ => {
+                let id = self.server.paid_order(buyer, &self.listing).await;
+                if status == "accepted" {
+                    let path = format!("/v1/orders/{id}/accept");
+                    let reply = self.call(seller, "POST", &path, None).await;
+                    assert_eq!(reply.body["status"], json!("accepted"), "{reply:?}");
+                }
+                id
+            }
+        }
     }
 
     /// An accepted order whose refund request the seller declined.
