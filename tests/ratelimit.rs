@@ -399,6 +399,8 @@ fn every_member_write_and_every_anonymous_list_is_limited() {
                 "GET /v1/orders" => Limit::Unlimited,
                 // The member's own tickets, likewise.
                 "GET /v1/tickets" => Limit::Unlimited,
+                // The caller's own IM signature, read as its own profile is.
+                "GET /v1/im/usersig" => Limit::Unlimited,
                 // The providers' notifications (no member sends them): a retry must get through.
                 "POST /v1/payments/wechat/notify" | "POST /v1/payments/alipay/notify" => {
                     Limit::Unlimited
