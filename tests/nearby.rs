@@ -130,6 +130,8 @@ fn published(location: Location, kind: Kind) -> Listing {
         retiring: false,
         favorites_count: 0,
         shares_count: 0,
+        rating_sum: 0,
+        rating_count: 0,
         version: 1,
         created_at: now.clone(),
         updated_at: now.clone(),

@@ -191,6 +191,7 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("RENJI_ORDER_ACCEPT_HOURS", "24".to_owned()),
         ("RENJI_ORDER_AUTO_COMPLETE_DAYS", "7".to_owned()),
         ("RENJI_REFUND_AUTO_APPROVE_DAYS", "3".to_owned()),
+        ("RENJI_REVIEW_DAYS", "15".to_owned()),
         // The payment stand-ins with the local server's sandbox keys (WeChat Pay in public-key
         // mode, as the local server configures it).
         ("WECHATPAY_MCHID", payment_keys::MCHID.to_owned()),

@@ -48,6 +48,8 @@ fn listing(lat: f64, lng: f64) -> Result<Listing, String> {
         retiring: false,
         favorites_count: 0,
         shares_count: 0,
+        rating_sum: 0,
+        rating_count: 0,
         version: 1,
         created_at: now.clone(),
         updated_at: now.clone(),

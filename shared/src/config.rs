@@ -192,6 +192,9 @@ pub struct Config {
     /// When a ticket other than a privacy request is due to staff (`RENJI_TICKET_DUE_HOURS`,
     /// 48); a privacy request is due 15 days after filing, by law (§八), whatever this says.
     pub ticket_due: Duration,
+    /// How long after an order's completion its buyer may review it (`RENJI_REVIEW_DAYS`; `0`
+    /// closes reviews).
+    pub review_window: Duration,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -238,6 +241,7 @@ pub const DEFAULT_VERIFICATION_RECHECK_SECS: u64 = 60;
 pub const DEFAULT_SECRETS_TTL_SECS: u64 = 300;
 pub const DEFAULT_DISPUTE_DAYS: u64 = 15;
 pub const DEFAULT_TICKET_DUE_HOURS: u64 = 48;
+pub const DEFAULT_REVIEW_DAYS: u64 = 15;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -379,11 +383,19 @@ impl Config {
                 DEFAULT_TICKET_DUE_HOURS,
             )?),
         );
+        let review_days = number("RENJI_REVIEW_DAYS", DEFAULT_REVIEW_DAYS)?;
+        // Beyond ten years is a typo, and would overflow nothing but mean nothing either.
+        if review_days > 3650 {
+            return Err(Error::Config(
+                "RENJI_REVIEW_DAYS is a whole number from 0 to 3650".into(),
+            ));
+        }
         Ok(Config {
             orders,
             im,
             dispute_window,
             ticket_due,
+            review_window: Duration::from_secs(review_days * 86400),
             public_base_url,
             wechat_pay,
             alipay,
@@ -620,10 +632,19 @@ mod tests {
         assert_eq!(tuned.id_claim_key.as_deref(), Some("k0"));
         assert_eq!(tuned.verification_recheck.as_secs(), 30);
         assert_eq!(tuned.rate_limits, RateLimits::off());
+        assert_eq!(none.review_window.as_secs(), 15 * 86400);
+        let closed = Config::from_lookup(env(&[
+            ("RENJI_SESSION_SECRET", SECRET),
+            ("RENJI_REVIEW_DAYS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(closed.review_window.as_secs(), 0);
         for (name, bad) in [
             ("RENJI_ID_MAX_ACCOUNTS", "0"),
             ("RENJI_CREDIT_CODE_MAX_ACCOUNTS", "x"),
             ("RENJI_RATE_LIMITS", "login=0/60"),
+            ("RENJI_REVIEW_DAYS", "-1"),
+            ("RENJI_REVIEW_DAYS", "3651"),
         ] {
             let e = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET), (name, bad)]));
             assert!(

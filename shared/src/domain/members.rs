@@ -60,6 +60,12 @@ pub struct Member {
     pub following_count: i64,
     #[serde(default)]
     pub listings_count: i64,
+    /// The sum of the ratings of the visible reviews this member received as a seller, and
+    /// their number (`domain::reviews` moves both in each review's transaction; clients divide).
+    #[serde(default)]
+    pub rating_sum: i64,
+    #[serde(default)]
+    pub rating_count: i64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -94,6 +100,8 @@ impl Member {
             followers_count: 0,
             following_count: 0,
             listings_count: 0,
+            rating_sum: 0,
+            rating_count: 0,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -112,6 +120,8 @@ impl Member {
             "followers_count": self.followers_count,
             "following_count": self.following_count,
             "listings_count": self.listings_count,
+            "rating_sum": self.rating_sum,
+            "rating_count": self.rating_count,
             "created_at": self.created_at,
         })
     }
@@ -127,6 +137,8 @@ impl Member {
             "followers_count": self.followers_count,
             "following_count": self.following_count,
             "listings_count": self.listings_count,
+            "rating_sum": self.rating_sum,
+            "rating_count": self.rating_count,
         })
     }
 }

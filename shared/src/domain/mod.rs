@@ -10,6 +10,7 @@ pub mod login;
 pub mod members;
 pub mod orders;
 pub mod profile;
+pub mod reviews;
 pub mod shares;
 pub mod tickets;
 pub mod verification;

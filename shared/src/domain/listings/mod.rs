@@ -152,6 +152,12 @@ pub struct Listing {
     pub favorites_count: i64,
     #[serde(default)]
     pub shares_count: i64,
+    /// The sum of the visible reviews' ratings and their number (`domain::reviews` moves both
+    /// in each review's transaction; clients divide).
+    #[serde(default)]
+    pub rating_sum: i64,
+    #[serde(default)]
+    pub rating_count: i64,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -230,7 +236,12 @@ pub trait NamesListing: Record {
 }
 
 /// Attributes the counters' writers own: an edit never writes them, so it cannot undo a count.
-const COUNTERS: [&str; 2] = ["favorites_count", "shares_count"];
+const COUNTERS: [&str; 4] = [
+    "favorites_count",
+    "shares_count",
+    "rating_sum",
+    "rating_count",
+];
 
 impl Listing {
     pub fn is_published(&self) -> bool {
@@ -291,6 +302,8 @@ impl Listing {
             "status": self.status,
             "favorites_count": self.favorites_count,
             "shares_count": self.shares_count,
+            "rating_sum": self.rating_sum,
+            "rating_count": self.rating_count,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "published_at": self.published_at,
@@ -463,6 +476,8 @@ pub async fn create(
         takedown_reason: None,
         favorites_count: 0,
         shares_count: 0,
+        rating_sum: 0,
+        rating_count: 0,
         version: 1,
         created_at: now.clone(),
         updated_at: now.clone(),
