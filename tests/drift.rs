@@ -556,3 +556,32 @@ fn openapi_ticket_schemas_match_the_views() {
         .collect();
     assert_eq!(names(&schemas["TicketMessage"]), shown);
 }
+
+/// The `Review` schema of `openapi.yaml` names exactly the fields of a review's public view.
+#[test]
+fn openapi_review_schema_matches_the_view() {
+    use renji_shared::domain::reviews::Review;
+    let spec = openapi();
+    let names: BTreeSet<String> = spec["components"]["schemas"]["Review"]["properties"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let review: Review = serde_json::from_value(serde_json::json!({
+        "id": renji_shared::ids::ReviewId::generate(), "order_id": "01KB5Q0Z3M8RWJ6PQ4N7T2XY",
+        "listing_id": renji_shared::ids::ListingId::generate(), "listing_title": "t",
+        "seller_id": renji_shared::ids::UserId::generate(),
+        "author_id": renji_shared::ids::UserId::generate(), "rating": 5, "text": "",
+        "created_at": "2026-11-29T12:00:00Z", "version": 1,
+    }))
+    .unwrap();
+    let viewed: BTreeSet<String> = review
+        .view(None)
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(names, viewed);
+}

@@ -510,6 +510,49 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .to_owned();
     start_payment(&server, &bob_token, &o5, "alipay_wap").await;
 
+    // A sixth, paid, accepted and confirmed: bob reviews it (the sample body), alice answers,
+    // and anyone reads the listing's reviews and hers.
+    let o6 = new_order(&server, &bob_token, &l).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_payment(&server, &bob_token, &o6, "wechat").await;
+    sandbox_pay(&server.running.wechatpay_base, json!({"out_trade_no": o6})).await;
+    for (who, action) in [(&token, "accept"), (&bob_token, "confirm")] {
+        let reply = server
+            .api
+            .call(
+                "POST",
+                &format!("/v1/orders/{o6}/{action}"),
+                Some(who),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{action}: {reply:?}");
+    }
+    let (status, review) = invoke(
+        &server,
+        &event(run("reviews-create"), Some(&bob_token), &[("id", &o6)]),
+    )
+    .await;
+    assert_eq!((status, &review["rating"]), (201, &json!(5)), "{review}");
+    let r = review["id"].as_str().unwrap().to_owned();
+    let (status, answered) = invoke(
+        &server,
+        &event(run("reviews-reply"), Some(&token), &[("id", &r)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered["reply"]["text"].is_string(), "{answered}");
+    for (name, id) in [("reviews-of-listing", &l), ("reviews-of-member", &alice)] {
+        let (status, page) = invoke(&server, &event(run(name), None, &[("id", id)])).await;
+        assert_eq!(
+            (status, &page["items"][0]["id"]),
+            (200, &json!(r)),
+            "{name}: {page}"
+        );
+    }
+
     let expect = |name: &'static str, token: Option<&str>, params: &[(&str, &str)], status: u16| {
         (
             name,
