@@ -15,7 +15,8 @@ Through the API only (sandbox WeChat logins and the sandbox verifier, see the RE
   Pay and Alipay (their `/sandbox/pay` calls, which notify the server as the providers would):
   `schemathesis` buying the other's listing unpaid (to pay or cancel), paid (to cancel: refunded)
   and accepted (to confirm or ask a refund); the other buying its listing unpaid, paid (to accept
-  or decline) and with a refund requested (to approve or decline).
+  or decline) and with a refund requested (to approve or decline); a completed order each way,
+  the other's reviewed (so that `schemathesis`, its seller, may answer the review).
 Their ids go into dictionaries that the path parameters draw from half of the time, so member
 routes reach real records (their own, another's, a draft) and not only 404s.
 """
@@ -138,6 +139,14 @@ def main():
     for asked in (to_approve, to_refuse):
         call(base, "POST", f"/v1/orders/{asked}/accept", me_token)
         call(base, "POST", f"/v1/orders/{asked}/refund", other_token, {"reason": "行程有变"})
+    # Completed orders: one for schemathesis to review, and one of its listing the other
+    # reviewed, so that schemathesis (the seller) may answer that review.
+    to_review = paid_order(base, sandbox, me_token, theirs, "wechat")
+    reviewed = paid_order(base, sandbox, other_token, mine, "wechat")
+    for done, seller_token, buyer_token in ((to_review, other_token, me_token), (reviewed, me_token, other_token)):
+        call(base, "POST", f"/v1/orders/{done}/accept", seller_token)
+        call(base, "POST", f"/v1/orders/{done}/confirm", buyer_token)
+    review = call(base, "POST", f"/v1/orders/{reviewed}/reviews", other_token, {"rating": 4, "text": "很准时"}, expect=(201,))["id"]
     own = {
         "payments": [to_pay],
         "cancel": [to_cancel, to_cancel_paid],
@@ -147,6 +156,7 @@ def main():
         "decline": [to_decline],
         "refund/approve": [to_approve],
         "refund/decline": [to_refuse],
+        "reviews": [to_review, reviewed],
     }
     every = [bought, sold] + [o for orders in own.values() for o in orders]
 
@@ -184,6 +194,16 @@ include-path = "/v1/orders/{{id}}/{action}"
 parameters = {{ "path.id" = {{ dictionary = "{name}", probability = 0.5 }} }}
 """
         )
+    sections.append(
+        f"""
+[dictionaries.reviews]
+values = {toml_list([review])}
+
+[[operations]]
+include-path-regex = "^/v1/reviews/"
+parameters = {{ "path.id" = {{ dictionary = "reviews", probability = 0.5 }} }}
+"""
+    )
     sections.append(
         """
 [[operations]]
