@@ -140,6 +140,8 @@ async fn public_profiles_never_show_private_fields(backend: Backend) {
                 "id",
                 "listings_count",
                 "nickname",
+                "rating_count",
+                "rating_sum",
                 "verified"
             ]
         );
