@@ -586,7 +586,52 @@ async fn unparseable_requests_get_the_error_shape(backend: Backend) {
     );
 }
 
+/// Every member route's query string: a write takes none (422 naming it, before anything else
+/// runs), a read refuses a parameter it does not know and one given twice.
+async fn query_strings_are_checked_on_every_route(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let member = server.member("query", true).await;
+    let routes = renji_local::template::Template::load().unwrap().routes();
+    let member_routes = routes.iter().filter(|r| r.path.starts_with("/v1/"));
+    let mut checked = 0;
+    for route in member_routes {
+        let path: String = route
+            .path
+            .split('/')
+            .map(|part| match part.starts_with('{') {
+                true => member.id.as_str(),
+                false => part,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let cases: &[(&str, &str)] = match route.method.as_str() {
+            "GET" => &[("zz_unknown=1", "zz_unknown"), ("limit=1&limit=2", "limit")],
+            _ => &[("kind=privacy", "kind")],
+        };
+        for (query, field) in cases {
+            let reply = server
+                .api
+                .call(
+                    &route.method,
+                    &format!("{path}?{query}"),
+                    Some(&member.token),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                (reply.status, reply.body["error"]["field"].as_str()),
+                (422, Some(*field)),
+                "{} ?{query}: {reply:?}",
+                route.key()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked} cases");
+}
+
 on_both_stores!(
+    query_strings_are_checked_on_every_route,
     cursors_not_of_this_list_are_refused_on_every_list_route,
     unparseable_requests_get_the_error_shape,
     bad_profile_updates_change_nothing,

@@ -488,6 +488,32 @@ async fn capped_counters_stop_at_their_bound(backend: Backend) {
         Err(StoreError::ConditionFailed { label: "cap" })
     );
     assert_eq!(s.get(&key).await.unwrap().unwrap()["n"], json!(3));
+
+    // A cap among other conditions (a ticket's message count while it is open), alone and in
+    // a transaction.
+    let capped = || {
+        Write::update(key.clone())
+            .add("m", 1)
+            .condition(
+                Condition::All(vec![
+                    Condition::Equals("n".into(), json!(3)),
+                    Condition::Under("m".into(), 2),
+                ]),
+                "open_and_capped",
+            )
+            .build()
+    };
+    s.write(capped()).await.unwrap();
+    s.transact(vec![capped(), Write::put(item("R#1", "OTHER", json!({})))])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.write(capped()).await,
+        Err(StoreError::ConditionFailed {
+            label: "open_and_capped"
+        })
+    );
+    assert_eq!(s.get(&key).await.unwrap().unwrap()["m"], json!(2));
 }
 
 async fn a_failed_condition_is_named_by_its_label_in_any_order(backend: Backend) {

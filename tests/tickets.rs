@@ -3,6 +3,8 @@
 //! order jobs), privacy requests' 15 days and the overdue flag, the staff side's domain
 //! functions, and bad input on every route writing nothing.
 
+use std::collections::BTreeSet;
+
 use renji_shared::domain::orders::{self, jobs, OrderStatus};
 use renji_shared::domain::tickets::{self, staff, TicketKind, TicketStatus};
 use renji_shared::ids::{OrderId, ReviewId, StaffId, TicketId, UserId};
@@ -445,6 +447,37 @@ async fn a_lost_race_disputes_once(backend: Backend) {
             .count(),
         1
     );
+}
+
+/// Both parties writing at once all get through (a message is conditioned on the ticket being
+/// open, not on the version read), and the history holds every message once.
+async fn messages_written_at_once_all_land(backend: Backend) {
+    let w = World::new(backend).await;
+    let order = w.order_in("accepted").await;
+    let body = json!({"kind": "order", "subject": "时间", "text": "改时间", "order_id": order});
+    let ticket = w.filed(&w.buyer, body).await;
+    let path = format!("/v1/tickets/{}", ticket["id"].as_str().unwrap());
+    let messages = format!("{path}/messages");
+    let sends = (0..8).map(|n| {
+        let who = if n % 2 == 0 { &w.buyer } else { &w.seller };
+        w.call(
+            who,
+            "POST",
+            &messages,
+            Some(json!({"text": format!("第{n}条")})),
+        )
+    });
+    for reply in futures_util::future::join_all(sends).await {
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    let read = w.call(&w.buyer, "GET", &path, None).await;
+    let texts: BTreeSet<&str> = read.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 9, "{read:?}");
 }
 
 async fn the_order_jobs_leave_a_disputed_order_alone(backend: Backend) {
@@ -890,6 +923,7 @@ on_both_stores!(
     every_kind_is_filed_and_seen_only_by_who_may,
     disputes_move_the_order_only_from_the_allowed_states,
     a_lost_race_disputes_once,
+    messages_written_at_once_all_land,
     the_order_jobs_leave_a_disputed_order_alone,
     privacy_requests_are_flagged_once_overdue,
     staff_triage_answer_and_close,

@@ -219,10 +219,41 @@ where
         let limit = route_key(&req)
             .and_then(|key| routes.iter().find(|r| r.key == key))
             .map_or(Limit::Unlimited, |r| r.limit);
+        query_rules(&req)?;
         check(app, limit, &req).await?;
         handler(req).await
     })
     .await
+}
+
+/// What holds for every route's query string, before its handler reads it: a parameter is given
+/// at most once (`?limit=1&limit=2` is ambiguous), and a write (POST, PUT, PATCH, DELETE) takes
+/// none — no write of the API has one, so `POST /v1/tickets?kind=privacy` is a client's mistake
+/// to name, not to ignore. Each read route names the parameters it knows itself
+/// ([`only_params`](crate::http::only_params)).
+fn query_rules(req: &Request) -> Result<(), Error> {
+    let Some(query) = req.query_string_parameters_ref() else {
+        return Ok(());
+    };
+    let mut names: Vec<&str> = query.iter().map(|(k, _)| k).collect();
+    if let Some(name) = names
+        .iter()
+        .find(|n| query.all(n).is_some_and(|v| v.len() > 1))
+    {
+        return Err(Error::invalid(name, "is given more than once"));
+    }
+    let write = !matches!(
+        *req.method(),
+        lambda_http::http::Method::GET | lambda_http::http::Method::HEAD
+    );
+    names.sort_unstable();
+    match names.first() {
+        Some(name) if write => Err(Error::invalid(
+            name,
+            "is not a parameter of this route (a write takes its input in the body)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Counts one call of `req` against `limit`: `Err(TooManyRequests)` over the limit, `Ok`

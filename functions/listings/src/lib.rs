@@ -59,6 +59,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             page.list(items, next)
         }
         Some("GET /v1/listings/{id}") => {
+            only_params(&req, &[])?;
             let viewer = app.viewer(&req).await?;
             let id = listing_id(&req)?;
             ok(&listings::get_visible(store, &id, viewer.as_ref().map(|c| &c.user_id)).await?)

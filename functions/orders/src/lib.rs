@@ -76,6 +76,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             page.list(items, next)
         }
         Some("GET /v1/orders/{id}") => {
+            only_params(&req, &[])?;
             let id = order_id(&req)?;
             ok(&list::read(store, &id, &me.user_id).await?)
         }

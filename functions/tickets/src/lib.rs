@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::tickets::{create, list, messages};
-use renji_shared::http::{created, id_param, json_body, ok, route_key, PageRequest};
+use renji_shared::http::{created, id_param, json_body, ok, only_params, route_key, PageRequest};
 use renji_shared::ids::TicketId;
 use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
@@ -41,7 +41,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 list::list(store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
         }
-        Some("GET /v1/tickets/{id}") => ok(&list::read(store, &ticket()?, &me.user_id).await?),
+        Some("GET /v1/tickets/{id}") => {
+            only_params(&req, &[])?;
+            ok(&list::read(store, &ticket()?, &me.user_id).await?)
+        }
         Some("POST /v1/tickets/{id}/messages") => {
             let id = ticket()?;
             let body: messages::NewMessage = json_body(&req, limit)?;

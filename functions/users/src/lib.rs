@@ -35,6 +35,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     match route_key(&req) {
         Some("GET /v1/me") => {
+            only_params(&req, &[])?;
             let (_, member) = app
                 .authenticate_with(&req, |me| keys::member(&me.user_id))
                 .await?;
@@ -48,6 +49,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ok(&member.private_view())
         }
         Some("GET /v1/users/{id}") => {
+            only_params(&req, &[])?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
             let member = members::get(&app.store, &id)
                 .await?

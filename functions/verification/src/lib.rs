@@ -3,7 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::verification::{self, Status, Submission};
-use renji_shared::http::{json_body, json_response, ok, route_key};
+use renji_shared::http::{json_body, json_response, ok, only_params, route_key};
 use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::{App, Error};
 
@@ -34,6 +34,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             Ok(json_response(status, &record.view()))
         }
         Some("GET /v1/me/verification") => {
+            only_params(&req, &[])?;
             let me = app.authenticate(&req).await?;
             ok(&verification::status(app, &me.user_id).await?.view())
         }

@@ -504,10 +504,12 @@ impl Expr {
                 self.name(n),
                 self.value(AttributeValue::N(b.to_string()))
             ),
+            // Unparenthesised: `All` puts each part in parentheses, and DynamoDB refuses
+            // redundant ones (`((a OR b))`).
             Condition::Under(n, b) => {
                 let name = self.name(n);
                 let bound = self.value(AttributeValue::N(b.to_string()));
-                format!("(attribute_not_exists({name}) OR {name} < {bound})")
+                format!("attribute_not_exists({name}) OR {name} < {bound}")
             }
             Condition::All(all) if all.is_empty() => {
                 let pk = self.name(PK);
@@ -645,9 +647,10 @@ fn classify(err: &aws_sdk_dynamodb::Error, labels: &[&'static str]) -> StoreErro
         | E::RequestLimitExceeded(_)
         | E::ThrottlingException(_) => StoreError::Throttled,
         other if throttling(other.code()) => StoreError::Throttled,
-        other if other.code() == Some("ValidationException") => {
-            StoreError::Invalid("rejected by DynamoDB validation".into())
-        }
+        other if other.code() == Some("ValidationException") => StoreError::Invalid(format!(
+            "rejected by DynamoDB validation {:?}",
+            other.message()
+        )),
         other => {
             StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string())
         }

@@ -90,6 +90,14 @@ impl NewTicket {
             ("user_id", checked.user_id.is_some()),
         ];
         if kind == TicketKind::Report {
+            // A report is about what breaks the rules, not about the reporter's order (that is
+            // an `order` or a `dispute` ticket).
+            if checked.order_id.is_some() {
+                return Err(Error::invalid(
+                    "order_id",
+                    "a report names a listing_id, a review_id or a user_id, not an order",
+                ));
+            }
             if !targets.iter().any(|(_, given)| *given) {
                 return Err(Error::invalid(
                     "listing_id",
@@ -281,6 +289,8 @@ mod tests {
         assert_eq!(field(b.check().unwrap_err()), "review_id");
         b.review_id = Some(ReviewId::generate().to_string());
         assert!(b.check().is_ok());
+        b.order_id = Some("01KB5Q0Z3M8RWJ6PQ4N7T2XY".into());
+        assert_eq!(field(b.check().unwrap_err()), "order_id");
         let mut b = body("other");
         b.subject = "字".repeat(101);
         assert_eq!(field(b.check().unwrap_err()), "subject");

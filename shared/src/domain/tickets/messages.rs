@@ -1,13 +1,16 @@
 //! Adding to a ticket's history (`POST /v1/tickets/{id}/messages`, and staff's answer): the
-//! message is put and the ticket's version moved in one transaction conditioned on the version
-//! read, so a message never lands on a ticket closed meanwhile; the history is never edited.
+//! message is put and the ticket's message count moved in one transaction conditioned on the
+//! ticket being open and not full — not on the version read, so the two parties and staff
+//! writing at once all get through, while a message never lands on a ticket closed meanwhile;
+//! the history is never edited.
 
 use serde::Deserialize;
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{
-    changed, closed, for_member, message_item, Sender, Ticket, TicketMessage, TicketStatus,
-    MAX_MESSAGES, MAX_TEXT_CHARS, VERSION_LABEL,
+    closed, for_member, message_item, Sender, Ticket, TicketMessage, TicketStatus, MAX_MESSAGES,
+    MAX_TEXT_CHARS,
 };
 use crate::domain::listings::fields::images as checked_images;
 use crate::domain::orders::rfc3339;
@@ -36,8 +39,8 @@ impl NewMessage {
     }
 }
 
-/// Adds `message` to `ticket` (as read): 409 `ticket_closed`, `ticket_full` or, when it changed
-/// meanwhile, `ticket_changed`.
+/// Adds `message` to `ticket` (as read): 409 `ticket_closed` or `ticket_full`, also when the
+/// ticket was closed or filled meanwhile.
 pub async fn append(
     store: &DynStore,
     ticket: &Ticket,
@@ -47,29 +50,44 @@ pub async fn append(
         return Err(closed());
     }
     if ticket.messages >= MAX_MESSAGES {
-        return Err(Error::Conflict {
-            code: "ticket_full",
-            message: format!("a ticket holds at most {MAX_MESSAGES} messages; file a new one"),
-        });
+        return Err(full());
     }
     let writes = vec![
         Write::update(keys::ticket(&ticket.id))
             .set("updated_at", message.created_at.clone())
             .add("messages", 1)
-            .add("version", 1)
             .condition(
-                Condition::Equals("version".into(), ticket.version.into()),
-                VERSION_LABEL,
+                Condition::All(vec![
+                    Condition::Equals("status".into(), json!(TicketStatus::Open)),
+                    Condition::Under("messages".into(), MAX_MESSAGES),
+                ]),
+                OPEN_LABEL,
             )
             .build(),
         Write::put(message_item(&ticket.id, message)?),
     ];
-    store.transact(writes).await.map_err(|e| match e {
-        StoreError::ConditionFailed {
-            label: VERSION_LABEL,
-        } => changed(),
-        other => other.into(),
-    })
+    match store.transact(writes).await {
+        Ok(()) => Ok(()),
+        // Closed or filled since it was read: say which.
+        Err(StoreError::ConditionFailed { label: OPEN_LABEL }) => {
+            match super::get(store, &ticket.id).await? {
+                Some(now) if now.status == TicketStatus::Open => Err(full()),
+                _ => Err(closed()),
+            }
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The label of a message's condition: the ticket is open and holds fewer than
+/// [`MAX_MESSAGES`].
+const OPEN_LABEL: &str = "ticket_open";
+
+fn full() -> Error {
+    Error::Conflict {
+        code: "ticket_full",
+        message: format!("a ticket holds at most {MAX_MESSAGES} messages; file a new one"),
+    }
 }
 
 fn new_message(
