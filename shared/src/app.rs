@@ -31,6 +31,8 @@ pub struct App {
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Present in the functions configured with PII keys (`pii()`).
     pii: Option<Cached<KeyRing>>,
+    /// The WeCom directory staff sign in with; present when `WECOM_CORP_ID` is set.
+    pub wecom: Option<Arc<dyn crate::wecom::Directory>>,
     /// The payment providers' gateways and notification verifiers this function is configured
     /// with.
     pub payments: crate::payments::Payments,
@@ -81,6 +83,13 @@ impl App {
                 None => None,
             },
             pii,
+            wecom: match &config.staff {
+                Some(staff) => Some(Arc::new(crate::wecom::HttpDirectory::new(
+                    staff.wecom.clone(),
+                    secrets,
+                )?)),
+                None => None,
+            },
             payments: crate::payments::Payments::from_config(&config, secrets)?,
             im: match &config.im {
                 Some(im) => {

@@ -65,6 +65,27 @@ pub struct VerifierConfig {
     pub token: SecretSetting,
 }
 
+/// WeCom (企业微信) web login for the staff console (`wecom.rs`). Present when `WECOM_CORP_ID` is
+/// set.
+#[derive(Clone, Debug)]
+pub struct WecomConfig {
+    pub corp_id: String,
+    /// The app's Secret (`WECOM_SECRET_ARN` or `WECOM_SECRET`): only the `admin` function has it.
+    pub secret: SecretSetting,
+    /// `WECOM_API_BASE`; the local server points it at its stand-in.
+    pub api_base: String,
+}
+
+/// Staff sign-in (`staff.rs`): who may sign in as what, and for how long.
+#[derive(Clone, Debug)]
+pub struct StaffConfig {
+    pub wecom: WecomConfig,
+    /// `RENJI_STAFF_ROLES`.
+    pub roles: crate::staff::RoleMap,
+    /// `RENJI_STAFF_SESSION_SECS` (default 7200).
+    pub session_secs: u32,
+}
+
 /// Keys for personal data at rest (`pii.rs`): `kid:base64(32 bytes)` entries and the active kid.
 #[derive(Clone, Debug)]
 pub struct PiiConfig {
@@ -195,6 +216,8 @@ pub struct Config {
     /// How long after an order's completion its buyer may review it (`RENJI_REVIEW_DAYS`; `0`
     /// closes reviews).
     pub review_window: Duration,
+    /// Staff sign-in with WeCom (`WECOM_*`, `RENJI_STAFF_*`); only the `admin` function has it.
+    pub staff: Option<StaffConfig>,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -232,6 +255,8 @@ pub const DEFAULT_TABLE: &str = "renji";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_WECOM_API_BASE: &str = "https://qyapi.weixin.qq.com";
+pub const DEFAULT_STAFF_SESSION_SECS: u64 = 7200;
 pub const DEFAULT_CATEGORIES: &str = "photography,videography,makeup,styling,costume,venue,\
 music,dance,acting,modeling,design,post_production,other";
 pub const DEFAULT_VERIFICATION_DAILY_LIMIT: u64 = 5;
@@ -390,7 +415,33 @@ impl Config {
                 "RENJI_REVIEW_DAYS is a whole number from 0 to 3650".into(),
             ));
         }
+        // Parsed whether or not sign-in is on, so a bad mapping fails every start-up alike.
+        let roles = crate::staff::RoleMap::parse(lookup("RENJI_STAFF_ROLES").as_deref())
+            .map_err(|e| Error::Config(format!("RENJI_STAFF_ROLES: {e}")))?;
+        let session_secs = number("RENJI_STAFF_SESSION_SECS", DEFAULT_STAFF_SESSION_SECS)?;
+        let session_secs = u32::try_from(session_secs)
+            .ok()
+            .filter(|s| (60..=86_400).contains(s))
+            .ok_or_else(|| {
+                Error::Config("RENJI_STAFF_SESSION_SECS is from 60 to 86400 seconds".into())
+            })?;
+        let staff = match text("WECOM_CORP_ID") {
+            None => None,
+            Some(corp_id) => Some(StaffConfig {
+                wecom: WecomConfig {
+                    corp_id: corp_id.trim().to_owned(),
+                    secret: SecretSetting::required(&lookup, "WECOM_SECRET")?,
+                    api_base: text("WECOM_API_BASE")
+                        .unwrap_or_else(|| DEFAULT_WECOM_API_BASE.into())
+                        .trim_end_matches('/')
+                        .to_owned(),
+                },
+                roles,
+                session_secs,
+            }),
+        };
         Ok(Config {
+            staff,
             orders,
             im,
             dispute_window,
@@ -581,6 +632,36 @@ mod tests {
         // configuration error, tested in app.rs's callers).
         let neither = Config::from_lookup(env(&[("RENJI_SESSION_SECRET_ARN", " ")])).unwrap();
         assert!(neither.session_secret.is_none());
+    }
+
+    #[test]
+    fn staff_sign_in_is_on_with_a_corp_id_and_its_settings_are_checked() {
+        let off = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET)])).unwrap();
+        assert!(off.staff.is_none());
+        let on = Config::from_lookup(env(&[
+            ("WECOM_CORP_ID", "ww-corp"),
+            ("WECOM_SECRET_ARN", "renji/wecom"),
+            ("RENJI_STAFF_ROLES", "user:alice=admin,dept:7=support"),
+        ]))
+        .unwrap();
+        let staff = on.staff.unwrap();
+        assert_eq!(staff.wecom.api_base, DEFAULT_WECOM_API_BASE);
+        assert_eq!(u64::from(staff.session_secs), DEFAULT_STAFF_SESSION_SECS);
+        assert!(matches!(&staff.wecom.secret, SecretSetting::Stored(id) if id == "renji/wecom"));
+        let no_secret = Config::from_lookup(env(&[("WECOM_CORP_ID", "ww-corp")]));
+        assert!(matches!(no_secret, Err(Error::Config(m)) if m.contains("WECOM_SECRET")));
+        for (name, bad) in [
+            ("RENJI_STAFF_ROLES", "user:alice=root"),
+            ("RENJI_STAFF_ROLES", "group:1=admin"),
+            ("RENJI_STAFF_SESSION_SECS", "10"),
+            ("RENJI_STAFF_SESSION_SECS", "x"),
+        ] {
+            let e = Config::from_lookup(env(&[(name, bad)]));
+            assert!(
+                matches!(&e, Err(Error::Config(m)) if m.contains(name)),
+                "{name}={bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Error {
     Unauthorized(&'static str),
     /// 403: known to exist, but not the caller's to act on.
     Forbidden(String),
+    /// 403 with a code of its own: the caller is known but may not do this (`not_staff`: no
+    /// staff role; `forbidden_role`: their staff role does not allow this route).
+    Denied { code: &'static str, message: String },
     /// 403 `blocked`: the member acted on has blocked the caller (no follows, orders or reviews).
     Blocked,
     /// 404: not found, or not the caller's to see.
@@ -58,7 +61,7 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::Blocked => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Denied { .. } | Error::Blocked => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -75,6 +78,7 @@ impl Error {
         match self {
             Error::BadRequest { code, .. }
             | Error::Conflict { code, .. }
+            | Error::Denied { code, .. }
             | Error::Unprocessable { code, .. } => code,
             Error::Invalid { .. } => "invalid_field",
             Error::Unauthorized(_) => "unauthorized",
@@ -95,6 +99,7 @@ impl Error {
         match self {
             Error::BadRequest { message, .. }
             | Error::Conflict { message, .. }
+            | Error::Denied { message, .. }
             | Error::Unprocessable { message, .. } => message.clone(),
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::Unauthorized(why) => (*why).to_owned(),

@@ -15,9 +15,11 @@ pub mod pii;
 pub mod ratelimit;
 pub mod secrets;
 pub mod session;
+pub mod staff;
 pub mod store;
 pub mod verifier;
 pub mod wechat;
+pub mod wecom;
 
 pub use app::App;
 pub use error::Error;

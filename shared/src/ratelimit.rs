@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::error::Error;
 use crate::http::{bearer_token, respond, route_key};
+use crate::staff::StaffRole;
 use crate::store::schema::TABLE;
 use crate::store::{keys, Condition, StoreError, Write};
 
@@ -178,11 +179,28 @@ pub enum Limit {
     Unlimited,
 }
 
-/// One row of a function's route table: the API Gateway route key and how it is limited.
+/// Who may call a route, checked at the edge before the handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing is checked here: a member route's handler authenticates the member (as every
+    /// member route has from the start), a route anyone may call reads an optional token.
+    Public,
+    /// A staff route ([`crate::staff::guard`]): a live staff session whose role is one of
+    /// `roles`, and an audit record of the call (`audited: false` only for reading one's own
+    /// session).
+    Staff {
+        roles: &'static [StaffRole],
+        audited: bool,
+    },
+}
+
+/// One row of a function's route table: the API Gateway route key, how it is limited and who may
+/// call it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub key: &'static str,
     pub limit: Limit,
+    pub access: Access,
 }
 
 impl Route {
@@ -190,6 +208,7 @@ impl Route {
         Route {
             key,
             limit: Limit::Member(class),
+            access: Access::Public,
         }
     }
 
@@ -197,6 +216,7 @@ impl Route {
         Route {
             key,
             limit: Limit::Anyone(class),
+            access: Access::Public,
         }
     }
 
@@ -204,24 +224,57 @@ impl Route {
         Route {
             key,
             limit: Limit::Unlimited,
+            access: Access::Public,
+        }
+    }
+
+    /// A staff route for `roles`, audited. Not rate limited: only signed-in staff get past the
+    /// edge, and each call is on the audit trail.
+    pub const fn staff(key: &'static str, roles: &'static [StaffRole]) -> Self {
+        Route {
+            key,
+            limit: Limit::Unlimited,
+            access: Access::Staff {
+                roles,
+                audited: true,
+            },
+        }
+    }
+
+    /// A staff route any role may call that reads only the caller's own session
+    /// (`GET /admin/v1/me`, which the console calls on every page): not audited.
+    pub const fn own_staff_session(key: &'static str) -> Self {
+        Route {
+            key,
+            limit: Limit::Unlimited,
+            access: Access::Staff {
+                roles: &StaffRole::ALL,
+                audited: false,
+            },
         }
     }
 }
 
-/// Runs one request of a function whose routes are `routes`: the route's limit, then `handler`,
-/// with the logging and error mapping of [`respond`].
+/// Runs one request of a function whose routes are `routes`: the route's limit, the staff check
+/// of a staff route, then `handler`, with the logging and error mapping of [`respond`].
 pub async fn serve<F, Fut>(app: &App, routes: &[Route], req: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, Error>>,
 {
     respond(req, |req| async move {
-        let limit = route_key(&req)
-            .and_then(|key| routes.iter().find(|r| r.key == key))
-            .map_or(Limit::Unlimited, |r| r.limit);
+        let route = route_key(&req).and_then(|key| routes.iter().find(|r| r.key == key));
+        let limit = route.map_or(Limit::Unlimited, |r| r.limit);
         query_rules(&req)?;
         check(app, limit, &req).await?;
-        handler(req).await
+        match route {
+            Some(Route {
+                key,
+                access: Access::Staff { roles, audited },
+                ..
+            }) => crate::staff::guard(app, key, roles, *audited, req, handler).await,
+            _ => handler(req).await,
+        }
     })
     .await
 }

@@ -1,5 +1,6 @@
 //! Business rules, written once against the storage port.
 
+pub mod audit;
 pub mod blocks;
 pub mod favorites;
 pub mod follows;
