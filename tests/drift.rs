@@ -387,6 +387,7 @@ fn each_function_reads_exactly_its_own_secrets_at_run_time() {
         for literal in [
             "RENJI_SESSION_SECRET",
             "WECHAT_SECRET",
+            "WECOM_SECRET",
             "RENJI_VERIFIER_TOKEN",
             "RENJI_PII_KEYS",
             "TENCENT_IM_SECRET",

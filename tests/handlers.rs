@@ -552,6 +552,71 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             "{name}: {page}"
         );
     }
+    // The staff console: an admin signs in through the WeCom stand-in (the sample code), looks
+    // alice up, takes her listing down and restores it, decides with a refund the dispute bob
+    // opens (through the domain) on the second order (accepted again after the declined refund
+    // request), reads the audit trail and signs out.
+    let (status, signed_in) = invoke(&server, &event(run("admin-sign-in"), None, &[])).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["staff"], json!({"id": "alice", "role": "admin"}));
+    let staff = signed_in["token"].as_str().unwrap().to_owned();
+    let (status, me) = invoke(&server, &event(run("admin-me"), Some(&staff), &[])).await;
+    assert_eq!((status, &me["role"]), (200, &json!("admin")), "{me}");
+    let (status, member) = invoke(
+        &server,
+        &event(run("admin-member"), Some(&staff), &[("id", &alice)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{member}");
+    assert_eq!(member["profile"]["id"], json!(alice));
+    assert_eq!(
+        member["verification"]["number"],
+        json!("11**************2X")
+    );
+    assert_eq!(member["listings"]["items"][0]["id"], json!(l));
+    for (name, state) in [
+        ("admin-takedown", "taken_down"),
+        ("admin-restore", "published"),
+    ] {
+        let (status, body) = invoke(&server, &event(run(name), Some(&staff), &[("id", &l)])).await;
+        assert_eq!(
+            (status, &body["status"]),
+            (200, &json!(state)),
+            "{name}: {body}"
+        );
+    }
+    {
+        use renji_shared::domain::orders::{self, act, Action, Role};
+        let app = server.app();
+        let id = renji_shared::ids::OrderId::parse(&o2).unwrap();
+        let order = orders::get(&app.store, &id).await.unwrap().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        act::apply(app, &order, Role::Buyer, Action::OpenDispute, None, now)
+            .await
+            .unwrap();
+    }
+    let (status, decided) = invoke(
+        &server,
+        &event(run("admin-decision"), Some(&staff), &[("id", &o2)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["refunds"].as_array().unwrap().len(), 1, "{decided}");
+    let (status, trail) = invoke(&server, &event(run("admin-audit"), Some(&staff), &[])).await;
+    assert_eq!(status, 200, "{trail}");
+    assert_eq!(
+        trail["items"][0]["action"],
+        json!("POST /admin/v1/orders/{id}/decision")
+    );
+    let (status, body) = invoke(&server, &event(run("admin-sign-out"), Some(&staff), &[])).await;
+    assert_eq!((status, &body), (204, &Value::Null));
+    assert_eq!(
+        invoke(&server, &event("admin-me", Some(&staff), &[]))
+            .await
+            .0,
+        401,
+        "signed out"
+    );
 
     let expect = |name: &'static str, token: Option<&str>, params: &[(&str, &str)], status: u16| {
         (

@@ -127,6 +127,7 @@ fn published(location: Location, kind: Kind) -> Listing {
         price_fen: None,
         status: ListingStatus::Published,
         takedown_reason: None,
+        taken_down_from: None,
         retiring: false,
         favorites_count: 0,
         shares_count: 0,

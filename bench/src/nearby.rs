@@ -45,6 +45,7 @@ fn listing(lat: f64, lng: f64) -> Result<Listing, String> {
         price_fen: None,
         status: ListingStatus::Published,
         takedown_reason: None,
+        taken_down_from: None,
         retiring: false,
         favorites_count: 0,
         shares_count: 0,

@@ -19,6 +19,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("AlipayNotifyFunction", renji_alipay_notify::ROUTES),
     ("ImFunction", renji_im::ROUTES),
     ("TicketsFunction", renji_tickets::ROUTES),
+    ("AdminFunction", renji_admin::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -36,6 +37,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "AlipayNotifyFunction" => renji_alipay_notify::handle(app, req).await,
         "ImFunction" => renji_im::handle(app, req).await,
         "TicketsFunction" => renji_tickets::handle(app, req).await,
+        "AdminFunction" => renji_admin::handle(app, req).await,
         _ => return None,
     })
 }

@@ -35,7 +35,15 @@ const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 const DEFAULT_JOBS_SECS: u64 = 5;
 
 /// Local defaults the process environment may override.
-const OVERRIDABLE: &[&str] = &["RENJI_SESSION_TTL_SECS", "RENJI_VERIFICATION_RECHECK_SECS"];
+const OVERRIDABLE: &[&str] = &[
+    "RENJI_SESSION_TTL_SECS",
+    "RENJI_VERIFICATION_RECHECK_SECS",
+    // Staff sign-in: a developer may point it at a real WeCom corp, or map roles otherwise.
+    "WECOM_CORP_ID",
+    "WECOM_SECRET",
+    "WECOM_API_BASE",
+    "RENJI_STAFF_ROLES",
+];
 
 #[derive(Clone, Debug)]
 pub enum StoreChoice {
@@ -68,6 +76,8 @@ pub struct Running {
     /// The Alipay stand-in's base URL: `/sandbox/pay` and `/sandbox/fail-refunds` here.
     pub alipay_base: String,
     pub verifier_url: String,
+    /// The WeCom stand-in's base URL (`WECOM_API_BASE` unless set outside).
+    pub wecom_base: String,
     /// The functions' state over the whole store (for tests that look behind the API).
     pub app: Arc<App>,
     /// Each function's state, its store limited by its IAM statements in `template.yaml`.
@@ -225,6 +235,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .map_err(|e| format!("sandbox WeChat: {e}"))?;
     let (wechat_base, wechat_task) =
         sandbox::wechat::spawn(wechat_listener).map_err(|e| e.to_string())?;
+    let wecom_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox WeCom: {e}"))?;
+    let (wecom_base, wecom_task) =
+        sandbox::wecom::spawn(wecom_listener).map_err(|e| e.to_string())?;
     let verifier_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("sandbox verifier: {e}"))?;
@@ -281,6 +296,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHAT_APPID", sandbox::wechat::APPID.into()),
         ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
         ("WECHAT_API_BASE", wechat_base.clone()),
+        // Staff sign-in against the WeCom stand-in (`staff:<name>:<role>` codes).
+        ("WECOM_CORP_ID", sandbox::wecom::CORP_ID.into()),
+        ("WECOM_SECRET", sandbox::wecom::SECRET.into()),
+        ("WECOM_API_BASE", wecom_base.clone()),
+        ("RENJI_STAFF_ROLES", sandbox::wecom::ROLES.into()),
         // Pending verifications are asked again after 5 s here (a minute in Lambda).
         ("RENJI_VERIFICATION_RECHECK_SECS", "5".into()),
         // The payment stand-ins and their sandbox keys; the stand-ins' own provider public keys
@@ -322,7 +342,8 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let mut config = Config::from_lookup(|name| {
         outside(name).or_else(|| {
             // A secret given outside by its ARN: the generated value would make it set twice.
-            let by_arn = sandbox::payment_keys::SECRET_VARIABLES.contains(&name)
+            let by_arn = (sandbox::payment_keys::SECRET_VARIABLES.contains(&name)
+                || name == "WECOM_SECRET")
                 && outside(&format!("{name}_ARN")).is_some_and(|v| !v.trim().is_empty());
             env.get(name).cloned().filter(|_| !by_arn)
         })
@@ -380,6 +401,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     );
     let mut tasks = vec![
         wechat_task,
+        wecom_task,
         verifier_task,
         wechatpay_task,
         alipay_task,
@@ -398,6 +420,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         alipay_gateway,
         alipay_base,
         verifier_url,
+        wecom_base,
         app,
         functions,
         tasks,

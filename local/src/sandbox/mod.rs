@@ -8,3 +8,4 @@ pub mod secrets_manager;
 pub mod verifier;
 pub mod wechat;
 pub mod wechatpay;
+pub mod wecom;

@@ -178,10 +178,7 @@ impl Filter {
     /// `?actor=` or `?target=` (not both: each is its own list); neither, the whole trail.
     pub fn parse(actor: Option<&str>, target: Option<&str>) -> Result<Self, Error> {
         match (actor, target) {
-            (Some(_), Some(_)) => Err(Error::invalid(
-                "target",
-                "give actor or target, not both",
-            )),
+            (Some(_), Some(_)) => Err(Error::invalid("target", "give actor or target, not both")),
             (Some(actor), None) => StaffId::parse(actor)
                 .map(Filter::Actor)
                 .ok_or_else(|| Error::invalid("actor", "is not a staff id")),
@@ -231,14 +228,18 @@ mod tests {
             Target::parse("listing:l_01abc").unwrap().as_str(),
             "listing:l_01abc"
         );
-        for bad in ["listing", ":x", "listing:", "Listing:x", "listing:a#b", "a:b:c"] {
+        for bad in [
+            "listing",
+            ":x",
+            "listing:",
+            "Listing:x",
+            "listing:a#b",
+            "a:b:c",
+        ] {
             assert!(Target::parse(bad).is_none(), "{bad}");
         }
         assert!(Target::new("listing", &"x".repeat(65)).is_none());
-        assert_eq!(
-            Filter::parse(None, None).unwrap(),
-            Filter::All
-        );
+        assert_eq!(Filter::parse(None, None).unwrap(), Filter::All);
         assert!(Filter::parse(Some("alice"), Some("listing:x")).is_err());
         assert!(Filter::parse(Some("a b"), None).is_err());
         assert!(Filter::parse(None, Some("nope")).is_err());

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod listings;
 pub mod login;
+pub mod lookup;
 pub mod members;
 pub mod orders;
 pub mod profile;

@@ -148,6 +148,10 @@ pub struct Listing {
     pub status: ListingStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takedown_reason: Option<String>,
+    /// While taken down: the status it was taken down from, which a restore gives back. Never
+    /// shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_down_from: Option<ListingStatus>,
     #[serde(default)]
     pub favorites_count: i64,
     #[serde(default)]
@@ -319,6 +323,14 @@ impl Listing {
         view
     }
 
+    /// What staff see: the public view (location coarsened: staff have no need of the exact
+    /// point), in every status, with the take-down reason.
+    pub fn staff_view(&self) -> Value {
+        let mut view = self.public_view();
+        view["takedown_reason"] = json!(self.takedown_reason);
+        view
+    }
+
     /// The view for `viewer`, or `None` when the listing is not theirs to see.
     pub fn view_for(&self, viewer: Option<&UserId>) -> Option<Value> {
         if viewer == Some(&self.owner_id) {
@@ -474,6 +486,7 @@ pub async fn create(
         price_fen: fields::price(body.kind, body.price_fen)?,
         status,
         takedown_reason: None,
+        taken_down_from: None,
         favorites_count: 0,
         shares_count: 0,
         rating_sum: 0,
@@ -670,6 +683,10 @@ async fn retire(
         let mut new = old.clone();
         new.status = status;
         new.takedown_reason = reason.clone();
+        // A second take-down (a new reason) keeps what the first one took it down from.
+        if status == ListingStatus::TakenDown && old.status != ListingStatus::TakenDown {
+            new.taken_down_from = Some(old.status);
+        }
         new.retiring = false;
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
@@ -724,6 +741,60 @@ pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result
     retire(store, id, None, ListingStatus::TakenDown, Some(reason)).await
 }
 
+/// Staff restore a listing they took down: it returns to the status it was taken down from —
+/// `published` with every index entry (feeds, search, nearby, the owner's published list and
+/// count) written back in the same transaction, or `closed`, `draft`… as it was — and the reason
+/// is cleared from the owner's view. A listing taken down before that status was kept returns to
+/// `closed` when it had been published (its owner re-publishes it, a choice staff should not make
+/// for them), else to `draft`. 409 `listing_not_taken_down` for any other listing.
+pub async fn restore(store: &DynStore, id: &ListingId) -> Result<Listing, Error> {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt as u32).await;
+        }
+        let old = get(store, id).await?.ok_or(Error::NotFound("listing"))?;
+        if old.status != ListingStatus::TakenDown {
+            return Err(Error::Conflict {
+                code: "listing_not_taken_down",
+                message: format!("the listing is {}, not taken down", old.status.as_str()),
+            });
+        }
+        let mut new = old.clone();
+        new.status = old.taken_down_from.unwrap_or(match old.published_at {
+            Some(_) => ListingStatus::Closed,
+            None => ListingStatus::Draft,
+        });
+        new.takedown_reason = None;
+        new.taken_down_from = None;
+        new.retiring = false;
+        new.updated_at = now_rfc3339();
+        new.version = old.version + 1;
+        match save(store, Some(&old), &new).await {
+            Ok(()) => return Ok(new),
+            Err(
+                StoreError::ConditionFailed {
+                    label: "listing_version",
+                }
+                | StoreError::Conflict,
+            ) => continue,
+            // Its owner's account is gone: it cannot be published again.
+            Err(StoreError::ConditionFailed {
+                label: "owner_exists",
+            }) => {
+                return Err(Error::Conflict {
+                    code: "owner_gone",
+                    message: "the listing's owner no longer exists".into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict {
+        code: "edit_conflict",
+        message: "the listing changed meanwhile; retry".into(),
+    })
+}
+
 /// `GET /v1/users/{id}/listings`: a member's published listings, newest first; 404 for an
 /// unknown member, as the other member lists answer.
 pub async fn by_owner(
@@ -759,6 +830,29 @@ pub async fn mine(
     limit: usize,
     cursor: Option<&PageCursor>,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
+    owned(store, owner, status, limit, cursor, Listing::owner_view).await
+}
+
+/// A member's listings in every status, newest first, as staff see them
+/// ([`Listing::staff_view`]): the member look-up of the staff console.
+pub async fn for_staff(
+    store: &DynStore,
+    owner: &UserId,
+    limit: usize,
+    cursor: Option<&PageCursor>,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
+    owned(store, owner, None, limit, cursor, Listing::staff_view).await
+}
+
+/// One page of `owner`'s entries (in `status`, when given), each listing shown by `view`.
+async fn owned(
+    store: &DynStore,
+    owner: &UserId,
+    status: Option<ListingStatus>,
+    limit: usize,
+    cursor: Option<&PageCursor>,
+    view: fn(&Listing) -> Value,
+) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     let query = match status {
         None => Query::partition(keys::mine(owner)),
         Some(status) => Query::partition(keys::mine_status(owner, status.as_str()))
@@ -779,7 +873,7 @@ pub async fn mine(
         // The status index is eventually consistent on DynamoDB: a listing whose status has
         // just changed may still be under its old one there; the listing itself decides.
         if &listing.owner_id == owner && status.is_none_or(|s| s == listing.status) {
-            items.push(listing.owner_view());
+            items.push(view(&listing));
         }
     }
     Ok((items, page.next.map(PageCursor::from)))

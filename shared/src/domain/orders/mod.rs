@@ -16,6 +16,7 @@
 
 pub mod act;
 pub mod create;
+pub mod decide;
 pub mod events;
 pub mod jobs;
 pub mod list;

@@ -1,0 +1,107 @@
+//! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
+//! session, member look-up, listing take-down and restore, dispute decisions, the audit trail.
+//! Every route but sign-in is declared `staff` with the roles it allows: the edge
+//! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
+//! and after the handler here, which only parses, calls the domain and answers.
+
+use lambda_http::{Body, Request, Response};
+use renji_shared::domain::audit::{self, Filter};
+use renji_shared::domain::listings;
+use renji_shared::domain::lookup;
+use renji_shared::domain::orders::act::ReasonBody;
+use renji_shared::domain::orders::decide::{self, DecisionBody};
+use renji_shared::http::{
+    id_param, json_body, no_body, no_content, ok, only_params, query_param, route_key, PageRequest,
+};
+use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::staff::{self, StaffRole};
+use renji_shared::{App, Error};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use StaffRole::{Admin, Moderator, Support};
+
+/// The routes this function serves, their limits and the staff roles each allows (the README's
+/// roles table); `template.yaml` must route exactly these here (tested).
+pub const ROUTES: &[Route] = &[
+    // Each call costs a WeCom exchange: limited per source IP, as the members' login.
+    Route::anyone("POST /admin/v1/auth/wecom", Class::Login),
+    Route::staff("POST /admin/v1/auth/logout", &StaffRole::ALL),
+    Route::own_staff_session("GET /admin/v1/me"),
+    Route::staff("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
+    Route::staff("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
+    Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
+    Route::staff("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
+    Route::staff("GET /admin/v1/audit", &[Admin]),
+];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serve(app, ROUTES, req, |req| route(app, req)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    code: String,
+}
+
+async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let limit = app.config.max_body_bytes;
+    let now = OffsetDateTime::now_utc();
+    match route_key(&req).unwrap_or_default() {
+        "POST /admin/v1/auth/wecom" => {
+            let body: SignInBody = json_body(&req, limit)?;
+            if body.code.trim().is_empty() {
+                return Err(Error::invalid("code", "is required"));
+            }
+            ok(&staff::sign_in(app, body.code.trim(), now).await?.view())
+        }
+        "POST /admin/v1/auth/logout" => {
+            no_body(&req, limit)?;
+            staff::sign_out(app, staff::caller(&req)?).await?;
+            no_content()
+        }
+        "GET /admin/v1/me" => {
+            only_params(&req, &[])?;
+            ok(&staff::me_view(staff::caller(&req)?))
+        }
+        "GET /admin/v1/members/{id}" => {
+            only_params(&req, &[])?;
+            let id = id_param(&req, "id", UserId::parse, "member")?;
+            ok(&lookup::member(&app.store, &id).await?)
+        }
+        "POST /admin/v1/listings/{id}/takedown" => {
+            let id = id_param(&req, "id", ListingId::parse, "listing")?;
+            let reason = json_body::<ReasonBody>(&req, limit)?.reason()?;
+            listings::take_down(&app.store, &id, &reason).await?;
+            let listing = listings::get(&app.store, &id)
+                .await?
+                .ok_or(Error::NotFound("listing"))?;
+            ok(&listing.staff_view())
+        }
+        "POST /admin/v1/listings/{id}/restore" => {
+            let id = id_param(&req, "id", ListingId::parse, "listing")?;
+            json_body::<ReasonBody>(&req, limit)?.reason()?;
+            ok(&listings::restore(&app.store, &id).await?.staff_view())
+        }
+        "POST /admin/v1/orders/{id}/decision" => {
+            let id = id_param(&req, "id", OrderId::parse, "order")?;
+            let decision = json_body::<DecisionBody>(&req, limit)?.check()?;
+            ok(&decide::decide(app, &id, decision, now).await?.view())
+        }
+        "GET /admin/v1/audit" => {
+            only_params(&req, &["actor", "target", "limit", "cursor"])?;
+            let filter = Filter::parse(
+                query_param(&req, "actor").as_deref(),
+                query_param(&req, "target").as_deref(),
+            )?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
+            let (items, next) =
+                audit::list(&app.store, &filter, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}

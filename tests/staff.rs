@@ -1,0 +1,1106 @@
+//! The staff console API (`admin` function) over HTTP on both stores: WeCom sign-in through the
+//! local stand-in, staff sessions and roles, the audit trail, take-down and restore, dispute
+//! decisions, and bad input on every route.
+
+use std::collections::BTreeMap;
+
+use renji_shared::domain::orders::{self, act, Action, Role};
+use renji_shared::ids::{OrderId, StaffId};
+use renji_shared::ratelimit::Access;
+use renji_shared::staff::StaffRole;
+use renji_shared::store::{keys, Query, SortKey, Write};
+use renji_tests::{on_both_stores, service, Api, Backend, LocalServer, Member, Reply};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+/// Signs in through the WeCom stand-in with `code`.
+async fn sign_in_reply(api: &Api, code: &str) -> Reply {
+    api.call(
+        "POST",
+        "/admin/v1/auth/wecom",
+        None,
+        Some(json!({ "code": code })),
+    )
+    .await
+}
+
+/// A staff token for `name` in `role` (`staff:<name>:<role>`).
+async fn staff(api: &Api, name: &str, role: &str) -> String {
+    let reply = sign_in_reply(api, &format!("staff:{name}:{role}")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["staff"], json!({"id": name, "role": role}));
+    reply.body["token"].as_str().unwrap().to_owned()
+}
+
+/// The audit trail as an admin reads it (`query`: `?actor=…`, `?target=…`).
+async fn audit(api: &Api, admin: &str, query: &str) -> Vec<Value> {
+    let reply = api
+        .call("GET", &format!("/admin/v1/audit{query}"), Some(admin), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["items"].as_array().unwrap().clone()
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every item of every partition the admin function may write, for "nothing written" checks.
+async fn snapshot(server: &LocalServer, partitions: &[String]) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for partition in partitions {
+        let page = server
+            .app()
+            .store
+            .query(Query::partition(partition.clone()).limit(100))
+            .await
+            .unwrap();
+        for item in page.items {
+            let sk = item.get("sk").cloned().unwrap_or_default();
+            all.insert(format!("{partition} {sk}"), Value::Object(item));
+        }
+    }
+    all
+}
+
+async fn sign_in_with_each_role_and_refusals(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    for role in ["support", "moderator", "admin"] {
+        let name = format!("{role}-staff");
+        let reply = sign_in_reply(api, &format!("staff:{name}:{role}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let token = reply.body["token"].as_str().unwrap();
+        assert!(reply.body["expires_at"].as_str().unwrap().ends_with('Z'));
+        let me = api.call("GET", "/admin/v1/me", Some(token), None).await;
+        assert_eq!(me.status, 200, "{me:?}");
+        assert_eq!(
+            (&me.body["id"], &me.body["role"]),
+            (&json!(name), &json!(role))
+        );
+        assert_eq!(me.body["expires_at"], reply.body["expires_at"]);
+        // The session lasts RENJI_STAFF_SESSION_SECS (7200 s) from now.
+        let expires = OffsetDateTime::parse(
+            me.body["expires_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let left = (expires - OffsetDateTime::now_utc()).whole_seconds();
+        assert!((7100..=7200).contains(&left), "{left}");
+    }
+    // An invalid code (WeCom's 40029) is 401; a company member with no role, or someone outside
+    // the company, 403 not_staff; none of them gets a session.
+    for (code, status, error) in [
+        ("not-a-code", 401, "unauthorized"),
+        ("staff:x:root", 401, "unauthorized"),
+        ("staff:carol:none", 403, "not_staff"),
+        ("outsider:dan", 403, "not_staff"),
+    ] {
+        let reply = sign_in_reply(api, code).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (status, error),
+            "{code}"
+        );
+    }
+    for partition in ["carol", "dan", "x"] {
+        let page = server
+            .app()
+            .store
+            .query(Query::partition(keys::staff(
+                &StaffId::parse(partition).unwrap(),
+            )))
+            .await
+            .unwrap();
+        assert!(page.items.is_empty(), "{partition}");
+    }
+    // An access token WeCom has forgotten (42001) is fetched again, once, and sign-in works.
+    let http = reqwest::Client::new();
+    let expire = |base: String| {
+        let http = http.clone();
+        async move {
+            let answer: Value = http
+                .post(format!("{base}/sandbox/expire-tokens"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["issued"].as_u64().unwrap()
+        }
+    };
+    let before = expire(server.running.wecom_base.clone()).await;
+    staff(api, "alice", "admin").await;
+    staff(api, "alice", "admin").await;
+    let after = expire(server.running.wecom_base.clone()).await;
+    assert_eq!(after, before + 1, "one new token, then cached");
+}
+
+/// A user's own entry wins over their department's; a userid no entry names is not staff.
+async fn the_role_mapping_is_configuration(backend: Backend) {
+    let server = LocalServer::start_with(
+        backend,
+        &[("RENJI_STAFF_ROLES", "user:dave=admin,dept:101=support")],
+    )
+    .await;
+    let api = &server.api;
+    let dave = staff_as(api, "staff:dave:support").await;
+    assert_eq!(dave, json!({"id": "dave", "role": "admin"}));
+    let erin = staff_as(api, "staff:erin:support").await;
+    assert_eq!(erin, json!({"id": "erin", "role": "support"}));
+    let reply = sign_in_reply(api, "staff:frank:admin").await;
+    assert_eq!((reply.status, reply.error_code()), (403, "not_staff"));
+}
+
+async fn staff_as(api: &Api, code: &str) -> Value {
+    let reply = sign_in_reply(api, code).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["staff"].clone()
+}
+
+async fn staff_routes_refuse_without_staff_credentials(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let member = server.member("staff-test-member", true).await;
+    let listing = api.create_listing(&member, service("跟拍")).await;
+    let l = listing["id"].as_str().unwrap();
+    let admin = staff(api, "alice", "admin").await;
+    let routes = [
+        ("GET", "/admin/v1/me".to_owned(), None),
+        ("GET", format!("/admin/v1/members/{}", member.id), None),
+        (
+            "POST",
+            format!("/admin/v1/listings/{l}/takedown"),
+            Some(json!({"reason": "x"})),
+        ),
+        (
+            "POST",
+            format!("/admin/v1/listings/{l}/restore"),
+            Some(json!({"reason": "x"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/orders/01JDA7Q3ZK8M4N5P6Q7R8S9T0V/decision".to_owned(),
+            Some(json!({"action": "release", "reason": "x"})),
+        ),
+        ("GET", "/admin/v1/audit".to_owned(), None),
+        ("POST", "/admin/v1/auth/logout".to_owned(), None),
+    ];
+    // Without a token, with a member's token, with a forged or garbled one: 401, before anything.
+    let garbled = format!("{}x", &admin[..admin.len() - 1]);
+    for token in [None, Some(member.token.as_str()), Some(garbled.as_str())] {
+        for (method, path, body) in &routes {
+            let reply = api.call(method, path, token, body.clone()).await;
+            assert_eq!(
+                (reply.status, reply.error_code()),
+                (401, "unauthorized"),
+                "{method} {path} with {token:?}"
+            );
+        }
+    }
+    // A staff token on a member route is no member token.
+    for (method, path) in [("GET", "/v1/me"), ("GET", "/v1/me/listings")] {
+        let reply = api.call(method, path, Some(&admin), None).await;
+        assert_eq!(reply.status, 401, "{path}");
+    }
+    // Nothing was taken down, and nothing audited but alice's sign-in.
+    let own = api
+        .call(
+            "GET",
+            &format!("/v1/listings/{l}"),
+            Some(&member.token),
+            None,
+        )
+        .await;
+    assert_eq!(own.body["status"], json!("published"));
+    let trail = audit(api, &admin, "").await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["action"], json!("POST /admin/v1/auth/wecom"));
+
+    // A session whose record has expired is refused, though its token's own expiry is ahead.
+    let expiring = staff(api, "erin", "support").await;
+    let erin = StaffId::parse("erin").unwrap();
+    let sessions = server
+        .app()
+        .store
+        .query(
+            Query::partition(keys::staff(&erin)).sort(SortKey::Prefix(keys::SESSION_PREFIX.into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sessions.items.len(), 1);
+    let sk = sessions.items[0]["sk"].as_str().unwrap();
+    let sid = sk.strip_prefix(keys::SESSION_PREFIX).unwrap();
+    server
+        .app()
+        .store
+        .write(
+            Write::update(keys::staff_session(&erin, sid))
+                .set("expires_at", OffsetDateTime::now_utc().unix_timestamp() - 1)
+                .build(),
+        )
+        .await
+        .unwrap();
+    let reply = api.call("GET", "/admin/v1/me", Some(&expiring), None).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    // Sign-out revokes: the token is refused from then on, sign-out included.
+    let bob = staff(api, "bob", "moderator").await;
+    let out = api
+        .call("POST", "/admin/v1/auth/logout", Some(&bob), None)
+        .await;
+    assert_eq!((out.status, &out.body), (204, &Value::Null));
+    for (method, path) in [("GET", "/admin/v1/me"), ("POST", "/admin/v1/auth/logout")] {
+        let reply = api.call(method, path, Some(&bob), None).await;
+        assert_eq!(reply.status, 401, "{path}");
+    }
+    // Alice's own session is untouched by bob's sign-out.
+    let me = api.call("GET", "/admin/v1/me", Some(&admin), None).await;
+    assert_eq!(me.status, 200);
+
+    // The wrong role: 403 forbidden_role, nothing changed, and the refusal audited.
+    let support = staff(api, "sam", "support").await;
+    let moderator = staff(api, "mia", "moderator").await;
+    for (token, who, role, method, path, body) in [
+        (
+            &support,
+            "sam",
+            "support",
+            "POST",
+            format!("/admin/v1/listings/{l}/takedown"),
+            Some(json!({"reason": "越权"})),
+        ),
+        (
+            &moderator,
+            "mia",
+            "moderator",
+            "POST",
+            "/admin/v1/orders/01JDA7Q3ZK8M4N5P6Q7R8S9T0V/decision".to_owned(),
+            Some(json!({"action": "release", "reason": "越权"})),
+        ),
+        (
+            &support,
+            "sam",
+            "support",
+            "GET",
+            "/admin/v1/audit".to_owned(),
+            None,
+        ),
+    ] {
+        let reply = api.call(method, &path, Some(token), body).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (403, "forbidden_role"),
+            "{who} {path}"
+        );
+        let trail = audit(api, &admin, &format!("?actor={who}")).await;
+        let last = &trail[0];
+        assert_eq!(
+            last["action"],
+            json!(format!("{method} {}", route_of(&path)))
+        );
+        assert_eq!(last["role"], json!(role));
+        assert_eq!(last["outcome"], json!("forbidden_role"));
+    }
+    let own = api
+        .call(
+            "GET",
+            &format!("/v1/listings/{l}"),
+            Some(&member.token),
+            None,
+        )
+        .await;
+    assert_eq!(own.body["status"], json!("published"));
+    let refused = audit(api, &admin, &format!("?target=listing:{l}")).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["reason"], json!("越权"));
+}
+
+/// The route key of a concrete path (ids back to `{id}`).
+fn route_of(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match i {
+            4 if !["me", "audit", "auth"].contains(&segments[3]) => "{id}",
+            _ => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn take_down_and_restore_show_to_the_owner_and_the_feeds(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let owner = server.member("staff-owner", true).await;
+    let mut body = service("婚礼摄影跟拍");
+    body["location"] = json!({"lat": 39.9087, "lng": 116.3975});
+    let listing = api.create_listing(&owner, body).await;
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let closed = api.create_listing(&owner, service("化妆造型")).await;
+    let c = closed["id"].as_str().unwrap().to_owned();
+    let close = api
+        .call(
+            "PATCH",
+            &format!("/v1/listings/{c}"),
+            Some(&owner.token),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(close.status, 200);
+    let moderator = staff(api, "mia", "moderator").await;
+    let admin = staff(api, "alice", "admin").await;
+    let feeds = [
+        "/v1/listings".to_owned(),
+        "/v1/listings?q=摄影".to_owned(),
+        "/v1/listings?near=39.9,116.4&radius_km=10".to_owned(),
+        format!("/v1/users/{}/listings", owner.id),
+    ];
+    let in_feeds = |expected: bool| {
+        let feeds = feeds.clone();
+        let l = l.clone();
+        async move {
+            for feed in &feeds {
+                let reply = api.call("GET", feed, None, None).await;
+                assert_eq!(reply.status, 200, "{feed}: {reply:?}");
+                assert_eq!(ids(&reply.body).contains(&l), expected, "{feed}");
+            }
+        }
+    };
+    let count = || async {
+        api.call("GET", &format!("/v1/users/{}", owner.id), None, None)
+            .await
+            .body["listings_count"]
+            .clone()
+    };
+    in_feeds(true).await;
+    assert_eq!(count().await, json!(1));
+
+    let reason = "图片含联系方式，违反发布规则";
+    for id in [&l, &c] {
+        let down = api
+            .call(
+                "POST",
+                &format!("/admin/v1/listings/{id}/takedown"),
+                Some(&moderator),
+                Some(json!({ "reason": reason })),
+            )
+            .await;
+        assert_eq!(down.status, 200, "{down:?}");
+        assert_eq!(down.body["status"], json!("taken_down"));
+        assert_eq!(down.body["takedown_reason"], json!(reason));
+        // The owner sees it and why; others see nothing.
+        let own = api
+            .call(
+                "GET",
+                &format!("/v1/listings/{id}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(own.body["status"], json!("taken_down"));
+        assert_eq!(own.body["takedown_reason"], json!(reason));
+        let public = api
+            .call("GET", &format!("/v1/listings/{id}"), None, None)
+            .await;
+        assert_eq!(public.status, 404);
+    }
+    in_feeds(false).await;
+    assert_eq!(count().await, json!(0));
+    // Staff see it, with the reason, in the member look-up.
+    let looked = api
+        .call(
+            "GET",
+            &format!("/admin/v1/members/{}", owner.id),
+            Some(&moderator),
+            None,
+        )
+        .await;
+    assert_eq!(looked.status, 200, "{looked:?}");
+    let items = looked.body["listings"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i["takedown_reason"] == json!(reason)));
+
+    // Restored: the published one to every feed and the owner's count, the closed one closed;
+    // the reason leaves the owner's view.
+    for (id, status) in [(&l, "published"), (&c, "closed")] {
+        let up = api
+            .call(
+                "POST",
+                &format!("/admin/v1/listings/{id}/restore"),
+                Some(&admin),
+                Some(json!({"reason": "申诉通过"})),
+            )
+            .await;
+        assert_eq!(up.status, 200, "{up:?}");
+        assert_eq!(up.body["status"], json!(status));
+        let own = api
+            .call(
+                "GET",
+                &format!("/v1/listings/{id}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(own.body["status"], json!(status));
+        assert_eq!(own.body["takedown_reason"], Value::Null);
+        let public = api
+            .call("GET", &format!("/v1/listings/{id}"), None, None)
+            .await;
+        assert_eq!(public.status, 200);
+    }
+    in_feeds(true).await;
+    assert_eq!(count().await, json!(1));
+    // A listing that is not taken down cannot be restored; nothing changes.
+    let again = api
+        .call(
+            "POST",
+            &format!("/admin/v1/listings/{l}/restore"),
+            Some(&admin),
+            Some(json!({"reason": "再次"})),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "listing_not_taken_down")
+    );
+    in_feeds(true).await;
+
+    // Every one of those actions is on the trail, newest first, with who, role, what, why and
+    // how it ended.
+    let trail = audit(api, &admin, &format!("?target=listing:{l}")).await;
+    let summary: Vec<(Value, Value, Value, Value, Value)> = trail
+        .iter()
+        .map(|r| {
+            (
+                r["staff_id"].clone(),
+                r["role"].clone(),
+                r["action"].clone(),
+                r["reason"].clone(),
+                r["outcome"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                json!("alice"),
+                json!("admin"),
+                json!("POST /admin/v1/listings/{id}/restore"),
+                json!("再次"),
+                json!("listing_not_taken_down")
+            ),
+            (
+                json!("alice"),
+                json!("admin"),
+                json!("POST /admin/v1/listings/{id}/restore"),
+                json!("申诉通过"),
+                json!("ok")
+            ),
+            (
+                json!("mia"),
+                json!("moderator"),
+                json!("POST /admin/v1/listings/{id}/takedown"),
+                json!(reason),
+                json!("ok")
+            ),
+        ]
+    );
+    assert!(trail
+        .iter()
+        .all(|r| r["target"] == json!(format!("listing:{l}"))));
+    let mia = audit(api, &admin, "?actor=mia").await;
+    let actions: Vec<&str> = mia.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "GET /admin/v1/members/{id}",
+            "POST /admin/v1/listings/{id}/takedown",
+            "POST /admin/v1/listings/{id}/takedown",
+            "POST /admin/v1/auth/wecom",
+        ]
+    );
+    assert_eq!(mia[0]["target"], json!(format!("member:{}", owner.id)));
+    assert_eq!(mia[3]["target"], json!("staff:mia"));
+    // The whole trail pages with cursors, newest first.
+    let all = audit(api, &admin, "").await;
+    let first = api
+        .call("GET", "/admin/v1/audit?limit=2", Some(&admin), None)
+        .await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = api
+        .call(
+            "GET",
+            &format!("/admin/v1/audit?limit=2&cursor={cursor}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(second.body["items"][0], all[1]);
+    // Reading the trail is itself on it.
+    let latest = audit(api, &admin, "?actor=alice").await;
+    assert_eq!(latest[0]["action"], json!("GET /admin/v1/audit"));
+    assert_eq!(latest[0]["target"], json!("list:audit"));
+}
+
+/// A seller's listing, a buyer's order of it paid with WeChat Pay and accepted, then disputed by
+/// the buyer (through the domain: the tickets work opens disputes over HTTP).
+struct Dispute {
+    buyer: Member,
+    order: String,
+}
+
+async fn disputed_order(server: &LocalServer, seller: &Member, name: &str) -> Dispute {
+    let api = &server.api;
+    let listing = api.create_listing(seller, service("婚礼跟拍")).await;
+    let buyer = server.member(name, false).await;
+    let order = api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&buyer.token),
+            Some(json!({"listing_id": listing["id"], "quantity": 1})),
+        )
+        .await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let id = order.body["id"].as_str().unwrap().to_owned();
+    let started = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/payments"),
+            Some(&buyer.token),
+            Some(json!({"channel": "wechat"})),
+        )
+        .await;
+    assert_eq!(started.status, 200, "{started:?}");
+    let paid: Value = reqwest::Client::new()
+        .post(format!("{}/sandbox/pay", server.running.wechatpay_base))
+        .json(&json!({"out_trade_no": id}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["notified"], json!("204"), "{paid}");
+    let accepted = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/accept"),
+            Some(&seller.token),
+            None,
+        )
+        .await;
+    assert_eq!(accepted.body["status"], json!("accepted"), "{accepted:?}");
+    let app = server.app();
+    let stored = orders::get(&app.store, &OrderId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let disputed = act::apply(
+        app,
+        &stored,
+        Role::Buyer,
+        Action::OpenDispute,
+        Some("服务未完成".into()),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(disputed.status, orders::OrderStatus::Disputed);
+    Dispute { buyer, order: id }
+}
+
+/// The order as its buyer sees it, once it is in `status` (WeChat Pay refunds end by
+/// notification).
+async fn until(api: &Api, buyer: &Member, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let reply = api
+            .call("GET", &format!("/v1/orders/{id}"), Some(&buyer.token), None)
+            .await;
+        if reply.body["status"] == json!(status) {
+            return reply.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("order {id} did not become {status}");
+}
+
+async fn disputes_are_decided_by_refund_all_or_part_or_release(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let seller = server.member("dispute-seller", true).await;
+    let support = staff(api, "sam", "support").await;
+    let admin = staff(api, "alice", "admin").await;
+    let decide = |id: String, token: String, body: Value| async move {
+        api.call(
+            "POST",
+            &format!("/admin/v1/orders/{id}/decision"),
+            Some(&token),
+            Some(body),
+        )
+        .await
+    };
+
+    // All of it: refunding, then refunded when the provider confirms.
+    let all = disputed_order(&server, &seller, "dispute-buyer-1").await;
+    let reply = decide(
+        all.order.clone(),
+        support.clone(),
+        json!({"action": "refund", "reason": "卖家未到场"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        ["refunding", "refunded"].contains(&reply.body["status"].as_str().unwrap()),
+        "{reply:?}"
+    );
+    let done = until(api, &all.buyer, &all.order, "refunded").await;
+    assert_eq!(done["refunded_fen"], json!(288_000));
+    let step = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .nth(1)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&step["status"], &step["actor"], &step["reason"]),
+        (&json!("refunding"), &json!("staff"), &json!("卖家未到场"))
+    );
+    // A decided order is no longer disputed: a second decision is 409 and changes nothing.
+    let again = decide(
+        all.order.clone(),
+        admin.clone(),
+        json!({"action": "release", "reason": "再判"}),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "invalid_order_state")
+    );
+    assert_eq!(until(api, &all.buyer, &all.order, "refunded").await, done);
+
+    // Part of it: back to the state before the dispute, refunded_fen grown.
+    let part = disputed_order(&server, &seller, "dispute-buyer-2").await;
+    let reply = decide(
+        part.order.clone(),
+        admin.clone(),
+        json!({"action": "refund", "amount_fen": 100_000, "reason": "部分未完成"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let back = until(api, &part.buyer, &part.order, "accepted").await;
+    assert_eq!(back["refunded_fen"], json!(100_000));
+    assert_eq!(back["refunds"][0]["amount_fen"], json!(100_000));
+
+    // Release: back to the state before the dispute, no money moved.
+    let release = disputed_order(&server, &seller, "dispute-buyer-3").await;
+    let reply = decide(
+        release.order.clone(),
+        support.clone(),
+        json!({"action": "release", "reason": "服务已完成"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (&reply.body["status"], &reply.body["refunded_fen"]),
+        (&json!("accepted"), &json!(0))
+    );
+
+    // Each decision is on the order's trail.
+    for (order, reason) in [
+        (&all.order, "再判"),
+        (&part.order, "部分未完成"),
+        (&release.order, "服务已完成"),
+    ] {
+        let trail = audit(api, &admin, &format!("?target=order:{order}")).await;
+        assert_eq!(
+            trail[0]["action"],
+            json!("POST /admin/v1/orders/{id}/decision")
+        );
+        assert_eq!(trail[0]["reason"], json!(reason));
+    }
+}
+
+async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let seller = server.member("bad-input-seller", true).await;
+    let dispute = disputed_order(&server, &seller, "bad-input-buyer").await;
+    let listing = api.create_listing(&seller, service("妆造")).await;
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let o = dispute.order.clone();
+    let admin = staff(api, "alice", "admin").await;
+    let order_id = OrderId::parse(&o).unwrap();
+    let listing_id = renji_shared::ids::ListingId::parse(&l).unwrap();
+    let changeable = vec![
+        keys::order(&order_id).pk,
+        keys::listing(&listing_id).pk,
+        keys::staff(&StaffId::parse("alice").unwrap()),
+    ];
+    let before = snapshot(&server, &changeable).await;
+
+    let takedown = format!("/admin/v1/listings/{l}/takedown");
+    let restore = format!("/admin/v1/listings/{l}/restore");
+    let decision = format!("/admin/v1/orders/{o}/decision");
+    let long = "长".repeat(201);
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        // Sign-in.
+        (
+            "POST",
+            "/admin/v1/auth/wecom".into(),
+            None,
+            400,
+            "missing_body",
+        ),
+        (
+            "POST",
+            "/admin/v1/auth/wecom".into(),
+            Some("{".into()),
+            400,
+            "malformed_json",
+        ),
+        (
+            "POST",
+            "/admin/v1/auth/wecom".into(),
+            Some(r#"{"code":5}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/admin/v1/auth/wecom".into(),
+            Some(r#"{"code":" "}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/admin/v1/auth/wecom".into(),
+            Some(r#"{"code":"staff:a:admin","x":1}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        // Take-down and restore.
+        ("POST", takedown.clone(), None, 400, "missing_body"),
+        (
+            "POST",
+            takedown.clone(),
+            Some("{}".into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            takedown.clone(),
+            Some(r#"{"reason":"  "}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            takedown.clone(),
+            Some(json!({"reason": long}).to_string()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            takedown.clone(),
+            Some(r#"{"reason":"x","status":"published"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/admin/v1/listings/nope/takedown".into(),
+            Some(r#"{"reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/admin/v1/listings/l_00000000000000000000000000/takedown".into(),
+            Some(r#"{"reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            restore.clone(),
+            Some("{}".into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            restore.clone(),
+            Some(r#"{"reason":"x"}"#.into()),
+            409,
+            "listing_not_taken_down",
+        ),
+        // Decisions.
+        ("POST", decision.clone(), None, 400, "missing_body"),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"refund"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"pay","reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"refund","amount_fen":0,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"refund","amount_fen":-5,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"refund","amount_fen":288001,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"refund","amount_fen":1.5,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"release","amount_fen":100,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            decision.clone(),
+            Some(r#"{"action":"release","reason":"x","extra":true}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/admin/v1/orders/nope/decision".into(),
+            Some(r#"{"action":"release","reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/admin/v1/orders/01JDA7Q3ZK8M4N5P6Q7R8S9T/decision".into(),
+            Some(r#"{"action":"release","reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        // Member look-up, me, logout, audit.
+        (
+            "GET",
+            "/admin/v1/members/nope".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/admin/v1/members/u_00000000000000000000000000".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            format!("/admin/v1/members/{}?x=1", seller.id),
+            None,
+            422,
+            "invalid_field",
+        ),
+        ("GET", "/admin/v1/me?x=1".into(), None, 422, "invalid_field"),
+        (
+            "POST",
+            "/admin/v1/auth/logout".into(),
+            Some(r#"{"all":true}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?limit=0".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?cursor=forged".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?actor=a%20b".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?target=listing".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?actor=alice&target=listing:x".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+        (
+            "GET",
+            "/admin/v1/audit?sort=asc".into(),
+            None,
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (method, path, body, status, code) in &cases {
+        let token = match path.as_str() {
+            "/admin/v1/auth/wecom" => None,
+            _ => Some(admin.as_str()),
+        };
+        let reply = api.raw(method, path, token, body.clone()).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (*status, *code),
+            "{method} {path} {body:?}: {reply:?}"
+        );
+    }
+    // The listing, the order and alice's session are as they were; the refusals are on the
+    // trail with their error codes (the audit partitions are the only ones written).
+    assert_eq!(snapshot(&server, &changeable).await, before);
+    let mine = audit(api, &admin, "?actor=alice&limit=100").await;
+    let outcomes: Vec<&str> = mine
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"invalid_field") && outcomes.contains(&"listing_not_taken_down"));
+    let on_order = audit(api, &admin, &format!("?target=order:{o}")).await;
+    assert!(
+        on_order.iter().all(|r| r["outcome"] != json!("ok")),
+        "{on_order:?}"
+    );
+    assert!(!on_order.is_empty());
+    let me = api.call("GET", "/admin/v1/me", Some(&admin), None).await;
+    assert_eq!(me.status, 200, "the session survives");
+}
+
+on_both_stores!(
+    sign_in_with_each_role_and_refusals,
+    the_role_mapping_is_configuration,
+    staff_routes_refuse_without_staff_credentials,
+    take_down_and_restore_show_to_the_owner_and_the_feeds,
+    disputes_are_decided_by_refund_all_or_part_or_release,
+    bad_input_on_every_route_is_4xx_and_changes_nothing,
+);
+
+/// Every `/admin/v1` route but sign-in is a staff route, with the roles of the README's table;
+/// `openapi.yaml` documents each with the `staff` security scheme and the same roles.
+#[test]
+fn admin_routes_are_staff_routes_with_their_documented_roles() {
+    use StaffRole::{Admin, Moderator, Support};
+    let expected: &[(&str, &[StaffRole])] = &[
+        ("POST /admin/v1/auth/logout", &[Support, Moderator, Admin]),
+        ("GET /admin/v1/me", &[Support, Moderator, Admin]),
+        ("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
+        ("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
+        ("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
+        ("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
+        ("GET /admin/v1/audit", &[Admin]),
+    ];
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut seen = 0;
+    for route in renji_admin_routes() {
+        let (method, path) = route.key.split_once(' ').unwrap();
+        let op = &spec["paths"][path][method.to_lowercase()];
+        if route.key == "POST /admin/v1/auth/wecom" {
+            assert_eq!(route.access, Access::Public);
+            assert!(op["security"].is_null());
+            continue;
+        }
+        let Access::Staff { roles, audited } = route.access else {
+            panic!("{} is not a staff route", route.key);
+        };
+        assert_eq!(audited, route.key != "GET /admin/v1/me", "{}", route.key);
+        let want = expected
+            .iter()
+            .find(|(k, _)| *k == route.key)
+            .unwrap_or_else(|| panic!("{} has no expected roles", route.key))
+            .1;
+        assert_eq!(roles, want, "{}", route.key);
+        let documented: Vec<StaffRole> = op["x-staff-roles"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{}: no x-staff-roles", route.key))
+            .iter()
+            .map(|r| StaffRole::parse(r.as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(documented, want, "{}", route.key);
+        assert_eq!(
+            op["security"][0]["staff"],
+            serde_yaml::Value::Sequence(vec![]),
+            "{}",
+            route.key
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len());
+}
+
+fn renji_admin_routes() -> &'static [renji_shared::ratelimit::Route] {
+    renji_local::functions::FUNCTIONS
+        .iter()
+        .find(|(name, _)| *name == "AdminFunction")
+        .unwrap()
+        .1
+}
