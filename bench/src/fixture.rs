@@ -42,12 +42,16 @@ const APIV3_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechatpay-apiv3-AbCdEf";
 const ALIPAY_KEY_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-alipay-key-AbCdEf";
+const WECOM_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wecom-AbCdEf";
 
 /// The stand-ins every run talks to: the providers' (as the local server's) and Secrets
 /// Manager's, holding the secrets above.
 #[derive(Clone, Debug)]
 pub struct Sandboxes {
     pub wechat_base: String,
+    /// The WeCom stand-in (`WECOM_API_BASE`): staff sign-in.
+    pub wecom_base: String,
     pub verifier_url: String,
     /// The Secrets Manager stand-in (`AWS_ENDPOINT_URL_SECRETS_MANAGER` of the functions).
     pub secrets_manager: String,
@@ -73,6 +77,8 @@ impl Sandboxes {
         };
         let (wechat_base, wechat) =
             renji_local::sandbox::wechat::spawn(bind().await?).map_err(|e| e.to_string())?;
+        let (wecom_base, wecom) =
+            renji_local::sandbox::wecom::spawn(bind().await?).map_err(|e| e.to_string())?;
         let (verifier_url, verifier) =
             renji_local::sandbox::verifier::spawn(bind().await?).map_err(|e| e.to_string())?;
         let (secrets_manager, secrets, stand_in) =
@@ -116,6 +122,7 @@ impl Sandboxes {
         );
         let sandboxes = Sandboxes {
             wechat_base,
+            wecom_base,
             verifier_url,
             secrets_manager,
             wechatpay_base,
@@ -133,6 +140,7 @@ impl Sandboxes {
             (WECHATPAY_KEY_ARN, "WECHATPAY_MERCHANT_KEY"),
             (APIV3_ARN, "WECHATPAY_APIV3_KEY"),
             (ALIPAY_KEY_ARN, "ALIPAY_APP_PRIVATE_KEY"),
+            (WECOM_ARN, "WECOM_SECRET"),
         ] {
             secrets.put(arn, &literal[variable]);
         }
@@ -140,6 +148,7 @@ impl Sandboxes {
             sandboxes,
             vec![
                 wechat,
+                wecom,
                 verifier,
                 stand_in,
                 wechatpay_task,
@@ -152,11 +161,12 @@ impl Sandboxes {
 
 /// The secrets' values, by the variable that gives one directly.
 pub fn literal_secrets(sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
-    use renji_local::sandbox::{verifier, wechat};
+    use renji_local::sandbox::{verifier, wechat, wecom};
     let keys = &sandboxes.keys.text;
     HashMap::from([
         ("RENJI_SESSION_SECRET", SECRET.to_owned()),
         ("WECHAT_SECRET", wechat::SECRET.to_owned()),
+        ("WECOM_SECRET", wecom::SECRET.to_owned()),
         ("RENJI_VERIFIER_TOKEN", verifier::TOKEN.to_owned()),
         ("RENJI_PII_KEYS", PII_KEYS.to_owned()),
         ("WECHATPAY_MERCHANT_KEY", keys.merchant_key.clone()),
@@ -168,7 +178,7 @@ pub fn literal_secrets(sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
 /// The variables a function of `template.yaml` gets in the benchmark, by name: secrets by ARN,
 /// read from the Secrets Manager stand-in as in Lambda.
 pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
-    use renji_local::sandbox::{payment_keys, wechat};
+    use renji_local::sandbox::{payment_keys, wechat, wecom};
     let keys = &sandboxes.keys;
     HashMap::from([
         ("RENJI_TABLE", table.to_owned()),
@@ -178,6 +188,12 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("WECHAT_APPID", wechat::APPID.to_owned()),
         ("WECHAT_SECRET_ARN", WECHAT_ARN.to_owned()),
         ("WECHAT_API_BASE", sandboxes.wechat_base.clone()),
+        // Staff sign-in against the WeCom stand-in, its departments mapped to roles.
+        ("WECOM_CORP_ID", wecom::CORP_ID.to_owned()),
+        ("WECOM_SECRET_ARN", WECOM_ARN.to_owned()),
+        ("WECOM_API_BASE", sandboxes.wecom_base.clone()),
+        ("RENJI_STAFF_ROLES", wecom::ROLES.to_owned()),
+        ("RENJI_STAFF_SESSION_SECS", "7200".to_owned()),
         ("RENJI_VERIFIER_URL", sandboxes.verifier_url.clone()),
         ("RENJI_VERIFIER_TOKEN_ARN", VERIFIER_ARN.to_owned()),
         ("RENJI_PII_KEYS_ARN", PII_ARN.to_owned()),
@@ -251,6 +267,8 @@ pub struct Member {
     sandboxes: Sandboxes,
     /// The client of the buyer's side at the stand-ins (one, on the runtime that logged in).
     http: reqwest::Client,
+    /// An admin's staff session (the staff console's routes).
+    staff_token: String,
 }
 
 /// Runs the handler of `route`'s function on `event`; the status and JSON body.
@@ -302,6 +320,7 @@ pub async fn login(
         other: None,
         sandboxes: sandboxes.clone(),
         http: reqwest::Client::new(),
+        staff_token: String::new(),
     };
     member.create_objects(app, routes).await?;
     Ok(member)
@@ -370,7 +389,20 @@ impl Member {
             .map_err(|e| e.to_string())?;
         let id = ticket["id"].as_str().ok_or("a ticket without an id")?;
         self.ids.insert("tickets".to_owned(), id.to_owned());
+        // The staff console: an admin, and this member to look up.
+        self.staff_token = self.fresh_staff_token(app).await?;
+        self.ids
+            .insert("members".to_owned(), self.user_id.to_string());
         Ok(())
+    }
+
+    /// A new admin staff session, signed in through the WeCom stand-in.
+    async fn fresh_staff_token(&self, app: &App) -> Result<String, String> {
+        let now = time::OffsetDateTime::now_utc();
+        let signed = renji_shared::staff::sign_in(app, "staff:bench:admin", now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(signed.token)
     }
 
     /// A new order, this member its buyer (`buying`) or its seller, moved by `steps` as the
@@ -494,10 +526,23 @@ impl Member {
         let token = match route.route.as_str() {
             "POST /v1/auth/logout" => self.fresh_token(app).await?,
             "POST /v1/me/verification" => new_member(app).await?.1,
+            "POST /admin/v1/auth/logout" => self.fresh_staff_token(app).await?,
+            staff if staff.contains(" /admin/v1/") => self.staff_token.clone(),
             _ => self.token.clone(),
         };
-        if route.route == "DELETE /v1/listings/{id}" {
-            ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
+        match route.route.as_str() {
+            "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
+                ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
+            }
+            "POST /admin/v1/listings/{id}/restore" => {
+                let id = self.fresh_listing(app).await?;
+                let listing = ListingId::parse(&id).ok_or("a bad listing id")?;
+                listings::take_down(&app.store, &listing, "bench")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ids.insert("listings".to_owned(), id);
+            }
+            _ => {}
         }
         // An order in the state the action leaves from, made for the call.
         let paid = (Action::ConfirmPayment, Actor::Provider);
@@ -608,6 +653,12 @@ impl Member {
                 self.fresh_order(app, false, &[paid, accept, ask_refund])
                     .await?
             }
+            // A paid order its buyer disputes once accepted; the sample decision refunds it all.
+            "POST /admin/v1/orders/{id}/decision" => {
+                let dispute = (Action::OpenDispute, Actor::Buyer);
+                self.paid_order(app, true, channel_of(variant), &[accept, dispute])
+                    .await?
+            }
             "POST /v1/payments/wechat/notify" | "POST /v1/payments/alipay/notify" => {
                 return self.notification(app, route, variant, now).await.map(Some)
             }
@@ -618,7 +669,11 @@ impl Member {
         };
         let mut ids = self.ids.clone();
         ids.insert("orders".to_owned(), order);
-        let mut event = events::prepare(route, Some(&self.token), &ids)?;
+        let token = match route.route.starts_with("POST /admin/v1/") {
+            true => &self.staff_token,
+            false => &self.token,
+        };
+        let mut event = events::prepare(route, Some(token), &ids)?;
         if route.route == "POST /v1/orders/{id}/payments" {
             // The variant's channel, and a new Idempotency-Key (a repeat would be the replay).
             let body = json!({ "channel": variant }).to_string();
@@ -753,6 +808,7 @@ pub fn variants(route: &str) -> &'static [&'static str] {
             &["TRANSACTION.SUCCESS applied", "repeat of an applied one"]
         }
         "POST /v1/payments/alipay/notify" => &["TRADE_SUCCESS applied", "repeat of an applied one"],
+        "POST /admin/v1/orders/{id}/decision" => &["refund all (WeChat Pay)"],
         "SCHEDULE order-jobs" => &[
             "an unpaid order expires",
             "a lost WeChat Pay notification: queried, paid",

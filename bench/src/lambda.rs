@@ -76,6 +76,7 @@ pub fn template_env(
         // defaults): the stand-ins' are given beside the variable that turns each on.
         let base = match name.as_str() {
             "WECHAT_APPID" => Some(("WECHAT_API_BASE", &sandboxes.wechat_base)),
+            "WECOM_CORP_ID" => Some(("WECOM_API_BASE", &sandboxes.wecom_base)),
             "WECHATPAY_MCHID" => Some(("WECHATPAY_API_BASE", &sandboxes.wechatpay_base)),
             "ALIPAY_APP_ID" => Some(("ALIPAY_GATEWAY", &sandboxes.alipay_gateway)),
             _ => None,

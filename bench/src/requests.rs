@@ -165,6 +165,15 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
         route if route.starts_with("POST /v1/orders/") => reasons.push("reads the order (the state machine decides on the state read; the write is conditioned on its version) and the other party's public card for the answer".to_owned()),
         _ => {}
     }
+    if call.route.route.contains(" /admin/v1/") && call.route.route != "GET /admin/v1/me" {
+        reasons.push("a staff call is audited: the request edge writes its record (three copies, one transaction) after the handler, whatever the outcome".to_owned());
+    }
+    match call.route.route.as_str() {
+        "GET /admin/v1/members/{id}" => reasons.push("the member look-up gathers the profile, the verification status, and the first page of the member's listings (their entries, then one batch read) and of their orders as buyer and as seller (each: entries, one batch read of the orders, one of the other parties' cards)".to_owned()),
+        "POST /admin/v1/orders/{id}/decision" => reasons.push("a dispute's refund is the payments code's two transactions (see the refund routes), the order read once more for the answer".to_owned()),
+        "POST /admin/v1/listings/{id}/takedown" | "POST /admin/v1/listings/{id}/restore" => reasons.push("reads the listing (the write is conditioned on its version and moves exactly its index entries)".to_owned()),
+        _ => {}
+    }
     if call.route.route == "POST /v1/me/verification" {
         reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
     }

@@ -74,11 +74,9 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         "POST /admin/v1/listings/{id}/takedown" => {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;
             let reason = json_body::<ReasonBody>(&req, limit)?.reason()?;
-            listings::take_down(&app.store, &id, &reason).await?;
-            let listing = listings::get(&app.store, &id)
+            ok(&listings::take_down(&app.store, &id, &reason)
                 .await?
-                .ok_or(Error::NotFound("listing"))?;
-            ok(&listing.staff_view())
+                .staff_view())
         }
         "POST /admin/v1/listings/{id}/restore" => {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;

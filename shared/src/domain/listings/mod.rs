@@ -655,7 +655,7 @@ async fn retire(
     actor: Option<&UserId>,
     status: ListingStatus,
     reason: Option<String>,
-) -> Result<(), Error> {
+) -> Result<Listing, Error> {
     for attempt in 0..RETIRE_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -665,7 +665,7 @@ async fn retire(
             None => get(store, id).await?.ok_or(Error::NotFound("listing"))?,
         };
         if old.status == status && old.takedown_reason == reason && !old.retiring {
-            return Ok(());
+            return Ok(old);
         }
         if status == ListingStatus::Removed && old.status == ListingStatus::TakenDown {
             // The take-down and its reason are the moderation record the owner is shown.
@@ -691,7 +691,7 @@ async fn retire(
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
         match save(store, Some(&old), &new).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(new),
             Err(
                 StoreError::ConditionFailed {
                     label: "listing_version",
@@ -732,11 +732,14 @@ async fn fence(store: &DynStore, id: &ListingId) -> Result<(), Error> {
 /// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders. A
 /// listing staff took down stays taken down (409 `listing_taken_down`).
 pub async fn remove(store: &DynStore, actor: &UserId, id: &ListingId) -> Result<(), Error> {
-    retire(store, id, Some(actor), ListingStatus::Removed, None).await
+    retire(store, id, Some(actor), ListingStatus::Removed, None)
+        .await
+        .map(|_| ())
 }
 
-/// Staff take a listing down; its owner sees the reason (for the moderation API).
-pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<(), Error> {
+/// Staff take a listing down (`POST /admin/v1/listings/{id}/takedown`); its owner sees the
+/// reason. Answers the listing as it is now.
+pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<Listing, Error> {
     let reason = crate::domain::profile::bounded_text("reason", reason, 200)?;
     retire(store, id, None, ListingStatus::TakenDown, Some(reason)).await
 }
