@@ -179,6 +179,18 @@ parameters = {{ "path.id" = {{ dictionary = "listings", probability = 0.5 }}, "p
 
 [dictionaries.orders]
 values = {toml_list(every)}
+
+[[operations]]
+include-path-regex = "^/admin/v1/members/"
+parameters = {{ "path.id" = {{ dictionary = "users", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = "^/admin/v1/listings/"
+parameters = {{ "path.id" = {{ dictionary = "listings", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = "^/admin/v1/orders/"
+parameters = {{ "path.id" = {{ dictionary = "orders", probability = 0.5 }} }}
 """
     ]
     # The first [[operations]] entry naming an option wins: the actions' own before the rest.
