@@ -2,7 +2,17 @@
 //! local stand-in, staff sessions and roles, the audit trail, take-down and restore, dispute
 //! decisions, and bad input on every route.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use renji_shared::config::Config;
+use renji_shared::store::{DynStore, Item, Key, Page, Store, StoreError};
+use renji_shared::App;
 
 use renji_shared::domain::orders::{self, act, Action, Role};
 use renji_shared::ids::{OrderId, StaffId};
@@ -1030,7 +1040,138 @@ async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
     assert_eq!(me.status, 200, "the session survives");
 }
 
+/// A store whose audit transactions fail while `failing` is set (everything else works).
+struct FailingAudit {
+    inner: DynStore,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl Store for FailingAudit {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.get_many(keys).await
+    }
+    async fn write(&self, write: Write) -> Result<Option<Item>, StoreError> {
+        self.inner.write(write).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let audit = writes
+            .iter()
+            .any(|w| w.key().is_some_and(|k| k.pk.starts_with(keys::AUDIT)));
+        if audit && self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("audit partition down".into()));
+        }
+        self.inner.transact(writes).await
+    }
+    async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.inner.transact_with_token(token, writes).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        self.inner.query(query).await
+    }
+}
+
+/// An API Gateway request for `route` with its `{id}`.
+fn request(route: &str, id: &str, token: &str, body: Option<Value>) -> lambda_http::Request {
+    let (method, template) = route.split_once(' ').unwrap();
+    let path = template.replace("{id}", id);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route.to_owned());
+    context.http.method = method.parse().unwrap();
+    context.http.path = Some(path.clone());
+    context.http.source_ip = Some("198.51.100.9".to_owned());
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example{path}"))
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(b) => {
+            builder = builder.header("content-type", "application/json");
+            Body::Text(b.to_string())
+        }
+        None => Body::Empty,
+    };
+    builder
+        .body(body)
+        .unwrap()
+        .with_request_context(RequestContext::ApiGatewayV2(context))
+        .with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]))
+}
+
+/// When the audit record cannot be written, a read is not answered (503: nothing is shown
+/// unaudited); a change that happened keeps its answer.
+async fn nothing_is_shown_unaudited(backend: Backend) {
+    use renji_local::sandbox::wecom;
+    let server = LocalServer::start(backend).await;
+    let owner = server.member("audit-down-owner", true).await;
+    let listing = server.api.create_listing(&owner, service("跟拍")).await;
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let store = Arc::new(FailingAudit {
+        inner: server.app().store.clone(),
+        failing: AtomicBool::new(false),
+    });
+    let base = server.running.wecom_base.clone();
+    let config = Config::from_lookup(|name| match name {
+        "RENJI_SESSION_SECRET" => Some("0123456789abcdef0123456789abcdef".into()),
+        "WECOM_CORP_ID" => Some(wecom::CORP_ID.into()),
+        "WECOM_SECRET" => Some(wecom::SECRET.into()),
+        "WECOM_API_BASE" => Some(base.clone()),
+        "RENJI_STAFF_ROLES" => Some(wecom::ROLES.into()),
+        _ => None,
+    })
+    .unwrap();
+    let app = App::new(config, store.clone()).unwrap();
+    let signed = renji_shared::staff::sign_in(&app, "staff:alice:admin", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    let invoke = |req| renji_local::functions::invoke("AdminFunction", &app, req);
+    let read = invoke(request(
+        "GET /admin/v1/members/{id}",
+        &owner.id,
+        &signed.token,
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(read.status(), 503, "{read:?}");
+    let change = invoke(request(
+        "POST /admin/v1/listings/{id}/takedown",
+        &l,
+        &signed.token,
+        Some(json!({"reason": "违规"})),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(change.status(), 200, "{change:?}");
+    let own = server
+        .api
+        .call(
+            "GET",
+            &format!("/v1/listings/{l}"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(own.body["status"], json!("taken_down"));
+    // With the trail back, the same read is answered.
+    store.failing.store(false, Ordering::SeqCst);
+    let read = invoke(request(
+        "GET /admin/v1/members/{id}",
+        &owner.id,
+        &signed.token,
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(read.status(), 200, "{read:?}");
+}
+
 on_both_stores!(
+    nothing_is_shown_unaudited,
     sign_in_with_each_role_and_refusals,
     the_role_mapping_is_configuration,
     staff_routes_refuse_without_staff_credentials,
