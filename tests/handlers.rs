@@ -553,9 +553,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         );
     }
     // The staff console: an admin signs in through the WeCom stand-in (the sample code), looks
-    // alice up, takes her listing down and restores it, decides with a refund the dispute bob
-    // opens (through the domain) on the second order (accepted again after the declined refund
-    // request), reads the audit trail and signs out.
+    // alice up, takes her listing down and restores it, works the tickets queue (bob's dispute of
+    // the second order: read, answered), decides that dispute with a refund (which closes its
+    // ticket), closes another ticket bob files, reads the audit trail and signs out.
     let (status, signed_in) = invoke(&server, &event(run("admin-sign-in"), None, &[])).await;
     assert_eq!(status, 200, "{signed_in}");
     assert_eq!(signed_in["staff"], json!({"id": "alice", "role": "admin"}));
@@ -585,16 +585,28 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             "{name}: {body}"
         );
     }
-    {
-        use renji_shared::domain::orders::{self, act, Action, Role};
-        let app = server.app();
-        let id = renji_shared::ids::OrderId::parse(&o2).unwrap();
-        let order = orders::get(&app.store, &id).await.unwrap().unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        act::apply(app, &order, Role::Buyer, Action::OpenDispute, None, now)
-            .await
-            .unwrap();
-    }
+    let (status, queue) = invoke(&server, &event(run("admin-tickets"), Some(&staff), &[])).await;
+    assert_eq!(
+        (status, &queue["items"][0]["id"]),
+        (200, &json!(t)),
+        "{queue}"
+    );
+    let (status, seen) = invoke(
+        &server,
+        &event(run("admin-ticket"), Some(&staff), &[("id", &t)]),
+    )
+    .await;
+    assert_eq!((status, &seen["order"]["id"]), (200, &json!(o2)), "{seen}");
+    let (status, answered) = invoke(
+        &server,
+        &event(run("admin-ticket-message"), Some(&staff), &[("id", &t)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &answered["from"], &answered["staff_id"]),
+        (201, &json!("staff"), &json!("alice")),
+        "{answered}"
+    );
     let (status, decided) = invoke(
         &server,
         &event(run("admin-decision"), Some(&staff), &[("id", &o2)]),
@@ -602,11 +614,27 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["refunds"].as_array().unwrap().len(), 1, "{decided}");
+    let (status, seen) = invoke(&server, &event("admin-ticket", Some(&staff), &[("id", &t)])).await;
+    assert_eq!((status, &seen["status"]), (200, &json!("closed")), "{seen}");
+    let other = json!({"kind": "other", "subject": "发票", "text": "请开具发票"});
+    let (status, filed_other) = invoke(&server, &filed(other)).await;
+    assert_eq!(status, 201, "{filed_other}");
+    let other = filed_other["id"].as_str().unwrap().to_owned();
+    let (status, closed) = invoke(
+        &server,
+        &event(run("admin-ticket-close"), Some(&staff), &[("id", &other)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &closed["status"]),
+        (200, &json!("closed")),
+        "{closed}"
+    );
     let (status, trail) = invoke(&server, &event(run("admin-audit"), Some(&staff), &[])).await;
     assert_eq!(status, 200, "{trail}");
     assert_eq!(
         trail["items"][0]["action"],
-        json!("POST /admin/v1/orders/{id}/decision")
+        json!("POST /admin/v1/tickets/{id}/close")
     );
     let (status, body) = invoke(&server, &event(run("admin-sign-out"), Some(&staff), &[])).await;
     assert_eq!((status, &body), (204, &Value::Null));

@@ -1170,7 +1170,295 @@ async fn nothing_is_shown_unaudited(backend: Backend) {
     assert_eq!(read.status(), 200, "{read:?}");
 }
 
+/// Files a ticket as `who`: its id.
+async fn file(api: &Api, who: &Member, body: Value) -> String {
+    let reply = api
+        .call("POST", "/v1/tickets", Some(&who.token), Some(body))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn staff_work_the_tickets_queue_and_a_decision_closes_the_dispute(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let seller = server.member("ticket-seller", true).await;
+    let buyer = server.member("ticket-buyer", false).await;
+    let listing = api.create_listing(&seller, service("婚礼跟拍")).await;
+    let l = listing["id"].as_str().unwrap();
+    let order = server.completed_order(&seller, &buyer, l).await;
+    let dispute = file(
+        api,
+        &buyer,
+        json!({"kind": "dispute", "subject": "未按约定拍摄", "text": "只拍了一半", "order_id": order}),
+    )
+    .await;
+    let privacy = file(
+        api,
+        &buyer,
+        json!({"kind": "privacy", "subject": "查看我的数据", "text": "请告诉我保存了哪些数据"}),
+    )
+    .await;
+    let support = staff(api, "sam", "support").await;
+    let moderator = staff(api, "mia", "moderator").await;
+    let admin = staff(api, "alice", "admin").await;
+
+    // Every role reads the queue (earliest due first: the dispute is due in 48 hours, the
+    // privacy request in 15 days) and a ticket.
+    for token in [&support, &moderator, &admin] {
+        let queue = api
+            .call("GET", "/admin/v1/tickets", Some(token), None)
+            .await;
+        assert_eq!(queue.status, 200, "{queue:?}");
+        assert_eq!(ids(&queue.body), [dispute.clone(), privacy.clone()]);
+        let one = api
+            .call(
+                "GET",
+                &format!("/admin/v1/tickets/{dispute}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(one.status, 200, "{one:?}");
+        assert_eq!(one.body["order"]["status"], json!("disputed"));
+    }
+    let privacy_only = api
+        .call(
+            "GET",
+            "/admin/v1/tickets?kind=privacy",
+            Some(&support),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&privacy_only.body), [privacy.clone()]);
+    let due = OffsetDateTime::parse(
+        privacy_only.body["items"][0]["due_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let days = (due - OffsetDateTime::now_utc()).whole_hours();
+    assert!((14 * 24..=15 * 24).contains(&days), "{days}");
+    let before = (OffsetDateTime::now_utc() + time::Duration::days(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let soon = api
+        .call(
+            "GET",
+            &format!(
+                "/admin/v1/tickets?due_before={}",
+                before.replace('+', "%2B")
+            ),
+            Some(&support),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&soon.body), [dispute.clone()], "{soon:?}");
+
+    // A moderator may not answer or close; support answers, and the member sees `staff`.
+    for (path, body) in [
+        (
+            format!("/admin/v1/tickets/{dispute}/messages"),
+            json!({"text": "收到"}),
+        ),
+        (
+            format!("/admin/v1/tickets/{dispute}/close"),
+            json!({"resolution": "x"}),
+        ),
+    ] {
+        let reply = api.call("POST", &path, Some(&moderator), Some(body)).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (403, "forbidden_role"),
+            "{path}"
+        );
+    }
+    let answer = api
+        .call(
+            "POST",
+            &format!("/admin/v1/tickets/{dispute}/messages"),
+            Some(&support),
+            Some(json!({"text": "您好，我们正在核实。"})),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(answer.body["staff_id"], json!("sam"));
+    let seen = api
+        .call(
+            "GET",
+            &format!("/v1/tickets/{dispute}"),
+            Some(&buyer.token),
+            None,
+        )
+        .await;
+    let last = seen.body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["from"], json!("staff"));
+    assert!(last.get("staff_id").is_none(), "{last}");
+
+    // The decision closes the dispute's ticket in the order's transaction, its reason the
+    // resolution the member reads.
+    let decided = api
+        .call(
+            "POST",
+            &format!("/admin/v1/orders/{order}/decision"),
+            Some(&support),
+            Some(json!({"action": "release", "reason": "已核实服务完成"})),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{decided:?}");
+    assert_eq!(decided.body["status"], json!("completed"));
+    let seen = api
+        .call(
+            "GET",
+            &format!("/v1/tickets/{dispute}"),
+            Some(&buyer.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (&seen.body["status"], &seen.body["resolution"]),
+        (&json!("closed"), &json!("已核实服务完成")),
+        "{seen:?}"
+    );
+    let staff_side = api
+        .call(
+            "GET",
+            &format!("/admin/v1/tickets/{dispute}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(staff_side.body["closed_by"], json!("sam"));
+    let queue = api
+        .call("GET", "/admin/v1/tickets", Some(&admin), None)
+        .await;
+    assert_eq!(ids(&queue.body), [privacy.clone()]);
+    let closed = api
+        .call("GET", "/admin/v1/tickets?status=closed", Some(&admin), None)
+        .await;
+    assert_eq!(ids(&closed.body), [dispute.clone()]);
+
+    // Closing: once, with a resolution; again is 409 and changes nothing.
+    let close = |token: String, body: Value| {
+        let path = format!("/admin/v1/tickets/{privacy}/close");
+        async move { api.call("POST", &path, Some(&token), Some(body)).await }
+    };
+    let done = close(admin.clone(), json!({"resolution": "已发送数据副本"})).await;
+    assert_eq!(
+        (done.status, &done.body["status"]),
+        (200, &json!("closed")),
+        "{done:?}"
+    );
+    let again = close(support.clone(), json!({"resolution": "再次"})).await;
+    assert_eq!((again.status, again.error_code()), (409, "ticket_closed"));
+    let seen = api
+        .call(
+            "GET",
+            &format!("/v1/tickets/{privacy}"),
+            Some(&buyer.token),
+            None,
+        )
+        .await;
+    assert_eq!(seen.body["resolution"], json!("已发送数据副本"));
+    let trail = audit(api, &admin, &format!("?target=ticket:{privacy}")).await;
+    let outcomes: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap(),
+                r["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("ticket_closed", "再次"), ("ok", "已发送数据副本")]
+    );
+
+    // Bad input on the ticket routes: 4xx, nothing changed.
+    let before = snapshot(
+        &server,
+        &[keys::ticket(&renji_shared::ids::TicketId::parse(&dispute).unwrap()).pk],
+    )
+    .await;
+    for (method, path, body, status) in [
+        ("GET", "/admin/v1/tickets?kind=x".to_owned(), None, 422),
+        ("GET", "/admin/v1/tickets?status=done".to_owned(), None, 422),
+        (
+            "GET",
+            "/admin/v1/tickets?due_before=tomorrow".to_owned(),
+            None,
+            422,
+        ),
+        ("GET", "/admin/v1/tickets?limit=0".to_owned(), None, 422),
+        ("GET", "/admin/v1/tickets?order=1".to_owned(), None, 422),
+        ("GET", "/admin/v1/tickets/nope".to_owned(), None, 404),
+        (
+            "GET",
+            "/admin/v1/tickets/t_00000000000000000000000000".to_owned(),
+            None,
+            404,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/messages"),
+            Some(json!({"text": " "})),
+            422,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/messages"),
+            Some(json!({"text": "x", "from": "member"})),
+            422,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/messages"),
+            Some(json!({"text": "x", "images": ["http://a"]})),
+            422,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/messages"),
+            Some(json!({"text": "补充"})),
+            409,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/close"),
+            Some(json!({"resolution": ""})),
+            422,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tickets/{dispute}/close"),
+            Some(json!({})),
+            422,
+        ),
+        (
+            "POST",
+            "/admin/v1/tickets/nope/close".to_owned(),
+            Some(json!({"resolution": "x"})),
+            404,
+        ),
+    ] {
+        let reply = api.call(method, &path, Some(&admin), body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {reply:?}");
+    }
+    let after = snapshot(
+        &server,
+        &[keys::ticket(&renji_shared::ids::TicketId::parse(&dispute).unwrap()).pk],
+    )
+    .await;
+    assert_eq!(after, before);
+}
+
 on_both_stores!(
+    staff_work_the_tickets_queue_and_a_decision_closes_the_dispute,
     nothing_is_shown_unaudited,
     sign_in_with_each_role_and_refusals,
     the_role_mapping_is_configuration,
@@ -1188,6 +1476,10 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
     let expected: &[(&str, &[StaffRole])] = &[
         ("POST /admin/v1/auth/logout", &[Support, Moderator, Admin]),
         ("GET /admin/v1/me", &[Support, Moderator, Admin]),
+        ("GET /admin/v1/tickets", &[Support, Moderator, Admin]),
+        ("GET /admin/v1/tickets/{id}", &[Support, Moderator, Admin]),
+        ("POST /admin/v1/tickets/{id}/messages", &[Support, Admin]),
+        ("POST /admin/v1/tickets/{id}/close", &[Support, Admin]),
         ("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
         ("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
         ("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),

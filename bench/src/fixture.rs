@@ -374,6 +374,17 @@ impl Member {
         let order = self.fresh_order(app, true, &[]).await?;
         self.ids.insert("orders".to_owned(), order);
         // The tickets routes: a ticket of this member's (`{id}` of `GET /v1/tickets/{id}`).
+        let id = self.fresh_ticket(app).await?;
+        self.ids.insert("tickets".to_owned(), id);
+        // The staff console: an admin, and this member to look up.
+        self.staff_token = self.fresh_staff_token(app).await?;
+        self.ids
+            .insert("members".to_owned(), self.user_id.to_string());
+        Ok(())
+    }
+
+    /// A new open ticket of this member's: its id.
+    async fn fresh_ticket(&self, app: &App) -> Result<String, String> {
         let body = tickets::create::NewTicket {
             kind: "other".into(),
             subject: "发票".into(),
@@ -388,12 +399,7 @@ impl Member {
             .await
             .map_err(|e| e.to_string())?;
         let id = ticket["id"].as_str().ok_or("a ticket without an id")?;
-        self.ids.insert("tickets".to_owned(), id.to_owned());
-        // The staff console: an admin, and this member to look up.
-        self.staff_token = self.fresh_staff_token(app).await?;
-        self.ids
-            .insert("members".to_owned(), self.user_id.to_string());
-        Ok(())
+        Ok(id.to_owned())
     }
 
     /// A new admin staff session, signed in through the WeCom stand-in.
@@ -533,6 +539,10 @@ impl Member {
         match route.route.as_str() {
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
+            }
+            // Each answer or close gets an open ticket of its own (a closed one takes neither).
+            "POST /admin/v1/tickets/{id}/messages" | "POST /admin/v1/tickets/{id}/close" => {
+                ids.insert("tickets".to_owned(), self.fresh_ticket(app).await?);
             }
             "POST /admin/v1/listings/{id}/restore" => {
                 let id = self.fresh_listing(app).await?;

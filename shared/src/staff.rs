@@ -372,12 +372,16 @@ where
     }
 }
 
-/// The `reason` a request body states, for the audit record (the handler validates it): a
-/// string, trimmed, at most [`audit::MAX_REASON_CHARS`] characters; anything else is none.
+/// The `reason` (or a ticket's `resolution`) a request body states, for the audit record (the
+/// handler validates it): a string, trimmed, at most [`audit::MAX_REASON_CHARS`] characters;
+/// anything else is none. A message's text is not a reason and is not recorded.
 fn stated_reason(req: &Request, limit: usize) -> Option<String> {
     let bytes = body_bytes(req, limit).ok()?;
     let body: Value = serde_json::from_slice(bytes).ok()?;
-    let reason = body.get("reason")?.as_str()?.trim();
+    let reason = ["reason", "resolution"]
+        .iter()
+        .find_map(|field| body.get(*field)?.as_str())?
+        .trim();
     (!reason.is_empty()).then(|| reason.chars().take(audit::MAX_REASON_CHARS).collect())
 }
 

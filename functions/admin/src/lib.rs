@@ -1,5 +1,6 @@
 //! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
-//! session, member look-up, listing take-down and restore, dispute decisions, the audit trail.
+//! session, the tickets queue (read, answer, close), member look-up, listing take-down and
+//! restore, dispute decisions, the audit trail.
 //! Every route but sign-in is declared `staff` with the roles it allows: the edge
 //! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
 //! and after the handler here, which only parses, calls the domain and answers.
@@ -10,10 +11,13 @@ use renji_shared::domain::listings;
 use renji_shared::domain::lookup;
 use renji_shared::domain::orders::act::ReasonBody;
 use renji_shared::domain::orders::decide::{self, DecisionBody};
+use renji_shared::domain::tickets::messages::NewMessage;
+use renji_shared::domain::tickets::staff as tickets;
 use renji_shared::http::{
-    id_param, json_body, no_body, no_content, ok, only_params, query_param, route_key, PageRequest,
+    created, id_param, json_body, no_body, no_content, ok, only_params, query_param, route_key,
+    PageRequest,
 };
-use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::ids::{ListingId, OrderId, TicketId, UserId};
 use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::staff::{self, StaffRole};
 use renji_shared::{App, Error};
@@ -29,6 +33,12 @@ pub const ROUTES: &[Route] = &[
     Route::anyone("POST /admin/v1/auth/wecom", Class::Login),
     Route::staff("POST /admin/v1/auth/logout", &StaffRole::ALL),
     Route::own_staff_session("GET /admin/v1/me"),
+    // Every role reads tickets (moderators work the reports); support and admin answer and
+    // close them.
+    Route::staff("GET /admin/v1/tickets", &[Support, Moderator, Admin]),
+    Route::staff("GET /admin/v1/tickets/{id}", &[Support, Moderator, Admin]),
+    Route::staff("POST /admin/v1/tickets/{id}/messages", &[Support, Admin]),
+    Route::staff("POST /admin/v1/tickets/{id}/close", &[Support, Admin]),
     Route::staff("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
@@ -44,6 +54,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 #[serde(deny_unknown_fields)]
 struct SignInBody {
     code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    resolution: String,
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
@@ -66,6 +82,45 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             only_params(&req, &[])?;
             ok(&staff::me_view(staff::caller(&req)?))
         }
+        "GET /admin/v1/tickets" => {
+            only_params(&req, &["kind", "status", "due_before", "limit", "cursor"])?;
+            let kind = tickets::parse_kind(query_param(&req, "kind").as_deref())?;
+            let status = tickets::parse_status(query_param(&req, "status").as_deref())?;
+            let due_before = tickets::parse_due_before(query_param(&req, "due_before").as_deref())?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
+            let (items, next) = tickets::queue(
+                &app.store,
+                status,
+                kind,
+                due_before,
+                page.limit,
+                page.cursor.as_ref(),
+                now,
+            )
+            .await?;
+            page.list(items, next)
+        }
+        "GET /admin/v1/tickets/{id}" => {
+            only_params(&req, &[])?;
+            let id = id_param(&req, "id", TicketId::parse, "ticket")?;
+            ok(&tickets::staff_view(&app.store, &id, now).await?)
+        }
+        "POST /admin/v1/tickets/{id}/messages" => {
+            let id = id_param(&req, "id", TicketId::parse, "ticket")?;
+            let body: NewMessage = json_body(&req, limit)?;
+            let staff = staff::caller(&req)?;
+            let message =
+                tickets::staff_message(&app.store, &id, &staff.id, &body.text, &body.images, now)
+                    .await?;
+            created(&message)
+        }
+        "POST /admin/v1/tickets/{id}/close" => {
+            let id = id_param(&req, "id", TicketId::parse, "ticket")?;
+            let body: CloseBody = json_body(&req, limit)?;
+            let staff = staff::caller(&req)?;
+            ok(&tickets::close(&app.store, &id, &staff.id, &body.resolution, now).await?)
+        }
         "GET /admin/v1/members/{id}" => {
             only_params(&req, &[])?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
@@ -86,7 +141,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         "POST /admin/v1/orders/{id}/decision" => {
             let id = id_param(&req, "id", OrderId::parse, "order")?;
             let decision = json_body::<DecisionBody>(&req, limit)?.check()?;
-            ok(&decide::decide(app, &id, decision, now).await?.view())
+            let staff = staff::caller(&req)?;
+            ok(&decide::decide(app, &id, &staff.id, decision, now)
+                .await?
+                .view())
         }
         "GET /admin/v1/audit" => {
             only_params(&req, &["actor", "target", "limit", "cursor"])?;

@@ -5,6 +5,11 @@
 //! with `refunded_fen` grown), or a release for the seller (`StaffRelease`: back to the state
 //! before the dispute, its jobs' clock running again). Only a `disputed` order (409
 //! `invalid_order_state` otherwise, from the state machine); the reason is on the timeline.
+//!
+//! The dispute's ticket (`Order::dispute_ticket`), when still open, is closed by the deciding
+//! staff member in the order's own transaction, the reason its resolution: the parties see the
+//! decision and the closed ticket together, or neither (409 `ticket_changed` when the ticket
+//! moved meanwhile — a message — and nothing changed).
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -12,9 +17,11 @@ use time::OffsetDateTime;
 use super::{commit, get, payments, Action, Actor, Change, Order};
 use crate::app::App;
 use crate::domain::profile::bounded_text;
+use crate::domain::tickets::{self, TicketStatus};
 use crate::error::Error;
-use crate::ids::OrderId;
+use crate::ids::{OrderId, StaffId};
 use crate::money::Fen;
+use crate::store::Write;
 
 /// What staff decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -74,31 +81,53 @@ impl DecisionBody {
     }
 }
 
-/// Applies `decision` to order `id` at `now`; answers the order as it is afterwards (a refund the
-/// provider has not confirmed yet leaves it `refunding`; the order jobs and the notification
-/// finish it).
+/// `staff` applies `decision` to order `id` at `now`; answers the order as it is afterwards (a
+/// refund the provider has not confirmed yet leaves it `refunding`; the order jobs and the
+/// notification finish it).
 pub async fn decide(
     app: &App,
     id: &OrderId,
+    staff: &StaffId,
     decision: Checked,
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
     let order = get(&app.store, id).await?.ok_or(Error::NotFound("order"))?;
+    let action = match decision.action {
+        Decision::Refund => Action::StaffRefund,
+        Decision::Release => Action::StaffRelease,
+    };
+    let mut change = Change::new(action, Actor::Staff, now).reason(Some(decision.reason.clone()));
+    if let Some(amount) = decision.amount {
+        change = change.refund(amount);
+    }
+    // The machine's refusal (not disputed: 409) before the ticket is read.
+    let next = order.transition(&change, &app.config.orders)?;
+    let extra = close_dispute_ticket(app, &order, staff, &decision.reason, now).await?;
     match decision.action {
-        Decision::Refund => {
-            let mut change =
-                Change::new(Action::StaffRefund, Actor::Staff, now).reason(Some(decision.reason));
-            if let Some(amount) = decision.amount {
-                change = change.refund(amount);
-            }
-            payments::refund_now(app, &order, change).await
-        }
+        Decision::Refund => payments::refund_now_with(app, &order, change, extra).await,
         Decision::Release => {
-            let change =
-                Change::new(Action::StaffRelease, Actor::Staff, now).reason(Some(decision.reason));
-            let next = order.transition(&change, &app.config.orders)?;
-            commit(&app.store, &order, &next, Vec::new()).await?;
+            commit(&app.store, &order, &next, extra).await?;
             Ok(next)
         }
+    }
+}
+
+/// The writes that close the order's dispute ticket, if it has one still open.
+async fn close_dispute_ticket(
+    app: &App,
+    order: &Order,
+    staff: &StaffId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let Some(ticket_id) = &order.dispute_ticket else {
+        return Ok(Vec::new());
+    };
+    match tickets::get(&app.store, ticket_id).await? {
+        Some(ticket) if ticket.status == TicketStatus::Open => {
+            tickets::staff::closing(&ticket, staff, reason.to_owned(), now)
+        }
+        // Closed by staff already (or gone): the decision stands on its own.
+        _ => Ok(Vec::new()),
     }
 }

@@ -530,6 +530,10 @@ pub async fn commit(
         StoreError::ConditionFailed {
             label: VERSION_LABEL | payments::PAYMENT_LABEL,
         } => order_changed(),
+        // A ticket written with the transition (a dispute's, closed by staff's decision).
+        StoreError::ConditionFailed {
+            label: crate::domain::tickets::VERSION_LABEL,
+        } => crate::domain::tickets::changed(),
         other => other.into(),
     })
 }

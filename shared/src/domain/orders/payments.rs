@@ -1022,9 +1022,20 @@ pub async fn close_unpaid(app: &App, order: &Order, change: Change) -> Result<Or
 
 /// Moves the order by `change` into `refunding` and asks the provider at once.
 pub async fn refund_now(app: &App, order: &Order, change: Change) -> Result<Order, Error> {
+    refund_now_with(app, order, change, Vec::new()).await
+}
+
+/// [`refund_now`] with `extra` writes in the transition's transaction (staff's decision of a
+/// dispute closes the dispute's ticket with it).
+pub async fn refund_now_with(
+    app: &App,
+    order: &Order,
+    change: Change,
+    extra: Vec<Write>,
+) -> Result<Order, Error> {
     let now = change.at;
     let next = order.transition(&change, &app.config.orders)?;
-    commit(&app.store, order, &next, Vec::new()).await?;
+    commit(&app.store, order, &next, extra).await?;
     request_refund(app, next, now).await
 }
 
