@@ -1230,7 +1230,7 @@ async fn staff_work_the_tickets_queue_and_a_decision_closes_the_dispute(backend:
             None,
         )
         .await;
-    assert_eq!(ids(&privacy_only.body), [privacy.clone()]);
+    assert_eq!(ids(&privacy_only.body), [privacy.as_str()]);
     let due = OffsetDateTime::parse(
         privacy_only.body["items"][0]["due_at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -1252,7 +1252,7 @@ async fn staff_work_the_tickets_queue_and_a_decision_closes_the_dispute(backend:
             None,
         )
         .await;
-    assert_eq!(ids(&soon.body), [dispute.clone()], "{soon:?}");
+    assert_eq!(ids(&soon.body), [dispute.as_str()], "{soon:?}");
 
     // A moderator may not answer or close; support answers, and the member sees `staff`.
     for (path, body) in [
@@ -1336,11 +1336,11 @@ async fn staff_work_the_tickets_queue_and_a_decision_closes_the_dispute(backend:
     let queue = api
         .call("GET", "/admin/v1/tickets", Some(&admin), None)
         .await;
-    assert_eq!(ids(&queue.body), [privacy.clone()]);
+    assert_eq!(ids(&queue.body), [privacy.as_str()]);
     let closed = api
         .call("GET", "/admin/v1/tickets?status=closed", Some(&admin), None)
         .await;
-    assert_eq!(ids(&closed.body), [dispute.clone()]);
+    assert_eq!(ids(&closed.body), [dispute.as_str()]);
 
     // Closing: once, with a resolution; again is 409 and changes nothing.
     let close = |token: String, body: Value| {
