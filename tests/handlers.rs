@@ -585,6 +585,19 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             "{name}: {body}"
         );
     }
+    // Bob's review of the sixth order is hidden: it leaves the listing's reviews.
+    let (status, hidden) = invoke(
+        &server,
+        &event(run("admin-review-hide"), Some(&staff), &[("id", &r)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{hidden}");
+    assert!(hidden["hidden"]["reason"].is_string(), "{hidden}");
+    let reviews = server
+        .api
+        .call("GET", &format!("/v1/listings/{l}/reviews"), None, None)
+        .await;
+    assert_eq!(reviews.body["items"], json!([]), "{reviews:?}");
     let (status, queue) = invoke(&server, &event(run("admin-tickets"), Some(&staff), &[])).await;
     assert_eq!(
         (status, &queue["items"][0]["id"]),

@@ -1457,7 +1457,111 @@ async fn staff_work_the_tickets_queue_and_a_decision_closes_the_dispute(backend:
     assert_eq!(after, before);
 }
 
+async fn moderators_hide_reviews(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let seller = server.member("review-seller", true).await;
+    let buyer = server.member("review-buyer", false).await;
+    let listing = api.create_listing(&seller, service("婚礼跟拍")).await;
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let order = server.completed_order(&seller, &buyer, &l).await;
+    let review = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{order}/reviews"),
+            Some(&buyer.token),
+            Some(json!({"rating": 1, "text": "骂人的话"})),
+        )
+        .await;
+    assert_eq!(review.status, 201, "{review:?}");
+    let r = review.body["id"].as_str().unwrap().to_owned();
+    let rating = || async {
+        let got = api
+            .call("GET", &format!("/v1/listings/{l}"), None, None)
+            .await;
+        (
+            got.body["rating_sum"].clone(),
+            got.body["rating_count"].clone(),
+        )
+    };
+    assert_eq!(rating().await, (json!(1), json!(1)));
+    let support = staff(api, "sam", "support").await;
+    let moderator = staff(api, "mia", "moderator").await;
+    let admin = staff(api, "alice", "admin").await;
+    let hide = |token: String, body: Option<String>, id: String| async move {
+        api.raw(
+            "POST",
+            &format!("/admin/v1/reviews/{id}/hide"),
+            Some(&token),
+            body,
+        )
+        .await
+    };
+    // Support may not; bad input is refused; nothing changes.
+    let refused = hide(support.clone(), Some(r#"{"reason":"x"}"#.into()), r.clone()).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (403, "forbidden_role")
+    );
+    for (body, id, status) in [
+        (None, r.clone(), 400),
+        (Some("{}".to_owned()), r.clone(), 422),
+        (Some(r#"{"reason":" "}"#.to_owned()), r.clone(), 422),
+        (Some(r#"{"reason":"x","why":1}"#.to_owned()), r.clone(), 422),
+        (Some(r#"{"reason":"x"}"#.to_owned()), "nope".to_owned(), 404),
+        (
+            Some(r#"{"reason":"x"}"#.to_owned()),
+            "r_00000000000000000000000000".to_owned(),
+            404,
+        ),
+    ] {
+        let reply = hide(moderator.clone(), body.clone(), id).await;
+        assert_eq!(reply.status, status, "{body:?}: {reply:?}");
+    }
+    assert_eq!(rating().await, (json!(1), json!(1)));
+    // The moderator hides it: it leaves the lists and the ratings; again changes nothing.
+    for _ in 0..2 {
+        let done = hide(
+            moderator.clone(),
+            Some(r#"{"reason":"含辱骂内容"}"#.into()),
+            r.clone(),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{done:?}");
+        assert_eq!(done.body["hidden"]["reason"], json!("含辱骂内容"));
+    }
+    assert_eq!(rating().await, (json!(0), json!(0)));
+    let listed = api
+        .call("GET", &format!("/v1/listings/{l}/reviews"), None, None)
+        .await;
+    assert_eq!(listed.body["items"], json!([]));
+    let trail = audit(api, &admin, &format!("?target=review:{r}")).await;
+    let summary: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .map(|e| {
+            (
+                e["staff_id"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("mia", "ok", "含辱骂内容"),
+            ("mia", "ok", "含辱骂内容"),
+            ("mia", "invalid_field", "x"),
+            ("mia", "invalid_field", ""),
+            ("mia", "invalid_field", ""),
+            ("mia", "missing_body", ""),
+            ("sam", "forbidden_role", "x"),
+        ]
+    );
+}
+
 on_both_stores!(
+    moderators_hide_reviews,
     staff_work_the_tickets_queue_and_a_decision_closes_the_dispute,
     nothing_is_shown_unaudited,
     sign_in_with_each_role_and_refusals,
@@ -1483,6 +1587,7 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
         ("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
         ("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
         ("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
+        ("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
         ("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
         ("GET /admin/v1/audit", &[Admin]),
     ];

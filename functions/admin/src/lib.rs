@@ -1,6 +1,6 @@
 //! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
 //! session, the tickets queue (read, answer, close), member look-up, listing take-down and
-//! restore, dispute decisions, the audit trail.
+//! restore, hiding a review, dispute decisions, the audit trail.
 //! Every route but sign-in is declared `staff` with the roles it allows: the edge
 //! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
 //! and after the handler here, which only parses, calls the domain and answers.
@@ -11,13 +11,14 @@ use renji_shared::domain::listings;
 use renji_shared::domain::lookup;
 use renji_shared::domain::orders::act::ReasonBody;
 use renji_shared::domain::orders::decide::{self, DecisionBody};
+use renji_shared::domain::reviews;
 use renji_shared::domain::tickets::messages::NewMessage;
 use renji_shared::domain::tickets::staff as tickets;
 use renji_shared::http::{
     created, id_param, json_body, no_body, no_content, ok, only_params, query_param, route_key,
     PageRequest,
 };
-use renji_shared::ids::{ListingId, OrderId, TicketId, UserId};
+use renji_shared::ids::{ListingId, OrderId, ReviewId, TicketId, UserId};
 use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::staff::{self, StaffRole};
 use renji_shared::{App, Error};
@@ -42,6 +43,7 @@ pub const ROUTES: &[Route] = &[
     Route::staff("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
+    Route::staff("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
     Route::staff("GET /admin/v1/audit", &[Admin]),
 ];
@@ -137,6 +139,13 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;
             json_body::<ReasonBody>(&req, limit)?.reason()?;
             ok(&listings::restore(&app.store, &id).await?.staff_view())
+        }
+        "POST /admin/v1/reviews/{id}/hide" => {
+            let id = id_param(&req, "id", ReviewId::parse, "review")?;
+            let reason = json_body::<ReasonBody>(&req, limit)?.reason;
+            ok(&reviews::hide(&app.store, &id, &reason, now)
+                .await?
+                .staff_view())
         }
         "POST /admin/v1/orders/{id}/decision" => {
             let id = id_param(&req, "id", OrderId::parse, "order")?;
