@@ -571,8 +571,13 @@ impl Member {
             "POST /v1/orders/{id}/reviews" => Some(self.fresh_order(app, true, &completed).await?),
             _ => None,
         };
-        if route.route == "POST /v1/reviews/{id}/reply" {
-            // A review, not yet answered, of a completed order this member sold.
+        if [
+            "POST /v1/reviews/{id}/reply",
+            "POST /admin/v1/reviews/{id}/hide",
+        ]
+        .contains(&route.route.as_str())
+        {
+            // A review, not yet answered (nor hidden), of a completed order this member sold.
             let order = self.fresh_order(app, false, &completed).await?;
             let (other, _) = self.other.as_ref().ok_or("no other member")?;
             let body: reviews::NewReview =

@@ -171,6 +171,7 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
     match call.route.route.as_str() {
         "GET /admin/v1/members/{id}" => reasons.push("the member look-up gathers the profile, the verification status, and the first page of the member's listings (their entries, then one batch read) and of their orders as buyer and as seller (each: entries, one batch read of the orders, one of the other parties' cards)".to_owned()),
         "POST /admin/v1/orders/{id}/decision" => reasons.push("a dispute's refund is the payments code's two transactions (see the refund routes), the order read once more for the answer".to_owned()),
+        "POST /admin/v1/reviews/{id}/hide" => reasons.push("reads the review (the write is conditioned on its version) and, in one batch read, whether its listing and seller still exist, whose ratings the hiding moves".to_owned()),
         "GET /admin/v1/tickets" => reasons.push("the queue's entries hold ids and due times only (a ticket changes with every message), so the page reads its tickets in one batch read".to_owned()),
         "GET /admin/v1/tickets/{id}" => reasons.push("a ticket as staff see it: the ticket, its whole history (one query), the author's public card and, for an order or dispute ticket, the order".to_owned()),
         "POST /admin/v1/tickets/{id}/messages" | "POST /admin/v1/tickets/{id}/close" => reasons.push("reads the ticket (the write is conditioned on its version); a close answers the ticket as staff see it, read again with its history".to_owned()),
