@@ -1642,3 +1642,54 @@ fn renji_admin_routes() -> &'static [renji_shared::ratelimit::Route] {
         .unwrap()
         .1
 }
+
+/// The staff schemas of `openapi.yaml` name exactly the fields of the views they describe.
+#[test]
+fn openapi_staff_schemas_match_the_views() {
+    use std::collections::BTreeSet;
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let schema = |name: &str| -> BTreeSet<String> {
+        spec["components"]["schemas"][name]["properties"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{name}"))
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let view = |v: Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let member = renji_shared::domain::members::Member::new(
+        renji_shared::ids::UserId::generate(),
+        &renji_shared::wechat::WechatIdentity {
+            openid: "o".into(),
+            unionid: None,
+        },
+    );
+    let mut profile = view(member.public_view());
+    profile.insert("created_at".into());
+    assert_eq!(schema("StaffMemberProfile"), profile);
+    let caller = renji_shared::staff::StaffCaller {
+        id: StaffId::parse("alice").unwrap(),
+        role: StaffRole::Admin,
+        session_id: "s".into(),
+        expires_at: 0,
+    };
+    assert_eq!(
+        schema("StaffMe"),
+        view(renji_shared::staff::me_view(&caller))
+    );
+    let record = renji_shared::domain::audit::AuditRecord::new(
+        OffsetDateTime::now_utc(),
+        &caller,
+        "GET /admin/v1/audit",
+        renji_shared::domain::audit::Target::staff(&caller.id),
+        None,
+        "ok",
+    );
+    assert_eq!(schema("AuditRecord"), view(record.view()));
+}
