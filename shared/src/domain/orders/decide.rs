@@ -8,8 +8,8 @@
 //!
 //! The dispute's ticket (`Order::dispute_ticket`), when still open, is closed by the deciding
 //! staff member in the order's own transaction, the reason its resolution: the parties see the
-//! decision and the closed ticket together, or neither (409 `ticket_changed` when the ticket
-//! moved meanwhile — a message — and nothing changed).
+//! decision and the closed ticket together, or neither (409 `ticket_changed` when another
+//! change of the ticket — staff closing it at the same time — won the race, and nothing changed).
 
 use serde::Deserialize;
 use time::OffsetDateTime;
