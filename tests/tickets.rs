@@ -480,6 +480,38 @@ async fn messages_written_at_once_all_land(backend: Backend) {
     assert_eq!(texts.len(), 9, "{read:?}");
 }
 
+/// A close written over a message that landed after the close read the ticket fails (and a
+/// close that reads again succeeds): the count of messages stays the history's.
+async fn a_close_never_loses_a_message_that_landed_meanwhile(backend: Backend) {
+    let w = World::new(backend).await;
+    let ticket = w
+        .filed(
+            &w.buyer,
+            json!({"kind": "other", "subject": "问", "text": "一"}),
+        )
+        .await;
+    let id = ticket_id(&ticket);
+    let now = OffsetDateTime::now_utc();
+    let stale = tickets::get(w.store(), &id).await.unwrap().unwrap();
+    let path = format!("/v1/tickets/{id}/messages");
+    let reply = w
+        .call(&w.buyer, "POST", &path, Some(json!({"text": "二"})))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let writes = staff::closing(&stale, &agent(), "好".into(), now).unwrap();
+    assert_eq!(
+        w.store().transact(writes).await,
+        Err(renji_shared::store::StoreError::ConditionFailed {
+            label: tickets::VERSION_LABEL
+        })
+    );
+    staff::close(w.store(), &id, &agent(), "好", now)
+        .await
+        .unwrap();
+    let closed = tickets::get(w.store(), &id).await.unwrap().unwrap();
+    assert_eq!((closed.status, closed.messages), (TicketStatus::Closed, 2));
+}
+
 async fn the_order_jobs_leave_a_disputed_order_alone(backend: Backend) {
     let w = World::new(backend).await;
     let body = |order: &str| json!({"kind": "dispute", "subject": "未到场", "text": "摄影师没有来", "order_id": order});
@@ -924,6 +956,7 @@ on_both_stores!(
     disputes_move_the_order_only_from_the_allowed_states,
     a_lost_race_disputes_once,
     messages_written_at_once_all_land,
+    a_close_never_loses_a_message_that_landed_meanwhile,
     the_order_jobs_leave_a_disputed_order_alone,
     privacy_requests_are_flagged_once_overdue,
     staff_triage_answer_and_close,

@@ -12,7 +12,7 @@ use crate::domain::orders::rfc3339;
 use crate::error::Error;
 use crate::ids::TicketId;
 use crate::store::schema::GSI1;
-use crate::store::{keys, Condition, DynStore, Key, Query, SortKey, StoreError, Write};
+use crate::store::{keys, DynStore, Key, Query, SortKey, StoreError, Write};
 
 /// What one run did.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -63,11 +63,7 @@ pub async fn flag_overdue(
         let mut next = ticket.clone();
         next.overdue_at = Some(rfc3339(now));
         next.version = ticket.version + 1;
-        let write = Write::put_if(
-            next.item()?,
-            Condition::Equals("version".into(), ticket.version.into()),
-            VERSION_LABEL,
-        );
+        let write = Write::put_if(next.item()?, ticket.as_read(), VERSION_LABEL);
         match store.write(write).await {
             Ok(_) => {
                 report.flagged += 1;

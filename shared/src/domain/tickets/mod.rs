@@ -27,9 +27,9 @@ use time::OffsetDateTime;
 use crate::domain::orders::rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, ReviewId, StaffId, TicketId, UserId};
-use crate::store::{keys, DynStore, Item, Key, Query, Record, Records, SortKey};
+use crate::store::{keys, Condition, DynStore, Item, Key, Query, Record, Records, SortKey};
 
-/// The label of the condition every change of a ticket is written under.
+/// The label of the condition every change of a ticket is written under ([`Ticket::as_read`]).
 pub const VERSION_LABEL: &str = "ticket_version";
 /// The label of the condition that makes a ticket id unique.
 pub const NEW_TICKET_LABEL: &str = "ticket_new";
@@ -210,6 +210,16 @@ pub fn time_text(at: i64) -> String {
 }
 
 impl Ticket {
+    /// The condition a whole-record write of a change of this ticket is made under: the version
+    /// read, and the message count read — a message moves only the count (see `messages.rs`), so
+    /// a change written over one landed meanwhile would lose it.
+    pub fn as_read(&self) -> Condition {
+        Condition::All(vec![
+            Condition::Equals("version".into(), self.version.into()),
+            Condition::Equals("messages".into(), self.messages.into()),
+        ])
+    }
+
     /// The ticket's `gsi1` key: an open privacy request the job has not flagged yet.
     pub fn due_key(&self) -> Option<Key> {
         let waiting = self.kind == TicketKind::Privacy

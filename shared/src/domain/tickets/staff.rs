@@ -16,7 +16,7 @@ use crate::domain::profile::bounded_text;
 use crate::error::Error;
 use crate::ids::{StaffId, TicketId};
 use crate::store::{
-    keys, Condition, DynStore, Key, PageCursor, Query, Record, Records, SortKey, StoreError, Write,
+    keys, DynStore, Key, PageCursor, Query, Record, Records, SortKey, StoreError, Write,
 };
 
 /// Longest resolution staff may give, in characters.
@@ -196,11 +196,7 @@ pub fn closing(
     next.resolution = Some(resolution);
     next.updated_at = at;
     next.version = ticket.version + 1;
-    let mut writes = vec![Write::put_if(
-        next.item()?,
-        Condition::Equals("version".into(), ticket.version.into()),
-        VERSION_LABEL,
-    )];
+    let mut writes = vec![Write::put_if(next.item()?, ticket.as_read(), VERSION_LABEL)];
     writes.extend(
         ticket
             .queue_keys(TicketStatus::Open)
@@ -228,15 +224,20 @@ pub async fn close(
     now: OffsetDateTime,
 ) -> Result<Value, Error> {
     let resolution = resolution(resolution_text)?;
-    let ticket = get(store, id).await?.ok_or(Error::NotFound("ticket"))?;
-    let writes = closing(&ticket, staff, resolution, now)?;
-    store.transact(writes).await.map_err(|e| match e {
-        StoreError::ConditionFailed {
-            label: VERSION_LABEL,
-        } => changed(),
-        other => other.into(),
-    })?;
-    staff_view(store, id, now).await
+    // A message landing between the read and the write fails the write: read again and close
+    // what is there (a few tries; a ticket busier than that is 409 `ticket_changed`).
+    for _ in 0..3 {
+        let ticket = get(store, id).await?.ok_or(Error::NotFound("ticket"))?;
+        let writes = closing(&ticket, staff, resolution.clone(), now)?;
+        match store.transact(writes).await {
+            Ok(()) => return staff_view(store, id, now).await,
+            Err(StoreError::ConditionFailed {
+                label: VERSION_LABEL,
+            }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(changed())
 }
 
 #[cfg(test)]
