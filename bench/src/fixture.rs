@@ -34,6 +34,7 @@ const WECHAT_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechat-AbCdEf";
 const VERIFIER_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-verifier-AbCdEf";
+const IM_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-im-AbCdEf";
 const PII_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-pii-AbCdEf";
 
 const WECHATPAY_KEY_ARN: &str =
@@ -141,6 +142,7 @@ impl Sandboxes {
             (APIV3_ARN, "WECHATPAY_APIV3_KEY"),
             (ALIPAY_KEY_ARN, "ALIPAY_APP_PRIVATE_KEY"),
             (WECOM_ARN, "WECOM_SECRET"),
+            (IM_ARN, "TENCENT_IM_SECRET"),
         ] {
             secrets.put(arn, &literal[variable]);
         }
@@ -161,12 +163,13 @@ impl Sandboxes {
 
 /// The secrets' values, by the variable that gives one directly.
 pub fn literal_secrets(sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
-    use renji_local::sandbox::{verifier, wechat, wecom};
+    use renji_local::sandbox::{im, verifier, wechat, wecom};
     let keys = &sandboxes.keys.text;
     HashMap::from([
         ("RENJI_SESSION_SECRET", SECRET.to_owned()),
         ("WECHAT_SECRET", wechat::SECRET.to_owned()),
         ("WECOM_SECRET", wecom::SECRET.to_owned()),
+        ("TENCENT_IM_SECRET", im::secret(SECRET)),
         ("RENJI_VERIFIER_TOKEN", verifier::TOKEN.to_owned()),
         ("RENJI_PII_KEYS", PII_KEYS.to_owned()),
         ("WECHATPAY_MERCHANT_KEY", keys.merchant_key.clone()),
@@ -209,6 +212,15 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("RENJI_ORDER_AUTO_COMPLETE_DAYS", "7".to_owned()),
         ("RENJI_REFUND_AUTO_APPROVE_DAYS", "3".to_owned()),
         ("RENJI_REVIEW_DAYS", "15".to_owned()),
+        ("RENJI_DISPUTE_DAYS", "15".to_owned()),
+        ("RENJI_TICKET_DUE_HOURS", "48".to_owned()),
+        // UserSigs for the sandbox IM application, its secret read by ARN.
+        (
+            "TENCENT_IM_SDKAPPID",
+            renji_local::sandbox::im::SDKAPPID.to_owned(),
+        ),
+        ("TENCENT_IM_SECRET_ARN", IM_ARN.to_owned()),
+        ("TENCENT_IM_USERSIG_DAYS", "7".to_owned()),
         // The payment stand-ins with the local server's sandbox keys (WeChat Pay in public-key
         // mode, as the local server configures it).
         ("WECHATPAY_MCHID", payment_keys::MCHID.to_owned()),
