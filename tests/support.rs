@@ -287,6 +287,11 @@ impl Reply {
         );
         error["code"].as_str().expect("error code")
     }
+
+    /// The field a 422 names (empty when none).
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or_default()
+    }
 }
 
 #[derive(Clone)]

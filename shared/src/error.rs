@@ -108,7 +108,7 @@ impl Error {
             Error::NotFound(what) => format!("{what} not found"),
             Error::MethodNotAllowed => "method not allowed on this path".into(),
             Error::PayloadTooLarge { limit } => format!("request body is over {limit} bytes"),
-            Error::UnsupportedMediaType => "request body must be application/json".into(),
+            Error::UnsupportedMediaType => "request body must be application/json (UTF-8)".into(),
             Error::TooManyRequests { .. } => "too many requests; retry later".into(),
             Error::Unavailable(_) => "a service we depend on is unavailable; retry later".into(),
             Error::Config(_) | Error::Internal(_) => "internal error".into(),

@@ -118,11 +118,21 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
         // The media type itself, parameters (`; charset=utf-8`) aside: `application/json` and
         // nothing else (not `application/json-patch+json`, whose meaning is another).
+        // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset is not read as if
+        // it were.
         let json = content_type
             .to_str()
             .map(|c| {
-                let essence = c.split(';').next().unwrap_or_default();
-                essence.trim().eq_ignore_ascii_case("application/json")
+                let mut parts = c.split(';');
+                let essence = parts.next().unwrap_or_default();
+                let utf8 = parts.all(|param| match param.split_once('=') {
+                    Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                        let value = value.trim().trim_matches('"');
+                        value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+                    }
+                    _ => true,
+                });
+                essence.trim().eq_ignore_ascii_case("application/json") && utf8
             })
             .unwrap_or(false);
         if !json {
@@ -439,6 +449,19 @@ mod tests {
             HeaderValue::from_static("Application/JSON ; charset=utf-8"),
         );
         assert!(json_body::<Body1>(&charset, 1024).is_ok());
+        for other in [
+            "application/json; charset=latin1",
+            "application/json;charset=\"utf-16\"",
+        ] {
+            charset
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(other));
+            assert_eq!(
+                json_body::<Body1>(&charset, 1024).unwrap_err(),
+                Error::UnsupportedMediaType,
+                "{other}"
+            );
+        }
         let err = json_body::<Body1>(&post("{\"name\":"), 1024).unwrap_err();
         assert_eq!(err.code(), "malformed_json");
         let err = json_body::<Body1>(&post("{\"name\":\"a\"} x"), 1024).unwrap_err();

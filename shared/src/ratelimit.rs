@@ -241,6 +241,10 @@ impl Route {
         }
     }
 
+    pub fn is_staff(&self) -> bool {
+        matches!(self.access, Access::Staff { .. })
+    }
+
     /// A staff route any role may call that reads only the caller's own session
     /// (`GET /admin/v1/me`, which the console calls on every page): not audited.
     pub const fn own_staff_session(key: &'static str) -> Self {
@@ -265,14 +269,34 @@ where
     respond(req, |req| async move {
         let route = route_key(&req).and_then(|key| routes.iter().find(|r| r.key == key));
         let limit = route.map_or(Limit::Unlimited, |r| r.limit);
-        query_rules(&req)?;
+        let query = query_rules(&req);
+        if let (Err(e), false) = (&query, route.is_some_and(Route::is_staff)) {
+            // Who is calling is answered first, as on every route: a member route without a
+            // good session is 401 whatever its query says.
+            // (Only its 401: a function without session keys, a webhook's, has no session to
+            // check, and an outage is not this request's answer.)
+            if matches!(limit, Limit::Member(_)) || bearer_token(&req).is_some() {
+                if let Err(refused @ Error::Unauthorized(_)) = app.authenticate(&req).await {
+                    return Err(refused);
+                }
+            }
+            return Err(e.clone());
+        }
         check(app, limit, &req).await?;
         match route {
+            // A staff route's query is judged after its session and role, inside the guard, so
+            // the refusal is audited like any other.
             Some(Route {
                 key,
                 access: Access::Staff { roles, audited },
                 ..
-            }) => crate::staff::guard(app, key, roles, *audited, req, handler).await,
+            }) => {
+                let handler = |req| async move {
+                    query?;
+                    handler(req).await
+                };
+                crate::staff::guard(app, key, roles, *audited, req, handler).await
+            }
             _ => handler(req).await,
         }
     })

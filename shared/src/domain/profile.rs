@@ -196,8 +196,9 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// For PATCH fields that cannot be cleared: absent → `None` (leave as is), a value → `Some(v)`,
-/// `null` → an error naming the field (rather than silently leaving it). Use with
+/// For optional fields that have no null: absent → `None` (a PATCH leaves it as is, a create
+/// takes the default), a value → `Some(v)`, `null` → an error naming the field (rather than
+/// silently reading it as absent: a refund's `"amount_fen": null` is not "all of it"). Use with
 /// `#[serde(default, deserialize_with = "not_null")]`.
 pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -207,7 +208,7 @@ where
     match Option::<T>::deserialize(deserializer)? {
         Some(value) => Ok(Some(value)),
         None => Err(serde::de::Error::custom(
-            "cannot be cleared: send a value, or leave the field out to keep it",
+            "cannot be null: send a value, or leave the field out",
         )),
     }
 }

@@ -38,8 +38,8 @@ pub enum Decision {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub action: Decision,
-    /// A refund's amount; all that remains when absent. Not with `release`.
-    #[serde(default)]
+    /// A refund's amount; all that remains when absent (never when `null`). Not with `release`.
+    #[serde(default, deserialize_with = "crate::domain::profile::not_null")]
     pub amount_fen: Option<i64>,
     pub reason: String,
 }
