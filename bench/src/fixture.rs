@@ -367,6 +367,10 @@ impl Member {
         self.ids.insert("listings".to_owned(), id.to_owned());
         let (other, _) = new_member(app).await?;
         self.ids.insert("others".to_owned(), other.to_string());
+        // The member the block routes block: not `other`, who must still be able to deal with
+        // this member in the orders routes.
+        let (blocked, _) = new_member(app).await?;
+        self.ids.insert("blocked".to_owned(), blocked.to_string());
         // The orders routes: the other member, verified, publishes the same listing; this
         // member has bought it once (`{id}` of `GET /v1/orders/{id}`).
         app.store
@@ -549,6 +553,10 @@ impl Member {
             _ => self.token.clone(),
         };
         match route.route.as_str() {
+            "PUT /v1/me/blocks/{user_id}" | "DELETE /v1/me/blocks/{user_id}" => {
+                let blocked = ids.get("blocked").cloned().ok_or("no member to block")?;
+                ids.insert("others".to_owned(), blocked);
+            }
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
             }
