@@ -560,8 +560,11 @@ impl Member {
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
             }
-            // Each answer or close gets an open ticket of its own (a closed one takes neither).
-            "POST /admin/v1/tickets/{id}/messages" | "POST /admin/v1/tickets/{id}/close" => {
+            // Each message or close gets an open ticket of its own (a closed one takes neither,
+            // a ticket holds 200 messages, and a run makes 500).
+            "POST /v1/tickets/{id}/messages"
+            | "POST /admin/v1/tickets/{id}/messages"
+            | "POST /admin/v1/tickets/{id}/close" => {
                 ids.insert("tickets".to_owned(), self.fresh_ticket(app).await?);
             }
             "POST /admin/v1/listings/{id}/restore" => {
