@@ -262,6 +262,9 @@ fn provider_exchange(route: &str, variant: &str) -> &'static str {
         ("POST /v1/orders/{id}/refund/approve", _) => {
             "includes the refund exchange with the WeChat Pay stand-in"
         }
+        ("POST /admin/v1/orders/{id}/decision", v) if v.starts_with("refund") => {
+            "includes the refund exchange with the WeChat Pay stand-in"
+        }
         ("SCHEDULE order-jobs", v) if v.starts_with("a lost") => {
             "includes the query exchange with the WeChat Pay stand-in"
         }
