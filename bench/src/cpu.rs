@@ -75,11 +75,12 @@ async fn measure(
                 samples.push(spent);
             }
         }
-        // Login calls WeChat, a submission the identity verifier: their figures include that
-        // HTTP exchange, which is I/O too.
+        // Login calls WeChat, a staff sign-in WeCom, a submission the identity verifier: their
+        // figures include that HTTP exchange, which is I/O too.
         let note = match (call.route.route.as_str(), call.variant) {
             ("POST /v1/auth/wechat", _) => "includes the WeChat exchange (last row)",
             ("POST /v1/me/verification", _) => "includes the exchange with the identity verifier",
+            ("POST /admin/v1/auth/wecom", _) => "includes the WeCom exchange (code → userid)",
             _ => provider_exchange(&call.route.route, call.variant),
         };
         rows.push(json!({
