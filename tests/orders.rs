@@ -13,20 +13,21 @@ use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::money::Fen;
 use renji_shared::payments::{Channel, PaymentStart, Provider, RefundState};
 use renji_shared::store::{keys, Item, Query};
-use renji_tests::{on_both_stores, service, Backend, LocalServer, Member, Reply};
+use renji_tests::{on_both_stores, service, Backend, Market, Member, Reply};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 const PRICE: i64 = 288_000;
 
-/// A server without rate limits (these tests make many calls), a verified seller with a
-/// published service, a buyer and a stranger.
-struct World {
-    server: LocalServer,
-    seller: Member,
-    buyer: Member,
-    stranger: Member,
-    listing: String,
+/// The shared market (`renji_tests::Market`), with this file's steps on it.
+struct World(Market);
+
+impl std::ops::Deref for World {
+    type Target = Market;
+
+    fn deref(&self) -> &Market {
+        &self.0
+    }
 }
 
 impl World {
@@ -35,26 +36,7 @@ impl World {
     }
 
     async fn with(backend: Backend, config: &[(&str, &str)]) -> Self {
-        let mut config = config.to_vec();
-        config.push(("RENJI_RATE_LIMITS", "off"));
-        let server = LocalServer::start_with(backend, &config).await;
-        let seller = server.member("seller", true).await;
-        let buyer = server.member("buyer", false).await;
-        let stranger = server.member("stranger", false).await;
-        let listing = server
-            .api
-            .create_listing(&seller, service("婚礼跟拍"))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        World {
-            server,
-            seller,
-            buyer,
-            stranger,
-            listing,
-        }
+        World(Market::start(backend, config).await)
     }
 
     async fn create(&self, who: &Member, body: Value, key: Option<&str>) -> Reply {

@@ -419,3 +419,38 @@ pub fn assert_grants_all_used(running: &Running, function: &str) {
          partitions {unused_partitions:?}"
     );
 }
+
+/// A market to test orders on: a server without rate limits (these tests make many calls), a
+/// verified seller with a published service, a buyer and a stranger (in no order).
+pub struct Market {
+    pub server: LocalServer,
+    pub seller: Member,
+    pub buyer: Member,
+    pub stranger: Member,
+    pub listing: String,
+}
+
+impl Market {
+    pub async fn start(backend: Backend, config: &[(&str, &str)]) -> Self {
+        let mut config = config.to_vec();
+        config.push(("RENJI_RATE_LIMITS", "off"));
+        let server = LocalServer::start_with(backend, &config).await;
+        let seller = server.member("seller", true).await;
+        let buyer = server.member("buyer", false).await;
+        let stranger = server.member("stranger", false).await;
+        let listing = server
+            .api
+            .create_listing(&seller, service("婚礼跟拍"))
+            .await["id"]
+            .as_str()
+            .expect("listing id")
+            .to_owned();
+        Market {
+            server,
+            seller,
+            buyer,
+            stranger,
+            listing,
+        }
+    }
+}

@@ -10,18 +10,19 @@ use renji_shared::domain::tickets::{self, staff, TicketKind, TicketStatus};
 use renji_shared::ids::{OrderId, ReviewId, StaffId, TicketId, UserId};
 use renji_shared::store::schema::GSI1;
 use renji_shared::store::{keys, Item, Query, Write};
-use renji_tests::{on_both_stores, service, Backend, LocalServer, Member, Reply};
+use renji_tests::{on_both_stores, Backend, Market, Member, Reply};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-/// A server without rate limits, a verified seller with a published service, a buyer and a
-/// stranger (who is in no order).
-struct World {
-    server: LocalServer,
-    seller: Member,
-    buyer: Member,
-    stranger: Member,
-    listing: String,
+/// The shared market (`renji_tests::Market`), with this file's steps on it.
+struct World(Market);
+
+impl std::ops::Deref for World {
+    type Target = Market;
+
+    fn deref(&self) -> &Market {
+        &self.0
+    }
 }
 
 impl World {
@@ -30,26 +31,7 @@ impl World {
     }
 
     async fn with(backend: Backend, config: &[(&str, &str)]) -> Self {
-        let mut config = config.to_vec();
-        config.push(("RENJI_RATE_LIMITS", "off"));
-        let server = LocalServer::start_with(backend, &config).await;
-        let seller = server.member("seller", true).await;
-        let buyer = server.member("buyer", false).await;
-        let stranger = server.member("stranger", false).await;
-        let listing = server
-            .api
-            .create_listing(&seller, service("婚礼跟拍"))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        World {
-            server,
-            seller,
-            buyer,
-            stranger,
-            listing,
-        }
+        World(Market::start(backend, config).await)
     }
 
     fn store(&self) -> &renji_shared::store::DynStore {
