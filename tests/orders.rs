@@ -298,10 +298,6 @@ impl World {
     }
 }
 
-fn field(reply: &Reply) -> &str {
-    reply.body["error"]["field"].as_str().unwrap_or_default()
-}
-
 /// Today's date in China (UTC+8), shifted by `days`.
 fn china_day(days: i64) -> String {
     let today = OffsetDateTime::now_utc().to_offset(create::CHINA).date();
@@ -472,7 +468,7 @@ async fn every_bad_creation_is_refused_and_writes_nothing(backend: Backend) {
     for (body, status, name) in cases {
         let reply = w.create(&w.buyer, body.clone(), None).await;
         assert_eq!(
-            (reply.status, field(&reply)),
+            (reply.status, reply.field()),
             (status, name),
             "{body}: {reply:?}"
         );
@@ -491,7 +487,7 @@ async fn every_bad_creation_is_refused_and_writes_nothing(backend: Backend) {
     }
     // A malformed Idempotency-Key names the header.
     let reply = w.create(&w.buyer, ok.clone(), Some(&"k".repeat(65))).await;
-    assert_eq!((reply.status, field(&reply)), (422, "Idempotency-Key"));
+    assert_eq!((reply.status, reply.field()), (422, "Idempotency-Key"));
     // Without a token.
     let reply = api.call("POST", "/v1/orders", None, Some(ok.clone())).await;
     assert_eq!(reply.status, 401);
@@ -562,7 +558,7 @@ async fn idempotency_keys_make_one_order(backend: Backend) {
     other["quantity"] = json!(3);
     let reused = w.create(&w.buyer, other.clone(), Some("order-1")).await;
     assert_eq!(
-        (reused.status, reused.error_code(), field(&reused)),
+        (reused.status, reused.error_code(), reused.field()),
         (422, "idempotency_key_reused", "Idempotency-Key")
     );
     assert_eq!(w.entries(&w.buyer, "buyer", None).await.len(), 1);
@@ -706,15 +702,15 @@ async fn lists_by_role_and_status_page_newest_first(backend: Backend) {
         ("?sort=asc", "sort"),
     ] {
         let reply = list(&w.buyer, query.into()).await;
-        assert_eq!((reply.status, field(&reply)), (422, name), "{query}");
+        assert_eq!((reply.status, reply.field()), (422, name), "{query}");
     }
     // A cursor of another list (the buyer's, sent with the seller's role) is refused.
     let first = list(&w.buyer, "?limit=2".into()).await;
     let cursor = first.body["next_cursor"].as_str().unwrap();
     let reply = list(&w.buyer, format!("?role=seller&limit=2&cursor={cursor}")).await;
-    assert_eq!((reply.status, field(&reply)), (422, "cursor"));
+    assert_eq!((reply.status, reply.field()), (422, "cursor"));
     let reply = list(&w.buyer, format!("?status=paid&limit=2&cursor={cursor}")).await;
-    assert_eq!((reply.status, field(&reply)), (422, "cursor"));
+    assert_eq!((reply.status, reply.field()), (422, "cursor"));
     assert_eq!(
         w.server
             .api
@@ -983,7 +979,7 @@ async fn action_bodies_are_checked(backend: Backend) {
                 )
                 .await;
             assert_eq!(
-                (reply.status, field(&reply)),
+                (reply.status, reply.field()),
                 (status, name),
                 "{path} {body:?}: {reply:?}"
             );
@@ -1037,7 +1033,7 @@ async fn action_bodies_are_checked(backend: Backend) {
         ),
     ] {
         let reply = w.call(&w.buyer, "POST", &refund, body.clone()).await;
-        assert_eq!((reply.status, field(&reply)), (status, name), "{body:?}");
+        assert_eq!((reply.status, reply.field()), (status, name), "{body:?}");
     }
     let paid = w.seed(OrderStatus::Paid).await.id.to_string();
     let accept = format!("/v1/orders/{paid}/accept");

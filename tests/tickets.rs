@@ -135,10 +135,6 @@ impl World {
     }
 }
 
-fn field(reply: &Reply) -> &str {
-    reply.body["error"]["field"].as_str().unwrap_or_default()
-}
-
 fn epoch(text: &Value) -> i64 {
     orders::epoch(text.as_str().unwrap())
 }
@@ -843,7 +839,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             .await;
         assert_eq!(reply.status, *status, "{body:?}: {reply:?}");
         reply.error_code();
-        assert_eq!(field(&reply), *named, "{body:?}");
+        assert_eq!(reply.field(), *named, "{body:?}");
     }
     let reply = w
         .server
@@ -885,7 +881,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     for (body, status, named) in &cases {
         let reply = w.call(&w.buyer, "POST", &path, Some(body.clone())).await;
         assert_eq!(
-            (reply.status, field(&reply)),
+            (reply.status, reply.field()),
             (*status, *named),
             "{body}: {reply:?}"
         );
