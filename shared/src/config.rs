@@ -218,6 +218,9 @@ pub struct Config {
     pub review_window: Duration,
     /// Staff sign-in with WeCom (`WECOM_*`, `RENJI_STAFF_*`); only the `admin` function has it.
     pub staff: Option<StaffConfig>,
+    /// How long audit records are kept (`RENJI_AUDIT_DAYS`, 1095: the 3 years transaction records
+    /// are kept; the Cybersecurity Law's minimum for logs is 6 months, so 180 to 3650).
+    pub audit_keep: Duration,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -267,6 +270,7 @@ pub const DEFAULT_SECRETS_TTL_SECS: u64 = 300;
 pub const DEFAULT_DISPUTE_DAYS: u64 = 15;
 pub const DEFAULT_TICKET_DUE_HOURS: u64 = 48;
 pub const DEFAULT_REVIEW_DAYS: u64 = 15;
+pub const DEFAULT_AUDIT_DAYS: u64 = 1095;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -415,6 +419,12 @@ impl Config {
                 "RENJI_REVIEW_DAYS is a whole number from 0 to 3650".into(),
             ));
         }
+        let audit_days = number("RENJI_AUDIT_DAYS", DEFAULT_AUDIT_DAYS)?;
+        if !(180..=3650).contains(&audit_days) {
+            return Err(Error::Config(
+                "RENJI_AUDIT_DAYS is a whole number from 180 to 3650".into(),
+            ));
+        }
         // Parsed whether or not sign-in is on, so a bad mapping fails every start-up alike.
         let roles = crate::staff::RoleMap::parse(lookup("RENJI_STAFF_ROLES").as_deref())
             .map_err(|e| Error::Config(format!("RENJI_STAFF_ROLES: {e}")))?;
@@ -441,6 +451,7 @@ impl Config {
             }),
         };
         Ok(Config {
+            audit_keep: Duration::from_secs(audit_days * 86400),
             staff,
             orders,
             im,

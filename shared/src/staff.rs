@@ -254,7 +254,7 @@ pub async fn sign_in(app: &App, code: &str, now: OffsetDateTime) -> Result<Signe
         None,
         "ok",
     );
-    writes.extend(audit::writes(&record)?);
+    writes.extend(audit::writes(&record, app.config.audit_keep)?);
     app.store.transact(writes).await?;
     Ok(SignedIn { token, caller })
 }
@@ -362,7 +362,7 @@ where
         Err(e) => e.code(),
     };
     let record = AuditRecord::new(now, &caller, key, target, reason, outcome);
-    match audit::record(&app.store, &record).await {
+    match audit::record(&app.store, &record, app.config.audit_keep).await {
         Ok(()) => result,
         Err(e) if read && result.is_ok() => Err(e),
         Err(e) => {
