@@ -20,6 +20,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("ImFunction", renji_im::ROUTES),
     ("TicketsFunction", renji_tickets::ROUTES),
     ("AdminFunction", renji_admin::ROUTES),
+    ("ConsentsFunction", renji_consents::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -38,6 +39,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "ImFunction" => renji_im::handle(app, req).await,
         "TicketsFunction" => renji_tickets::handle(app, req).await,
         "AdminFunction" => renji_admin::handle(app, req).await,
+        "ConsentsFunction" => renji_consents::handle(app, req).await,
         _ => return None,
     })
 }

@@ -76,6 +76,9 @@ pub struct Running {
     /// The Alipay stand-in's base URL: `/sandbox/pay` and `/sandbox/fail-refunds` here.
     pub alipay_base: String,
     pub verifier_url: String,
+    /// The IM REST API stand-in's base URL (`TENCENT_IM_API_BASE` with the sandbox
+    /// application); `GET /sandbox/im/deleted` there lists the accounts deleted.
+    pub im_base: String,
     /// The WeCom stand-in's base URL (`WECOM_API_BASE` unless set outside).
     pub wecom_base: String,
     /// The functions' state over the whole store (for tests that look behind the API).
@@ -245,6 +248,10 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .map_err(|e| format!("sandbox verifier: {e}"))?;
     let (verifier_url, verifier_task) =
         sandbox::verifier::spawn(verifier_listener).map_err(|e| e.to_string())?;
+    let im_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sandbox IM: {e}"))?;
+    let (im_base, im_task) = sandbox::im::spawn(im_listener).map_err(|e| e.to_string())?;
 
     // Bound first: the providers' notifications come back to it (RENJI_PUBLIC_BASE_URL).
     let listener = TcpListener::bind(options.addr)
@@ -285,6 +292,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let im_sandbox = [
         ("TENCENT_IM_SDKAPPID", sandbox::im::SDKAPPID.to_owned()),
         ("TENCENT_IM_SECRET", sandbox::im::secret(&secret)),
+        ("TENCENT_IM_API_BASE", im_base.clone()),
     ];
     let mut env: HashMap<&str, String> = HashMap::from([
         ("RENJI_TABLE", table_name),
@@ -403,6 +411,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         wechat_task,
         wecom_task,
         verifier_task,
+        im_task,
         wechatpay_task,
         alipay_task,
         api_task,
@@ -420,6 +429,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         alipay_gateway,
         alipay_base,
         verifier_url,
+        im_base,
         wecom_base,
         app,
         functions,

@@ -37,7 +37,10 @@ pub struct App {
     /// with.
     pub payments: crate::payments::Payments,
     /// Present in the function configured with Tencent IM (`im()`).
-    im: Option<Cached<UserSigner>>,
+    im: Option<Arc<Cached<UserSigner>>>,
+    /// IM's account REST API (`im_accounts()`), present with the IM application: the function
+    /// that deletes accounts is given the IM secret for it.
+    im_accounts: Option<Arc<dyn crate::im::ImAccounts>>,
 }
 
 impl App {
@@ -67,6 +70,17 @@ impl App {
                 })?)
             }
         };
+        let im = match &config.im {
+            Some(im) => {
+                let app_id = im.sdk_app_id;
+                Some(Arc::new(secrets.cached(
+                    "TENCENT_IM_SECRET",
+                    &im.secret,
+                    move |secret| UserSigner::new(app_id, secret),
+                )?))
+            }
+            None => None,
+        };
         Ok(App {
             tokens: match &config.session_secret {
                 Some(setting) => {
@@ -91,16 +105,14 @@ impl App {
                 None => None,
             },
             payments: crate::payments::Payments::from_config(&config, secrets)?,
-            im: match &config.im {
-                Some(im) => {
-                    let app_id = im.sdk_app_id;
-                    Some(
-                        secrets.cached("TENCENT_IM_SECRET", &im.secret, move |secret| {
-                            UserSigner::new(app_id, secret)
-                        })?,
-                    )
-                }
-                None => None,
+            im: im.clone(),
+            im_accounts: match (&config.im, im) {
+                (Some(c), Some(signer)) => Some(Arc::new(crate::im::HttpImAccounts::new(
+                    signer,
+                    &c.admin,
+                    &c.api_base,
+                ))),
+                _ => None,
             },
             store,
             config,
@@ -147,6 +159,23 @@ impl App {
             )
         })?;
         Ok(im.get().await?)
+    }
+
+    /// IM's account REST API; a 500 in a function not configured with IM.
+    pub fn im_accounts(&self) -> Result<&dyn crate::im::ImAccounts, Error> {
+        self.im_accounts.as_deref().ok_or_else(|| {
+            Error::Config(
+                "TENCENT_IM_SDKAPPID and TENCENT_IM_SECRET_ARN (or TENCENT_IM_SECRET) are not set \
+                 for this function"
+                    .into(),
+            )
+        })
+    }
+
+    /// Replaces the IM account API (tests: a fake that records or fails).
+    pub fn with_im_accounts(mut self, accounts: Arc<dyn crate::im::ImAccounts>) -> Self {
+        self.im_accounts = Some(accounts);
+        self
     }
 
     /// The caller's session, or 401.

@@ -145,7 +145,16 @@ pub struct ImConfig {
     pub secret: SecretSetting,
     /// How long a UserSig is valid (`TENCENT_IM_USERSIG_DAYS`, 1 to 180, default 7).
     pub usersig_days: u32,
+    /// The application's administrator account the REST API is called as (`TENCENT_IM_ADMIN`,
+    /// default `administrator`).
+    pub admin: String,
+    /// The REST API's base (`TENCENT_IM_API_BASE`, default `https://console.tim.qq.com`, the
+    /// China region's); the local server points it at its stand-in.
+    pub api_base: String,
 }
+
+pub const DEFAULT_IM_ADMIN: &str = "administrator";
+pub const DEFAULT_IM_API_BASE: &str = "https://console.tim.qq.com";
 
 pub const DEFAULT_WECHATPAY_API_BASE: &str = "https://api.mch.weixin.qq.com";
 pub const DEFAULT_ALIPAY_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
@@ -221,6 +230,10 @@ pub struct Config {
     /// How long audit records are kept (`RENJI_AUDIT_DAYS`, 1095: the 3 years transaction records
     /// are kept; the Cybersecurity Law's minimum for logs is 6 months, so 180 to 3650).
     pub audit_keep: Duration,
+    /// The current version of each policy document (`RENJI_POLICY_VERSIONS`,
+    /// `privacy_policy=1.0,terms=1.0`, `major.minor` each): what a consent must name, and what
+    /// `GET /v1/me` asks members to accept again when its major version moves.
+    pub policy_versions: crate::domain::consents::PolicyVersions,
 }
 
 /// How long an order waits at each step before the order jobs act.
@@ -372,6 +385,14 @@ impl Config {
                 })?,
                 secret: SecretSetting::required(&lookup, "TENCENT_IM_SECRET")?,
                 usersig_days,
+                admin: text("TENCENT_IM_ADMIN")
+                    .map(|a| a.trim().to_owned())
+                    .unwrap_or_else(|| DEFAULT_IM_ADMIN.into()),
+                api_base: text("TENCENT_IM_API_BASE")
+                    .unwrap_or_else(|| DEFAULT_IM_API_BASE.into())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned(),
             }),
         };
         let defaults = OrderTimes::default();
@@ -450,7 +471,13 @@ impl Config {
                 session_secs,
             }),
         };
+        let policy_versions = crate::domain::consents::PolicyVersions::parse(
+            &text("RENJI_POLICY_VERSIONS")
+                .unwrap_or_else(|| crate::domain::consents::DEFAULT_POLICY_VERSIONS.into()),
+        )
+        .map_err(|e| Error::Config(format!("RENJI_POLICY_VERSIONS: {e}")))?;
         Ok(Config {
+            policy_versions,
             audit_keep: Duration::from_secs(audit_days * 86400),
             staff,
             orders,
@@ -737,6 +764,8 @@ mod tests {
             ("RENJI_RATE_LIMITS", "login=0/60"),
             ("RENJI_REVIEW_DAYS", "-1"),
             ("RENJI_REVIEW_DAYS", "3651"),
+            ("RENJI_POLICY_VERSIONS", "privacy_policy=1,terms=1.0"),
+            ("RENJI_POLICY_VERSIONS", "privacy_policy=1.0"),
         ] {
             let e = Config::from_lookup(env(&[("RENJI_SESSION_SECRET", SECRET), (name, bad)]));
             assert!(
@@ -762,6 +791,10 @@ mod tests {
         .unwrap();
         let im = local.im.unwrap();
         assert_eq!((im.sdk_app_id, im.usersig_days), (1_400_000_000, 7));
+        assert_eq!(
+            (im.admin.as_str(), im.api_base.as_str()),
+            ("administrator", "https://console.tim.qq.com")
+        );
         assert!(matches!(im.secret, SecretSetting::Value(Redacted(v)) if v == "key"));
         let deployed = Config::from_lookup(env(&[
             ("TENCENT_IM_SDKAPPID", "1400000001"),

@@ -3,6 +3,7 @@
 //! share history.
 
 use lambda_http::{Body, Request, Response};
+use renji_shared::domain::consents;
 use renji_shared::domain::listings::{self, browse};
 use renji_shared::domain::shares;
 use renji_shared::http::{
@@ -10,7 +11,15 @@ use renji_shared::http::{
 };
 use renji_shared::ids::{ListingId, UserId};
 use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::store::{keys, Record};
 use renji_shared::{App, Error};
+use time::OffsetDateTime;
+
+/// Whether the request carries credentials (a bad one is still 401 where they are read).
+fn has_bearer(req: &Request) -> bool {
+    req.headers()
+        .contains_key(lambda_http::http::header::AUTHORIZATION)
+}
 
 /// The routes this function serves and their rate limits; `template.yaml` must route exactly
 /// these here (tested).
@@ -49,13 +58,46 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             only_params(&req, browse::PARAMS)?;
             let keys = app.tokens().await?;
             let mut page = PageRequest::from_request(&req, keys.cursors())?;
+            let near = query_param(&req, "near");
+            // Only a nearby browse with a bearer reads the session (and the stored position with
+            // it, one request): browsing without `near`, or signed out, reads no more than before.
+            let signed_in = match &near {
+                Some(near) if near == "me" || has_bearer(&req) => Some(
+                    app.authenticate_with(&req, |me| keys::member_location(&me.user_id))
+                        .await?,
+                ),
+                _ => None,
+            };
+            let now = OffsetDateTime::now_utc();
+            let near = match (near, &signed_in) {
+                (Some(near), Some((me, stored))) if near == "me" => Some(
+                    consents::my_position(store, &me.user_id, stored.clone(), now.unix_timestamp())
+                        .await?,
+                ),
+                (near, _) => near,
+            };
             let query = browse::Browse::parse(
-                |name| query_param(&req, name),
+                |name| match name {
+                    "near" => near.clone(),
+                    _ => query_param(&req, name),
+                },
                 rules,
                 page.limit,
                 page.cursor.take(),
             )?;
             let (items, next) = browse::browse(store, &query).await?;
+            // A signed-in nearby browse at a position of its own records it (coarse), when the
+            // member granted `location`; near=me has nothing new to record.
+            if let (Some((me, stored)), Some((center, _))) = (&signed_in, &query.near) {
+                if query_param(&req, "near").as_deref() != Some("me") {
+                    let stored = stored
+                        .clone()
+                        .map(consents::StoredPosition::from_item)
+                        .transpose()?;
+                    consents::record_position(store, &me.user_id, center, stored.as_ref(), now)
+                        .await?;
+                }
+            }
             page.list(items, next)
         }
         Some("GET /v1/listings/{id}") => {

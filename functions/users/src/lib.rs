@@ -40,13 +40,13 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 .authenticate_with(&req, |me| keys::member(&me.user_id))
                 .await?;
             let member = member.ok_or(Error::NotFound("member"))?;
-            ok(&members::Member::from_item(member)?.private_view())
+            ok(&members::Member::from_item(member)?.private_view(&app.config.policy_versions))
         }
         Some("PATCH /v1/me") => {
             let me = app.authenticate(&req).await?;
             let patch = json_body(&req, app.config.max_body_bytes)?;
             let member = members::update_profile(&app.store, &me.user_id, patch).await?;
-            ok(&member.private_view())
+            ok(&member.private_view(&app.config.policy_versions))
         }
         Some("GET /v1/users/{id}") => {
             only_params(&req, &[])?;

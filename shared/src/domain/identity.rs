@@ -120,6 +120,18 @@ impl ResidentId {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The birth date the number carries (checked real when parsed).
+    pub fn birth_date(&self) -> Option<Date> {
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> { self.0.get(range)?.parse().ok() };
+        let month = Month::try_from(u8::try_from(digits(10..12)?).ok()?).ok()?;
+        Date::from_calendar_date(
+            i32::try_from(digits(6..10)?).ok()?,
+            month,
+            u8::try_from(digits(12..14)?).ok()?,
+        )
+        .ok()
+    }
 }
 
 /// An 18-character unified social credit code (GB 32100-2015), uppercase, its last character a

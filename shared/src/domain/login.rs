@@ -60,7 +60,7 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
     Ok(json!({
         "token": token,
         "expires_at": expires_at,
-        "user": member.private_view(),
+        "user": member.private_view(&app.config.policy_versions),
         "new_user": new_user,
     }))
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::consents::{self, Accepted, PolicyVersions};
 use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -66,6 +67,29 @@ pub struct Member {
     pub rating_sum: i64,
     #[serde(default)]
     pub rating_count: i64,
+    /// The last acceptance of each policy document (`domain::consents`): the summary `GET /v1/me`
+    /// reads; each acceptance is also a record of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_privacy_policy: Option<Accepted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_terms: Option<Accepted>,
+    /// When each optional scope was granted, while it is (`consents::allows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_personalization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_marketing: Option<String>,
+    /// Set when verified as a person: the age comes from the identity number, not the profile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub age_checked: bool,
+    /// For a member verified while under 14 only: the day they turn 14 (`YYYY-MM-DD`). Neither
+    /// the number nor the birth date is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor_until: Option<String>,
+    /// When a guardian's consent was recorded (a minor may then publish and buy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardian_consent_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -102,14 +126,26 @@ impl Member {
             listings_count: 0,
             rating_sum: 0,
             rating_count: 0,
+            consent_privacy_policy: None,
+            consent_terms: None,
+            scope_location: None,
+            scope_personalization: None,
+            scope_marketing: None,
+            age_checked: false,
+            minor_until: None,
+            guardian_consent_at: None,
             created_at: now.clone(),
             updated_at: now,
         }
     }
 
-    /// The owner's view (`GET /v1/me`): everything but the WeChat identifiers.
-    pub fn private_view(&self) -> Value {
+    /// The owner's view (`GET /v1/me`): everything but the WeChat identifiers, with the policy
+    /// documents to accept again (`current`: `RENJI_POLICY_VERSIONS`) and whether a guardian's
+    /// consent is needed.
+    pub fn private_view(&self, current: &PolicyVersions) -> Value {
         json!({
+            "consent_required": consents::required(self, current),
+            "guardian_consent_required": consents::guardian_consent_required(self, today()),
             "id": self.id,
             "nickname": self.nickname,
             "avatar_url": self.avatar_url,

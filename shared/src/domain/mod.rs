@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod blocks;
+pub mod consents;
 pub mod favorites;
 pub mod follows;
 pub mod idempotency;

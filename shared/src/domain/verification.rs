@@ -385,10 +385,24 @@ async fn settle(
     if status == Status::Verified {
         let ring = app.pii().await?;
         let (claim_key, max_accounts) = claim(app, &ring, subject)?;
+        let mut badge = Write::update(keys::member(member))
+            .set("verified", json!(record.kind))
+            .set("updated_at", now.as_str());
+        // The minors gate (`consents::is_minor`) needs the age, not the number: a person's
+        // verification stores that the age is checked and, for someone under 14 only, the day
+        // they turn 14 — never the number or the birth date.
+        if let Subject::Person { number, .. } = subject {
+            badge = badge.set("age_checked", true);
+            match number
+                .birth_date()
+                .and_then(|birth| super::consents::verified_age_facts(birth, super::profile::today()))
+            {
+                Some(until) => badge = badge.set("minor_until", until),
+                None => badge = badge.remove("minor_until"),
+            }
+        }
         writes.push(
-            Write::update(keys::member(member))
-                .set("verified", json!(record.kind))
-                .set("updated_at", now.as_str())
+            badge
                 .condition(Condition::Present, "member_exists")
                 .build(),
         );

@@ -499,6 +499,7 @@ impl Expr {
             Condition::Absent => format!("attribute_not_exists({})", self.name(PK)),
             Condition::Present => format!("attribute_exists({})", self.name(PK)),
             Condition::Equals(n, v) => format!("{} = {}", self.name(n), self.value(to_attr(v))),
+            Condition::Has(n) => format!("attribute_exists({})", self.name(n)),
             Condition::AtLeast(n, b) => format!(
                 "{} >= {}",
                 self.name(n),

@@ -88,6 +88,10 @@ pub const SESSION_PREFIX: &str = "SESSION#";
 const VERIFICATION: &str = "VERIFICATION";
 const VERIFICATION_DAY_PREFIX: &str = "VERIFICATION_DAY#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
+/// The sort-key prefix of a member's consent records (the export reads them by this prefix).
+pub const CONSENT_PREFIX: &str = "CONSENT#";
+const LOCATION: &str = "LOCATION";
+const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -123,6 +127,29 @@ pub fn session(user_id: &UserId, session_id: &str) -> Key {
 /// [`Verification`](crate::domain::verification::Verification): the member's latest attempt.
 pub fn verification(member: &UserId) -> Key {
     Key::new(user(member), VERIFICATION)
+}
+
+/// Consent: `USER#<id> / CONSENT#<time-ordered id>` —
+/// [`ConsentRecord`](crate::domain::consents::ConsentRecord): one per acceptance of a policy
+/// document and per grant or withdrawal of an optional scope (the proof of consent); kept with
+/// the member.
+pub fn consent(member: &UserId, order: &str) -> Key {
+    Key::new(user(member), format!("{CONSENT_PREFIX}{order}"))
+}
+
+/// Stored position: `USER#<id> / LOCATION` —
+/// [`StoredPosition`](crate::domain::consents::StoredPosition): the member's coarse last position
+/// (a 5-character geohash) while the `location` scope is granted; deleted with its withdrawal;
+/// `ttl` 30 days.
+pub fn member_location(member: &UserId) -> Key {
+    Key::new(user(member), LOCATION)
+}
+
+/// Guardian consent: `USER#<id> / GUARDIAN_CONSENT` —
+/// [`GuardianConsent`](crate::domain::consents::GuardianConsent): a minor's guardian's name and
+/// relationship, sealed, and when it was recorded.
+pub fn guardian_consent(member: &UserId) -> Key {
+    Key::new(user(member), GUARDIAN_CONSENT)
 }
 
 /// `VERIFY#pending`: the `gsi1` partition of pending verifications, by when each is due.
@@ -581,6 +608,18 @@ mod tests {
         assert_eq!(
             key(idempotency(&user_id(1), "POST /v1/orders", "k#1")),
             s(&format!("USER#{u}"), "IDEMPOTENCY#POST /v1/orders#k#1")
+        );
+        assert_eq!(
+            key(consent(&user_id(1), "01abc")),
+            s(&format!("USER#{u}"), "CONSENT#01abc")
+        );
+        assert_eq!(
+            key(member_location(&user_id(1))),
+            s(&format!("USER#{u}"), "LOCATION")
+        );
+        assert_eq!(
+            key(guardian_consent(&user_id(1))),
+            s(&format!("USER#{u}"), "GUARDIAN_CONSENT")
         );
         assert_eq!(key(openid("o-x")), s("OPENID#o-x", "OPENID"));
         let o = OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V1").unwrap();

@@ -66,6 +66,8 @@ pub enum Condition {
     AtLeast(String, i64),
     /// The numeric attribute is absent (or the item is) or below the bound: a capped counter.
     Under(String, i64),
+    /// The item exists and has the attribute (any value).
+    Has(String),
     /// Every condition holds.
     All(Vec<Condition>),
 }
@@ -462,6 +464,7 @@ pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
         Condition::Absent => current.is_none(),
         Condition::Present => current.is_some(),
         Condition::Equals(name, value) => current.and_then(|i| i.get(name)) == Some(value),
+        Condition::Has(name) => current.is_some_and(|i| i.get(name).is_some_and(|v| !v.is_null())),
         Condition::AtLeast(name, bound) => current
             .and_then(|i| i.get(name))
             .and_then(Value::as_i64)

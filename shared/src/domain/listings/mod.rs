@@ -359,7 +359,8 @@ pub async fn get_visible(
         .ok_or(Error::NotFound("listing"))
 }
 
-/// Only a verified member may publish (privacy policy §二(一)2).
+/// Only a verified member may publish (privacy policy §二(一)2), and a minor only with a
+/// guardian's consent recorded (§七): both read from the one member record.
 async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error> {
     let member = members::get(store, member)
         .await?
@@ -369,7 +370,7 @@ async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error
             "real-name verification is required to publish; see POST /v1/me/verification".into(),
         ));
     }
-    Ok(())
+    crate::domain::consents::require_guardian(&member)
 }
 
 /// Writes `new` (replacing `old`), its index entries and the owner's count in one transaction.
