@@ -710,9 +710,44 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             204,
         ),
         expect("im-usersig", Some(&token), &[], 200),
+        expect("consents-give", Some(&token), &[], 201),
+        expect("consents-list", Some(&token), &[], 200),
+        // Alice is verified as born in 1949: a guardian's consent is not hers to record.
+        expect("consents-guardian", Some(&token), &[], 409),
         expect("listings-remove", Some(&token), &[("id", &l)], 204),
         expect("auth-logout", Some(&token), &[], 204),
     ];
+    // Alice grants `location`; a nearby browse of hers records her coarse position, which
+    // near=me then uses; withdrawing (the event) deletes it.
+    let granted = server
+        .api
+        .call(
+            "POST",
+            "/v1/me/consents",
+            Some(&token),
+            Some(json!({"scope": "location"})),
+        )
+        .await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    for near in ["39.9087,116.3975", "me"] {
+        let nearby = server
+            .api
+            .call(
+                "GET",
+                &format!("/v1/listings?near={near}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(nearby.status, 200, "{near}: {nearby:?}");
+    }
+    run("consents-withdraw");
+    let (status, body) = invoke(
+        &server,
+        &event("consents-withdraw", Some(&token), &[("scope", "location")]),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
     let mut bodies = std::collections::HashMap::new();
     for (name, token, params, status) in &steps {
         run(name);
@@ -729,6 +764,14 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
     assert_eq!(bodies["users-blocks"]["items"][0]["id"], json!(bob));
     assert_eq!(bodies["im-usersig"]["user_id"], json!(alice));
+    assert_eq!(
+        bodies["consents-list"]["documents"][0]["accepted_version"],
+        json!("1.0")
+    );
+    assert_eq!(
+        bodies["consents-guardian"]["error"]["code"],
+        json!("not_a_minor")
+    );
     // The owner's list (status=published) shows the listing as its owner sees it.
     assert_eq!(bodies["listings-mine"]["items"][0]["id"], json!(l));
     assert!(bodies["listings-mine"]["items"][0]
