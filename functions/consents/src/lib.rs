@@ -13,7 +13,8 @@ use renji_shared::{App, Error};
 /// The routes this function serves and their rate limits; `template.yaml` must route exactly
 /// these here (tested).
 pub const ROUTES: &[Route] = &[
-    Route::member("GET /v1/me/consents", Class::Browse),
+    // The member's own record, read as GET /v1/me is: not limited.
+    Route::unlimited("GET /v1/me/consents"),
     Route::member("POST /v1/me/consents", Class::Write),
     Route::member("DELETE /v1/me/consents/{scope}", Class::Write),
     Route::member("POST /v1/me/guardian-consent", Class::Write),
