@@ -97,8 +97,14 @@ async fn policy_consents_are_kept_and_asked_again_on_a_major_bump(backend: Backe
         }
     };
     for (body, field) in [
-        (json!({"document": "privacy_policy", "version": "2.0"}), "version"),
-        (json!({"document": "privacy_policy", "version": "1"}), "version"),
+        (
+            json!({"document": "privacy_policy", "version": "2.0"}),
+            "version",
+        ),
+        (
+            json!({"document": "privacy_policy", "version": "1"}),
+            "version",
+        ),
         (json!({"document": "cookies", "version": "1.0"}), "document"),
         (json!({"document": "terms"}), "version"),
         (json!({}), "document"),
@@ -141,9 +147,7 @@ async fn policy_consents_are_kept_and_asked_again_on_a_major_bump(backend: Backe
         assert_eq!(accepted.status, 201, "{accepted:?}");
     }
     assert_eq!(required(&api, &token).await, json!([]));
-    let listed = api
-        .call("GET", "/v1/me/consents", Some(&token), None)
-        .await;
+    let listed = api.call("GET", "/v1/me/consents", Some(&token), None).await;
     assert_eq!(listed.status, 200, "{listed:?}");
     let documents = listed.body["documents"].as_array().unwrap();
     assert_eq!(documents.len(), 2);
@@ -243,10 +247,7 @@ async fn scopes_are_granted_withdrawn_and_honoured(backend: Backend) {
 
     // near=me needs a session, then the location scope.
     assert_eq!(browse("me", None).await.status, 401);
-    assert_eq!(
-        browse("me", Some("not-a-token".into())).await.status,
-        401
-    );
+    assert_eq!(browse("me", Some("not-a-token".into())).await.status, 401);
     let refused = browse("me", token()).await;
     assert_eq!(
         (refused.status, refused.error_code()),
@@ -287,12 +288,18 @@ async fn scopes_are_granted_withdrawn_and_honoured(backend: Backend) {
     assert!(location(&granted.body)["granted_at"].is_string());
     assert_eq!(grant("location").await.status, 200, "granted already");
     let nothing = browse("me", token()).await;
-    assert_eq!((nothing.status, nothing.field()), (422, "near"), "{nothing:?}");
+    assert_eq!(
+        (nothing.status, nothing.field()),
+        (422, "near"),
+        "{nothing:?}"
+    );
 
     // A nearby browse records the coarse position (5-character geohash, 30 days); near=me
     // finds the listing around it.
     assert_eq!(browse(NEAR, token()).await.status, 200);
-    let stored = stored_position(&server, &id).await.expect("a stored position");
+    let stored = stored_position(&server, &id)
+        .await
+        .expect("a stored position");
     assert_eq!(stored["geohash"].as_str().unwrap().len(), 5, "{stored}");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let ttl = stored["ttl"].as_i64().unwrap();
@@ -385,7 +392,11 @@ async fn scopes_are_granted_withdrawn_and_honoured(backend: Backend) {
 fn ten_years_ago() -> String {
     let today = time::OffsetDateTime::now_utc().date();
     let year = today.year() - 10;
-    format!("{year:04}-{:02}-{:02}", u8::from(today.month()), today.day().min(28))
+    format!(
+        "{year:04}-{:02}-{:02}",
+        u8::from(today.month()),
+        today.day().min(28)
+    )
 }
 
 async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
@@ -421,8 +432,13 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
         let api = api.clone();
         let token = who.token.clone();
         async move {
-            api.call("POST", "/v1/listings", Some(&token), Some(service("小小摄影师")))
-                .await
+            api.call(
+                "POST",
+                "/v1/listings",
+                Some(&token),
+                Some(service("小小摄影师")),
+            )
+            .await
         }
     };
     for reply in [publish(&kid).await, order(&kid).await] {
@@ -443,13 +459,22 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
         }
     };
     for (body, field) in [
-        (json!({"guardian_name": "张", "relationship": "parent"}), "guardian_name"),
-        (json!({"guardian_name": "  ", "relationship": "parent"}), "guardian_name"),
+        (
+            json!({"guardian_name": "张", "relationship": "parent"}),
+            "guardian_name",
+        ),
+        (
+            json!({"guardian_name": "  ", "relationship": "parent"}),
+            "guardian_name",
+        ),
         (
             json!({"guardian_name": "张".repeat(31), "relationship": "parent"}),
             "guardian_name",
         ),
-        (json!({"guardian_name": "张三", "relationship": "friend"}), "relationship"),
+        (
+            json!({"guardian_name": "张三", "relationship": "friend"}),
+            "relationship",
+        ),
         (json!({"guardian_name": "张三"}), ""),
         (
             json!({"guardian_name": "张三", "relationship": "parent", "phone": "1"}),
@@ -484,7 +509,10 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
     assert_eq!(recorded.status, 204, "{recorded:?}");
     let stored = Value::Object(server.app().store.get(&guardian).await.unwrap().unwrap());
     let text = stored.to_string();
-    assert!(!text.contains("张大山") && !text.contains("parent"), "{text}");
+    assert!(
+        !text.contains("张大山") && !text.contains("parent"),
+        "{text}"
+    );
     assert!(stored["name_sealed"]["ct"].is_string(), "{stored}");
     let me = api.call("GET", "/v1/me", Some(&kid.token), None).await;
     assert_eq!(me.body["guardian_consent_required"], json!(false));

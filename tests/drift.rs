@@ -113,7 +113,10 @@ fn openapi_profile_schemas_match_the_views() {
     let view_keys = |v: serde_json::Value| -> BTreeSet<String> {
         v.as_object().unwrap().keys().cloned().collect()
     };
-    assert_eq!(keys("Me"), view_keys(member.private_view(&Default::default())));
+    assert_eq!(
+        keys("Me"),
+        view_keys(member.private_view(&Default::default()))
+    );
     assert_eq!(keys("PublicUser"), view_keys(member.public_view()));
 
     let listing: renji_shared::domain::listings::Listing = serde_json::from_value(serde_json::json!({

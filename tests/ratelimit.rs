@@ -360,7 +360,10 @@ async fn a_failing_limiter_lets_requests_through(backend: Backend) {
             assert_eq!(reply.status(), 200, "{failure:?}: {reply:?}");
             assert!(started.elapsed() < Duration::from_secs(2), "{failure:?}");
             let stored = members::get(&store, &member.id).await.unwrap().unwrap();
-            assert_eq!(stored.private_view(&Default::default())["nickname"], json!(nickname));
+            assert_eq!(
+                stored.private_view(&Default::default())["nickname"],
+                json!(nickname)
+            );
             let browse = renji_local::functions::invoke(
                 "ListingsFunction",
                 &app,

@@ -355,7 +355,10 @@ mod tests {
         // Another result code, a request error, HTTP errors, an answer about someone else, junk
         // and an oversized answer are errors naming what went wrong.
         let refused = serve(http_json("200 OK", &item(70169))).await;
-        let e = accounts(&refused).delete_account(&member).await.unwrap_err();
+        let e = accounts(&refused)
+            .delete_account(&member)
+            .await
+            .unwrap_err();
         assert!(matches!(&e, ImError::Refused { code: 70169, .. }), "{e}");
         assert!(e.to_string().contains("70169"));
         let request = serve(http_json(
@@ -363,7 +366,10 @@ mod tests {
             r#"{"ActionStatus":"FAIL","ErrorCode":70003,"ErrorInfo":"usersig is invalid"}"#,
         ))
         .await;
-        let e = accounts(&request).delete_account(&member).await.unwrap_err();
+        let e = accounts(&request)
+            .delete_account(&member)
+            .await
+            .unwrap_err();
         assert_eq!(
             e,
             ImError::Refused {
@@ -425,7 +431,13 @@ mod tests {
             "{line}"
         );
         let query: std::collections::HashMap<String, String> = url::form_urlencoded::parse(
-            line.split_once('?').unwrap().1.split(' ').next().unwrap().as_bytes(),
+            line.split_once('?')
+                .unwrap()
+                .1
+                .split(' ')
+                .next()
+                .unwrap()
+                .as_bytes(),
         )
         .into_owned()
         .collect();

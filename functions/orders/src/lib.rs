@@ -41,9 +41,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let (me, member) = app
                 .authenticate_with(&req, |me| keys::member(&me.user_id))
                 .await?;
-            let member = Member::from_item(member.ok_or(Error::Unauthorized(
-                "member no longer exists",
-            ))?)?;
+            let member =
+                Member::from_item(member.ok_or(Error::Unauthorized("member no longer exists"))?)?;
             consents::require_guardian(&member)?;
             me
         }

@@ -89,7 +89,10 @@ async fn answer(req: HttpRequest, deleted: &Mutex<Vec<String>>) -> HttpResponse 
         return request_error(70402, "identifier and usersig are required");
     }
     if get("random").parse::<u32>().is_err() || get("contenttype") != "json" {
-        return request_error(70402, "random is a 32-bit unsigned number; contenttype json");
+        return request_error(
+            70402,
+            "random is a 32-bit unsigned number; contenttype json",
+        );
     }
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),

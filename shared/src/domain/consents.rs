@@ -298,23 +298,25 @@ impl ConsentBody {
     pub fn validate(self, current: &PolicyVersions) -> Result<Consent, Error> {
         match (self.document, self.version, self.scope) {
             (Some(document), Some(version), None) => {
-                let document = Document::parse(&document).ok_or_else(|| {
-                    Error::invalid("document", "must be privacy_policy or terms")
-                })?;
+                let document = Document::parse(&document)
+                    .ok_or_else(|| Error::invalid("document", "must be privacy_policy or terms"))?;
                 let now = current.current(document);
                 match Version::parse(&version) {
                     Some(v) if v == now => Ok(Consent::Document(document, v)),
                     _ => Err(Error::invalid(
                         "version",
-                        format!("must be the current version of {}, {now}", document.as_str()),
+                        format!(
+                            "must be the current version of {}, {now}",
+                            document.as_str()
+                        ),
                     )),
                 }
             }
-            (None, None, Some(scope)) => Scope::parse(&scope)
-                .map(Consent::Scope)
-                .ok_or_else(|| {
+            (None, None, Some(scope)) => {
+                Scope::parse(&scope).map(Consent::Scope).ok_or_else(|| {
                     Error::invalid("scope", "must be location, personalization or marketing")
-                }),
+                })
+            }
             (Some(_), None, None) => Err(Error::invalid("version", "is required with document")),
             (None, Some(_), None) => Err(Error::invalid("document", "is required with version")),
             (None, None, None) => Err(Error::invalid(
@@ -363,12 +365,7 @@ pub async fn member(store: &DynStore, id: &UserId) -> Result<Member, Error> {
         .ok_or(Error::NotFound("member"))
 }
 
-fn audited(
-    id: &UserId,
-    action: &str,
-    target: &str,
-    keep: Duration,
-) -> Result<Vec<Write>, Error> {
+fn audited(id: &UserId, action: &str, target: &str, keep: Duration) -> Result<Vec<Write>, Error> {
     let record = AuditRecord::by(
         Actor::Member(id.clone()),
         OffsetDateTime::now_utc(),
@@ -831,9 +828,18 @@ mod tests {
                 .unwrap(),
             Consent::Scope(Scope::Marketing)
         );
-        assert_eq!(field(r#"{"document":"privacy_policy","version":"2.0"}"#), "version");
-        assert_eq!(field(r#"{"document":"privacy_policy","version":"x"}"#), "version");
-        assert_eq!(field(r#"{"document":"cookies","version":"1.0"}"#), "document");
+        assert_eq!(
+            field(r#"{"document":"privacy_policy","version":"2.0"}"#),
+            "version"
+        );
+        assert_eq!(
+            field(r#"{"document":"privacy_policy","version":"x"}"#),
+            "version"
+        );
+        assert_eq!(
+            field(r#"{"document":"cookies","version":"1.0"}"#),
+            "document"
+        );
         assert_eq!(field(r#"{"document":"terms"}"#), "version");
         assert_eq!(field(r#"{"version":"1.0"}"#), "document");
         assert_eq!(field(r#"{}"#), "document");
@@ -908,9 +914,18 @@ mod tests {
         assert_eq!(format!("{ok:?}"), "GuardianBody(..)");
         assert_eq!(ok.validate().unwrap().1, Relationship::Parent);
         for (json, field) in [
-            (r#"{"guardian_name":"张","relationship":"parent"}"#, "guardian_name"),
-            (r#"{"guardian_name":" ","relationship":"parent"}"#, "guardian_name"),
-            (r#"{"guardian_name":"张三","relationship":"friend"}"#, "relationship"),
+            (
+                r#"{"guardian_name":"张","relationship":"parent"}"#,
+                "guardian_name",
+            ),
+            (
+                r#"{"guardian_name":" ","relationship":"parent"}"#,
+                "guardian_name",
+            ),
+            (
+                r#"{"guardian_name":"张三","relationship":"friend"}"#,
+                "relationship",
+            ),
         ] {
             match body(json).validate() {
                 Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field, "{json}"),
@@ -929,7 +944,10 @@ mod tests {
         let near = p.near(99).unwrap();
         let (lat, lng) = near.split_once(',').unwrap();
         assert!((lat.parse::<f64>().unwrap() - 39.92).abs() < 0.05, "{near}");
-        assert!((lng.parse::<f64>().unwrap() - 116.39).abs() < 0.05, "{near}");
+        assert!(
+            (lng.parse::<f64>().unwrap() - 116.39).abs() < 0.05,
+            "{near}"
+        );
         assert_eq!(p.near(100), None);
     }
 }

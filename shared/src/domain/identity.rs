@@ -123,7 +123,8 @@ impl ResidentId {
 
     /// The birth date the number carries (checked real when parsed).
     pub fn birth_date(&self) -> Option<Date> {
-        let digits = |range: std::ops::Range<usize>| -> Option<u32> { self.0.get(range)?.parse().ok() };
+        let digits =
+            |range: std::ops::Range<usize>| -> Option<u32> { self.0.get(range)?.parse().ok() };
         let month = Month::try_from(u8::try_from(digits(10..12)?).ok()?).ok()?;
         Date::from_calendar_date(
             i32::try_from(digits(6..10)?).ok()?,

@@ -393,19 +393,14 @@ async fn settle(
         // they turn 14 — never the number or the birth date.
         if let Subject::Person { number, .. } = subject {
             badge = badge.set("age_checked", true);
-            match number
-                .birth_date()
-                .and_then(|birth| super::consents::verified_age_facts(birth, super::profile::today()))
-            {
+            match number.birth_date().and_then(|birth| {
+                super::consents::verified_age_facts(birth, super::profile::today())
+            }) {
                 Some(until) => badge = badge.set("minor_until", until),
                 None => badge = badge.remove("minor_until"),
             }
         }
-        writes.push(
-            badge
-                .condition(Condition::Present, "member_exists")
-                .build(),
-        );
+        writes.push(badge.condition(Condition::Present, "member_exists").build());
         writes.push(
             Write::update(claim_key)
                 .add("n", 1)
