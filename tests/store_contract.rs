@@ -74,6 +74,32 @@ async fn conditions_guard_writes(backend: Backend) {
         .unwrap();
     assert_eq!(s.get(&key).await.unwrap(), Some(v2));
 
+    // `Has`: the attribute is there (any value); a missing one, or a missing item, fails.
+    let missing = Key::new("C#1", "NONE");
+    for (key, name, holds) in [
+        (&key, "count", true),
+        (&key, "scope", false),
+        (&missing, "count", false),
+    ] {
+        let check = s
+            .transact(vec![
+                Write::check(key.clone(), Condition::Has(name.into()), "has"),
+                Write::put(item("C#1", "HAS", json!({"n": 1}))),
+            ])
+            .await;
+        match holds {
+            true => check.unwrap(),
+            false => assert_eq!(
+                check,
+                Err(StoreError::ConditionFailed { label: "has" }),
+                "{name}"
+            ),
+        }
+    }
+    s.write(Write::delete(Key::new("C#1", "HAS")))
+        .await
+        .unwrap();
+
     assert_eq!(
         s.write(Write::delete_if(
             key.clone(),
