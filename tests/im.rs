@@ -237,6 +237,25 @@ async fn the_local_server_signs_with_its_sandbox_application(backend: Backend) {
     assert_issued(&server, SAMPLE_APP, &key, 7).await;
 }
 
+/// Account deletion through the IM REST client (`App::im_accounts`, the adapter signing the
+/// administrator's UserSig) against the local server's stand-in: the account is deleted once, and a
+/// repeat, for an account IM no longer knows, is success too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn im_accounts_are_deleted_through_the_rest_api_idempotently() {
+    let server = LocalServer::start(Backend::Embedded).await;
+    let member = renji_shared::ids::UserId::generate();
+    let accounts = server.app().im_accounts().unwrap();
+    accounts.delete_account(&member).await.unwrap();
+    accounts.delete_account(&member).await.unwrap();
+    let deleted: Value = reqwest::get(format!("{}/sandbox/im/deleted", server.running.im_base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["deleted"], json!([member]));
+}
+
 on_both_stores!(
     the_route_signs_with_the_configured_application,
     the_local_server_signs_with_its_sandbox_application,
