@@ -569,6 +569,48 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
     assert_eq!(record["age_checked"], json!(true));
     assert!(record.get("minor_until").is_none(), "{record}");
     assert!(!record.to_string().contains("1949"), "{record}");
+
+    // A member verified as born in 2016 is a minor whatever the profile says: the record keeps
+    // the day they turn 14, not the birth date.
+    let young = server.member("young", false).await;
+    let adult_profile = api
+        .call(
+            "PATCH",
+            "/v1/me",
+            Some(&young.token),
+            Some(json!({"birth_date": "1990-01-01"})),
+        )
+        .await;
+    assert_eq!(
+        adult_profile.body["guardian_consent_required"],
+        json!(false)
+    );
+    let verified = api
+        .call(
+            "POST",
+            "/v1/me/verification",
+            Some(&young.token),
+            Some(json!({"kind": "person", "real_name": "李小", "id_number": "110105201606150032"})),
+        )
+        .await;
+    assert_eq!(verified.body["status"], json!("verified"), "{verified:?}");
+    let me = api.call("GET", "/v1/me", Some(&young.token), None).await;
+    assert_eq!(me.body["guardian_consent_required"], json!(true), "{me:?}");
+    let record = Value::Object(
+        server
+            .app()
+            .store
+            .get(&keys::member(&user(&young)))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(record["minor_until"], json!("2030-06-15"), "{record}");
+    assert!(!record.to_string().contains("20160615"), "{record}");
+    assert_eq!(
+        publish(&young).await.error_code(),
+        "guardian_consent_required"
+    );
 }
 
 on_both_stores!(
