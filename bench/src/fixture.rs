@@ -214,6 +214,11 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("RENJI_REVIEW_DAYS", "15".to_owned()),
         ("RENJI_DISPUTE_DAYS", "15".to_owned()),
         ("RENJI_TICKET_DUE_HOURS", "48".to_owned()),
+        ("RENJI_AUDIT_DAYS", "1095".to_owned()),
+        (
+            "RENJI_POLICY_VERSIONS",
+            renji_shared::domain::consents::DEFAULT_POLICY_VERSIONS.to_owned(),
+        ),
         // UserSigs for the sandbox IM application, its secret read by ARN.
         (
             "TENCENT_IM_SDKAPPID",
@@ -570,6 +575,10 @@ impl Member {
             "PUT /v1/me/blocks/{user_id}" | "DELETE /v1/me/blocks/{user_id}" => {
                 let blocked = ids.get("blocked").cloned().ok_or("no member to block")?;
                 ids.insert("others".to_owned(), blocked);
+            }
+            // The scope withdrawn (idempotent: each call withdraws it, granted or not).
+            "DELETE /v1/me/consents/{scope}" => {
+                ids.insert("consents".to_owned(), "location".to_owned());
             }
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);

@@ -4,10 +4,12 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::consents::{self, ConsentBody, GuardianBody, Scope};
+use renji_shared::domain::members::Member;
 use renji_shared::http::{
     created, json_body, no_body, no_content, ok, only_params, path_param, route_key,
 };
 use renji_shared::ratelimit::{serve, Class, Route};
+use renji_shared::store::{keys, Record};
 use renji_shared::{App, Error};
 
 /// The routes this function serves and their rate limits; `template.yaml` must route exactly
@@ -24,6 +26,14 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     serve(app, ROUTES, req, |req| route(app, req)).await
 }
 
+/// The caller's session and member record, read together (one request).
+async fn me(app: &App, req: &Request) -> Result<Member, Error> {
+    let (_, member) = app
+        .authenticate_with(req, |me| keys::member(&me.user_id))
+        .await?;
+    Member::from_item(member.ok_or(Error::NotFound("member"))?)
+}
+
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let store = &app.store;
     let limit = app.config.max_body_bytes;
@@ -31,41 +41,40 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let keep = app.config.audit_keep;
     match route_key(&req) {
         Some("GET /v1/me/consents") => {
-            let me = app.authenticate(&req).await?;
+            let member = me(app, &req).await?;
             only_params(&req, &[])?;
-            let member = consents::member(store, &me.user_id).await?;
             ok(&consents::view(&member, current))
         }
         Some("POST /v1/me/consents") => {
-            let me = app.authenticate(&req).await?;
+            let mut member = me(app, &req).await?;
             only_params(&req, &[])?;
             let body: ConsentBody = json_body(&req, limit)?;
             let consent = body.validate(current)?;
-            let new = consents::give(store, &me.user_id, consent, keep).await?;
-            let view = consents::view(&consents::member(store, &me.user_id).await?, current);
+            let new = consents::give(store, &mut member, consent, keep).await?;
+            let view = consents::view(&member, current);
             match new {
                 true => created(&view),
                 false => ok(&view),
             }
         }
         Some("DELETE /v1/me/consents/{scope}") => {
-            let me = app.authenticate(&req).await?;
+            let member = me(app, &req).await?;
             only_params(&req, &[])?;
             no_body(&req, limit)?;
             // An unknown scope is a resource that does not exist, as an unknown id is.
             let scope =
                 Scope::parse(&path_param(&req, "scope")?).ok_or(Error::NotFound("scope"))?;
-            consents::withdraw(store, &me.user_id, scope, keep).await?;
+            consents::withdraw(store, &member, scope, keep).await?;
             no_content()
         }
         Some("POST /v1/me/guardian-consent") => {
-            let me = app.authenticate(&req).await?;
+            let member = me(app, &req).await?;
             only_params(&req, &[])?;
             let body: GuardianBody = json_body(&req, limit)?;
             let details = body.validate()?;
             // The keys before anything is written (a 503 when they cannot be read).
             let ring = app.pii().await?;
-            consents::record_guardian(store, &ring, &me.user_id, details, keep).await?;
+            consents::record_guardian(store, &ring, &member, details, keep).await?;
             no_content()
         }
         _ => Err(Error::NotFound("route")),

@@ -377,15 +377,16 @@ fn audited(id: &UserId, action: &str, target: &str, keep: Duration) -> Result<Ve
     audit::writes(&record, keep)
 }
 
-/// Records a consent: a document's acceptance (always a new record; the summary moves to it) or
-/// a scope's grant (a new record only when it was not granted). Answers whether anything new was
-/// recorded.
+/// Records a consent for `member` (as read with the session; updated here to what was written):
+/// a document's acceptance (always a new record; the summary moves to it) or a scope's grant (a
+/// new record only when it was not granted). Answers whether anything new was recorded.
 pub async fn give(
     store: &DynStore,
-    id: &UserId,
+    member: &mut Member,
     consent: Consent,
     audit_keep: Duration,
 ) -> Result<bool, Error> {
+    let id = &member.id.clone();
     let now = now_rfc3339();
     let (record, summary, target) = match consent {
         Consent::Document(document, version) => (
@@ -406,7 +407,7 @@ pub async fn give(
             format!("{}@{version}", document.as_str()),
         ),
         Consent::Scope(scope) => {
-            if member(store, id).await?.granted(scope).is_some() {
+            if member.granted(scope).is_some() {
                 return Ok(false);
             }
             (
@@ -435,18 +436,37 @@ pub async fn give(
     ];
     writes.extend(audited(id, "consent.accept", &target, audit_keep)?);
     store.transact(writes).await.map_err(member_gone)?;
+    match consent {
+        Consent::Document(document, version) => {
+            let accepted = Some(Accepted { version, at: now });
+            match document {
+                Document::PrivacyPolicy => member.consent_privacy_policy = accepted,
+                Document::Terms => member.consent_terms = accepted,
+            }
+        }
+        Consent::Scope(scope) => *scope_slot(member, scope) = Some(now),
+    }
     Ok(true)
+}
+
+fn scope_slot(member: &mut Member, scope: Scope) -> &mut Option<String> {
+    match scope {
+        Scope::Location => &mut member.scope_location,
+        Scope::Personalization => &mut member.scope_personalization,
+        Scope::Marketing => &mut member.scope_marketing,
+    }
 }
 
 /// `DELETE /v1/me/consents/{scope}`: at once; withdrawing `location` deletes the stored position
 /// in the same transaction. Idempotent: nothing is written when the scope is not granted.
 pub async fn withdraw(
     store: &DynStore,
-    id: &UserId,
+    member: &Member,
     scope: Scope,
     audit_keep: Duration,
 ) -> Result<(), Error> {
-    if member(store, id).await?.granted(scope).is_none() {
+    let id = &member.id;
+    if member.granted(scope).is_none() {
         return Ok(());
     }
     let record = ConsentRecord {
@@ -729,12 +749,12 @@ impl GuardianBody {
 pub async fn record_guardian(
     store: &DynStore,
     ring: &KeyRing,
-    id: &UserId,
+    member: &Member,
     details: (String, Relationship),
     audit_keep: Duration,
 ) -> Result<(), Error> {
-    let member = member(store, id).await?;
-    if !is_minor(&member, today()) {
+    let id = &member.id;
+    if !is_minor(member, today()) {
         return Err(Error::Conflict {
             code: "not_a_minor",
             message: "a guardian's consent is only recorded for members under 14".into(),
