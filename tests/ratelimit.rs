@@ -340,7 +340,7 @@ async fn a_failing_limiter_lets_requests_through(backend: Backend) {
             .await
             .unwrap();
         let (token, _) =
-            renji_shared::session::start(&store, &app.tokens().await.unwrap(), &member.id, 3600)
+            renji_shared::session::start(&store, &app.tokens().await.unwrap(), &member.id, 3600, &Default::default())
                 .await
                 .unwrap();
         for n in 0..3 {

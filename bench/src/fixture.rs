@@ -525,7 +525,7 @@ impl Member {
     /// A new session of this member, recorded in `app`'s store.
     pub async fn fresh_token(&self, app: &App) -> Result<String, String> {
         let tokens = app.tokens().await.map_err(|e| e.to_string())?;
-        let (token, _) = renji_shared::session::start(&app.store, &tokens, &self.user_id, 3600)
+        let (token, _) = renji_shared::session::start(&app.store, &tokens, &self.user_id, 3600, &Default::default())
             .await
             .map_err(|e| e.to_string())?;
         Ok(token)
@@ -589,6 +589,20 @@ impl Member {
             | "POST /admin/v1/tickets/{id}/messages"
             | "POST /admin/v1/tickets/{id}/close" => {
                 ids.insert("tickets".to_owned(), self.fresh_ticket(app).await?);
+            }
+            // Each sign-out of one session gets a session of its own to sign out.
+            "DELETE /v1/me/sessions/{id}" => {
+                let tokens = app.tokens().await.map_err(|e| e.to_string())?;
+                let (_, claims) = renji_shared::session::start(
+                    &app.store,
+                    &tokens,
+                    &self.user_id,
+                    3600,
+                    &Default::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                ids.insert("sessions".to_owned(), claims.session_id);
             }
             "POST /admin/v1/listings/{id}/restore" => {
                 let id = self.fresh_listing(app).await?;
@@ -889,7 +903,7 @@ async fn new_member(app: &App) -> Result<(UserId, String), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tokens = app.tokens().await.map_err(|e| e.to_string())?;
-    let (token, _) = renji_shared::session::start(&app.store, &tokens, &member.id, 3600)
+    let (token, _) = renji_shared::session::start(&app.store, &tokens, &member.id, 3600, &Default::default())
         .await
         .map_err(|e| e.to_string())?;
     Ok((member.id, token))

@@ -20,13 +20,17 @@ use lambda_http::Request;
 use ring::hmac;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::Duration;
 use time::OffsetDateTime;
 
+use crate::domain::audit::{self, Actor, AuditRecord, Target};
 use crate::error::Error;
 use crate::http::CursorKey;
 use crate::ids::{random_token, UserId};
-use crate::store::{keys, Condition, DynStore, Item, Key, Query, Record, SortKey, Write};
+use crate::store::{
+    keys, Condition, DynStore, Item, Key, Query, Record, SortKey, StoreError, Write,
+};
 
 /// What a valid token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +183,10 @@ impl TokenSigner {
     }
 }
 
-/// A session as stored ([`keys::session`]): what makes a token good until logout.
+/// A session as stored ([`keys::session`]): what makes a token good until logout, with the
+/// device and network facts of the login that started it (shown to the member in
+/// `GET /v1/me/sessions`, never logged). They live and end with the session: deleted with it on
+/// logout or revocation, expired with it by `ttl` (`RENJI_SESSION_TTL_SECS`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// Epoch seconds.
@@ -188,18 +195,133 @@ pub struct SessionRecord {
     pub expires_at: i64,
     /// DynamoDB's TTL removes the record some time after expiry; the checks here do not wait.
     pub ttl: i64,
+    /// The client platform the login's `User-Agent` names (none on sessions from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// The login's `User-Agent`, cleaned ([`clean_user_agent`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The login's source address as API Gateway saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 impl Record for SessionRecord {
     const KIND: &'static str = "session";
 }
 
-/// A new session for `user`: its token, claims, and the write that records it (for callers that
-/// put it in a transaction of their own).
+/// The client platform of a login, from its `User-Agent`. The WeChat mini-program's requests
+/// carry `MicroMessenger` (and `miniProgram` / `MiniProgramEnv/<platform>`); WeChat's developer
+/// tools carry `wechatdevtools`. Anything that is not the mini-program (a browser, a script) is
+/// `other`, whatever system it runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Ios,
+    Android,
+    Windows,
+    Mac,
+    Devtools,
+    Other,
+}
+
+impl Platform {
+    pub fn of_user_agent(user_agent: &str) -> Platform {
+        let ua = user_agent.to_ascii_lowercase();
+        if ua.contains("wechatdevtools") {
+            return Platform::Devtools;
+        }
+        if !(ua.contains("micromessenger") || ua.contains("miniprogram")) {
+            return Platform::Other;
+        }
+        // `MiniProgramEnv/<platform>` says it outright; else the system the UA names (iOS
+        // before Mac: an iPhone's UA says "like Mac OS X").
+        if let Some(at) = ua.find("miniprogramenv/") {
+            let env: String = ua[at + "miniprogramenv/".len()..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            match env.as_str() {
+                "ios" => return Platform::Ios,
+                "android" => return Platform::Android,
+                "windows" => return Platform::Windows,
+                "mac" | "macos" => return Platform::Mac,
+                _ => {}
+            }
+        }
+        if ["iphone", "ipad", "ipod", "ios"].iter().any(|w| ua.contains(w)) {
+            Platform::Ios
+        } else if ua.contains("android") {
+            Platform::Android
+        } else if ua.contains("windows") {
+            Platform::Windows
+        } else if ["macintosh", "mac os", "macwechat"].iter().any(|w| ua.contains(w)) {
+            Platform::Mac
+        } else {
+            Platform::Other
+        }
+    }
+}
+
+/// The longest user agent kept, in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// A `User-Agent` as kept: control characters dropped, blanks trimmed, at most
+/// [`MAX_USER_AGENT_CHARS`]; none when nothing is left.
+pub fn clean_user_agent(raw: &str) -> Option<String> {
+    let kept: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let kept: String = kept.trim().chars().take(MAX_USER_AGENT_CHARS).collect();
+    let kept = kept.trim_end().to_owned();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// The device and network facts of a login request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub platform: Platform,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device {
+            platform: Platform::Other,
+            user_agent: None,
+            ip: None,
+        }
+    }
+}
+
+impl Device {
+    /// The facts of `req`: its `User-Agent` header and API Gateway's `sourceIp`.
+    pub fn of(req: &Request) -> Device {
+        // Bytes that are not UTF-8 are replaced, not refused: a login never fails on its UA.
+        // The platform is read from the header's first 2 KB, before the cut to 256 characters
+        // (WeChat's `MiniProgramEnv/…` is at its end).
+        let raw = req
+            .headers()
+            .get(lambda_http::http::header::USER_AGENT)
+            .map(|v| {
+                let bytes = v.as_bytes();
+                String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).into_owned()
+            })
+            .unwrap_or_default();
+        Device {
+            platform: Platform::of_user_agent(&raw),
+            user_agent: clean_user_agent(&raw),
+            ip: crate::ratelimit::source_ip(req).map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// A new session for `user` from `device`: its token, claims, and the write that records it (for
+/// callers that put it in a transaction of their own).
 pub fn prepare(
     signer: &TokenSigner,
     user: &UserId,
     ttl_secs: i64,
+    device: &Device,
 ) -> Result<(String, Claims, Write), Error> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = Claims {
@@ -211,6 +333,9 @@ pub fn prepare(
         created_at: now,
         expires_at: claims.expires_at,
         ttl: claims.expires_at,
+        platform: Some(device.platform),
+        user_agent: device.user_agent.clone(),
+        ip: device.ip.clone(),
     };
     let item = record.to_item(keys::session(user, &claims.session_id), None)?;
     Ok((
@@ -226,8 +351,9 @@ pub async fn start(
     signer: &TokenSigner,
     user: &UserId,
     ttl_secs: i64,
+    device: &Device,
 ) -> Result<(String, Claims), Error> {
-    let (token, claims, record) = prepare(signer, user, ttl_secs)?;
+    let (token, claims, record) = prepare(signer, user, ttl_secs, device)?;
     store.write(record).await?;
     Ok((token, claims))
 }
@@ -274,15 +400,160 @@ fn signed_claims(signer: &TokenSigner, req: &Request) -> Result<Claims, Error> {
     signer.verify(token, OffsetDateTime::now_utc().unix_timestamp())
 }
 
-/// Revokes one session (logout). Idempotent.
-pub async fn revoke(store: &DynStore, claims: &Claims) -> Result<(), Error> {
-    store
-        .write(Write::delete(keys::session(
-            &claims.user_id,
-            &claims.session_id,
-        )))
-        .await?;
+/// The audit copies of the member's own session action (`login`, `logout`, `sessions.revoke`),
+/// for the transaction that does it: target the member, so one copy, in their actor list.
+pub fn audited(member: &UserId, action: &str, keep: Duration) -> Result<Vec<Write>, Error> {
+    let record = AuditRecord::by(
+        Actor::Member(member.clone()),
+        OffsetDateTime::now_utc(),
+        action,
+        Target::member(member),
+        None,
+        "ok",
+    );
+    audit::writes(&record, keep)
+}
+
+/// Revokes one session (logout), audited in the same transaction. Idempotent.
+pub async fn revoke(store: &DynStore, claims: &Claims, keep: Duration) -> Result<(), Error> {
+    let mut writes = vec![Write::delete(keys::session(
+        &claims.user_id,
+        &claims.session_id,
+    ))];
+    writes.extend(audited(&claims.user_id, "logout", keep)?);
+    store.transact(writes).await?;
     Ok(())
+}
+
+/// Whether `text` has the shape of a session id ([`random_token`]: 22 URL-safe base64
+/// characters).
+pub fn is_session_id(text: &str) -> bool {
+    text.len() == 22
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The most sessions `GET /v1/me/sessions` reads (a member has a handful; logins are
+/// rate-limited and sessions expire after `RENJI_SESSION_TTL_SECS`).
+pub const MAX_LISTED: usize = 500;
+
+/// `GET /v1/me/sessions`: the caller's unexpired sessions, newest first, each with the device
+/// facts of its login and whether it is the one asking.
+pub async fn list(store: &DynStore, claims: &Claims) -> Result<Vec<Value>, Error> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut sessions = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(
+                Query::partition(keys::user(&claims.user_id))
+                    .sort(SortKey::Prefix(keys::SESSION_PREFIX.into()))
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for item in page.items {
+            let id = Key::of(&item)
+                .and_then(|k| k.sk.strip_prefix(keys::SESSION_PREFIX).map(str::to_owned))
+                .ok_or_else(|| Error::Internal("a session item without its key".into()))?;
+            let record = SessionRecord::from_item(item)?;
+            // TTL deletes some time after expiry; an expired session is no longer one.
+            if record.expires_at > now {
+                sessions.push((id, record));
+            }
+        }
+        match page.next {
+            Some(next) if sessions.len() < MAX_LISTED => cursor = Some(next),
+            _ => break,
+        }
+    }
+    sessions.sort_by(|(a_id, a), (b_id, b)| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| a_id.cmp(b_id))
+    });
+    let time = |secs: i64| {
+        OffsetDateTime::from_unix_timestamp(secs)
+            .map(crate::domain::members::rfc3339)
+            .map_err(|_| Error::Internal("session time out of range".into()))
+    };
+    sessions
+        .into_iter()
+        .map(|(id, record)| {
+            Ok(json!({
+                "current": id == claims.session_id,
+                "id": id,
+                "platform": record.platform.unwrap_or(Platform::Other),
+                "user_agent": record.user_agent,
+                "ip": record.ip,
+                "created_at": time(record.created_at)?,
+                "expires_at": time(record.expires_at)?,
+            }))
+        })
+        .collect()
+}
+
+/// `DELETE /v1/me/sessions/{id}`: signs out one of the caller's sessions (their current one
+/// too: that is a logout), audited in the same transaction; 404 for an id that is not one of
+/// theirs.
+pub async fn revoke_one(
+    store: &DynStore,
+    claims: &Claims,
+    session_id: &str,
+    keep: Duration,
+) -> Result<(), Error> {
+    if !is_session_id(session_id) {
+        return Err(Error::NotFound("session"));
+    }
+    let mut writes = vec![Write::delete_if(
+        keys::session(&claims.user_id, session_id),
+        Condition::Present,
+        "session_exists",
+    )];
+    writes.extend(audited(&claims.user_id, "sessions.revoke", keep)?);
+    store.transact(writes).await.map_err(|e| match e {
+        StoreError::ConditionFailed {
+            label: "session_exists",
+        } => Error::NotFound("session"),
+        other => other.into(),
+    })
+}
+
+/// `DELETE /v1/me/sessions`: signs out every session of the caller but the current one
+/// ("everywhere else"), audited with the first batch.
+pub async fn revoke_others(store: &DynStore, claims: &Claims, keep: Duration) -> Result<(), Error> {
+    let mut audit = Some(audited(&claims.user_id, "sessions.revoke", keep)?);
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(
+                Query::partition(keys::user(&claims.user_id))
+                    .sort(SortKey::Prefix(keys::SESSION_PREFIX.into()))
+                    .limit(crate::store::MAX_TRANSACTION_WRITES - 2)
+                    .after(cursor),
+            )
+            .await?;
+        let current = keys::session(&claims.user_id, &claims.session_id);
+        let mut writes: Vec<Write> = page
+            .items
+            .iter()
+            .filter_map(Key::of)
+            .filter(|key| *key != current)
+            .map(Write::delete)
+            .collect();
+        let last = page.next.is_none();
+        if !writes.is_empty() || last {
+            writes.extend(audit.take().unwrap_or_default());
+        }
+        if !writes.is_empty() {
+            store.transact(writes).await?;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Revokes every session of a member (account deletion, "log out everywhere").
@@ -325,6 +596,65 @@ mod tests {
             user_id: UserId::generate(),
             session_id: random_token(),
             expires_at,
+        }
+    }
+
+    #[test]
+    fn the_platform_is_read_from_the_mini_program_user_agent() {
+        for (ua, platform) in [
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 \
+                 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.44(0x18002c2f) \
+                 NetType/WIFI Language/zh_CN miniProgram/wx1234567890abcdef",
+                Platform::Ios,
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 13; 22081212C Build/TKQ1.220829.002; wv) \
+                 AppleWebKit/537.36 Chrome/111.0.5563.116 Mobile Safari/537.36 XWEB/5317 \
+                 MMWEBSDK/20230805 MicroMessenger/8.0.42.2460(0x28002A35) WeChat/arm64 \
+                 Weixin NetType/5G Language/zh_CN ABI/arm64 miniProgram/wx1234567890abcdef",
+                Platform::Android,
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; WOW64) MicroMessenger/7.0.20.1781(0x6700143B) \
+                 NetType/WIFI MiniProgramEnv/Windows WindowsWechat/WMPF",
+                Platform::Windows,
+            ),
+            ("Mozilla/5.0 MiniProgramEnv/Windows WindowsWechat", Platform::Windows),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) MicroMessenger/3.8.5 \
+                 MacWechat/3.8.5(0x13080510) MiniProgramEnv/Mac",
+                Platform::Mac,
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
+                 wechatdevtools/1.06.2310080 MicroMessenger/8.0.5 Language/zh_CN webview/",
+                Platform::Devtools,
+            ),
+            // Not the mini-program, whatever the system.
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Safari/604.1",
+                Platform::Other,
+            ),
+            ("curl/8.4.0", Platform::Other),
+            ("", Platform::Other),
+        ] {
+            assert_eq!(Platform::of_user_agent(ua), platform, "{ua}");
+        }
+    }
+
+    #[test]
+    fn user_agents_are_kept_trimmed_capped_and_without_control_characters() {
+        assert_eq!(clean_user_agent("  curl/8\r\n\u{7}x  "), Some("curl/8x".into()));
+        assert_eq!(clean_user_agent(" \t "), None);
+        let long = "界".repeat(300);
+        assert_eq!(
+            clean_user_agent(&long).map(|s| s.chars().count()),
+            Some(MAX_USER_AGENT_CHARS)
+        );
+        assert!(is_session_id(&random_token()));
+        for bad in ["", "a", "a/b", &"a".repeat(23), "a+aaaaaaaaaaaaaaaaaaaa"] {
+            assert!(!is_session_id(bad), "{bad}");
         }
     }
 

@@ -1,4 +1,4 @@
-//! WeChat login and logout.
+//! WeChat login and logout; the member's sessions (listed with their devices, revoked).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use super::members;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::session::{self, Claims};
+use crate::session::{self, Claims, Device};
 
 /// `POST /v1/auth/wechat` body.
 #[derive(Debug, Deserialize)]
@@ -30,8 +30,12 @@ fn check_code(code: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Exchanges the code with WeChat, finds or creates the member, starts a session.
-pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
+/// Exchanges the code with WeChat, finds or creates the member, starts a session recording
+/// `device` (the request's platform, user agent and address), and audits the login — all in one
+/// transaction: a first login's writes the member, its openid claim, the session and the audit
+/// record; a returning member's the session, the audit record (and a unionid WeChat sends for the
+/// first time).
+pub async fn login(app: &App, request: LoginRequest, device: &Device) -> Result<Value, Error> {
     check_code(&request.code)?;
     let wechat = app
         .wechat
@@ -42,20 +46,28 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
     let tokens = app.tokens().await?;
     let identity = wechat.code_to_session(&request.code).await?;
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    // A first login writes the member, its openid claim and its session in one transaction.
+    let keep = app.config.audit_keep;
     let candidate = UserId::generate();
-    let (token, claims, session) = session::prepare(&tokens, &candidate, ttl)?;
-    let (member, new_user) =
-        members::find_or_create(&app.store, &identity, candidate, vec![session]).await?;
+    let (token, claims, session) = session::prepare(&tokens, &candidate, ttl, device)?;
+    let mut first = vec![session];
+    first.extend(session::audited(&candidate, "login", keep)?);
+    let (member, new_user, pending) =
+        members::find_or_create_deferred(&app.store, &identity, candidate, first).await?;
     let (token, claims) = if new_user {
         (token, claims)
     } else {
-        session::start(&app.store, &tokens, &member.id, ttl).await?
+        let (token, claims, session) = session::prepare(&tokens, &member.id, ttl, device)?;
+        let mut writes = vec![session];
+        writes.extend(pending);
+        writes.extend(session::audited(&member.id, "login", keep)?);
+        app.store.transact(writes).await?;
+        (token, claims)
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.expires_at)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .ok_or_else(|| Error::Internal("session expiry out of range".into()))?;
+    // The device facts are never logged.
     tracing::info!(user_id = %member.id, new_user, "login");
     Ok(json!({
         "token": token,
@@ -65,6 +77,7 @@ pub async fn login(app: &App, request: LoginRequest) -> Result<Value, Error> {
     }))
 }
 
+/// Signs the caller's session out, audited.
 pub async fn logout(app: &App, claims: &Claims) -> Result<(), Error> {
-    session::revoke(&app.store, claims).await
+    session::revoke(&app.store, claims, app.config.audit_keep).await
 }

@@ -198,8 +198,24 @@ pub async fn find_or_create(
     new_id: UserId,
     with: Vec<Write>,
 ) -> Result<(Member, bool), Error> {
-    if let Some(member) = by_openid(store, identity).await? {
-        return Ok((member, false));
+    let (member, new_user, pending) = find_or_create_deferred(store, identity, new_id, with).await?;
+    if !pending.is_empty() {
+        store.transact(pending).await?;
+    }
+    Ok((member, new_user))
+}
+
+/// As [`find_or_create`], but a returning member's change (a unionid WeChat sends for the first
+/// time) is returned as writes for the caller's own transaction (a login's session and audit
+/// record), not written.
+pub async fn find_or_create_deferred(
+    store: &DynStore,
+    identity: &WechatIdentity,
+    new_id: UserId,
+    with: Vec<Write>,
+) -> Result<(Member, bool, Vec<Write>), Error> {
+    if let Some((member, pending)) = by_openid(store, identity).await? {
+        return Ok((member, false, pending));
     }
     let member = Member::new(new_id, identity);
     let claim = OpenidClaim {
@@ -220,19 +236,23 @@ pub async fn find_or_create(
     writes.extend(with);
     let created = store.transact(writes).await;
     match created {
-        Ok(()) => Ok((member, true)),
+        Ok(()) => Ok((member, true, Vec::new())),
         Err(StoreError::ConditionFailed {
             label: "openid_unclaimed",
         }) => by_openid(store, identity)
             .await?
-            .map(|m| (m, false))
+            .map(|(m, pending)| (m, false, pending))
             .ok_or_else(|| Error::Internal("openid claimed but member missing".into())),
         Err(e) => Err(e.into()),
     }
 }
 
-/// The member who holds this openid; records a unionid WeChat sends for the first time.
-async fn by_openid(store: &DynStore, identity: &WechatIdentity) -> Result<Option<Member>, Error> {
+/// The member who holds this openid, and the write that records a unionid WeChat sends for the
+/// first time (not yet written; the member returned has it).
+async fn by_openid(
+    store: &DynStore,
+    identity: &WechatIdentity,
+) -> Result<Option<(Member, Vec<Write>)>, Error> {
     let Some(OpenidClaim { user_id: id }) =
         store.get_record(&keys::openid(&identity.openid)).await?
     else {
@@ -241,18 +261,17 @@ async fn by_openid(store: &DynStore, identity: &WechatIdentity) -> Result<Option
     let mut member = get(store, &id)
         .await?
         .ok_or_else(|| Error::Internal("openid claim names a missing member".into()))?;
+    let mut pending = Vec::new();
     if let (None, Some(unionid)) = (&member.unionid, &identity.unionid) {
-        store
-            .write(
-                Write::update(keys::member(&id))
-                    .set("unionid", unionid.as_str())
-                    .condition(Condition::Present, "member_exists")
-                    .build(),
-            )
-            .await?;
+        pending.push(
+            Write::update(keys::member(&id))
+                .set("unionid", unionid.as_str())
+                .condition(Condition::Present, "member_exists")
+                .build(),
+        );
         member.unionid = Some(unionid.clone());
     }
-    Ok(Some(member))
+    Ok(Some((member, pending)))
 }
 
 /// `PATCH /v1/me`: absent fields stay, `null` clears, values are validated.
