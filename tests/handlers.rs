@@ -257,6 +257,20 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(status, 200, "{login}");
     let token = login["token"].as_str().unwrap().to_owned();
     let alice = login["user"]["id"].as_str().unwrap().to_owned();
+    // A second session of hers (her devices are listed, this one signed out, below).
+    let (status, second) = invoke(&server, &event("auth-login", None, &[])).await;
+    assert_eq!(status, 200, "{second}");
+    let second_session = {
+        let token = second["token"].as_str().unwrap();
+        let payload = token.split('.').rev().nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["s"].as_str().unwrap().to_owned()
+    };
     let (bob_token, bob_login) = server.api.login("bob").await;
     let bob = bob_login["user"]["id"].as_str().unwrap().to_owned();
 
@@ -715,6 +729,14 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         // Alice is verified as born in 1949: a guardian's consent is not hers to record.
         expect("consents-guardian", Some(&token), &[], 409),
         expect("listings-remove", Some(&token), &[("id", &l)], 204),
+        expect("auth-sessions", Some(&token), &[], 200),
+        expect(
+            "auth-session-revoke",
+            Some(&token),
+            &[("id", &second_session)],
+            204,
+        ),
+        expect("auth-sessions-revoke-others", Some(&token), &[], 204),
         expect("auth-logout", Some(&token), &[], 204),
     ];
     // Alice grants `location`; a nearby browse of hers records her coarse position, which
@@ -758,6 +780,20 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         let (got, body) = invoke(&server, &event(name, token.as_deref(), &params)).await;
         assert_eq!(got, *status, "{name}: {body}");
         bodies.insert(*name, body);
+    }
+    // Her sessions, each with the sample's device facts (WeChat on Windows, its source IP).
+    let sessions = bodies["auth-sessions"]["items"].as_array().unwrap();
+    assert!(sessions.len() >= 2, "{sessions:?}");
+    assert!(
+        sessions.iter().any(|s| s["id"] == json!(second_session)),
+        "{sessions:?}"
+    );
+    for session in sessions {
+        assert_eq!(
+            (&session["platform"], &session["ip"]),
+            (&json!("windows"), &json!("203.0.113.10")),
+            "{session}"
+        );
     }
     // The browse event (city 北京, kind service, q 摄影) finds the listing it created.
     assert_eq!(bodies["listings-browse"]["items"][0]["id"], json!(l));

@@ -41,6 +41,7 @@ use time::OffsetDateTime;
 use super::identity::{mask_number, CompanyName, CreditCode, RealName, ResidentId};
 use super::members::{now_rfc3339, VerifiedAs};
 use crate::app::App;
+use crate::domain::audit::{self, Actor, AuditRecord, Target};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::pii::{KeyRing, Sealed};
@@ -289,18 +290,27 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         next_check_at: Some(now.unix_timestamp() + backoff(app.config.verification_recheck, 0)),
         rechecks: 0,
     };
-    let written = app
-        .store
-        .transact(vec![
-            count,
-            Write::put_if(record.item(member)?, replaces, "replaceable"),
-            Write::check(
-                claim_key,
-                Condition::Under("n".into(), max_accounts),
-                "identity_available",
-            ),
-        ])
-        .await;
+    // The member's `verification.submit`, audited in the submission's own transaction (so only
+    // when it is recorded; no detail of the attempt but that it was made).
+    let audit = AuditRecord::by(
+        Actor::Member(member.clone()),
+        now,
+        "verification.submit",
+        Target::member(member),
+        None,
+        "ok",
+    );
+    let mut writes = vec![
+        count,
+        Write::put_if(record.item(member)?, replaces, "replaceable"),
+        Write::check(
+            claim_key,
+            Condition::Under("n".into(), max_accounts),
+            "identity_available",
+        ),
+    ];
+    writes.extend(audit::writes(&audit, app.config.audit_keep)?);
+    let written = app.store.transact(writes).await;
     match written {
         Ok(()) => {}
         Err(StoreError::ConditionFailed {
@@ -382,6 +392,20 @@ async fn settle(
         decided = decided.set("reason", reason.as_str());
     }
     let mut writes = vec![decided.build()];
+    // The decision, audited in its own transaction: the system's (the verifier's answer, whether
+    // the submission or the job got it), in the member's target list.
+    let outcome = AuditRecord::by(
+        Actor::System,
+        OffsetDateTime::now_utc(),
+        match status {
+            Status::Verified => "verification.verified",
+            _ => "verification.rejected",
+        },
+        Target::member(member),
+        None,
+        "ok",
+    );
+    writes.extend(audit::writes(&outcome, app.config.audit_keep)?);
     if status == Status::Verified {
         let ring = app.pii().await?;
         let (claim_key, max_accounts) = claim(app, &ring, subject)?;

@@ -59,6 +59,7 @@ pub async fn apply(
 ) -> Result<Order, Error> {
     let change = Change::new(action, role.actor(), now).reason(reason);
     let next = order.transition(&change, &app.config.orders)?;
-    commit(&app.store, order, &next, Vec::new()).await?;
+    let audit = super::audited(&change, order, app.config.audit_keep)?;
+    commit(&app.store, order, &next, audit).await?;
     Ok(next)
 }

@@ -538,6 +538,41 @@ pub async fn commit(
     })
 }
 
+/// The audit copies of a member's refund action on `order` (`order.refund_request`,
+/// `order.refund_approve`, `order.refund_decline`, by its buyer or seller, target
+/// `order:<id>`), for the transition's own transaction: written only when the change is. Any
+/// other change has none here (staff's are audited by their request edge). The reason the member
+/// gave is not copied (it is free text).
+pub fn audited(
+    change: &Change,
+    order: &Order,
+    keep: std::time::Duration,
+) -> Result<Vec<Write>, Error> {
+    use crate::domain::audit::{self, AuditRecord, Target};
+    let action = match change.action {
+        Action::RequestRefund => "order.refund_request",
+        Action::ApproveRefund => "order.refund_approve",
+        Action::DeclineRefund => "order.refund_decline",
+        _ => return Ok(Vec::new()),
+    };
+    let member = match change.actor {
+        Actor::Buyer => &order.buyer_id,
+        Actor::Seller => &order.seller_id,
+        _ => return Ok(Vec::new()),
+    };
+    let target = Target::new("order", order.id.as_str())
+        .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
+    let record = AuditRecord::by(
+        audit::Actor::Member(member.clone()),
+        change.at,
+        action,
+        target,
+        None,
+        "ok",
+    );
+    audit::writes(&record, keep)
+}
+
 /// The answer to a lost race: 409 `order_changed`.
 pub fn order_changed() -> Error {
     Error::Conflict {

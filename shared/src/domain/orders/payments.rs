@@ -1035,6 +1035,8 @@ pub async fn refund_now_with(
 ) -> Result<Order, Error> {
     let now = change.at;
     let next = order.transition(&change, &app.config.orders)?;
+    let mut extra = extra;
+    extra.extend(super::audited(&change, order, app.config.audit_keep)?);
     commit(&app.store, order, &next, extra).await?;
     request_refund(app, next, now).await
 }
