@@ -339,10 +339,15 @@ async fn a_failing_limiter_lets_requests_through(backend: Backend) {
         let (member, _) = members::find_or_create(&store, &identity, UserId::generate(), vec![])
             .await
             .unwrap();
-        let (token, _) =
-            renji_shared::session::start(&store, &app.tokens().await.unwrap(), &member.id, 3600, &Default::default())
-                .await
-                .unwrap();
+        let (token, _) = renji_shared::session::start(
+            &store,
+            &app.tokens().await.unwrap(),
+            &member.id,
+            3600,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         for n in 0..3 {
             let nickname = format!("N{n}");
             let started = Instant::now();

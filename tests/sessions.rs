@@ -49,7 +49,11 @@ fn session_id(token: &str) -> String {
 }
 
 async fn status(server: &LocalServer, method: &str, path: &str, token: &str) -> u16 {
-    server.api.call(method, path, Some(token), None).await.status
+    server
+        .api
+        .call(method, path, Some(token), None)
+        .await
+        .status
 }
 
 /// Every record of an audit list (`AUDIT#actor#member:u_…`, `AUDIT#target#order:…`), oldest first.
@@ -183,7 +187,10 @@ async fn sessions_are_listed_with_their_devices_and_signed_out(backend: Backend)
     assert_eq!(body.status, 422, "{body:?}");
 
     // Everywhere else: only the current session is left.
-    assert_eq!(status(&server, "DELETE", "/v1/me/sessions", &desk).await, 204);
+    assert_eq!(
+        status(&server, "DELETE", "/v1/me/sessions", &desk).await,
+        204
+    );
     assert_eq!(status(&server, "GET", "/v1/me", &tablet).await, 401);
     let list = server
         .api
@@ -258,13 +265,28 @@ async fn members_sensitive_actions_are_audited(backend: Backend) {
     for order in [&declined, &approved] {
         let reply = call(seller, format!("/v1/orders/{order}/accept"), None).await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        let reply = call(buyer, format!("/v1/orders/{order}/refund"), Some(ask.clone())).await;
+        let reply = call(
+            buyer,
+            format!("/v1/orders/{order}/refund"),
+            Some(ask.clone()),
+        )
+        .await;
         assert_eq!(reply.status, 200, "{reply:?}");
     }
     let no = json!({"reason": "已按约定准备"});
-    let reply = call(seller, format!("/v1/orders/{declined}/refund/decline"), Some(no)).await;
+    let reply = call(
+        seller,
+        format!("/v1/orders/{declined}/refund/decline"),
+        Some(no),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    let reply = call(seller, format!("/v1/orders/{approved}/refund/approve"), None).await;
+    let reply = call(
+        seller,
+        format!("/v1/orders/{approved}/refund/approve"),
+        None,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     // A refused action (a second request of a declined refund's order by the stranger) writes
     // nothing.
@@ -312,7 +334,11 @@ async fn members_sensitive_actions_are_audited(backend: Backend) {
             assert_eq!(record["target"], json!(format!("order:{order}")));
         }
     }
-    let stranger = audit_list(server, &format!("AUDIT#actor#member:{}", market.stranger.id)).await;
+    let stranger = audit_list(
+        server,
+        &format!("AUDIT#actor#member:{}", market.stranger.id),
+    )
+    .await;
     assert_eq!(actions(&stranger), ["login"]);
     for record in buyers.iter().chain(&decided).chain(&sellers) {
         assert_impersonal(record, &personal);
@@ -355,7 +381,10 @@ async fn members_sensitive_actions_are_audited(backend: Backend) {
             &json!("login")
         ]
     );
-    assert_eq!(trail.body["items"][0]["actor"], json!(format!("member:{}", buyer.id)));
+    assert_eq!(
+        trail.body["items"][0]["actor"],
+        json!(format!("member:{}", buyer.id))
+    );
 }
 
 on_both_stores!(

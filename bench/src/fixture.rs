@@ -525,9 +525,15 @@ impl Member {
     /// A new session of this member, recorded in `app`'s store.
     pub async fn fresh_token(&self, app: &App) -> Result<String, String> {
         let tokens = app.tokens().await.map_err(|e| e.to_string())?;
-        let (token, _) = renji_shared::session::start(&app.store, &tokens, &self.user_id, 3600, &Default::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let (token, _) = renji_shared::session::start(
+            &app.store,
+            &tokens,
+            &self.user_id,
+            3600,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(token)
     }
 
@@ -903,8 +909,9 @@ async fn new_member(app: &App) -> Result<(UserId, String), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tokens = app.tokens().await.map_err(|e| e.to_string())?;
-    let (token, _) = renji_shared::session::start(&app.store, &tokens, &member.id, 3600, &Default::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (token, _) =
+        renji_shared::session::start(&app.store, &tokens, &member.id, 3600, &Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
     Ok((member.id, token))
 }

@@ -249,13 +249,19 @@ impl Platform {
                 _ => {}
             }
         }
-        if ["iphone", "ipad", "ipod", "ios"].iter().any(|w| ua.contains(w)) {
+        if ["iphone", "ipad", "ipod", "ios"]
+            .iter()
+            .any(|w| ua.contains(w))
+        {
             Platform::Ios
         } else if ua.contains("android") {
             Platform::Android
         } else if ua.contains("windows") {
             Platform::Windows
-        } else if ["macintosh", "mac os", "macwechat"].iter().any(|w| ua.contains(w)) {
+        } else if ["macintosh", "mac os", "macwechat"]
+            .iter()
+            .any(|w| ua.contains(w))
+        {
             Platform::Mac
         } else {
             Platform::Other
@@ -469,9 +475,7 @@ pub async fn list(store: &DynStore, claims: &Claims) -> Result<Vec<Value>, Error
         }
     }
     sessions.sort_by(|(a_id, a), (b_id, b)| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then_with(|| a_id.cmp(b_id))
+        b.created_at.cmp(&a.created_at).then_with(|| a_id.cmp(b_id))
     });
     let time = |secs: i64| {
         OffsetDateTime::from_unix_timestamp(secs)
@@ -620,7 +624,10 @@ mod tests {
                  NetType/WIFI MiniProgramEnv/Windows WindowsWechat/WMPF",
                 Platform::Windows,
             ),
-            ("Mozilla/5.0 MiniProgramEnv/Windows WindowsWechat", Platform::Windows),
+            (
+                "Mozilla/5.0 MiniProgramEnv/Windows WindowsWechat",
+                Platform::Windows,
+            ),
             (
                 "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) MicroMessenger/3.8.5 \
                  MacWechat/3.8.5(0x13080510) MiniProgramEnv/Mac",
@@ -645,7 +652,10 @@ mod tests {
 
     #[test]
     fn user_agents_are_kept_trimmed_capped_and_without_control_characters() {
-        assert_eq!(clean_user_agent("  curl/8\r\n\u{7}x  "), Some("curl/8x".into()));
+        assert_eq!(
+            clean_user_agent("  curl/8\r\n\u{7}x  "),
+            Some("curl/8x".into())
+        );
         assert_eq!(clean_user_agent(" \t "), None);
         let long = "界".repeat(300);
         assert_eq!(

@@ -198,7 +198,8 @@ pub async fn find_or_create(
     new_id: UserId,
     with: Vec<Write>,
 ) -> Result<(Member, bool), Error> {
-    let (member, new_user, pending) = find_or_create_deferred(store, identity, new_id, with).await?;
+    let (member, new_user, pending) =
+        find_or_create_deferred(store, identity, new_id, with).await?;
     if !pending.is_empty() {
         store.transact(pending).await?;
     }
