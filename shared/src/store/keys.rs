@@ -118,7 +118,8 @@ pub fn member(id: &UserId) -> Key {
 }
 
 /// Session: `USER#<id> / SESSION#<session id>` —
-/// [`SessionRecord`](crate::session::SessionRecord): deleted on logout; `ttl` expires it.
+/// [`SessionRecord`](crate::session::SessionRecord), with its login's device facts: deleted on
+/// logout or revocation; `ttl` (the session's expiry) expires it.
 pub fn session(user_id: &UserId, session_id: &str) -> Key {
     Key::new(user(user_id), format!("{SESSION_PREFIX}{session_id}"))
 }
