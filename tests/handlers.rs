@@ -524,6 +524,15 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .to_owned();
     start_payment(&server, &bob_token, &o5, "alipay_wap").await;
 
+    // A seventh, paid and never accepted: a day on, the order job refunds it (audited).
+    let o7 = new_order(&server, &bob_token, &l).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_payment(&server, &bob_token, &o7, "wechat").await;
+    let paid = sandbox_pay(&server.running.wechatpay_base, json!({"out_trade_no": o7})).await;
+    assert_eq!(paid["notified"], json!("204"), "{paid}");
+
     // A sixth, paid, accepted and confirmed: bob reviews it (the sample body), alice answers,
     // and anyone reads the listing's reviews and hers.
     let o6 = new_order(&server, &bob_token, &l).await["id"]
@@ -869,6 +878,30 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(order_status(&server, &bob_token, &o5).await, "expired");
+    // A day on, the seventh (paid, never accepted) is refunded by the job, which records it in
+    // the order's audit list (actor system).
+    let day_on = time::OffsetDateTime::now_utc() + time::Duration::hours(25);
+    let report = jobs::run(job, day_on, jobs::Budget::default())
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_ne!(order_status(&server, &bob_token, &o7).await, "paid");
+    let audited = server
+        .app()
+        .store
+        .query(renji_shared::store::Query::partition(format!(
+            "AUDIT#target#order:{o7}"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(audited.items.len(), 1, "{:?}", audited.items);
+    assert_eq!(
+        (
+            &audited.items[0]["action"],
+            audited.items[0].get("member_id")
+        ),
+        (&json!("order.refund_unaccepted"), None)
+    );
     // Sixteen days on, the privacy request is past its 15 days: flagged (what every run does
     // after the order jobs).
     let overdue = time::OffsetDateTime::now_utc() + time::Duration::days(16);

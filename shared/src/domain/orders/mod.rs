@@ -538,38 +538,41 @@ pub async fn commit(
     })
 }
 
-/// The audit copies of a member's refund action on `order` (`order.refund_request`,
-/// `order.refund_approve`, `order.refund_decline`, by its buyer or seller, target
-/// `order:<id>`), for the transition's own transaction: written only when the change is. Any
-/// other change has none here (staff's are audited by their request edge). The reason the member
-/// gave is not copied (it is free text).
+/// The audit copies of a refund action on `order`, for the transition's own transaction (so
+/// written only when the change is), target `order:<id>`: a party's (`order.refund_request` by
+/// the buyer, `order.refund_approve` / `order.refund_decline` by the seller: in their own list
+/// and the order's) or the order jobs' automatic refunds (`order.refund_unaccepted`: the seller
+/// did not accept in time; `order.refund_auto_approve`: a refund request left unanswered; actor
+/// system, in the order's list). Any other change has none here (staff's are audited by their
+/// request edge). The reason given is not copied (a member's is free text).
 pub fn audited(
     change: &Change,
     order: &Order,
     keep: std::time::Duration,
 ) -> Result<Vec<Write>, Error> {
     use crate::domain::audit::{self, AuditRecord, Target};
-    let action = match change.action {
-        Action::RequestRefund => "order.refund_request",
-        Action::ApproveRefund => "order.refund_approve",
-        Action::DeclineRefund => "order.refund_decline",
-        _ => return Ok(Vec::new()),
-    };
-    let member = match change.actor {
-        Actor::Buyer => &order.buyer_id,
-        Actor::Seller => &order.seller_id,
+    let (action, actor) = match (change.action, change.actor) {
+        (Action::RequestRefund, Actor::Buyer) => (
+            "order.refund_request",
+            audit::Actor::Member(order.buyer_id.clone()),
+        ),
+        (Action::ApproveRefund, Actor::Seller) => (
+            "order.refund_approve",
+            audit::Actor::Member(order.seller_id.clone()),
+        ),
+        (Action::DeclineRefund, Actor::Seller) => (
+            "order.refund_decline",
+            audit::Actor::Member(order.seller_id.clone()),
+        ),
+        (Action::AcceptTimeout, Actor::System) => ("order.refund_unaccepted", audit::Actor::System),
+        (Action::AutoApproveRefund, Actor::System) => {
+            ("order.refund_auto_approve", audit::Actor::System)
+        }
         _ => return Ok(Vec::new()),
     };
     let target = Target::new("order", order.id.as_str())
         .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
-    let record = AuditRecord::by(
-        audit::Actor::Member(member.clone()),
-        change.at,
-        action,
-        target,
-        None,
-        "ok",
-    );
+    let record = AuditRecord::by(actor, change.at, action, target, None, "ok");
     audit::writes(&record, keep)
 }
 
