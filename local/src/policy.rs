@@ -317,12 +317,14 @@ mod tests {
         for function in template.function_binaries().keys() {
             let policy = Policy::of(&template, function, "RenjiTable").unwrap();
             assert!(!policy.statements.is_empty(), "{function}");
-            // Every function reads some item: a member's, or an order (the notify functions,
-            // which serve no member).
+            // Every function reads some item (alone or in a batch): a member's, or an order
+            // (the notify functions, which serve no member).
             assert!(
                 ["USER#u_1", "ORDER#01M8KK26ZSJF93T54E36AT91"]
                     .iter()
-                    .any(|pk| policy.allows("GetItem", &Resource::Table, pk)),
+                    .any(|pk| ["GetItem", "BatchGetItem"]
+                        .iter()
+                        .any(|action| policy.allows(action, &Resource::Table, pk))),
                 "{function}"
             );
             assert!(
