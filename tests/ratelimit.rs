@@ -408,9 +408,10 @@ fn every_member_write_and_every_anonymous_list_is_limited() {
                 "GET /v1/listings/{id}/reviews" | "GET /v1/users/{id}/reviews" => {
                     Limit::Anyone(Class::Browse)
                 }
-                // The member's sessions: one or more queries (every session at once), limited as
-                // the members' rights routes are (issue #10).
-                "GET /v1/me/sessions" => Limit::Member(Class::Browse),
+                // The members' rights routes are all limited (issue #10), their reads as browsing.
+                "GET /v1/me/sessions" | "GET /v1/me/consents" | "GET /v1/me/export" => {
+                    Limit::Member(Class::Browse)
+                }
                 // The member's own orders, as "/v1/me/…" lists are.
                 "GET /v1/orders" => Limit::Unlimited,
                 // The member's own tickets, likewise.

@@ -16,7 +16,7 @@ use renji_shared::{App, Error};
 /// these here (tested).
 pub const ROUTES: &[Route] = &[
     // The member's own record, read as GET /v1/me is: not limited.
-    Route::unlimited("GET /v1/me/consents"),
+    Route::member("GET /v1/me/consents", Class::Browse),
     Route::member("POST /v1/me/consents", Class::Write),
     Route::member("DELETE /v1/me/consents/{scope}", Class::Write),
     Route::member("POST /v1/me/guardian-consent", Class::Write),
