@@ -105,6 +105,12 @@ async fn policy_consents_are_kept_and_asked_again_on_a_major_bump(backend: Backe
             json!({"document": "privacy_policy", "version": "1"}),
             "version",
         ),
+        // The current version as written, not another spelling of it.
+        (
+            json!({"document": "privacy_policy", "version": "01.0"}),
+            "version",
+        ),
+        (json!({"document": "terms", "version": "1.00"}), "version"),
         (json!({"document": "cookies", "version": "1.0"}), "document"),
         (json!({"document": "terms"}), "version"),
         (json!({}), "document"),
@@ -404,6 +410,17 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
     let server = &market.server;
     let api = &server.api;
     let kid = server.member("kid", true).await;
+    // An order made before the member's age was known: paying it is buying too.
+    let early = api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&kid.token),
+            Some(json!({"listing_id": market.listing, "quantity": 1})),
+        )
+        .await;
+    assert_eq!(early.status, 201, "{early:?}");
+    let pay_early = format!("/v1/orders/{}/payments", early.body["id"].as_str().unwrap());
     let patched = api
         .call(
             "PATCH",
@@ -441,13 +458,28 @@ async fn minors_need_a_guardians_consent_to_publish_and_buy(backend: Backend) {
             .await
         }
     };
-    for reply in [publish(&kid).await, order(&kid).await] {
+    let pay = api
+        .call(
+            "POST",
+            &pay_early,
+            Some(&kid.token),
+            Some(json!({"channel": "wechat"})),
+        )
+        .await;
+    for reply in [publish(&kid).await, order(&kid).await, pay] {
         assert_eq!(
             (reply.status, reply.error_code()),
             (403, "guardian_consent_required"),
             "{reply:?}"
         );
     }
+    // A draft is not published: a minor may prepare one.
+    let mut draft = service("草稿");
+    draft["status"] = json!("draft");
+    let drafted = api
+        .call("POST", "/v1/listings", Some(&kid.token), Some(draft))
+        .await;
+    assert_eq!(drafted.status, 201, "{drafted:?}");
 
     // Bad input: 4xx naming the field, nothing written.
     let consent = |who: &Member, body: Value| {

@@ -260,6 +260,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     // A second session of hers (her devices are listed, this one signed out, below).
     let (status, second) = invoke(&server, &event("auth-login", None, &[])).await;
     assert_eq!(status, 200, "{second}");
+    // And a third, for "everywhere else" to sign out.
+    let (status, third) = invoke(&server, &event("auth-login", None, &[])).await;
+    assert_eq!(status, 200, "{third}");
     let second_session = {
         let token = second["token"].as_str().unwrap();
         let payload = token.split('.').rev().nth(1).unwrap();

@@ -74,6 +74,28 @@ async fn conditions_guard_writes(backend: Backend) {
         .unwrap();
     assert_eq!(s.get(&key).await.unwrap(), Some(v2));
 
+    // `Lacks`: the attribute is not there (a missing item lacks every attribute).
+    for (key, name, holds) in [
+        (&key, "count", false),
+        (&key, "scope", true),
+        (&Key::new("C#1", "NONE"), "count", true),
+    ] {
+        let check = s
+            .transact(vec![
+                Write::check(key.clone(), Condition::Lacks(name.into()), "lacks"),
+                Write::put(item("C#1", "LACKS", json!({"n": 1}))),
+            ])
+            .await;
+        match holds {
+            true => check.unwrap(),
+            false => assert_eq!(
+                check,
+                Err(StoreError::ConditionFailed { label: "lacks" }),
+                "{name}"
+            ),
+        }
+    }
+
     // `Has`: the attribute is there (any value); a missing one, or a missing item, fails.
     let missing = Key::new("C#1", "NONE");
     for (key, name, holds) in [

@@ -275,7 +275,13 @@ pub const MAX_USER_AGENT_CHARS: usize = 256;
 /// A `User-Agent` as kept: control characters dropped, blanks trimmed, at most
 /// [`MAX_USER_AGENT_CHARS`]; none when nothing is left.
 pub fn clean_user_agent(raw: &str) -> Option<String> {
-    let kept: String = raw.chars().filter(|c| !c.is_control()).collect();
+    // Control characters, and the invisible format characters that could make a device name
+    // read otherwise (bidi overrides, zero widths, line/paragraph separators, BOM).
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    };
+    let kept: String = raw.chars().filter(|c| !invisible(*c)).collect();
     let kept: String = kept.trim().chars().take(MAX_USER_AGENT_CHARS).collect();
     let kept = kept.trim_end().to_owned();
     (!kept.is_empty()).then_some(kept)
@@ -525,7 +531,9 @@ pub async fn revoke_one(
 }
 
 /// `DELETE /v1/me/sessions`: signs out every session of the caller but the current one
-/// ("everywhere else"), audited with the first batch.
+/// ("everywhere else"), audited with the first batch that signs one out. Each batch requires the
+/// caller's own session: of two racing calls from two sessions, the one whose session the other
+/// revoked first answers 401 instead of a 204 it did not achieve.
 pub async fn revoke_others(store: &DynStore, claims: &Claims, keep: Duration) -> Result<(), Error> {
     let mut audit = Some(audited(&claims.user_id, "sessions.revoke", keep)?);
     let mut cursor = None;
@@ -546,12 +554,15 @@ pub async fn revoke_others(store: &DynStore, claims: &Claims, keep: Duration) ->
             .filter(|key| *key != current)
             .map(Write::delete)
             .collect();
-        let last = page.next.is_none();
-        if !writes.is_empty() || last {
-            writes.extend(audit.take().unwrap_or_default());
-        }
         if !writes.is_empty() {
-            store.transact(writes).await?;
+            writes.extend(audit.take().unwrap_or_default());
+            writes.push(Write::check(current, Condition::Present, "session_current"));
+            store.transact(writes).await.map_err(|e| match e {
+                StoreError::ConditionFailed {
+                    label: "session_current",
+                } => Error::Unauthorized("session revoked"),
+                other => other.into(),
+            })?;
         }
         match page.next {
             Some(next) => cursor = Some(next),
@@ -666,6 +677,11 @@ mod tests {
         for bad in ["", "a", "a/b", &"a".repeat(23), "a+aaaaaaaaaaaaaaaaaaaa"] {
             assert!(!is_session_id(bad), "{bad}");
         }
+        // Invisible format characters (bidi override, zero width, line separator, BOM) go too.
+        assert_eq!(
+            clean_user_agent("Dev\u{202E}ice\u{200B} 1\u{2028}\u{FEFF}").as_deref(),
+            Some("Device 1")
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use renji_shared::domain::consents;
 use renji_shared::domain::idempotency::{self, Begin, StoredResponse};
+use renji_shared::domain::members::Member;
 use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{self, view, Action, Change, Order, Role};
@@ -15,7 +17,7 @@ use renji_shared::http::{
 use renji_shared::ids::OrderId;
 use renji_shared::payments::Channel;
 use renji_shared::ratelimit::{serve, Class, Route};
-use renji_shared::store::StoreError;
+use renji_shared::store::{keys, Record, StoreError};
 use renji_shared::{App, Error};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -46,13 +48,29 @@ fn reason(req: &Request, app: &App) -> Result<String, Error> {
 }
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let me = app.authenticate(&req).await?;
+    let route = route_key(&req).unwrap_or_default();
+    // Paying is buying: a minor needs a guardian's consent (§七) — also for an order created
+    // before their age was known. The member record comes in the session's read (one request).
+    let (me, member) = match route {
+        "POST /v1/orders/{id}/payments" => {
+            let (me, member) = app
+                .authenticate_with(&req, |me| keys::member(&me.user_id))
+                .await?;
+            (me, member)
+        }
+        _ => (app.authenticate(&req).await?, None),
+    };
     let id = id_param(&req, "id", OrderId::parse, "order")?;
     let now = OffsetDateTime::now_utc();
     let (order, role) = orders::for_party(&app.store, &id, &me.user_id).await?;
-    let route = route_key(&req).unwrap_or_default();
     let order = match route {
-        "POST /v1/orders/{id}/payments" => return pay(app, &req, order, role, now).await,
+        "POST /v1/orders/{id}/payments" => {
+            let member = member.ok_or(Error::Unauthorized("member no longer exists"))?;
+            if role == Role::Buyer {
+                consents::require_guardian(&Member::from_item(member)?)?;
+            }
+            return pay(app, &req, order, role, now).await;
+        }
         "POST /v1/orders/{id}/cancel" => {
             no_body(&req, app.config.max_body_bytes)?;
             refuse_unless(&order, role, Action::Cancel)?;

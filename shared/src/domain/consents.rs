@@ -301,8 +301,11 @@ impl ConsentBody {
                 let document = Document::parse(&document)
                     .ok_or_else(|| Error::invalid("document", "must be privacy_policy or terms"))?;
                 let now = current.current(document);
+                // The version as written: `01.0` names no version a member was shown.
                 match Version::parse(&version) {
-                    Some(v) if v == now => Ok(Consent::Document(document, v)),
+                    Some(v) if v == now && v.to_string() == version => {
+                        Ok(Consent::Document(document, v))
+                    }
                     _ => Err(Error::invalid(
                         "version",
                         format!(
@@ -423,10 +426,18 @@ pub async fn give(
             )
         }
     };
+    // A scope is granted once however many grants race: the member update requires it ungranted.
+    let condition = match consent {
+        Consent::Document(..) => Condition::Present,
+        Consent::Scope(scope) => Condition::All(vec![
+            Condition::Present,
+            Condition::Lacks(scope.attribute().to_owned()),
+        ]),
+    };
     let mut writes = vec![
         Write::update(keys::member(id))
             .set(&summary.0, summary.1)
-            .condition(Condition::Present, "member_exists")
+            .condition(condition, "member_exists")
             .build(),
         Write::put_if(
             record.to_item(keys::consent(id, &crate::ids::time_order()), None)?,
@@ -435,7 +446,22 @@ pub async fn give(
         ),
     ];
     writes.extend(audited(id, "consent.accept", &target, audit_keep)?);
-    store.transact(writes).await.map_err(member_gone)?;
+    match store.transact(writes).await {
+        // Granted meanwhile by a racing request (the member is there: it was just read).
+        Err(StoreError::ConditionFailed {
+            label: "member_exists",
+        }) if matches!(consent, Consent::Scope(_)) => {
+            let fresh = self::member(store, id).await?;
+            if let Consent::Scope(scope) = consent {
+                if fresh.granted(scope).is_some() {
+                    *member = fresh;
+                    return Ok(false);
+                }
+            }
+            return Err(Error::NotFound("member"));
+        }
+        other => other.map_err(member_gone)?,
+    }
     match consent {
         Consent::Document(document, version) => {
             let accepted = Some(Accepted { version, at: now });

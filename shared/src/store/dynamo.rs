@@ -500,6 +500,7 @@ impl Expr {
             Condition::Present => format!("attribute_exists({})", self.name(PK)),
             Condition::Equals(n, v) => format!("{} = {}", self.name(n), self.value(to_attr(v))),
             Condition::Has(n) => format!("attribute_exists({})", self.name(n)),
+            Condition::Lacks(n) => format!("attribute_not_exists({})", self.name(n)),
             Condition::AtLeast(n, b) => format!(
                 "{} >= {}",
                 self.name(n),

@@ -68,6 +68,8 @@ pub enum Condition {
     Under(String, i64),
     /// The item exists and has the attribute (any value).
     Has(String),
+    /// The attribute is absent (or the whole item is).
+    Lacks(String),
     /// Every condition holds.
     All(Vec<Condition>),
 }
@@ -465,6 +467,7 @@ pub fn condition_holds(condition: &Condition, current: Option<&Item>) -> bool {
         Condition::Present => current.is_some(),
         Condition::Equals(name, value) => current.and_then(|i| i.get(name)) == Some(value),
         Condition::Has(name) => current.is_some_and(|i| i.get(name).is_some_and(|v| !v.is_null())),
+        Condition::Lacks(name) => current.and_then(|i| i.get(name)).is_none(),
         Condition::AtLeast(name, bound) => current
             .and_then(|i| i.get(name))
             .and_then(Value::as_i64)

@@ -359,9 +359,14 @@ pub async fn get_visible(
         .ok_or(Error::NotFound("listing"))
 }
 
-/// Only a verified member may publish (privacy policy §二(一)2), and a minor only with a
-/// guardian's consent recorded (§七): both read from the one member record.
-async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error> {
+/// Only a verified member may create or publish listings (privacy policy §二(一)2), and a minor
+/// may publish only with a guardian's consent recorded (§七; a draft is not published): both read
+/// from the one member record.
+async fn require_verified(
+    store: &DynStore,
+    member: &UserId,
+    publishing: bool,
+) -> Result<(), Error> {
     let member = members::get(store, member)
         .await?
         .ok_or(Error::Unauthorized("member no longer exists"))?;
@@ -370,7 +375,10 @@ async fn require_verified(store: &DynStore, member: &UserId) -> Result<(), Error
             "real-name verification is required to publish; see POST /v1/me/verification".into(),
         ));
     }
-    crate::domain::consents::require_guardian(&member)
+    match publishing {
+        true => crate::domain::consents::require_guardian(&member),
+        false => Ok(()),
+    }
 }
 
 /// Writes `new` (replacing `old`), its index entries and the owner's count in one transaction.
@@ -498,7 +506,7 @@ pub async fn create(
         published_at: (status == ListingStatus::Published).then_some(now),
         retiring: false,
     };
-    require_verified(store, owner).await?;
+    require_verified(store, owner, status == ListingStatus::Published).await?;
     match save(store, None, &listing).await {
         Ok(()) => Ok(listing),
         Err(StoreError::ConditionFailed {
@@ -620,7 +628,7 @@ pub async fn update(
             return Ok(old);
         }
         if new.is_published() && !old.is_published() {
-            require_verified(store, actor).await?;
+            require_verified(store, actor, true).await?;
         }
         match save(store, Some(&old), &new).await {
             Ok(()) => return Ok(new),
