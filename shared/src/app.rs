@@ -41,6 +41,10 @@ pub struct App {
     /// IM's account REST API (`im_accounts()`), present with the IM application: the function
     /// that deletes accounts is given the IM secret for it.
     im_accounts: Option<Arc<dyn crate::im::ImAccounts>>,
+    im: Option<Cached<UserSigner>>,
+    /// Where data exports are kept (`archive()`): S3 in the functions given
+    /// `RENJI_EXPORT_BUCKET`; the local server sets its file stand-in.
+    pub archive: Option<crate::archive::DynArchive>,
 }
 
 impl App {
@@ -114,6 +118,10 @@ impl App {
                 ))),
                 _ => None,
             },
+            archive: match &config.exports.bucket {
+                Some(bucket) => Some(Arc::new(crate::archive::S3Archive::from_env(bucket)?)),
+                None => None,
+            },
             store,
             config,
         })
@@ -176,6 +184,13 @@ impl App {
     pub fn with_im_accounts(mut self, accounts: Arc<dyn crate::im::ImAccounts>) -> Self {
         self.im_accounts = Some(accounts);
         self
+    }
+
+    /// The export archive; a 500 in a function not configured with one.
+    pub fn archive(&self) -> Result<&crate::archive::DynArchive, Error> {
+        self.archive
+            .as_ref()
+            .ok_or_else(|| Error::Config("RENJI_EXPORT_BUCKET is not set for this function".into()))
     }
 
     /// The caller's session, or 401.

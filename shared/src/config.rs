@@ -234,7 +234,31 @@ pub struct Config {
     /// `privacy_policy=1.0,terms=1.0`, `major.minor` each): what a consent must name, and what
     /// `GET /v1/me` asks members to accept again when its major version moves.
     pub policy_versions: crate::domain::consents::PolicyVersions,
+    /// Members' data exports (`RENJI_EXPORT_*`).
+    pub exports: ExportsConfig,
 }
+
+/// Members' data exports (`domain/exports`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportsConfig {
+    /// The S3 bucket exports are written to (`RENJI_EXPORT_BUCKET`); only the `exports` and
+    /// `export-jobs` functions have it. The local server uses files instead.
+    pub bucket: Option<String>,
+    /// How long a download link lasts (`RENJI_EXPORT_LINK_SECS`, 900; 60 to 86400).
+    pub link: Duration,
+    /// Exports a member may request per UTC day (`RENJI_EXPORTS_PER_DAY`, 3).
+    pub per_day: u32,
+    /// How long a built export is kept (`RENJI_EXPORT_KEEP_DAYS`, 7; 1 to 30): the record's
+    /// `ttl` and the bucket's lifecycle rule.
+    pub keep: Duration,
+}
+
+/// `RENJI_EXPORT_LINK_SECS`'s default.
+pub const DEFAULT_EXPORT_LINK_SECS: u64 = 900;
+/// `RENJI_EXPORTS_PER_DAY`'s default.
+pub const DEFAULT_EXPORTS_PER_DAY: u64 = 3;
+/// `RENJI_EXPORT_KEEP_DAYS`'s default.
+pub const DEFAULT_EXPORT_KEEP_DAYS: u64 = 7;
 
 /// How long an order waits at each step before the order jobs act.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -476,8 +500,27 @@ impl Config {
                 .unwrap_or_else(|| crate::domain::consents::DEFAULT_POLICY_VERSIONS.into()),
         )
         .map_err(|e| Error::Config(format!("RENJI_POLICY_VERSIONS: {e}")))?;
+        let link_secs = number("RENJI_EXPORT_LINK_SECS", DEFAULT_EXPORT_LINK_SECS)?;
+        if !(60..=86_400).contains(&link_secs) {
+            return Err(Error::Config(
+                "RENJI_EXPORT_LINK_SECS is from 60 to 86400 seconds".into(),
+            ));
+        }
+        let keep_days = number("RENJI_EXPORT_KEEP_DAYS", DEFAULT_EXPORT_KEEP_DAYS)?;
+        if !(1..=30).contains(&keep_days) {
+            return Err(Error::Config(
+                "RENJI_EXPORT_KEEP_DAYS is a whole number from 1 to 30".into(),
+            ));
+        }
+        let exports = ExportsConfig {
+            bucket: text("RENJI_EXPORT_BUCKET").map(|b| b.trim().to_owned()),
+            link: Duration::from_secs(link_secs),
+            per_day: at_least_one("RENJI_EXPORTS_PER_DAY", DEFAULT_EXPORTS_PER_DAY)?,
+            keep: Duration::from_secs(keep_days * 86400),
+        };
         Ok(Config {
             policy_versions,
+            exports,
             audit_keep: Duration::from_secs(audit_days * 86400),
             staff,
             orders,

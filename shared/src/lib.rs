@@ -1,6 +1,7 @@
 //! Renji's common crate: what every Lambda function and the local server share.
 
 pub mod app;
+pub mod archive;
 pub mod cities;
 pub mod config;
 pub mod domain;

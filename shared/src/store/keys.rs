@@ -92,6 +92,8 @@ const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
 pub const CONSENT_PREFIX: &str = "CONSENT#";
 const LOCATION: &str = "LOCATION";
 const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
+const EXPORT_SK: &str = "EXPORT";
+const EXPORT_DAY_PREFIX: &str = "EXPORT_DAY#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -177,6 +179,35 @@ pub fn verification_day(member: &UserId, day: &str) -> Key {
 /// (`domain/idempotency.rs`): one per member, route and client key; `ttl` 24 hours.
 pub fn idempotency(member: &UserId, route: &str, key: &str) -> Key {
     Key::new(user(member), format!("{IDEMPOTENCY_PREFIX}{route}#{key}"))
+}
+
+/// Export: `USER#<id> / EXPORT` — [`ExportRecord`](crate::domain::exports::ExportRecord): the
+/// member's latest data export (requested, building, ready or failed) and where its document
+/// is; while pending or building, `gsi1` [`export_listed`]; `ttl` ends a finished one.
+pub fn export(member: &UserId) -> Key {
+    Key::new(user(member), EXPORT_SK)
+}
+
+/// Export count: `USER#<id> / EXPORT_DAY#<yyyy-mm-dd>` — `n`, that UTC day's export requests, a
+/// capped counter (updated, never put); `ttl` removes it.
+pub fn export_day(member: &UserId, day: &str) -> Key {
+    Key::new(user(member), format!("{EXPORT_DAY_PREFIX}{day}"))
+}
+
+/// A pending (or building) export in `gsi1`: `DUE#export / <due, 12 digits>#<member>` — the
+/// export job reads them in order of due time (a build in progress is due again when its lease
+/// ends, so a crashed build is redone).
+pub fn export_listed(due_at: i64, member: &UserId) -> Key {
+    Key::new(due_partition("export"), format!("{}#{member}", due(due_at)))
+}
+
+/// The sort keys of the member's partition that are not exported as records of their own
+/// (`domain/exports`): idempotency records (replays of answers) and the export's own records.
+pub fn unexported_in_user(sk: &str) -> bool {
+    sk.starts_with(IDEMPOTENCY_PREFIX)
+        || sk == EXPORT_SK
+        || sk.starts_with(EXPORT_DAY_PREFIX)
+        || sk.starts_with(VERIFICATION_DAY_PREFIX)
 }
 
 /// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose
@@ -623,6 +654,15 @@ mod tests {
             s(&format!("USER#{u}"), "GUARDIAN_CONSENT")
         );
         assert_eq!(key(openid("o-x")), s("OPENID#o-x", "OPENID"));
+        assert_eq!(key(export(&user_id(1))), s(&format!("USER#{u}"), "EXPORT"));
+        assert_eq!(
+            key(export_day(&user_id(1), "2026-01-02")),
+            s(&format!("USER#{u}"), "EXPORT_DAY#2026-01-02")
+        );
+        assert_eq!(
+            key(export_listed(7, &user_id(1))),
+            s("DUE#export", &format!("000000000007#{u}"))
+        );
         let o = OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V1").unwrap();
         assert_eq!(key(order(&o)), s(&format!("ORDER#{o}"), "ORDER"));
         assert_eq!(
@@ -826,12 +866,14 @@ mod tests {
                 add("session", USER, session(u, text));
                 add("verification day", USER, verification_day(u, text));
                 add("idempotency", USER, idempotency(u, text, text));
+                add("export day", USER, export_day(u, text));
                 add("share", SHARES, share(u, text));
                 for l in &listings {
                     add("share marker", SHARED, share_day(u, l, text, text));
                 }
             }
             add("verification", USER, verification(u));
+            add("export", USER, export(u));
             for l in &listings {
                 add("favourite", FAVS, favourite(u, l));
                 for text in texts {
