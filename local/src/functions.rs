@@ -21,6 +21,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("TicketsFunction", renji_tickets::ROUTES),
     ("AdminFunction", renji_admin::ROUTES),
     ("ConsentsFunction", renji_consents::ROUTES),
+    ("ExportsFunction", renji_exports::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -40,18 +41,24 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "TicketsFunction" => renji_tickets::handle(app, req).await,
         "AdminFunction" => renji_admin::handle(app, req).await,
         "ConsentsFunction" => renji_consents::handle(app, req).await,
+        "ExportsFunction" => renji_exports::handle(app, req).await,
         _ => return None,
     })
 }
 
 /// The scheduled functions (a `Schedule` event in `template.yaml`), run by this server's timer.
-pub const JOBS: &[&str] = &["VerificationJobsFunction", "OrderJobsFunction"];
+pub const JOBS: &[&str] = &[
+    "VerificationJobsFunction",
+    "OrderJobsFunction",
+    "ExportJobsFunction",
+];
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
 pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> {
     Some(match function {
         "VerificationJobsFunction" => renji_verification_jobs::run(app).await,
         "OrderJobsFunction" => renji_order_jobs::run(app).await,
+        "ExportJobsFunction" => renji_export_jobs::run(app).await,
         _ => return None,
     })
 }

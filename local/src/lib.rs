@@ -1,6 +1,7 @@
 //! The local server: every route of `template.yaml` in one process, on the embedded store (or a
 //! DynamoDB endpoint), with sandbox provider stand-ins on loopback.
 
+pub mod exports;
 pub mod functions;
 pub mod http_server;
 pub mod policy;

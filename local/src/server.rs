@@ -280,6 +280,19 @@ pub async fn start(options: Options) -> Result<Running, String> {
     );
     let alipay_gateway = format!("{alipay_base}{}", sandbox::alipay::GATEWAY_PATH);
 
+    // Data exports: files under the data folder (a folder of its own in the temp dir on
+    // DynamoDB), behind links this server signs and serves (`exports.rs`).
+    let export_root = match &options.store {
+        StoreChoice::Embedded { data_dir } => data_dir.clone(),
+        StoreChoice::Dynamo { .. } => {
+            std::env::temp_dir().join(format!("renji-local-{}", ulid::Ulid::new()))
+        }
+    };
+    let archive = Arc::new(crate::exports::FileArchive::new(
+        &export_root,
+        &format!("http://{addr}"),
+        &secret,
+    ));
     let table_name = match &options.store {
         StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
         StoreChoice::Embedded { .. } => renji_shared::config::DEFAULT_TABLE.into(),
@@ -379,12 +392,19 @@ pub async fn start(options: Options) -> Result<Running, String> {
             policy,
             Arc::clone(&used),
         ));
-        let app =
+        let mut app =
             App::with_secrets(config.clone(), limited, &secrets).map_err(|e| e.to_string())?;
+        // As in Lambda, only the functions given the export bucket have it.
+        if EXPORT_FUNCTIONS.contains(&function.as_str()) {
+            let archive: renji_shared::archive::DynArchive = archive.clone();
+            app.archive = Some(archive);
+        }
         functions.insert(function.clone(), (Arc::new(app), used));
     }
     let functions = Arc::new(functions);
-    let app = Arc::new(App::with_secrets(config, store, &secrets).map_err(|e| e.to_string())?);
+    let mut app = App::with_secrets(config, store, &secrets).map_err(|e| e.to_string())?;
+    app.archive = Some(archive.clone());
+    let app = Arc::new(app);
     let jobs_secs = match options
         .config
         .get("RENJI_LOCAL_JOBS_SECS")
@@ -399,12 +419,19 @@ pub async fn start(options: Options) -> Result<Running, String> {
 
     let routes = Arc::new(template.routes());
     let api_functions = Arc::clone(&functions);
+    let api_archive = Arc::clone(&archive);
     let api_task = http_server::spawn(
         listener,
         Arc::new(move |req| {
             let functions = Arc::clone(&api_functions);
             let routes = Arc::clone(&routes);
-            Box::pin(async move { serve(&functions, &routes, req).await })
+            let archive = Arc::clone(&api_archive);
+            Box::pin(async move {
+                if req.uri().path().starts_with(crate::exports::ROUTE) {
+                    return serve_export(&archive, &req);
+                }
+                serve(&functions, &routes, req).await
+            })
         }),
     );
     let mut tasks = vec![
@@ -545,6 +572,27 @@ fn spawn_jobs(functions: Arc<Functions>, every: std::time::Duration) -> JoinHand
             }
         }
     })
+}
+
+/// The functions given the export bucket in `template.yaml` (`RENJI_EXPORT_BUCKET`).
+const EXPORT_FUNCTIONS: &[&str] = &["ExportsFunction", "ExportJobsFunction"];
+
+/// `GET /local/exports/…?expires=&sig=`: a document, for a link the export function made.
+fn serve_export(archive: &crate::exports::FileArchive, req: &HttpRequest) -> HttpResponse {
+    if req.method() != hyper::Method::GET {
+        return error(405, "method_not_allowed", "only GET");
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match archive.open(req.uri().path(), req.uri().query(), now) {
+        Ok(bytes) => hyper::Response::builder()
+            .status(200)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("cache-control", "no-store")
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap_or_else(|_| error(500, "internal_error", "response")),
+        Err(403) => error(403, "forbidden", "the link is not valid, or has expired"),
+        Err(_) => error(404, "not_found", "no such export"),
+    }
 }
 
 fn error(status: u16, code: &str, message: &str) -> HttpResponse {
