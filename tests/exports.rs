@@ -169,7 +169,7 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     // member), and the first document is deleted once it is ready.
     let asked = call(&m, me, "POST", PATH, None).await;
     assert_eq!(asked.status, 202, "{asked:?}");
-    assert_eq!(run_job(&m, now).await.built, 1);
+    assert_eq!(run_job(&m, OffsetDateTime::now_utc()).await.built, 1);
     let ready = call(&m, me, "GET", PATH, None).await;
     let url = ready.body["url"].as_str().unwrap().to_owned();
     assert_eq!(download(&first_url).await.0, 404, "the previous document is deleted");
@@ -232,7 +232,7 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
 
     // The third of the day is accepted; the fourth is 429 until midnight UTC.
     assert_eq!(call(&m, me, "POST", PATH, None).await.status, 202);
-    assert_eq!(run_job(&m, now).await.built, 1);
+    assert_eq!(run_job(&m, OffsetDateTime::now_utc()).await.built, 1);
     let over = call(&m, me, "POST", PATH, None).await;
     assert_eq!((over.status, over.error_code()), (429, "too_many_requests"));
     let wait: u64 = over.retry_after.as_deref().unwrap().parse().unwrap();

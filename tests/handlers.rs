@@ -740,6 +740,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         expect("consents-list", Some(&token), &[], 200),
         // Alice is verified as born in 1949: a guardian's consent is not hers to record.
         expect("consents-guardian", Some(&token), &[], 409),
+        // A copy of her data: asked for (pending until the export job below builds it).
+        expect("exports-request", Some(&token), &[], 202),
+        expect("exports-get", Some(&token), &[], 200),
         expect("listings-remove", Some(&token), &[("id", &l)], 204),
         expect("auth-sessions", Some(&token), &[], 200),
         expect(
@@ -834,6 +837,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         "favorites-list",
         "verification-get",
         "im-usersig",
+        "exports-get",
     ] {
         assert_eq!(
             invoke(&server, &event(name, None, &[])).await.0,
@@ -913,6 +917,21 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .unwrap();
     assert_eq!(flagged.flagged, 1, "{flagged:?}");
     renji_tests::assert_grants_all_used(&server.running, "OrderJobsFunction");
+
+    // The export job's event: alice's export is built.
+    let schedule = run("export-jobs-schedule");
+    let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let job = server
+        .running
+        .function_app("ExportJobsFunction")
+        .expect("job exists");
+    let report = renji_local::functions::run_job("ExportJobsFunction", job)
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert_eq!(report["built"], json!(1), "{report}");
 
     // A returning member whose unionid WeChat sends for the first time (the login route's one
     // update), so the check below sees every request the routes make.
