@@ -16,7 +16,10 @@ const PATH: &str = "/v1/me/export";
 const ID_NUMBER: &str = "11010519491231002X";
 
 async fn call(m: &Market, who: &Member, method: &str, path: &str, body: Option<Value>) -> Reply {
-    m.server.api.call(method, path, Some(&who.token), body).await
+    m.server
+        .api
+        .call(method, path, Some(&who.token), body)
+        .await
 }
 
 /// One run of the export job as its function runs it (its IAM statements enforced).
@@ -26,13 +29,22 @@ async fn run_job(m: &Market, now: OffsetDateTime) -> jobs::Report {
         .running
         .function_app("ExportJobsFunction")
         .expect("job function");
-    jobs::run(app, now, Budget::default()).await.expect("job runs")
+    jobs::run(app, now, Budget::default())
+        .await
+        .expect("job runs")
 }
 
 /// A review of `order` by `who`: its id.
 async fn review(m: &Market, who: &Member, order: &str) -> String {
     let body = json!({"rating": 5, "text": "很好", "images": []});
-    let reply = call(m, who, "POST", &format!("/v1/orders/{order}/reviews"), Some(body)).await;
+    let reply = call(
+        m,
+        who,
+        "POST",
+        &format!("/v1/orders/{order}/reviews"),
+        Some(body),
+    )
+    .await;
     assert_eq!(reply.status, 201, "{reply:?}");
     reply.body["id"].as_str().unwrap().to_owned()
 }
@@ -70,9 +82,7 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
         )
         .await
         .unwrap();
-    let theirs = api
-        .create_listing(&m.stranger, service("上门化妆"))
-        .await["id"]
+    let theirs = api.create_listing(&m.stranger, service("上门化妆")).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -105,10 +115,7 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     .await;
     assert!(share.status < 300, "{share:?}");
     // Orders both ways, walked to completed, each reviewed by its buyer.
-    let sold = m
-        .server
-        .completed_order(me, &m.buyer, &m.listing)
-        .await;
+    let sold = m.server.completed_order(me, &m.buyer, &m.listing).await;
     let bought = m.server.completed_order(&m.stranger, me, &theirs).await;
     let received = review(&m, &m.buyer, &sold).await;
     let written = review(&m, me, &bought).await;
@@ -132,7 +139,14 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     )
     .await;
     assert_eq!(said.status, 201, "{said:?}");
-    let blocked = call(&m, me, "PUT", &format!("/v1/me/blocks/{}", m.stranger.id), None).await;
+    let blocked = call(
+        &m,
+        me,
+        "PUT",
+        &format!("/v1/me/blocks/{}", m.stranger.id),
+        None,
+    )
+    .await;
     assert!(blocked.status < 300, "{blocked:?}");
 
     // Never asked: 404; asked: 202 pending, and a second ask while it is pending is 409.
@@ -143,7 +157,10 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert_eq!(asked.body["status"], json!("pending"));
     assert!(asked.body["requested_at"].is_string());
     let again = call(&m, me, "POST", PATH, Some(json!({}))).await;
-    assert_eq!((again.status, again.error_code()), (409, "export_in_progress"));
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "export_in_progress")
+    );
     let pending = call(&m, me, "GET", PATH, None).await;
     assert_eq!(pending.body["status"], json!("pending"), "{pending:?}");
     assert!(pending.body.get("url").is_none());
@@ -172,7 +189,11 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert_eq!(run_job(&m, OffsetDateTime::now_utc()).await.built, 1);
     let ready = call(&m, me, "GET", PATH, None).await;
     let url = ready.body["url"].as_str().unwrap().to_owned();
-    assert_eq!(download(&first_url).await.0, 404, "the previous document is deleted");
+    assert_eq!(
+        download(&first_url).await.0,
+        404,
+        "the previous document is deleted"
+    );
     let (status, text) = download(&url).await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&text).expect("the document is JSON");
@@ -181,10 +202,17 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert_eq!(doc["member_id"], json!(me.id));
     assert_eq!(doc["profile"]["id"], json!(me.id));
     assert_eq!(doc["verification"]["kind"], json!("person"));
-    assert!(doc["verification"]["number"].as_str().unwrap().contains('*'));
+    assert!(doc["verification"]["number"]
+        .as_str()
+        .unwrap()
+        .contains('*'));
     let has = |section: &str, pointer: &str, id: &str| {
         let found = ids(&doc[section], pointer);
-        assert!(found.iter().any(|f| f == id), "{section} lacks {id}: {}", doc[section]);
+        assert!(
+            found.iter().any(|f| f == id),
+            "{section} lacks {id}: {}",
+            doc[section]
+        );
         assert_eq!(doc["counts"][section], json!(found.len()), "{section}");
     };
     has("listings", "/id", &m.listing);
@@ -199,7 +227,13 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     has("reviews_written", "/id", &written);
     has("tickets", "/id", &ticket_id);
     assert_eq!(doc["orders_as_seller"][0]["status"], json!("completed"));
-    assert!(doc["orders_as_seller"][0]["timeline"].as_array().unwrap().len() >= 3);
+    assert!(
+        doc["orders_as_seller"][0]["timeline"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
     assert_eq!(doc["orders_as_seller"][0]["buyer"]["id"], json!(m.buyer.id));
     let messages = ids(&doc["tickets"][0]["messages"], "/text");
     assert!(messages.iter().any(|t| t == "抬头：人集"), "{messages:?}");
@@ -217,7 +251,13 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    for secret in [stored.openid.as_str(), "sealed", ID_NUMBER, "IDEMPOTENCY", "openid"] {
+    for secret in [
+        stored.openid.as_str(),
+        "sealed",
+        ID_NUMBER,
+        "IDEMPOTENCY",
+        "openid",
+    ] {
         assert!(!text.contains(secret), "the document holds {secret:?}");
     }
 
@@ -237,7 +277,10 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert_eq!((over.status, over.error_code()), (429, "too_many_requests"));
     let wait: u64 = over.retry_after.as_deref().unwrap().parse().unwrap();
     assert!((1..=86400).contains(&wait), "{over:?}");
-    assert_eq!(call(&m, me, "GET", PATH, None).await.body["status"], json!("ready"));
+    assert_eq!(
+        call(&m, me, "GET", PATH, None).await.body["status"],
+        json!("ready")
+    );
 
     // Every grant of the job's IAM statements was used here, and no more is needed.
     renji_tests::assert_grants_all_used(&m.server.running, "ExportJobsFunction");
@@ -273,7 +316,11 @@ async fn bad_input_writes_nothing(backend: Backend) {
         day.day()
     );
     let store = &m.server.app().store;
-    assert!(store.get(&keys::export_day(&member, &day)).await.unwrap().is_none());
+    assert!(store
+        .get(&keys::export_day(&member, &day))
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.get(&keys::export(&member)).await.unwrap().is_none());
 }
 
@@ -357,8 +404,20 @@ async fn a_large_export_streams_in_parts_and_a_crashed_build_is_redone() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = m.server.data_dir.as_ref().unwrap().path().join("exports").join(&me.id);
-        let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        let dir = m
+            .server
+            .data_dir
+            .as_ref()
+            .unwrap()
+            .path()
+            .join("exports")
+            .join(&me.id);
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let mode = std::fs::metadata(file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

@@ -204,8 +204,14 @@ mod tests {
         let archive = FileArchive::new(dir.path(), "http://127.0.0.1:1", "secret");
         let key = "exports/u_1/01J.json";
         let upload = archive.begin(key).await.unwrap();
-        let a = archive.put_part(key, &upload, 1, b"{\"a\":".to_vec()).await.unwrap();
-        let b = archive.put_part(key, &upload, 2, b"1}".to_vec()).await.unwrap();
+        let a = archive
+            .put_part(key, &upload, 1, b"{\"a\":".to_vec())
+            .await
+            .unwrap();
+        let b = archive
+            .put_part(key, &upload, 2, b"1}".to_vec())
+            .await
+            .unwrap();
         archive.complete(key, &upload, &[a, b]).await.unwrap();
         let file = dir.path().join(key);
         #[cfg(unix)]
@@ -227,7 +233,10 @@ mod tests {
         assert_eq!(archive.open(&other, url.query(), now), Err(403));
         let longer = url.query().unwrap().replace("expires=", "expires=9");
         assert_eq!(archive.open(url.path(), Some(&longer), now), Err(403));
-        assert_eq!(archive.open("/local/exports/../x", url.query(), now), Err(404));
+        assert_eq!(
+            archive.open("/local/exports/../x", url.query(), now),
+            Err(404)
+        );
         archive.delete(key).await.unwrap();
         assert!(!file.exists());
         archive.delete(key).await.unwrap();

@@ -241,7 +241,8 @@ impl S3Archive {
         for (name, value) in &signed.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let unavailable = |e: reqwest::Error| Error::Unavailable(format!("S3: {}", e.without_url()));
+        let unavailable =
+            |e: reqwest::Error| Error::Unavailable(format!("S3: {}", e.without_url()));
         let mut response = request.send().await.map_err(unavailable)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -529,8 +530,8 @@ mod tests {
             S3Archive::default_base("renji-exports", "ap-east-1"),
             "https://renji-exports.s3.ap-east-1.amazonaws.com"
         );
-        let archive = S3Archive::new("b-1x", "cn-north-1", Some("http://127.0.0.1:9/"), None)
-            .unwrap();
+        let archive =
+            S3Archive::new("b-1x", "cn-north-1", Some("http://127.0.0.1:9/"), None).unwrap();
         assert_eq!(
             archive.object_url("exports/u_1/x.json").unwrap(),
             "http://127.0.0.1:9/b-1x/exports/u_1/x.json"

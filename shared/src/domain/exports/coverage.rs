@@ -101,10 +101,16 @@ mod tests {
     fn every_partition_family_is_decided_once() {
         for prefix in keys::PARTITIONS {
             let found = COVERAGE.iter().filter(|(p, _)| *p == prefix).count();
-            assert_eq!(found, 1, "{prefix} must be in exports::coverage::COVERAGE once");
+            assert_eq!(
+                found, 1,
+                "{prefix} must be in exports::coverage::COVERAGE once"
+            );
         }
         for (prefix, _) in COVERAGE {
-            assert!(keys::PARTITIONS.contains(prefix), "{prefix} is no partition");
+            assert!(
+                keys::PARTITIONS.contains(prefix),
+                "{prefix} is no partition"
+            );
         }
     }
 }

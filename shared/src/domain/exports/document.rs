@@ -27,16 +27,16 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 use crate::archive::{Archive, Part};
-use crate::domain::listings::{self, Listing, MineEntry};
-use crate::domain::members::Member;
-use crate::domain::orders::{view as order_view, Order, OrderEntry, Role};
-use crate::domain::reviews::{Review, ReviewEntry};
-use crate::domain::tickets::{self, Ticket, TicketEntry};
 use crate::domain::audit::AuditRecord;
 use crate::domain::blocks::Block;
 use crate::domain::favorites::Favourite;
 use crate::domain::follows::Edge;
+use crate::domain::listings::{self, Listing, MineEntry};
+use crate::domain::members::Member;
+use crate::domain::orders::{view as order_view, Order, OrderEntry, Role};
+use crate::domain::reviews::{Review, ReviewEntry};
 use crate::domain::shares::Share;
+use crate::domain::tickets::{self, Ticket, TicketEntry};
 use crate::domain::verification::Verification;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
@@ -59,7 +59,11 @@ pub struct PartWriter<'a> {
 }
 
 impl<'a> PartWriter<'a> {
-    pub async fn begin(archive: &'a dyn Archive, key: &str, part_size: usize) -> Result<Self, Error> {
+    pub async fn begin(
+        archive: &'a dyn Archive,
+        key: &str,
+        part_size: usize,
+    ) -> Result<Self, Error> {
         let upload = archive.begin(key).await?;
         Ok(PartWriter {
             archive,
@@ -91,7 +95,10 @@ impl<'a> PartWriter<'a> {
         self.written += part.len() as u64;
         let number = u32::try_from(self.parts.len() + 1)
             .map_err(|_| Error::Internal("too many parts".into()))?;
-        let part = self.archive.put_part(&self.key, &self.upload, number, part).await?;
+        let part = self
+            .archive
+            .put_part(&self.key, &self.upload, number, part)
+            .await?;
         self.parts.push(part);
         Ok(())
     }
@@ -229,10 +236,12 @@ pub async fn write(
     doc.field("member_id", &json!(member)).await?;
     doc.field("generated_at", &json!(generated_at)).await?;
     let profile: Option<Member> = store.get_record(&keys::member(member)).await?;
-    doc.field("profile", &profile.map_or(Value::Null, |m| m.private_view()))
-        .await?;
-    let verification: Option<Verification> =
-        store.get_record(&keys::verification(member)).await?;
+    doc.field(
+        "profile",
+        &profile.map_or(Value::Null, |m| m.private_view()),
+    )
+    .await?;
+    let verification: Option<Verification> = store.get_record(&keys::verification(member)).await?;
     doc.field(
         "verification",
         &verification.map_or(Value::Null, |v| v.view()),
@@ -419,7 +428,9 @@ fn render_sessions<'c>(
 
 /// The kinds of the member's partition rendered in a section of their own, or not at all.
 fn known_in_user(sk: &str) -> bool {
-    sk == "PROFILE" || sk == "VERIFICATION" || sk.starts_with(keys::SESSION_PREFIX)
+    sk == "PROFILE"
+        || sk == "VERIFICATION"
+        || sk.starts_with(keys::SESSION_PREFIX)
         || keys::unexported_in_user(sk)
 }
 
@@ -433,7 +444,11 @@ fn render_other<'c>(_: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Ve
                 if known_in_user(&sk) {
                     return None;
                 }
-                let kind = sk.split('#').next().unwrap_or_default().to_ascii_lowercase();
+                let kind = sk
+                    .split('#')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
                 Some(json!({
                     "kind": kind,
                     "key": sk,
@@ -465,7 +480,10 @@ fn render_listings<'c>(
 ) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         let entries: Vec<MineEntry> = records(items)?;
-        let listing_keys: Vec<Key> = entries.iter().map(|e| keys::listing(&e.listing_id)).collect();
+        let listing_keys: Vec<Key> = entries
+            .iter()
+            .map(|e| keys::listing(&e.listing_id))
+            .collect();
         let found: Vec<Option<Listing>> = ctx.store.get_records(&listing_keys).await?;
         Ok(entries
             .into_iter()
@@ -496,7 +514,10 @@ fn render_favourites<'c>(
     })
 }
 
-fn render_edges<'c>(ctx: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+fn render_edges<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         let edges: Vec<Edge> = records(items)?;
         let ids: Vec<UserId> = edges.iter().map(|e| e.user_id.clone()).collect();
@@ -509,7 +530,10 @@ fn render_edges<'c>(ctx: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<
     })
 }
 
-fn render_blocks<'c>(ctx: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+fn render_blocks<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         let blocks: Vec<Block> = records(items)?;
         let ids: Vec<UserId> = blocks.iter().map(|b| b.user_id.clone()).collect();
@@ -522,7 +546,10 @@ fn render_blocks<'c>(ctx: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result
     })
 }
 
-fn render_shares<'c>(ctx: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+fn render_shares<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         let shares: Vec<Share> = records(items)?;
         let ids: Vec<ListingId> = shares.iter().map(|s| s.listing_id.clone()).collect();

@@ -95,7 +95,10 @@ pub async fn run(app: &App, now: OffsetDateTime, budget: Budget) -> Result<Repor
             .unwrap_or_default()
             .to_owned();
         let record = ExportRecord::from_item(item)?;
-        if !matches!(record.status, ExportStatus::Pending | ExportStatus::Building) {
+        if !matches!(
+            record.status,
+            ExportStatus::Pending | ExportStatus::Building
+        ) {
             report.skipped += 1;
             continue;
         }

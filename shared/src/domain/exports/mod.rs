@@ -235,7 +235,10 @@ pub async fn status(app: &App, member: &UserId, now: OffsetDateTime) -> Result<V
         let secs = link_secs.min(ends - at).max(1);
         let url = app
             .archive()?
-            .link(&record.object, std::time::Duration::from_secs(secs.unsigned_abs()))
+            .link(
+                &record.object,
+                std::time::Duration::from_secs(secs.unsigned_abs()),
+            )
             .await?;
         view["url"] = json!(url);
         view["expires_at"] = json!(rfc3339(now + time::Duration::seconds(secs)));
@@ -251,7 +254,10 @@ mod tests {
     fn days_and_waits_are_utc() {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         assert_eq!(day_text(t), "2023-11-14");
-        assert_eq!(secs_to_midnight(1_700_000_000), 86_400 - 1_700_000_000 % 86_400);
+        assert_eq!(
+            secs_to_midnight(1_700_000_000),
+            86_400 - 1_700_000_000 % 86_400
+        );
         assert_eq!(secs_to_midnight(0), 86_400);
         let member = UserId::generate();
         let key = object_key(&member, "01J");
