@@ -397,6 +397,11 @@ impl Member {
         // The tickets routes: a ticket of this member's (`{id}` of `GET /v1/tickets/{id}`).
         let id = self.fresh_ticket(app).await?;
         self.ids.insert("tickets".to_owned(), id);
+        // `GET /v1/me/export`: this member has asked for a copy of their data (pending: the
+        // benchmark's functions have no export bucket, so nothing builds it).
+        renji_shared::domain::exports::request(app, &self.user_id, time::OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| e.to_string())?;
         // The staff console: an admin, and this member to look up.
         self.staff_token = self.fresh_staff_token(app).await?;
         self.ids
@@ -573,6 +578,8 @@ impl Member {
                     .map_err(|e| e.to_string())?;
                 token
             }
+            // A member asks for one export at a time (then 409, and 429 after three a day).
+            "POST /v1/me/export" => new_member(app).await?.1,
             "POST /admin/v1/auth/logout" => self.fresh_staff_token(app).await?,
             staff if staff.contains(" /admin/v1/") => self.staff_token.clone(),
             _ => self.token.clone(),

@@ -126,6 +126,8 @@ async fn build(
     budget: Budget,
 ) -> Result<Option<usize>, Error> {
     let store = &app.store;
+    // Without an archive nothing can be built: the export stays pending, no attempt spent.
+    let archive = app.archive()?;
     let member = record.member_id.clone();
     let key = keys::export(&member);
     let at = now.unix_timestamp();
@@ -149,7 +151,6 @@ async fn build(
         Err(StoreError::ConditionFailed { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let archive = app.archive()?;
     let part_bytes = budget
         .part_bytes
         .unwrap_or_else(|| archive.min_part_bytes());
