@@ -191,10 +191,11 @@ async fn an_export_is_uploaded_in_parts_read_by_its_link_and_deleted() {
         .unwrap();
     archive.delete(key).await.unwrap();
     assert_eq!(reqwest::get(&link).await.unwrap().status(), 404);
-    let state = bucket.lock().unwrap();
-    assert!(state.uploads.is_empty() && state.objects.is_empty());
-    assert!(state.refused.is_empty(), "{:?}", state.refused);
-    drop(state);
+    {
+        let state = bucket.lock().unwrap();
+        assert!(state.uploads.is_empty() && state.objects.is_empty());
+        assert!(state.refused.is_empty(), "{:?}", state.refused);
+    }
 
     // A completion S3 refuses in its body (200 with an error) is an error here.
     let upload = archive.begin(key).await.unwrap();
