@@ -238,6 +238,10 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     let messages = ids(&doc["tickets"][0]["messages"], "/text");
     assert!(messages.iter().any(|t| t == "抬头：人集"), "{messages:?}");
     assert!(!doc["sessions"].as_array().unwrap().is_empty());
+    // A kind of the member's partition without a section of its own is there generically (the
+    // day's verification count).
+    let other = ids(&doc["other_records"], "/kind");
+    assert!(other.contains(&"verification_day".to_owned()), "{other:?}");
     let actions = |section: &str| ids(&doc[section], "/action");
     assert!(actions("audit_by_member").contains(&"export.request".to_owned()));
     assert!(actions("audit_about_member").contains(&"export.ready".to_owned()));

@@ -204,10 +204,7 @@ pub fn export_listed(due_at: i64, member: &UserId) -> Key {
 /// The sort keys of the member's partition that are not exported as records of their own
 /// (`domain/exports`): idempotency records (replays of answers) and the export's own records.
 pub fn unexported_in_user(sk: &str) -> bool {
-    sk.starts_with(IDEMPOTENCY_PREFIX)
-        || sk == EXPORT_SK
-        || sk.starts_with(EXPORT_DAY_PREFIX)
-        || sk.starts_with(VERIFICATION_DAY_PREFIX)
+    sk.starts_with(IDEMPOTENCY_PREFIX) || sk == EXPORT_SK || sk.starts_with(EXPORT_DAY_PREFIX)
 }
 
 /// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose
