@@ -105,6 +105,14 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
         let reply = call(&m, who, "PUT", &path, None).await;
         assert!(reply.status < 300, "{path}: {reply:?}");
     }
+    // Consents: a policy accepted and an optional scope granted.
+    for body in [
+        json!({"document": "privacy_policy", "version": "1.0"}),
+        json!({"scope": "marketing"}),
+    ] {
+        let reply = call(&m, me, "POST", "/v1/me/consents", Some(body)).await;
+        assert!(reply.status < 300, "{reply:?}");
+    }
     let share = call(
         &m,
         me,
@@ -238,6 +246,16 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     let messages = ids(&doc["tickets"][0]["messages"], "/text");
     assert!(messages.iter().any(|t| t == "抬头：人集"), "{messages:?}");
     assert!(!doc["sessions"].as_array().unwrap().is_empty());
+    // Consents: the summary, and each consent event.
+    assert_eq!(
+        doc["consents"]["documents"][0]["accepted_version"],
+        json!("1.0"),
+        "{}",
+        doc["consents"]
+    );
+    let events = ids(&doc["consent_history"], "/action");
+    assert!(events.contains(&"accept".to_owned()) && events.contains(&"grant".to_owned()));
+    assert_eq!(doc["counts"]["consent_history"], json!(events.len()));
     // A kind of the member's partition without a section of its own is there generically (the
     // day's verification count).
     let other = ids(&doc["other_records"], "/kind");

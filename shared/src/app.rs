@@ -41,7 +41,6 @@ pub struct App {
     /// IM's account REST API (`im_accounts()`), present with the IM application: the function
     /// that deletes accounts is given the IM secret for it.
     im_accounts: Option<Arc<dyn crate::im::ImAccounts>>,
-    im: Option<Cached<UserSigner>>,
     /// Where data exports are kept (`archive()`): S3 in the functions given
     /// `RENJI_EXPORT_BUCKET`; the local server sets its file stand-in.
     pub archive: Option<crate::archive::DynArchive>,

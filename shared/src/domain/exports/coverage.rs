@@ -20,7 +20,8 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
     (
         keys::USER,
         Exported(
-            "profile (the owner's view, without openid/unionid), verification (masked), sessions, \
+            "profile (the owner's view, without openid/unionid), verification (masked), consents, \
+             consent_history, location, guardian_consent (when, its details sealed), sessions, \
              other_records (kinds added later, generically); not idempotency records or the \
              export's own records",
         ),

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! { "format": "renji.export", "version": 1, "export_id", "member_id", "generated_at",
-//!   "profile", "verification", "sessions": […], "other_records": […],
+//!   "profile", "verification", "consents", "consent_history": […], "location",
+//!   "guardian_consent", "sessions": […], "other_records": […],
 //!   "listings": […], "favourites": […], "following": […], "followers": […], "blocks": […],
 //!   "shares": […], "orders_as_buyer": […], "orders_as_seller": […],
 //!   "reviews_written": […], "reviews_received": […], "tickets": […],
@@ -14,7 +15,8 @@
 //! Each section is the member's own view of the records, as the routes show them; another
 //! member appears only by their public card (id, nickname, avatar). Never in it: openid and
 //! unionid (internal WeChat identifiers), sealed identity data (the verification shows the
-//! number masked), secrets, idempotency records (stored replays of answers).
+//! number masked, a guardian's consent shows when it was recorded, its details staying sealed),
+//! secrets, idempotency records (stored replays of answers).
 //!
 //! Items of the member's partition of a kind this module does not know (added by later work)
 //! are still exported, generically, in `other_records`: `{"kind": <the sort key up to its first
@@ -29,6 +31,9 @@ use serde_json::{json, Map, Value};
 use crate::archive::{Archive, Part};
 use crate::domain::audit::AuditRecord;
 use crate::domain::blocks::Block;
+use crate::domain::consents::{
+    self, ConsentRecord, GuardianConsent, PolicyVersions, StoredPosition,
+};
 use crate::domain::favorites::Favourite;
 use crate::domain::follows::Edge;
 use crate::domain::listings::{self, Listing, MineEntry};
@@ -219,6 +224,7 @@ async fn section(
 pub async fn write(
     out: &mut PartWriter<'_>,
     store: &DynStore,
+    policy_versions: &PolicyVersions,
     member: &UserId,
     export_id: &str,
     generated_at: &str,
@@ -238,7 +244,9 @@ pub async fn write(
     let profile: Option<Member> = store.get_record(&keys::member(member)).await?;
     doc.field(
         "profile",
-        &profile.map_or(Value::Null, |m| m.private_view()),
+        &profile
+            .as_ref()
+            .map_or(Value::Null, |m| m.private_view(policy_versions)),
     )
     .await?;
     let verification: Option<Verification> = store.get_record(&keys::verification(member)).await?;
@@ -247,7 +255,44 @@ pub async fn write(
         &verification.map_or(Value::Null, |v| v.view()),
     )
     .await?;
+    // Consents (§六): the summary `GET /v1/me/consents` shows, every consent event kept (the
+    // proof of consent), the stored coarse position while `location` is granted, and when a
+    // guardian's consent was recorded (its details stay sealed: never shown by any route).
+    doc.field(
+        "consents",
+        &profile
+            .as_ref()
+            .map_or(Value::Null, |m| consents::view(m, policy_versions)),
+    )
+    .await?;
     let user = keys::user(member);
+    section(
+        &mut doc,
+        &ctx,
+        "consent_history",
+        Query::partition(user.clone()).sort(SortKey::Prefix(keys::CONSENT_PREFIX.into())),
+        render_consents,
+    )
+    .await?;
+    let position: Option<StoredPosition> = store.get_record(&keys::member_location(member)).await?;
+    doc.field(
+        "location",
+        &position.map_or(
+            Value::Null,
+            |p| json!({"geohash": p.geohash, "recorded_at": p.recorded_at}),
+        ),
+    )
+    .await?;
+    let guardian: Option<GuardianConsent> =
+        store.get_record(&keys::guardian_consent(member)).await?;
+    doc.field(
+        "guardian_consent",
+        &guardian.map_or(
+            Value::Null,
+            |g| json!({"recorded_at": g.recorded_at, "details": "sealed"}),
+        ),
+    )
+    .await?;
     section(
         &mut doc,
         &ctx,
@@ -427,21 +472,43 @@ fn render_sessions<'c>(
 }
 
 /// The kinds of the member's partition rendered in a section of their own, or not at all.
-fn known_in_user(sk: &str) -> bool {
-    sk == "PROFILE"
-        || sk == "VERIFICATION"
+fn known_in_user(member: &UserId, sk: &str) -> bool {
+    let own = [
+        keys::member(member),
+        keys::verification(member),
+        keys::member_location(member),
+        keys::guardian_consent(member),
+    ];
+    own.iter().any(|k| k.sk == sk)
         || sk.starts_with(keys::SESSION_PREFIX)
+        || sk.starts_with(keys::CONSENT_PREFIX)
         || keys::unexported_in_user(sk)
 }
 
+/// Consent events, as kept: what, which version or scope, when.
+fn render_consents<'c>(
+    _: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+    Box::pin(async move {
+        records::<ConsentRecord>(items)?
+            .into_iter()
+            .map(|r| serde_json::to_value(r).map_err(|e| Error::Internal(format!("consent: {e}"))))
+            .collect()
+    })
+}
+
 /// Items of the member's partition of kinds not otherwise exported, generically.
-fn render_other<'c>(_: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+fn render_other<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         Ok(items
             .into_iter()
             .filter_map(|item| {
                 let sk = sort_key(&item);
-                if known_in_user(&sk) {
+                if known_in_user(ctx.member, &sk) {
                     return None;
                 }
                 let kind = sk
@@ -673,8 +740,11 @@ mod tests {
             scrub(item),
             json!({"relationship": "mother", "nested": {"scope": "marketing"}})
         );
-        assert!(known_in_user("PROFILE") && known_in_user("SESSION#x"));
-        assert!(known_in_user("IDEMPOTENCY#POST /v1/x#k") && known_in_user("EXPORT"));
-        assert!(!known_in_user("CONSENT#privacy_policy"));
+        let m = UserId::generate();
+        assert!(known_in_user(&m, "PROFILE") && known_in_user(&m, "SESSION#x"));
+        assert!(known_in_user(&m, "IDEMPOTENCY#POST /v1/x#k") && known_in_user(&m, "EXPORT"));
+        assert!(known_in_user(&m, "CONSENT#01j") && known_in_user(&m, "GUARDIAN_CONSENT"));
+        assert!(known_in_user(&m, "LOCATION") && !known_in_user(&m, "VERIFICATION_DAY#x"));
+        assert!(!known_in_user(&m, "DELETION"));
     }
 }

@@ -156,7 +156,17 @@ async fn build(
         .unwrap_or_else(|| archive.min_part_bytes());
     let written = async {
         let mut out = PartWriter::begin(archive.as_ref(), &record.object, part_bytes).await?;
-        match document::write(&mut out, store, &member, &record.id, &rfc3339(now)).await {
+        let versions = &app.config.policy_versions;
+        match document::write(
+            &mut out,
+            store,
+            versions,
+            &member,
+            &record.id,
+            &rfc3339(now),
+        )
+        .await
+        {
             Ok(()) => out.finish().await,
             Err(e) => {
                 out.abort().await;
