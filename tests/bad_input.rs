@@ -310,7 +310,7 @@ async fn bad_logins_create_nobody(backend: Backend) {
     // A 405 names the methods the path supports (RFC 9110), for every method it lacks.
     for (method, path, allow) in [
         ("DELETE", "/v1/auth/wechat", "POST"),
-        ("TRACE", "/v1/me", "GET, PATCH"),
+        ("TRACE", "/v1/me", "DELETE, GET, PATCH"),
         ("POST", "/v1/listings/l_1", "DELETE, GET, PATCH"),
         ("OPTIONS", "/v1/me/following/u_1", "DELETE, PUT"),
     ] {

@@ -244,6 +244,99 @@ impl Keys {
     }
 }
 
+/// Runs `work` to its end on a new thread with a 16 MiB stack, on this test's runtime (its
+/// workers keep serving the local server meanwhile).
+fn on_a_larger_stack<F>(work: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn_scoped(scope, || runtime.block_on(work))
+            .expect("a thread")
+            .join()
+            .expect("the work finished")
+    })
+}
+
+/// Account deletion's events: bob has orders that are not final (409, naming them); carol, who
+/// asked customer service for it in a ticket (`ticket`: the ticket-filing event, its body
+/// replaced), is deleted by staff for it; dave deletes his own account (202 each); the deletion
+/// job's run completes both, their IM accounts deleted at the IM stand-in.
+async fn delete_accounts(server: &LocalServer, bob_token: &str, staff: &str, ticket: Value) {
+    let filed = |body: Value| {
+        let mut create = ticket.clone();
+        create["body"] = json!(body.to_string());
+        create
+    };
+    let (status, refused) =
+        invoke(server, &event("deletion-delete-me", Some(bob_token), &[])).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("deletion_blocked")),
+        "{refused}"
+    );
+    assert!(!refused["error"]["blocking"].as_array().unwrap().is_empty());
+    let (carol_token, carol_login) = server.api.login("carol").await;
+    let carol = carol_login["user"]["id"].as_str().unwrap().to_owned();
+    let mut carols =
+        filed(json!({"kind": "other", "subject": "注销账号", "text": "请注销我的账号"}));
+    carols["headers"]["authorization"] = json!(format!("Bearer {carol_token}"));
+    let (status, request) = invoke(server, &carols).await;
+    assert_eq!(status, 201, "{request}");
+    let mut deletion = event("admin-member-deletion", Some(staff), &[("id", &carol)]);
+    deletion["body"] = json!(
+        json!({"ticket_id": request["id"], "reason": "会员通过客服申请注销账号"}).to_string()
+    );
+    let (status, deleting) = invoke(server, &deletion).await;
+    assert_eq!(
+        (status, &deleting["status"], &deleting["requested_by"]),
+        (202, &json!("deleting"), &json!("staff")),
+        "{deleting}"
+    );
+    let (dave_token, dave_login) = server.api.login("dave").await;
+    let dave = dave_login["user"]["id"].as_str().unwrap().to_owned();
+    let (status, deleting) =
+        invoke(server, &event("deletion-delete-me", Some(&dave_token), &[])).await;
+    assert_eq!(
+        (status, &deleting["status"]),
+        (202, &json!("deleting")),
+        "{deleting}"
+    );
+    let schedule = "deletion-jobs-schedule";
+    let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let job = server
+        .running
+        .function_app("DeletionJobsFunction")
+        .expect("job exists");
+    // Both finish in one run, their IM accounts deleted at the IM stand-in.
+    let report = renji_local::functions::run_job("DeletionJobsFunction", job)
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert_eq!(report["finished"], json!(2), "{report}");
+    let deleted: Value = reqwest::get(format!("{}/sandbox/im/deleted", server.running.im_base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for member in [&carol, &dave] {
+        assert!(
+            deleted["deleted"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(member)),
+            "{deleted}"
+        );
+    }
+}
+
 async fn every_event_runs_through_its_handler(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let mut ran = BTreeSet::new();
@@ -675,6 +768,22 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         trail["items"][0]["action"],
         json!("POST /admin/v1/tickets/{id}/close")
     );
+    // Account deletion, on a thread of its own: this test's future is large enough already for
+    // the test thread's 2 MiB stack in a debug build.
+    let names = [
+        "deletion-delete-me",
+        "admin-member-deletion",
+        "deletion-jobs-schedule",
+    ];
+    for name in names {
+        run(name);
+    }
+    on_a_larger_stack(delete_accounts(
+        &server,
+        &bob_token,
+        &staff,
+        filed(json!({})),
+    ));
     let (status, body) = invoke(&server, &event(run("admin-sign-out"), Some(&staff), &[])).await;
     assert_eq!((status, &body), (204, &Value::Null));
     assert_eq!(

@@ -1628,6 +1628,7 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
         ("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
         ("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
         ("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
+        ("POST /admin/v1/members/{id}/deletion", &[Support, Admin]),
         ("GET /admin/v1/audit", &[Admin]),
     ];
     let spec: serde_yaml::Value = serde_yaml::from_str(

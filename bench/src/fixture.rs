@@ -219,6 +219,7 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
             "RENJI_POLICY_VERSIONS",
             renji_shared::domain::consents::DEFAULT_POLICY_VERSIONS.to_owned(),
         ),
+        ("RENJI_ORDER_RETENTION_DAYS", "1095".to_owned()),
         // UserSigs for the sandbox IM application, its secret read by ARN.
         (
             "TENCENT_IM_SDKAPPID",
@@ -563,7 +564,8 @@ impl Member {
         let mut ids = self.ids.clone();
         let token = match route.route.as_str() {
             "POST /v1/auth/logout" => self.fresh_token(app).await?,
-            "POST /v1/me/verification" => new_member(app).await?.1,
+            // A new member each call: the deletion signs them out for good.
+            "POST /v1/me/verification" | "DELETE /v1/me" => new_member(app).await?.1,
             // A guardian's consent is a minor's: a new member whose profile says ten years old.
             "POST /v1/me/guardian-consent" => {
                 let (id, token) = new_member(app).await?;
@@ -667,7 +669,35 @@ impl Member {
         if let Some(order) = order {
             ids.insert("orders".to_owned(), order);
         }
+        if route.route == "POST /admin/v1/members/{id}/deletion" {
+            // A new member who asked customer service for it in a ticket of theirs.
+            let (member, _) = new_member(app).await?;
+            ids.insert("members".to_owned(), member.to_string());
+        }
         let mut event = events::prepare(route, Some(&token), &ids)?;
+        if route.route == "POST /admin/v1/members/{id}/deletion" {
+            let member = ids
+                .get("members")
+                .and_then(|id| UserId::parse(id))
+                .ok_or("no member to delete")?;
+            let body = tickets::create::NewTicket {
+                kind: "other".into(),
+                subject: "注销账号".into(),
+                text: "请注销我的账号".into(),
+                order_id: None,
+                listing_id: None,
+                user_id: None,
+                review_id: None,
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let ticket = tickets::create::create(&app.store, &app.config, &member, &body, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let body = json!({"ticket_id": ticket["id"], "reason": "会员通过客服申请注销账号"})
+                .to_string();
+            event["headers"]["content-length"] = json!(body.len().to_string());
+            event["body"] = json!(body);
+        }
         if route.route == "POST /v1/tickets" {
             // The sample's dispute, of an order of this member's whose refund the seller
             // declined, made for the call (a dispute moves it).

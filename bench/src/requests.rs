@@ -170,6 +170,7 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
         reasons.push("a staff call is audited: the request edge writes its record (three copies, one transaction) after the handler, whatever the outcome".to_owned());
     }
     match call.route.route.as_str() {
+        "DELETE /v1/me" | "POST /admin/v1/members/{id}/deletion" => reasons.push("a deletion reads the member's order lists that can block it (each status that is not final and `completed`, as buyer and as seller: 16 queries) before and again after marking the member (an order landing in between is seen), then starts it in one transaction (the record, the openid claim, the audit record) and revokes the sessions (a query and a transaction per 100)".to_owned()),
         "GET /admin/v1/members/{id}" => reasons.push("the member look-up gathers the profile, the verification status, and the first page of the member's listings (their entries, then one batch read) and of their orders as buyer and as seller (each: entries, one batch read of the orders, one of the other parties' cards)".to_owned()),
         "POST /admin/v1/orders/{id}/decision" => reasons.push("a dispute's refund is the payments code's two transactions (see the refund routes), the order read once more for the answer".to_owned()),
         "POST /admin/v1/reviews/{id}/hide" => reasons.push("reads the review (the write is conditioned on its version) and, in one batch read, whether its listing and seller still exist, whose ratings the hiding moves".to_owned()),

@@ -22,6 +22,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("AdminFunction", renji_admin::ROUTES),
     ("ConsentsFunction", renji_consents::ROUTES),
     ("ExportsFunction", renji_exports::ROUTES),
+    ("DeletionFunction", renji_deletion::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -42,6 +43,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "AdminFunction" => renji_admin::handle(app, req).await,
         "ConsentsFunction" => renji_consents::handle(app, req).await,
         "ExportsFunction" => renji_exports::handle(app, req).await,
+        "DeletionFunction" => renji_deletion::handle(app, req).await,
         _ => return None,
     })
 }
@@ -51,6 +53,7 @@ pub const JOBS: &[&str] = &[
     "VerificationJobsFunction",
     "OrderJobsFunction",
     "ExportJobsFunction",
+    "DeletionJobsFunction",
 ];
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
@@ -59,6 +62,7 @@ pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> 
         "VerificationJobsFunction" => renji_verification_jobs::run(app).await,
         "OrderJobsFunction" => renji_order_jobs::run(app).await,
         "ExportJobsFunction" => renji_export_jobs::run(app).await,
+        "DeletionJobsFunction" => renji_deletion_jobs::run(app).await,
         _ => return None,
     })
 }

@@ -574,8 +574,13 @@ fn spawn_jobs(functions: Arc<Functions>, every: std::time::Duration) -> JoinHand
     })
 }
 
-/// The functions given the export bucket in `template.yaml` (`RENJI_EXPORT_BUCKET`).
-const EXPORT_FUNCTIONS: &[&str] = &["ExportsFunction", "ExportJobsFunction"];
+/// The functions given the export bucket in `template.yaml` (`RENJI_EXPORT_BUCKET`; deletion-jobs
+/// deletes a member's copy).
+const EXPORT_FUNCTIONS: &[&str] = &[
+    "ExportsFunction",
+    "ExportJobsFunction",
+    "DeletionJobsFunction",
+];
 
 /// `GET /local/exports/…?expires=&sig=`: a document, for a link the export function made.
 fn serve_export(archive: &crate::exports::FileArchive, req: &HttpRequest) -> HttpResponse {

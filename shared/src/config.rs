@@ -236,6 +236,11 @@ pub struct Config {
     pub policy_versions: crate::domain::consents::PolicyVersions,
     /// Members' data exports (`RENJI_EXPORT_*`).
     pub exports: ExportsConfig,
+    /// How long an order (and its payments, events, review marker) is kept after its completion
+    /// or closure once a deleted member's side is anonymised, before DynamoDB's TTL purges it
+    /// (`RENJI_ORDER_RETENTION_DAYS`, 1095: the 3 years transaction records are kept; 1095 to
+    /// 3650).
+    pub order_retention: Duration,
 }
 
 /// Members' data exports (`domain/exports`).
@@ -308,6 +313,7 @@ pub const DEFAULT_DISPUTE_DAYS: u64 = 15;
 pub const DEFAULT_TICKET_DUE_HOURS: u64 = 48;
 pub const DEFAULT_REVIEW_DAYS: u64 = 15;
 pub const DEFAULT_AUDIT_DAYS: u64 = 1095;
+pub const DEFAULT_ORDER_RETENTION_DAYS: u64 = 1095;
 
 impl Config {
     /// Reads the configuration of a deployed function; a missing secret is an error.
@@ -470,6 +476,12 @@ impl Config {
                 "RENJI_AUDIT_DAYS is a whole number from 180 to 3650".into(),
             ));
         }
+        let retention_days = number("RENJI_ORDER_RETENTION_DAYS", DEFAULT_ORDER_RETENTION_DAYS)?;
+        if !(1095..=3650).contains(&retention_days) {
+            return Err(Error::Config(
+                "RENJI_ORDER_RETENTION_DAYS is a whole number from 1095 to 3650".into(),
+            ));
+        }
         // Parsed whether or not sign-in is on, so a bad mapping fails every start-up alike.
         let roles = crate::staff::RoleMap::parse(lookup("RENJI_STAFF_ROLES").as_deref())
             .map_err(|e| Error::Config(format!("RENJI_STAFF_ROLES: {e}")))?;
@@ -522,6 +534,7 @@ impl Config {
             policy_versions,
             exports,
             audit_keep: Duration::from_secs(audit_days * 86400),
+            order_retention: Duration::from_secs(retention_days * 86400),
             staff,
             orders,
             im,

@@ -7,6 +7,7 @@
 
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::audit::{self, Filter};
+use renji_shared::domain::deletion;
 use renji_shared::domain::listings;
 use renji_shared::domain::lookup;
 use renji_shared::domain::orders::act::ReasonBody;
@@ -41,6 +42,8 @@ pub const ROUTES: &[Route] = &[
     Route::staff("POST /admin/v1/tickets/{id}/messages", &[Support, Admin]),
     Route::staff("POST /admin/v1/tickets/{id}/close", &[Support, Admin]),
     Route::staff("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
+    // A member's deletion request that came through customer service (§四(五)2).
+    Route::staff("POST /admin/v1/members/{id}/deletion", &[Support, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
@@ -127,6 +130,21 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             only_params(&req, &[])?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
             ok(&lookup::member(&app.store, &id).await?)
+        }
+        "POST /admin/v1/members/{id}/deletion" => {
+            let id = id_param(&req, "id", UserId::parse, "member")?;
+            let body = json_body::<deletion::StaffRequest>(&req, limit)?;
+            let staff = staff::caller(&req)?;
+            let started = Box::pin(deletion::staff_request(
+                app,
+                &id,
+                staff.id.clone(),
+                staff.role,
+                body,
+                now,
+            ))
+            .await?;
+            Ok(deletion::answer(started))
         }
         "POST /admin/v1/listings/{id}/takedown" => {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::members::Member;
+use super::members::{self, Member};
 use super::orders::rfc3339;
 use super::orders::view::card;
 use crate::error::Error;
@@ -58,18 +58,20 @@ fn not_yourself(blocker: &UserId, blocked: &UserId) -> Result<(), Error> {
 
 /// The condition and counter moves on one member's profile: `decrements` are the counts that
 /// lose an edge; with none, only its presence is checked.
+/// Either member being deleted fails it too (a block naming them would outlive the deletion).
 fn profile_write(member: &UserId, decrements: &[&str], label: &'static str) -> Write {
     if decrements.is_empty() {
-        return Write::check(keys::member(member), Condition::Present, label);
+        return Write::check(keys::member(member), members::active(), label);
     }
     let mut update = Write::update(keys::member(member));
     for count in decrements {
         update = update.add(count, -1);
     }
-    let floors = decrements
+    let mut floors: Vec<Condition> = decrements
         .iter()
         .map(|count| Condition::AtLeast((*count).into(), 1))
         .collect();
+    floors.push(members::active());
     update.condition(Condition::All(floors), label).build()
 }
 
@@ -117,7 +119,17 @@ pub async fn block(
             keys::block(blocker, blocked),
             Some(keys::block_listed(blocker, &crate::ids::time_order())),
         )?;
-        let mut writes = vec![Write::put_if(item, Condition::Absent, NEW_BLOCK)];
+        // The reverse entry (`BLOCKED#<blocked>`), so the blocked member's account deletion
+        // finds the block.
+        let reverse = Block {
+            user_id: blocker.clone(),
+            created_at: at.clone(),
+        }
+        .to_item(keys::block_reverse(blocked, blocker), None)?;
+        let mut writes = vec![
+            Write::put_if(item, Condition::Absent, NEW_BLOCK),
+            Write::put(reverse),
+        ];
         let (mut blocker_counts, mut blocked_counts) = (Vec::new(), Vec::new());
         for (((following, follower), present), label) in
             edges.into_iter().zip(&found).zip(EDGE_LABELS)
@@ -162,11 +174,10 @@ pub async fn block(
 pub async fn unblock(store: &DynStore, blocker: &UserId, blocked: &UserId) -> Result<(), Error> {
     not_yourself(blocker, blocked)?;
     match store
-        .transact(vec![Write::delete_if(
-            keys::block(blocker, blocked),
-            Condition::Present,
-            "blocked",
-        )])
+        .transact(vec![
+            Write::delete_if(keys::block(blocker, blocked), Condition::Present, "blocked"),
+            Write::delete(keys::block_reverse(blocked, blocker)),
+        ])
         .await
     {
         Ok(()) | Err(StoreError::ConditionFailed { label: "blocked" }) => Ok(()),

@@ -56,11 +56,11 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
             Write::put(edge(keys::follower_edge(target, member), member, &now)?),
             Write::update(keys::member(member))
                 .add("following_count", 1)
-                .condition(Condition::Present, "follower_exists")
+                .condition(members::active(), "follower_exists")
                 .build(),
             Write::update(keys::member(target))
                 .add("followers_count", 1)
-                .condition(Condition::Present, "followee_exists")
+                .condition(members::active(), "followee_exists")
                 .build(),
             // A block lands before the follow or fails on it (blocks.rs): never both.
             blocks::not_blocked(target, member),

@@ -39,6 +39,8 @@ pub enum VerifiedAs {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub id: UserId,
+    /// Empty once the account is being deleted (the claim is released at once).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub openid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
@@ -92,6 +94,30 @@ pub struct Member {
     pub guardian_consent_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The account deletion (`domain::deletion`): who asked, when, the anonymous reference; set
+    /// when it starts, kept in the tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<crate::domain::deletion::Deletion>,
+    /// [`DELETING_CHECKING`] while a deletion request checks what blocks it, [`DELETING`] from
+    /// its start on (the tombstone keeps it): every write that makes the member a party
+    /// (an order, a follow, a block) is conditioned on its absence ([`active`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<i64>,
+}
+
+/// The `deleting` marker while a deletion request checks its blockers.
+pub const DELETING_CHECKING: i64 = 1;
+/// The `deleting` marker from the start of a deletion on.
+pub const DELETING: i64 = 2;
+
+/// The member exists and no deletion of theirs has begun: the condition of every write that
+/// makes them a party to something new (an order, a follow, a block), so nothing new names a
+/// member whose deletion the job is completing.
+pub fn active() -> Condition {
+    Condition::All(vec![
+        Condition::Present,
+        Condition::Under("deleting".into(), DELETING_CHECKING),
+    ])
 }
 
 pub fn now_rfc3339() -> String {
@@ -136,6 +162,8 @@ impl Member {
             guardian_consent_at: None,
             created_at: now.clone(),
             updated_at: now,
+            deletion: None,
+            deleting: None,
         }
     }
 
@@ -183,7 +211,16 @@ impl Record for Member {
     const KIND: &'static str = "member";
 }
 
+/// The member, unless their account is deleted or being deleted (then `None`: a 404 for everyone
+/// else, as if gone).
 pub async fn get(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error> {
+    Ok(get_any(store, id)
+        .await?
+        .filter(|m| m.deletion.is_none() && m.deleting.is_none()))
+}
+
+/// The member record whatever its state, a deletion's tombstone included.
+pub async fn get_any(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error> {
     store.get_record(&keys::member(id)).await
 }
 

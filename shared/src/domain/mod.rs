@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod blocks;
 pub mod consents;
+pub mod deletion;
 pub mod exports;
 pub mod favorites;
 pub mod follows;

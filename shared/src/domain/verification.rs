@@ -223,6 +223,36 @@ fn claim(app: &App, ring: &KeyRing, subject: &Subject) -> Result<(Key, i64), Err
     Ok((keys::identity_claim(&tag), i64::from(max)))
 }
 
+/// Account deletion (`domain::deletion`): the identity-claim counter a verified record counted,
+/// found from its sealed number (the tag is derived, never stored); `None` for a record that
+/// never counted (not verified).
+pub fn counted_claim(
+    app: &App,
+    ring: &KeyRing,
+    member: &UserId,
+    record: &Verification,
+) -> Result<Option<Key>, Error> {
+    if record.status != Status::Verified {
+        return Ok(None);
+    }
+    let number = ring
+        .open(member, NUMBER_FIELD, &record.number_sealed)
+        .map_err(|e| Error::Internal(format!("verification number unreadable: {e}")))?;
+    let kid = app
+        .config
+        .id_claim_key
+        .as_deref()
+        .unwrap_or_else(|| ring.active_kid());
+    let context = match record.kind {
+        VerifiedAs::Person => "identity-claim/person",
+        VerifiedAs::Enterprise => "identity-claim/enterprise",
+    };
+    let tag = ring
+        .tag(kid, context, &number)
+        .map_err(|e| Error::Config(format!("RENJI_ID_CLAIM_KEY: {e}")))?;
+    Ok(Some(keys::identity_claim(&tag)))
+}
+
 async fn current(app: &App, member: &UserId) -> Result<Option<Verification>, Error> {
     app.store.get_record(&keys::verification(member)).await
 }

@@ -281,6 +281,27 @@ impl DynamoStore {
 
 #[async_trait]
 impl Store for DynamoStore {
+    async fn scan_all(&self) -> Result<Vec<Item>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| map_error(e, &[]))?;
+            all.extend(out.items.unwrap_or_default().into_iter().map(from_attrs));
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(all),
+            }
+        }
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         validate_key(key)?;
         let out = self

@@ -385,6 +385,20 @@ fn run_query(db: &Database, table: &TableSpec, query: &Query) -> Result<Page, St
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn scan_all(&self) -> Result<Vec<Item>, StoreError> {
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let items = txn.open_table(ITEMS).map_err(unavailable)?;
+            let mut all = Vec::new();
+            for entry in items.iter().map_err(unavailable)? {
+                let (_, value) = entry.map_err(unavailable)?;
+                all.push(read_item(value.value())?);
+            }
+            Ok(all)
+        })
+        .await
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let raw = item_key(key)?;
         self.blocking(move |db, _| {

@@ -49,6 +49,9 @@ pub const ORDERS: &str = "ORDERS#";
 pub const NOTICES: &str = "NOTICES#";
 /// Whom a member blocks.
 pub const BLOCKS: &str = "BLOCKS#";
+/// Who blocks a member: the reverse of `BLOCKS#`, so an account deletion finds the blocks that
+/// name the member.
+pub const BLOCKED: &str = "BLOCKED#";
 /// A review.
 pub const REVIEW: &str = "REVIEW#";
 /// Reviews by listing, by the seller reviewed and by their author.
@@ -65,9 +68,10 @@ pub const STAFF: &str = "STAFF#";
 pub const AUDIT: &str = "AUDIT#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 25] = [
+pub const PARTITIONS: [&str; 26] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
-    IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE, STAFF, AUDIT,
+    IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, BLOCKED, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE,
+    STAFF, AUDIT,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -442,6 +446,12 @@ pub fn due_partition(kind: &str) -> String {
     format!("{DUE}{kind}")
 }
 
+/// A member being deleted in `gsi1`: `DUE#deletion / <requested, 12 digits>#<member>` — the
+/// member record while its deletion runs; the deletion job reads them oldest first.
+pub fn deletion_listed(at: i64, member: &UserId) -> Key {
+    Key::new(due_partition("deletion"), format!("{}#{member}", due(at)))
+}
+
 /// An order or payment in `gsi1`: `DUE#<kind> / <due, 12 digits>#<order id>[#<provider>]` —
 /// the order jobs read each kind in order of due time.
 pub fn due_listed(kind: &str, at: i64, id: &OrderId, provider: Option<&str>) -> Key {
@@ -487,6 +497,19 @@ pub fn block(blocker: &UserId, blocked: &UserId) -> Key {
 /// A block in `gsi1`: `BLOCKS#<blocker> / <time-ordered ULID>` — newest first.
 pub fn block_listed(blocker: &UserId, order: &str) -> Key {
     Key::new(blocks(blocker), order)
+}
+
+/// `BLOCKED#<blocked>`: who blocks a member.
+pub fn blocked_by(blocked: &UserId) -> String {
+    format!("{BLOCKED}{blocked}")
+}
+
+/// Block, the reverse entry: `BLOCKED#<blocked> / <blocker>` —
+/// [`Block`](crate::domain::blocks::Block) naming the blocker: written and deleted in the
+/// block's and unblock's transactions (blocks made before it existed have none: see
+/// `domain/deletion.rs`).
+pub fn block_reverse(blocked: &UserId, blocker: &UserId) -> Key {
+    Key::new(blocked_by(blocked), blocker.as_str())
 }
 
 // Reviews.
@@ -659,6 +682,14 @@ mod tests {
         assert_eq!(
             key(export_listed(7, &user_id(1))),
             s("DUE#export", &format!("000000000007#{u}"))
+        );
+        assert_eq!(
+            key(block_reverse(&user_id(2), &user_id(1))),
+            s(&format!("BLOCKED#{v}"), u)
+        );
+        assert_eq!(
+            key(deletion_listed(7, &user_id(1))),
+            s("DUE#deletion", &format!("000000000007#{u}"))
         );
         let o = OrderId::parse("01JD3ZK8M4N5P6Q7R8S9T0V1").unwrap();
         assert_eq!(key(order(&o)), s(&format!("ORDER#{o}"), "ORDER"));

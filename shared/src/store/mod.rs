@@ -383,6 +383,12 @@ pub trait Store: Send + Sync {
     async fn transact_with_token(&self, token: &str, writes: Vec<Write>) -> Result<(), StoreError>;
     /// One page of a partition, ordered by sort key.
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
+    /// Every item of the table (a full scan): for tests and operators proving what the table
+    /// holds (the account-deletion proof), never for a function's request — no IAM statement
+    /// grants `Scan`. Adapters that cannot answer it refuse.
+    async fn scan_all(&self) -> Result<Vec<Item>, StoreError> {
+        Err(StoreError::Invalid("this store does not scan".into()))
+    }
 }
 
 /// How long a client request token is remembered after its transaction (DynamoDB's window).

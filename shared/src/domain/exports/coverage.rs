@@ -76,6 +76,10 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         Not("provider notifications that named no order: about no member"),
     ),
     (keys::BLOCKS, Exported("blocks")),
+    (
+        keys::BLOCKED,
+        Not("the reverse of others' blocks (who blocks the member): theirs, not the member's"),
+    ),
     (keys::REVIEW, Exported("reviews_written, reviews_received")),
     (keys::REVIEWS, Exported("reviews_written, reviews_received")),
     (keys::TICKET, Exported("tickets, with their messages")),

@@ -746,6 +746,49 @@ pub async fn remove(store: &DynStore, actor: &UserId, id: &ListingId) -> Result<
         .map(|_| ())
 }
 
+/// Account deletion (`domain::deletion`): the listing itself, every index entry it has (feeds,
+/// search terms, nearby; its `OWNER#` listing goes with the record) and its owner's entry
+/// `entry` (`MINE#<owner> / …`), in one transaction conditioned on the version read — an edit
+/// landing in between makes it read again. The owner's count is not moved: their record becomes
+/// a tombstone. Idempotent: a listing already gone leaves only its entry to delete.
+pub async fn erase(store: &DynStore, id: &ListingId, entry: &Key) -> Result<(), Error> {
+    for attempt in 0..RETIRE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
+        let Some(listing) = get(store, id).await? else {
+            store.write(Write::delete(entry.clone())).await?;
+            return Ok(());
+        };
+        let mut writes = vec![Write::delete_if(
+            keys::listing(id),
+            Condition::Equals("version".into(), json!(listing.version)),
+            "listing_version",
+        )];
+        let mut stale: Vec<Key> = index::entries(&listing)?.into_keys().collect();
+        stale.sort();
+        writes.extend(stale.into_iter().map(Write::delete));
+        let mine = keys::mine_entry(&listing.owner_id, &listing.created_at, id);
+        if &mine != entry {
+            writes.push(Write::delete(entry.clone()));
+        }
+        writes.push(Write::delete(mine));
+        match store.transact(writes).await {
+            Ok(()) => return Ok(()),
+            Err(
+                StoreError::ConditionFailed {
+                    label: "listing_version",
+                }
+                | StoreError::Conflict,
+            ) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "listing {id} kept changing during {RETIRE_ATTEMPTS} tries to erase it"
+    )))
+}
+
 /// Staff take a listing down (`POST /admin/v1/listings/{id}/takedown`); its owner sees the
 /// reason. Answers the listing as it is now.
 pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<Listing, Error> {

@@ -10,10 +10,10 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::{creation_writes, rfc3339, view, ListingSnapshot, Order, OrderStatus, Step};
 use crate::config::OrderTimes;
-use crate::domain::blocks;
 use crate::domain::idempotency::{self, Begin, IdempotencyKey, StoredResponse};
 use crate::domain::listings::{self, fields::Kind, Listing, ListingStatus};
 use crate::domain::profile::printable;
+use crate::domain::{blocks, members};
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, UserId};
 use crate::money::Fen;
@@ -27,6 +27,9 @@ pub const MAX_QUANTITY: i64 = 99;
 pub const MAX_REMARK_CHARS: usize = 200;
 /// The label of the check that the listing is the version the order was priced from.
 pub const LISTING_LABEL: &str = "listing_unchanged";
+/// The labels of the checks that neither party is being deleted.
+const BUYER_ACTIVE: &str = "buyer_active";
+const SELLER_ACTIVE: &str = "seller_active";
 /// A listing edited between the read and the write is read again this often.
 const ATTEMPTS: usize = 3;
 
@@ -252,6 +255,19 @@ pub async fn create(
         ));
         // Refused, and nothing kept (nor an idempotency record), when the seller blocks the buyer.
         writes.push(blocks::not_blocked(&order.seller_id, buyer));
+        // Neither party's account deletion has begun: a deletion checks the member's orders
+        // after setting its marker, so an order either lands first (and blocks the deletion) or
+        // fails here.
+        writes.push(Write::check(
+            keys::member(buyer),
+            members::active(),
+            BUYER_ACTIVE,
+        ));
+        writes.push(Write::check(
+            keys::member(&order.seller_id),
+            members::active(),
+            SELLER_ACTIVE,
+        ));
         let response = StoredResponse {
             status: 201,
             body: view::view(store, &order, super::Role::Buyer).await?,
@@ -315,6 +331,15 @@ fn from_store(e: StoreError) -> Error {
         StoreError::ConditionFailed {
             label: blocks::BLOCKED_LABEL,
         } => Error::Blocked,
+        StoreError::ConditionFailed {
+            label: BUYER_ACTIVE,
+        } => Error::Unauthorized("member no longer exists"),
+        StoreError::ConditionFailed {
+            label: SELLER_ACTIVE,
+        } => Error::Conflict {
+            code: "listing_unavailable",
+            message: "the listing's owner is deleting their account".into(),
+        },
         other => other.into(),
     }
 }
