@@ -29,7 +29,9 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name($crate::Backend::Embedded).await
+                    // Boxed: a long test's future is large, and a debug build's test thread
+                    // stack (2 MiB) is not.
+                    Box::pin(super::$name($crate::Backend::Embedded)).await
                 }
             )*
         }
@@ -37,7 +39,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name($crate::Backend::Dynamo).await
+                    Box::pin(super::$name($crate::Backend::Dynamo)).await
                 }
             )*
         }
