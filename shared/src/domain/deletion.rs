@@ -744,22 +744,42 @@ impl Work<'_> {
         partition: &str,
         sort: SortKey,
     ) -> Result<Step, Error> {
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self
-                .first(partition, sort.clone(), MAX_TRANSACTION_WRITES)
-                .await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        let page = MAX_TRANSACTION_WRITES;
+        self.batches(meter, partition, sort, page, |items| async move {
             let writes = items
                 .iter()
                 .filter_map(Key::of)
                 .map(Write::delete)
                 .collect();
-            self.store.transact(writes).await?;
+            Ok(self.store.transact(writes).await?)
+        })
+        .await
+    }
+
+    /// Pages through `partition` (`page` items at a time) until it is empty or the budget is
+    /// spent; `batch` turns each page into one batch of writes, which takes it out of the
+    /// partition.
+    async fn batches<F, Fut>(
+        &self,
+        meter: &mut Meter,
+        partition: &str,
+        sort: SortKey,
+        page: usize,
+        mut batch: F,
+    ) -> Result<Step, Error>
+    where
+        F: FnMut(Vec<Item>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Error>>,
+    {
+        loop {
+            if meter.spent() {
+                return Ok(Step::Paused);
+            }
+            let items = self.first(partition, sort.clone(), page).await?;
+            if items.is_empty() {
+                return Ok(Step::Done);
+            }
+            batch(items).await?;
             meter.batches += 1;
         }
     }
@@ -925,16 +945,8 @@ impl Work<'_> {
     /// `FAVS#<id>`: each favourite, and its listing's `favorites_count`.
     async fn favourites(&self, meter: &mut Meter) -> Result<Step, Error> {
         let favs = keys::favourites(self.id);
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self
-                .first(&favs, SortKey::Any, MAX_TRANSACTION_WRITES / 2)
-                .await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        let page = MAX_TRANSACTION_WRITES / 2;
+        self.batches(meter, &favs, SortKey::Any, page, |items| async move {
             let (mut deletes, mut counted) = (Vec::new(), Vec::new());
             for item in items {
                 let Some(key) = Key::of(&item) else { continue };
@@ -945,9 +957,9 @@ impl Work<'_> {
             counted.sort();
             counted.dedup();
             self.delete_counted(deletes, counted, "favorites_count")
-                .await?;
-            meter.batches += 1;
-        }
+                .await
+        })
+        .await
     }
 
     /// `FOLLOWING#<id>` (`following`) or `FOLLOWERS#<id>`: both edges of each follow, and the
@@ -957,16 +969,8 @@ impl Work<'_> {
             true => (keys::following(self.id), "followers_count"),
             false => (keys::followers(self.id), "following_count"),
         };
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self
-                .first(&partition, SortKey::Any, MAX_TRANSACTION_WRITES / 3)
-                .await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        let page = MAX_TRANSACTION_WRITES / 3;
+        self.batches(meter, &partition, SortKey::Any, page, |items| async move {
             let (mut deletes, mut counted) = (Vec::new(), Vec::new());
             for item in items {
                 let Some(key) = Key::of(&item) else { continue };
@@ -980,9 +984,9 @@ impl Work<'_> {
             }
             counted.sort();
             counted.dedup();
-            self.delete_counted(deletes, counted, count).await?;
-            meter.batches += 1;
-        }
+            self.delete_counted(deletes, counted, count).await
+        })
+        .await
     }
 
     /// `BLOCKS#<id>`: whom the member blocks, with each reverse entry.
@@ -1007,16 +1011,9 @@ impl Work<'_> {
         partition: String,
         pair: impl Fn(&UserId, &UserId) -> Key,
     ) -> Result<Step, Error> {
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self
-                .first(&partition, SortKey::Any, MAX_TRANSACTION_WRITES / 2)
-                .await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        let page = MAX_TRANSACTION_WRITES / 2;
+        let pair = &pair;
+        self.batches(meter, &partition, SortKey::Any, page, |items| async move {
             let mut writes = Vec::new();
             for item in items {
                 let Some(key) = Key::of(&item) else { continue };
@@ -1024,22 +1021,15 @@ impl Work<'_> {
                 writes.push(Write::delete(key));
                 writes.push(Write::delete(pair(&other, self.id)));
             }
-            self.store.transact(writes).await?;
-            meter.batches += 1;
-        }
+            Ok(self.store.transact(writes).await?)
+        })
+        .await
     }
 
     /// `SHARES#<id>`: each share, and its listing's `shares_count`.
     async fn shares(&self, meter: &mut Meter) -> Result<Step, Error> {
         let shares = keys::shares(self.id);
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self.first(&shares, SortKey::Any, 40).await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        self.batches(meter, &shares, SortKey::Any, 40, |items| async move {
             let mut deletes = Vec::new();
             let mut per_listing: std::collections::BTreeMap<Key, i64> = Default::default();
             for item in items {
@@ -1050,9 +1040,9 @@ impl Work<'_> {
                     .entry(keys::listing(&share.listing_id))
                     .or_default() += 1;
             }
-            self.delete_shares(deletes, per_listing).await?;
-            meter.batches += 1;
-        }
+            self.delete_shares(deletes, per_listing).await
+        })
+        .await
     }
 
     /// As [`Work::delete_counted`], moving each listing's `shares_count` by its shares here.
@@ -1108,16 +1098,8 @@ impl Work<'_> {
             "author" => "author_id",
             _ => "seller_id",
         };
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self
-                .first(&partition, SortKey::Any, MAX_TRANSACTION_WRITES / 2)
-                .await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
+        let page = MAX_TRANSACTION_WRITES / 2;
+        self.batches(meter, &partition, SortKey::Any, page, |items| async move {
             let mut entries = Vec::new();
             for item in items {
                 let Some(key) = Key::of(&item) else { continue };
@@ -1150,9 +1132,9 @@ impl Work<'_> {
                     );
                 }
             }
-            self.store.transact(writes).await?;
-            meter.batches += 1;
-        }
+            Ok(self.store.transact(writes).await?)
+        })
+        .await
     }
 
     /// `TICKETS#<id>`: each ticket kept, the member replaced (as author, other party, the member
