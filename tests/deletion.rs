@@ -572,6 +572,12 @@ async fn staff_start_a_deletion_for_a_ticket_and_bad_input_writes_nothing(backen
             422,
             "reason",
         ),
+        (
+            &support,
+            json!({"ticket_id": ticket, "reason": null}),
+            422,
+            "reason",
+        ),
         (&moderator, json!({"ticket_id": ticket}), 403, ""),
     ] {
         let reply = api

@@ -190,6 +190,32 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert!((890..=910).contains(&secs("expires_at")), "{first:?}");
     assert!((7 * 86400 - 10..=7 * 86400 + 10).contains(&secs("available_until")));
 
+    // Staff hide the review the member received (it leaves the seller's public list), and a
+    // staff member looks the member up: the next export still holds the review, and shows the
+    // staff member as `staff`, not by name.
+    let store = &m.server.app().store;
+    let review_id = renji_shared::ids::ReviewId::parse(&received).unwrap();
+    store
+        .write(Write::delete(keys::review_entry(
+            "seller", &me.id, &review_id,
+        )))
+        .await
+        .unwrap();
+    let staff = renji_shared::domain::audit::AuditRecord::by(
+        renji_shared::domain::audit::Actor::Staff {
+            id: renji_shared::ids::StaffId::parse("zhang.wei").unwrap(),
+            role: renji_shared::staff::StaffRole::Support,
+        },
+        OffsetDateTime::now_utc(),
+        "GET /admin/v1/members/{id}",
+        renji_shared::domain::audit::Target::member(&UserId::parse(&me.id).unwrap()),
+        None,
+        "ok",
+    );
+    renji_shared::domain::audit::record(store, &staff, std::time::Duration::from_secs(86400))
+        .await
+        .unwrap();
+
     // A second export: it also holds the first one's `export.ready` (an audit record about the
     // member), and the first document is deleted once it is ready.
     let asked = call(&m, me, "POST", PATH, None).await;
@@ -246,6 +272,13 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     let messages = ids(&doc["tickets"][0]["messages"], "/text");
     assert!(messages.iter().any(|t| t == "抬头：人集"), "{messages:?}");
     assert!(!doc["sessions"].as_array().unwrap().is_empty());
+    // Times as the API shows them (RFC 3339), as `GET /v1/me/sessions` does.
+    assert!(
+        doc["sessions"][0]["created_at"].is_string(),
+        "{}",
+        doc["sessions"]
+    );
+    assert!(!text.contains("zhang.wei"), "staff are shown as `staff`");
     // Consents: the summary, and each consent event.
     assert_eq!(
         doc["consents"]["documents"][0]["accepted_version"],

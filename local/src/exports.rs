@@ -187,9 +187,16 @@ impl Archive for FileArchive {
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        match std::fs::remove_file(self.path_of(key)?) {
+        let path = self.path_of(key)?;
+        match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(internal(e)),
-            _ => Ok(()),
+            _ => {
+                // The member's folder goes with their last document (it names them).
+                if let Some(folder) = path.parent() {
+                    let _ = std::fs::remove_dir(folder);
+                }
+                Ok(())
+            }
         }
     }
 }

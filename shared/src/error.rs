@@ -34,6 +34,9 @@ pub enum Error {
     MethodNotAllowed,
     /// 409: the request conflicts with the current state.
     Conflict { code: &'static str, message: String },
+    /// 409 `deletion_blocked`: an account cannot be deleted while these (orders that are not
+    /// final, open disputes) are open; `error.blocking` lists them.
+    DeletionBlocked(Vec<serde_json::Value>),
     /// 413
     PayloadTooLarge { limit: usize },
     /// 415
@@ -64,7 +67,7 @@ impl Error {
             Error::Forbidden(_) | Error::Denied { .. } | Error::Blocked => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::DeletionBlocked(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -84,6 +87,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Blocked => "blocked",
+            Error::DeletionBlocked(_) => "deletion_blocked",
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge { .. } => "payload_too_large",
@@ -105,6 +109,10 @@ impl Error {
             Error::Unauthorized(why) => (*why).to_owned(),
             Error::Forbidden(why) => why.clone(),
             Error::Blocked => "this member has blocked you".into(),
+            Error::DeletionBlocked(_) => {
+                "the account cannot be deleted while an order is not final or a dispute is open"
+                    .into()
+            }
             Error::NotFound(what) => format!("{what} not found"),
             Error::MethodNotAllowed => "method not allowed on this path".into(),
             Error::PayloadTooLarge { limit } => format!("request body is over {limit} bytes"),
@@ -131,6 +139,7 @@ impl Error {
         match self {
             Error::Invalid { field, .. } => error["field"] = json!(field),
             Error::Unprocessable { field, .. } => error["field"] = json!(field),
+            Error::DeletionBlocked(blocking) => error["blocking"] = json!(blocking),
             _ => {}
         }
         let mut response = crate::http::json_response(status, &json!({ "error": error }));

@@ -483,25 +483,30 @@ pub async fn list(store: &DynStore, claims: &Claims) -> Result<Vec<Value>, Error
     sessions.sort_by(|(a_id, a), (b_id, b)| {
         b.created_at.cmp(&a.created_at).then_with(|| a_id.cmp(b_id))
     });
-    let time = |secs: i64| {
-        OffsetDateTime::from_unix_timestamp(secs)
-            .map(crate::domain::members::rfc3339)
-            .map_err(|_| Error::Internal("session time out of range".into()))
-    };
     sessions
         .into_iter()
-        .map(|(id, record)| {
-            Ok(json!({
-                "current": id == claims.session_id,
-                "id": id,
-                "platform": record.platform.unwrap_or(Platform::Other),
-                "user_agent": record.user_agent,
-                "ip": record.ip,
-                "created_at": time(record.created_at)?,
-                "expires_at": time(record.expires_at)?,
-            }))
-        })
+        .map(|(id, record)| record.view(&id, id == claims.session_id))
         .collect()
+}
+
+impl SessionRecord {
+    /// How the member is shown session `id` (`GET /v1/me/sessions`, their data export).
+    pub fn view(&self, id: &str, current: bool) -> Result<Value, Error> {
+        let time = |secs: i64| {
+            OffsetDateTime::from_unix_timestamp(secs)
+                .map(crate::domain::members::rfc3339)
+                .map_err(|_| Error::Internal("session time out of range".into()))
+        };
+        Ok(json!({
+            "current": current,
+            "id": id,
+            "platform": self.platform.unwrap_or(Platform::Other),
+            "user_agent": self.user_agent,
+            "ip": self.ip,
+            "created_at": time(self.created_at)?,
+            "expires_at": time(self.expires_at)?,
+        }))
+    }
 }
 
 /// `DELETE /v1/me/sessions/{id}`: signs out one of the caller's sessions (their current one

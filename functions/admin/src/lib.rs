@@ -144,7 +144,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 now,
             ))
             .await?;
-            Ok(deletion::answer(started))
+            deletion::answer(started)
         }
         "POST /admin/v1/listings/{id}/takedown" => {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;

@@ -26,9 +26,9 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             only_params(&req, &[])?;
             no_body(&req, app.config.max_body_bytes)?;
             let now = OffsetDateTime::now_utc();
-            Ok(deletion::answer(
+            deletion::answer(
                 Box::pin(deletion::start(app, &me.user_id, Requester::Member, now)).await?,
-            ))
+            )
         }
         _ => Err(Error::NotFound("route")),
     }

@@ -61,7 +61,7 @@ fn not_yourself(blocker: &UserId, blocked: &UserId) -> Result<(), Error> {
 /// Either member being deleted fails it too (a block naming them would outlive the deletion).
 fn profile_write(member: &UserId, decrements: &[&str], label: &'static str) -> Write {
     if decrements.is_empty() {
-        return Write::check(keys::member(member), members::active(), label);
+        return Write::check(keys::member(member), members::not_deleted(), label);
     }
     let mut update = Write::update(keys::member(member));
     for count in decrements {
@@ -71,7 +71,7 @@ fn profile_write(member: &UserId, decrements: &[&str], label: &'static str) -> W
         .iter()
         .map(|count| Condition::AtLeast((*count).into(), 1))
         .collect();
-    floors.push(members::active());
+    floors.push(members::not_deleted());
     update.condition(Condition::All(floors), label).build()
 }
 

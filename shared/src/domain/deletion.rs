@@ -137,23 +137,15 @@ pub enum Started {
     Blocked(Vec<Value>),
 }
 
-/// The body of 409 `deletion_blocked`.
-pub fn blocked_body(blocking: &[Value]) -> Value {
-    json!({"error": {
-        "code": "deletion_blocked",
-        "message": "the account cannot be deleted while an order is not final or a dispute is open",
-        "blocking": blocking,
-    }})
-}
-
-/// 202 with the deletion's state, or 409 `deletion_blocked` with what blocks it.
-pub fn answer(started: Started) -> lambda_http::Response<lambda_http::Body> {
-    use lambda_http::http::StatusCode;
+/// 202 with the deletion's state, or 409 `deletion_blocked` with what blocks it (an error, so
+/// the staff edge audits the refusal's code).
+pub fn answer(started: Started) -> Result<lambda_http::Response<lambda_http::Body>, Error> {
     match started {
-        Started::Accepted(state) => crate::http::json_response(StatusCode::ACCEPTED, &state),
-        Started::Blocked(blocking) => {
-            crate::http::json_response(StatusCode::CONFLICT, &blocked_body(&blocking))
-        }
+        Started::Accepted(state) => Ok(crate::http::json_response(
+            lambda_http::http::StatusCode::ACCEPTED,
+            &state,
+        )),
+        Started::Blocked(blocking) => Err(Error::DeletionBlocked(blocking)),
     }
 }
 
@@ -163,7 +155,7 @@ pub fn answer(started: Started) -> lambda_http::Response<lambda_http::Body> {
 #[serde(deny_unknown_fields)]
 pub struct StaffRequest {
     pub ticket_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::profile::not_null")]
     pub reason: Option<String>,
 }
 
@@ -401,7 +393,7 @@ pub async fn start(
         "account.delete",
         Target::member(member),
         reason,
-        "accepted",
+        "ok",
     );
     writes.extend(audit::writes(&record_audit, app.config.audit_keep)?);
     match store.transact(writes).await {

@@ -56,11 +56,11 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
             Write::put(edge(keys::follower_edge(target, member), member, &now)?),
             Write::update(keys::member(member))
                 .add("following_count", 1)
-                .condition(members::active(), "follower_exists")
+                .condition(members::not_deleted(), "follower_exists")
                 .build(),
             Write::update(keys::member(target))
                 .add("followers_count", 1)
-                .condition(members::active(), "followee_exists")
+                .condition(members::not_deleted(), "followee_exists")
                 .build(),
             // A block lands before the follow or fails on it (blocks.rs): never both.
             blocks::not_blocked(target, member),

@@ -120,6 +120,16 @@ pub fn active() -> Condition {
     ])
 }
 
+/// The member exists and no deletion of theirs has started (one may be checking what blocks it,
+/// and may be refused): the condition of a follow or a block, which the deletion job, running
+/// only once started, finds and removes — unlike an order, which would block the deletion.
+pub fn not_deleted() -> Condition {
+    Condition::All(vec![
+        Condition::Present,
+        Condition::Under("deleting".into(), DELETING),
+    ])
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }
@@ -211,12 +221,12 @@ impl Record for Member {
     const KIND: &'static str = "member";
 }
 
-/// The member, unless their account is deleted or being deleted (then `None`: a 404 for everyone
-/// else, as if gone).
+/// The member, unless their account is deleted or its deletion has started (then `None`: a 404
+/// for everyone else, as if gone); a deletion request still checking what blocks it hides nothing.
 pub async fn get(store: &DynStore, id: &UserId) -> Result<Option<Member>, Error> {
     Ok(get_any(store, id)
         .await?
-        .filter(|m| m.deletion.is_none() && m.deleting.is_none()))
+        .filter(|m| m.deletion.is_none() && m.deleting.unwrap_or(0) < DELETING))
 }
 
 /// The member record whatever its state, a deletion's tombstone included.

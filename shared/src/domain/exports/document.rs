@@ -39,12 +39,13 @@ use crate::domain::follows::Edge;
 use crate::domain::listings::{self, Listing, MineEntry};
 use crate::domain::members::Member;
 use crate::domain::orders::{view as order_view, Order, OrderEntry, Role};
-use crate::domain::reviews::{Review, ReviewEntry};
+use crate::domain::reviews::{Review, ReviewEntry, ReviewMarker};
 use crate::domain::shares::Share;
 use crate::domain::tickets::{self, Ticket, TicketEntry};
 use crate::domain::verification::Verification;
 use crate::error::Error;
 use crate::ids::{ListingId, UserId};
+use crate::session::SessionRecord;
 use crate::store::{keys, DynStore, Item, Key, Query, Record, Records, SortKey};
 
 /// Items read per page (and batch read with them).
@@ -385,8 +386,8 @@ pub async fn write(
         &mut doc,
         &ctx,
         "reviews_received",
-        Query::partition(keys::reviews_of("seller", member.as_str())).descending(),
-        render_reviews,
+        Query::partition(keys::orders_of(member, Role::Seller.as_str(), None)).descending(),
+        render_reviews_received,
     )
     .await?;
     section(
@@ -459,15 +460,22 @@ fn render_sessions<'c>(
     items: Vec<Item>,
 ) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
-        Ok(items
+        items
             .into_iter()
             .map(|item| {
                 let sk = sort_key(&item);
-                let mut view = scrub(Value::Object(item));
-                view["id"] = json!(sk.strip_prefix(keys::SESSION_PREFIX).unwrap_or(&sk));
-                view
+                let id = sk
+                    .strip_prefix(keys::SESSION_PREFIX)
+                    .unwrap_or(&sk)
+                    .to_owned();
+                // As `GET /v1/me/sessions` shows it (not "current": no session asks here).
+                let mut view = SessionRecord::from_item(item)?.view(&id, false)?;
+                if let Some(view) = view.as_object_mut() {
+                    view.remove("current");
+                }
+                Ok(view)
             })
-            .collect())
+            .collect()
     })
 }
 
@@ -671,7 +679,39 @@ fn render_reviews<'c>(
 ) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
         let entries: Vec<ReviewEntry> = records(items)?;
-        let review_keys: Vec<Key> = entries.iter().map(|e| keys::review(&e.review_id)).collect();
+        reviews(
+            ctx,
+            entries.iter().map(|e| keys::review(&e.review_id)).collect(),
+        )
+        .await
+    })
+}
+
+/// Reviews the member received, found through their orders as seller (each order's review
+/// marker): a review staff hid has left the seller's public list, not their data.
+fn render_reviews_received<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+    Box::pin(async move {
+        let entries: Vec<OrderEntry> = records(items)?;
+        let markers: Vec<Key> = entries
+            .iter()
+            .map(|e| keys::order_review(&e.order_id))
+            .collect();
+        let found: Vec<Option<ReviewMarker>> = ctx.store.get_records(&markers).await?;
+        let review_keys = found
+            .into_iter()
+            .flatten()
+            .map(|m| keys::review(&m.review_id));
+        reviews(ctx, review_keys.collect()).await
+    })
+}
+
+/// The reviews at `review_keys`: the public view (the author's card), with the order and whether
+/// staff hid it.
+async fn reviews(ctx: &Ctx<'_>, review_keys: Vec<Key>) -> Result<Vec<Value>, Error> {
+    {
         let found: Vec<Review> = ctx
             .store
             .get_records::<Review>(&review_keys)
@@ -692,7 +732,7 @@ fn render_reviews<'c>(
                 view
             })
             .collect())
-    })
+    }
 }
 
 /// Tickets the member sees, each with its whole history as they are shown it.
@@ -718,9 +758,17 @@ fn render_tickets<'c>(
 
 fn render_audit<'c>(_: &'c Ctx<'c>, items: Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(async move {
+        // Staff are shown to members as `staff`, never by name (a WeCom userid often is one).
         Ok(records::<AuditRecord>(items)?
             .into_iter()
-            .map(|r| r.view())
+            .map(|r| {
+                let mut view = r.view();
+                if r.staff_id.is_some() {
+                    view["actor"] = json!("staff");
+                    view["staff_id"] = Value::Null;
+                }
+                view
+            })
             .collect())
     })
 }
