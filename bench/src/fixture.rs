@@ -66,6 +66,9 @@ pub struct Sandboxes {
     pub public_base: String,
     /// The local server's sandbox payment keys.
     pub keys: Arc<pay::Keys>,
+    /// A loopback address nothing listens on: a service the benchmark does not stand in for
+    /// (IM's REST API) fails there at once.
+    pub closed_base: String,
 }
 
 impl Sandboxes {
@@ -121,7 +124,14 @@ impl Sandboxes {
                 })
             }),
         );
+        // A port bound and released: connections to it are refused.
+        let closed_base = {
+            let listener = bind().await?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            format!("http://{addr}")
+        };
         let sandboxes = Sandboxes {
+            closed_base,
             wechat_base,
             wecom_base,
             verifier_url,

@@ -79,6 +79,9 @@ pub fn template_env(
             "WECOM_CORP_ID" => Some(("WECOM_API_BASE", &sandboxes.wecom_base)),
             "WECHATPAY_MCHID" => Some(("WECHATPAY_API_BASE", &sandboxes.wechatpay_base)),
             "ALIPAY_APP_ID" => Some(("ALIPAY_GATEWAY", &sandboxes.alipay_gateway)),
+            // IM's REST API (the deletion job's account deletion): a closed loopback port, so a
+            // call fails at once and is retried by a later run, as an outage would be.
+            "TENCENT_IM_SDKAPPID" => Some(("TENCENT_IM_API_BASE", &sandboxes.closed_base)),
             _ => None,
         };
         if let Some((variable, url)) = base {
