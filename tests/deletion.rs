@@ -612,6 +612,58 @@ async fn staff_start_a_deletion_for_a_ticket_and_bad_input_writes_nothing(backen
         200
     );
 
+    // While eve has an order that is not final, staff's deletion is refused, and audited as
+    // refused (its code, not `ok`); cancelled, it no longer blocks.
+    let sam = server.member("sam", true).await;
+    let listing = api.create_listing(&sam, service("跟拍")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = ok(
+        &server,
+        "POST",
+        "/v1/orders",
+        &eve,
+        Some(json!({"listing_id": listing, "quantity": 1})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = api
+        .call(
+            "POST",
+            &path,
+            Some(&support),
+            Some(json!({"ticket_id": ticket})),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (409, "deletion_blocked"),
+        "{refused:?}"
+    );
+    let admin = sign_in("admin").await;
+    let trail = api
+        .call("GET", "/admin/v1/audit?actor=sue", Some(&admin), None)
+        .await;
+    let refusal = trail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "POST /admin/v1/members/{id}/deletion")
+        .cloned()
+        .expect("the refused deletion is audited");
+    assert_eq!(refusal["outcome"], "deletion_blocked", "{refusal}");
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/orders/{order}/cancel"),
+        &eve,
+        None,
+    )
+    .await;
+
     // Staff start it: 202, the member is signed out; a repeat (staff's) answers the same.
     let started = api
         .call(
