@@ -103,11 +103,8 @@ impl S3Archive {
     /// The regional base of `bucket`: `amazonaws.com.cn` in the China regions (partition
     /// `aws-cn`).
     pub fn default_base(bucket: &str, region: &str) -> String {
-        let suffix = match region.starts_with("cn-") {
-            true => "amazonaws.com.cn",
-            false => "amazonaws.com",
-        };
-        format!("https://{bucket}.s3.{region}.{suffix}")
+        let domain = crate::secrets::aws_domain(region);
+        format!("https://{bucket}.s3.{region}.{domain}")
     }
 
     /// `endpoint` (path style, `<endpoint>/<bucket>`) overrides the regional one.
@@ -130,11 +127,7 @@ impl S3Archive {
                 "RENJI_EXPORT_BUCKET {bucket:?} is not a bucket name of a-z 0-9 -"
             )));
         }
-        let region_ok = !region.is_empty()
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
+        if !crate::secrets::is_region(region) {
             return Err(bad("AWS_REGION is not set or not a region name".into()));
         }
         let base = match endpoint {

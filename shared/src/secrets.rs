@@ -354,14 +354,27 @@ struct Failure {
     error: SecretError,
 }
 
+/// The domain of AWS endpoints in `region`: `amazonaws.com.cn` in the China regions (partition
+/// `aws-cn`), else `amazonaws.com`. Shared by the hand-signed clients (this one, `archive.rs`).
+pub fn aws_domain(region: &str) -> &'static str {
+    match region.starts_with("cn-") {
+        true => "amazonaws.com.cn",
+        false => "amazonaws.com",
+    }
+}
+
+/// A region name as AWS writes them (`cn-north-1`): what a hand-signed client may put in a host.
+pub fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 impl SecretsManager {
-    /// The regional endpoint: `amazonaws.com.cn` in the China regions (partition `aws-cn`).
+    /// The regional endpoint.
     pub fn default_endpoint(region: &str) -> String {
-        let suffix = match region.starts_with("cn-") {
-            true => "amazonaws.com.cn",
-            false => "amazonaws.com",
-        };
-        format!("https://secretsmanager.{region}.{suffix}/")
+        format!("https://secretsmanager.{region}.{}/", aws_domain(region))
     }
 
     /// `endpoint` overrides the regional one (an http(s) URL with a host; a stand-in in tests).
@@ -371,11 +384,7 @@ impl SecretsManager {
         credentials: SharedCredentialsProvider,
     ) -> Result<Self, SecretError> {
         let bad = |m: String| SecretError::Malformed(m);
-        let valid_region = !region.is_empty()
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !valid_region {
+        if !is_region(region) {
             return Err(bad("AWS_REGION is not set or not a region name".into()));
         }
         let endpoint = match endpoint {

@@ -748,6 +748,36 @@ impl Work<'_> {
         .await
     }
 
+    /// Works through `partition` an item at a time until it is empty or the budget is spent;
+    /// `work` handles one item (its own writes, one batch) and takes it out of the partition.
+    async fn one_by_one<F, Fut>(
+        &self,
+        meter: &mut Meter,
+        partition: &str,
+        mut work: F,
+    ) -> Result<Step, Error>
+    where
+        F: FnMut(Item) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Error>>,
+    {
+        loop {
+            if meter.spent() {
+                return Ok(Step::Paused);
+            }
+            let items = self.first(partition, SortKey::Any, 5).await?;
+            if items.is_empty() {
+                return Ok(Step::Done);
+            }
+            for item in items {
+                if meter.spent() {
+                    return Ok(Step::Paused);
+                }
+                work(item).await?;
+                meter.batches += 1;
+            }
+        }
+    }
+
     /// Pages through `partition` (`page` items at a time) until it is empty or the budget is
     /// spent; `batch` turns each page into one batch of writes, which takes it out of the
     /// partition.
@@ -1133,25 +1163,16 @@ impl Work<'_> {
     /// it is about, the author of messages); the member's entry deleted, the other party's kept.
     async fn tickets(&self, meter: &mut Meter) -> Result<Step, Error> {
         let partition = keys::tickets_of(self.id);
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self.first(&partition, SortKey::Any, 5).await?;
-            if items.is_empty() {
-                return Ok(Step::Done);
-            }
-            for item in items {
-                if meter.spent() {
-                    return Ok(Step::Paused);
-                }
-                let Some(key) = Key::of(&item) else { continue };
-                let ticket_id = TicketEntry::from_item(item)?.ticket_id;
-                self.anonymise_ticket(&ticket_id).await?;
-                self.store.write(Write::delete(key)).await?;
-                meter.batches += 1;
-            }
-        }
+        self.one_by_one(meter, &partition, |item| async move {
+            let Some(key) = Key::of(&item) else {
+                return Ok(());
+            };
+            let ticket_id = TicketEntry::from_item(item)?.ticket_id;
+            self.anonymise_ticket(&ticket_id).await?;
+            self.store.write(Write::delete(key)).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn anonymise_ticket(&self, id: &TicketId) -> Result<(), Error> {
@@ -1217,18 +1238,8 @@ impl Work<'_> {
     /// [`Config::order_retention`]: crate::config::Config::order_retention
     async fn orders(&self, meter: &mut Meter, role: &str) -> Result<Step, Error> {
         let all = keys::orders_of(self.id, role, None);
-        loop {
-            if meter.spent() {
-                return Ok(Step::Paused);
-            }
-            let items = self.first(&all, SortKey::Any, 5).await?;
-            if items.is_empty() {
-                break;
-            }
-            for item in items {
-                if meter.spent() {
-                    return Ok(Step::Paused);
-                }
+        let done = self
+            .one_by_one(meter, &all, |item| async move {
                 let entry = OrderEntry::from_item(item)?;
                 self.anonymise_order(&entry.order_id, role).await?;
                 let mut deletes = vec![Write::delete(keys::order_entry(
@@ -1245,9 +1256,11 @@ impl Work<'_> {
                         &entry.order_id,
                     )));
                 }
-                self.store.transact(deletes).await?;
-                meter.batches += 1;
-            }
+                Ok(self.store.transact(deletes).await?)
+            })
+            .await?;
+        if done == Step::Paused {
+            return Ok(Step::Paused);
         }
         // Status entries without their "all" entry: none are written so, but none may stay.
         for status in OrderStatus::ALL {
