@@ -27,6 +27,9 @@ pub struct App {
     tokens: Option<Cached<TokenSigner>>,
     /// Present in the functions configured with WeChat credentials.
     pub wechat: Option<WechatClient>,
+    /// WeChat's server APIs (content security, subscribe messages), present with the WeChat
+    /// configuration (`wechat_api()`).
+    wechat_api: Option<Arc<dyn crate::wechat::api::WechatApi>>,
     /// Present in the functions configured with a verifier (real-name verification).
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Present in the functions configured with PII keys (`pii()`).
@@ -95,6 +98,8 @@ impl App {
                 Some(c) => Some(WechatClient::new(c, secrets)?),
                 None => None,
             },
+            // The HTTP adapter with the shared access token is wired here once it lands.
+            wechat_api: None,
             verifier: match config.verifier.clone() {
                 Some(c) => Some(Arc::new(HttpVerifier::new(c, secrets)?)),
                 None => None,
@@ -166,6 +171,21 @@ impl App {
             )
         })?;
         Ok(im.get().await?)
+    }
+
+    /// WeChat's server APIs; a 500 in a function not configured with WeChat.
+    pub fn wechat_api(&self) -> Result<&dyn crate::wechat::api::WechatApi, Error> {
+        self.wechat_api.as_deref().ok_or_else(|| {
+            Error::Config(
+                "WECHAT_APPID and WECHAT_SECRET_ARN (or WECHAT_SECRET) are not set for this function"
+                    .into(),
+            )
+        })
+    }
+
+    /// Replaces WeChat's server APIs (tests: a fake that records or fails).
+    pub fn set_wechat_api(&mut self, api: Arc<dyn crate::wechat::api::WechatApi>) {
+        self.wechat_api = Some(api);
     }
 
     /// IM's account REST API; a 500 in a function not configured with IM.

@@ -82,6 +82,11 @@ prefixed_id!(
     TicketId,
     "t_"
 );
+prefixed_id!(
+    /// An uploaded file's id (`m_…`): part of its object key and its URL.
+    MediaId,
+    "m_"
+);
 
 /// A staff member's id: their WeCom (企业微信) `userid` in the company's directory — 1 to 64
 /// characters of letters, digits and `_ - @ .` (WeCom's own rule for account names).

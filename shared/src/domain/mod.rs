@@ -12,6 +12,7 @@ pub mod identity;
 pub mod listings;
 pub mod login;
 pub mod lookup;
+pub mod media;
 pub mod members;
 pub mod orders;
 pub mod profile;

@@ -11,7 +11,7 @@
 
 use super::Key;
 use crate::geo::PARTITION_PRECISION;
-use crate::ids::{ListingId, OrderId, ReviewId, StaffId, TicketId, UserId};
+use crate::ids::{ListingId, MediaId, OrderId, ReviewId, StaffId, TicketId, UserId};
 
 /// A member's partition: their profile, sessions, verification and idempotency records.
 pub const USER: &str = "USER#";
@@ -97,6 +97,8 @@ pub const CONSENT_PREFIX: &str = "CONSENT#";
 const LOCATION: &str = "LOCATION";
 const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
 const EXPORT_SK: &str = "EXPORT";
+/// The sort-key prefix of a member's uploads (the export and the deletion read them by it).
+pub const MEDIA_PREFIX: &str = "MEDIA#";
 const EXPORT_DAY_PREFIX: &str = "EXPORT_DAY#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
@@ -190,6 +192,13 @@ pub fn idempotency(member: &UserId, route: &str, key: &str) -> Key {
 /// is; while pending or building, `gsi1` [`export_listed`]; `ttl` ends a finished one.
 pub fn export(member: &UserId) -> Key {
     Key::new(user(member), EXPORT_SK)
+}
+
+/// Upload: `USER#<id> / MEDIA#<media id>` — [`MediaRecord`](crate::domain::media::MediaRecord):
+/// one file the member was given an upload policy for, its purpose, object key, check state
+/// and where it is used.
+pub fn media(member: &UserId, id: &MediaId) -> Key {
+    Key::new(user(member), format!("{MEDIA_PREFIX}{id}"))
 }
 
 /// Export count: `USER#<id> / EXPORT_DAY#<yyyy-mm-dd>` — `n`, that UTC day's export requests, a
@@ -675,6 +684,11 @@ mod tests {
         );
         assert_eq!(key(openid("o-x")), s("OPENID#o-x", "OPENID"));
         assert_eq!(key(export(&user_id(1))), s(&format!("USER#{u}"), "EXPORT"));
+        let m = MediaId::generate();
+        assert_eq!(
+            key(media(&user_id(1), &m)),
+            s(&format!("USER#{u}"), &format!("MEDIA#{m}"))
+        );
         assert_eq!(
             key(export_day(&user_id(1), "2026-01-02")),
             s(&format!("USER#{u}"), "EXPORT_DAY#2026-01-02")
@@ -902,6 +916,7 @@ mod tests {
             }
             add("verification", USER, verification(u));
             add("export", USER, export(u));
+            add("upload", USER, media(u, &MediaId::generate()));
             for l in &listings {
                 add("favourite", FAVS, favourite(u, l));
                 for text in texts {

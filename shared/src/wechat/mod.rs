@@ -4,6 +4,8 @@
 //! The session_key WeChat returns is dropped here: Renji does not need it, so it never reaches
 //! the store, a response or a log.
 
+pub mod api;
+
 use std::sync::OnceLock;
 
 use serde::Deserialize;
