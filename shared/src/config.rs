@@ -235,6 +235,7 @@ pub struct Config {
     /// `GET /v1/me` asks members to accept again when its major version moves.
     pub policy_versions: crate::domain::consents::PolicyVersions,
     /// Members' data exports (`RENJI_EXPORT_*`).
+    pub media: MediaConfig,
     pub exports: ExportsConfig,
     /// How long an order (and its payments, events, review marker) is kept after its completion
     /// or closure once a deleted member's side is anonymised, before DynamoDB's TTL purges it
@@ -242,6 +243,18 @@ pub struct Config {
     /// 3650).
     pub order_retention: Duration,
 }
+
+/// Members' uploads (`domain/media`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Where uploaded media is served from once public (`RENJI_MEDIA_BASE_URL`, the CDN's
+    /// ICP-filed https origin; the local server serves its own). A media URL is this base, `/`,
+    /// and the object key.
+    pub base_url: String,
+}
+
+/// `RENJI_MEDIA_BASE_URL`'s default.
+pub const DEFAULT_MEDIA_BASE_URL: &str = "https://media.renji.world";
 
 /// Members' data exports (`domain/exports`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -530,8 +543,14 @@ impl Config {
             per_day: at_least_one("RENJI_EXPORTS_PER_DAY", DEFAULT_EXPORTS_PER_DAY)?,
             keep: Duration::from_secs(keep_days * 86400),
         };
+        let media = MediaConfig {
+            base_url: text("RENJI_MEDIA_BASE_URL")
+                .map(|b| b.trim().trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| DEFAULT_MEDIA_BASE_URL.into()),
+        };
         Ok(Config {
             policy_versions,
+            media,
             exports,
             audit_keep: Duration::from_secs(audit_days * 86400),
             order_retention: Duration::from_secs(retention_days * 86400),

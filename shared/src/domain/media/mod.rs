@@ -142,6 +142,39 @@ pub fn public_urls(urls: &[String], holds: &Holds) -> Vec<String> {
         .collect()
 }
 
+/// The file extension of an allowed content type (what WeChat's image check accepts, and mp4).
+pub fn extension(content_type: &str) -> Option<&'static str> {
+    Some(match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/bmp" => "bmp",
+        "video/mp4" => "mp4",
+        _ => return None,
+    })
+}
+
+/// An upload's object key: `u/<owner>/<id>.<ext>`.
+pub fn object_key(owner: &UserId, id: &MediaId, ext: &str) -> String {
+    format!("u/{owner}/{id}.{ext}")
+}
+
+/// The owner and id an object key names, if it is one of ours.
+pub fn parse_key(key: &str) -> Option<(UserId, MediaId)> {
+    let rest = key.strip_prefix("u/")?;
+    let (owner, file) = rest.split_once('/')?;
+    let (id, ext) = file.split_once('.')?;
+    let known = ["jpg", "png", "gif", "bmp", "mp4"].contains(&ext);
+    known
+        .then(|| Some((UserId::parse(owner)?, MediaId::parse(id)?)))
+        .flatten()
+}
+
+/// The owner and id of a media URL of ours (`base` + `/` + key, nothing after), if it is one.
+pub fn parse_url(base: &str, url: &str) -> Option<(UserId, MediaId)> {
+    parse_key(url.strip_prefix(base)?.strip_prefix('/')?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
