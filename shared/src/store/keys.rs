@@ -214,6 +214,16 @@ pub fn export_listed(due_at: i64, member: &UserId) -> Key {
     Key::new(due_partition("export"), format!("{}#{member}", due(due_at)))
 }
 
+/// An upload the media job must look at, in `gsi1`: `DUE#media / <due, 12 digits>#<owner>#<id>`
+/// — an issued upload (is the object there yet?), a check that has not answered (time out to
+/// staff), in order of due time.
+pub fn media_listed(due_at: i64, owner: &UserId, id: &MediaId) -> Key {
+    Key::new(
+        due_partition("media"),
+        format!("{}#{owner}#{id}", due(due_at)),
+    )
+}
+
 /// The sort keys of the member's partition that are not exported as records of their own
 /// (`domain/exports`): idempotency records (replays of answers) and the export's own records.
 pub fn unexported_in_user(sk: &str) -> bool {
@@ -692,6 +702,10 @@ mod tests {
         assert_eq!(
             key(export_day(&user_id(1), "2026-01-02")),
             s(&format!("USER#{u}"), "EXPORT_DAY#2026-01-02")
+        );
+        assert_eq!(
+            key(media_listed(7, &user_id(1), &m)),
+            s("DUE#media", &format!("000000000007#{u}#{m}"))
         );
         assert_eq!(
             key(export_listed(7, &user_id(1))),

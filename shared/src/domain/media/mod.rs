@@ -154,24 +154,38 @@ pub fn extension(content_type: &str) -> Option<&'static str> {
     })
 }
 
-/// An upload's object key: `u/<owner>/<id>.<ext>`.
-pub fn object_key(owner: &UserId, id: &MediaId, ext: &str) -> String {
-    format!("u/{owner}/{id}.{ext}")
+/// An upload's object key: `u/<owner>/<purpose>/<id>.<ext>` (the policy's key prefix is per
+/// member and purpose).
+pub fn object_key(owner: &UserId, purpose: Purpose, id: &MediaId, ext: &str) -> String {
+    format!("u/{owner}/{}/{id}.{ext}", purpose.as_str())
 }
 
-/// The owner and id an object key names, if it is one of ours.
-pub fn parse_key(key: &str) -> Option<(UserId, MediaId)> {
+impl Purpose {
+    pub fn parse(text: &str) -> Option<Purpose> {
+        serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+    }
+}
+
+/// The owner, purpose and id an object key names, if it is one of ours.
+pub fn parse_key(key: &str) -> Option<(UserId, Purpose, MediaId)> {
     let rest = key.strip_prefix("u/")?;
-    let (owner, file) = rest.split_once('/')?;
+    let (owner, rest) = rest.split_once('/')?;
+    let (purpose, file) = rest.split_once('/')?;
     let (id, ext) = file.split_once('.')?;
     let known = ["jpg", "png", "gif", "bmp", "mp4"].contains(&ext);
     known
-        .then(|| Some((UserId::parse(owner)?, MediaId::parse(id)?)))
+        .then(|| {
+            Some((
+                UserId::parse(owner)?,
+                Purpose::parse(purpose)?,
+                MediaId::parse(id)?,
+            ))
+        })
         .flatten()
 }
 
-/// The owner and id of a media URL of ours (`base` + `/` + key, nothing after), if it is one.
-pub fn parse_url(base: &str, url: &str) -> Option<(UserId, MediaId)> {
+/// The owner, purpose and id of a media URL of ours (`base` + `/` + key, nothing after).
+pub fn parse_url(base: &str, url: &str) -> Option<(UserId, Purpose, MediaId)> {
     parse_key(url.strip_prefix(base)?.strip_prefix('/')?)
 }
 
