@@ -91,6 +91,7 @@ async fn main() {
     };
     println!("Renji API on {} ({store})", running.url());
     println!("Sandbox WeChat login on {}: any code logs in as one test member; `sandbox:<name>` as member <name> (`sandbox:union:<name>`: the same member, with a unionid)", running.wechat_base);
+    println!("Sandbox WeChat server APIs on the same port: content checks (text with sandbox-risky is risky, sandbox-review goes to review; an image holding the bytes sandbox-risky is pushed risky), subscribe messages sent: curl -s {}/sandbox/wechat/messages", running.wechat_base);
     println!("Sandbox verifier on {}: a name starting with 拒绝 is rejected, 待定 pending until the verification job's next run (every few seconds here), 故障 an outage", running.verifier_url);
     println!("Sandbox WeChat Pay on {base}: pay a created payment with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"out_trade_no\":\"<order_no>\"}}' (\"notify\":false pays without notifying; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}} makes its refunds fail)", base = running.wechatpay_base);
     println!("Sandbox Alipay gateway {}: pay with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"order_string\":\"<the app's order string>\"}}' (or {{\"url\":\"<the wap URL>\"}}, {{\"out_trade_no\"}}; \"notify\":false; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}})", running.alipay_gateway, base = running.alipay_base);
@@ -102,6 +103,7 @@ async fn main() {
         let urls = serde_json::json!({
             "api": running.url(),
             "wechat_login": running.wechat_base,
+            "wechat": running.wechat_base,
             "verifier": running.verifier_url,
             "wechatpay": running.wechatpay_base,
             "alipay": running.alipay_base,

@@ -13,7 +13,7 @@ use lambda_http::aws_lambda_events::apigw::{
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
-use renji_shared::config::Config;
+use renji_shared::config::{Config, SecretSetting};
 use renji_shared::secrets::Secrets;
 use renji_shared::store::schema::TABLE;
 use renji_shared::store::{dynamo::DynamoStore, embedded::EmbeddedStore, DynStore};
@@ -43,6 +43,9 @@ const OVERRIDABLE: &[&str] = &[
     "WECOM_SECRET",
     "WECOM_API_BASE",
     "RENJI_STAFF_ROLES",
+    // An outside test may sign its own message pushes.
+    "WECHAT_PUSH_TOKEN",
+    "WECHAT_PUSH_AES_KEY",
 ];
 
 #[derive(Clone, Debug)]
@@ -236,8 +239,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let wechat_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("sandbox WeChat: {e}"))?;
-    let (wechat_base, wechat_task) =
-        sandbox::wechat::spawn(wechat_listener).map_err(|e| e.to_string())?;
+    // Started once the configuration is known: it pushes with the server's push keys.
+    let wechat_base = format!(
+        "http://{}",
+        wechat_listener.local_addr().map_err(|e| e.to_string())?
+    );
     let wecom_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("sandbox WeCom: {e}"))?;
@@ -317,6 +323,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHAT_APPID", sandbox::wechat::APPID.into()),
         ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
         ("WECHAT_API_BASE", wechat_base.clone()),
+        // Message push in safe mode; the WeChat stand-in pushes media check results with them.
+        ("WECHAT_PUSH_TOKEN", sandbox::wechat::PUSH_TOKEN.into()),
+        ("WECHAT_PUSH_AES_KEY", sandbox::wechat::PUSH_AES_KEY.into()),
         // Staff sign-in against the WeCom stand-in (`staff:<name>:<role>` codes).
         ("WECOM_CORP_ID", sandbox::wecom::CORP_ID.into()),
         ("WECOM_SECRET", sandbox::wecom::SECRET.into()),
@@ -377,6 +386,24 @@ pub async fn start(options: Options) -> Result<Running, String> {
         wechatpay_listener,
         alipay_listener,
     )?;
+    let push_keys = match config.wechat.as_ref().and_then(|w| w.push.as_ref()) {
+        Some(renji_shared::config::PushConfig {
+            token: SecretSetting::Value(token),
+            aes_key: SecretSetting::Value(aes_key),
+        }) => Some(
+            renji_shared::wechat::push::PushKeys::new(&token.0, &aes_key.0)
+                .map_err(|e| format!("WECHAT_PUSH_TOKEN / WECHAT_PUSH_AES_KEY: {e}"))?,
+        ),
+        _ => None,
+    };
+    let (_, wechat_task) = sandbox::wechat::spawn_pushing(
+        wechat_listener,
+        push_keys.map(|keys| sandbox::wechat::PushTarget {
+            events_url: format!("http://{addr}/v1/wechat/events"),
+            keys,
+        }),
+    )
+    .map_err(|e| e.to_string())?;
     let template = Template::load()?;
     let secrets = Secrets::from_env(config.secrets_ttl);
     let table = template

@@ -20,6 +20,12 @@ use crate::store::DynStore;
 use crate::verifier::{HttpVerifier, Verifier};
 use crate::wechat::WechatClient;
 
+/// The message push's two secrets, read on first need.
+struct PushSecrets {
+    token: Cached<crate::config::Redacted>,
+    aes_key: Cached<crate::config::Redacted>,
+}
+
 pub struct App {
     pub config: Config,
     pub store: DynStore,
@@ -30,6 +36,8 @@ pub struct App {
     /// WeChat's server APIs (content security, subscribe messages), present with the WeChat
     /// configuration (`wechat_api()`).
     wechat_api: Option<Arc<dyn crate::wechat::api::WechatApi>>,
+    /// The message push's Token and EncodingAESKey (`push_keys()`), with `WECHAT_PUSH_TOKEN`.
+    push: Option<PushSecrets>,
     /// Present in the functions configured with a verifier (real-name verification).
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Present in the functions configured with PII keys (`pii()`).
@@ -87,6 +95,24 @@ impl App {
             }
             None => None,
         };
+        // One AppSecret for login and the server APIs (one read of it per process).
+        let (wechat, wechat_api) = match &config.wechat {
+            Some(c) => {
+                let secret = Arc::new(crate::wechat::secret(&c.secret, secrets)?);
+                let api: Arc<dyn crate::wechat::api::WechatApi> =
+                    Arc::new(crate::wechat::api::HttpWechatApi::new(
+                        c,
+                        secret.clone(),
+                        store.clone(),
+                        &c.miniprogram_state,
+                    ));
+                (
+                    Some(WechatClient::with_secret(c.clone(), secret)),
+                    Some(api),
+                )
+            }
+            None => (None, None),
+        };
         Ok(App {
             tokens: match &config.session_secret {
                 Some(setting) => {
@@ -94,12 +120,19 @@ impl App {
                 }
                 None => None,
             },
-            wechat: match config.wechat.clone() {
-                Some(c) => Some(WechatClient::new(c, secrets)?),
+            wechat,
+            wechat_api,
+            push: match config.wechat.as_ref().and_then(|c| c.push.as_ref()) {
+                Some(push) => Some(PushSecrets {
+                    token: secrets.cached("WECHAT_PUSH_TOKEN", &push.token, |v| {
+                        Ok(crate::config::Redacted(v.to_owned()))
+                    })?,
+                    aes_key: secrets.cached("WECHAT_PUSH_AES_KEY", &push.aes_key, |v| {
+                        Ok(crate::config::Redacted(v.to_owned()))
+                    })?,
+                }),
                 None => None,
             },
-            // The HTTP adapter with the shared access token is wired here once it lands.
-            wechat_api: None,
             verifier: match config.verifier.clone() {
                 Some(c) => Some(Arc::new(HttpVerifier::new(c, secrets)?)),
                 None => None,
@@ -181,6 +214,22 @@ impl App {
                     .into(),
             )
         })
+    }
+
+    /// The message push's keys; a 500 in a function not configured with them, a 503 when a
+    /// stored one cannot be read.
+    pub async fn push_keys(&self) -> Result<crate::wechat::push::PushKeys, Error> {
+        let push = self.push.as_ref().ok_or_else(|| {
+            Error::Config(
+                "WECHAT_PUSH_TOKEN and WECHAT_PUSH_AES_KEY (or their _ARN) are not set for this \
+                 function"
+                    .into(),
+            )
+        })?;
+        let token = push.token.get().await?;
+        let aes_key = push.aes_key.get().await?;
+        crate::wechat::push::PushKeys::new(&token.0, &aes_key.0)
+            .map_err(|e| Error::Config(format!("WECHAT_PUSH_TOKEN / WECHAT_PUSH_AES_KEY: {e}")))
     }
 
     /// Replaces WeChat's server APIs (tests: a fake that records or fails).

@@ -55,6 +55,19 @@ pub struct WechatConfig {
     pub secret: SecretSetting,
     /// Base URL of the WeChat API; the local server points it at its sandbox stand-in.
     pub api_base: String,
+    /// Message push (消息推送, safe mode): present when `WECHAT_PUSH_TOKEN` is set.
+    pub push: Option<PushConfig>,
+    /// Which version of the mini-program subscribe messages open (`WECHAT_MINIPROGRAM_STATE`:
+    /// `developer`, `trial` or `formal`, the default).
+    pub miniprogram_state: String,
+}
+
+/// The message push's Token (`WECHAT_PUSH_TOKEN_ARN` or `WECHAT_PUSH_TOKEN`) and
+/// EncodingAESKey (`WECHAT_PUSH_AES_KEY_ARN` or `WECHAT_PUSH_AES_KEY`), both required together.
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    pub token: SecretSetting,
+    pub aes_key: SecretSetting,
 }
 
 /// The identity verifier's endpoint (see `verifier.rs` for the contract).
@@ -590,6 +603,25 @@ impl Config {
                     secret: SecretSetting::required(&lookup, "WECHAT_SECRET")?,
                     api_base: lookup("WECHAT_API_BASE")
                         .unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into()),
+                    miniprogram_state: match lookup("WECHAT_MINIPROGRAM_STATE")
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                    {
+                        None => "formal".into(),
+                        Some(v) if ["developer", "trial", "formal"].contains(&v.as_str()) => v,
+                        Some(_) => {
+                            return Err(Error::Config(
+                                "WECHAT_MINIPROGRAM_STATE is developer, trial or formal".into(),
+                            ))
+                        }
+                    },
+                    push: match SecretSetting::lookup(&lookup, "WECHAT_PUSH_TOKEN")? {
+                        None => None,
+                        Some(token) => Some(PushConfig {
+                            token,
+                            aes_key: SecretSetting::required(&lookup, "WECHAT_PUSH_AES_KEY")?,
+                        }),
+                    },
                 }),
             },
             verifier: match lookup("RENJI_VERIFIER_URL").filter(|v| !v.is_empty()) {

@@ -1,5 +1,7 @@
-//! A stand-in for WeChat's `jscode2session`.
+//! A stand-in for WeChat's server APIs: `jscode2session` (login), `stable_token`, the content
+//! checks and subscribe messages.
 //!
+//! Login:
 //! - `sandbox:<name>` logs in as a test member whose openid is derived from `<name>`, so tests
 //!   pick distinct, stable members; `sandbox:union:<name>` also returns a unionid.
 //! - `error:<errcode>` answers that WeChat error (e.g. `error:40029`; `error:40013` and
@@ -7,8 +9,26 @@
 //!   `error:oversized` a 200 whose body is larger than the client reads (256 KiB).
 //! - Any other code (a real `wx.login` code from the mini-program) maps to one stable openid, so
 //!   a developer's client logs in as the same member every time.
+//!
+//! Server APIs (each checks the access token as WeChat does: 40001 for any other):
+//! - `POST /cgi-bin/stable_token` (JSON, normal mode): the same token while it is valid, with its
+//!   remaining lifetime; `force_refresh` is answered with a new token, as WeChat does, and counted.
+//! - `POST /wxa/msg_sec_check` (v2): text containing `sandbox-risky` → risky (label 20001),
+//!   `sandbox-review` → review (21000), `sandbox-61010` → errcode 61010, `sandbox-outage` →
+//!   errcode -1; anything else passes (100).
+//! - `POST /wxa/media_check_async` (v2): answers a trace id, then fetches the `media_url` and
+//!   pushes the result to the local server's `POST /v1/wechat/events`, signed and encrypted in
+//!   safe mode with the push keys the server uses: risky (20002) if the file holds the bytes
+//!   `sandbox-risky`, errcode -1008 if it cannot be downloaded, else pass.
+//! - `POST /cgi-bin/message/subscribe/send`: recorded (an openid containing `sandbox-43101` →
+//!   errcode 43101); `GET /sandbox/wechat/messages` lists what was sent.
+//! - `GET /sandbox/wechat/stats` counts token fetches and checks; `POST /sandbox/wechat/rotate-token`
+//!   invalidates the current token (the next business call gets 40001).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use renji_shared::wechat::push::PushKeys;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -29,10 +49,307 @@ fn derived(kind: &str, name: &str) -> String {
     format!("o{}", &URL_SAFE_NO_PAD.encode(digest.as_ref())[..27])
 }
 
-fn answer(req: &HttpRequest) -> HttpResponse {
-    if req.uri().path() != "/sns/jscode2session" {
-        return http_server::json(404, &json!({"errcode": 40066, "errmsg": "invalid url"}));
+/// The message push stand-in's target: the local server's events route and the keys it checks.
+#[derive(Clone)]
+pub struct PushTarget {
+    /// `http://127.0.0.1:<port>/v1/wechat/events`.
+    pub events_url: String,
+    pub keys: PushKeys,
+}
+
+/// The sandbox push keys (the local server's `WECHAT_PUSH_TOKEN` and `WECHAT_PUSH_AES_KEY`
+/// unless set outside).
+pub const PUSH_TOKEN: &str = "renjisandboxpush";
+pub const PUSH_AES_KEY: &str = "cmVuamktc2FuZGJveC1wdXNoLWFlcy1rZXktMzJieXQ";
+
+/// How long a token lives here (WeChat: 7200 s).
+const TOKEN_SECS: u64 = 7200;
+
+#[derive(Default)]
+struct State {
+    token: Option<(String, Instant)>,
+    token_fetches: u64,
+    force_refreshes: u64,
+    text_checks: u64,
+    media_checks: u64,
+    messages: Vec<serde_json::Value>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn errcode(code: i64, message: &str) -> HttpResponse {
+    http_server::json(200, &json!({"errcode": code, "errmsg": message}))
+}
+
+async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> HttpResponse {
+    let path = req.uri().path().to_owned();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET", "/sns/jscode2session") => login(&req),
+        ("GET", "/sandbox/wechat/messages") => {
+            let messages = state.lock().map(|s| s.messages.clone()).unwrap_or_default();
+            http_server::json(200, &json!({"messages": messages}))
+        }
+        ("GET", "/sandbox/wechat/stats") => {
+            let s = state.lock();
+            let stats = s.as_ref().map_or(json!({}), |s| {
+                json!({
+                    "token_fetches": s.token_fetches,
+                    "force_refreshes": s.force_refreshes,
+                    "text_checks": s.text_checks,
+                    "media_checks": s.media_checks,
+                    "messages": s.messages.len(),
+                })
+            });
+            http_server::json(200, &stats)
+        }
+        ("POST", "/sandbox/wechat/rotate-token") => {
+            if let Ok(mut s) = state.lock() {
+                s.token = None;
+            }
+            http_server::json(200, &json!({"rotated": true}))
+        }
+        ("POST", "/cgi-bin/stable_token") => stable_token(req, &state).await,
+        (
+            "POST",
+            "/wxa/msg_sec_check" | "/wxa/media_check_async" | "/cgi-bin/message/subscribe/send",
+        ) => business(req, &path, &state, push).await,
+        (_, "/sns/jscode2session" | "/cgi-bin/stable_token" | "/wxa/msg_sec_check") => {
+            errcode(43002, "require POST method")
+        }
+        _ => http_server::json(404, &json!({"errcode": 40066, "errmsg": "invalid url"})),
     }
+}
+
+async fn json_body(req: HttpRequest) -> Option<serde_json::Value> {
+    use http_body_util::BodyExt as _;
+    let bytes = req.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn stable_token(req: HttpRequest, state: &Shared) -> HttpResponse {
+    let Some(body) = json_body(req).await else {
+        return errcode(47001, "data format error");
+    };
+    let get = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    if get("grant_type") != "client_credential" {
+        return errcode(40002, "invalid grant_type");
+    }
+    if get("appid") != APPID {
+        return errcode(40013, "invalid appid");
+    }
+    if get("secret") != SECRET {
+        return errcode(40125, "invalid appsecret");
+    }
+    let force = body.get("force_refresh").and_then(|v| v.as_bool()) == Some(true);
+    let Ok(mut s) = state.lock() else {
+        return errcode(-1, "system error");
+    };
+    s.token_fetches += 1;
+    if force {
+        s.force_refreshes += 1;
+        s.token = None;
+    }
+    let now = Instant::now();
+    let (token, expires) = match &s.token {
+        Some((token, expires)) if *expires > now => (token.clone(), *expires),
+        _ => {
+            let token = format!("sandbox-token-{}", renji_shared::ids::random_token());
+            let expires = now + Duration::from_secs(TOKEN_SECS);
+            s.token = Some((token.clone(), expires));
+            (token, expires)
+        }
+    };
+    http_server::json(
+        200,
+        &json!({"access_token": token, "expires_in": (expires - now).as_secs()}),
+    )
+}
+
+/// The calls that need the access token.
+async fn business(
+    req: HttpRequest,
+    path: &str,
+    state: &Shared,
+    push: Option<PushTarget>,
+) -> HttpResponse {
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let valid = {
+        let Ok(s) = state.lock() else {
+            return errcode(-1, "system error");
+        };
+        matches!(&s.token, Some((token, expires))
+            if query.get("access_token") == Some(token) && *expires > Instant::now())
+    };
+    if !valid {
+        return errcode(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        );
+    }
+    let Some(body) = json_body(req).await else {
+        return errcode(47001, "data format error");
+    };
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let trace_id = format!(
+        "sandbox-trace-{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    );
+    match path {
+        "/wxa/msg_sec_check" => {
+            if body.get("version").and_then(|v| v.as_i64()) != Some(2) {
+                return errcode(40097, "invalid version");
+            }
+            if !(1..=4).contains(&body.get("scene").and_then(|v| v.as_i64()).unwrap_or(0)) {
+                return errcode(40129, "invalid scene");
+            }
+            if text("openid").is_empty() {
+                return errcode(40003, "invalid openid");
+            }
+            let content = text("content");
+            if let Ok(mut s) = state.lock() {
+                s.text_checks += 1;
+            }
+            let all = format!("{content} {} {}", text("title"), text("nickname"));
+            if all.contains("sandbox-outage") {
+                return errcode(-1, "system error");
+            }
+            if all.contains("sandbox-61010") {
+                return errcode(61010, "user access record timeout");
+            }
+            let (suggest, label) = if all.contains("sandbox-risky") {
+                ("risky", 20001)
+            } else if all.contains("sandbox-review") {
+                ("review", 21000)
+            } else {
+                ("pass", 100)
+            };
+            http_server::json(
+                200,
+                &json!({
+                    "errcode": 0, "errmsg": "ok", "trace_id": trace_id,
+                    "result": {"suggest": suggest, "label": label},
+                    "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label, "prob": 90}],
+                }),
+            )
+        }
+        "/wxa/media_check_async" => {
+            if body.get("version").and_then(|v| v.as_i64()) != Some(2) {
+                return errcode(40097, "invalid version");
+            }
+            if !matches!(body.get("media_type").and_then(|v| v.as_i64()), Some(1 | 2)) {
+                return errcode(40004, "invalid media type");
+            }
+            let (openid, media_url) = (text("openid"), text("media_url"));
+            if openid.is_empty() {
+                return errcode(40003, "invalid openid");
+            }
+            if let Ok(mut s) = state.lock() {
+                s.media_checks += 1;
+            }
+            if let Some(target) = push {
+                let trace = trace_id.clone();
+                tokio::spawn(async move { push_result(target, &openid, &media_url, &trace).await });
+            }
+            http_server::json(
+                200,
+                &json!({"errcode": 0, "errmsg": "ok", "trace_id": trace_id}),
+            )
+        }
+        _ => {
+            let (touser, template_id) = (text("touser"), text("template_id"));
+            if touser.is_empty() {
+                return errcode(40003, "invalid openid");
+            }
+            if template_id.is_empty() {
+                return errcode(40037, "invalid template_id");
+            }
+            if !body.get("data").is_some_and(|d| d.is_object()) {
+                return errcode(47003, "argument invalid! data invalid");
+            }
+            if touser.contains("sandbox-43101") {
+                return errcode(43101, "user refuse to accept the msg");
+            }
+            if let Ok(mut s) = state.lock() {
+                s.messages.push(body.clone());
+            }
+            errcode(0, "ok")
+        }
+    }
+}
+
+/// Fetches the media as WeChat would and pushes its verdict to the events route.
+async fn push_result(target: PushTarget, openid: &str, media_url: &str, trace_id: &str) {
+    let client = reqwest::Client::new();
+    let fetched = match client
+        .get(media_url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+        _ => None,
+    };
+    let created = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (errcode, suggest, label) = match &fetched {
+        None => (-1008, "review", 100),
+        Some(bytes) if bytes.windows(13).any(|w| w == b"sandbox-risky") => (0, "risky", 20002),
+        Some(_) => (0, "pass", 100),
+    };
+    let event = json!({
+        "ToUserName": "gh_sandbox",
+        "FromUserName": openid,
+        "CreateTime": created,
+        "MsgType": "event",
+        "Event": "wxa_media_check",
+        "appid": APPID,
+        "trace_id": trace_id,
+        "version": 2,
+        "errcode": errcode,
+        "errmsg": if errcode == 0 { "ok" } else { "download failed" },
+        "result": {"suggest": suggest, "label": label.to_string()},
+        "detail": [{"strategy": "content_model", "errcode": errcode, "suggest": suggest, "label": label, "prob": 90}],
+    });
+    let mut random = [0u8; 20];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    let mut prefix = [0u8; 16];
+    prefix.copy_from_slice(&random[..16]);
+    let encrypt = target
+        .keys
+        .encrypt(event.to_string().as_bytes(), APPID, prefix);
+    let timestamp = created.to_string();
+    let nonce = u32::from_be_bytes([random[16], random[17], random[18], random[19]]).to_string();
+    let url = format!(
+        "{}?signature={}&timestamp={timestamp}&nonce={nonce}&openid={openid}&encrypt_type=aes&msg_signature={}",
+        target.events_url,
+        target.keys.signature(&[&timestamp, &nonce]),
+        target.keys.signature(&[&timestamp, &nonce, &encrypt]),
+    );
+    let body = json!({"ToUserName": "gh_sandbox", "Encrypt": encrypt});
+    for _ in 0..3 {
+        let sent = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tracing::warn!(trace_id, "the sandbox media check push was not accepted");
+}
+
+fn login(req: &HttpRequest) -> HttpResponse {
     let query: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .into_owned()
@@ -80,15 +397,21 @@ fn answer(req: &HttpRequest) -> HttpResponse {
     http_server::json(200, &reply)
 }
 
-/// Starts the stand-in on `listener`; returns its base URL and task.
+/// Starts the stand-in on `listener` without message push; returns its base URL and task.
 pub fn spawn(listener: TcpListener) -> std::io::Result<(String, JoinHandle<()>)> {
+    spawn_pushing(listener, None)
+}
+
+/// Starts the stand-in on `listener`, pushing media check results to `push`.
+pub fn spawn_pushing(
+    listener: TcpListener,
+    push: Option<PushTarget>,
+) -> std::io::Result<(String, JoinHandle<()>)> {
     let base = format!("http://{}", listener.local_addr()?);
+    let state = Shared::default();
     let task = http_server::spawn(
         listener,
-        Arc::new(|req| {
-            let response = answer(&req);
-            Box::pin(async move { response })
-        }),
+        Arc::new(move |req| Box::pin(answer(req, state.clone(), push.clone()))),
     );
     Ok((base, task))
 }

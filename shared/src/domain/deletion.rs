@@ -1402,6 +1402,7 @@ pub const COVERAGE: &[(&str, &str)] = &[
     (keys::QUEUE, "names tickets only"),
     (keys::STAFF, "staff's, not members'"),
     (keys::AUDIT, "kept (ids only) until RENJI_AUDIT_DAYS"),
+    (keys::WXTOKEN, "the app's WeChat access token: names no member"),
     (keys::OWNER, "gsi1 of the listings: goes with them"),
     (keys::VERIFY, "gsi1 of the verification record: goes with it"),
     (keys::DUE, "gsi1 of orders and tickets (kept with them) and of deleting members (this job's list)"),

@@ -66,12 +66,14 @@ pub const QUEUE: &str = "QUEUE#";
 pub const STAFF: &str = "STAFF#";
 /// The audit trail of staff actions: all, by actor, by target.
 pub const AUDIT: &str = "AUDIT#";
+/// The app's WeChat access token, shared by every function.
+pub const WXTOKEN: &str = "WXTOKEN#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 26] = [
+pub const PARTITIONS: [&str; 27] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
     IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, BLOCKED, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE,
-    STAFF, AUDIT,
+    STAFF, AUDIT, WXTOKEN,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -212,6 +214,13 @@ pub fn export_day(member: &UserId, day: &str) -> Key {
 /// ends, so a crashed build is redone).
 pub fn export_listed(due_at: i64, member: &UserId) -> Key {
     Key::new(due_partition("export"), format!("{}#{member}", due(due_at)))
+}
+
+/// WeChat access token: `WXTOKEN#<appid> / ACCESS_TOKEN` —
+/// [`StoredToken`](crate::wechat::token::StoredToken): the token every function uses, its expiry,
+/// version and the refresher's lease.
+pub fn wechat_token(appid: &str) -> Key {
+    Key::new(format!("{WXTOKEN}{appid}"), "ACCESS_TOKEN")
 }
 
 /// An upload the media job must look at, in `gsi1`: `DUE#media / <due, 12 digits>#<owner>#<id>`
@@ -703,6 +712,7 @@ mod tests {
             key(export_day(&user_id(1), "2026-01-02")),
             s(&format!("USER#{u}"), "EXPORT_DAY#2026-01-02")
         );
+        assert_eq!(key(wechat_token("wx1")), s("WXTOKEN#wx1", "ACCESS_TOKEN"));
         assert_eq!(
             key(media_listed(7, &user_id(1), &m)),
             s("DUE#media", &format!("000000000007#{u}#{m}"))

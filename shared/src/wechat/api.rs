@@ -4,10 +4,17 @@
 //! `super::token`) is `HttpWechatApi`, the local stand-in lives in `local/src/sandbox`.
 //! Facts: `../shared/design/wechat-platform.md` §1–§3, §5.
 
-use async_trait::async_trait;
-use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::token::{Fetched, SharedToken};
+use crate::config::{Redacted, WechatConfig};
 use crate::error::Error;
+use crate::secrets::Cached;
+use crate::store::DynStore;
 
 /// `scene` of the content checks: what kind of place the content is published in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,4 +119,242 @@ pub trait WechatApi: Send + Sync {
     /// `subscribe/send`.
     async fn send_subscribe_message(&self, message: &SubscribeMessage)
         -> Result<(), PlatformError>;
+}
+
+/// The errcodes that mean the token is not (or no longer) valid.
+const TOKEN_ERRCODES: [i64; 3] = [40001, 42001, 40014];
+/// The errcodes that blame the app's own configuration: AppID, AppSecret, IP whitelist, a
+/// missing credential, an API this app may not use.
+const CONFIGURATION_ERRCODES: [i64; 7] = [40002, 40013, 40125, 40164, 41002, 41004, 48001];
+
+/// The reply every WeChat server API shares: `errcode` absent or 0 = success.
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+/// The adapter: HTTPS to `api.weixin.qq.com` (or the sandbox), with the shared access token.
+pub struct HttpWechatApi {
+    http: OnceLock<reqwest::Client>,
+    appid: String,
+    api_base: String,
+    /// `miniprogram_state` of subscribe messages (`WECHAT_MINIPROGRAM_STATE`).
+    miniprogram_state: String,
+    secret: Arc<Cached<Redacted>>,
+    token: SharedToken,
+}
+
+impl HttpWechatApi {
+    pub fn new(
+        config: &WechatConfig,
+        secret: Arc<Cached<Redacted>>,
+        store: DynStore,
+        miniprogram_state: &str,
+    ) -> Self {
+        HttpWechatApi {
+            http: OnceLock::new(),
+            appid: config.appid.clone(),
+            api_base: config.api_base.trim_end_matches('/').to_owned(),
+            miniprogram_state: miniprogram_state.to_owned(),
+            secret,
+            token: SharedToken::new(store, &config.appid),
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, PlatformError> {
+        crate::outbound::client(&self.http).map_err(PlatformError::Unavailable)
+    }
+
+    /// POSTs `body` as JSON and reads WeChat's reply (errcode checked by the caller).
+    async fn post(&self, path_and_query: &str, body: &Value) -> Result<Reply, PlatformError> {
+        let what = path_and_query.split('?').next().unwrap_or(path_and_query);
+        let response = self
+            .http()?
+            .post(format!("{}{path_and_query}", self.api_base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            // The URL holds the access token: never let it into an error message.
+            .map_err(|e| PlatformError::Unavailable(format!("{what}: {}", e.without_url())))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(PlatformError::Unavailable(format!("{what}: HTTP {status}")));
+        }
+        let bytes = crate::outbound::read_capped(response, crate::outbound::MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| PlatformError::Unavailable(format!("{what}: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| PlatformError::Unavailable(format!("{what}: unreadable reply")))
+    }
+
+    /// `stable_token` in normal mode (never `force_refresh`).
+    async fn fetch_token(&self) -> Result<Fetched, PlatformError> {
+        let secret = self
+            .secret
+            .get()
+            .await
+            .map_err(|e| PlatformError::Unavailable(format!("WECHAT_SECRET: {e:?}")))?;
+        let body = json!({
+            "grant_type": "client_credential",
+            "appid": self.appid,
+            "secret": secret.0,
+            "force_refresh": false,
+        });
+        let reply = self.post("/cgi-bin/stable_token", &body).await?;
+        if matches!(reply.errcode, 40001 | 40125) {
+            // The AppSecret may have been reset since it was read.
+            self.secret.refresh_soon().await;
+        }
+        if reply.errcode != 0 {
+            return Err(classify(reply.errcode, &reply.errmsg));
+        }
+        let access_token = reply
+            .rest
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty() && t.len() <= 2048)
+            .ok_or_else(|| PlatformError::Unavailable("stable_token: no access_token".into()))?;
+        let expires_in = reply
+            .rest
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .filter(|s| (1..=7200).contains(s))
+            .unwrap_or(300);
+        Ok(Fetched {
+            access_token: access_token.to_owned(),
+            expires_in,
+        })
+    }
+
+    /// Calls `path` with the shared token; on a token error, expires it (if still the stored
+    /// one), fetches again and retries once (as WxJava does).
+    async fn call(&self, path: &str, body: &Value) -> Result<Reply, PlatformError> {
+        let mut retried = false;
+        loop {
+            let token = self.token.get(|| self.fetch_token()).await?;
+            let reply = self
+                .post(&format!("{path}?access_token={}", token.value.0), body)
+                .await?;
+            if TOKEN_ERRCODES.contains(&reply.errcode) && !retried {
+                self.token.expire(&token).await?;
+                retried = true;
+                continue;
+            }
+            if reply.errcode != 0 {
+                return Err(classify(reply.errcode, &reply.errmsg));
+            }
+            return Ok(reply);
+        }
+    }
+}
+
+/// What an errcode means for the caller.
+fn classify(errcode: i64, errmsg: &str) -> PlatformError {
+    // `rid` at the end of errmsg identifies the call at WeChat; the message itself holds no
+    // personal data.
+    let detail = || {
+        format!(
+            "errcode {errcode}: {}",
+            errmsg.chars().take(200).collect::<String>()
+        )
+    };
+    match errcode {
+        61010 => PlatformError::NotRecentlyActive,
+        43101 => PlatformError::NotSubscribed,
+        c if CONFIGURATION_ERRCODES.contains(&c) => PlatformError::Misconfigured(c),
+        -1 | 44991 | 45009 | 45011 | 87020 => PlatformError::Unavailable(detail()),
+        c if TOKEN_ERRCODES.contains(&c) => PlatformError::Unavailable(detail()),
+        c => PlatformError::Refused(c),
+    }
+}
+
+/// A label as a number, from a number or a string (live pushes carry `"label":"100"`).
+pub fn label(value: Option<&Value>) -> i64 {
+    match value {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `pass` / `review` / `risky` (anything else is treated as `review`: a person looks).
+pub fn suggest(value: Option<&Value>) -> Suggest {
+    match value.and_then(Value::as_str) {
+        Some("pass") => Suggest::Pass,
+        Some("risky") => Suggest::Risky,
+        _ => Suggest::Review,
+    }
+}
+
+#[async_trait]
+impl WechatApi for HttpWechatApi {
+    async fn check_text(&self, check: &TextCheck<'_>) -> Result<TextVerdict, PlatformError> {
+        let mut body = json!({
+            "content": check.content,
+            "version": 2,
+            "scene": check.scene as i64,
+            "openid": check.openid,
+        });
+        if let Some(title) = check.title {
+            body["title"] = title.into();
+        }
+        if let Some(nickname) = check.nickname {
+            body["nickname"] = nickname.into();
+        }
+        let reply = self.call("/wxa/msg_sec_check", &body).await?;
+        let result = reply.rest.get("result");
+        Ok(TextVerdict {
+            suggest: suggest(result.and_then(|r| r.get("suggest"))),
+            label: label(result.and_then(|r| r.get("label"))),
+            trace_id: reply
+                .rest
+                .get("trace_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    async fn check_image(&self, check: &ImageCheck<'_>) -> Result<String, PlatformError> {
+        let body = json!({
+            "media_url": check.media_url,
+            "media_type": 2,
+            "version": 2,
+            "scene": check.scene as i64,
+            "openid": check.openid,
+        });
+        let reply = self.call("/wxa/media_check_async", &body).await?;
+        reply
+            .rest
+            .get("trace_id")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| PlatformError::Unavailable("media_check_async: no trace_id".into()))
+    }
+
+    async fn send_subscribe_message(
+        &self,
+        message: &SubscribeMessage,
+    ) -> Result<(), PlatformError> {
+        let mut body = json!({
+            "touser": message.touser,
+            "template_id": message.template_id,
+            "data": message.data,
+            "miniprogram_state": self.miniprogram_state,
+            "lang": "zh_CN",
+        });
+        if let Some(page) = &message.page {
+            body["page"] = page.as_str().into();
+        }
+        self.call("/cgi-bin/message/subscribe/send", &body)
+            .await
+            .map(|_| ())
+    }
 }

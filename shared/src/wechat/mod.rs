@@ -5,8 +5,10 @@
 //! the store, a response or a log.
 
 pub mod api;
+pub mod push;
+pub mod token;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
@@ -84,8 +86,17 @@ struct Code2SessionReply {
 pub struct WechatClient {
     http: OnceLock<reqwest::Client>,
     config: WechatConfig,
-    /// The AppSecret, read on the first login (from Secrets Manager in Lambda).
-    secret: Cached<Redacted>,
+    /// The AppSecret, read on the first login (from Secrets Manager in Lambda); shared with the
+    /// server APIs' adapter (`api::HttpWechatApi`).
+    secret: Arc<Cached<Redacted>>,
+}
+
+/// The AppSecret as every WeChat client reads it.
+pub fn secret(
+    setting: &crate::config::SecretSetting,
+    secrets: &Secrets,
+) -> Result<Cached<Redacted>, Error> {
+    secrets.cached("WECHAT_SECRET", setting, credential)
 }
 
 /// A credential read from a secret: its text without surrounding blanks, not empty.
@@ -98,11 +109,16 @@ pub(crate) fn credential(value: &str) -> Result<Redacted, String> {
 
 impl WechatClient {
     pub fn new(config: WechatConfig, secrets: &Secrets) -> Result<Self, Error> {
-        Ok(WechatClient {
+        let secret = Arc::new(secret(&config.secret, secrets)?);
+        Ok(WechatClient::with_secret(config, secret))
+    }
+
+    pub fn with_secret(config: WechatConfig, secret: Arc<Cached<Redacted>>) -> Self {
+        WechatClient {
             http: OnceLock::new(),
-            secret: secrets.cached("WECHAT_SECRET", &config.secret, credential)?,
+            secret,
             config,
-        })
+        }
     }
 
     fn http(&self) -> Result<&reqwest::Client, WechatError> {
@@ -176,6 +192,8 @@ mod tests {
                 appid: "wx-app".into(),
                 secret: crate::config::SecretSetting::Value(Redacted("app-secret".into())),
                 api_base,
+                push: None,
+                miniprogram_state: "formal".into(),
             },
             &crate::secrets::Secrets::from_env(std::time::Duration::from_secs(1)),
         )

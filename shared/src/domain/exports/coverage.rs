@@ -96,6 +96,10 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         keys::AUDIT,
         Exported("audit_by_member, audit_about_member (the staff trail's other lists are not the member's)"),
     ),
+    (
+        keys::WXTOKEN,
+        Not("the app's WeChat access token: names no member"),
+    ),
 ];
 
 #[cfg(test)]
