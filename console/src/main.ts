@@ -1,0 +1,750 @@
+// Renji staff console: a hash-routed single page over the audited staff API (/admin/v1).
+// No framework: a handful of forms and tables, built with `h` (dom.ts), keep the bundle small
+// and the first paint a single script away.
+
+import * as api from "./api";
+import { ApiError, may, type Page } from "./api";
+import { append, clear, h, masked, time, yuan } from "./dom";
+import { reviewQueues } from "./review";
+
+const root = document.getElementById("app")!;
+
+// ---- shell -------------------------------------------------------------------------------
+
+interface Screen {
+  /** `#/<path>` with `:param` segments. */
+  path: string;
+  title: string;
+  /** Shown in the navigation when the role may open it. */
+  nav?: boolean;
+  allowed: () => boolean;
+  render: (main: HTMLElement, params: Record<string, string>) => Promise<void> | void;
+}
+
+const screens: Screen[] = [];
+
+function screen(s: Screen): void {
+  screens.push(s);
+}
+
+function go(hash: string): void {
+  if (location.hash === hash) void route();
+  else location.hash = hash;
+}
+
+function match(path: string, hash: string): Record<string, string> | null {
+  const want = path.split("/");
+  const got = hash.replace(/^#/, "").split("?")[0].split("/");
+  if (want.length !== got.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    if (want[i].startsWith(":")) params[want[i].slice(1)] = decodeURIComponent(got[i]);
+    else if (want[i] !== got[i]) return null;
+  }
+  return params;
+}
+
+function hashQuery(): URLSearchParams {
+  const q = location.hash.split("?")[1];
+  return new URLSearchParams(q ?? "");
+}
+
+async function route(): Promise<void> {
+  const session = api.current();
+  if (!session) return signInScreen();
+  const hash = location.hash || "#/queue";
+  let found: Screen | undefined;
+  let params: Record<string, string> = {};
+  for (const s of screens) {
+    const p = match(s.path, hash);
+    if (p) {
+      found = s;
+      params = p;
+      break;
+    }
+  }
+  const main = h("main", { id: "main" });
+  clear(root);
+  root.append(shell(found), main);
+  if (!found) {
+    main.append(h("p", { class: "error" }, "No such screen."));
+    return;
+  }
+  if (!found.allowed()) {
+    main.append(h("p", { class: "error" }, `Your role (${session.staff.role}) cannot open this screen.`));
+    return;
+  }
+  document.title = `${found.title} · Renji console`;
+  try {
+    await found.render(main, params);
+  } catch (e) {
+    main.append(errorBox(e));
+  }
+}
+
+function shell(active: Screen | undefined): HTMLElement {
+  const session = api.current()!;
+  const nav = h("nav", null);
+  for (const s of screens) {
+    if (!s.nav || !s.allowed()) continue;
+    const href = "#" + s.path;
+    nav.append(h("a", { href, class: active === s ? "active" : null }, s.title));
+  }
+  return h(
+    "header",
+    null,
+    h("strong", null, "Renji 人集 · staff"),
+    nav,
+    h(
+      "span",
+      { class: "who" },
+      h("span", { "data-testid": "staff-id" }, session.staff.id),
+      " ",
+      h("span", { class: "role", "data-testid": "role" }, session.staff.role),
+      " ",
+      h("button", { type: "button", onclick: () => void api.signOut() }, "Sign out"),
+    ),
+  );
+}
+
+function errorBox(e: unknown): HTMLElement {
+  if (e instanceof ApiError) return h("p", { class: "error", role: "alert" }, `${e.status} ${e.code}: ${e.message}`);
+  return h("p", { class: "error", role: "alert" }, String(e));
+}
+
+/** A form whose submit runs `action`, shows its error, and disables itself meanwhile. */
+function form(
+  attrs: Record<string, string>,
+  fields: (Node | string)[],
+  action: (data: FormData) => Promise<void>,
+): HTMLFormElement {
+  const status = h("div", { class: "form-status" });
+  const f = h("form", attrs, ...fields, status);
+  f.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clear(status);
+    const buttons = f.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      await action(new FormData(f, (event as SubmitEvent).submitter));
+    } catch (e) {
+      status.append(errorBox(e));
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  });
+  return f;
+}
+
+/** A required reason: the API audits it with the action. */
+function reasonField(name = "reason", label = "Reason (required, audited)"): HTMLElement {
+  return h("label", null, label, h("textarea", { name, required: true, maxlength: 200, rows: 2 }));
+}
+
+/**
+ * A list that pages with the API's cursors: the first page now, then "More" fetches the next
+ * with `next_cursor` until it is null.
+ */
+async function pagedTable<T>(
+  into: HTMLElement,
+  fetchPage: (cursor: string | null) => Promise<Page<T>>,
+  head: string[],
+  row: (item: T) => HTMLTableRowElement,
+  empty = "Nothing here.",
+): Promise<void> {
+  const body = h("tbody");
+  const table = h("table", null, h("thead", null, h("tr", null, head.map((c) => h("th", null, c)))), body);
+  const more = h("button", { type: "button", class: "more" }, "More");
+  const status = h("div");
+  into.append(table, status, more);
+  let cursor: string | null = null;
+  let count = 0;
+  const load = async () => {
+    more.disabled = true;
+    clear(status);
+    try {
+      const page = await fetchPage(cursor);
+      for (const item of page.items) body.append(row(item));
+      count += page.items.length;
+      cursor = page.next_cursor;
+      more.hidden = cursor === null;
+      if (count === 0) status.append(h("p", { class: "muted" }, empty));
+    } catch (e) {
+      status.append(errorBox(e));
+    } finally {
+      more.disabled = false;
+    }
+  };
+  more.addEventListener("click", () => void load());
+  await load();
+}
+
+// ---- sign-in ------------------------------------------------------------------------------
+
+/** WeCom web login (the company's self-built app), when the build was given its ids. */
+function wecomConfig(): { corp: string; agent: string } | null {
+  const corp = document.querySelector<HTMLMetaElement>('meta[name="renji-wecom-corp-id"]')?.content;
+  const agent = document.querySelector<HTMLMetaElement>('meta[name="renji-wecom-agent-id"]')?.content;
+  return corp && agent ? { corp, agent } : null;
+}
+
+function signInScreen(message?: string): void {
+  clear(root);
+  document.title = "Sign in · Renji console";
+  const wecom = wecomConfig();
+  const box = h("section", { class: "signin" }, h("h1", null, "Renji staff console"));
+  if (message) box.append(h("p", { class: "muted" }, message));
+  if (wecom) {
+    const state = crypto.randomUUID();
+    // Only the login's state crosses the redirect (never the session).
+    sessionStorage.setItem("renji-wecom-state", state);
+    const redirect = location.origin + location.pathname;
+    const url =
+      "https://login.work.weixin.qq.com/wwlogin/sso/login?login_type=CorpApp" +
+      `&appid=${encodeURIComponent(wecom.corp)}&agentid=${encodeURIComponent(wecom.agent)}` +
+      `&redirect_uri=${encodeURIComponent(redirect)}&state=${encodeURIComponent(state)}`;
+    box.append(h("p", null, h("a", { class: "button", href: url }, "Sign in with WeCom 企业微信")));
+  }
+  box.append(
+    form(
+      { class: "stack", "data-testid": "signin" },
+      [
+        h(
+          "label",
+          null,
+          wecom ? "Or paste a WeCom login code" : "WeCom login code (locally: staff:<name>:<role>)",
+          h("input", { name: "code", required: true, autocomplete: "off", placeholder: "staff:alice:support" }),
+        ),
+        h("button", { type: "submit" }, "Sign in"),
+      ],
+      async (data) => {
+        await api.signIn(String(data.get("code")).trim());
+        await route();
+      },
+    ),
+  );
+  root.append(box);
+}
+
+/** WeCom redirected back with `?code=&state=`: sign in with it, then drop it from the address. */
+async function signInFromRedirect(): Promise<boolean> {
+  const params = new URLSearchParams(location.search);
+  const code = params.get("code");
+  if (!code) return false;
+  const expected = sessionStorage.getItem("renji-wecom-state");
+  sessionStorage.removeItem("renji-wecom-state");
+  history.replaceState(null, "", location.pathname + location.hash);
+  if (!expected || params.get("state") !== expected) {
+    signInScreen("The WeCom login did not come from this console: sign in again.");
+    return true;
+  }
+  try {
+    await api.signIn(code);
+  } catch (e) {
+    signInScreen(e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
+    return true;
+  }
+  return false;
+}
+
+// ---- ticket queue ---------------------------------------------------------------------------
+
+const KINDS = ["", "privacy", "dispute", "report", "order", "other"];
+
+interface TicketItem {
+  id: string;
+  kind: string;
+  subject: string;
+  status: string;
+  due_at: string;
+  overdue: boolean;
+  overdue_at: string | null;
+  created_at: string;
+  author_id: string;
+  order_id: string | null;
+  listing_id: string | null;
+  user_id: string | null;
+  review_id: string | null;
+  messages_count: number;
+}
+
+/** The clock a ticket runs against: overdue by / due in, and a privacy request's day of 15. */
+function clock(t: TicketItem): HTMLElement {
+  const ms = new Date(t.due_at).getTime() - Date.now();
+  const hours = Math.round(Math.abs(ms) / 3_600_000);
+  const span = hours >= 48 ? `${Math.round(hours / 24)} d` : `${hours} h`;
+  const late = t.status === "open" && (t.overdue || ms < 0);
+  const text = t.status !== "open" ? "closed" : late ? `overdue ${span}` : `due in ${span}`;
+  const cell = h("span", { class: late ? "overdue" : ms < 86_400_000 ? "soon" : "" }, text);
+  if (t.kind === "privacy" && t.status === "open") {
+    const day = Math.floor((Date.now() - new Date(t.created_at).getTime()) / 86_400_000) + 1;
+    cell.append(" ", h("span", { class: "badge privacy", title: "privacy requests are answered within 15 days" }, `day ${day}/15`));
+  }
+  return cell;
+}
+
+screen({
+  path: "/queue",
+  title: "Tickets",
+  nav: true,
+  allowed: () => may("tickets.read"),
+  render: async (main) => {
+    const q = hashQuery();
+    const kind = q.get("kind") ?? "";
+    const status = q.get("status") ?? "open";
+    const filters = h(
+      "form",
+      { class: "filters" },
+      h("label", null, "Kind ", h("select", { name: "kind" }, KINDS.map((k) => h("option", { value: k, selected: k === kind }, k || "all")))),
+      h(
+        "label",
+        null,
+        "Status ",
+        h("select", { name: "status" }, ["open", "closed"].map((s) => h("option", { value: s, selected: s === status }, s))),
+      ),
+    );
+    filters.addEventListener("change", () => {
+      const data = new FormData(filters);
+      go("#/queue" + api.query({ kind: String(data.get("kind")), status: String(data.get("status")) }));
+    });
+    main.append(h("h1", null, "Ticket queue"), h("p", { class: "muted" }, "Earliest due first, so overdue tickets lead."), filters);
+    await pagedTable<TicketItem>(
+      main,
+      (cursor) => api.get(`/admin/v1/tickets${api.query({ kind, status, cursor, limit: "25" })}`),
+      ["Due", "Kind", "Subject", "Messages", "Filed"],
+      (t) =>
+        h(
+          "tr",
+          { class: t.overdue ? "overdue-row" : null, "data-testid": "ticket-row" },
+          h("td", null, clock(t)),
+          h("td", null, h("span", { class: `badge ${t.kind}` }, t.kind)),
+          h("td", null, h("a", { href: `#/tickets/${encodeURIComponent(t.id)}` }, t.subject || t.id)),
+          h("td", null, t.messages_count),
+          h("td", null, time(t.created_at)),
+        ),
+      "No tickets in this queue.",
+    );
+  },
+});
+
+// ---- ticket detail (with a dispute's order) ---------------------------------------------------------
+
+interface Message {
+  id: string;
+  from: "member" | "staff";
+  user_id?: string;
+  staff_id?: string;
+  text: string;
+  images: string[];
+  created_at: string;
+}
+
+interface Order {
+  id: string;
+  order_no: string;
+  buyer_id: string;
+  seller_id: string;
+  listing: { id: string; title: string };
+  quantity: number;
+  amount_fen: number;
+  refunded_fen: number;
+  status: string;
+  created_at: string;
+  timeline: { status: string; at: string; actor: string; reason?: string }[];
+}
+
+interface Ticket extends TicketItem {
+  author: { id: string; nickname: string | null };
+  other_party_id: string | null;
+  closed_at: string | null;
+  closed_by: string | null;
+  resolution: string | null;
+  messages: Message[];
+  order: Order | null;
+}
+
+function memberLink(id: string | null | undefined): Node {
+  if (!id) return document.createTextNode("—");
+  return may("members.read") ? h("a", { href: `#/members/${encodeURIComponent(id)}` }, id) : document.createTextNode(id);
+}
+
+function facts(rows: [string, Node | string | number][]): HTMLElement {
+  return h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
+}
+
+screen({
+  path: "/tickets/:id",
+  title: "Ticket",
+  allowed: () => may("tickets.read"),
+  render: async (main, { id }) => {
+    const t = await api.get<Ticket>(`/admin/v1/tickets/${encodeURIComponent(id)}`);
+    main.append(
+      h("p", null, h("a", { href: "#/queue" }, "← Queue")),
+      h("h1", null, t.subject || t.id, " ", h("span", { class: `badge ${t.kind}` }, t.kind), " ", h("span", { class: "badge", "data-testid": "ticket-status" }, t.status)),
+      facts([
+        ["Ticket", t.id],
+        ["Due", clock(t)],
+        ["Author", memberLink(t.author?.id ?? t.author_id)],
+        ["Other party", memberLink(t.other_party_id)],
+        ["Filed", time(t.created_at)],
+        ...(t.status === "closed"
+          ? ([
+              ["Closed", time(t.closed_at)],
+              ["Resolution", h("span", { "data-testid": "resolution" }, t.resolution ?? "—")],
+            ] as [string, Node | string][])
+          : []),
+      ]),
+    );
+    if (t.order) main.append(orderPanel(t.order, t));
+    if (t.listing_id) main.append(await listingPanel(t.listing_id));
+    if (t.user_id) main.append(h("p", null, "Reported member: ", memberLink(t.user_id)));
+    if (t.review_id) main.append(reviewPanel(t.review_id));
+
+    main.append(h("h2", null, `History (${t.messages.length})`));
+    const history = h("ol", { class: "history", "data-testid": "history" });
+    for (const m of t.messages) {
+      history.append(
+        h(
+          "li",
+          { class: m.from },
+          h("div", { class: "meta" }, m.from === "staff" ? `staff ${m.staff_id ?? ""}` : `member ${m.user_id ?? ""}`, " · ", time(m.created_at)),
+          h("div", { class: "text" }, m.text),
+          m.images.length ? h("div", { class: "muted" }, `${m.images.length} image(s)`) : null,
+        ),
+      );
+    }
+    main.append(history);
+
+    if (t.status === "open" && may("tickets.answer")) {
+      main.append(
+        form(
+          { class: "stack", "data-testid": "reply" },
+          [h("label", null, "Reply to the member", h("textarea", { name: "text", required: true, maxlength: 2000, rows: 3 })), h("button", { type: "submit" }, "Send reply")],
+          async (data) => {
+            await api.post(`/admin/v1/tickets/${encodeURIComponent(t.id)}/messages`, { text: String(data.get("text")).trim() });
+            await route();
+          },
+        ),
+        form(
+          { class: "stack", "data-testid": "close" },
+          [
+            h("label", null, "Resolution (the member sees it)", h("textarea", { name: "resolution", required: true, maxlength: 500, rows: 2 })),
+            h("button", { type: "submit" }, "Close ticket"),
+          ],
+          async (data) => {
+            await api.post(`/admin/v1/tickets/${encodeURIComponent(t.id)}/close`, { resolution: String(data.get("resolution")).trim() });
+            await route();
+          },
+        ),
+      );
+      if (t.kind === "privacy" && may("members.delete")) main.append(deletionForm(t));
+    }
+  },
+});
+
+/** A dispute's order: its timeline and the two decisions. */
+function orderPanel(o: Order, t: Ticket): HTMLElement {
+  const panel = h(
+    "section",
+    { class: "panel", "data-testid": "order" },
+    h("h2", null, "Order ", o.order_no ?? o.id, " ", h("span", { class: "badge", "data-testid": "order-status" }, o.status)),
+    facts([
+      ["Listing", o.listing?.title ?? "—"],
+      ["Buyer", memberLink(o.buyer_id)],
+      ["Seller", memberLink(o.seller_id)],
+      ["Amount", `${yuan(o.amount_fen)} (×${o.quantity})`],
+      ["Refunded", yuan(o.refunded_fen)],
+    ]),
+    h("h3", null, "Timeline"),
+    h(
+      "table",
+      { "data-testid": "timeline" },
+      h("thead", null, h("tr", null, ["When", "Status", "By", "Reason"].map((c) => h("th", null, c)))),
+      h(
+        "tbody",
+        null,
+        o.timeline.map((s) => h("tr", null, h("td", null, time(s.at)), h("td", null, s.status), h("td", null, s.actor), h("td", null, s.reason ?? ""))),
+      ),
+    ),
+  );
+  if (o.status === "disputed" && may("orders.decide")) {
+    const refundable = o.amount_fen - o.refunded_fen;
+    panel.append(
+      h("h3", null, "Decide the dispute"),
+      form(
+        { class: "stack", "data-testid": "decision" },
+        [
+          h(
+            "label",
+            null,
+            `Refund amount in yuan (blank: all ${yuan(refundable)})`,
+            h("input", { name: "amount", inputmode: "decimal", pattern: "\\d+(\\.\\d{1,2})?", placeholder: (refundable / 100).toFixed(2) }),
+          ),
+          reasonField(),
+          h(
+            "div",
+            { class: "row" },
+            h("button", { type: "submit", name: "action", value: "refund" }, "Refund buyer"),
+            h("button", { type: "submit", name: "action", value: "release" }, "Release to seller"),
+          ),
+        ],
+        async (data) => {
+          const action = String(data.get("action"));
+          const body: Record<string, unknown> = { action, reason: String(data.get("reason")).trim() };
+          const amount = String(data.get("amount") ?? "").trim();
+          if (action === "refund" && amount) body.amount_fen = Math.round(Number(amount) * 100);
+          if (!confirm(action === "refund" ? `Refund ${amount ? "¥" + amount : "the whole order"} to the buyer?` : "Release the order to the seller?")) return;
+          await api.post(`/admin/v1/orders/${encodeURIComponent(o.id)}/decision`, body);
+          go(`#/tickets/${encodeURIComponent(t.id)}`);
+        },
+      ),
+    );
+  }
+  return panel;
+}
+
+/** A privacy request asking for the account's deletion (through customer service). */
+function deletionForm(t: Ticket): HTMLElement {
+  return h(
+    "details",
+    { class: "panel" },
+    h("summary", null, "Delete the author's account (they asked for it in this ticket)"),
+    form(
+      { class: "stack" },
+      [reasonField("reason", "Note (audited)"), h("button", { type: "submit", class: "danger" }, "Delete account")],
+      async (data) => {
+        if (!confirm("Delete this member's account? This cannot be undone.")) return;
+        await api.post(`/admin/v1/members/${encodeURIComponent(t.author_id)}/deletion`, {
+          ticket_id: t.id,
+          reason: String(data.get("reason")).trim() || undefined,
+        });
+        await route();
+      },
+    ),
+  );
+}
+
+// ---- listings and members: take-down and restore ----------------------------------------------
+
+interface Listing {
+  id: string;
+  owner_id: string;
+  kind: string;
+  title: string;
+  city: string;
+  price_fen: number;
+  status: string;
+  takedown_reason?: string | null;
+}
+
+function moderationForms(listingId: string, status: string | null, after: () => void): HTMLElement {
+  const box = h("div", { class: "row" });
+  if (!may("listings.moderate")) return box;
+  const act = (what: "takedown" | "restore", label: string) =>
+    form({ class: "inline", "data-testid": what }, [reasonField("reason", `${label}: reason (required, audited)`), h("button", { type: "submit", class: what === "takedown" ? "danger" : "" }, label)], async (data) => {
+      await api.post(`/admin/v1/listings/${encodeURIComponent(listingId)}/${what}`, { reason: String(data.get("reason")).trim() });
+      after();
+    });
+  if (status !== "taken_down") box.append(act("takedown", "Take down"));
+  if (status === null || status === "taken_down") box.append(act("restore", "Restore"));
+  return box;
+}
+
+/** A reported listing: the public view when it is public, else what its owner's record shows. */
+async function listingPanel(id: string): Promise<HTMLElement> {
+  const panel = h("section", { class: "panel", "data-testid": "listing" }, h("h2", null, "Reported listing"));
+  let listing: Listing | null = null;
+  try {
+    listing = await api.get<Listing>(`/v1/listings/${encodeURIComponent(id)}`);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+  }
+  if (listing) {
+    panel.append(
+      facts([
+        ["Title", listing.title],
+        ["Owner", memberLink(listing.owner_id)],
+        ["Status", h("span", { "data-testid": "listing-status" }, listing.status)],
+        ["Price", yuan(listing.price_fen)],
+        ["City", listing.city],
+      ]),
+    );
+  } else {
+    panel.append(
+      facts([
+        ["Listing", id],
+        ["Status", h("span", { "data-testid": "listing-status" }, "not public (taken down, removed or a draft)")],
+      ]),
+    );
+  }
+  panel.append(moderationForms(id, listing ? listing.status : null, () => void route()));
+  return panel;
+}
+
+function reviewPanel(id: string): HTMLElement {
+  const panel = h("section", { class: "panel" }, h("h2", null, "Reported review"), h("p", null, id));
+  if (may("reviews.hide"))
+    panel.append(
+      form({ class: "inline" }, [reasonField(), h("button", { type: "submit", class: "danger" }, "Hide review")], async (data) => {
+        await api.post(`/admin/v1/reviews/${encodeURIComponent(id)}/hide`, { reason: String(data.get("reason")).trim() });
+        await route();
+      }),
+    );
+  return panel;
+}
+
+interface Member {
+  profile: { id: string; nickname: string | null; verified: unknown; listings_count: number; rating_sum: number; rating_count: number; created_at: string };
+  verification: { status: string; kind?: string; real_name?: string; id_number?: string; credit_code?: string; name?: string } | null;
+  listings: { items: Listing[]; more: boolean };
+  orders_as_buyer: { items: Order[]; more: boolean };
+  orders_as_seller: { items: Order[]; more: boolean };
+}
+
+screen({
+  path: "/members",
+  title: "Members",
+  nav: true,
+  allowed: () => may("members.read"),
+  render: (main) => {
+    main.append(
+      h("h1", null, "Look up a member"),
+      form({ class: "inline" }, [h("label", null, "Member id ", h("input", { name: "id", required: true, placeholder: "u_…" })), h("button", { type: "submit" }, "Open")], async (data) => {
+        go(`#/members/${encodeURIComponent(String(data.get("id")).trim())}`);
+      }),
+    );
+  },
+});
+
+screen({
+  path: "/members/:id",
+  title: "Member",
+  allowed: () => may("members.read"),
+  render: async (main, { id }) => {
+    const m = await api.get<Member>(`/admin/v1/members/${encodeURIComponent(id)}`);
+    const v = m.verification;
+    main.append(
+      h("h1", null, m.profile.nickname ?? "(no nickname)", " ", h("span", { class: "muted" }, m.profile.id)),
+      facts([
+        ["Joined", time(m.profile.created_at)],
+        ["Rating", m.profile.rating_count ? (m.profile.rating_sum / m.profile.rating_count).toFixed(1) + ` (${m.profile.rating_count})` : "—"],
+        ["Verification", v ? `${v.status}${v.kind ? " · " + v.kind : ""}` : "none"],
+        ...(v?.real_name || v?.name ? ([["Name", String(v.real_name ?? v.name)]] as [string, string][]) : []),
+        ...(v?.id_number ? ([["ID number", h("span", { "data-testid": "id-number" }, masked(v.id_number))]] as [string, Node][]) : []),
+        ...(v?.credit_code ? ([["Credit code", masked(v.credit_code)]] as [string, string][]) : []),
+        ["Audit", may("audit.read") ? h("a", { href: `#/audit?target=${encodeURIComponent("member:" + m.profile.id)}` }, "staff actions on this member") : "—"],
+      ]),
+      h("h2", null, "Listings (every status)"),
+    );
+    const listings = h("table", { "data-testid": "member-listings" }, h("thead", null, h("tr", null, ["Title", "Status", "Price", ""].map((c) => h("th", null, c)))));
+    const body = h("tbody");
+    for (const l of m.listings.items) {
+      body.append(
+        h(
+          "tr",
+          null,
+          h("td", null, l.title, h("div", { class: "muted" }, l.id)),
+          h("td", null, l.status, l.takedown_reason ? h("div", { class: "muted" }, l.takedown_reason) : null),
+          h("td", null, yuan(l.price_fen)),
+          h("td", null, moderationForms(l.id, l.status, () => void route())),
+        ),
+      );
+    }
+    listings.append(body);
+    main.append(listings);
+    if (m.listings.more) main.append(h("p", { class: "muted" }, "Only the newest 20 are shown."));
+    for (const [label, list] of [
+      ["Orders as buyer", m.orders_as_buyer],
+      ["Orders as seller", m.orders_as_seller],
+    ] as const) {
+      main.append(
+        h("h2", null, label),
+        h(
+          "table",
+          null,
+          h("thead", null, h("tr", null, ["Order", "Listing", "Amount", "Status", "Created"].map((c) => h("th", null, c)))),
+          h(
+            "tbody",
+            null,
+            list.items.map((o) => h("tr", null, h("td", null, o.order_no ?? o.id), h("td", null, o.listing?.title ?? ""), h("td", null, yuan(o.amount_fen)), h("td", null, o.status), h("td", null, time(o.created_at)))),
+          ),
+        ),
+      );
+    }
+  },
+});
+
+// ---- audit trail -------------------------------------------------------------------------------
+
+interface AuditRecord {
+  at: string;
+  actor: string;
+  staff_id: string | null;
+  role: string | null;
+  member_id: string | null;
+  action: string;
+  target: string;
+  reason: string | null;
+  outcome: string;
+}
+
+screen({
+  path: "/audit",
+  title: "Audit",
+  nav: true,
+  allowed: () => may("audit.read"),
+  render: async (main) => {
+    const q = hashQuery();
+    const actor = q.get("actor") ?? "";
+    const target = q.get("target") ?? "";
+    main.append(
+      h("h1", null, "Audit trail"),
+      form(
+        { class: "filters" },
+        [
+          h("label", null, "Actor ", h("input", { name: "actor", value: actor, placeholder: "staff id or member:u_…" })),
+          h("label", null, "Target ", h("input", { name: "target", value: target, placeholder: "listing:l_… · order:… · ticket:t_…" })),
+          h("button", { type: "submit" }, "Filter"),
+        ],
+        async (data) => go("#/audit" + api.query({ actor: String(data.get("actor")).trim(), target: String(data.get("target")).trim() })),
+      ),
+      h("p", { class: "muted" }, "Newest first. Without a filter: every staff action."),
+    );
+    await pagedTable<AuditRecord>(
+      main,
+      (cursor) => api.get(`/admin/v1/audit${api.query({ actor, target, cursor, limit: "50" })}`),
+      ["When", "Who", "Action", "Target", "Reason", "Outcome"],
+      (r) =>
+        h(
+          "tr",
+          { "data-testid": "audit-row" },
+          h("td", null, time(r.at)),
+          h("td", null, r.staff_id ? `${r.staff_id} (${r.role})` : r.member_id ?? r.actor),
+          h("td", null, r.action),
+          h("td", null, r.target),
+          h("td", null, r.reason ?? ""),
+          h("td", { class: r.outcome === "ok" ? "" : "overdue" }, r.outcome),
+        ),
+    );
+  },
+});
+
+// ---- review queues (media, texts) ----------------------------------------------------------------
+
+for (const queue of reviewQueues) {
+  screen({
+    path: queue.path,
+    title: queue.title,
+    nav: true,
+    allowed: () => may("review_queue"),
+    render: (main) => queue.render(main, { h, form, pagedTable, reasonField, route }),
+  });
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+api.whenSignedOut(() => signInScreen("Signed out."));
+window.addEventListener("hashchange", () => void route());
+void (async () => {
+  if (!(await signInFromRedirect())) await route();
+})();
