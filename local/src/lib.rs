@@ -4,10 +4,12 @@
 pub mod exports;
 pub mod functions;
 pub mod http_server;
+pub mod logs;
 pub mod policy;
 pub mod router;
 pub mod sandbox;
 pub mod server;
+pub mod static_files;
 pub mod tables;
 pub mod template;
 

@@ -3,18 +3,20 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use renji_local::logs::{self, Format};
 use renji_local::{start, Options, StoreChoice};
 
 const USAGE: &str = "usage: renji-local [--addr 127.0.0.1:3000] [--data-dir .renji-data] \
-[--dynamodb-endpoint http://127.0.0.1:8000 [--table renji]]";
+[--dynamodb-endpoint http://127.0.0.1:8000 [--table renji]] [--log-format auto|text|json]";
 
 /// The options, and the folder `sandbox.json` is written to: the data folder (with
-/// `--dynamodb-endpoint`, only one given by `--data-dir` or `RENJI_DATA_DIR`).
-fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
+/// `--dynamodb-endpoint`, only one given by `--data-dir` or `RENJI_DATA_DIR`), and the log format.
+fn parse_args() -> Result<(Options, Option<PathBuf>, Format), String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut addr = env("RENJI_LOCAL_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
     let mut given_dir = env("RENJI_DATA_DIR");
     let mut endpoint = env("RENJI_DYNAMODB_ENDPOINT");
+    let mut log_format = env("RENJI_LOG_FORMAT");
     let mut table =
         env("RENJI_TABLE").unwrap_or_else(|| renji_shared::config::DEFAULT_TABLE.into());
     let mut args = std::env::args().skip(1);
@@ -28,6 +30,7 @@ fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
             "--data-dir" => given_dir = Some(value()?),
             "--dynamodb-endpoint" => endpoint = Some(value()?),
             "--table" => table = value()?,
+            "--log-format" => log_format = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -62,19 +65,20 @@ fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
         session_secret: env("RENJI_SESSION_SECRET"),
         config: Default::default(),
     };
-    Ok((options, sandbox_dir))
+    let format = logs::choose(log_format.as_deref())?;
+    Ok((options, sandbox_dir, format))
 }
 
 #[tokio::main]
 async fn main() {
-    renji_shared::logging::init();
-    let (options, sandbox_dir) = match parse_args() {
+    let (options, sandbox_dir, format) = match parse_args() {
         Ok(o) => o,
         Err(message) => {
             eprintln!("{message}");
             std::process::exit(2);
         }
     };
+    logs::init(format);
     let running = match start(options.clone()).await {
         Ok(r) => r,
         Err(message) => {
@@ -95,6 +99,7 @@ async fn main() {
     println!("Sandbox verifier on {}: a name starting with 拒绝 is rejected, 待定 pending until the verification job's next run (every few seconds here), 故障 an outage", running.verifier_url);
     println!("Sandbox WeChat Pay on {base}: pay a created payment with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"out_trade_no\":\"<order_no>\"}}' (\"notify\":false pays without notifying; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}} makes its refunds fail)", base = running.wechatpay_base);
     println!("Sandbox Alipay gateway {}: pay with curl -s -X POST {base}/sandbox/pay -H 'content-type: application/json' -d '{{\"order_string\":\"<the app's order string>\"}}' (or {{\"url\":\"<the wap URL>\"}}, {{\"out_trade_no\"}}; \"notify\":false; POST {base}/sandbox/fail-refunds {{\"out_trade_no\"}})", running.alipay_gateway, base = running.alipay_base);
+    println!("Staff console: {}/console/ (sign in with staff:<name>:support, :moderator or :admin); API reference: {}/docs/", running.url(), running.url());
     println!("Try: curl -s -X POST {}/v1/auth/wechat -H 'content-type: application/json' -d '{{\"code\":\"sandbox:alice\"}}'", running.url());
     // The ports are chosen at start: scripts (the README's order-and-pay flow, the contract
     // step's seed) read them here.

@@ -447,15 +447,20 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let routes = Arc::new(template.routes());
     let api_functions = Arc::clone(&functions);
     let api_archive = Arc::clone(&archive);
+    let dist = Arc::new(crate::static_files::dist_dir());
     let api_task = http_server::spawn(
         listener,
         Arc::new(move |req| {
             let functions = Arc::clone(&api_functions);
             let routes = Arc::clone(&routes);
             let archive = Arc::clone(&api_archive);
+            let dist = Arc::clone(&dist);
             Box::pin(async move {
                 if req.uri().path().starts_with(crate::exports::ROUTE) {
                     return serve_export(&archive, &req);
+                }
+                if crate::static_files::is_static(req.uri().path()) {
+                    return crate::static_files::serve(&dist, &req);
                 }
                 serve(&functions, &routes, req).await
             })
