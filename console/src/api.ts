@@ -35,9 +35,9 @@ export function whenSignedOut(handler: () => void): void {
   onSignedOut = handler;
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+async function call<T>(method: string, path: string, body?: unknown, anonymous = false): Promise<T> {
   const headers: Record<string, string> = {};
-  if (session) headers.authorization = `Bearer ${session.token}`;
+  if (session && !anonymous) headers.authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -57,7 +57,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   if (!response.ok) {
     const code = json?.error?.code ?? "http_" + response.status;
     const message = json?.error?.message ?? response.statusText;
-    if (response.status === 401 && session && !path.endsWith("/auth/wecom")) {
+    if (response.status === 401 && session && !anonymous && !path.endsWith("/auth/wecom")) {
       session = null;
       onSignedOut();
     }
@@ -67,6 +67,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 export const get = <T>(path: string) => call<T>("GET", path);
+/** A public member route (`GET /v1/listings/{id}`): a staff token is not a member's, so none is sent. */
+export const getPublic = <T>(path: string) => call<T>("GET", path, undefined, true);
 export const post = <T>(path: string, body?: unknown) => call<T>("POST", path, body);
 
 /** A query string from the parameters that are set. */

@@ -123,10 +123,12 @@ function form(
   f.addEventListener("submit", async (event) => {
     event.preventDefault();
     clear(status);
+    // Read before disabling: a disabled submitter (the button's name and value) is left out.
+    const data = new FormData(f, (event as SubmitEvent).submitter);
     const buttons = f.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     try {
-      await action(new FormData(f, (event as SubmitEvent).submitter));
+      await action(data);
     } catch (e) {
       status.append(errorBox(e));
     } finally {
@@ -310,7 +312,7 @@ screen({
     main.append(h("h1", null, "Ticket queue"), h("p", { class: "muted" }, "Earliest due first, so overdue tickets lead."), filters);
     await pagedTable<TicketItem>(
       main,
-      (cursor) => api.get(`/admin/v1/tickets${api.query({ kind, status, cursor, limit: "25" })}`),
+      (cursor) => api.get(`/admin/v1/tickets${api.query({ kind, status, cursor, limit: q.get("limit") ?? "25" })}`),
       ["Due", "Kind", "Subject", "Messages", "Filed"],
       (t) =>
         h(
@@ -550,16 +552,20 @@ function moderationForms(listingId: string, status: string | null, after: () => 
   return box;
 }
 
+/** Owners of the listings seen while public, so a taken-down one still links to its owner. */
+const knownOwners = new Map<string, string>();
+
 /** A reported listing: the public view when it is public, else what its owner's record shows. */
 async function listingPanel(id: string): Promise<HTMLElement> {
   const panel = h("section", { class: "panel", "data-testid": "listing" }, h("h2", null, "Reported listing"));
   let listing: Listing | null = null;
   try {
-    listing = await api.get<Listing>(`/v1/listings/${encodeURIComponent(id)}`);
+    listing = await api.getPublic<Listing>(`/v1/listings/${encodeURIComponent(id)}`);
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) throw e;
   }
   if (listing) {
+    knownOwners.set(id, listing.owner_id);
     panel.append(
       facts([
         ["Title", listing.title],
@@ -573,6 +579,7 @@ async function listingPanel(id: string): Promise<HTMLElement> {
     panel.append(
       facts([
         ["Listing", id],
+        ["Owner", memberLink(knownOwners.get(id))],
         ["Status", h("span", { "data-testid": "listing-status" }, "not public (taken down, removed or a draft)")],
       ]),
     );
@@ -595,7 +602,8 @@ function reviewPanel(id: string): HTMLElement {
 
 interface Member {
   profile: { id: string; nickname: string | null; verified: unknown; listings_count: number; rating_sum: number; rating_count: number; created_at: string };
-  verification: { status: string; kind?: string; real_name?: string; id_number?: string; credit_code?: string; name?: string } | null;
+  /** Masked by the API (`*三`, `11**************2X`); masked again here whatever comes. */
+  verification: { status: string; kind: string; name: string; number: string; reason: string | null } | null;
   listings: { items: Listing[]; more: boolean };
   orders_as_buyer: { items: Order[]; more: boolean };
   orders_as_seller: { items: Order[]; more: boolean };
@@ -629,9 +637,12 @@ screen({
         ["Joined", time(m.profile.created_at)],
         ["Rating", m.profile.rating_count ? (m.profile.rating_sum / m.profile.rating_count).toFixed(1) + ` (${m.profile.rating_count})` : "—"],
         ["Verification", v ? `${v.status}${v.kind ? " · " + v.kind : ""}` : "none"],
-        ...(v?.real_name || v?.name ? ([["Name", String(v.real_name ?? v.name)]] as [string, string][]) : []),
-        ...(v?.id_number ? ([["ID number", h("span", { "data-testid": "id-number" }, masked(v.id_number))]] as [string, Node][]) : []),
-        ...(v?.credit_code ? ([["Credit code", masked(v.credit_code)]] as [string, string][]) : []),
+        ...(v
+          ? ([
+              ["Name", masked(v.name)],
+              [v.kind === "enterprise" ? "Credit code" : "ID number", h("span", { "data-testid": "id-number" }, masked(v.number))],
+            ] as [string, Node | string][])
+          : []),
         ["Audit", may("audit.read") ? h("a", { href: `#/audit?target=${encodeURIComponent("member:" + m.profile.id)}` }, "staff actions on this member") : "—"],
       ]),
       h("h2", null, "Listings (every status)"),
@@ -712,7 +723,7 @@ screen({
     );
     await pagedTable<AuditRecord>(
       main,
-      (cursor) => api.get(`/admin/v1/audit${api.query({ actor, target, cursor, limit: "50" })}`),
+      (cursor) => api.get(`/admin/v1/audit${api.query({ actor, target, cursor, limit: q.get("limit") ?? "50" })}`),
       ["When", "Who", "Action", "Target", "Reason", "Outcome"],
       (r) =>
         h(
