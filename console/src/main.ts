@@ -454,7 +454,7 @@ function orderPanel(o: Order, t: Ticket): HTMLElement {
       ["Listing", o.listing?.title ?? "—"],
       ["Buyer", memberLink(o.buyer_id)],
       ["Seller", memberLink(o.seller_id)],
-      ["Amount", `${yuan(o.amount_fen)} (×${o.quantity})`],
+      ["Amount", o.quantity ? `${yuan(o.amount_fen)} (×${o.quantity})` : yuan(o.amount_fen)],
       ["Refunded", yuan(o.refunded_fen)],
     ]),
     h("h3", null, "Timeline"),
