@@ -148,7 +148,13 @@ where
                 })
             })
             .unwrap_or((None, None));
-        writer.write_str(&line(self, *event.metadata().level(), fields, route, request_id))?;
+        writer.write_str(&line(
+            self,
+            *event.metadata().level(),
+            fields,
+            route,
+            request_id,
+        ))?;
         writer.write_char('\n')
     }
 }

@@ -15,9 +15,12 @@ pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 
 /// The two prefixes served here; every other path is the API's.
 pub fn is_static(path: &str) -> bool {
-    ["/console", "/docs"]
-        .iter()
-        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+    ["/console", "/docs"].iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// `console/dist` of this checkout, unless `RENJI_CONSOLE_DIST` says otherwise.
@@ -64,8 +67,10 @@ fn text(status: u16, message: &str) -> HttpResponse {
 pub fn serve(dist: &Path, req: &HttpRequest) -> HttpResponse {
     if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
         let mut r = text(405, "only GET");
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
         return r;
     }
     let path = req.uri().path();
