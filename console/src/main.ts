@@ -270,12 +270,17 @@ interface TicketItem {
   messages_count: number;
 }
 
+/** Open past its due time (flagged by the job, or not yet). */
+function isLate(t: TicketItem): boolean {
+  return t.status === "open" && (t.overdue || new Date(t.due_at).getTime() < Date.now());
+}
+
 /** The clock a ticket runs against: overdue by / due in, and a privacy request's day of 15. */
 function clock(t: TicketItem): HTMLElement {
   const ms = new Date(t.due_at).getTime() - Date.now();
   const hours = Math.round(Math.abs(ms) / 3_600_000);
   const span = hours >= 48 ? `${Math.round(hours / 24)} d` : `${hours} h`;
-  const late = t.status === "open" && (t.overdue || ms < 0);
+  const late = isLate(t);
   const text = t.status !== "open" ? "closed" : late ? `overdue ${span}` : `due in ${span}`;
   const cell = h("span", { class: late ? "overdue" : ms < 86_400_000 ? "soon" : "" }, text);
   if (t.kind === "privacy" && t.status === "open") {
@@ -317,7 +322,7 @@ screen({
       (t) =>
         h(
           "tr",
-          { class: t.overdue ? "overdue-row" : null, "data-testid": "ticket-row" },
+          { class: isLate(t) ? "overdue-row" : null, "data-testid": "ticket-row" },
           h("td", null, clock(t)),
           h("td", null, h("span", { class: `badge ${t.kind}` }, t.kind)),
           h("td", null, h("a", { href: `#/tickets/${encodeURIComponent(t.id)}` }, t.subject || t.id)),

@@ -117,3 +117,40 @@ test("an admin reads the audit trail of those actions, page by page", async ({ p
   await page.getByRole("button", { name: "More" }).click();
   await expect(page.getByTestId("audit-row")).toHaveCount(4);
 });
+
+test("an overdue privacy request leads the queue, in red, past its 15 days", async ({ page }) => {
+  // No seeded ticket can be 15 days old: the queue's answer is replaced by one holding an overdue
+  // privacy request first (as the API orders them, earliest due first) and a fresh one after.
+  const day = 86_400_000;
+  const ticket = (id: string, subject: string, filedDaysAgo: number, overdue: boolean) => ({
+    id,
+    kind: "privacy",
+    subject,
+    status: "open",
+    due_at: new Date(Date.now() - (filedDaysAgo - 15) * day).toISOString(),
+    overdue,
+    overdue_at: overdue ? new Date().toISOString() : null,
+    created_at: new Date(Date.now() - filedDaysAgo * day).toISOString(),
+    updated_at: new Date().toISOString(),
+    author_id: "u_01m8me9mabm9h6xc039f9rf1ma",
+    order_id: null,
+    listing_id: null,
+    user_id: null,
+    review_id: null,
+    messages_count: 1,
+  });
+  await page.route(/\/admin\/v1\/tickets\?/, (route) =>
+    route.fulfill({
+      json: { items: [ticket("t_old", "删除我的账号", 17, true), ticket("t_new", "更正我的昵称", 1, false)], next_cursor: null },
+    }),
+  );
+  await signIn(page, "staff:sam:support");
+  const rows = page.getByTestId("ticket-row");
+  await expect(rows).toHaveCount(2);
+  await expect(rows.first()).toHaveClass(/overdue-row/);
+  await expect(rows.first()).toContainText("overdue 2 d");
+  await expect(rows.first()).toContainText("day 18/15");
+  await expect(rows.nth(1)).not.toHaveClass(/overdue-row/);
+  await expect(rows.nth(1)).toContainText("due in 14 d");
+  await expect(page.getByRole("button", { name: "More" })).toBeHidden();
+});
