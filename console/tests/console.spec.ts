@@ -70,6 +70,7 @@ test("support decides a dispute: the order's timeline, a partial refund", async 
 test("a moderator takes the reported listing down and the owner sees it taken down; no ticket answers", async ({ page }) => {
   await signIn(page, "staff:mia:moderator");
   await expect(page.getByTestId("role")).toHaveText("moderator");
+  await expect(page.getByRole("link", { name: "Audit" })).toHaveCount(0);
   await page.getByRole("link", { name: "商品图片含联系方式" }).click();
   await expect(page.getByTestId("listing-status")).toHaveText("published");
   // A moderator reads tickets but neither answers nor closes them.
@@ -116,6 +117,9 @@ test("an admin reads the audit trail of those actions, page by page", async ({ p
   await expect(page.getByTestId("audit-row")).toHaveCount(2);
   await page.getByRole("button", { name: "More" }).click();
   await expect(page.getByTestId("audit-row")).toHaveCount(4);
+  // Signing out ends the session on the server too.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByTestId("signin")).toBeVisible();
 });
 
 test("an overdue privacy request leads the queue, in red, past its 15 days", async ({ page }) => {

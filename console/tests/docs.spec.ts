@@ -34,4 +34,12 @@ test("the API reference loads offline and lists every route of template.yaml", a
   expect(expected.filter((r) => !shown.includes(r))).toEqual([]);
   expect(outside).toEqual([]);
   if (process.env.RENJI_SCREENSHOTS === "1") await page.screenshot({ path: "screenshots/docs.png" });
+
+  // "Try it out" reaches this server (whatever its port; the spec names 3000).
+  const browse = page.locator("#operations-listings-browseListings, .opblock-get:has([data-path='/v1/listings'])").first();
+  await browse.locator(".opblock-summary").first().click();
+  await browse.getByRole("button", { name: "Try it out" }).click();
+  await browse.getByRole("button", { name: "Execute" }).click();
+  await expect(browse.locator(".live-responses-table tr.response .response-col_status").first()).toHaveText("200");
+  expect(outside).toEqual([]);
 });
