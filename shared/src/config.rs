@@ -255,6 +255,10 @@ pub struct Config {
     /// (`RENJI_ORDER_RETENTION_DAYS`, 1095: the 3 years transaction records are kept; 1095 to
     /// 3650).
     pub order_retention: Duration,
+    /// The subscribe-message template of each kind (`WECHAT_SUBSCRIBE_TEMPLATES`,
+    /// `order_paid=<id>,order_refunded=<id>,order_declined=<id>,dispute_decided=<id>,ticket_answered=<id>`;
+    /// empty: no messages are sent, notifications are recorded as skipped).
+    pub subscribe_templates: crate::domain::subscriptions::Templates,
 }
 
 /// Members' uploads (`domain/media`).
@@ -561,7 +565,12 @@ impl Config {
                 .map(|b| b.trim().trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| DEFAULT_MEDIA_BASE_URL.into()),
         };
+        let subscribe_templates = crate::domain::subscriptions::Templates::parse(
+            &lookup("WECHAT_SUBSCRIBE_TEMPLATES").unwrap_or_default(),
+        )
+        .map_err(|e| Error::Config(format!("WECHAT_SUBSCRIBE_TEMPLATES: {e}")))?;
         Ok(Config {
+            subscribe_templates,
             policy_versions,
             media,
             exports,

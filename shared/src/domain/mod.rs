@@ -18,6 +18,7 @@ pub mod orders;
 pub mod profile;
 pub mod reviews;
 pub mod shares;
+pub mod subscriptions;
 pub mod tickets;
 pub mod verification;
 

@@ -102,6 +102,12 @@ const EXPORT_SK: &str = "EXPORT";
 /// The sort-key prefix of a member's uploads (the export and the deletion read them by it).
 pub const MEDIA_PREFIX: &str = "MEDIA#";
 const EXPORT_DAY_PREFIX: &str = "EXPORT_DAY#";
+/// The sort-key prefix of a member's subscribe-message grants.
+pub const SUBSCRIBE_PREFIX: &str = "SUBSCRIBE#";
+/// The sort-key prefix of a member's subscribe messages (outbox and record of attempts).
+pub const NOTIFY_PREFIX: &str = "NOTIFY#";
+/// The sort-key prefix of the markers of WeChat's subscription pushes already counted.
+pub const SUBPUSH_PREFIX: &str = "SUBPUSH#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -233,10 +239,48 @@ pub fn media_listed(due_at: i64, owner: &UserId, id: &MediaId) -> Key {
     )
 }
 
+/// Subscription grant: `USER#<id> / SUBSCRIBE#<template id>` —
+/// [`Grant`](crate::domain::subscriptions::Grant): the member's acceptances of one
+/// subscribe-message template (hinted by the client, confirmed by WeChat's push) and the
+/// messages that spent them.
+pub fn subscription_grant(member: &UserId, template_id: &str) -> Key {
+    Key::new(user(member), format!("{SUBSCRIBE_PREFIX}{template_id}"))
+}
+
+/// Subscription push marker: `USER#<id> / SUBPUSH#<CreateTime>#<template id>` — no record, only
+/// `ttl` (7 days): WeChat's `subscribe_msg_popup_event` for this template was counted.
+pub fn subscription_push(member: &UserId, create_time: i64, template_id: &str) -> Key {
+    Key::new(
+        user(member),
+        format!("{SUBPUSH_PREFIX}{create_time}#{template_id}"),
+    )
+}
+
+/// Notification: `USER#<id> / NOTIFY#<notification id>` —
+/// [`Notification`](crate::domain::subscriptions::Notification): one subscribe message owed to
+/// the member (written with the order or ticket change), and every attempt at it; while it must
+/// be sent, `gsi1` [`notification_listed`].
+pub fn notification(member: &UserId, id: &str) -> Key {
+    Key::new(user(member), format!("{NOTIFY_PREFIX}{id}"))
+}
+
+/// A notification the job must send, in `gsi1`: `DUE#notify / <due, 12 digits>#<member>#<id>` —
+/// in order of due time (a claimed one is due again when its lease ends).
+pub fn notification_listed(due_at: i64, member: &UserId, id: &str) -> Key {
+    Key::new(
+        due_partition("notify"),
+        format!("{}#{member}#{id}", due(due_at)),
+    )
+}
+
 /// The sort keys of the member's partition that are not exported as records of their own
-/// (`domain/exports`): idempotency records (replays of answers) and the export's own records.
+/// (`domain/exports`): idempotency records (replays of answers), the export's own records and
+/// the markers of subscription pushes counted (the grants hold what they counted).
 pub fn unexported_in_user(sk: &str) -> bool {
-    sk.starts_with(IDEMPOTENCY_PREFIX) || sk == EXPORT_SK || sk.starts_with(EXPORT_DAY_PREFIX)
+    sk.starts_with(IDEMPOTENCY_PREFIX)
+        || sk == EXPORT_SK
+        || sk.starts_with(EXPORT_DAY_PREFIX)
+        || sk.starts_with(SUBPUSH_PREFIX)
 }
 
 /// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose
@@ -718,6 +762,22 @@ mod tests {
             s("DUE#media", &format!("000000000007#{u}#{m}"))
         );
         assert_eq!(
+            key(subscription_grant(&user_id(1), "T-1")),
+            s(&format!("USER#{u}"), "SUBSCRIBE#T-1")
+        );
+        assert_eq!(
+            key(subscription_push(&user_id(1), 17, "T-1")),
+            s(&format!("USER#{u}"), "SUBPUSH#17#T-1")
+        );
+        assert_eq!(
+            key(notification(&user_id(1), "ABC.3.order_paid")),
+            s(&format!("USER#{u}"), "NOTIFY#ABC.3.order_paid")
+        );
+        assert_eq!(
+            key(notification_listed(7, &user_id(1), "n")),
+            s("DUE#notify", &format!("000000000007#{u}#n"))
+        );
+        assert_eq!(
             key(export_listed(7, &user_id(1))),
             s("DUE#export", &format!("000000000007#{u}"))
         );
@@ -941,6 +1001,11 @@ mod tests {
             add("verification", USER, verification(u));
             add("export", USER, export(u));
             add("upload", USER, media(u, &MediaId::generate()));
+            for text in texts {
+                add("subscription grant", USER, subscription_grant(u, text));
+                add("notification", USER, notification(u, text));
+                add("subscription push", USER, subscription_push(u, 1, text));
+            }
             for l in &listings {
                 add("favourite", FAVS, favourite(u, l));
                 for text in texts {

@@ -486,7 +486,9 @@ fn entry(
 }
 
 /// The writes of a transition from `before` to `after`: the order, conditioned on the version
-/// read (label [`VERSION_LABEL`]), and the status entries moved when the status changed.
+/// read (label [`VERSION_LABEL`]), the status entries moved when the status changed, and the
+/// subscribe messages the change owes its parties (`subscriptions::order_writes`: the outbox,
+/// sent by the notification job).
 pub fn transition_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Error> {
     let mut writes = vec![Write::put_if(
         after.item()?,
@@ -512,6 +514,7 @@ pub fn transition_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Er
             )?));
         }
     }
+    writes.extend(crate::domain::subscriptions::order_writes(before, after)?);
     Ok(writes)
 }
 

@@ -66,6 +66,11 @@ pub async fn append(
             .build(),
         Write::put(message_item(&ticket.id, message)?),
     ];
+    // Staff's answer: the author's subscribe message, in the same transaction.
+    let mut writes = writes;
+    writes.extend(crate::domain::subscriptions::ticket_answer_writes(
+        ticket, message,
+    )?);
     match store.transact(writes).await {
         Ok(()) => Ok(()),
         // Closed or filled since it was read: say which.
