@@ -845,6 +845,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             204,
         ),
         expect("im-usersig", Some(&token), &[], 200),
+        // Alice accepts the order_paid message (and rejects ticket_answered): one grant.
+        expect("notifications-record", Some(&token), &[], 200),
+        expect("notifications-list", Some(&token), &[], 200),
         expect("consents-give", Some(&token), &[], 201),
         expect("consents-list", Some(&token), &[], 200),
         // Alice is verified as born in 1949: a guardian's consent is not hers to record.
@@ -924,6 +927,12 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(bodies["users-followers"]["items"][0]["id"], json!(bob));
     assert_eq!(bodies["users-blocks"]["items"][0]["id"], json!(bob));
     assert_eq!(bodies["im-usersig"]["user_id"], json!(alice));
+    let granted = &bodies["notifications-list"]["subscriptions"];
+    assert_eq!(
+        (&granted[0]["kind"], &granted[0]["remaining"]),
+        (&json!("order_paid"), &json!(1)),
+        "{granted}"
+    );
     assert_eq!(
         bodies["consents-list"]["documents"][0]["accepted_version"],
         json!("1.0")
@@ -1026,6 +1035,31 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .unwrap();
     assert_eq!(flagged.flagged, 1, "{flagged:?}");
     renji_tests::assert_grants_all_used(&server.running, "OrderJobsFunction");
+
+    // The notification job's event: alice, the seller, is owed the order_paid message of each
+    // order bob paid, and holds one grant (the record event above): one is claimed with it and
+    // sent (or tried again later, while no WeChat adapter is configured), the others are
+    // recorded as skipped. Those runs used every permission the job's IAM statements grant.
+    let schedule = run("notification-jobs-schedule");
+    let text = std::fs::read_to_string(events_dir().join(format!("{schedule}.json"))).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let job = server
+        .running
+        .function_app("NotificationJobsFunction")
+        .expect("job exists");
+    let report = renji_local::functions::run_job("NotificationJobsFunction", job)
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert!(report["examined"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["lost"], json!(0), "{report}");
+    assert_eq!(
+        report["sent"].as_u64().unwrap() + report["retrying"].as_u64().unwrap(),
+        1,
+        "{report}"
+    );
+    renji_tests::assert_grants_all_used(&server.running, "NotificationJobsFunction");
 
     // The export job's event: alice's export is built.
     let schedule = run("export-jobs-schedule");

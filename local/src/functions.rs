@@ -23,6 +23,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("ConsentsFunction", renji_consents::ROUTES),
     ("ExportsFunction", renji_exports::ROUTES),
     ("DeletionFunction", renji_deletion::ROUTES),
+    ("NotificationsFunction", renji_notifications::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -44,6 +45,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "ConsentsFunction" => renji_consents::handle(app, req).await,
         "ExportsFunction" => renji_exports::handle(app, req).await,
         "DeletionFunction" => renji_deletion::handle(app, req).await,
+        "NotificationsFunction" => renji_notifications::handle(app, req).await,
         _ => return None,
     })
 }
@@ -54,6 +56,7 @@ pub const JOBS: &[&str] = &[
     "OrderJobsFunction",
     "ExportJobsFunction",
     "DeletionJobsFunction",
+    "NotificationJobsFunction",
 ];
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
@@ -63,6 +66,7 @@ pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> 
         "OrderJobsFunction" => renji_order_jobs::run(app).await,
         "ExportJobsFunction" => renji_export_jobs::run(app).await,
         "DeletionJobsFunction" => renji_deletion_jobs::run(app).await,
+        "NotificationJobsFunction" => renji_notification_jobs::run(app).await,
         _ => return None,
     })
 }

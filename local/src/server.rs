@@ -46,7 +46,15 @@ const OVERRIDABLE: &[&str] = &[
     // An outside test may sign its own message pushes.
     "WECHAT_PUSH_TOKEN",
     "WECHAT_PUSH_AES_KEY",
+    // A developer may try their own subscribe-message templates.
+    "WECHAT_SUBSCRIBE_TEMPLATES",
 ];
+
+/// The subscribe-message templates here unless configured otherwise: one per kind, so every
+/// notification is sent to the sandbox stand-in (`GET /sandbox/wechat/messages`).
+pub const SANDBOX_SUBSCRIBE_TEMPLATES: &str = "order_paid=sandbox-order-paid,\
+order_refunded=sandbox-order-refunded,order_declined=sandbox-order-declined,\
+dispute_decided=sandbox-dispute-decided,ticket_answered=sandbox-ticket-answered";
 
 #[derive(Clone, Debug)]
 pub enum StoreChoice {
@@ -326,6 +334,10 @@ pub async fn start(options: Options) -> Result<Running, String> {
         // Message push in safe mode; the WeChat stand-in pushes media check results with them.
         ("WECHAT_PUSH_TOKEN", sandbox::wechat::PUSH_TOKEN.into()),
         ("WECHAT_PUSH_AES_KEY", sandbox::wechat::PUSH_AES_KEY.into()),
+        (
+            "WECHAT_SUBSCRIBE_TEMPLATES",
+            SANDBOX_SUBSCRIBE_TEMPLATES.into(),
+        ),
         // Staff sign-in against the WeCom stand-in (`staff:<name>:<role>` codes).
         ("WECOM_CORP_ID", sandbox::wecom::CORP_ID.into()),
         ("WECOM_SECRET", sandbox::wecom::SECRET.into()),
