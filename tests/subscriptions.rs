@@ -34,7 +34,10 @@ impl WechatApi for Fake {
     async fn check_image(&self, _: &ImageCheck<'_>) -> Result<String, PlatformError> {
         Err(PlatformError::Unavailable("not in these tests".into()))
     }
-    async fn send_subscribe_message(&self, message: &SubscribeMessage) -> Result<(), PlatformError> {
+    async fn send_subscribe_message(
+        &self,
+        message: &SubscribeMessage,
+    ) -> Result<(), PlatformError> {
         // Slow enough for racing runs to overlap.
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some(e) = self.fail.lock().unwrap().clone() {
@@ -119,7 +122,12 @@ const DECLINED: &str = "sandbox-order-declined";
 async fn grants_are_recorded_counted_and_bad_input_refused(backend: Backend) {
     let m = Market::start(backend, &[]).await;
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 0);
-    let reply = hint(&m, &m.seller, json!({"results": {PAID: "accept", REFUNDED: "reject"}})).await;
+    let reply = hint(
+        &m,
+        &m.seller,
+        json!({"results": {PAID: "accept", REFUNDED: "reject"}}),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let listed = &reply.body["subscriptions"];
     assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
@@ -127,16 +135,37 @@ async fn grants_are_recorded_counted_and_bad_input_refused(backend: Backend) {
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 1);
     assert_eq!(remaining(&m, &m.seller, "order_refunded").await, 0);
     // Acceptances accumulate.
-    assert_eq!(hint(&m, &m.seller, json!({"results": {PAID: "accept"}})).await.status, 200);
+    assert_eq!(
+        hint(&m, &m.seller, json!({"results": {PAID: "accept"}}))
+            .await
+            .status,
+        200
+    );
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 2);
     // Bad input: 4xx naming the field, nothing written.
     let bad = [
         (json!({}), 422, "results"),
         (json!({"results": {}}), 422, "results"),
-        (json!({"results": {PAID: "accept"}, "extra": 1}), 422, "extra"),
-        (json!({"results": {"not-ours": "accept"}}), 422, "results.not-ours"),
-        (json!({"results": {PAID: "maybe"}}), 422, "results.sandbox-order-paid"),
-        (json!({"results": {PAID: 1}}), 422, "results.sandbox-order-paid"),
+        (
+            json!({"results": {PAID: "accept"}, "extra": 1}),
+            422,
+            "extra",
+        ),
+        (
+            json!({"results": {"not-ours": "accept"}}),
+            422,
+            "results.not-ours",
+        ),
+        (
+            json!({"results": {PAID: "maybe"}}),
+            422,
+            "results.sandbox-order-paid",
+        ),
+        (
+            json!({"results": {PAID: 1}}),
+            422,
+            "results.sandbox-order-paid",
+        ),
         (
             json!({"results": {PAID: "accept", REFUNDED: "accept", DECLINED: "accept", "sandbox-dispute-decided": "accept"}}),
             422,
@@ -146,20 +175,34 @@ async fn grants_are_recorded_counted_and_bad_input_refused(backend: Backend) {
     ];
     for (body, status, field) in bad {
         let reply = hint(&m, &m.seller, body.clone()).await;
-        assert_eq!((reply.status, reply.field()), (status, field), "{body}: {reply:?}");
+        assert_eq!(
+            (reply.status, reply.field()),
+            (status, field),
+            "{body}: {reply:?}"
+        );
     }
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 2);
     assert_eq!(remaining(&m, &m.seller, "order_declined").await, 0);
     let anonymous = m
         .server
         .api
-        .call("POST", "/v1/me/subscriptions", None, Some(json!({"results": {PAID: "accept"}})))
+        .call(
+            "POST",
+            "/v1/me/subscriptions",
+            None,
+            Some(json!({"results": {PAID: "accept"}})),
+        )
         .await;
     assert_eq!(anonymous.status, 401);
     let query = m
         .server
         .api
-        .call("GET", "/v1/me/subscriptions?x=1", Some(&m.seller.token), None)
+        .call(
+            "GET",
+            "/v1/me/subscriptions?x=1",
+            Some(&m.seller.token),
+            None,
+        )
         .await;
     assert_eq!(query.status, 422, "{query:?}");
 }
@@ -201,9 +244,14 @@ async fn the_popup_push_counts_an_acceptance_once(backend: Backend) {
     hint(&m, &m.buyer, json!({"results": {DECLINED: "accept"}})).await;
     assert_eq!(remaining(&m, &m.buyer, "order_declined").await, 1);
     // An openid of no member is ignored; a push without CreateTime or List is refused.
-    subscriptions::on_popup(&app, "o-nobody", &many).await.unwrap();
+    subscriptions::on_popup(&app, "o-nobody", &many)
+        .await
+        .unwrap();
     for bad in [json!({"List": one["List"]}), json!({"CreateTime": 1})] {
-        assert!(subscriptions::on_popup(&app, &buyer, &bad).await.is_err(), "{bad}");
+        assert!(
+            subscriptions::on_popup(&app, &buyer, &bad).await.is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -226,8 +274,18 @@ async fn a_message_is_sent_once_per_grant(backend: Backend) {
         .into_iter()
         .find(|o| message.data["character_string1"]["value"] == json!(o))
         .expect("the message names one of the orders");
-    assert_eq!(message.page.as_deref(), Some(format!("pages/orders/detail?id={order}").as_str()));
-    assert!(message.data["amount3"]["value"].as_str().unwrap().ends_with('元'), "{:?}", message.data);
+    assert_eq!(
+        message.page.as_deref(),
+        Some(format!("pages/orders/detail?id={order}").as_str())
+    );
+    assert!(
+        message.data["amount3"]["value"]
+            .as_str()
+            .unwrap()
+            .ends_with('元'),
+        "{:?}",
+        message.data
+    );
     assert_eq!(message.data["thing2"]["value"], json!("婚礼跟拍"));
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 0);
     let notes = notes(&m, &m.seller).await;
@@ -238,7 +296,10 @@ async fn a_message_is_sent_once_per_grant(backend: Backend) {
     outcomes.sort_by_key(|(s, _)| *s == NoteStatus::Skipped);
     assert_eq!(
         outcomes,
-        [(NoteStatus::Sent, "sent".to_owned()), (NoteStatus::Skipped, "no_grant".to_owned())]
+        [
+            (NoteStatus::Sent, "sent".to_owned()),
+            (NoteStatus::Skipped, "no_grant".to_owned())
+        ]
     );
     // Nothing is due any more: runs send nothing.
     let report = run(&app).await;
@@ -319,20 +380,39 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
     let status = m
         .server
         .api
-        .call("GET", &format!("/v1/orders/{order}"), Some(&m.buyer.token), None)
+        .call(
+            "GET",
+            &format!("/v1/orders/{order}"),
+            Some(&m.buyer.token),
+            None,
+        )
         .await;
     assert_eq!(status.body["status"], json!("paid"));
     let mut at = OffsetDateTime::now_utc();
     for _ in 0..subscriptions::MAX_ATTEMPTS {
-        let report = subscriptions::run(&app, at, Budget::default()).await.unwrap();
+        let report = subscriptions::run(&app, at, Budget::default())
+            .await
+            .unwrap();
         assert_eq!(report.retrying + report.failed, 1, "{report:?}");
         at += time::Duration::hours(2);
     }
     let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
-    let note = owed.iter().find(|n| n.subject == format!("order:{order}")).unwrap();
+    let note = owed
+        .iter()
+        .find(|n| n.subject == format!("order:{order}"))
+        .unwrap();
     assert_eq!(note.status, NoteStatus::Failed);
     let outcomes: Vec<&str> = note.attempts.iter().map(|a| a.outcome.as_str()).collect();
-    assert_eq!(outcomes, ["unavailable", "unavailable", "unavailable", "unavailable", "gave_up"]);
+    assert_eq!(
+        outcomes,
+        [
+            "unavailable",
+            "unavailable",
+            "unavailable",
+            "unavailable",
+            "gave_up"
+        ]
+    );
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 0);
     assert!(fake.sent().is_empty());
 
@@ -345,8 +425,14 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
     let report = run(&app).await;
     assert_eq!(report.not_subscribed, 1, "{report:?}");
     let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
-    let note = owed.iter().find(|n| n.subject == format!("order:{order}")).unwrap();
-    assert_eq!((note.status, note.attempts[0].errcode), (NoteStatus::NotSubscribed, Some(43101)));
+    let note = owed
+        .iter()
+        .find(|n| n.subject == format!("order:{order}"))
+        .unwrap();
+    assert_eq!(
+        (note.status, note.attempts[0].errcode),
+        (NoteStatus::NotSubscribed, Some(43101))
+    );
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 0);
     // Logs and records name the member, never the openid.
     let stored = serde_json::to_string(&note).unwrap();
@@ -382,7 +468,12 @@ async fn staff_answers_tell_the_ticket_author(backend: Backend) {
         .await;
     assert_eq!(own.status, 201, "{own:?}");
     assert!(notes(&m, &m.buyer).await.is_empty());
-    hint(&m, &m.buyer, json!({"results": {"sandbox-ticket-answered": "accept"}})).await;
+    hint(
+        &m,
+        &m.buyer,
+        json!({"results": {"sandbox-ticket-answered": "accept"}}),
+    )
+    .await;
     let staff = StaffId::parse("zhang.san").unwrap();
     let long = "您好，发票已经开具并发送到您的邮箱，请注意查收，如有问题请随时联系我们。";
     renji_shared::domain::tickets::staff::staff_message(
@@ -410,6 +501,138 @@ async fn staff_answers_tell_the_ticket_author(backend: Backend) {
     );
 }
 
+async fn order_status(m: &Market, id: &str) -> Value {
+    m.server
+        .api
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(&m.buyer.token),
+            None,
+        )
+        .await
+        .body["status"]
+        .clone()
+}
+
+/// Each order event owes its party the message of its kind, and nothing else.
+async fn each_order_event_owes_the_right_party(backend: Backend) {
+    let m = Market::start(backend, &[]).await;
+    let call = |who: &Member, path: String, body: Value| {
+        let token = who.token.clone();
+        let api = &m.server.api;
+        async move { api.call("POST", &path, Some(&token), Some(body)).await }
+    };
+    // Declined by the seller, then refunded by the provider: the buyer hears both.
+    let declined = m.server.paid_order(&m.buyer, &m.listing).await;
+    let reply = call(
+        &m.seller,
+        format!("/v1/orders/{declined}/decline"),
+        json!({"reason": "档期已满"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    for _ in 0..100 {
+        if order_status(&m, &declined).await == json!("refunded") {
+            break;
+        }
+        let job = m.server.running.function_app("OrderJobsFunction").unwrap();
+        renji_local::functions::run_job("OrderJobsFunction", job)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(order_status(&m, &declined).await, json!("refunded"));
+    let refunded = notes_of_kind(&m, &m.buyer, "order_refunded").await;
+    assert_eq!(refunded.len(), 1, "{refunded:?}");
+    assert_eq!(refunded[0].subject, format!("order:{declined}"));
+    assert!(
+        refunded[0].data["amount3"].ends_with('元'),
+        "{:?}",
+        refunded[0].data
+    );
+    // A refund request the seller declines.
+    let order = m.server.paid_order(&m.buyer, &m.listing).await;
+    assert_eq!(
+        call(&m.seller, format!("/v1/orders/{order}/accept"), json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &m.buyer,
+            format!("/v1/orders/{order}/refund"),
+            json!({"reason": "没有到场"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &m.seller,
+            format!("/v1/orders/{order}/refund/decline"),
+            json!({"reason": "已经到场"})
+        )
+        .await
+        .status,
+        200
+    );
+    let declines: Vec<_> = notes_of_kind(&m, &m.buyer, "order_declined")
+        .await
+        .into_iter()
+        .map(|n| (n.subject, n.data["thing3"].clone()))
+        .collect();
+    assert_eq!(declines.len(), 2, "{declines:?}");
+    assert!(declines.contains(&(format!("order:{order}"), "卖家拒绝了退款申请".to_owned())));
+    // The buyer disputes it; staff release it: both parties hear the decision.
+    let filed = m
+        .server
+        .api
+        .call(
+            "POST",
+            "/v1/tickets",
+            Some(&m.buyer.token),
+            Some(json!({"kind": "dispute", "subject": "未到场", "text": "摄影师没有来", "order_id": order})),
+        )
+        .await;
+    assert_eq!(filed.status, 201, "{filed:?}");
+    let store = &m.server.app().store;
+    let id = renji_shared::ids::OrderId::parse(&order).unwrap();
+    let disputed = renji_shared::domain::orders::get(store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let release = renji_shared::domain::orders::Change::new(
+        renji_shared::domain::orders::Action::StaffRelease,
+        renji_shared::domain::orders::Actor::Staff,
+        OffsetDateTime::now_utc(),
+    );
+    let released = disputed
+        .transition(&release, &m.server.app().config.orders)
+        .unwrap();
+    renji_shared::domain::orders::commit(store, &disputed, &released, vec![])
+        .await
+        .unwrap();
+    for who in [&m.buyer, &m.seller] {
+        let decided = notes_of_kind(&m, who, "dispute_decided").await;
+        assert_eq!(decided.len(), 1, "{decided:?}");
+        assert_eq!(decided[0].data["thing3"], "维持订单，不退款");
+    }
+    // Nobody else was told anything: the seller only of payments and the decision.
+    let mut seller_kinds: Vec<&str> = Vec::new();
+    let seller_notes = notes(&m, &m.seller).await;
+    for n in &seller_notes {
+        seller_kinds.push(n.kind.as_str());
+    }
+    seller_kinds.sort();
+    seller_kinds.dedup();
+    assert_eq!(seller_kinds, ["dispute_decided", "order_paid"]);
+    assert!(notes(&m, &m.stranger).await.is_empty());
+}
+
 on_both_stores!(
     grants_are_recorded_counted_and_bad_input_refused,
     the_popup_push_counts_an_acceptance_once,
@@ -417,4 +640,5 @@ on_both_stores!(
     racing_runs_send_each_message_once,
     failures_are_recorded_and_never_fail_the_order,
     staff_answers_tell_the_ticket_author,
+    each_order_event_owes_the_right_party,
 );

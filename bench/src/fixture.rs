@@ -230,6 +230,15 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
             renji_shared::domain::consents::DEFAULT_POLICY_VERSIONS.to_owned(),
         ),
         ("RENJI_ORDER_RETENTION_DAYS", "1095".to_owned()),
+        // The local server's sandbox subscribe-message templates: the sample event of
+        // POST /v1/me/subscriptions names them.
+        (
+            "WECHAT_SUBSCRIBE_TEMPLATES",
+            "order_paid=sandbox-order-paid,order_refunded=sandbox-order-refunded,\
+order_declined=sandbox-order-declined,dispute_decided=sandbox-dispute-decided,\
+ticket_answered=sandbox-ticket-answered"
+                .to_owned(),
+        ),
         // The export bucket, at the template's defaults. Nothing reaches S3 from the benchmark:
         // a request and its status write and read the table only; a build (the export job's
         // run) fails at S3's first call and is counted as a failed attempt.

@@ -1376,7 +1376,7 @@ pub fn keeps_identity_claim() -> bool {
 /// What deletion does with each partition prefix of the table ([`keys::PARTITIONS`]) and of
 /// `gsi1` ([`keys::GSI1_PARTITIONS`]): a later partition must say (tested).
 pub const COVERAGE: &[(&str, &str)] = &[
-    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position deleted; the record becomes a tombstone"),
+    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed) deleted; the record becomes a tombstone"),
     (keys::OPENID, "the member's claim deleted when the deletion starts"),
     (keys::LISTING, "the member's listings deleted (listings::erase)"),
     (keys::MINE, "the member's entries deleted with their listings"),
@@ -1405,7 +1405,7 @@ pub const COVERAGE: &[(&str, &str)] = &[
     (keys::WXTOKEN, "the app's WeChat access token: names no member"),
     (keys::OWNER, "gsi1 of the listings: goes with them"),
     (keys::VERIFY, "gsi1 of the verification record: goes with it"),
-    (keys::DUE, "gsi1 of orders and tickets (kept with them) and of deleting members (this job's list)"),
+    (keys::DUE, "gsi1 of orders and tickets (kept with them), of deleting members (this job's list) and of owed notifications (deleted with the member's partition)"),
 ];
 
 #[cfg(test)]

@@ -246,10 +246,7 @@ impl HintBody {
 
 /// A client's key, safe to echo in an error (at most 64 characters, printable).
 fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 /// The write that adds `accepted` acceptances from `source` (`hinted` or `confirmed`) and the
@@ -395,7 +392,9 @@ pub async fn on_popup(app: &App, openid: &str, event: &Value) -> Result<(), Erro
             }
             Err(crate::store::StoreError::ConditionFailed {
                 label: PUSH_SEEN_LABEL,
-            }) => tracing::info!(member = %member, template = %template, "subscription push seen before"),
+            }) => {
+                tracing::info!(member = %member, template = %template, "subscription push seen before")
+            }
             Err(other) => return Err(other.into()),
         }
     }
@@ -568,11 +567,7 @@ pub fn order_page(order: &Order) -> String {
     format!("pages/orders/detail?id={}", order.id)
 }
 
-fn order_data(
-    after: &Order,
-    third: (&str, String),
-    at: &str,
-) -> BTreeMap<String, String> {
+fn order_data(after: &Order, third: (&str, String), at: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("character_string1".to_owned(), after.id.to_string()),
         ("thing2".to_owned(), thing(&after.listing.title)),
@@ -601,8 +596,13 @@ pub fn order_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Error> 
             &after.seller_id,
             order_data(after, ("amount3", amount(after.amount_fen)), at),
         )),
-        (S::Refunding, to) if to != S::RefundFailed => {
-            let refunded = after.refunds.last().map_or(after.refunded_fen, |r| r.amount_fen);
+        // Out of `refunding` but not failed: the refund succeeded (the order also writes itself
+        // while refunding, e.g. when the provider accepts the refund: no message then).
+        (S::Refunding, to) if !matches!(to, S::Refunding | S::RefundFailed) => {
+            let refunded = after
+                .refunds
+                .last()
+                .map_or(after.refunded_fen, |r| r.amount_fen);
             notes.push((
                 Kind::OrderRefunded,
                 &after.buyer_id,
@@ -685,7 +685,10 @@ pub async fn notifications(store: &DynStore, member: &UserId) -> Result<Vec<Noti
                 .limit(1000),
         )
         .await?;
-    page.items.into_iter().map(Notification::from_item).collect()
+    page.items
+        .into_iter()
+        .map(Notification::from_item)
+        .collect()
 }
 
 // The job.
@@ -808,7 +811,12 @@ async fn save(
     }
 }
 
-fn attempt(now: OffsetDateTime, outcome: &str, template: Option<&str>, errcode: Option<i64>) -> Attempt {
+fn attempt(
+    now: OffsetDateTime,
+    outcome: &str,
+    template: Option<&str>,
+    errcode: Option<i64>,
+) -> Attempt {
     Attempt {
         at: rfc3339(now),
         outcome: outcome.to_owned(),
@@ -855,11 +863,23 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
         .template(note.kind)
         .map(str::to_owned)
     else {
-        return finish(store, &note, NoteStatus::Skipped, attempt(now, "not_configured", None, None)).await;
+        return finish(
+            store,
+            &note,
+            NoteStatus::Skipped,
+            attempt(now, "not_configured", None, None),
+        )
+        .await;
     };
     let member: Option<Member> = store.get_record(&keys::member(&note.member_id)).await?;
     let Some(openid) = member.map(|m| m.openid).filter(|o| !o.is_empty()) else {
-        return finish(store, &note, NoteStatus::Skipped, attempt(now, "no_openid", Some(&template), None)).await;
+        return finish(
+            store,
+            &note,
+            NoteStatus::Skipped,
+            attempt(now, "no_openid", Some(&template), None),
+        )
+        .await;
     };
     // Claim: the lease, and (the first time) a grant spent, in one transaction conditioned on
     // both versions read.
@@ -873,7 +893,13 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
             let key = keys::subscription_grant(&note.member_id, &template);
             let grant: Option<Grant> = store.get_record(&key).await?;
             let Some(grant) = grant.filter(|g| g.remaining() > 0) else {
-                return finish(store, &note, NoteStatus::Skipped, attempt(now, "no_grant", Some(&template), None)).await;
+                return finish(
+                    store,
+                    &note,
+                    NoteStatus::Skipped,
+                    attempt(now, "no_grant", Some(&template), None),
+                )
+                .await;
             };
             claimed.holds_grant = true;
             Some(
@@ -909,7 +935,11 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
     };
     let mut next = claimed.clone();
     let (status, outcome, record) = match result {
-        Ok(()) => (NoteStatus::Sent, Outcome::Sent, attempt(now, "sent", Some(&template), None)),
+        Ok(()) => (
+            NoteStatus::Sent,
+            Outcome::Sent,
+            attempt(now, "sent", Some(&template), None),
+        ),
         Err(PlatformError::NotSubscribed) => {
             forget_grant(store, &note.member_id, &template, now).await?;
             (
@@ -940,12 +970,20 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
                 .count()
                 + 1;
             if tries >= MAX_ATTEMPTS {
-                (NoteStatus::Failed, Outcome::Failed, attempt(now, "gave_up", Some(&template), code))
+                (
+                    NoteStatus::Failed,
+                    Outcome::Failed,
+                    attempt(now, "gave_up", Some(&template), code),
+                )
             } else {
                 // 1, 2, 4, 8 minutes.
                 let wait = 60i64 << (tries - 1).min(6);
                 next.due_at = Some(now.unix_timestamp() + wait);
-                (NoteStatus::Pending, Outcome::Retrying, attempt(now, "unavailable", Some(&template), code))
+                (
+                    NoteStatus::Pending,
+                    Outcome::Retrying,
+                    attempt(now, "unavailable", Some(&template), code),
+                )
             }
         }
     };

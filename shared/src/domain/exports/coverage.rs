@@ -22,8 +22,9 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         Exported(
             "profile (the owner's view, without openid/unionid), verification (masked), consents, \
              consent_history, location, guardian_consent (when, its details sealed), sessions, \
-             other_records (kinds added later, generically); not idempotency records or the \
-             export's own records",
+             other_records (kinds added later, generically: among them subscribe-message grants, \
+             `subscribe`, and the notifications sent or owed with every attempt, `notify`); not \
+             idempotency records, the export's own records or subscription push markers",
         ),
     ),
     (
