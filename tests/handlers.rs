@@ -1004,7 +1004,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(order_status(&server, &bob_token, &o5).await, "expired");
     // A day on, the seventh (paid, never accepted) is refunded by the job, which records it in
-    // the order's audit list (actor system).
+    // the order's audit list (actor system) and owes the buyer the order_declined message.
     let day_on = time::OffsetDateTime::now_utc() + time::Duration::hours(25);
     let report = jobs::run(job, day_on, jobs::Budget::default())
         .await

@@ -434,6 +434,28 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
         (NoteStatus::NotSubscribed, Some(43101))
     );
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 0);
+    // Refused outright (47003, bad data): recorded, not retried, and the grant given back.
+    hint(&m, &m.seller, json!({"results": {PAID: "accept"}})).await;
+    assert_eq!(remaining(&m, &m.seller, "order_paid").await, 1);
+    *fake.fail.lock().unwrap() = Some(PlatformError::Refused(47003));
+    let refused = m.server.paid_order(&m.buyer, &m.listing).await;
+    let report = run(&app).await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
+    let failed = owed
+        .iter()
+        .find(|n| n.subject == format!("order:{refused}"))
+        .unwrap();
+    assert_eq!(
+        (
+            failed.status,
+            failed.attempts.len(),
+            failed.attempts[0].errcode
+        ),
+        (NoteStatus::Failed, 1, Some(47003))
+    );
+    assert_eq!(remaining(&m, &m.seller, "order_paid").await, 1);
+    assert_eq!(run(&app).await.examined, 0);
     // Logs and records name the member, never the openid.
     let stored = serde_json::to_string(&note).unwrap();
     assert!(!stored.contains(&openid(&m, &m.seller).await));
@@ -621,6 +643,39 @@ async fn each_order_event_owes_the_right_party(backend: Backend) {
         assert_eq!(decided.len(), 1, "{decided:?}");
         assert_eq!(decided[0].data["thing3"], "维持订单，不退款");
     }
+    // Not accepted in time (the job refunds it): the buyer hears it as a decline; a paid order
+    // the buyer cancels themselves owes nobody a decline.
+    let cancelled = m.server.paid_order(&m.buyer, &m.listing).await;
+    assert_eq!(
+        call(
+            &m.buyer,
+            format!("/v1/orders/{cancelled}/cancel"),
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
+    let unaccepted = m.server.paid_order(&m.buyer, &m.listing).await;
+    let job = m.server.running.function_app("OrderJobsFunction").unwrap();
+    let day_on = OffsetDateTime::now_utc() + time::Duration::hours(25);
+    renji_shared::domain::orders::jobs::run(job, day_on, Default::default())
+        .await
+        .unwrap();
+    let declines: Vec<String> = notes_of_kind(&m, &m.buyer, "order_declined")
+        .await
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert!(
+        declines.contains(&format!("order:{unaccepted}")),
+        "{declines:?}"
+    );
+    assert!(
+        !declines.contains(&format!("order:{cancelled}")),
+        "{declines:?}"
+    );
+    assert_eq!(declines.len(), 3, "{declines:?}");
     // Nobody else was told anything: the seller only of payments and the decision.
     let mut seller_kinds: Vec<&str> = Vec::new();
     let seller_notes = notes(&m, &m.seller).await;

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::domain::members::{Member, OpenidClaim};
-use crate::domain::orders::{rfc3339, Order, OrderStatus};
+use crate::domain::orders::{rfc3339, Actor, Order, OrderStatus};
 use crate::domain::tickets::{Sender, Ticket, TicketMessage};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -51,7 +51,8 @@ pub enum Kind {
     OrderPaid,
     /// Money of an order came back (to the buyer; each refund that succeeds).
     OrderRefunded,
-    /// The seller declined the paid order, or the buyer's refund request (to the buyer).
+    /// The seller declined the paid order (or did not accept it in time), or declined the
+    /// buyer's refund request (to the buyer).
     OrderDeclined,
     /// Staff decided a dispute (to both parties).
     DisputeDecided,
@@ -578,17 +579,18 @@ fn order_data(after: &Order, third: (&str, String), at: &str) -> BTreeMap<String
 
 /// The notifications an order's transition from `before` to `after` owes its parties, as writes
 /// for the transition's own transaction: paid → the seller (`order_paid`); a refund that
-/// succeeded → the buyer (`order_refunded`); the seller declining the paid order or the buyer's
-/// refund request → the buyer (`order_declined`); staff's decision of a dispute → both
+/// succeeded → the buyer (`order_refunded`); the seller declining the paid order (or not
+/// accepting it in time) or the buyer's refund request → the buyer (`order_declined`); staff's decision of a dispute → both
 /// (`dispute_decided`). Data keywords: `character_string1` order no, `thing2` listing title,
 /// `amount3` / `thing3` what happened, `time4` when.
 pub fn order_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Error> {
     use OrderStatus as S;
     let at = after.updated_at.as_str();
-    let seller_acted = after
-        .timeline
-        .last()
-        .is_some_and(|step| step.actor == crate::domain::orders::Actor::Seller);
+    let actor = after.timeline.last().map(|step| step.actor);
+    let seller_acted = actor == Some(Actor::Seller);
+    // The seller declined the paid order, or let the acceptance deadline pass (the job
+    // refunds it): either way the order is not taken.
+    let not_taken = seller_acted || actor == Some(Actor::System);
     let mut notes: Vec<(Kind, &UserId, BTreeMap<String, String>)> = Vec::new();
     match (before.status, after.status) {
         (S::PendingPayment, S::Paid) => notes.push((
@@ -609,7 +611,7 @@ pub fn order_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Error> 
                 order_data(after, ("amount3", amount(refunded)), at),
             ))
         }
-        (S::Paid, S::Refunding) if seller_acted => notes.push((
+        (S::Paid, S::Refunding) if not_taken => notes.push((
             Kind::OrderDeclined,
             &after.buyer_id,
             order_data(after, ("thing3", thing("卖家未接单，款项将原路退回")), at),
@@ -934,6 +936,9 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
         Err(e) => Err(PlatformError::Unavailable(e.to_string())),
     };
     let mut next = claimed.clone();
+    // WeChat refused the message outright (a bad openid, template, data, page; a sensitive
+    // word): nothing was delivered, so the grant is given back.
+    let mut give_back = None;
     let (status, outcome, record) = match result {
         Ok(()) => (
             NoteStatus::Sent,
@@ -948,16 +953,22 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
                 attempt(now, "not_subscribed", Some(&template), Some(43101)),
             )
         }
-        Err(PlatformError::Refused(code)) => (
-            NoteStatus::Failed,
-            Outcome::Failed,
-            attempt(now, "refused", Some(&template), Some(code)),
-        ),
-        Err(PlatformError::NotRecentlyActive) => (
-            NoteStatus::Failed,
-            Outcome::Failed,
-            attempt(now, "refused", Some(&template), Some(61010)),
-        ),
+        Err(PlatformError::Refused(code)) => {
+            give_back = Some(code);
+            (
+                NoteStatus::Failed,
+                Outcome::Failed,
+                attempt(now, "refused", Some(&template), Some(code)),
+            )
+        }
+        Err(PlatformError::NotRecentlyActive) => {
+            give_back = Some(61010);
+            (
+                NoteStatus::Failed,
+                Outcome::Failed,
+                attempt(now, "refused", Some(&template), Some(61010)),
+            )
+        }
         Err(PlatformError::Unavailable(_)) | Err(PlatformError::Misconfigured(_)) => {
             let code = match &result {
                 Err(PlatformError::Misconfigured(code)) => Some(*code),
@@ -994,8 +1005,17 @@ async fn one(app: &App, note: Notification, now: OffsetDateTime) -> Result<Outco
     }
     next.updated_at = record.at.clone();
     next.attempts.push(record);
+    if give_back.is_some() {
+        next.holds_grant = false;
+    }
+    let returned = give_back.map(|_| {
+        Write::update(keys::subscription_grant(&note.member_id, &template))
+            .add("spent", -1)
+            .add("version", 1)
+            .build()
+    });
     // Our own lease: only a crash past it lets another run in, so this lands.
-    save(store, claimed.version, next, None).await?;
+    save(store, claimed.version, next, returned).await?;
     Ok(outcome)
 }
 
