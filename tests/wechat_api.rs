@@ -18,8 +18,8 @@ use renji_shared::wechat::api::{
 };
 use renji_shared::wechat::push::PushKeys;
 use renji_shared::wechat::token::StoredToken;
-use serde_json::{json, Value};
 use renji_tests::{on_both_stores, Backend, TestStore};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 async fn listener() -> TcpListener {
