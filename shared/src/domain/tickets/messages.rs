@@ -52,7 +52,7 @@ pub async fn append(
     if ticket.messages >= MAX_MESSAGES {
         return Err(full());
     }
-    let writes = vec![
+    let mut writes = vec![
         Write::update(keys::ticket(&ticket.id))
             .set("updated_at", message.created_at.clone())
             .add("messages", 1)
@@ -67,7 +67,6 @@ pub async fn append(
         Write::put(message_item(&ticket.id, message)?),
     ];
     // Staff's answer: the author's subscribe message, in the same transaction.
-    let mut writes = writes;
     writes.extend(crate::domain::subscriptions::ticket_answer_writes(
         ticket, message,
     )?);
