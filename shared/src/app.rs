@@ -55,6 +55,9 @@ pub struct App {
     /// Where data exports are kept (`archive()`): S3 in the functions given
     /// `RENJI_EXPORT_BUCKET`; the local server sets its file stand-in.
     pub archive: Option<crate::archive::DynArchive>,
+    /// The bucket of members' uploads (`media_bucket()`): S3 in the functions given
+    /// `RENJI_MEDIA_BUCKET`; the local server sets its file stand-in.
+    pub media_bucket: Option<crate::media_bucket::DynMediaBucket>,
 }
 
 impl App {
@@ -159,6 +162,12 @@ impl App {
                 Some(bucket) => Some(Arc::new(crate::archive::S3Archive::from_env(bucket)?)),
                 None => None,
             },
+            media_bucket: match &config.media.bucket {
+                Some(bucket) => Some(Arc::new(crate::media_bucket::S3MediaBucket::from_env(
+                    bucket,
+                )?)),
+                None => None,
+            },
             store,
             config,
         })
@@ -259,6 +268,13 @@ impl App {
         self.archive
             .as_ref()
             .ok_or_else(|| Error::Config("RENJI_EXPORT_BUCKET is not set for this function".into()))
+    }
+
+    /// The media bucket; a 500 in a function not configured with one.
+    pub fn media_bucket(&self) -> Result<&crate::media_bucket::DynMediaBucket, Error> {
+        self.media_bucket
+            .as_ref()
+            .ok_or_else(|| Error::Config("RENJI_MEDIA_BUCKET is not set for this function".into()))
     }
 
     /// The caller's session, or 401.

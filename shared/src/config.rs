@@ -268,10 +268,34 @@ pub struct MediaConfig {
     /// ICP-filed https origin; the local server serves its own). A media URL is this base, `/`,
     /// and the object key.
     pub base_url: String,
+    /// The private bucket uploads go to (`RENJI_MEDIA_BUCKET`); only the functions that sign
+    /// uploads or look at, publish or delete objects have it. The local server uses files.
+    pub bucket: Option<String>,
+    /// The largest image (`RENJI_UPLOAD_IMAGE_MAX_BYTES`, 10 MiB: what WeChat's image check
+    /// takes).
+    pub image_max_bytes: u64,
+    /// The largest video (`RENJI_UPLOAD_VIDEO_MAX_BYTES`, 100 MiB).
+    pub video_max_bytes: u64,
+    /// How long an upload form may be used (`RENJI_UPLOAD_POLICY_SECS`, 300; 60 to 3600).
+    pub policy: Duration,
+    /// Upload forms a member may ask for per UTC day (`RENJI_UPLOADS_PER_DAY`, 200).
+    pub per_day: u32,
 }
 
 /// `RENJI_MEDIA_BASE_URL`'s default.
 pub const DEFAULT_MEDIA_BASE_URL: &str = "https://media.renji.world";
+/// `RENJI_UPLOAD_IMAGE_MAX_BYTES`'s default (10 MiB).
+pub const DEFAULT_UPLOAD_IMAGE_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// `RENJI_UPLOAD_VIDEO_MAX_BYTES`'s default (100 MiB).
+pub const DEFAULT_UPLOAD_VIDEO_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// `RENJI_UPLOAD_POLICY_SECS`'s default.
+pub const DEFAULT_UPLOAD_POLICY_SECS: u64 = 300;
+/// `RENJI_UPLOADS_PER_DAY`'s default.
+pub const DEFAULT_UPLOADS_PER_DAY: u64 = 200;
+/// The most `RENJI_UPLOAD_IMAGE_MAX_BYTES` may be (what WeChat's image check takes).
+pub const MAX_UPLOAD_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// The most `RENJI_UPLOAD_VIDEO_MAX_BYTES` may be (1 GiB; S3's single POST allows far more).
+pub const MAX_UPLOAD_VIDEO_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Members' data exports (`domain/exports`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -560,10 +584,39 @@ impl Config {
             per_day: at_least_one("RENJI_EXPORTS_PER_DAY", DEFAULT_EXPORTS_PER_DAY)?,
             keep: Duration::from_secs(keep_days * 86400),
         };
+        let image_max_bytes = number(
+            "RENJI_UPLOAD_IMAGE_MAX_BYTES",
+            DEFAULT_UPLOAD_IMAGE_MAX_BYTES,
+        )?;
+        if !(1..=MAX_UPLOAD_IMAGE_BYTES).contains(&image_max_bytes) {
+            return Err(Error::Config(format!(
+                "RENJI_UPLOAD_IMAGE_MAX_BYTES is from 1 to {MAX_UPLOAD_IMAGE_BYTES}"
+            )));
+        }
+        let video_max_bytes = number(
+            "RENJI_UPLOAD_VIDEO_MAX_BYTES",
+            DEFAULT_UPLOAD_VIDEO_MAX_BYTES,
+        )?;
+        if !(1..=MAX_UPLOAD_VIDEO_BYTES).contains(&video_max_bytes) {
+            return Err(Error::Config(format!(
+                "RENJI_UPLOAD_VIDEO_MAX_BYTES is from 1 to {MAX_UPLOAD_VIDEO_BYTES}"
+            )));
+        }
+        let policy_secs = number("RENJI_UPLOAD_POLICY_SECS", DEFAULT_UPLOAD_POLICY_SECS)?;
+        if !(60..=3600).contains(&policy_secs) {
+            return Err(Error::Config(
+                "RENJI_UPLOAD_POLICY_SECS is from 60 to 3600 seconds".into(),
+            ));
+        }
         let media = MediaConfig {
             base_url: text("RENJI_MEDIA_BASE_URL")
                 .map(|b| b.trim().trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| DEFAULT_MEDIA_BASE_URL.into()),
+            bucket: text("RENJI_MEDIA_BUCKET").map(|b| b.trim().to_owned()),
+            image_max_bytes,
+            video_max_bytes,
+            policy: Duration::from_secs(policy_secs),
+            per_day: at_least_one("RENJI_UPLOADS_PER_DAY", DEFAULT_UPLOADS_PER_DAY)?,
         };
         let subscribe_templates = crate::domain::subscriptions::Templates::parse(
             &lookup("WECHAT_SUBSCRIBE_TEMPLATES").unwrap_or_default(),
