@@ -408,6 +408,19 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!((status, &got), (200, &submitted));
     assert_eq!(got["number"], json!("11**************2X"));
 
+    // An upload form for a listing image: exact key under her prefix, the S3 POST fields.
+    let (status, form) = invoke(&server, &event(run("media-upload"), Some(&token), &[])).await;
+    assert_eq!(status, 201, "{form}");
+    assert!(form["fields"]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("u/{alice}/listing_image/")));
+    assert_eq!(form["fields"]["Content-Type"], json!("image/jpeg"));
+    assert!(form["media_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(form["fields"]["key"].as_str().unwrap()));
+
     let (status, listing) =
         invoke(&server, &event(run("listings-create"), Some(&token), &[])).await;
     assert_eq!(status, 201, "{listing}");

@@ -5,6 +5,7 @@ pub mod exports;
 pub mod functions;
 pub mod http_server;
 pub mod logs;
+pub mod media;
 pub mod policy;
 pub mod router;
 pub mod sandbox;

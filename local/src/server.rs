@@ -307,6 +307,13 @@ pub async fn start(options: Options) -> Result<Running, String> {
         &format!("http://{addr}"),
         &secret,
     ));
+    // Members' uploads: files under the same folder, this server standing in for the bucket
+    // (its upload endpoint checks the POST policy) and for the CDN (`media.rs`).
+    let media = Arc::new(crate::media::FileMediaBucket::new(
+        &export_root,
+        &format!("http://{addr}"),
+        &secret,
+    ));
     let table_name = match &options.store {
         StoreChoice::Dynamo { table_name, .. } => table_name.clone(),
         StoreChoice::Embedded { .. } => renji_shared::config::DEFAULT_TABLE.into(),
@@ -366,6 +373,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ),
         ("ALIPAY_GATEWAY", alipay_gateway.clone()),
         ("RENJI_PUBLIC_BASE_URL", format!("http://{addr}")),
+        ("RENJI_MEDIA_BASE_URL", media.media_base_url()),
     ]);
     if !im_outside {
         env.extend(im_sandbox);
@@ -438,11 +446,29 @@ pub async fn start(options: Options) -> Result<Running, String> {
             let archive: renji_shared::archive::DynArchive = archive.clone();
             app.archive = Some(archive);
         }
+        // As in Lambda, only the functions given the media bucket have it.
+        if template
+            .function_env(function)
+            .iter()
+            .any(|(name, _)| name == "RENJI_MEDIA_BUCKET")
+        {
+            let media: renji_shared::media_bucket::DynMediaBucket = media.clone();
+            app.media_bucket = Some(media);
+        }
         functions.insert(function.clone(), (Arc::new(app), used));
     }
     let functions = Arc::new(functions);
     let mut app = App::with_secrets(config, store, &secrets).map_err(|e| e.to_string())?;
     app.archive = Some(archive.clone());
+    app.media_bucket = Some(media.clone());
+    let upload_limit = usize::try_from(
+        app.config
+            .media
+            .video_max_bytes
+            .max(app.config.media.image_max_bytes),
+    )
+    .unwrap_or(usize::MAX)
+    .saturating_add(1024 * 1024);
     let app = Arc::new(app);
     let jobs_secs = match options
         .config
@@ -460,6 +486,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let api_functions = Arc::clone(&functions);
     let api_archive = Arc::clone(&archive);
     let dist = Arc::new(crate::static_files::dist_dir());
+    let api_media = Arc::clone(&media);
     let api_task = http_server::spawn(
         listener,
         Arc::new(move |req| {
@@ -467,12 +494,23 @@ pub async fn start(options: Options) -> Result<Running, String> {
             let routes = Arc::clone(&routes);
             let archive = Arc::clone(&api_archive);
             let dist = Arc::clone(&dist);
+            let media = Arc::clone(&api_media);
             Box::pin(async move {
                 if req.uri().path().starts_with(crate::exports::ROUTE) {
                     return serve_export(&archive, &req);
                 }
                 if crate::static_files::is_static(req.uri().path()) {
                     return crate::static_files::serve(&dist, &req);
+                }
+                if req.uri().path() == crate::media::UPLOAD_ROUTE {
+                    return receive_upload(&media, req, upload_limit).await;
+                }
+                if req
+                    .uri()
+                    .path()
+                    .starts_with(&format!("{}/", crate::media::SERVE_ROUTE))
+                {
+                    return serve_media(&media, &req);
                 }
                 serve(&functions, &routes, req).await
             })
@@ -641,6 +679,80 @@ fn serve_export(archive: &crate::exports::FileArchive, req: &HttpRequest) -> Htt
             .unwrap_or_else(|_| error(500, "internal_error", "response")),
         Err(403) => error(403, "forbidden", "the link is not valid, or has expired"),
         Err(_) => error(404, "not_found", "no such export"),
+    }
+}
+
+/// `POST /local/media-upload`: an upload form, checked as S3 checks its POST policy (204, or
+/// S3's XML error).
+async fn receive_upload(
+    media: &crate::media::FileMediaBucket,
+    req: HttpRequest,
+    limit: usize,
+) -> HttpResponse {
+    let xml = |status: u16, body: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "application/xml")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| error(500, "internal_error", "response"))
+    };
+    if req.method() != hyper::Method::POST {
+        return error(405, "method_not_allowed", "only POST");
+    }
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let refusal = crate::media::Refusal {
+                status: 400,
+                code: "EntityTooLarge",
+                message: "Your proposed upload exceeds the maximum allowed size".into(),
+            };
+            return xml(400, refusal.xml());
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    match media.receive(content_type.as_deref(), &body, now) {
+        Ok(()) => hyper::Response::builder()
+            .status(204)
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_else(|_| error(500, "internal_error", "response")),
+        Err(refusal) => xml(refusal.status, refusal.xml()),
+    }
+}
+
+/// `GET /local/media/<key>`: a public object, or one that is not through a signed link.
+fn serve_media(media: &crate::media::FileMediaBucket, req: &HttpRequest) -> HttpResponse {
+    if req.method() != hyper::Method::GET {
+        return error(405, "method_not_allowed", "only GET");
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match media.open(req.uri().path(), req.uri().query(), now) {
+        Ok((bytes, content_type)) => hyper::Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            .header(
+                "cache-control",
+                format!(
+                    "max-age={}",
+                    renji_shared::media_bucket::CDN_MAX_TTL_SECS
+                ),
+            )
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap_or_else(|_| error(500, "internal_error", "response")),
+        Err(403) => hyper::Response::builder()
+            .status(403)
+            .header("content-type", "application/xml")
+            .body(Full::new(Bytes::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            )))
+            .unwrap_or_else(|_| error(500, "internal_error", "response")),
+        Err(_) => error(404, "not_found", "no such object"),
     }
 }
 

@@ -827,6 +827,33 @@ impl Work<'_> {
             self.store.write(Write::delete(export)).await?;
             meter.batches += 1;
         }
+        // Their uploads: each page's objects deleted from the bucket (the CDN forgets them
+        // within its cache lifetime), then their records, in one transaction.
+        let uploads = SortKey::Prefix(keys::MEDIA_PREFIX.into());
+        let step = self
+            .batches(
+                meter,
+                &user,
+                uploads,
+                MAX_TRANSACTION_WRITES,
+                |items| async move {
+                    let bucket = self.app.media_bucket()?;
+                    for item in &items {
+                        let record = crate::domain::media::MediaRecord::from_item(item.clone())?;
+                        bucket.delete(&record.key).await?;
+                    }
+                    let writes = items
+                        .iter()
+                        .filter_map(Key::of)
+                        .map(Write::delete)
+                        .collect();
+                    Ok(self.store.transact(writes).await?)
+                },
+            )
+            .await?;
+        if step == Step::Paused {
+            return Ok(Step::Paused);
+        }
         let verification = keys::verification(self.id);
         if let Some(record) = self.store.get_record::<Verification>(&verification).await? {
             if meter.spent() {
@@ -1376,7 +1403,7 @@ pub fn keeps_identity_claim() -> bool {
 /// What deletion does with each partition prefix of the table ([`keys::PARTITIONS`]) and of
 /// `gsi1` ([`keys::GSI1_PARTITIONS`]): a later partition must say (tested).
 pub const COVERAGE: &[(&str, &str)] = &[
-    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed) deleted; the record becomes a tombstone"),
+    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed) deleted; uploads deleted, their objects from the media bucket first (the CDN forgets them within its 10-minute cache lifetime); the record becomes a tombstone"),
     (keys::OPENID, "the member's claim deleted when the deletion starts"),
     (keys::LISTING, "the member's listings deleted (listings::erase)"),
     (keys::MINE, "the member's entries deleted with their listings"),

@@ -108,6 +108,7 @@ pub const SUBSCRIBE_PREFIX: &str = "SUBSCRIBE#";
 pub const NOTIFY_PREFIX: &str = "NOTIFY#";
 /// The sort-key prefix of the markers of WeChat's subscription pushes already counted.
 pub const SUBPUSH_PREFIX: &str = "SUBPUSH#";
+const UPLOAD_DAY_PREFIX: &str = "UPLOAD_DAY#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -215,6 +216,12 @@ pub fn export_day(member: &UserId, day: &str) -> Key {
     Key::new(user(member), format!("{EXPORT_DAY_PREFIX}{day}"))
 }
 
+/// Upload count: `USER#<id> / UPLOAD_DAY#<yyyy-mm-dd>` — `n`, that UTC day's upload forms
+/// (`POST /v1/uploads`), a capped counter (updated, never put); `ttl` removes it.
+pub fn upload_day(member: &UserId, day: &str) -> Key {
+    Key::new(user(member), format!("{UPLOAD_DAY_PREFIX}{day}"))
+}
+
 /// A pending (or building) export in `gsi1`: `DUE#export / <due, 12 digits>#<member>` — the
 /// export job reads them in order of due time (a build in progress is due again when its lease
 /// ends, so a crashed build is redone).
@@ -275,12 +282,14 @@ pub fn notification_listed(due_at: i64, member: &UserId, id: &str) -> Key {
 
 /// The sort keys of the member's partition that are not exported as records of their own
 /// (`domain/exports`): idempotency records (replays of answers), the export's own records and
-/// the markers of subscription pushes counted (the grants hold what they counted).
+/// the markers of subscription pushes counted (the grants hold what they counted) and the daily
+/// upload counts.
 pub fn unexported_in_user(sk: &str) -> bool {
     sk.starts_with(IDEMPOTENCY_PREFIX)
         || sk == EXPORT_SK
         || sk.starts_with(EXPORT_DAY_PREFIX)
         || sk.starts_with(SUBPUSH_PREFIX)
+        || sk.starts_with(UPLOAD_DAY_PREFIX)
 }
 
 /// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose
@@ -753,6 +762,10 @@ mod tests {
             s(&format!("USER#{u}"), &format!("MEDIA#{m}"))
         );
         assert_eq!(
+            key(upload_day(&user_id(1), "2026-01-02")),
+            s(&format!("USER#{u}"), "UPLOAD_DAY#2026-01-02")
+        );
+        assert_eq!(
             key(export_day(&user_id(1), "2026-01-02")),
             s(&format!("USER#{u}"), "EXPORT_DAY#2026-01-02")
         );
@@ -993,6 +1006,7 @@ mod tests {
                 add("verification day", USER, verification_day(u, text));
                 add("idempotency", USER, idempotency(u, text, text));
                 add("export day", USER, export_day(u, text));
+                add("upload day", USER, upload_day(u, text));
                 add("share", SHARES, share(u, text));
                 for l in &listings {
                     add("share marker", SHARED, share_day(u, l, text, text));

@@ -22,9 +22,11 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         Exported(
             "profile (the owner's view, without openid/unionid), verification (masked), consents, \
              consent_history, location, guardian_consent (when, its details sealed), sessions, \
-             other_records (kinds added later, generically: among them subscribe-message grants, \
-             `subscribe`, and the notifications sent or owed with every attempt, `notify`); not \
-             idempotency records, the export's own records or subscription push markers",
+             uploads (each upload's record and its URL, never a signed link), other_records \
+             (kinds added later, generically: among them subscribe-message grants, `subscribe`, \
+             and the notifications sent or owed with every attempt, `notify`); not idempotency \
+             records, the export's own records, subscription push markers or the daily upload \
+             counts",
         ),
     ),
     (

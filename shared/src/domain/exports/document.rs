@@ -5,7 +5,7 @@
 //! ```text
 //! { "format": "renji.export", "version": 1, "export_id", "member_id", "generated_at",
 //!   "profile", "verification", "consents", "consent_history": […], "location",
-//!   "guardian_consent", "sessions": […], "other_records": […],
+//!   "guardian_consent", "sessions": […], "uploads": […], "other_records": […],
 //!   "listings": […], "favourites": […], "following": […], "followers": […], "blocks": […],
 //!   "shares": […], "orders_as_buyer": […], "orders_as_seller": […],
 //!   "reviews_written": […], "reviews_received": […], "tickets": […],
@@ -191,6 +191,8 @@ fn to_bytes(value: &Value) -> Result<Vec<u8>, Error> {
 pub struct Ctx<'s> {
     pub store: &'s DynStore,
     pub member: &'s UserId,
+    /// `RENJI_MEDIA_BASE_URL`: an upload's URL is this, `/`, its key.
+    pub media_base_url: &'s str,
 }
 
 type Render = for<'c> fn(&'c Ctx<'c>, Vec<Item>) -> BoxFuture<'c, Result<Vec<Value>, Error>>;
@@ -226,11 +228,16 @@ pub async fn write(
     out: &mut PartWriter<'_>,
     store: &DynStore,
     policy_versions: &PolicyVersions,
+    media_base_url: &str,
     member: &UserId,
     export_id: &str,
     generated_at: &str,
 ) -> Result<(), Error> {
-    let ctx = Ctx { store, member };
+    let ctx = Ctx {
+        store,
+        member,
+        media_base_url,
+    };
     let mut doc = Doc {
         out,
         first: true,
@@ -300,6 +307,14 @@ pub async fn write(
         "sessions",
         Query::partition(user.clone()).sort(SortKey::Prefix(keys::SESSION_PREFIX.into())),
         render_sessions,
+    )
+    .await?;
+    section(
+        &mut doc,
+        &ctx,
+        "uploads",
+        Query::partition(user.clone()).sort(SortKey::Prefix(keys::MEDIA_PREFIX.into())),
+        render_uploads,
     )
     .await?;
     section(
@@ -454,6 +469,23 @@ fn sort_key(item: &Item) -> String {
         .to_owned()
 }
 
+/// Uploads: each record (purpose, type, size, state and why, where it is used, times) and the
+/// URL it has once public; never a signed link to the object.
+fn render_uploads<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+    Box::pin(async move {
+        items
+            .iter()
+            .map(|item| {
+                let record = crate::domain::media::MediaRecord::from_item(item.clone())?;
+                crate::domain::media::uploads::export_view(&record, ctx.media_base_url)
+            })
+            .collect()
+    })
+}
+
 /// Sessions (and the device facts on them): each as stored, with its id, secrets withheld.
 fn render_sessions<'c>(
     _: &'c Ctx<'c>,
@@ -490,6 +522,7 @@ fn known_in_user(member: &UserId, sk: &str) -> bool {
     own.iter().any(|k| k.sk == sk)
         || sk.starts_with(keys::SESSION_PREFIX)
         || sk.starts_with(keys::CONSENT_PREFIX)
+        || sk.starts_with(keys::MEDIA_PREFIX)
         || keys::unexported_in_user(sk)
 }
 

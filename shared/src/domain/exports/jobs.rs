@@ -161,6 +161,7 @@ async fn build(
             &mut out,
             store,
             versions,
+            &app.config.media.base_url,
             &member,
             &record.id,
             &rfc3339(now),
