@@ -610,6 +610,9 @@ impl Member {
             }
             // A member asks for one export at a time (then 409, and 429 after three a day).
             "POST /v1/me/export" => new_member(app).await?.1,
+            // Upload forms are capped per member per day (RENJI_UPLOADS_PER_DAY): a fresh member
+            // each, so a long run measures the form, not the 429.
+            "POST /v1/uploads" => new_member(app).await?.1,
             "POST /admin/v1/auth/logout" => self.fresh_staff_token(app).await?,
             staff if staff.contains(" /admin/v1/") => self.staff_token.clone(),
             _ => self.token.clone(),
