@@ -20,6 +20,12 @@
 //!   says, so the link's `expires_at` is the earlier of the asked lifetime and the credentials'
 //!   expiry when the provider reports one (Lambda's environment credentials report none: they
 //!   are the execution environment's, refreshed by Lambda with a new environment).
+//!
+//! IAM, for the functions given `RENJI_MEDIA_BUCKET`: a form carries its signer's
+//! `s3:PutObject`, a link its signer's `s3:GetObject`; [`MediaBucket::set_public`] needs
+//! `s3:PutObjectTagging`, [`MediaBucket::delete`] `s3:DeleteObject`, and [`MediaBucket::head`]
+//! `s3:GetObject` plus `s3:ListBucket` on the bucket (without it S3 answers a missing object
+//! with 403, which this adapter reports as an error rather than as absent).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
