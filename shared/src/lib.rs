@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod s3;
 pub mod secrets;
 pub mod session;
+pub mod settlement;
 pub mod staff;
 pub mod store;
 pub mod verifier;

@@ -168,6 +168,65 @@ impl PublicKey {
     pub fn bits(&self) -> usize {
         self.bits
     }
+
+    /// RSAES-OAEP (RFC 8017 §7.1.1) of `msg` with SHA-1 as hash and MGF1 hash and an empty label,
+    /// as WeChat Pay wants sensitive fields (wechatpay-go `utils.EncryptOAEPWithPublicKey`:
+    /// `rsa.EncryptOAEP(sha1.New(), …)`). Randomized: the same text encrypts differently each
+    /// time. The padding is ours (ring's SHA-1); the big-integer arithmetic is the `rsa` crate's.
+    pub fn encrypt_oaep_sha1(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        use ::rsa::pkcs1::DecodeRsaPublicKey;
+        use ::rsa::traits::PublicKeyParts;
+        use ring::rand::SecureRandom;
+        const H: usize = 20;
+        let key = ::rsa::RsaPublicKey::from_pkcs1_der(&self.der)
+            .map_err(|_| bad("not an RSA public key"))?;
+        let k = key.size();
+        if msg.len() + 2 * H + 2 > k {
+            return Err(bad("the text is too long for RSA-OAEP with this key"));
+        }
+        let sha1 = |data: &[u8]| {
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+                .as_ref()
+                .to_vec()
+        };
+        let mgf1 = |seed: &[u8], len: usize| {
+            let mut out = Vec::with_capacity(len + H);
+            let mut counter: u32 = 0;
+            while out.len() < len {
+                let mut block = seed.to_vec();
+                block.extend_from_slice(&counter.to_be_bytes());
+                out.extend_from_slice(&sha1(&block));
+                counter += 1;
+            }
+            out.truncate(len);
+            out
+        };
+        // DB = lHash || PS || 0x01 || M
+        let mut db = sha1(b"");
+        db.resize(k - msg.len() - H - 2, 0);
+        db.push(1);
+        db.extend_from_slice(msg);
+        let mut seed = [0u8; H];
+        SystemRandom::new()
+            .fill(&mut seed)
+            .map_err(|_| bad("no random source"))?;
+        for (b, m) in db.iter_mut().zip(mgf1(&seed, k - H - 1)) {
+            *b ^= m;
+        }
+        for (b, m) in seed.iter_mut().zip(mgf1(&db, H)) {
+            *b ^= m;
+        }
+        let mut em = Vec::with_capacity(k);
+        em.push(0);
+        em.extend_from_slice(&seed);
+        em.extend_from_slice(&db);
+        let c = ::rsa::BigUint::from_bytes_be(&em)
+            .modpow(key.e(), key.n())
+            .to_bytes_be();
+        let mut out = vec![0u8; k - c.len()];
+        out.extend_from_slice(&c);
+        Ok(out)
+    }
 }
 
 /// The certificates of `pem` (`CERTIFICATE` blocks; other blocks are ignored), each as its serial

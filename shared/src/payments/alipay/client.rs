@@ -142,7 +142,7 @@ impl AlipayGateway {
     }
 
     /// Calls `method` and answers its verified response object.
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         biz: Value,
@@ -241,7 +241,7 @@ fn short(text: &str) -> String {
 
 /// A refusal (code ≠ 10000): `sub_code` (or `code`) and its message. Alipay's "try again"
 /// answers (20000 service unavailable, ACQ.SYSTEM_ERROR) are Unavailable.
-fn refusal(status: &Status) -> GatewayError {
+pub(crate) fn refusal(status: &Status) -> GatewayError {
     let code = match status.sub_code.is_empty() {
         true => &status.code,
         false => &status.sub_code,
@@ -259,7 +259,7 @@ fn refusal(status: &Status) -> GatewayError {
     }
 }
 
-fn succeeded(status: &Status) -> bool {
+pub(crate) fn succeeded(status: &Status) -> bool {
     status.code == "10000"
 }
 

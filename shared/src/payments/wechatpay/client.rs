@@ -63,11 +63,11 @@ pub struct WechatPayGateway {
 }
 
 /// An answer, read and (where it must be) verified.
-struct Answer {
-    status: StatusCode,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
     /// Whether its signature was checked and holds.
-    verified: bool,
+    pub(crate) verified: bool,
 }
 
 #[derive(Deserialize)]
@@ -78,20 +78,20 @@ struct ErrorBody {
 }
 
 impl Answer {
-    fn code(&self) -> Option<String> {
+    pub(crate) fn code(&self) -> Option<String> {
         serde_json::from_slice::<ErrorBody>(&self.body)
             .ok()
             .map(|e| e.code)
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, GatewayError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, GatewayError> {
         serde_json::from_slice(&self.body)
             .map_err(|_| GatewayError::Unavailable("unreadable WeChat Pay answer".into()))
     }
 
     /// A failed call's error: 4xx with `{code, message}` is a refusal (unless the code says to
     /// retry); 5xx, 429 and anything unreadable are unavailability.
-    fn error(&self) -> GatewayError {
+    pub(crate) fn error(&self) -> GatewayError {
         let parsed = serde_json::from_slice::<ErrorBody>(&self.body).ok();
         let status = self.status;
         match parsed {
@@ -193,7 +193,7 @@ impl WechatPayGateway {
 
     /// One signed call: `path` segments under the API base (each percent-encoded), an optional
     /// query, an optional JSON body. The answer is read capped and its signature checked.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &[&str],
@@ -279,6 +279,30 @@ impl WechatPayGateway {
                 verified: false,
             }),
         }
+    }
+
+    pub(crate) fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    /// `text` encrypted for WeChat Pay (a sensitive field such as a receiver's `name`):
+    /// RSAES-OAEP (SHA-1) with the key whose serial every request of this gateway sends as
+    /// `Wechatpay-Serial`, base64. Answers that serial with the ciphertext.
+    pub(crate) fn encrypt_sensitive(&self, text: &str) -> Result<(String, String), GatewayError> {
+        let keys = self.keys.get().map_err(GatewayError::Unavailable)?;
+        let serial = keys
+            .preferred_serial()
+            .ok_or_else(|| GatewayError::Unavailable("no WeChat Pay public key".into()))?;
+        let key = keys
+            .get(serial)
+            .ok_or_else(|| GatewayError::Unavailable("no WeChat Pay public key".into()))?;
+        let sealed = key
+            .encrypt_oaep_sha1(text.as_bytes())
+            .map_err(|e| GatewayError::Unavailable(format!("encrypting for WeChat Pay: {e}")))?;
+        Ok((
+            serial.to_owned(),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed),
+        ))
     }
 
     /// The client's `wx.requestPayment` parameters for `prepay_id`, freshly signed.

@@ -58,7 +58,7 @@ impl PlatformKeys {
         Ok(PlatformKeys { keys })
     }
 
-    fn get(&self, serial: &str) -> Option<&PublicKey> {
+    pub(crate) fn get(&self, serial: &str) -> Option<&PublicKey> {
         self.keys.iter().find(|(s, _)| s == serial).map(|(_, k)| k)
     }
 
