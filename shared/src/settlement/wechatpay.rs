@@ -359,3 +359,453 @@ impl Settlement for WechatProfitSharing {
             .ok_or_else(|| GatewayError::Unavailable("bad unsplit_amount".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    use serde_json::json;
+
+    use super::*;
+    use crate::payments::rsa::tests::{pkcs8_pem, test_key};
+    use crate::payments::wechatpay::tests::{
+        check_authorization, gateway, signed, stand_in, Received, APPID, PUB_KEY_ID,
+    };
+    use crate::settlement::{return_no, split_no, unfreeze_no, Share};
+
+    const TRANSACTION: &str = "4208450740201411110007820472";
+
+    fn adapter(url: &str) -> WechatProfitSharing {
+        WechatProfitSharing::new(Arc::new(gateway(url)))
+    }
+
+    fn seller() -> Receiver {
+        Receiver {
+            kind: ReceiverKind::WechatOpenid,
+            account: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
+            name: Some("张三".into()),
+        }
+    }
+
+    fn split_request(finish: bool) -> SplitRequest {
+        SplitRequest {
+            order_no: "o01JDXK7Q4E8M2V6T9N3B5C".into(),
+            transaction_id: TRANSACTION.into(),
+            out_order_no: split_no("o01JDXK7Q4E8M2V6T9N3B5C"),
+            shares: vec![Share {
+                receiver: seller(),
+                amount: Fen::from_fen(8_800),
+                description: "人集订单 o01JDXK7Q4E8M2V6T9N3B5C 卖家所得".into(),
+            }],
+            finish,
+        }
+    }
+
+    /// The documented `OrdersEntity` example (wechatpay-go `docs/profitsharing/OrdersEntity.md`,
+    /// the API page's answer), for the split the tests ask.
+    fn orders_entity(state: &str, result: &str) -> Value {
+        json!({
+            "transaction_id": TRANSACTION,
+            "out_order_no": split_no("o01JDXK7Q4E8M2V6T9N3B5C"),
+            "order_id": "3008450740201411110007820472",
+            "state": state,
+            "receivers": [{
+                "amount": 8800,
+                "description": "人集订单 o01JDXK7Q4E8M2V6T9N3B5C 卖家所得",
+                "type": "PERSONAL_OPENID",
+                "account": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                "result": result,
+                "fail_reason": "ACCOUNT_ABNORMAL",
+                "detail_id": "36011111111111111111111",
+                "create_time": "2015-05-20T13:29:35.120+08:00",
+                "finish_time": "2015-05-20T13:29:35.120+08:00"
+            }]
+        })
+    }
+
+    /// RSAES-OAEP (SHA-1) decryption written here from RFC 8017 §7.1.2, over the `rsa` crate's
+    /// private key arithmetic: not the code that encrypted.
+    fn oaep_sha1_decrypt(sealed: &[u8]) -> Vec<u8> {
+        let key = test_key();
+        let k = key.size();
+        assert_eq!(sealed.len(), k, "the ciphertext is as long as the modulus");
+        let m = rsa::BigUint::from_bytes_be(sealed).modpow(key.d(), key.n());
+        let mut em = m.to_bytes_be();
+        while em.len() < k {
+            em.insert(0, 0);
+        }
+        let h = |data: &[u8]| {
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+                .as_ref()
+                .to_vec()
+        };
+        let mgf = |seed: &[u8], len: usize| {
+            let mut out = Vec::new();
+            for c in 0u32.. {
+                if out.len() >= len {
+                    break;
+                }
+                out.extend(h(&[seed, &c.to_be_bytes()].concat()));
+            }
+            out.truncate(len);
+            out
+        };
+        assert_eq!(em[0], 0);
+        let (masked_seed, masked_db) = em[1..].split_at(20);
+        let seed: Vec<u8> = masked_seed
+            .iter()
+            .zip(mgf(masked_db, 20))
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let db: Vec<u8> = masked_db
+            .iter()
+            .zip(mgf(&seed, k - 21))
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert_eq!(&db[..20], h(b"").as_slice(), "the label hash is SHA-1 of nothing");
+        let rest = &db[20..];
+        let one = rest.iter().position(|b| *b != 0).unwrap();
+        assert_eq!(rest[one], 1);
+        rest[one + 1..].to_vec()
+    }
+
+    /// The same with OpenSSL's command line, where it is installed (a third implementation).
+    fn openssl_decrypt(sealed: &[u8]) -> Option<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let input = dir.path().join("in.bin");
+        std::fs::write(&key, pkcs8_pem(test_key())).unwrap();
+        std::fs::write(&input, sealed).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["pkeyutl", "-decrypt", "-inkey"])
+            .arg(&key)
+            .arg("-in")
+            .arg(&input)
+            .args([
+                "-pkeyopt",
+                "rsa_padding_mode:oaep",
+                "-pkeyopt",
+                "rsa_oaep_md:sha1",
+                "-pkeyopt",
+                "rsa_mgf1_md:sha1",
+            ])
+            .output()
+            .ok()?;
+        assert!(out.status.success(), "openssl could not decrypt");
+        Some(out.stdout)
+    }
+
+    fn body(received: &Received) -> Value {
+        serde_json::from_str(&received.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_receiver_is_added_signed_with_its_name_encrypted_for_the_serial_sent() {
+        let (url, mut rx) = stand_in(signed(
+            200,
+            json!({"type": "PERSONAL_OPENID", "account": seller().account, "relation_type": "USER"}),
+        ))
+        .await;
+        adapter(&url).add_receiver(&seller()).await.unwrap();
+        let received = rx.recv().await.unwrap();
+        assert_eq!(received.method, "POST");
+        assert_eq!(received.target, "/v3/profitsharing/receivers/add");
+        check_authorization(&received);
+        assert_eq!(received.headers["wechatpay-serial"], PUB_KEY_ID);
+        let sent = body(&received);
+        assert_eq!(sent["appid"], APPID);
+        assert_eq!(sent["type"], "PERSONAL_OPENID");
+        assert_eq!(sent["account"], seller().account);
+        assert_eq!(sent["relation_type"], "USER");
+        let sealed = STANDARD.decode(sent["name"].as_str().unwrap()).unwrap();
+        assert_eq!(oaep_sha1_decrypt(&sealed), "张三".as_bytes());
+        if let Some(plain) = openssl_decrypt(&sealed) {
+            assert_eq!(plain, "张三".as_bytes());
+        }
+        // Randomized: the same name encrypts differently each time.
+        let (_, a) = adapter(&url).add_receiver_body(&seller()).unwrap();
+        let (b, _) = adapter(&url).add_receiver_body(&seller()).unwrap();
+        assert_eq!(a.as_deref(), Some(PUB_KEY_ID));
+        assert_ne!(b["name"], sent["name"]);
+    }
+
+    #[tokio::test]
+    async fn a_merchant_receiver_needs_its_name_and_deletes_send_none() {
+        let merchant = Receiver {
+            kind: ReceiverKind::WechatMerchant,
+            account: "86693852".into(),
+            name: None,
+        };
+        let (url, mut rx) = stand_in(signed(200, json!({}))).await;
+        let err = adapter(&url).add_receiver(&merchant).await.unwrap_err();
+        assert!(matches!(err, GatewayError::Refused { .. }));
+        adapter(&url).delete_receiver(&merchant).await.unwrap();
+        let received = rx.recv().await.unwrap();
+        assert_eq!(received.target, "/v3/profitsharing/receivers/delete");
+        check_authorization(&received);
+        assert_eq!(
+            body(&received),
+            json!({"appid": APPID, "type": "MERCHANT_ID", "account": "86693852"})
+        );
+        let alipay = Receiver {
+            kind: ReceiverKind::AlipayUserId,
+            ..merchant
+        };
+        assert!(adapter(&url).delete_receiver(&alipay).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_split_is_sent_as_documented_and_a_retry_sends_the_identical_request() {
+        let (url, mut rx) = stand_in(signed(200, orders_entity("PROCESSING", "PENDING"))).await;
+        let wechat = adapter(&url);
+        let first = wechat.split(&split_request(true)).await.unwrap();
+        assert_eq!(first.state, SplitState::Processing);
+        assert_eq!(first.shares[0].result, ShareResult::Pending);
+        assert_eq!(first.shares[0].amount, Fen::from_fen(8_800));
+        assert_eq!(
+            first.order_id.as_deref(),
+            Some("3008450740201411110007820472")
+        );
+        let again = wechat.split(&split_request(true)).await.unwrap();
+        assert_eq!(again, first);
+        let (a, b) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        for r in [&a, &b] {
+            assert_eq!(r.target, "/v3/profitsharing/orders");
+            check_authorization(r);
+        }
+        assert_eq!(a.body, b.body, "a retry is the identical body");
+        assert_eq!(
+            body(&a),
+            json!({
+                "appid": APPID,
+                "transaction_id": TRANSACTION,
+                "out_order_no": "PSo01JDXK7Q4E8M2V6T9N3B5C",
+                "receivers": [{
+                    "type": "PERSONAL_OPENID",
+                    "account": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                    "amount": 8800,
+                    "description": "人集订单 o01JDXK7Q4E8M2V6T9N3B5C 卖家所得",
+                }],
+                "unfreeze_unsplit": true,
+            })
+        );
+    }
+
+    #[test]
+    fn split_answers_are_read_as_documented() {
+        let finished = split_answer(
+            &orders_entity("FINISHED", "SUCCESS"),
+            TRANSACTION,
+            "PSo01JDXK7Q4E8M2V6T9N3B5C",
+        )
+        .unwrap();
+        assert_eq!(finished.state, SplitState::Finished);
+        assert_eq!(finished.shares[0].kind, Some(ReceiverKind::WechatOpenid));
+        assert_eq!(
+            finished.shares[0].detail_id.as_deref(),
+            Some("36011111111111111111111")
+        );
+        let closed = split_answer(
+            &orders_entity("FINISHED", "CLOSED"),
+            TRANSACTION,
+            "PSo01JDXK7Q4E8M2V6T9N3B5C",
+        )
+        .unwrap();
+        assert_eq!(
+            closed.shares[0].result,
+            ShareResult::Closed {
+                reason: "ACCOUNT_ABNORMAL".into()
+            }
+        );
+        // Another split's or transaction's answer, an unknown state: not believed.
+        let entity = orders_entity("FINISHED", "SUCCESS");
+        assert!(split_answer(&entity, TRANSACTION, "PSother").is_err());
+        assert!(split_answer(&entity, "4200other", "PSo01JDXK7Q4E8M2V6T9N3B5C").is_err());
+        let mut odd = entity.clone();
+        odd["state"] = json!("DONE");
+        assert!(split_answer(&odd, TRANSACTION, "PSo01JDXK7Q4E8M2V6T9N3B5C").is_err());
+        let mut negative = entity;
+        negative["receivers"][0]["amount"] = json!(-1);
+        assert!(split_answer(&negative, TRANSACTION, "PSo01JDXK7Q4E8M2V6T9N3B5C").is_err());
+    }
+
+    #[test]
+    fn bad_splits_are_refused_before_any_call() {
+        let wechat = adapter("http://127.0.0.1:1");
+        let mut none = split_request(false);
+        none.shares.clear();
+        assert!(wechat.split_body(&none).is_err());
+        let mut many = split_request(false);
+        many.shares = vec![many.shares[0].clone(); 51];
+        assert!(wechat.split_body(&many).is_err());
+        let mut zero = split_request(false);
+        zero.shares[0].amount = Fen::from_fen(0);
+        assert!(wechat.split_body(&zero).is_err());
+        let mut long = split_request(false);
+        long.shares[0].description = "分".repeat(100);
+        let body = wechat.split_body(&long).unwrap();
+        assert_eq!(
+            body["receivers"][0]["description"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count(),
+            80
+        );
+        assert_eq!(body["unfreeze_unsplit"], false);
+    }
+
+    #[tokio::test]
+    async fn queries_unfreezes_returns_and_the_remaining_amount() {
+        let order_no = "o01JDXK7Q4E8M2V6T9N3B5C";
+        // Query.
+        let (url, mut rx) = stand_in(signed(200, orders_entity("FINISHED", "SUCCESS"))).await;
+        let got = adapter(&url)
+            .query_split(TRANSACTION, &split_no(order_no))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.state, SplitState::Finished);
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(
+            r.target,
+            format!("/v3/profitsharing/orders/PS{order_no}?transaction_id={TRANSACTION}")
+        );
+        check_authorization(&r);
+        // Unknown number, signed.
+        let (url, _rx) = stand_in(signed(
+            404,
+            json!({"code": "RESOURCE_NOT_EXISTS", "message": "记录不存在"}),
+        ))
+        .await;
+        assert_eq!(
+            adapter(&url)
+                .query_split(TRANSACTION, &split_no(order_no))
+                .await
+                .unwrap(),
+            None
+        );
+        // Unfreeze: a new number, answered as an OrdersEntity.
+        let mut entity = orders_entity("PROCESSING", "PENDING");
+        entity["out_order_no"] = json!(unfreeze_no(order_no));
+        let (url, mut rx) = stand_in(signed(200, entity)).await;
+        let unfrozen = adapter(&url)
+            .unfreeze(&UnfreezeRequest {
+                order_no: order_no.into(),
+                transaction_id: TRANSACTION.into(),
+                out_order_no: unfreeze_no(order_no),
+                description: "解冻全部剩余资金".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(unfrozen.state, SplitState::Processing);
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.target, "/v3/profitsharing/orders/unfreeze");
+        assert_eq!(
+            body(&r),
+            json!({"transaction_id": TRANSACTION, "out_order_no": format!("PU{order_no}"),
+                   "description": "解冻全部剩余资金"})
+        );
+        // Return, from a merchant receiver (the documented ReturnOrdersEntity).
+        let (url, mut rx) = stand_in(signed(
+            200,
+            json!({
+                "order_id": "3008450740201411110007820472",
+                "out_order_no": split_no(order_no),
+                "out_return_no": return_no(order_no, 1),
+                "return_id": "3008450740201411110007820472",
+                "return_mchid": "86693852",
+                "amount": 10,
+                "description": "用户退款",
+                "result": "FAILED",
+                "fail_reason": "BALANCE_NOT_ENOUGH",
+                "create_time": "2015-05-20T13:29:35.120+08:00",
+                "finish_time": "2015-05-20T13:29:35.120+08:00"
+            }),
+        ))
+        .await;
+        let merchant = Receiver {
+            kind: ReceiverKind::WechatMerchant,
+            account: "86693852".into(),
+            name: Some("示例商户全称".into()),
+        };
+        let ret = ReturnRequest {
+            out_order_no: split_no(order_no),
+            out_return_no: return_no(order_no, 1),
+            from: merchant,
+            amount: Fen::from_fen(10),
+            description: "用户退款".into(),
+        };
+        let answer = adapter(&url).return_share(&ret).await.unwrap();
+        assert_eq!(
+            answer.state,
+            ReturnState::Failed {
+                reason: "BALANCE_NOT_ENOUGH".into()
+            }
+        );
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.target, "/v3/profitsharing/return-orders");
+        check_authorization(&r);
+        assert_eq!(body(&r)["return_mchid"], "86693852");
+        assert_eq!(body(&r)["amount"], 10);
+        let q = adapter(&url)
+            .query_return(&split_no(order_no), &return_no(order_no, 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.amount, Fen::from_fen(10));
+        let r = rx.recv().await.unwrap();
+        assert_eq!(
+            r.target,
+            format!("/v3/profitsharing/return-orders/PR{order_no}1?out_order_no=PS{order_no}")
+        );
+        // A personal receiver cannot be returned from: refused without a call.
+        let personal = ReturnRequest {
+            from: seller(),
+            ..ret
+        };
+        assert!(matches!(
+            adapter("http://127.0.0.1:1").return_share(&personal).await,
+            Err(GatewayError::Refused { .. })
+        ));
+        // Remaining.
+        let (url, mut rx) = stand_in(signed(
+            200,
+            json!({"transaction_id": TRANSACTION, "unsplit_amount": 1000}),
+        ))
+        .await;
+        assert_eq!(
+            adapter(&url).remaining(TRANSACTION).await.unwrap(),
+            Fen::from_fen(1000)
+        );
+        let r = rx.recv().await.unwrap();
+        assert_eq!(
+            r.target,
+            format!("/v3/profitsharing/transactions/{TRANSACTION}/amounts")
+        );
+    }
+
+    #[tokio::test]
+    async fn provider_errors_are_refusals_or_unavailability() {
+        let cases: HashMap<u16, (&str, bool)> = HashMap::from([
+            (403, ("NOT_ENOUGH", true)),
+            (400, ("INVALID_REQUEST", true)),
+            (429, ("RATELIMIT_EXCEED", false)),
+            (500, ("SYSTEM_ERROR", false)),
+        ]);
+        for (status, (code, refusal)) in cases {
+            let (url, _rx) =
+                stand_in(signed(status, json!({"code": code, "message": "x"}))).await;
+            let err = adapter(&url).split(&split_request(true)).await.unwrap_err();
+            assert_eq!(
+                matches!(err, GatewayError::Refused { .. }),
+                refusal,
+                "{status} {code}: {err}"
+            );
+        }
+    }
+}

@@ -17,4 +17,4 @@ pub use client::WechatPayGateway;
 pub use notify::{ApiV3Key, NotifyVerifier};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -28,12 +28,12 @@ use crate::payments::{
 };
 use crate::secrets::{SecretError, SecretSource, Secrets};
 
-const MCHID: &str = "1900000109";
-const APPID: &str = "wxd678efh567hg6787";
+pub(crate) const MCHID: &str = "1900000109";
+pub(crate) const APPID: &str = "wxd678efh567hg6787";
 const APIV3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
-const PUB_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000";
+pub(crate) const PUB_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000";
 const CERT_SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A72";
-const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD********";
+pub(crate) const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD********";
 
 fn cert_serial_bytes() -> Vec<u8> {
     (0..CERT_SERIAL.len())
@@ -647,22 +647,22 @@ async fn configuration_faults_are_errors_of_the_request_never_panics() {
 
 /// A request as the stand-in received it.
 #[derive(Debug)]
-struct Received {
-    method: String,
-    target: String,
-    headers: HashMap<String, String>,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: String,
 }
 
 /// An answer the stand-in gives: status, body, and whether (and with which key) it is signed.
 #[derive(Clone)]
-struct Reply {
+pub(crate) struct Reply {
     status: u16,
     body: String,
     signer: Option<(&'static RsaPrivateKey, &'static str)>,
 }
 
-fn signed(status: u16, body: Value) -> Reply {
+pub(crate) fn signed(status: u16, body: Value) -> Reply {
     Reply {
         status,
         body: body.to_string(),
@@ -693,7 +693,7 @@ fn raw_answer(reply: &Reply) -> Vec<u8> {
 }
 
 /// Serves `reply` to each request on a loopback port; the requests come out of the receiver.
-async fn stand_in(reply: Reply) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+pub(crate) async fn stand_in(reply: Reply) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -753,7 +753,7 @@ fn merchant_key() -> &'static RsaPrivateKey {
     test_key()
 }
 
-fn gateway(url: &str) -> WechatPayGateway {
+pub(crate) fn gateway(url: &str) -> WechatPayGateway {
     WechatPayGateway::with_key(
         &config(url),
         PrivateKey::from_pem(&pkcs8_pem(merchant_key())).unwrap(),
@@ -761,7 +761,7 @@ fn gateway(url: &str) -> WechatPayGateway {
 }
 
 /// Checks our `Authorization` the way WeChat Pay does, with the `rsa` crate.
-fn check_authorization(received: &Received) {
+pub(crate) fn check_authorization(received: &Received) {
     let auth = &received.headers["authorization"];
     let params = auth
         .strip_prefix("WECHATPAY2-SHA256-RSA2048 ")
