@@ -453,3 +453,153 @@ mod tests {
         assert!(settle_query_answer(other, "PSo1").is_err());
     }
 }
+
+/// The adapter against an in-test Alipay: our requests' signatures checked by the `rsa` crate,
+/// Alipay's answers signed by it.
+#[cfg(test)]
+mod against_a_stand_in {
+    use super::*;
+    use crate::payments::alipay::tests::{
+        alipay_key, answer, biz, check_common, gateway, request_fields, serve,
+    };
+    use crate::settlement::{split_no, unfreeze_no, Share};
+
+    fn adapter(url: &str) -> AlipayRoyalty {
+        AlipayRoyalty::new(Arc::new(gateway(url)))
+    }
+
+    fn seller() -> Receiver {
+        Receiver {
+            kind: ReceiverKind::AlipayUserId,
+            account: "2088101126708402".into(),
+            name: Some("张三".into()),
+        }
+    }
+
+    fn split() -> SplitRequest {
+        SplitRequest {
+            order_no: "o01JDXK7Q4E8M2V6T9N3B5C".into(),
+            transaction_id: "2026112922001400000000000001".into(),
+            out_order_no: split_no("o01JDXK7Q4E8M2V6T9N3B5C"),
+            shares: vec![Share {
+                receiver: seller(),
+                amount: Fen::from_fen(8_800),
+                description: "卖家所得".into(),
+            }],
+            finish: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn bind_settle_query_and_remaining_are_signed_calls_with_signed_answers() {
+        let bind = "alipay.trade.royalty.relation.bind";
+        let settle = "alipay.trade.order.settle";
+        let query = "alipay.trade.order.settle.query";
+        let onsettle = "alipay.trade.order.onsettle.query";
+        let (url, seen) = serve(vec![
+            answer(bind, r#"{"code":"10000","msg":"Success","result_code":"SUCCESS"}"#, alipay_key()),
+            answer(settle, r#"{"code":"10000","msg":"Success","trade_no":"2026112922001400000000000001","settle_no":"20230601002530020065620300064709"}"#, alipay_key()),
+            answer(settle, r#"{"code":"10000","msg":"Success","trade_no":"2026112922001400000000000001","settle_no":"20230601002530020065620300064709"}"#, alipay_key()),
+            answer(query, r#"{"code":"10000","msg":"Success","out_request_no":"PSo01JDXK7Q4E8M2V6T9N3B5C","royalty_detail_list":[{"amount":"88.00","operation_type":"transfer","state":"SUCCESS","trans_in":"2088101126708402","trans_in_type":"userId","detail_id":"2023060122001462650500142964"}],"settle_no":"20230601002530020065620300064709"}"#, alipay_key()),
+            answer(onsettle, r#"{"code":"10000","msg":"Success","unsettled_amount":"12.00"}"#, alipay_key()),
+            answer(query, r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_SETTLE_NOT_EXIST","sub_msg":"分账单据不存在"}"#, alipay_key()),
+        ])
+        .await;
+        let royalty = adapter(&url);
+        royalty.add_receiver(&seller()).await.unwrap();
+        let done = royalty.split(&split()).await.unwrap();
+        assert_eq!(done.state, SplitState::Finished);
+        assert_eq!(done.shares[0].result, ShareResult::Success);
+        // A retry: the same number and the identical biz_content.
+        assert_eq!(royalty.split(&split()).await.unwrap(), done);
+        let queried = royalty
+            .query_split(&split().transaction_id, &split().out_order_no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(queried.shares[0].amount, Fen::from_fen(8_800));
+        assert_eq!(
+            royalty.remaining(&split().transaction_id).await.unwrap(),
+            Fen::from_fen(1_200)
+        );
+        assert_eq!(
+            royalty
+                .query_split(&split().transaction_id, "PSunknown")
+                .await
+                .unwrap(),
+            None
+        );
+        let seen = seen.lock().unwrap().clone();
+        let fields: Vec<_> = seen.iter().map(|b| request_fields(b)).collect();
+        check_common(&fields[0], bind);
+        assert_eq!(biz(&fields[0])["receiver_list"][0]["account"], "2088101126708402");
+        check_common(&fields[1], settle);
+        assert_eq!(biz(&fields[1]), settle_body(&split()).unwrap());
+        assert_eq!(
+            fields[1]["biz_content"], fields[2]["biz_content"],
+            "a retry is the identical request"
+        );
+        check_common(&fields[3], query);
+        assert_eq!(
+            biz(&fields[3]),
+            json!({"out_request_no": "PSo01JDXK7Q4E8M2V6T9N3B5C",
+                   "trade_no": "2026112922001400000000000001"})
+        );
+        check_common(&fields[4], onsettle);
+        assert_eq!(
+            biz(&fields[4]),
+            json!({"trade_no": "2026112922001400000000000001"})
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_unfreezing_and_no_return() {
+        let settle = "alipay.trade.order.settle";
+        let (url, seen) = serve(vec![
+            answer(settle, r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT","sub_msg":"分账金额超过最大可分账金额"}"#, alipay_key()),
+            answer(settle, r#"{"code":"10000","msg":"Success","trade_no":"2026112922001400000000000001","settle_no":"2023"}"#, alipay_key()),
+        ])
+        .await;
+        let royalty = adapter(&url);
+        let err = royalty.split(&split()).await.unwrap_err();
+        assert!(
+            matches!(&err, GatewayError::Refused { code, .. } if code == "ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT"),
+            "{err}"
+        );
+        let unfrozen = royalty
+            .unfreeze(&UnfreezeRequest {
+                order_no: "o1".into(),
+                transaction_id: "2026112922001400000000000001".into(),
+                out_order_no: unfreeze_no("o1"),
+                description: "分账完结".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(unfrozen.state, SplitState::Finished);
+        let body = seen.lock().unwrap()[1].clone();
+        assert_eq!(
+            biz(&request_fields(&body)),
+            json!({"out_request_no": "PUo1", "trade_no": "2026112922001400000000000001",
+                   "extend_params": {"royalty_finish": "true"}})
+        );
+        let ret = ReturnRequest {
+            out_order_no: "PSo1".into(),
+            out_return_no: "PRo11".into(),
+            from: seller(),
+            amount: Fen::from_fen(1),
+            description: String::new(),
+        };
+        assert!(royalty.return_share(&ret).await.is_err());
+        // An answer Alipay did not sign is not believed.
+        let (url, _) = serve(vec![answer(
+            settle,
+            r#"{"code":"10000","msg":"Success","trade_no":"2026112922001400000000000001"}"#,
+            crate::payments::rsa::tests::test_key(),
+        )])
+        .await;
+        assert!(matches!(
+            adapter(&url).split(&split()).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+    }
+}

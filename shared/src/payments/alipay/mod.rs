@@ -19,4 +19,4 @@ pub use client::AlipayGateway;
 pub use notify::NotifyVerifier;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

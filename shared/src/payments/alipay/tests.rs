@@ -36,7 +36,7 @@ fn app_key() -> &'static RsaPrivateKey {
     test_key()
 }
 
-fn alipay_key() -> &'static RsaPrivateKey {
+pub(crate) fn alipay_key() -> &'static RsaPrivateKey {
     other_key()
 }
 
@@ -51,7 +51,7 @@ fn config(gateway: &str) -> AlipayConfig {
     }
 }
 
-fn gateway(url: &str) -> AlipayGateway {
+pub(crate) fn gateway(url: &str) -> AlipayGateway {
     let key = PrivateKey::from_pem(&pkcs8_pem(app_key())).unwrap();
     AlipayGateway::with_key(
         &config(url),
@@ -109,7 +109,7 @@ fn rsa_sign(key: &RsaPrivateKey, content: &str) -> String {
     STANDARD.encode(signer.sign(content.as_bytes()).to_vec())
 }
 
-fn check_common(fields: &BTreeMap<String, String>, method: &str) {
+pub(crate) fn check_common(fields: &BTreeMap<String, String>, method: &str) {
     assert_eq!(fields["app_id"], APP_ID);
     assert_eq!(fields["method"], method);
     assert_eq!(fields["format"], "JSON");
@@ -135,7 +135,7 @@ fn check_common(fields: &BTreeMap<String, String>, method: &str) {
     );
 }
 
-fn biz(fields: &BTreeMap<String, String>) -> Value {
+pub(crate) fn biz(fields: &BTreeMap<String, String>) -> Value {
     serde_json::from_str(&fields["biz_content"]).unwrap()
 }
 
@@ -507,7 +507,7 @@ fn values_are_decoded_once_before_verifying() {
 
 /// A stand-in gateway: answers each connection with the next of `answers` (the last one
 /// repeats) and keeps the requests' bodies.
-async fn serve(answers: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn serve(answers: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/gateway.do", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -555,7 +555,7 @@ async fn serve(answers: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
 
 /// An answer to `method` as Alipay writes it: the response object's text, then `sign` over that
 /// exact text by `key`.
-fn answer(method: &str, object: &str, key: &RsaPrivateKey) -> String {
+pub(crate) fn answer(method: &str, object: &str, key: &RsaPrivateKey) -> String {
     let sign = rsa_sign(key, object);
     format!(
         "200 OK\n{{\"{}_response\":{object},\"sign\":\"{sign}\"}}",
@@ -563,7 +563,7 @@ fn answer(method: &str, object: &str, key: &RsaPrivateKey) -> String {
     )
 }
 
-fn request_fields(body: &str) -> BTreeMap<String, String> {
+pub(crate) fn request_fields(body: &str) -> BTreeMap<String, String> {
     let fields = decode(body);
     assert!(verifies(&fields, app_key()), "our request's signature");
     fields
