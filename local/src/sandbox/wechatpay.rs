@@ -113,7 +113,11 @@ struct Book {
     trades: HashMap<String, Trade>,
     refunds: HashMap<String, Refund>,
     fail_refunds: HashSet<String>,
+    /// Profit sharing: receivers, splits, returns (`profitsharing.rs`).
+    sharing: profitsharing::Sharing,
 }
+
+mod profitsharing;
 
 struct State {
     merchant: Merchant,
@@ -259,6 +263,10 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         return match (method.as_str(), sandbox) {
             ("POST", "pay") => sandbox_pay(&state, &body).await,
             ("POST", "fail-refunds") => sandbox_fail_refunds(&state, &body),
+            ("POST", "profitsharing/tick") => profitsharing::sandbox_tick(&state),
+            ("POST", "profitsharing/close-receiver") => {
+                profitsharing::sandbox_close_receiver(&state, &body)
+            }
             _ => http_server::json(404, &json!({"error": "no such sandbox call"})),
         };
     }
@@ -276,6 +284,9 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         }
         ("POST", ["v3", "refund", "domestic", "refunds"]) => refund(&state, &body),
         ("GET", ["v3", "refund", "domestic", "refunds", no]) => query_refund(&state, no),
+        (_, ["v3", "profitsharing", ..]) => {
+            profitsharing::answer(&state, &method, &segments[2..], &query, &headers, &body)
+        }
         _ => error(&state, 404, "NOT_FOUND", "no such API"),
     }
 }
@@ -624,7 +635,7 @@ fn refund(state: &Shared, body: &[u8]) -> HttpResponse {
     }
     let by_no = map.get("out_trade_no").and_then(Value::as_str);
     let by_id = map.get("transaction_id").and_then(Value::as_str);
-    let Some(trade) = book.trades.values_mut().find(|t| {
+    let Some(trade) = book.trades.values().find(|t| {
         by_no == Some(t.out_trade_no.as_str())
             || (by_id.is_some() && by_id == t.transaction_id.as_deref())
     }) else {
@@ -646,6 +657,27 @@ fn refund(state: &Shared, body: &[u8]) -> HttpResponse {
             "amount.total is not the order's amount",
         );
     }
+    if let Some(unsplit) = profitsharing::frozen_unsplit(&book.sharing, trade) {
+        if refund_fen > unsplit {
+            return error(
+                state,
+                400,
+                "RULE_LIMIT",
+                "申请退款金额大于剩余未分账金额，请等待分账完成后再试",
+            );
+        }
+    }
+    let Some(trade) = book.trades.values_mut().find(|t| {
+        by_no == Some(t.out_trade_no.as_str())
+            || (by_id.is_some() && by_id == t.transaction_id.as_deref())
+    }) else {
+        return error(
+            state,
+            404,
+            "RESOURCE_NOT_EXISTS",
+            "the order does not exist",
+        );
+    };
     if refund_fen > trade.total - trade.refunded {
         return error(
             state,

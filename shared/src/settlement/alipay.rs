@@ -57,7 +57,11 @@ pub fn relation_body(receiver: &Receiver, bind: bool) -> Result<Value, GatewayEr
         "type": alipay_kind(receiver)?,
         "account": receiver.account,
     });
-    let name = receiver.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let name = receiver
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     match name {
         Some(name) => entity["name"] = json!(name),
         None if receiver.kind == ReceiverKind::AlipayLoginName => {
@@ -238,8 +242,10 @@ impl AlipayRoyalty {
             true => "alipay.trade.royalty.relation.bind",
             false => "alipay.trade.royalty.relation.unbind",
         };
-        let (status, _): (Status, Value) =
-            self.client.call(method, relation_body(receiver, bind)?).await?;
+        let (status, _): (Status, Value) = self
+            .client
+            .call(method, relation_body(receiver, bind)?)
+            .await?;
         match succeeded(&status) {
             true => Ok(()),
             false => Err(refusal(&status)),
@@ -435,8 +441,13 @@ mod tests {
         assert_eq!(read.shares[0].amount, Fen::from_fen(1000));
         assert_eq!(read.shares[0].result, ShareResult::Success);
         assert_eq!(read.shares[1].amount, Fen::from_fen(1000));
-        assert!(matches!(&read.shares[1].result, ShareResult::Closed { reason } if reason.contains("BALANCE_NOT_ENOUGH")));
-        assert_eq!(read.order_id.as_deref(), Some("20230601002530020065620300064709"));
+        assert!(
+            matches!(&read.shares[1].result, ShareResult::Closed { reason } if reason.contains("BALANCE_NOT_ENOUGH"))
+        );
+        assert_eq!(
+            read.order_id.as_deref(),
+            Some("20230601002530020065620300064709")
+        );
 
         let processing: SettleQueryAnswer = serde_json::from_value(json!({
             "out_request_no": "PSo1",
@@ -532,7 +543,10 @@ mod against_a_stand_in {
         let seen = seen.lock().unwrap().clone();
         let fields: Vec<_> = seen.iter().map(|b| request_fields(b)).collect();
         check_common(&fields[0], bind);
-        assert_eq!(biz(&fields[0])["receiver_list"][0]["account"], "2088101126708402");
+        assert_eq!(
+            biz(&fields[0])["receiver_list"][0]["account"],
+            "2088101126708402"
+        );
         check_common(&fields[1], settle);
         assert_eq!(biz(&fields[1]), settle_body(&split()).unwrap());
         assert_eq!(

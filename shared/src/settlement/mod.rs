@@ -202,7 +202,9 @@ pub enum ShareResult {
     Success,
     /// The receiver's money went back to the payee: WeChat CLOSED, Alipay FAIL (with the
     /// provider's reason, e.g. ACCOUNT_ABNORMAL, NO_RELATION).
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
 }
 
 /// One line of a split's answer.
@@ -311,7 +313,11 @@ mod tests {
     #[test]
     fn numbers_are_derived_from_the_order_and_fit_both_providers() {
         let order_no = "o01JDXK7Q4E8M2V6T9N3B5C7DZ";
-        for n in [split_no(order_no), unfreeze_no(order_no), return_no(order_no, 3)] {
+        for n in [
+            split_no(order_no),
+            unfreeze_no(order_no),
+            return_no(order_no, 3),
+        ] {
             assert!(n.len() <= 32, "{n}");
             assert!(n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         }

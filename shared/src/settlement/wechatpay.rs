@@ -46,7 +46,11 @@ impl WechatProfitSharing {
             // Renji's sellers are its users: WeChat's relation type USER (用户).
             "relation_type": "USER",
         });
-        let name = receiver.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        let name = receiver
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
         if receiver.kind == ReceiverKind::WechatMerchant && name.is_none() {
             return Err(refused(
                 "PARAM_ERROR",
@@ -90,7 +94,10 @@ impl WechatProfitSharing {
     }
 
     async fn post(&self, path: &[&str], body: Value) -> Result<Value, GatewayError> {
-        let answer = self.gateway.call(Method::POST, path, None, Some(body)).await?;
+        let answer = self
+            .gateway
+            .call(Method::POST, path, None, Some(body))
+            .await?;
         if !answer.status.is_success() {
             return Err(answer.error());
         }
@@ -465,7 +472,11 @@ mod tests {
             .zip(mgf(&seed, k - 21))
             .map(|(a, b)| a ^ b)
             .collect();
-        assert_eq!(&db[..20], h(b"").as_slice(), "the label hash is SHA-1 of nothing");
+        assert_eq!(
+            &db[..20],
+            h(b"").as_slice(),
+            "the label hash is SHA-1 of nothing"
+        );
         let rest = &db[20..];
         let one = rest.iter().position(|b| *b != 0).unwrap();
         assert_eq!(rest[one], 1);
@@ -798,8 +809,7 @@ mod tests {
             (500, ("SYSTEM_ERROR", false)),
         ]);
         for (status, (code, refusal)) in cases {
-            let (url, _rx) =
-                stand_in(signed(status, json!({"code": code, "message": "x"}))).await;
+            let (url, _rx) = stand_in(signed(status, json!({"code": code, "message": "x"}))).await;
             let err = adapter(&url).split(&split_request(true)).await.unwrap_err();
             assert_eq!(
                 matches!(err, GatewayError::Refused { .. }),

@@ -693,7 +693,9 @@ fn raw_answer(reply: &Reply) -> Vec<u8> {
 }
 
 /// Serves `reply` to each request on a loopback port; the requests come out of the receiver.
-pub(crate) async fn stand_in(reply: Reply) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+pub(crate) async fn stand_in(
+    reply: Reply,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
