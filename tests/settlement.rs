@@ -360,3 +360,152 @@ async fn a_closed_receiver_ends_closed_and_only_merchants_return() {
     );
     w.sharing.delete_receiver(&merchant).await.unwrap();
 }
+
+mod alipay {
+    use super::*;
+    use renji_local::sandbox::alipay::{self as stand_in, App};
+    use renji_shared::config::AlipayConfig;
+    use renji_shared::payments::alipay::AlipayGateway;
+    use renji_shared::payments::rsa::PublicKey;
+    use renji_shared::secrets::Cached;
+    use renji_shared::settlement::alipay::AlipayRoyalty;
+
+    fn app_key() -> &'static RsaPrivateKey {
+        &keys().merchant
+    }
+
+    fn alipay_key() -> &'static RsaPrivateKey {
+        &keys().wechatpay
+    }
+
+    #[tokio::test]
+    async fn royalty_binds_settles_once_per_number_and_finishes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (base, _task) = stand_in::spawn(
+            listener,
+            App {
+                app_id: "2021000000000042".into(),
+                seller_id: "2088000000000042".into(),
+                public_key: Some(RsaPublicKey::from(app_key())),
+            },
+            alipay_key().clone(),
+        )
+        .unwrap();
+        let alipay_pem = RsaPublicKey::from(alipay_key())
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let config = AlipayConfig {
+            app_id: "2021000000000042".into(),
+            app_private_key: None,
+            public_keys: vec![alipay_pem.clone()],
+            seller_id: Some("2088000000000042".into()),
+            gateway: format!("{base}{}", stand_in::GATEWAY_PATH),
+            notify_url: "https://renji.example/v1/payments/alipay/notify".into(),
+        };
+        let key = PrivateKey::from_pem(&app_key().to_pkcs8_pem(LineEnding::LF).unwrap()).unwrap();
+        let gateway = Arc::new(
+            AlipayGateway::with_key(
+                &config,
+                Cached::fixed("ALIPAY_APP_PRIVATE_KEY", key),
+                vec![PublicKey::from_pem(&alipay_pem).unwrap()],
+            )
+            .unwrap(),
+        );
+        // A paid trade, started by the payment adapter (royalty_freeze), paid in the stand-in.
+        let order = "o01SETTLE00000000000000C1";
+        let started = gateway
+            .start(&PaymentStart {
+                channel: Channel::Alipay,
+                order_no: order.into(),
+                description: "服务".into(),
+                amount: Fen::from_fen(8_000),
+                expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(30),
+                payer_openid: None,
+                prepay_id: None,
+            })
+            .await
+            .unwrap();
+        let paid = reqwest::Client::new()
+            .post(format!("{base}/sandbox/pay"))
+            .json(&json!({"order_string": started.client["order_string"], "notify": false}))
+            .send()
+            .await
+            .unwrap();
+        assert!(paid.status().is_success());
+        let Trade::Paid(paid) = gateway.query(order).await.unwrap() else {
+            panic!("not paid")
+        };
+        let trade_no = paid.transaction_id;
+
+        let royalty = AlipayRoyalty::new(Arc::clone(&gateway));
+        let seller = Receiver {
+            kind: ReceiverKind::AlipayUserId,
+            account: "2088101126708402".into(),
+            name: Some("张三".into()),
+        };
+        let stranger = Receiver {
+            account: "2088101126700000".into(),
+            ..seller.clone()
+        };
+        let mut unbound = split(order, &trade_no, stranger, 1_000, false);
+        unbound.out_order_no = "PSunbound".into();
+        refused(
+            royalty.split(&unbound).await,
+            "ACQ.ROYALTY_RECEIVER_NOT_BOUND",
+        );
+        royalty.add_receiver(&seller).await.unwrap();
+        let mut over = split(order, &trade_no, seller.clone(), 7_201, false);
+        over.out_order_no = "PSover".into();
+        refused(
+            royalty.split(&over).await,
+            "ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT",
+        );
+
+        let first = royalty
+            .split(&split(order, &trade_no, seller.clone(), 3_000, false))
+            .await
+            .unwrap();
+        assert_eq!(first.state, SplitState::Finished);
+        let again = royalty
+            .split(&split(order, &trade_no, seller.clone(), 3_000, false))
+            .await
+            .unwrap();
+        assert_eq!(again.order_id, first.order_id, "one settle per number");
+        assert_eq!(
+            royalty.remaining(&trade_no).await.unwrap(),
+            Fen::from_fen(5_000)
+        );
+        refused(
+            royalty
+                .split(&split(order, &trade_no, seller.clone(), 2_000, false))
+                .await,
+            "ACQ.SETTLE_PARAMS_CHANGED",
+        );
+        let queried = royalty
+            .query_split(&trade_no, &split_no(order))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(queried.shares[0].amount, Fen::from_fen(3_000));
+        assert_eq!(queried.shares[0].result, ShareResult::Success);
+        assert_eq!(
+            royalty.query_split(&trade_no, "PSnone").await.unwrap(),
+            None
+        );
+        // Finishing unfreezes the rest.
+        royalty
+            .unfreeze(&UnfreezeRequest {
+                order_no: order.into(),
+                transaction_id: trade_no.clone(),
+                out_order_no: unfreeze_no(order),
+                description: "分账完结".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            royalty.remaining(&trade_no).await.unwrap(),
+            Fen::from_fen(0)
+        );
+        royalty.delete_receiver(&seller).await.unwrap();
+    }
+}

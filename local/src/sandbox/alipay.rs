@@ -75,6 +75,8 @@ struct Trade {
     paid_at: Option<String>,
     refunded: i64,
     buyer_id: String,
+    /// Paid with `extend_params.royalty_freeze = "true"`: frozen for royalty.
+    royalty_freeze: bool,
 }
 
 #[derive(Clone)]
@@ -90,7 +92,11 @@ struct Book {
     /// By (out_trade_no, out_request_no).
     refunds: HashMap<(String, String), Refund>,
     fail_refunds: HashSet<String>,
+    /// Royalty relations and settles (`royalty.rs`).
+    royalty: royalty::Royalty,
 }
+
+mod royalty;
 
 struct State {
     app: App,
@@ -292,6 +298,7 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         }
         (_, "alipay.trade.close") => close(&state, &biz_str("out_trade_no"), &biz_str("trade_no")),
         (_, "alipay.trade.refund") => refund(&state, &biz),
+        (_, api) if royalty::METHODS.contains(&api) => royalty::answer(&state, api, &biz),
         (_, "alipay.trade.fastpay.refund.query") => refund_query(
             &state,
             &biz_str("out_trade_no"),
@@ -398,6 +405,11 @@ fn record(
             created: beijing(now),
             paid_at: None,
             refunded: 0,
+            royalty_freeze: biz
+                .get("extend_params")
+                .and_then(|e| e.get("royalty_freeze"))
+                .and_then(Value::as_str)
+                == Some("true"),
             buyer_id: format!("2088{}", random_text(12, DIGITS)),
         },
     );
