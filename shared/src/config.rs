@@ -259,6 +259,9 @@ pub struct Config {
     /// `order_paid=<id>,order_refunded=<id>,order_declined=<id>,dispute_decided=<id>,ticket_answered=<id>`;
     /// empty: no messages are sent, notifications are recorded as skipped).
     pub subscribe_templates: crate::domain::subscriptions::Templates,
+    /// Paying sellers (`RENJI_COMMISSION_BPS`, `RENJI_SETTLE_*`; `settlement/config.rs`), checked
+    /// against the order clock at start-up.
+    pub settlement: crate::settlement::SettlementConfig,
 }
 
 /// Members' uploads (`domain/media`).
@@ -622,8 +625,19 @@ impl Config {
             &lookup("WECHAT_SUBSCRIBE_TEMPLATES").unwrap_or_default(),
         )
         .map_err(|e| Error::Config(format!("WECHAT_SUBSCRIBE_TEMPLATES: {e}")))?;
+        let categories = categories(
+            &lookup("RENJI_CATEGORIES").unwrap_or_else(|| DEFAULT_CATEGORIES.into()),
+        )?;
+        let settlement = crate::settlement::SettlementConfig::from_lookup(
+            &lookup,
+            &orders,
+            dispute_window,
+            &categories,
+        )?;
         Ok(Config {
             subscribe_templates,
+            settlement,
+            categories,
             policy_versions,
             media,
             exports,
@@ -655,9 +669,6 @@ impl Config {
                 DEFAULT_MAX_BODY_BYTES as u64,
             )?)
             .map_err(|_| Error::Config("RENJI_MAX_BODY_BYTES is too large".into()))?,
-            categories: categories(
-                &lookup("RENJI_CATEGORIES").unwrap_or_else(|| DEFAULT_CATEGORIES.into()),
-            )?,
             wechat: match lookup("WECHAT_APPID").filter(|v| !v.is_empty()) {
                 None => None,
                 Some(appid) => Some(WechatConfig {

@@ -27,7 +27,10 @@ use crate::money::Fen;
 use crate::payments::{GatewayError, Provider};
 
 pub mod alipay;
+pub mod config;
 pub mod wechatpay;
+
+pub use config::SettlementConfig;
 
 /// Which settlement product an order's money goes through, recorded on the order at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
