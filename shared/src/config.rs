@@ -625,9 +625,8 @@ impl Config {
             &lookup("WECHAT_SUBSCRIBE_TEMPLATES").unwrap_or_default(),
         )
         .map_err(|e| Error::Config(format!("WECHAT_SUBSCRIBE_TEMPLATES: {e}")))?;
-        let categories = categories(
-            &lookup("RENJI_CATEGORIES").unwrap_or_else(|| DEFAULT_CATEGORIES.into()),
-        )?;
+        let categories =
+            categories(&lookup("RENJI_CATEGORIES").unwrap_or_else(|| DEFAULT_CATEGORIES.into()))?;
         let settlement = crate::settlement::SettlementConfig::from_lookup(
             &lookup,
             &orders,

@@ -73,7 +73,9 @@ impl SettlementConfig {
                 .ok()
                 .filter(|b| *b <= BPS)
                 .ok_or_else(|| {
-                    Error::Config(format!("{name} is a whole number of basis points from 0 to 10000"))
+                    Error::Config(format!(
+                        "{name} is a whole number of basis points from 0 to 10000"
+                    ))
                 })
         };
         let days = |name: &str, default: u64| -> Result<u64, Error> {
@@ -104,7 +106,11 @@ impl SettlementConfig {
                     )));
                 }
                 let value = bps("RENJI_COMMISSION_BPS_BY_CATEGORY", value)?;
-                if config.commission_by_category.insert(slug.to_owned(), value).is_some() {
+                if config
+                    .commission_by_category
+                    .insert(slug.to_owned(), value)
+                    .is_some()
+                {
                     return Err(Error::Config(format!(
                         "RENJI_COMMISSION_BPS_BY_CATEGORY names {slug:?} twice"
                     )));
@@ -123,7 +129,8 @@ impl SettlementConfig {
             )));
         }
         config.deadline = Duration::from_secs(deadline_days * 86_400);
-        config.delay = Duration::from_secs(days("RENJI_SETTLE_DELAY_DAYS", DEFAULT_DELAY_DAYS)? * 86_400);
+        config.delay =
+            Duration::from_secs(days("RENJI_SETTLE_DELAY_DAYS", DEFAULT_DELAY_DAYS)? * 86_400);
         config.check(orders, dispute_window)?;
         Ok(config)
     }
@@ -135,11 +142,12 @@ impl SettlementConfig {
         orders: &crate::config::OrderTimes,
         dispute_window: Duration,
     ) -> Result<(), Error> {
-        let lowest = std::iter::once(("RENJI_COMMISSION_BPS".to_owned(), self.commission_bps))
-            .chain(self.commission_by_category.iter().map(|(slug, bps)| {
-                (format!("RENJI_COMMISSION_BPS_BY_CATEGORY ({slug})"), *bps)
-            }))
-            .min_by_key(|(_, bps)| *bps);
+        let lowest =
+            std::iter::once(("RENJI_COMMISSION_BPS".to_owned(), self.commission_bps))
+                .chain(self.commission_by_category.iter().map(|(slug, bps)| {
+                    (format!("RENJI_COMMISSION_BPS_BY_CATEGORY ({slug})"), *bps)
+                }))
+                .min_by_key(|(_, bps)| *bps);
         if let Some((name, bps)) = lowest {
             let seller_share = BPS - bps;
             if seller_share > self.max_ratio_bps {
@@ -203,12 +211,23 @@ mod tests {
     fn a_seller_share_over_the_granted_ratio_is_refused() {
         // WeChat's default 30 %: a 10 % commission leaves the seller 90 %.
         let m = message(read(&[("RENJI_SETTLE_MAX_RATIO_BPS", "3000")]));
-        assert!(m.contains("RENJI_COMMISSION_BPS = 1000") && m.contains("9000"), "{m}");
-        read(&[("RENJI_SETTLE_MAX_RATIO_BPS", "3000"), ("RENJI_COMMISSION_BPS", "7000")]).unwrap();
+        assert!(
+            m.contains("RENJI_COMMISSION_BPS = 1000") && m.contains("9000"),
+            "{m}"
+        );
+        read(&[
+            ("RENJI_SETTLE_MAX_RATIO_BPS", "3000"),
+            ("RENJI_COMMISSION_BPS", "7000"),
+        ])
+        .unwrap();
         // A category's lower commission counts too.
         let m = message(read(&[("RENJI_COMMISSION_BPS_BY_CATEGORY", "venue=500")]));
         assert!(m.contains("venue"), "{m}");
-        let c = read(&[("RENJI_COMMISSION_BPS_BY_CATEGORY", "venue=1500, makeup=2000")]).unwrap();
+        let c = read(&[(
+            "RENJI_COMMISSION_BPS_BY_CATEGORY",
+            "venue=1500, makeup=2000",
+        )])
+        .unwrap();
         assert_eq!(c.commission_bps("venue"), 1_500);
         assert_eq!(c.commission_bps("other"), 1_000);
     }
@@ -218,7 +237,11 @@ mod tests {
         // 1 (accept) + 7 + 15 + 1 = 24 < 25; a delay of 2 reaches it.
         let m = message(read(&[("RENJI_SETTLE_DELAY_DAYS", "2")]));
         assert!(m.contains("25"), "{m}");
-        read(&[("RENJI_SETTLE_DELAY_DAYS", "2"), ("RENJI_SETTLE_DEADLINE_DAYS", "29")]).unwrap();
+        read(&[
+            ("RENJI_SETTLE_DELAY_DAYS", "2"),
+            ("RENJI_SETTLE_DEADLINE_DAYS", "29"),
+        ])
+        .unwrap();
         message(read(&[("RENJI_SETTLE_DEADLINE_DAYS", "30")]));
         message(read(&[("RENJI_SETTLE_DEADLINE_DAYS", "0")]));
     }
