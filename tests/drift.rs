@@ -547,16 +547,18 @@ fn openapi_ticket_schemas_match_the_views() {
         text: "t".into(),
         images: vec![],
         created_at: String::new(),
+        text_review: None,
     };
     let messages = [message(Sender::Member), message(Sender::Staff)];
     let schemas = &spec["components"]["schemas"];
     assert_eq!(names(&schemas["TicketSummary"]), keys(&ticket.summary()));
     let mut full = names(&schemas["TicketSummary"]);
     full.extend(names(&schemas["Ticket"]["allOf"][1]));
-    assert_eq!(full, keys(&list::member_view(&ticket, &messages)));
+    assert_eq!(full, keys(&list::member_view(&ticket, &messages, &author)));
     let shown: BTreeSet<String> = messages
         .iter()
-        .flat_map(|m| keys(&m.member_view()))
+        // As the writer sees their own message: with its `text_review` state.
+        .flat_map(|m| keys(&m.member_view(Some(&author))))
         .collect();
     assert_eq!(names(&schemas["TicketMessage"]), shown);
 }
@@ -572,16 +574,18 @@ fn openapi_review_schema_matches_the_view() {
         .keys()
         .map(|k| k.as_str().unwrap().to_owned())
         .collect();
+    let author = renji_shared::ids::UserId::generate();
     let review: Review = serde_json::from_value(serde_json::json!({
         "id": renji_shared::ids::ReviewId::generate(), "order_id": "01KB5Q0Z3M8RWJ6PQ4N7T2XY",
         "listing_id": renji_shared::ids::ListingId::generate(), "listing_title": "t",
         "seller_id": renji_shared::ids::UserId::generate(),
-        "author_id": renji_shared::ids::UserId::generate(), "rating": 5, "text": "",
+        "author_id": author, "rating": 5, "text": "",
         "created_at": "2026-11-29T12:00:00Z", "version": 1,
     }))
     .unwrap();
     let viewed: BTreeSet<String> = review
-        .view(None)
+        // As its author sees it: with its `text_review` state.
+        .view(None, Some(&author))
         .as_object()
         .unwrap()
         .keys()

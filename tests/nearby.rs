@@ -129,6 +129,7 @@ fn published(location: Location, kind: Kind) -> Listing {
         takedown_reason: None,
         taken_down_from: None,
         retiring: false,
+        text_review: None,
         favorites_count: 0,
         shares_count: 0,
         rating_sum: 0,
@@ -627,6 +628,7 @@ async fn edits_write_only_the_entries_that_change(backend: Backend) {
     // The price: feed and geo entries carry it; term entries do not change.
     listings::update(
         &store,
+        &renji_tests::FakeWechat::default(),
         &rules,
         &owner,
         &id,
@@ -645,6 +647,7 @@ async fn edits_write_only_the_entries_that_change(backend: Backend) {
     let other = "商业广告片导演编剧制片美术道具服装梳头选角场记录音混音调色特效包装动画配乐作曲家";
     listings::update(
         &store,
+        &renji_tests::FakeWechat::default(),
         &rules,
         &owner,
         &id,

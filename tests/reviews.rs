@@ -322,6 +322,7 @@ async fn only_the_buyer_of_a_completed_order_within_its_window_reviews(backend: 
     .unwrap();
     let late = reviews::create(
         store,
+        &renji_tests::FakeWechat::default(),
         window,
         &order_id,
         &buyer,
@@ -341,9 +342,17 @@ async fn only_the_buyer_of_a_completed_order_within_its_window_reviews(backend: 
     );
     w.nothing_written(&completed).await;
     let just_in = completed_at + window - time::Duration::seconds(1);
-    let review = reviews::create(store, window, &order_id, &buyer, &body, just_in)
-        .await
-        .unwrap();
+    let review = reviews::create(
+        store,
+        &renji_tests::FakeWechat::default(),
+        window,
+        &order_id,
+        &buyer,
+        &body,
+        just_in,
+    )
+    .await
+    .unwrap();
     assert_eq!(review.rating, 5);
     assert_eq!(w.ratings().await, ((5, 1), (5, 1)));
 }
@@ -407,6 +416,7 @@ impl Store for ReviewDuringEdit {
             let window = std::time::Duration::from_secs(86400);
             reviews::create(
                 &self.inner,
+                &renji_tests::FakeWechat::default(),
                 window,
                 &order,
                 &buyer,
@@ -461,6 +471,7 @@ async fn ratings_equal_the_visible_reviews(backend: Backend) {
     let config = &w.server.app().config;
     let edited = listings::update(
         &racing,
+        &renji_tests::FakeWechat::default(),
         &listings::Rules::of(config),
         &UserId::parse(&w.seller.id).unwrap(),
         &ListingId::parse(&w.listing).unwrap(),

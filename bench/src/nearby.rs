@@ -47,6 +47,7 @@ fn listing(lat: f64, lng: f64) -> Result<Listing, String> {
         takedown_reason: None,
         taken_down_from: None,
         retiring: false,
+        text_review: None,
         favorites_count: 0,
         shares_count: 0,
         rating_sum: 0,

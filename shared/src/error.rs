@@ -19,6 +19,10 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// 422 `content_risky`: WeChat's content security (`msgSecCheck`) found `field`'s text
+    /// unfit to publish; `label` is WeChat's label (20001 politics, 20003 abuse, …). Nothing was
+    /// written.
+    ContentRisky { field: String, label: i64 },
     /// 401: no valid session.
     Unauthorized(&'static str),
     /// 403: known to exist, but not the caller's to act on.
@@ -62,7 +66,9 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Error::Invalid { .. } | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid { .. } | Error::Unprocessable { .. } | Error::ContentRisky { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) | Error::Denied { .. } | Error::Blocked => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -84,6 +90,7 @@ impl Error {
             | Error::Denied { code, .. }
             | Error::Unprocessable { code, .. } => code,
             Error::Invalid { .. } => "invalid_field",
+            Error::ContentRisky { .. } => "content_risky",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Blocked => "blocked",
@@ -106,6 +113,10 @@ impl Error {
             | Error::Denied { message, .. }
             | Error::Unprocessable { message, .. } => message.clone(),
             Error::Invalid { field, message } => format!("{field}: {message}"),
+            Error::ContentRisky { field, label } => format!(
+                "{field}: this text cannot be published ({}); please change it",
+                crate::domain::moderation::label_name(*label)
+            ),
             Error::Unauthorized(why) => (*why).to_owned(),
             Error::Forbidden(why) => why.clone(),
             Error::Blocked => "this member has blocked you".into(),
@@ -139,6 +150,11 @@ impl Error {
         match self {
             Error::Invalid { field, .. } => error["field"] = json!(field),
             Error::Unprocessable { field, .. } => error["field"] = json!(field),
+            Error::ContentRisky { field, label } => {
+                error["field"] = json!(field);
+                error["label"] = json!(label);
+                error["category"] = json!(crate::domain::moderation::label_name(*label));
+            }
             Error::DeletionBlocked(blocking) => error["blocking"] = json!(blocking),
             _ => {}
         }

@@ -28,6 +28,8 @@ use time::OffsetDateTime;
 
 use StaffRole::{Admin, Moderator, Support};
 
+mod moderation_texts;
+
 /// The routes this function serves, their limits and the staff roles each allows (the README's
 /// roles table); `template.yaml` must route exactly these here (tested).
 pub const ROUTES: &[Route] = &[
@@ -49,6 +51,12 @@ pub const ROUTES: &[Route] = &[
     Route::staff("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
     Route::staff("GET /admin/v1/audit", &[Admin]),
+    // The held-text queue (`moderation_texts`).
+    Route::staff("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
+    Route::staff(
+        "POST /admin/v1/moderation/texts/{id}/decision",
+        &[Moderator, Admin],
+    ),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -185,6 +193,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 audit::list(&app.store, &filter, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
         }
+        key if moderation_texts::serves(key) => moderation_texts::route(app, &req, key, now).await,
         _ => Err(Error::NotFound("route")),
     }
 }

@@ -51,7 +51,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("POST /v1/listings") => {
             let me = app.authenticate(&req).await?;
             let body = json_body(&req, limit)?;
-            let listing = listings::create(store, rules, &me.user_id, body).await?;
+            let listing =
+                listings::create(store, app.wechat_api()?, rules, &me.user_id, body).await?;
             created(&listing.owner_view())
         }
         Some("GET /v1/listings") => {
@@ -110,7 +111,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             let id = listing_id(&req)?;
             let patch = json_body(&req, limit)?;
-            let listing = listings::update(store, rules, &me.user_id, &id, patch).await?;
+            let listing =
+                listings::update(store, app.wechat_api()?, rules, &me.user_id, &id, patch).await?;
             ok(&listing.owner_view())
         }
         Some("DELETE /v1/listings/{id}") => {

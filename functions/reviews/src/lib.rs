@@ -33,30 +33,54 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let id = id_param(&req, "id", OrderId::parse, "order")?;
             let body: NewReview = json_body(&req, limit)?;
             let window = app.config.review_window;
-            let review = reviews::create(store, window, &id, &me.user_id, &body, now).await?;
-            created(&reviews::view(store, &review).await?)
+            let review = reviews::create(
+                store,
+                app.wechat_api()?,
+                window,
+                &id,
+                &me.user_id,
+                &body,
+                now,
+            )
+            .await?;
+            created(&reviews::view(store, &review, &me.user_id).await?)
         }
         Some("POST /v1/reviews/{id}/reply") => {
             let me = app.authenticate(&req).await?;
             let id = id_param(&req, "id", ReviewId::parse, "review")?;
             let body: ReplyBody = json_body(&req, limit)?;
-            let review = reviews::reply(store, &id, &me.user_id, &body, now).await?;
-            ok(&reviews::view(store, &review).await?)
+            let review =
+                reviews::reply(store, app.wechat_api()?, &id, &me.user_id, &body, now).await?;
+            ok(&reviews::view(store, &review, &me.user_id).await?)
         }
         Some("GET /v1/listings/{id}/reviews") => {
             let keys = app.tokens().await?;
             let page = PageRequest::only(&req, keys.cursors())?;
             let id = id_param(&req, "id", ListingId::parse, "listing")?;
-            let (items, next) =
-                reviews::of_listing(store, &id, page.limit, page.cursor.as_ref()).await?;
+            let viewer = app.viewer(&req).await?.map(|c| c.user_id);
+            let (items, next) = reviews::of_listing(
+                store,
+                viewer.as_ref(),
+                &id,
+                page.limit,
+                page.cursor.as_ref(),
+            )
+            .await?;
             page.list(items, next)
         }
         Some("GET /v1/users/{id}/reviews") => {
             let keys = app.tokens().await?;
             let page = PageRequest::only(&req, keys.cursors())?;
             let id = id_param(&req, "id", UserId::parse, "member")?;
-            let (items, next) =
-                reviews::of_seller(store, &id, page.limit, page.cursor.as_ref()).await?;
+            let viewer = app.viewer(&req).await?.map(|c| c.user_id);
+            let (items, next) = reviews::of_seller(
+                store,
+                viewer.as_ref(),
+                &id,
+                page.limit,
+                page.cursor.as_ref(),
+            )
+            .await?;
             page.list(items, next)
         }
         _ => Err(Error::NotFound("route")),

@@ -32,7 +32,17 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     match route_key(&req) {
         Some("POST /v1/tickets") => {
             let body: create::NewTicket = json_body(&req, limit)?;
-            created(&create::create(store, &app.config, &me.user_id, &body, now).await?)
+            created(
+                &create::create(
+                    store,
+                    app.wechat_api()?,
+                    &app.config,
+                    &me.user_id,
+                    &body,
+                    now,
+                )
+                .await?,
+            )
         }
         Some("GET /v1/tickets") => {
             let keys = app.tokens().await?;
@@ -48,7 +58,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("POST /v1/tickets/{id}/messages") => {
             let id = ticket()?;
             let body: messages::NewMessage = json_body(&req, limit)?;
-            created(&messages::add(store, &id, &me.user_id, &body, now).await?)
+            created(&messages::add(store, app.wechat_api()?, &id, &me.user_id, &body, now).await?)
         }
         _ => Err(Error::NotFound("route")),
     }

@@ -11,10 +11,13 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::consents::{self, Accepted, PolicyVersions};
+use super::moderation::texts::{self, Decision, Subject};
+use super::moderation::{self as moderation, TextHold};
 use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::store::{keys, Condition, DynStore, Record, Records, StoreError, Write};
+use crate::wechat::api::{Scene, WechatApi};
 use crate::wechat::WechatIdentity;
 
 /// The claim of an openid by the member who first logged in with it.
@@ -44,8 +47,13 @@ pub struct Member {
     pub openid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// The approved nickname: what others see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nickname: Option<Nickname>,
+    /// A new nickname held for staff (`domain::moderation`; the text is its `pending`): others
+    /// keep seeing `nickname` until it is approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname_review: Option<TextHold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<AvatarUrl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +160,7 @@ impl Member {
             openid: identity.openid.clone(),
             unionid: identity.unionid.clone(),
             nickname: None,
+            nickname_review: None,
             avatar_url: None,
             gender: None,
             birth_date: None,
@@ -185,7 +194,8 @@ impl Member {
             "consent_required": consents::required(self, current),
             "guardian_consent_required": consents::guardian_consent_required(self, today()),
             "id": self.id,
-            "nickname": self.nickname,
+            "nickname": self.own_nickname(),
+            "nickname_review": self.nickname_review.as_ref().map(TextHold::owner_view),
             "avatar_url": self.avatar_url,
             "gender": self.gender,
             "birth_date": self.birth_date,
@@ -214,6 +224,16 @@ impl Member {
             "rating_sum": self.rating_sum,
             "rating_count": self.rating_count,
         })
+    }
+}
+
+impl Member {
+    /// The nickname as its owner sees it: the one held for staff, else the approved one.
+    pub fn own_nickname(&self) -> Option<&str> {
+        self.nickname_review
+            .as_ref()
+            .and_then(|h| h.pending.as_deref())
+            .or(self.nickname.as_ref().map(Nickname::as_str))
     }
 }
 
@@ -339,29 +359,81 @@ pub struct ProfilePatch {
 }
 
 /// Validates every field first, then changes the member in one conditional write.
+///
+/// A new nickname is checked with WeChat (scene profile) first: risky → 422 `content_risky`,
+/// nothing written; held for staff → the approved nickname stays what others see, the new one is
+/// the hold's `pending` (`domain::moderation`).
 pub async fn update_profile(
     store: &DynStore,
+    api: &dyn WechatApi,
     id: &UserId,
     patch: ProfilePatch,
 ) -> Result<Member, Error> {
     let mut set: Vec<(&str, Value)> = Vec::new();
     let mut remove: Vec<&str> = Vec::new();
+    let mut extra: Vec<Write> = Vec::new();
+    let text = |v: &str| Value::String(v.to_owned());
+    let nickname = patch
+        .nickname
+        .map(|v| v.map(|s| Nickname::parse(&s)).transpose())
+        .transpose()?;
+    if let Some(nickname) = nickname {
+        let member = get(store, id).await?.ok_or(Error::NotFound("member"))?;
+        let old = member.nickname_review.as_ref();
+        match nickname {
+            None => {
+                remove.extend(["nickname", "nickname_review"]);
+                let (_, writes) = texts::next_hold(
+                    id,
+                    Subject::Nickname,
+                    Scene::Profile,
+                    old,
+                    &["nickname"],
+                    moderation::Verdict::Pass,
+                    &[],
+                    OffsetDateTime::now_utc(),
+                )?;
+                extra.extend(writes);
+            }
+            Some(new) if Some(new.as_str()) == member.own_nickname() => {}
+            Some(new) => {
+                let verdict = moderation::check(
+                    api,
+                    &member.openid,
+                    Scene::Profile,
+                    None,
+                    &[("nickname", new.as_str())],
+                )
+                .await?;
+                let (hold, writes) = texts::next_hold(
+                    id,
+                    Subject::Nickname,
+                    Scene::Profile,
+                    old,
+                    &["nickname"],
+                    verdict,
+                    &[("nickname", new.as_str())],
+                    OffsetDateTime::now_utc(),
+                )?;
+                extra.extend(writes);
+                match hold {
+                    None => {
+                        set.push(("nickname", text(new.as_str())));
+                        remove.push("nickname_review");
+                    }
+                    Some(mut hold) => {
+                        hold.pending = Some(new.as_str().to_owned());
+                        set.push(("nickname_review", json!(hold)));
+                    }
+                }
+            }
+        }
+    }
     let mut change = |name: &'static str, value: Option<Option<Value>>| match value {
         None => {}
         Some(None) => remove.push(name),
         Some(Some(v)) => set.push((name, v)),
     };
-    let text = |v: &str| Value::String(v.to_owned());
-    change(
-        "nickname",
-        patch
-            .nickname
-            .map(|v| {
-                v.map(|s| Nickname::parse(&s).map(|n| text(n.as_str())))
-                    .transpose()
-            })
-            .transpose()?,
-    );
     change(
         "avatar_url",
         patch
@@ -403,14 +475,64 @@ pub async fn update_profile(
         for name in remove {
             update = update.remove(name);
         }
-        return match store.write(update.build()).await {
-            Ok(Some(item)) => Member::from_item(item),
-            Ok(None)
-            | Err(StoreError::ConditionFailed {
+        if extra.is_empty() {
+            return match store.write(update.build()).await {
+                Ok(Some(item)) => Member::from_item(item),
+                Ok(None)
+                | Err(StoreError::ConditionFailed {
+                    label: "member_exists",
+                }) => Err(Error::NotFound("member")),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let mut writes = vec![update.build()];
+        writes.extend(extra);
+        return match store.transact(writes).await {
+            Ok(()) => get(store, id).await?.ok_or(Error::NotFound("member")),
+            Err(StoreError::ConditionFailed {
                 label: "member_exists",
             }) => Err(Error::NotFound("member")),
             Err(e) => Err(e.into()),
         };
     }
     get(store, id).await?.ok_or(Error::NotFound("member"))
+}
+
+/// Staff's decision on a member's held nickname: approval makes it the nickname others see;
+/// rejection keeps the approved one and shows the member why. Conditioned on the member's
+/// `updated_at` read (every profile change sets it); `None` when the member no longer holds
+/// `check_id`.
+pub async fn text_decision(
+    store: &DynStore,
+    id: &UserId,
+    check_id: &str,
+    decision: Decision,
+    reason: &str,
+) -> Result<Option<Vec<Write>>, Error> {
+    let Some(member) = get(store, id).await? else {
+        return Ok(None);
+    };
+    let Some(hold) = member
+        .nickname_review
+        .as_ref()
+        .filter(|h| h.check_id == check_id)
+    else {
+        return Ok(None);
+    };
+    let mut update = Write::update(keys::member(id))
+        .set("updated_at", now_rfc3339())
+        .condition(
+            Condition::Equals("updated_at".into(), json!(member.updated_at)),
+            "member_unchanged",
+        );
+    match texts::decided_hold(hold, decision, reason) {
+        None => {
+            update = update.remove("nickname_review");
+            if let Some(pending) = &hold.pending {
+                update = update.set("nickname", pending.as_str());
+            }
+        }
+        Some(rejected) => update = update.set("nickname_review", json!(rejected)),
+    }
+    Ok(Some(vec![update.build()]))
 }

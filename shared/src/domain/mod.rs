@@ -14,6 +14,7 @@ pub mod login;
 pub mod lookup;
 pub mod media;
 pub mod members;
+pub mod moderation;
 pub mod orders;
 pub mod profile;
 pub mod reviews;

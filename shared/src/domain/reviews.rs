@@ -24,12 +24,15 @@ use time::OffsetDateTime;
 use super::blocks;
 use super::listings::{self, fields};
 use super::members::{self, Member};
+use super::moderation::texts::{self, Decision, Subject};
+use super::moderation::{self as moderation, TextHold};
 use super::orders::{self, view::card, OrderStatus, Role};
 use super::profile::bounded_text;
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, ReviewId, UserId};
 use crate::store::{keys, Condition, DynStore, Key, PageCursor, Query, Record, Records};
 use crate::store::{StoreError, Write};
+use crate::wechat::api::{Scene, WechatApi};
 
 /// Longest review text, after trimming.
 pub const MAX_TEXT_CHARS: usize = 500;
@@ -54,6 +57,9 @@ const AUTHOR: &str = "author";
 pub struct ReviewReply {
     pub text: String,
     pub at: String,
+    /// Held for staff (`domain::moderation`): only the seller sees the reply until approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_review: Option<TextHold>,
 }
 
 /// Staff's hiding of a review: it leaves the public lists and the ratings.
@@ -82,6 +88,10 @@ pub struct Review {
     pub reply: Option<ReviewReply>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Hidden>,
+    /// Its text is held for staff (`domain::moderation`): others see the rating without the
+    /// text (`null`) until approved; the author sees it with its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_review: Option<TextHold>,
     /// Grows with every change; each change is conditioned on the version it read.
     pub version: i64,
 }
@@ -167,20 +177,42 @@ impl ReplyBody {
 }
 
 impl Review {
-    /// What anyone sees: the listing reviewed, the rating, text, images and the seller's reply,
-    /// with the author's public card (`author`). The order stays private.
-    pub fn view(&self, author: Option<&Member>) -> Value {
-        json!({
+    /// What `viewer` sees: the listing reviewed, the rating, text, images and the seller's
+    /// reply, with the author's public card (`author`). The order stays private. A text held for
+    /// staff is `null` to all but its writer, who sees it with its `text_review` state.
+    pub fn view(&self, author: Option<&Member>, viewer: Option<&UserId>) -> Value {
+        let is_author = viewer == Some(&self.author_id);
+        let is_seller = viewer == Some(&self.seller_id);
+        let text = match (&self.text_review, is_author) {
+            (Some(_), false) => Value::Null,
+            _ => json!(self.text),
+        };
+        let reply = match &self.reply {
+            Some(r) if r.text_review.is_some() && !is_seller => Value::Null,
+            Some(r) => {
+                let mut reply = json!({"text": r.text, "at": r.at});
+                if is_seller {
+                    reply["text_review"] = json!(r.text_review.as_ref().map(TextHold::owner_view));
+                }
+                reply
+            }
+            None => Value::Null,
+        };
+        let mut view = json!({
             "id": self.id,
             "listing": {"id": self.listing_id, "title": self.listing_title},
             "seller_id": self.seller_id,
             "author": card(&self.author_id, author),
             "rating": self.rating,
-            "text": self.text,
+            "text": text,
             "images": self.images,
             "created_at": self.created_at,
-            "reply": self.reply,
-        })
+            "reply": reply,
+        });
+        if is_author {
+            view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
+        }
+        view
     }
 
     /// What staff see: everything, the order and the hiding included.
@@ -198,6 +230,7 @@ impl Review {
             "created_at": self.created_at,
             "reply": self.reply,
             "hidden": self.hidden,
+            "text_review": self.text_review,
         })
     }
 
@@ -242,6 +275,7 @@ fn conflict(code: &'static str, message: &str) -> Error {
 /// and the buyer not blocked.
 pub async fn create(
     store: &DynStore,
+    api: &dyn WechatApi,
     window: std::time::Duration,
     id: &OrderId,
     member: &UserId,
@@ -279,7 +313,7 @@ pub async fn create(
             "the time to review this order has passed",
         ));
     }
-    let review = Review {
+    let mut review = Review {
         id: ReviewId::generate(),
         order_id: order.id.clone(),
         listing_id: order.listing.id.clone(),
@@ -292,8 +326,33 @@ pub async fn create(
         created_at: orders::rfc3339(now),
         reply: None,
         hidden: None,
+        text_review: None,
         version: 1,
     };
+    let author = members::get(store, member)
+        .await?
+        .ok_or(Error::Unauthorized("member no longer exists"))?;
+    let verdict = moderation::check(
+        api,
+        &author.openid,
+        Scene::Comment,
+        None,
+        &[("text", &review.text)],
+    )
+    .await?;
+    let (hold, held) = texts::next_hold(
+        member,
+        Subject::Review {
+            review_id: review.id.clone(),
+        },
+        Scene::Comment,
+        None,
+        &["text"],
+        verdict,
+        &[("text", &review.text)],
+        now,
+    )?;
+    review.text_review = hold;
     let marker = ReviewMarker {
         review_id: review.id.clone(),
     }
@@ -322,6 +381,8 @@ pub async fn create(
             .condition(Condition::Present, "seller_exists")
             .build(),
     ];
+    let mut writes = writes;
+    writes.extend(held);
     let mut result = Err(StoreError::Conflict);
     for _ in 0..ATTEMPTS {
         result = store.transact(writes.clone()).await;
@@ -372,6 +433,7 @@ fn change(review: &Review) -> crate::store::UpdateBuilder {
 /// hidden review, 403 for anyone but its seller, 409 `already_replied`.
 pub async fn reply(
     store: &DynStore,
+    api: &dyn WechatApi,
     id: &ReviewId,
     member: &UserId,
     body: &ReplyBody,
@@ -394,12 +456,37 @@ pub async fn reply(
                 "this review has been answered already",
             ));
         }
+        let seller = members::get(store, member)
+            .await?
+            .ok_or(Error::Unauthorized("member no longer exists"))?;
+        let verdict = moderation::check(
+            api,
+            &seller.openid,
+            Scene::Comment,
+            None,
+            &[("text", &text)],
+        )
+        .await?;
+        let (hold, held) = texts::next_hold(
+            member,
+            Subject::Reply {
+                review_id: review.id.clone(),
+            },
+            Scene::Comment,
+            None,
+            &["text"],
+            verdict,
+            &[("text", &text)],
+            now,
+        )?;
         let answer = ReviewReply {
             text: text.clone(),
             at: orders::rfc3339(now),
+            text_review: hold,
         };
-        let write = change(&review).set("reply", json!(answer)).build();
-        match store.write(write).await {
+        let mut writes = vec![change(&review).set("reply", json!(answer)).build()];
+        writes.extend(held);
+        match store.transact(writes).await {
             Ok(_) => {
                 review.reply = Some(answer);
                 review.version += 1;
@@ -498,18 +585,27 @@ pub async fn hide(
 /// first; 404 for an unknown or private listing.
 pub async fn of_listing(
     store: &DynStore,
+    viewer: Option<&UserId>,
     id: &ListingId,
     limit: usize,
     cursor: Option<&PageCursor>,
 ) -> Result<(Vec<Value>, Option<PageCursor>), Error> {
     listings::get_visible(store, id, None).await?;
-    page(store, keys::reviews_of(LISTING, id.as_str()), limit, cursor).await
+    page(
+        store,
+        viewer,
+        keys::reviews_of(LISTING, id.as_str()),
+        limit,
+        cursor,
+    )
+    .await
 }
 
 /// `GET /v1/users/{id}/reviews`: the visible reviews a member received as a seller, newest
 /// first; 404 for an unknown member.
 pub async fn of_seller(
     store: &DynStore,
+    viewer: Option<&UserId>,
     id: &UserId,
     limit: usize,
     cursor: Option<&PageCursor>,
@@ -517,13 +613,21 @@ pub async fn of_seller(
     if members::get(store, id).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
-    page(store, keys::reviews_of(SELLER, id.as_str()), limit, cursor).await
+    page(
+        store,
+        viewer,
+        keys::reviews_of(SELLER, id.as_str()),
+        limit,
+        cursor,
+    )
+    .await
 }
 
 /// One page of a review list: one query of the entries, one batch read of the reviews, one of
 /// their authors' profiles.
 async fn page(
     store: &DynStore,
+    viewer: Option<&UserId>,
     partition: String,
     limit: usize,
     cursor: Option<&PageCursor>,
@@ -555,15 +659,52 @@ async fn page(
         .collect();
     let items = reviews
         .iter()
-        .map(|r| r.view(by_id.get(&r.author_id)))
+        .map(|r| r.view(by_id.get(&r.author_id), viewer))
         .collect();
     Ok((items, page.next.map(PageCursor::from)))
 }
 
 /// The answer to a new review or a reply: the review with its author's card (one read).
-pub async fn view(store: &DynStore, review: &Review) -> Result<Value, Error> {
+pub async fn view(store: &DynStore, review: &Review, viewer: &UserId) -> Result<Value, Error> {
     let author: Option<Member> = members::get(store, &review.author_id).await?;
-    Ok(review.view(author.as_ref()))
+    Ok(review.view(author.as_ref(), Some(viewer)))
+}
+
+/// Staff's decision on a review's held text (`reply`: the seller's reply's): the review's
+/// write, conditioned on the version read; `None` when it no longer holds `check_id`.
+pub async fn text_decision(
+    store: &DynStore,
+    id: &ReviewId,
+    reply: bool,
+    check_id: &str,
+    decision: Decision,
+    reason: &str,
+) -> Result<Option<Vec<Write>>, Error> {
+    let Some(review) = get(store, id).await? else {
+        return Ok(None);
+    };
+    let held = match reply {
+        false => review.text_review.as_ref(),
+        true => review.reply.as_ref().and_then(|r| r.text_review.as_ref()),
+    };
+    let Some(hold) = held.filter(|h| h.check_id == check_id) else {
+        return Ok(None);
+    };
+    let next = texts::decided_hold(hold, decision, reason);
+    let write = match (reply, &review.reply) {
+        (true, Some(r)) => {
+            let answer = ReviewReply {
+                text_review: next,
+                ..r.clone()
+            };
+            change(&review).set("reply", json!(answer))
+        }
+        _ => match next {
+            None => change(&review).remove("text_review"),
+            Some(next) => change(&review).set("text_review", json!(next)),
+        },
+    };
+    Ok(Some(vec![write.build()]))
 }
 
 #[cfg(test)]

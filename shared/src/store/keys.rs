@@ -109,6 +109,8 @@ pub const NOTIFY_PREFIX: &str = "NOTIFY#";
 /// The sort-key prefix of the markers of WeChat's subscription pushes already counted.
 pub const SUBPUSH_PREFIX: &str = "SUBPUSH#";
 const UPLOAD_DAY_PREFIX: &str = "UPLOAD_DAY#";
+/// A member's text held for staff (`domain::moderation`).
+pub const TEXTCHECK_PREFIX: &str = "TEXTCHECK#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -208,6 +210,27 @@ pub fn export(member: &UserId) -> Key {
 /// and where it is used.
 pub fn media(member: &UserId, id: &MediaId) -> Key {
     Key::new(user(member), format!("{MEDIA_PREFIX}{id}"))
+}
+
+/// Held text: `USER#<author> / TEXTCHECK#<ulid>` —
+/// [`HeldText`](crate::domain::moderation::HeldText): a text WeChat's check sent to staff (or
+/// could not judge, 61010), what it belongs to, and staff's decision once made.
+pub fn held_text(author: &UserId, ulid: &str) -> Key {
+    Key::new(user(author), format!("{TEXTCHECK_PREFIX}{ulid}"))
+}
+
+/// A held text waiting for staff, in `gsi1`: `DUE#texts / <held at, 12 digits>#<author>#<ulid>`
+/// — the staff text queue, oldest first; removed by the decision.
+pub fn held_text_listed(at: i64, author: &UserId, ulid: &str) -> Key {
+    Key::new(
+        due_partition("texts"),
+        format!("{}#{author}#{ulid}", due(at)),
+    )
+}
+
+/// `DUE#texts`: the staff text queue's `gsi1` partition.
+pub fn held_texts() -> String {
+    due_partition("texts")
 }
 
 /// Export count: `USER#<id> / EXPORT_DAY#<yyyy-mm-dd>` — `n`, that UTC day's export requests, a
@@ -726,6 +749,14 @@ mod tests {
         let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
         let t = "2026-01-02T03:04:05Z";
         assert_eq!(key(member(&user_id(1))), s(&format!("USER#{u}"), "PROFILE"));
+        assert_eq!(
+            key(held_text(&user_id(1), "01h")),
+            s(&format!("USER#{u}"), "TEXTCHECK#01h")
+        );
+        assert_eq!(
+            key(held_text_listed(7, &user_id(1), "01h")),
+            s("DUE#texts", &format!("000000000007#{u}#01h"))
+        );
         assert_eq!(
             key(session(&user_id(1), "abc")),
             s(&format!("USER#{u}"), "SESSION#abc")

@@ -759,7 +759,7 @@ async fn reviews(ctx: &Ctx<'_>, review_keys: Vec<Key>) -> Result<Vec<Value>, Err
             .into_iter()
             .zip(members)
             .map(|(review, author)| {
-                let mut view = review.view(author.as_ref());
+                let mut view = review.view(author.as_ref(), Some(ctx.member));
                 view["order_id"] = json!(review.order_id);
                 view["hidden"] = json!(review.hidden);
                 view
@@ -783,7 +783,7 @@ fn render_tickets<'c>(
                 continue;
             }
             let messages = tickets::history(ctx.store, &ticket.id).await?;
-            views.push(tickets::list::member_view(&ticket, &messages));
+            views.push(tickets::list::member_view(&ticket, &messages, ctx.member));
         }
         Ok(views)
     })

@@ -55,9 +55,10 @@ pub fn listing_terms(listing: &Listing) -> Vec<String> {
     terms
 }
 
-/// Every index entry of a listing, by key: none unless it is published.
+/// Every index entry of a listing, by key: none unless it is published and its text is not held
+/// for staff (`domain::moderation`).
 pub fn entries(listing: &Listing) -> Result<HashMap<Key, Item>, Error> {
-    if !listing.is_published() {
+    if !listing.is_listed() {
         return Ok(HashMap::new());
     }
     let (id, published_at) = (

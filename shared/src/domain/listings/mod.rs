@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::fields::{Kind, ListingPatch, NewListing, RequestedStatus};
-use super::members::{self, now_rfc3339};
+use super::members::{self, now_rfc3339, Member};
+use super::moderation::texts::{self, Decision, Subject};
+use super::moderation::{self as moderation, TextHold};
 use crate::config::Config;
 use crate::error::Error;
 use crate::geo::{GeoBounds, Location};
@@ -24,6 +26,7 @@ use crate::ids::{ListingId, UserId};
 use crate::money::Fen;
 use crate::store::{keys, Condition, DynStore, Item, Key, PageCursor, Query, Record, Records};
 use crate::store::{StoreError, Write, PK, SK};
+use crate::wechat::api::{Scene, WechatApi};
 
 /// Optimistic writes retry this often when another edit got there first.
 const MAX_ATTEMPTS: usize = 3;
@@ -172,6 +175,10 @@ pub struct Listing {
     /// never shown.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retiring: bool,
+    /// Its title or description is held for staff (`domain::moderation`): not public — no index
+    /// entries, not readable by others — until approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_review: Option<TextHold>,
 }
 
 impl Record for Listing {
@@ -252,6 +259,16 @@ impl Listing {
         self.status == ListingStatus::Published
     }
 
+    /// Published and its text not held: in the feeds, nearby, search and its owner's public list.
+    pub fn is_listed(&self) -> bool {
+        self.is_published() && self.text_review.is_none()
+    }
+
+    /// Others may see it: published or closed, its text not held.
+    fn is_public(&self) -> bool {
+        self.status.is_public() && self.text_review.is_none()
+    }
+
     /// What the city feeds are keyed by: the adcode (or the old free text).
     pub fn city_key(&self) -> &str {
         self.city_code.as_deref().unwrap_or(&self.city)
@@ -259,7 +276,7 @@ impl Listing {
 
     /// The stored item: the listing, its key and, while published, its owner-index keys.
     fn item(&self) -> Result<Item, Error> {
-        let listed = self.is_published().then(|| {
+        let listed = self.is_listed().then(|| {
             let published_at = self.published_at.as_deref().unwrap_or_default();
             keys::listing_listed(&self.owner_id, published_at, &self.id)
         });
@@ -320,6 +337,7 @@ impl Listing {
         let mut view = self.public_view();
         view["location"] = json!(self.location);
         view["takedown_reason"] = json!(self.takedown_reason);
+        view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
         view
     }
 
@@ -328,6 +346,7 @@ impl Listing {
     pub fn staff_view(&self) -> Value {
         let mut view = self.public_view();
         view["takedown_reason"] = json!(self.takedown_reason);
+        view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
         view
     }
 
@@ -335,7 +354,7 @@ impl Listing {
     pub fn view_for(&self, viewer: Option<&UserId>) -> Option<Value> {
         if viewer == Some(&self.owner_id) {
             Some(self.owner_view())
-        } else if self.status.is_public() {
+        } else if self.is_public() {
             Some(self.public_view())
         } else {
             None
@@ -366,7 +385,7 @@ async fn require_verified(
     store: &DynStore,
     member: &UserId,
     publishing: bool,
-) -> Result<(), Error> {
+) -> Result<Member, Error> {
     let member = members::get(store, member)
         .await?
         .ok_or(Error::Unauthorized("member no longer exists"))?;
@@ -375,16 +394,25 @@ async fn require_verified(
             "real-name verification is required to publish; see POST /v1/me/verification".into(),
         ));
     }
-    match publishing {
-        true => crate::domain::consents::require_guardian(&member),
-        false => Ok(()),
+    if publishing {
+        crate::domain::consents::require_guardian(&member)?;
     }
+    Ok(member)
 }
 
 /// Writes `new` (replacing `old`), its index entries and the owner's count in one transaction.
 /// Fails with `ConditionFailed { label: "listing_version" }` when another write changed the
 /// listing first, and with `"owner_exists"` when a listing is published for a member who is gone.
 async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<(), StoreError> {
+    store.transact(save_writes(old, new, Vec::new())?).await
+}
+
+/// The writes of [`save`], with `extra` (a held text's record) in the same transaction.
+fn save_writes(
+    old: Option<&Listing>,
+    new: &Listing,
+    extra: Vec<Write>,
+) -> Result<Vec<Write>, StoreError> {
     let invalid = |e: Error| StoreError::Invalid(e.to_string());
     let key = keys::listing(&new.id);
     let item = new.item().map_err(invalid)?;
@@ -453,12 +481,76 @@ async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<
                 .build()
         });
     }
-    store.transact(writes).await
+    writes.extend(extra);
+    Ok(writes)
+}
+
+/// Checks the listing texts `changed` (of `new`) with WeChat (scene forum, the title as
+/// context): the hold `new` gets and the writes that go with it (`domain::moderation`).
+async fn check_texts(
+    api: &dyn WechatApi,
+    author: &Member,
+    old: Option<&TextHold>,
+    new: &Listing,
+    changed: &[&str],
+) -> Result<(Option<TextHold>, Vec<Write>), Error> {
+    let current = [
+        ("title", new.title.as_str()),
+        ("description", new.description.as_str()),
+    ];
+    let to_check: Vec<(&str, &str)> = current
+        .iter()
+        .filter(|(f, _)| changed.contains(f))
+        .copied()
+        .collect();
+    let verdict = moderation::check(
+        api,
+        &author.openid,
+        Scene::Forum,
+        Some(&new.title),
+        &to_check,
+    )
+    .await?;
+    texts::next_hold(
+        &new.owner_id,
+        Subject::Listing {
+            listing_id: new.id.clone(),
+        },
+        Scene::Forum,
+        old,
+        changed,
+        verdict,
+        &current,
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
+/// Staff's decision on a listing's held text: the listing's writes (approval writes its index
+/// entries), conditioned on the version read; `None` when the listing no longer holds `check_id`.
+pub async fn text_decision(
+    store: &DynStore,
+    id: &ListingId,
+    check_id: &str,
+    decision: Decision,
+    reason: &str,
+) -> Result<Option<Vec<Write>>, Error> {
+    let Some(old) = get(store, id).await? else {
+        return Ok(None);
+    };
+    let Some(hold) = old.text_review.as_ref().filter(|h| h.check_id == check_id) else {
+        return Ok(None);
+    };
+    let mut new = old.clone();
+    new.text_review = texts::decided_hold(hold, decision, reason);
+    new.version = old.version + 1;
+    new.updated_at = now_rfc3339();
+    Ok(Some(save_writes(Some(&old), &new, Vec::new())?))
 }
 
 /// `POST /v1/listings`: a verified member creates a draft or publishes at once.
 pub async fn create(
     store: &DynStore,
+    api: &dyn WechatApi,
     rules: &Rules<'_>,
     owner: &UserId,
     body: NewListing,
@@ -473,7 +565,7 @@ pub async fn create(
     }
     let now = now_rfc3339();
     let city = fields::city(&body.city)?;
-    let listing = Listing {
+    let mut listing = Listing {
         id: ListingId::generate(),
         owner_id: owner.clone(),
         kind: body.kind,
@@ -505,9 +597,14 @@ pub async fn create(
         updated_at: now.clone(),
         published_at: (status == ListingStatus::Published).then_some(now),
         retiring: false,
+        text_review: None,
     };
-    require_verified(store, owner, status == ListingStatus::Published).await?;
-    match save(store, None, &listing).await {
+    let member = require_verified(store, owner, status == ListingStatus::Published).await?;
+    let (hold, extra) =
+        check_texts(api, &member, None, &listing, &["title", "description"]).await?;
+    listing.text_review = hold;
+    let writes = save_writes(None, &listing, extra)?;
+    match store.transact(writes).await {
         Ok(()) => Ok(listing),
         Err(StoreError::ConditionFailed {
             label: "owner_exists",
@@ -521,7 +618,7 @@ pub async fn create(
 async fn load_own(store: &DynStore, id: &ListingId, actor: &UserId) -> Result<Listing, Error> {
     let listing = get(store, id).await?.ok_or(Error::NotFound("listing"))?;
     if &listing.owner_id != actor {
-        return Err(if listing.status.is_public() {
+        return Err(if listing.is_public() {
             Error::Forbidden("only the listing's owner may change it".into())
         } else {
             Error::NotFound("listing")
@@ -615,6 +712,7 @@ fn unchanged(old: &Listing, new: &Listing) -> bool {
 /// `PATCH /v1/listings/{id}` by its owner.
 pub async fn update(
     store: &DynStore,
+    api: &dyn WechatApi,
     rules: &Rules<'_>,
     actor: &UserId,
     id: &ListingId,
@@ -622,15 +720,31 @@ pub async fn update(
 ) -> Result<Listing, Error> {
     for _ in 0..MAX_ATTEMPTS {
         let old = load_own(store, id, actor).await?;
-        let new = apply_patch(&old, &patch, rules)?;
+        let mut new = apply_patch(&old, &patch, rules)?;
         if unchanged(&old, &new) {
             // Nothing to change: no write, no new version, no new `updated_at`.
             return Ok(old);
         }
-        if new.is_published() && !old.is_published() {
-            require_verified(store, actor, true).await?;
+        let publishing = new.is_published() && !old.is_published();
+        let changed: Vec<&str> = [
+            ("title", old.title != new.title),
+            ("description", old.description != new.description),
+        ]
+        .into_iter()
+        .filter_map(|(f, c)| c.then_some(f))
+        .collect();
+        let mut extra = Vec::new();
+        if publishing || !changed.is_empty() {
+            let member = require_verified(store, actor, publishing).await?;
+            if !changed.is_empty() {
+                let (hold, writes) =
+                    check_texts(api, &member, old.text_review.as_ref(), &new, &changed).await?;
+                new.text_review = hold;
+                extra = writes;
+            }
         }
-        match save(store, Some(&old), &new).await {
+        let writes = save_writes(Some(&old), &new, extra)?;
+        match store.transact(writes).await {
             Ok(()) => return Ok(new),
             // Another write got there first (or, on DynamoDB, ran at the same time): read again.
             Err(
@@ -962,7 +1076,7 @@ pub async fn summaries(store: &DynStore, ids: &[ListingId]) -> Result<Vec<Value>
         .zip(found)
         .map(|(id, listing)| {
             Ok(match listing {
-                Some(l) if l.status.is_public() => {
+                Some(l) if l.is_public() => {
                     let mut summary = l.summary();
                     summary["available"] = json!(l.is_published());
                     summary["status"] = json!(l.status);

@@ -140,6 +140,7 @@ fn not_disputable(order: &Order, window_secs: i64, now: i64) -> Option<&'static 
 /// `member` files `body` at `now`: 201 with the ticket as they see it.
 pub async fn create(
     store: &DynStore,
+    api: &dyn crate::wechat::api::WechatApi,
     config: &Config,
     member: &UserId,
     body: &NewTicket,
@@ -204,7 +205,7 @@ pub async fn create(
         resolution: None,
         version: 1,
     };
-    let message = TicketMessage {
+    let mut message = TicketMessage {
         id: crate::ids::time_order(),
         from: Sender::Member,
         user_id: Some(member.clone()),
@@ -212,7 +213,9 @@ pub async fn create(
         text: checked.text,
         images: Vec::new(),
         created_at: at,
+        text_review: None,
     };
+    let held = super::messages::check_shared(store, api, &ticket, &mut message, now).await?;
     let mut writes = vec![
         Write::put_if(ticket.item()?, Condition::Absent, NEW_TICKET_LABEL),
         Write::put(message_item(&id, &message)?),
@@ -226,6 +229,7 @@ pub async fn create(
         ));
     }
     writes.extend(ticket.queue_items()?.into_iter().map(Write::put));
+    writes.extend(held);
     match (checked.kind, order) {
         (TicketKind::Dispute, Some(order)) => {
             if let Some(why) = not_disputable(
@@ -247,7 +251,7 @@ pub async fn create(
         }
         _ => store.transact(writes).await?,
     }
-    Ok(super::list::member_view(&ticket, &[message]))
+    Ok(super::list::member_view(&ticket, &[message], member))
 }
 
 #[cfg(test)]

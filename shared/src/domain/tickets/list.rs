@@ -9,11 +9,11 @@ use crate::ids::{TicketId, UserId};
 use crate::store::{keys, DynStore, Key, PageCursor, Query, Record, Records};
 
 /// A ticket and its history as a member who may see it is shown them.
-pub fn member_view(ticket: &Ticket, messages: &[TicketMessage]) -> Value {
+pub fn member_view(ticket: &Ticket, messages: &[TicketMessage], viewer: &UserId) -> Value {
     let mut view = ticket.summary();
     view["messages"] = json!(messages
         .iter()
-        .map(TicketMessage::member_view)
+        .map(|m| m.member_view(Some(viewer)))
         .collect::<Vec<_>>());
     view
 }
@@ -49,5 +49,5 @@ pub async fn list(
 pub async fn read(store: &DynStore, id: &TicketId, member: &UserId) -> Result<Value, Error> {
     let ticket = for_member(store, id, member).await?;
     let messages = history(store, id).await?;
-    Ok(member_view(&ticket, &messages))
+    Ok(member_view(&ticket, &messages, member))
 }

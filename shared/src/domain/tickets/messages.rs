@@ -13,11 +13,14 @@ use super::{
     MAX_TEXT_CHARS,
 };
 use crate::domain::listings::fields::images as checked_images;
+use crate::domain::moderation;
+use crate::domain::moderation::texts::{self, Decision, Subject};
 use crate::domain::orders::rfc3339;
 use crate::domain::profile::bounded_text;
 use crate::error::Error;
 use crate::ids::{StaffId, TicketId, UserId};
-use crate::store::{keys, Condition, DynStore, StoreError, Write};
+use crate::store::{keys, Condition, DynStore, Records, StoreError, Write};
+use crate::wechat::api::{Scene, WechatApi};
 
 /// The body of a new message.
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +48,7 @@ pub async fn append(
     store: &DynStore,
     ticket: &Ticket,
     message: &TicketMessage,
+    extra: Vec<Write>,
 ) -> Result<(), Error> {
     if ticket.status == TicketStatus::Closed {
         return Err(closed());
@@ -70,6 +74,7 @@ pub async fn append(
     writes.extend(crate::domain::subscriptions::ticket_answer_writes(
         ticket, message,
     )?);
+    writes.extend(extra);
     match store.transact(writes).await {
         Ok(()) => Ok(()),
         // Closed or filled since it was read: say which.
@@ -110,21 +115,93 @@ fn new_message(
         text,
         images,
         created_at: rfc3339(now),
+        text_review: None,
     })
+}
+
+/// A member's message on a ticket another member reads (an order or dispute ticket's other
+/// party) is checked with WeChat (scene comment) before it is stored: risky → 422
+/// `content_risky`; held → `message.text_review` set, and the writes of its held text returned
+/// for the message's transaction. Messages only the author and staff read are not checked.
+pub async fn check_shared(
+    store: &DynStore,
+    api: &dyn WechatApi,
+    ticket: &Ticket,
+    message: &mut TicketMessage,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let (Some(_), Some(author)) = (&ticket.other_party, &message.user_id) else {
+        return Ok(Vec::new());
+    };
+    let member = crate::domain::members::get(store, author)
+        .await?
+        .ok_or(Error::Unauthorized("member no longer exists"))?;
+    let fields = [("text", message.text.as_str())];
+    let verdict = moderation::check(api, &member.openid, Scene::Comment, None, &fields).await?;
+    let (hold, writes) = texts::next_hold(
+        author,
+        Subject::TicketMessage {
+            ticket_id: ticket.id.clone(),
+            message_id: message.id.clone(),
+        },
+        Scene::Comment,
+        None,
+        &["text"],
+        verdict,
+        &fields,
+        now,
+    )?;
+    message.text_review = hold;
+    Ok(writes)
+}
+
+/// Staff's decision on a ticket message's held text: the message's write; `None` when the
+/// message no longer holds `check_id`.
+pub async fn text_decision(
+    store: &DynStore,
+    ticket: &TicketId,
+    message_id: &str,
+    check_id: &str,
+    decision: Decision,
+    reason: &str,
+) -> Result<Option<Vec<Write>>, Error> {
+    let key = keys::ticket_message(ticket, message_id);
+    let Some(message) = store.get_record::<TicketMessage>(&key).await? else {
+        return Ok(None);
+    };
+    let Some(hold) = message
+        .text_review
+        .as_ref()
+        .filter(|h| h.check_id == check_id)
+    else {
+        return Ok(None);
+    };
+    let update = match texts::decided_hold(hold, decision, reason) {
+        None => Write::update(key).remove("text_review"),
+        Some(next) => Write::update(key).set("text_review", json!(next)),
+    };
+    Ok(Some(vec![update
+        .condition(Condition::Present, "message_exists")
+        .build()]))
 }
 
 /// `member` (who may see it) adds a message: 201 with the message as they see it.
 pub async fn add(
     store: &DynStore,
+    api: &dyn WechatApi,
     id: &TicketId,
     member: &UserId,
     body: &NewMessage,
     now: OffsetDateTime,
 ) -> Result<serde_json::Value, Error> {
-    let message = new_message(Sender::Member, Some(member), None, body, now)?;
+    let mut message = new_message(Sender::Member, Some(member), None, body, now)?;
     let ticket = for_member(store, id, member).await?;
-    append(store, &ticket, &message).await?;
-    Ok(message.member_view())
+    if ticket.status == TicketStatus::Closed {
+        return Err(closed());
+    }
+    let held = check_shared(store, api, &ticket, &mut message, now).await?;
+    append(store, &ticket, &message, held).await?;
+    Ok(message.member_view(Some(member)))
 }
 
 /// `staff` answers: the message as staff see it. 404 for a ticket that does not exist.
@@ -139,6 +216,6 @@ pub async fn add_staff(
     let ticket = super::get(store, id)
         .await?
         .ok_or(Error::NotFound("ticket"))?;
-    append(store, &ticket, &message).await?;
+    append(store, &ticket, &message, Vec::new()).await?;
     Ok(message.staff_view())
 }

@@ -174,6 +174,10 @@ pub struct TicketMessage {
     #[serde(default)]
     pub images: Vec<String>,
     pub created_at: String,
+    /// A member's text on an order or dispute ticket held for staff (`domain::moderation`):
+    /// the other party sees `text: null` until approved; its writer sees it with its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_review: Option<crate::domain::moderation::TextHold>,
 }
 
 impl Record for TicketMessage {
@@ -277,24 +281,38 @@ impl Ticket {
 }
 
 impl TicketMessage {
-    /// As a member sees it: staff as `staff`, never by name.
-    pub fn member_view(&self) -> Value {
+    /// As a member (`viewer`) sees it: staff as `staff`, never by name; a text held for staff
+    /// only by its writer, with its state.
+    pub fn member_view(&self, viewer: Option<&UserId>) -> Value {
+        let writer = viewer.is_some() && viewer == self.user_id.as_ref();
+        let text = match (&self.text_review, writer) {
+            (Some(_), false) => Value::Null,
+            _ => json!(self.text),
+        };
         let mut view = json!({
             "id": self.id,
             "from": self.from,
-            "text": self.text,
+            "text": text,
             "images": self.images,
             "created_at": self.created_at,
         });
         if self.from == Sender::Member {
             view["user_id"] = json!(self.user_id);
         }
+        if writer {
+            view["text_review"] = json!(self
+                .text_review
+                .as_ref()
+                .map(crate::domain::moderation::TextHold::owner_view));
+        }
         view
     }
 
     /// As staff see it: who wrote it, staff included.
     pub fn staff_view(&self) -> Value {
-        let mut view = self.member_view();
+        let mut view = self.member_view(None);
+        view["text"] = json!(self.text);
+        view["text_review"] = json!(self.text_review);
         if self.from == Sender::Staff {
             view["staff_id"] = json!(self.staff_id);
         }
@@ -386,8 +404,9 @@ mod tests {
             text: "已处理".into(),
             images: vec![],
             created_at: "2026-11-29T00:00:00Z".into(),
+            text_review: None,
         };
-        let member = message.member_view();
+        let member = message.member_view(None);
         assert_eq!(member["from"], json!("staff"));
         assert!(!member.to_string().contains("zhangsan"));
         assert_eq!(message.staff_view()["staff_id"], json!("zhangsan"));
