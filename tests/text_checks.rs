@@ -740,7 +740,189 @@ async fn staff_routes_refuse_bad_input(backend: Backend) {
     assert_eq!(decided["reason"], json!("无问题"));
 }
 
+/// Every write route through the local server and its WeChat sandbox (the markers of the
+/// README): the answers members get.
+async fn through_the_sandbox(backend: Backend) {
+    let w = World::new(backend).await;
+    let seller = Some(w.seller.token.as_str());
+    let other = Some(w.other.token.as_str());
+    let refused = |r: &Reply, field: &str| {
+        assert_eq!(
+            (r.status, r.error_code(), r.field()),
+            (422, "content_risky", field),
+            "{r:?}"
+        );
+        assert_eq!(r.body["error"]["label"], json!(20001), "{r:?}");
+    };
+    let unavailable = |r: &Reply| {
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(r.retry_after.is_some(), "{r:?}");
+    };
+    refused(
+        &w.call(
+            seller,
+            "POST",
+            "/v1/listings",
+            Some(service("sandbox-risky")),
+        )
+        .await,
+        "title",
+    );
+    unavailable(
+        &w.call(
+            seller,
+            "POST",
+            "/v1/listings",
+            Some(service("sandbox-outage")),
+        )
+        .await,
+    );
+    assert_eq!(w.mine().await, 0);
+    let held = w
+        .call(
+            seller,
+            "POST",
+            "/v1/listings",
+            Some(service("婚纱 sandbox-review")),
+        )
+        .await;
+    assert_eq!(held.status, 201, "{held:?}");
+    assert_eq!(held.body["text_review"]["state"], json!("under_review"));
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        w.call(other, "GET", &format!("/v1/listings/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    let listing = w
+        .call(seller, "POST", "/v1/listings", Some(service("婚纱摄影")))
+        .await;
+    assert_eq!(
+        (listing.status, &listing.body["text_review"]),
+        (201, &Value::Null)
+    );
+    let id = listing.body["id"].as_str().unwrap().to_owned();
+    let patched = w
+        .call(
+            seller,
+            "PATCH",
+            &format!("/v1/listings/{id}"),
+            Some(json!({"description": "sandbox-risky"})),
+        )
+        .await;
+    refused(&patched, "description");
+
+    refused(
+        &w.call(
+            other,
+            "PATCH",
+            "/v1/me",
+            Some(json!({"nickname": "sandbox-risky"})),
+        )
+        .await,
+        "nickname",
+    );
+    let me = w
+        .call(
+            other,
+            "PATCH",
+            "/v1/me",
+            Some(json!({"nickname": "小sandbox-61010"})),
+        )
+        .await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.body["nickname_review"]["state"], json!("under_review"));
+    let public = w
+        .call(None, "GET", &format!("/v1/users/{}", w.other.id), None)
+        .await;
+    assert_eq!(public.body["nickname"], Value::Null);
+
+    let order = w.server.completed_order(&w.seller, &w.other, &id).await;
+    let path = format!("/v1/orders/{order}/reviews");
+    refused(
+        &w.call(
+            other,
+            "POST",
+            &path,
+            Some(json!({"rating": 5, "text": "sandbox-risky"})),
+        )
+        .await,
+        "text",
+    );
+    let review = w
+        .call(
+            other,
+            "POST",
+            &path,
+            Some(json!({"rating": 4, "text": "不错"})),
+        )
+        .await;
+    assert_eq!(review.status, 201, "{review:?}");
+    let reply_path = format!("/v1/reviews/{}/reply", review.body["id"].as_str().unwrap());
+    let reply = w
+        .call(
+            seller,
+            "POST",
+            &reply_path,
+            Some(json!({"text": "谢谢 sandbox-review"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body["reply"]["text_review"]["state"],
+        json!("under_review")
+    );
+    let listed = w
+        .call(None, "GET", &format!("/v1/listings/{id}/reviews"), None)
+        .await;
+    assert_eq!(listed.body["items"][0]["reply"], Value::Null);
+
+    let ticket =
+        json!({"kind": "order", "subject": "进度", "text": "sandbox-review", "order_id": order});
+    let ticket = w.call(other, "POST", "/v1/tickets", Some(ticket)).await;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+    assert_eq!(
+        ticket.body["messages"][0]["text_review"]["state"],
+        json!("under_review")
+    );
+    let messages = format!(
+        "/v1/tickets/{}/messages",
+        ticket.body["id"].as_str().unwrap()
+    );
+    unavailable(
+        &w.call(
+            seller,
+            "POST",
+            &messages,
+            Some(json!({"text": "sandbox-outage"})),
+        )
+        .await,
+    );
+    refused(
+        &w.call(
+            seller,
+            "POST",
+            &messages,
+            Some(json!({"text": "sandbox-risky"})),
+        )
+        .await,
+        "text",
+    );
+    let answer = w
+        .call(seller, "POST", &messages, Some(json!({"text": "马上"})))
+        .await;
+    assert_eq!(
+        (answer.status, &answer.body["text_review"]),
+        (201, &Value::Null),
+        "{answer:?}"
+    );
+    // Held texts wait for staff: the listing, the nickname, the reply, the ticket message.
+    assert_eq!(w.queue().await.len(), 4);
+}
+
 on_both_stores!(
+    through_the_sandbox,
     listing_texts,
     nickname,
     review_and_reply,
