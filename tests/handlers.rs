@@ -730,6 +730,37 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .call("GET", &format!("/v1/listings/{l}/reviews"), None, None)
         .await;
     assert_eq!(reviews.body["items"], json!([]), "{reviews:?}");
+    // Bob's new nickname is held for staff (the sandbox's review marker): the text queue
+    // lists it, the sample decision approves it and others see it.
+    let held = server
+        .api
+        .call(
+            "PATCH",
+            "/v1/me",
+            Some(&bob_token),
+            Some(json!({"nickname": "小波 sandbox-review"})),
+        )
+        .await;
+    assert_eq!(held.status, 200, "{held:?}");
+    assert_eq!(held.body["nickname_review"]["state"], json!("under_review"));
+    let (status, texts) = invoke(&server, &event(run("admin-held-texts"), Some(&staff), &[])).await;
+    assert_eq!(status, 200, "{texts}");
+    assert_eq!(
+        texts["items"][0]["subject"]["kind"],
+        json!("nickname"),
+        "{texts}"
+    );
+    let text = texts["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, decided) = invoke(
+        &server,
+        &event(run("admin-text-decision"), Some(&staff), &[("id", &text)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &decided["decided"]["decision"]),
+        (200, &json!("approve")),
+        "{decided}"
+    );
     let (status, queue) = invoke(&server, &event(run("admin-tickets"), Some(&staff), &[])).await;
     assert_eq!(
         (status, &queue["items"][0]["id"]),
