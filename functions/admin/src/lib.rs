@@ -193,7 +193,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 audit::list(&app.store, &filter, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
         }
-        key if moderation_texts::serves(key) => moderation_texts::route(app, &req, key, now).await,
+        // Boxed: this function's route future is deep already (a decision's refund).
+        key if moderation_texts::serves(key) => {
+            Box::pin(moderation_texts::route(app, &req, key, now)).await
+        }
         _ => Err(Error::NotFound("route")),
     }
 }

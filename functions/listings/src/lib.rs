@@ -51,8 +51,14 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("POST /v1/listings") => {
             let me = app.authenticate(&req).await?;
             let body = json_body(&req, limit)?;
-            let listing =
-                listings::create(store, app.wechat_api()?, rules, &me.user_id, body).await?;
+            let listing = Box::pin(listings::create(
+                store,
+                app.wechat_api()?,
+                rules,
+                &me.user_id,
+                body,
+            ))
+            .await?;
             created(&listing.owner_view())
         }
         Some("GET /v1/listings") => {
@@ -111,8 +117,15 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             let id = listing_id(&req)?;
             let patch = json_body(&req, limit)?;
-            let listing =
-                listings::update(store, app.wechat_api()?, rules, &me.user_id, &id, patch).await?;
+            let listing = Box::pin(listings::update(
+                store,
+                app.wechat_api()?,
+                rules,
+                &me.user_id,
+                &id,
+                patch,
+            ))
+            .await?;
             ok(&listing.owner_view())
         }
         Some("DELETE /v1/listings/{id}") => {

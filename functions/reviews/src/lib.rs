@@ -33,7 +33,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let id = id_param(&req, "id", OrderId::parse, "order")?;
             let body: NewReview = json_body(&req, limit)?;
             let window = app.config.review_window;
-            let review = reviews::create(
+            let review = Box::pin(reviews::create(
                 store,
                 app.wechat_api()?,
                 window,
@@ -41,7 +41,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 &me.user_id,
                 &body,
                 now,
-            )
+            ))
             .await?;
             created(&reviews::view(store, &review, &me.user_id).await?)
         }
@@ -49,8 +49,15 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let me = app.authenticate(&req).await?;
             let id = id_param(&req, "id", ReviewId::parse, "review")?;
             let body: ReplyBody = json_body(&req, limit)?;
-            let review =
-                reviews::reply(store, app.wechat_api()?, &id, &me.user_id, &body, now).await?;
+            let review = Box::pin(reviews::reply(
+                store,
+                app.wechat_api()?,
+                &id,
+                &me.user_id,
+                &body,
+                now,
+            ))
+            .await?;
             ok(&reviews::view(store, &review, &me.user_id).await?)
         }
         Some("GET /v1/listings/{id}/reviews") => {

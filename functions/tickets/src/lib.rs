@@ -33,14 +33,14 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("POST /v1/tickets") => {
             let body: create::NewTicket = json_body(&req, limit)?;
             created(
-                &create::create(
+                &Box::pin(create::create(
                     store,
                     app.wechat_api()?,
                     &app.config,
                     &me.user_id,
                     &body,
                     now,
-                )
+                ))
                 .await?,
             )
         }
@@ -58,7 +58,17 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("POST /v1/tickets/{id}/messages") => {
             let id = ticket()?;
             let body: messages::NewMessage = json_body(&req, limit)?;
-            created(&messages::add(store, app.wechat_api()?, &id, &me.user_id, &body, now).await?)
+            created(
+                &Box::pin(messages::add(
+                    store,
+                    app.wechat_api()?,
+                    &id,
+                    &me.user_id,
+                    &body,
+                    now,
+                ))
+                .await?,
+            )
         }
         _ => Err(Error::NotFound("route")),
     }

@@ -45,8 +45,13 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Some("PATCH /v1/me") => {
             let me = app.authenticate(&req).await?;
             let patch = json_body(&req, app.config.max_body_bytes)?;
-            let member =
-                members::update_profile(&app.store, app.wechat_api()?, &me.user_id, patch).await?;
+            let member = Box::pin(members::update_profile(
+                &app.store,
+                app.wechat_api()?,
+                &me.user_id,
+                patch,
+            ))
+            .await?;
             ok(&member.private_view(&app.config.policy_versions))
         }
         Some("GET /v1/users/{id}") => {

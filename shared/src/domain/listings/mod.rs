@@ -600,8 +600,14 @@ pub async fn create(
         text_review: None,
     };
     let member = require_verified(store, owner, status == ListingStatus::Published).await?;
-    let (hold, extra) =
-        check_texts(api, &member, None, &listing, &["title", "description"]).await?;
+    let (hold, extra) = Box::pin(check_texts(
+        api,
+        &member,
+        None,
+        &listing,
+        &["title", "description"],
+    ))
+    .await?;
     listing.text_review = hold;
     let writes = save_writes(None, &listing, extra)?;
     match store.transact(writes).await {
@@ -737,8 +743,14 @@ pub async fn update(
         if publishing || !changed.is_empty() {
             let member = require_verified(store, actor, publishing).await?;
             if !changed.is_empty() {
-                let (hold, writes) =
-                    check_texts(api, &member, old.text_review.as_ref(), &new, &changed).await?;
+                let (hold, writes) = Box::pin(check_texts(
+                    api,
+                    &member,
+                    old.text_review.as_ref(),
+                    &new,
+                    &changed,
+                ))
+                .await?;
                 new.text_review = hold;
                 extra = writes;
             }

@@ -108,6 +108,17 @@ pub async fn check(
     title: Option<&str>,
     fields: &[(&str, &str)],
 ) -> Result<Verdict, Error> {
+    // Boxed: the write paths that await it are deep futures already.
+    Box::pin(check_fields(api, openid, scene, title, fields)).await
+}
+
+async fn check_fields(
+    api: &dyn WechatApi,
+    openid: &str,
+    scene: Scene,
+    title: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Result<Verdict, Error> {
     let mut review: Vec<String> = Vec::new();
     let mut first_label = None;
     for (field, text) in fields {

@@ -215,7 +215,14 @@ pub async fn create(
         created_at: at,
         text_review: None,
     };
-    let held = super::messages::check_shared(store, api, &ticket, &mut message, now).await?;
+    let held = Box::pin(super::messages::check_shared(
+        store,
+        api,
+        &ticket,
+        &mut message,
+        now,
+    ))
+    .await?;
     let mut writes = vec![
         Write::put_if(ticket.item()?, Condition::Absent, NEW_TICKET_LABEL),
         Write::put(message_item(&id, &message)?),

@@ -199,7 +199,7 @@ pub async fn add(
     if ticket.status == TicketStatus::Closed {
         return Err(closed());
     }
-    let held = check_shared(store, api, &ticket, &mut message, now).await?;
+    let held = Box::pin(check_shared(store, api, &ticket, &mut message, now)).await?;
     append(store, &ticket, &message, held).await?;
     Ok(message.member_view(Some(member)))
 }
