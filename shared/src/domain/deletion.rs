@@ -1403,7 +1403,7 @@ pub fn keeps_identity_claim() -> bool {
 /// What deletion does with each partition prefix of the table ([`keys::PARTITIONS`]) and of
 /// `gsi1` ([`keys::GSI1_PARTITIONS`]): a later partition must say (tested).
 pub const COVERAGE: &[(&str, &str)] = &[
-    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed) deleted; uploads deleted, their objects from the media bucket first (the CDN forgets them within its 10-minute cache lifetime); the record becomes a tombstone"),
+    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed), held texts (TEXTCHECK#, with their DUE#texts queue entries) deleted; uploads deleted, their objects from the media bucket first (the CDN forgets them within its 10-minute cache lifetime); the record becomes a tombstone"),
     (keys::OPENID, "the member's claim deleted when the deletion starts"),
     (keys::LISTING, "the member's listings deleted (listings::erase)"),
     (keys::MINE, "the member's entries deleted with their listings"),
