@@ -198,7 +198,9 @@ async fn a_review_is_written_once_even_when_two_race(backend: Backend) {
             "rating",
             "reply",
             "seller_id",
-            "text"
+            "text",
+            // Its author's answer: whether the text is held for staff (null: public).
+            "text_review"
         ]
     );
     assert_eq!(
@@ -615,7 +617,8 @@ async fn the_seller_answers_once(backend: Backend) {
     let (won, lost) = if a.status == 200 { (a, b) } else { (b, a) };
     assert_eq!(lost.error_code(), "already_replied");
     let reply = &won.body["reply"];
-    assert_eq!(field_names(reply), ["at", "text"]);
+    // The seller's answer: whether the reply is held for staff (null: public).
+    assert_eq!(field_names(reply), ["at", "text", "text_review"]);
     let stored = reviews::get(w.store(), &ReviewId::parse(&id).unwrap())
         .await
         .unwrap()
@@ -624,9 +627,11 @@ async fn the_seller_answers_once(backend: Backend) {
         stored.reply.as_ref().map(|r| json!(r.text)),
         Some(reply["text"].clone())
     );
-    // The lists show it.
+    // The lists show it (to others, without the seller's own `text_review`).
     let page = w.list(&format!("/v1/users/{}/reviews", w.seller.id)).await;
-    assert_eq!(page.body["items"][0]["reply"], *reply);
+    let mut public = reply.clone();
+    public.as_object_mut().unwrap().remove("text_review");
+    assert_eq!(page.body["items"][0]["reply"], public);
     // Ids of the wrong shape, or of no review: 404.
     for bad in [
         "r_nope",
