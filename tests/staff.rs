@@ -1630,6 +1630,11 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
         ("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
         ("POST /admin/v1/members/{id}/deletion", &[Support, Admin]),
         ("GET /admin/v1/audit", &[Admin]),
+        ("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
+        (
+            "POST /admin/v1/moderation/texts/{id}/decision",
+            &[Moderator, Admin],
+        ),
     ];
     let spec: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(

@@ -218,6 +218,16 @@ async fn listing_texts(backend: Backend) {
     assert_eq!(hold.fields, vec!["title".to_owned()]);
     assert_eq!(hold.label, Some(21000));
     assert_eq!(w.public(&held.id, "婚礼摄影").await, (404, false, false));
+    // Nor can it be ordered.
+    let order = w
+        .call(
+            Some(&w.other.token),
+            "POST",
+            "/v1/orders",
+            Some(json!({"listing_id": held.id, "quantity": 1})),
+        )
+        .await;
+    assert_eq!(order.status, 404, "{order:?}");
     let own = w
         .call(
             Some(&w.seller.token),

@@ -22,6 +22,37 @@ use tokio::task::JoinHandle;
 
 use crate::events::{self, Ids, RouteEvent};
 
+/// A stand-in that sends every text to staff: the held texts the staff text queue's decision
+/// route decides.
+struct Holding;
+
+#[async_trait::async_trait]
+impl renji_shared::wechat::api::WechatApi for Holding {
+    async fn check_text(
+        &self,
+        _: &renji_shared::wechat::api::TextCheck<'_>,
+    ) -> Result<renji_shared::wechat::api::TextVerdict, renji_shared::wechat::api::PlatformError>
+    {
+        Ok(renji_shared::wechat::api::TextVerdict {
+            suggest: renji_shared::wechat::api::Suggest::Review,
+            label: 21000,
+            trace_id: "bench-held".into(),
+        })
+    }
+    async fn check_image(
+        &self,
+        check: &renji_shared::wechat::api::ImageCheck<'_>,
+    ) -> Result<String, renji_shared::wechat::api::PlatformError> {
+        Seeding.check_image(check).await
+    }
+    async fn send_subscribe_message(
+        &self,
+        message: &renji_shared::wechat::api::SubscribeMessage,
+    ) -> Result<(), renji_shared::wechat::api::PlatformError> {
+        Seeding.send_subscribe_message(message).await
+    }
+}
+
 /// The fixture's own seed data is written by the bench, not by a member: its texts are not sent
 /// to WeChat's check (the requests measured are, through the local server's sandbox).
 struct Seeding;
@@ -684,6 +715,21 @@ impl Member {
                 .await
                 .map_err(|e| e.to_string())?;
                 ids.insert("sessions".to_owned(), claims.session_id);
+            }
+            // Each decision gets a held text of its own (a new member's nickname held for staff).
+            "POST /admin/v1/moderation/texts/{id}/decision" => {
+                let (member, _) = new_member(app).await?;
+                let patch: members::ProfilePatch =
+                    serde_json::from_value(json!({"nickname": "待审昵称"}))
+                        .map_err(|e| e.to_string())?;
+                let held = members::update_profile(&app.store, &Holding, &member, patch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let check = held
+                    .nickname_review
+                    .map(|h| h.check_id)
+                    .ok_or("the nickname was not held")?;
+                ids.insert("texts".to_owned(), check);
             }
             "POST /admin/v1/listings/{id}/restore" => {
                 let id = self.fresh_listing(app).await?;

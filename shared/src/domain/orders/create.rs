@@ -123,6 +123,10 @@ pub fn orderable(listing: &Listing, buyer: &UserId) -> Result<Fen, Error> {
             message: "you cannot order your own listing".into(),
         });
     }
+    // Its text held for staff: not readable by others, so no such listing to order.
+    if listing.text_review.is_some() {
+        return Err(Error::NotFound("listing"));
+    }
     match listing.status {
         ListingStatus::Published => {}
         // Closed listings are public (their page says so); the rest are private: no such listing.
