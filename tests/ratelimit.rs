@@ -414,6 +414,8 @@ fn every_member_write_and_every_anonymous_list_is_limited() {
                 "GET /v1/me/sessions" | "GET /v1/me/consents" | "GET /v1/me/export" => {
                     Limit::Member(Class::Browse)
                 }
+                // The member's subscribe-message grants, read as the rights routes are.
+                "GET /v1/me/subscriptions" => Limit::Member(Class::Browse),
                 // The member's own orders, as "/v1/me/…" lists are.
                 "GET /v1/orders" => Limit::Unlimited,
                 // The member's own tickets, likewise.
@@ -424,6 +426,8 @@ fn every_member_write_and_every_anonymous_list_is_limited() {
                 "POST /v1/payments/wechat/notify" | "POST /v1/payments/alipay/notify" => {
                     Limit::Unlimited
                 }
+                // WeChat's message push and its handshake, likewise.
+                "GET /v1/wechat/events" | "POST /v1/wechat/events" => Limit::Unlimited,
                 _ if method != "GET" => Limit::Member(Class::Write),
                 _ if path.starts_with("/v1/me") || path.ends_with('}') => Limit::Unlimited,
                 other => panic!("{function}: {other} has no expected limit"),
