@@ -12,6 +12,7 @@
 //! working. When a check ends, every [`Subject`] in the record's `used_by` has its holds updated.
 
 pub mod uploads;
+pub mod holds;
 
 use std::collections::BTreeMap;
 
