@@ -68,12 +68,15 @@ pub const STAFF: &str = "STAFF#";
 pub const AUDIT: &str = "AUDIT#";
 /// The app's WeChat access token, shared by every function.
 pub const WXTOKEN: &str = "WXTOKEN#";
+/// One WeChat image check (`mediaCheckAsync`) by its trace id: which upload it is for, and its
+/// result once pushed.
+pub const MEDIACHECK: &str = "MEDIACHECK#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 27] = [
+pub const PARTITIONS: [&str; 28] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
     IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, BLOCKED, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE,
-    STAFF, AUDIT, WXTOKEN,
+    STAFF, AUDIT, WXTOKEN, MEDIACHECK,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -84,9 +87,11 @@ pub const VERIFY: &str = "VERIFY#";
 /// `gsi1` only: orders and payments the order jobs must act on, by kind and due time.
 pub const DUE: &str = "DUE#";
 
-/// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk).
-pub const GSI1_PARTITIONS: [&str; 8] =
-    [OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY, DUE, BLOCKS];
+/// Every partition prefix of `gsi1` (favourites and follows are listed under their own pk; the
+/// staff's media queue is `QUEUE#media`).
+pub const GSI1_PARTITIONS: [&str; 9] = [
+    OWNER, MINE, FAVS, FOLLOWING, FOLLOWERS, VERIFY, DUE, BLOCKS, QUEUE,
+];
 
 const PROFILE: &str = "PROFILE";
 /// The sort-key prefix of a member's sessions (all of them are revoked by one prefix query).
@@ -301,6 +306,24 @@ pub fn notification_listed(due_at: i64, member: &UserId, id: &str) -> Key {
         due_partition("notify"),
         format!("{}#{member}#{id}", due(due_at)),
     )
+}
+
+/// The staff's media queue in `gsi1`: `QUEUE#media / <media id>` — an upload waiting for a staff
+/// decision (a video, an image whose check never came back or was inconclusive), oldest upload
+/// first (media ids are time-ordered); the record carries it instead of [`media_listed`].
+pub fn media_queued(id: &MediaId) -> Key {
+    Key::new(MEDIA_QUEUE, id.as_str())
+}
+
+/// `QUEUE#media`: the `gsi1` partition of the staff's media queue.
+pub const MEDIA_QUEUE: &str = "QUEUE#media";
+
+/// Image check: `MEDIACHECK#<trace id> / CHECK` —
+/// [`MediaCheck`](crate::domain::media::results::MediaCheck): the upload a `mediaCheckAsync` trace
+/// id is for and, once pushed, its result; written by whichever of the job (the id) and the push
+/// (the result) comes first, so a result is applied once; `ttl` ends it.
+pub fn media_check(trace_id: &str) -> Key {
+    Key::new(format!("{MEDIACHECK}{trace_id}"), "CHECK")
 }
 
 /// The sort keys of the member's partition that are not exported as records of their own
@@ -822,6 +845,11 @@ mod tests {
             s("DUE#notify", &format!("000000000007#{u}#n"))
         );
         assert_eq!(
+            key(media_queued(&m)),
+            s("QUEUE#media", m.as_str())
+        );
+        assert_eq!(key(media_check("t-1")), s("MEDIACHECK#t-1", "CHECK"));
+        assert_eq!(
             key(export_listed(7, &user_id(1))),
             s("DUE#export", &format!("000000000007#{u}"))
         );
@@ -1134,6 +1162,7 @@ mod tests {
         }
         for text in texts {
             add("unmatched notice", NOTICES, unmatched_notice(text, text));
+            add("image check", MEDIACHECK, media_check(text));
             add("openid claim", OPENID, openid(text));
             add("identity claim", IDCLAIM, identity_claim(text));
             for subject in texts {
