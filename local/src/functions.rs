@@ -25,6 +25,7 @@ pub const FUNCTIONS: &[(&str, &[Route])] = &[
     ("ExportsFunction", renji_exports::ROUTES),
     ("DeletionFunction", renji_deletion::ROUTES),
     ("NotificationsFunction", renji_notifications::ROUTES),
+    ("WechatEventsFunction", renji_wechat_events::ROUTES),
 ];
 
 /// Runs the function's handler, as its Lambda would; `None` for an unknown function.
@@ -48,6 +49,7 @@ pub async fn invoke(function: &str, app: &App, req: Request) -> Option<Response<
         "ExportsFunction" => renji_exports::handle(app, req).await,
         "DeletionFunction" => renji_deletion::handle(app, req).await,
         "NotificationsFunction" => renji_notifications::handle(app, req).await,
+        "WechatEventsFunction" => renji_wechat_events::handle(app, req).await,
         _ => return None,
     })
 }
@@ -59,6 +61,7 @@ pub const JOBS: &[&str] = &[
     "ExportJobsFunction",
     "DeletionJobsFunction",
     "NotificationJobsFunction",
+    "MediaJobsFunction",
 ];
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
@@ -69,6 +72,7 @@ pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> 
         "ExportJobsFunction" => renji_export_jobs::run(app).await,
         "DeletionJobsFunction" => renji_deletion_jobs::run(app).await,
         "NotificationJobsFunction" => renji_notification_jobs::run(app).await,
+        "MediaJobsFunction" => renji_media_jobs::run(app).await,
         _ => return None,
     })
 }

@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 use StaffRole::{Admin, Moderator, Support};
 
 mod moderation_texts;
+mod media;
 
 /// The routes this function serves, their limits and the staff roles each allows (the README's
 /// roles table); `template.yaml` must route exactly these here (tested).
@@ -57,6 +58,9 @@ pub const ROUTES: &[Route] = &[
         "POST /admin/v1/moderation/texts/{id}/decision",
         &[Moderator, Admin],
     ),
+    // The media queue (`media.rs`): videos and images whose check never came back.
+    Route::staff(media::QUEUE, &[Moderator, Admin]),
+    Route::staff(media::DECISION, &[Moderator, Admin]),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -78,7 +82,11 @@ struct CloseBody {
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let limit = app.config.max_body_bytes;
     let now = OffsetDateTime::now_utc();
-    match route_key(&req).unwrap_or_default() {
+    let key = route_key(&req).unwrap_or_default().to_owned();
+    if media::serves(&key) {
+        return media::route(app, req, &key).await;
+    }
+    match key.as_str() {
         "POST /admin/v1/auth/wecom" => {
             let body: SignInBody = json_body(&req, limit)?;
             if body.code.trim().is_empty() {
