@@ -201,6 +201,9 @@ pub struct Route {
     pub key: &'static str,
     pub limit: Limit,
     pub access: Access,
+    /// A write that takes query parameters: a provider's push whose signature is in its query
+    /// (WeChat's message push). Every other write takes none.
+    pub query_on_write: bool,
 }
 
 impl Route {
@@ -209,6 +212,7 @@ impl Route {
             key,
             limit: Limit::Member(class),
             access: Access::Public,
+            query_on_write: false,
         }
     }
 
@@ -217,6 +221,7 @@ impl Route {
             key,
             limit: Limit::Anyone(class),
             access: Access::Public,
+            query_on_write: false,
         }
     }
 
@@ -225,6 +230,7 @@ impl Route {
             key,
             limit: Limit::Unlimited,
             access: Access::Public,
+            query_on_write: false,
         }
     }
 
@@ -238,6 +244,7 @@ impl Route {
                 roles,
                 audited: true,
             },
+            query_on_write: false,
         }
     }
 
@@ -255,6 +262,18 @@ impl Route {
                 roles: &StaffRole::ALL,
                 audited: false,
             },
+            query_on_write: false,
+        }
+    }
+
+    /// A provider's push whose signature comes in the query string (WeChat's message push):
+    /// unlimited, public, its query read by its handler.
+    pub const fn push(key: &'static str) -> Self {
+        Route {
+            key,
+            limit: Limit::Unlimited,
+            access: Access::Public,
+            query_on_write: true,
         }
     }
 }
@@ -269,7 +288,7 @@ where
     respond(req, |req| async move {
         let route = route_key(&req).and_then(|key| routes.iter().find(|r| r.key == key));
         let limit = route.map_or(Limit::Unlimited, |r| r.limit);
-        let query = query_rules(&req);
+        let query = query_rules(&req, route.is_some_and(|r| r.query_on_write));
         if let (Err(e), false) = (&query, route.is_some_and(Route::is_staff)) {
             // Who is calling is answered first, as on every route: a member route without a
             // good session is 401 whatever its query says.
@@ -308,7 +327,7 @@ where
 /// none — no write of the API has one, so `POST /v1/tickets?kind=privacy` is a client's mistake
 /// to name, not to ignore. Each read route names the parameters it knows itself
 /// ([`only_params`](crate::http::only_params)).
-fn query_rules(req: &Request) -> Result<(), Error> {
+fn query_rules(req: &Request, query_on_write: bool) -> Result<(), Error> {
     let Some(query) = req.query_string_parameters_ref() else {
         return Ok(());
     };
@@ -319,10 +338,11 @@ fn query_rules(req: &Request) -> Result<(), Error> {
     {
         return Err(Error::invalid(name, "is given more than once"));
     }
-    let write = !matches!(
-        *req.method(),
-        lambda_http::http::Method::GET | lambda_http::http::Method::HEAD
-    );
+    let write = !query_on_write
+        && !matches!(
+            *req.method(),
+            lambda_http::http::Method::GET | lambda_http::http::Method::HEAD
+        );
     names.sort_unstable();
     match names.first() {
         Some(name) if write => Err(Error::invalid(

@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 
 pub const ROUTES: &[Route] = &[
     Route::unlimited("GET /v1/wechat/events"),
-    Route::unlimited("POST /v1/wechat/events"),
+    // Signed in its query string (`timestamp`, `nonce`, `msg_signature`, …).
+    Route::push("POST /v1/wechat/events"),
 ];
 
 /// How far a push's `timestamp` may be from now (either way): WeChat's own docs set none; its
