@@ -21,7 +21,7 @@ use renji_shared::domain::media::{
 };
 use renji_shared::domain::members::rfc3339;
 use renji_shared::ids::{MediaId, UserId};
-use renji_shared::media_bucket::{MediaBucket, ObjectHead};
+use renji_shared::media_bucket::{MediaBucket, ObjectHead, SignedLink};
 use renji_shared::store::schema::GSI1;
 use renji_shared::store::{keys, Query, Record, Records, Write};
 use renji_shared::wechat::api::{
@@ -73,8 +73,11 @@ impl MediaBucket for FakeBucket {
             None => Err(Error::Internal(format!("no object {key}"))),
         }
     }
-    async fn signed_get(&self, key: &str, ttl: Duration) -> Result<String, Error> {
-        Ok(format!("https://bucket.example/{key}?ttl={}", ttl.as_secs()))
+    async fn link(&self, key: &str, lifetime: Duration) -> Result<SignedLink, Error> {
+        Ok(SignedLink {
+            url: format!("https://bucket.example/{key}?ttl={}", lifetime.as_secs()),
+            expires_at: OffsetDateTime::now_utc() + lifetime,
+        })
     }
     async fn delete(&self, key: &str) -> Result<(), Error> {
         self.objects.lock().unwrap().remove(key);
@@ -152,7 +155,7 @@ impl World {
         let mut app = App::new(config, server.app().store.clone()).unwrap();
         let bucket = Arc::new(FakeBucket::default());
         let wechat = Arc::new(FakeWechat::default());
-        app.set_media_bucket(bucket.clone());
+        app.media_bucket = Some(bucket.clone());
         app.set_wechat_api(wechat.clone());
         World {
             app: Arc::new(app),

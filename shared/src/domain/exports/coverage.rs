@@ -96,6 +96,13 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         Not("staff members' console sessions: not members'"),
     ),
     (
+        keys::MEDIACHECK,
+        Not(
+            "WeChat's image checks by trace id: ids and WeChat's verdict, which the upload's \
+             own status and reason (exported with the uploads) already show",
+        ),
+    ),
+    (
         keys::AUDIT,
         Exported("audit_by_member, audit_about_member (the staff trail's other lists are not the member's)"),
     ),

@@ -340,8 +340,9 @@ async fn ask_claimed(
     }
     let link = app
         .media_bucket()?
-        .signed_get(&record.key, Duration::from_secs(CHECK_LINK_SECS))
-        .await?;
+        .link(&record.key, Duration::from_secs(CHECK_LINK_SECS))
+        .await?
+        .url;
     let asked = app
         .wechat_api()?
         .check_image(&ImageCheck {

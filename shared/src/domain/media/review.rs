@@ -65,8 +65,9 @@ impl DecisionBody {
 async fn item_view(app: &App, record: &MediaRecord) -> Result<Value, Error> {
     let preview = app
         .media_bucket()?
-        .signed_get(&record.key, Duration::from_secs(PREVIEW_SECS))
-        .await?;
+        .link(&record.key, Duration::from_secs(PREVIEW_SECS))
+        .await?
+        .url;
     Ok(json!({
         "id": record.id,
         "owner_id": record.owner,
