@@ -133,8 +133,6 @@ struct World {
 
 impl World {
     async fn new(backend: Backend) -> World {
-        std::env::set_var("WECHAT_PUSH_TOKEN", PUSH_TOKEN);
-        std::env::set_var("WECHAT_PUSH_AES_KEY", PUSH_AES_KEY);
         let server = LocalServer::start(backend).await;
         let member = server.member("uploader", false).await;
         let base = server.running.wecom_base.clone();
