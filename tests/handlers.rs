@@ -262,6 +262,148 @@ where
     })
 }
 
+/// Media checks' events: the push URL's handshake; a signed, encrypted `wxa_media_check` push
+/// (the sample's placeholders replaced, as WeChat would send it now) applied to an image the job
+/// asked about; the staff media queue and a decision rejecting a video; the media job's run.
+async fn media_checks(server: &LocalServer, staff: &str) {
+    use renji_shared::domain::media::{object_key, MediaRecord, MediaStatus, Purpose};
+    use renji_shared::ids::{MediaId, UserId};
+    use renji_shared::store::{keys, Record, Write};
+    use renji_shared::wechat::push::PushKeys;
+
+    let (status, echoed) = invoke(server, &event("wechat-events-handshake", None, &[])).await;
+    assert_eq!((status, echoed), (200, json!("4375120948345356249")));
+
+    let owner = UserId::generate();
+    let now = time::OffsetDateTime::now_utc();
+    let at = renji_shared::domain::members::rfc3339(now);
+    let upload = |purpose: Purpose, content_type: &str, ext: &str| {
+        let id = MediaId::generate();
+        MediaRecord {
+            key: object_key(&owner, purpose, &id, ext),
+            id,
+            owner: owner.clone(),
+            purpose,
+            content_type: content_type.into(),
+            size: 1_000,
+            status: MediaStatus::Checking,
+            upload_expires_at: at.clone(),
+            trace_id: None,
+            reason: None,
+            cover: None,
+            approved_by_staff: None,
+            used_by: Vec::new(),
+            attempts: 0,
+            check_asked_at: None,
+            review: None,
+            created_at: at.clone(),
+            updated_at: at.clone(),
+        }
+    };
+    let store = &server.app().store;
+    // An image the job asked about (its trace id stored and linked) …
+    let mut image = upload(Purpose::ListingImage, "image/jpeg", "jpg");
+    image.trace_id = Some("handlers-trace-1".into());
+    let item = image
+        .to_item(
+            keys::media(&owner, &image.id),
+            Some(keys::media_listed(now.unix_timestamp() + 1_800, &owner, &image.id)),
+        )
+        .unwrap();
+    store.write(Write::put(item)).await.unwrap();
+    store
+        .write(
+            Write::update(keys::media_check("handlers-trace-1"))
+                .set("trace_id", "handlers-trace-1")
+                .set("owner", owner.as_str())
+                .set("media", image.id.as_str())
+                .set("ttl", now.unix_timestamp() + 86_400)
+                .build(),
+        )
+        .await
+        .unwrap();
+
+    let keys = PushKeys::new(
+        renji_local::sandbox::wechat::PUSH_TOKEN,
+        renji_local::sandbox::wechat::PUSH_AES_KEY,
+    )
+    .unwrap();
+    let message = json!({
+        "ToUserName": "gh_97417a04a28d", "FromUserName": "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        "CreateTime": now.unix_timestamp(), "MsgType": "event", "Event": "wxa_media_check",
+        "appid": renji_local::sandbox::wechat::APPID, "trace_id": "handlers-trace-1",
+        "version": 2, "errcode": 0, "errmsg": "ok",
+        "result": {"suggest": "risky", "label": "20002"}, "detail": [],
+    });
+    let encrypt = keys.encrypt(
+        message.to_string().as_bytes(),
+        renji_local::sandbox::wechat::APPID,
+        [9; 16],
+    );
+    let mut push = event("wechat-events-push", None, &[]);
+    let ts = now.unix_timestamp().to_string();
+    let nonce = push["queryStringParameters"]["nonce"].as_str().unwrap().to_owned();
+    let query = json!({
+        "signature": keys.signature(&[&ts, &nonce]),
+        "timestamp": ts,
+        "nonce": nonce,
+        "openid": "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        "encrypt_type": "aes",
+        "msg_signature": keys.signature(&[&ts, &nonce, &encrypt]),
+    });
+    push["rawQueryString"] = json!(query
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("&"));
+    push["queryStringParameters"] = query;
+    // As shipped, the placeholders are refused.
+    let (status, _) = invoke(server, &push).await;
+    assert_eq!(status, 401);
+    push["body"] = json!(json!({"ToUserName": "gh_97417a04a28d", "Encrypt": encrypt}).to_string());
+    let (status, answer) = invoke(server, &push).await;
+    assert_eq!((status, answer), (200, json!("success")));
+    let risky: MediaRecord = MediaRecord::from_item(
+        store.get(&keys::media(&owner, &image.id)).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(risky.status, MediaStatus::Risky);
+    assert_eq!(risky.reason.as_deref(), Some("risky_pornography"));
+
+    let (status, queue) = invoke(server, &event("admin-media-queue", Some(staff), &[])).await;
+    assert_eq!((status, &queue["items"]), (200, &json!([])), "{queue}");
+    // A video in the staff queue.
+    let mut video = upload(Purpose::ListingVideo, "video/mp4", "mp4");
+    video.review = Some("video".into());
+    let item = video
+        .to_item(keys::media(&owner, &video.id), Some(keys::media_queued(&video.id)))
+        .unwrap();
+    store.write(Write::put(item)).await.unwrap();
+    let (status, decided) = invoke(
+        server,
+        &event("admin-media-decision", Some(staff), &[("id", video.id.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["status"], json!("rejected"));
+    assert_eq!(decided["reason"], json!("视频含有不当内容"));
+
+    let text = std::fs::read_to_string(events_dir().join("media-jobs-schedule.json")).unwrap();
+    let scheduled: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scheduled["detail-type"], json!("Scheduled Event"));
+    let job = server
+        .running
+        .function_app("MediaJobsFunction")
+        .expect("job exists");
+    let report = renji_local::functions::run_job("MediaJobsFunction", job)
+        .await
+        .expect("job exists")
+        .expect("job runs");
+    assert!(report["examined"].as_u64().is_some(), "{report}");
+}
+
 /// Account deletion's events: bob has orders that are not final (409, naming them); carol, who
 /// asked customer service for it in a ticket (`ticket`: the ticket-filing event, its body
 /// replaced), is deleted by staff for it; dave deletes his own account (202 each); the deletion
@@ -839,6 +981,16 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         &staff,
         filed(json!({})),
     ));
+    for name in [
+        "wechat-events-handshake",
+        "wechat-events-push",
+        "admin-media-queue",
+        "admin-media-decision",
+        "media-jobs-schedule",
+    ] {
+        run(name);
+    }
+    on_a_larger_stack(media_checks(&server, &staff));
     let (status, body) = invoke(&server, &event(run("admin-sign-out"), Some(&staff), &[])).await;
     assert_eq!((status, &body), (204, &Value::Null));
     assert_eq!(
