@@ -432,14 +432,11 @@ fn each_function_reads_exactly_its_own_secrets_at_run_time() {
         let config = renji_shared::config::Config::from_lookup(|n| values.get(n).cloned())
             .unwrap_or_else(|e| panic!("{function}: {e}"));
         // Functions that serve members read the session keys; the others may not.
-        let serves_members = template
-            .routes()
-            .iter()
-            .any(|r| {
-                r.function == *function
-                    && !r.key().starts_with("POST /v1/payments/")
-                    && !r.key().ends_with(" /v1/wechat/events")
-            });
+        let serves_members = template.routes().iter().any(|r| {
+            r.function == *function
+                && !r.key().starts_with("POST /v1/payments/")
+                && !r.key().ends_with(" /v1/wechat/events")
+        });
         assert_eq!(
             matches!(
                 config.session_secret,

@@ -307,7 +307,11 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     let item = image
         .to_item(
             keys::media(&owner, &image.id),
-            Some(keys::media_listed(now.unix_timestamp() + 1_800, &owner, &image.id)),
+            Some(keys::media_listed(
+                now.unix_timestamp() + 1_800,
+                &owner,
+                &image.id,
+            )),
         )
         .unwrap();
     store.write(Write::put(item)).await.unwrap();
@@ -342,7 +346,10 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     );
     let mut push = event("wechat-events-push", None, &[]);
     let ts = now.unix_timestamp().to_string();
-    let nonce = push["queryStringParameters"]["nonce"].as_str().unwrap().to_owned();
+    let nonce = push["queryStringParameters"]["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let query = json!({
         "signature": keys.signature(&[&ts, &nonce]),
         "timestamp": ts,
@@ -366,7 +373,11 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     let (status, answer) = invoke(server, &push).await;
     assert_eq!((status, answer), (200, json!("success")));
     let risky: MediaRecord = MediaRecord::from_item(
-        store.get(&keys::media(&owner, &image.id)).await.unwrap().unwrap(),
+        store
+            .get(&keys::media(&owner, &image.id))
+            .await
+            .unwrap()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(risky.status, MediaStatus::Risky);
@@ -378,12 +389,19 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     let mut video = upload(Purpose::ListingVideo, "video/mp4", "mp4");
     video.review = Some("video".into());
     let item = video
-        .to_item(keys::media(&owner, &video.id), Some(keys::media_queued(&video.id)))
+        .to_item(
+            keys::media(&owner, &video.id),
+            Some(keys::media_queued(&video.id)),
+        )
         .unwrap();
     store.write(Write::put(item)).await.unwrap();
     let (status, decided) = invoke(
         server,
-        &event("admin-media-decision", Some(staff), &[("id", video.id.as_str())]),
+        &event(
+            "admin-media-decision",
+            Some(staff),
+            &[("id", video.id.as_str())],
+        ),
     )
     .await;
     assert_eq!(status, 200, "{decided}");

@@ -168,12 +168,7 @@ impl World {
     async fn upload(&self, purpose: Purpose, content_type: &str, uploaded: bool) -> MediaRecord {
         let now = OffsetDateTime::now_utc();
         let id = MediaId::generate();
-        let key = object_key(
-            &self.member,
-            purpose,
-            &id,
-            extension(content_type).unwrap(),
-        );
+        let key = object_key(&self.member, purpose, &id, extension(content_type).unwrap());
         let record = MediaRecord {
             id: id.clone(),
             owner: self.member.clone(),
@@ -199,11 +194,7 @@ impl World {
         let item = record
             .to_item(
                 keys::media(&self.member, &id),
-                Some(keys::media_listed(
-                    now.unix_timestamp(),
-                    &self.member,
-                    &id,
-                )),
+                Some(keys::media_listed(now.unix_timestamp(), &self.member, &id)),
             )
             .unwrap();
         self.app.store.write(Write::put(item)).await.unwrap();
@@ -228,7 +219,9 @@ impl World {
             .get(&keys::media(&self.member, id))
             .await
             .unwrap()?;
-        item.get("gsi1pk").and_then(Value::as_str).map(str::to_owned)
+        item.get("gsi1pk")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     async fn run(&self, at: OffsetDateTime) -> jobs::Report {
@@ -247,13 +240,7 @@ impl World {
         .token
     }
 
-    async fn admin(
-        &self,
-        route: &str,
-        id: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    async fn admin(&self, route: &str, id: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         let response = renji_local::functions::invoke(
             "AdminFunction",
             &self.app,
@@ -451,11 +438,7 @@ async fn a_result_pushed_before_the_trace_id_is_stored_is_applied(backend: Backe
         results::apply_push(&w.app, &early, now).await.unwrap(),
         Applied::Early
     );
-    w.wechat
-        .next
-        .lock()
-        .unwrap()
-        .push(Ok("early-trace".into()));
+    w.wechat.next.lock().unwrap().push(Ok("early-trace".into()));
     assert_eq!(w.run(now).await.asked, 1);
     assert_eq!(
         w.record(&image.id).await.unwrap().status,
@@ -564,7 +547,10 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
     let (status, body) = w
         .admin("GET /admin/v1/moderation/media", "", &support, None)
         .await;
-    assert_eq!((status, body["error"]["code"].clone()), (403, json!("forbidden_role")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden_role"))
+    );
     let (status, body) = w
         .admin(
             "POST /admin/v1/moderation/media/{id}/decision",
@@ -603,7 +589,11 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
                 Some(bad),
             )
             .await;
-        assert_eq!((status, body["error"]["field"].clone()), (422, json!(field)), "{body}");
+        assert_eq!(
+            (status, body["error"]["field"].clone()),
+            (422, json!(field)),
+            "{body}"
+        );
     }
     assert_eq!(
         w.record(&image.id).await.unwrap().status,
@@ -651,9 +641,12 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        audit.items.iter().any(|i| i.get("reason") == Some(&json!("看过，没问题"))
-            && i.get("outcome") == Some(&json!("ok"))
-            && i.get("role") == Some(&json!("moderator"))),
+        audit
+            .items
+            .iter()
+            .any(|i| i.get("reason") == Some(&json!("看过，没问题"))
+                && i.get("outcome") == Some(&json!("ok"))
+                && i.get("role") == Some(&json!("moderator"))),
         "{:?}",
         audit.items
     );
@@ -739,7 +732,10 @@ async fn pushes_are_verified_and_the_handshake_answers(backend: Backend) {
     assert_eq!(w.push_with(&other, &message, ts).await.0, 401);
     let other_aes = PushKeys::new(PUSH_TOKEN, &"Q".repeat(43)).unwrap();
     let (status, body) = w.push_with(&other_aes, &message, ts).await;
-    assert_eq!((status, body["error"]["code"].clone()), (400, json!("undecryptable")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("undecryptable"))
+    );
     assert_eq!(w.push_with(&keys, &message, ts - 3_600).await.0, 401);
     let encrypt = keys.encrypt(message.to_string().as_bytes(), APPID, [1; 16]);
     let mut bytes: Vec<char> = encrypt.chars().collect();
@@ -816,7 +812,10 @@ async fn pushes_are_verified_and_the_handshake_answers(backend: Backend) {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
-    assert!(matches!(response.body(), Body::Text(t) if t == echostr), "{response:?}");
+    assert!(
+        matches!(response.body(), Body::Text(t) if t == echostr),
+        "{response:?}"
+    );
     let (status, body) = w
         .events(
             "GET /v1/wechat/events",
@@ -829,7 +828,10 @@ async fn pushes_are_verified_and_the_handshake_answers(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!((status, body["error"]["code"].clone()), (401, json!("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("unauthorized"))
+    );
 }
 
 /// The queue's order: oldest upload first, across pages.

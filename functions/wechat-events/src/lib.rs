@@ -118,7 +118,11 @@ async fn push(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         code: "undecryptable",
         message: "the decrypted message is not JSON".into(),
     })?;
-    match message.get("Event").and_then(Value::as_str).unwrap_or_default() {
+    match message
+        .get("Event")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+    {
         "wxa_media_check" => {
             let result = results::parse_push(&message)?;
             let applied = results::apply_push(app, &result, now).await?;

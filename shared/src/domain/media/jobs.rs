@@ -167,12 +167,8 @@ async fn step(
 ) -> Result<Step, Error> {
     match record.status {
         MediaStatus::Issued => confirm(app, record, listed, now).await,
-        MediaStatus::Checking if record.purpose.is_video() => {
-            video(app, record, listed, now).await
-        }
-        MediaStatus::Checking if record.trace_id.is_none() => {
-            ask(app, record, listed, now).await
-        }
+        MediaStatus::Checking if record.purpose.is_video() => video(app, record, listed, now).await,
+        MediaStatus::Checking if record.trace_id.is_none() => ask(app, record, listed, now).await,
         MediaStatus::Checking => {
             // Due while waiting for a push: WeChat did not answer in time.
             let update = Write::update(keys::media(&record.owner, &record.id));
@@ -375,7 +371,10 @@ async fn ask_claimed(
         }
         Err(e) => {
             if let PlatformError::Misconfigured(errcode) = e {
-                tracing::error!(errcode, "mediaCheckAsync: WeChat refused this app's configuration");
+                tracing::error!(
+                    errcode,
+                    "mediaCheckAsync: WeChat refused this app's configuration"
+                );
             } else {
                 tracing::warn!(error = ?e, "mediaCheckAsync unavailable; asked again later");
             }

@@ -37,13 +37,19 @@ pub const MAX_DOWNLOAD_ATTEMPTS: u32 = 3;
 pub enum Verdict {
     Pass,
     /// Never public; the owner is told [`risky_reason`] of the label.
-    Risky { label: String },
+    Risky {
+        label: String,
+    },
     /// WeChat is unsure: staff decide.
-    Review { label: String },
+    Review {
+        label: String,
+    },
     /// errcode -1008: WeChat could not download the image (check again later).
     DownloadFailed,
     /// Another errcode: staff decide.
-    Failed { errcode: i64 },
+    Failed {
+        errcode: i64,
+    },
 }
 
 /// One pushed result.
@@ -207,7 +213,8 @@ pub async fn apply_push(
     result: &CheckResult,
     now: OffsetDateTime,
 ) -> Result<Applied, Error> {
-    let text = serde_json::to_string(&result.verdict).map_err(|e| Error::Internal(e.to_string()))?;
+    let text =
+        serde_json::to_string(&result.verdict).map_err(|e| Error::Internal(e.to_string()))?;
     let write = Write::update(keys::media_check(&result.trace_id))
         .set("trace_id", result.trace_id.as_str())
         .set("verdict", text)
@@ -274,9 +281,9 @@ async fn settle(
         .build();
     let record: Option<MediaRecord> =
         crate::store::Records::get_record(&app.store, &keys::media(owner, media)).await?;
-    let waiting = record.as_ref().filter(|r| {
-        r.status == MediaStatus::Checking && r.trace_id.as_deref() == Some(trace_id)
-    });
+    let waiting = record
+        .as_ref()
+        .filter(|r| r.status == MediaStatus::Checking && r.trace_id.as_deref() == Some(trace_id));
     let Some(record) = waiting else {
         return match app.store.write(mark_applied).await {
             Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(Applied::Stale),
@@ -406,7 +413,10 @@ pub async fn fan_out(
         return Ok(());
     };
     let listed = item.get("gsi1sk").cloned();
-    let listed_in = item.get("gsi1pk").and_then(Value::as_str).map(str::to_owned);
+    let listed_in = item
+        .get("gsi1pk")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let record = MediaRecord::from_item(item)?;
     let url = record.url(&app.config.media.base_url);
     let hold = match record.status {
@@ -540,9 +550,7 @@ mod tests {
             applied_at: None,
             ttl: 1,
         };
-        let item = check
-            .to_item(keys::media_check("t"), None)
-            .unwrap();
+        let item = check.to_item(keys::media_check("t"), None).unwrap();
         assert!(item["verdict"].is_string());
         assert_eq!(MediaCheck::from_item(item).unwrap(), check);
         assert_eq!(risky_reason("20002"), "risky_pornography");
