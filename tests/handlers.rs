@@ -262,6 +262,13 @@ where
     })
 }
 
+fn nonce_of(event: &Value) -> String {
+    event["queryStringParameters"]["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Media checks' events: the push URL's handshake; a signed, encrypted `wxa_media_check` push
 /// (the sample's placeholders replaced, as WeChat would send it now) applied to an image the job
 /// asked about; the staff media queue and a decision rejecting a video; the media job's run.
@@ -382,6 +389,49 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     .unwrap();
     assert_eq!(risky.status, MediaStatus::Risky);
     assert_eq!(risky.reason.as_deref(), Some("risky_pornography"));
+
+    // A subscribe pop-up push (the same sample, another message): the member's grant counted.
+    let (_, popped) = server.api.login("popup").await;
+    let member = UserId::parse(popped["user"]["id"].as_str().unwrap()).unwrap();
+    let openid = renji_shared::domain::members::Member::from_item(
+        store.get(&keys::member(&member)).await.unwrap().unwrap(),
+    )
+    .unwrap()
+    .openid;
+    let popup = json!({
+        "ToUserName": "gh_97417a04a28d", "FromUserName": openid,
+        "CreateTime": now.unix_timestamp(), "MsgType": "event",
+        "Event": "subscribe_msg_popup_event",
+        "List": {"TemplateId": "sandbox-order-paid", "SubscribeStatusString": "accept",
+                 "PopupScene": "0"},
+    });
+    let encrypt = keys.encrypt(
+        popup.to_string().as_bytes(),
+        renji_local::sandbox::wechat::APPID,
+        [8; 16],
+    );
+    let ts = push["queryStringParameters"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    push["queryStringParameters"]["msg_signature"] =
+        json!(keys.signature(&[&ts, &nonce_of(&push), &encrypt]));
+    push["rawQueryString"] = json!(push["queryStringParameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("&"));
+    push["body"] = json!(json!({"ToUserName": "gh_97417a04a28d", "Encrypt": encrypt}).to_string());
+    let (status, answer) = invoke(server, &push).await;
+    assert_eq!((status, answer), (200, json!("success")));
+    let grant = store
+        .get(&keys::subscription_grant(&member, "sandbox-order-paid"))
+        .await
+        .unwrap()
+        .expect("the pop-up's grant");
+    assert_eq!(grant.get("confirmed"), Some(&json!(1)), "{grant:?}");
 
     let (status, queue) = invoke(server, &event("admin-media-queue", Some(staff), &[])).await;
     assert_eq!((status, &queue["items"]), (200, &json!([])), "{queue}");

@@ -17,6 +17,7 @@
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::media::results::{self, Applied};
+use renji_shared::domain::subscriptions;
 use renji_shared::http::{body_bytes, query_param};
 use renji_shared::ratelimit::{serve, Route};
 use renji_shared::{App, Error};
@@ -131,10 +132,15 @@ async fn push(app: &App, req: &Request) -> Result<Response<Body>, Error> {
             }
         }
         "subscribe_msg_popup_event" => {
-            // TODO(lead): call renji_shared::domain::subscriptions::on_popup(app, openid,
-            // &message) once the `subscriptions` engineer's function is on main; until then the
-            // pop-up's grants are not recorded here.
-            tracing::info!("subscribe_msg_popup_event received; not yet handled");
+            // The member is the push's FromUserName (the query's openid says the same).
+            let openid = message
+                .get("FromUserName")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| query_param(req, "openid"))
+                .filter(|o| !o.is_empty() && o.len() <= 128)
+                .ok_or_else(|| Error::invalid("FromUserName", "is required"))?;
+            subscriptions::on_popup(app, &openid, &message).await?;
         }
         other => tracing::debug!(event = other, "message push ignored"),
     }

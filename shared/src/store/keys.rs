@@ -844,10 +844,7 @@ mod tests {
             key(notification_listed(7, &user_id(1), "n")),
             s("DUE#notify", &format!("000000000007#{u}#n"))
         );
-        assert_eq!(
-            key(media_queued(&m)),
-            s("QUEUE#media", m.as_str())
-        );
+        assert_eq!(key(media_queued(&m)), s("QUEUE#media", m.as_str()));
         assert_eq!(key(media_check("t-1")), s("MEDIACHECK#t-1", "CHECK"));
         assert_eq!(
             key(export_listed(7, &user_id(1))),
