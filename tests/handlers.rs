@@ -300,9 +300,6 @@ async fn media_checks(server: &LocalServer, staff: &str) {
             cover: None,
             approved_by_staff: None,
             used_by: Vec::new(),
-            attempts: 0,
-            check_asked_at: None,
-            review: None,
             created_at: at.clone(),
             updated_at: at.clone(),
         }
@@ -436,14 +433,14 @@ async fn media_checks(server: &LocalServer, staff: &str) {
     let (status, queue) = invoke(server, &event("admin-media-queue", Some(staff), &[])).await;
     assert_eq!((status, &queue["items"]), (200, &json!([])), "{queue}");
     // A video in the staff queue.
-    let mut video = upload(Purpose::ListingVideo, "video/mp4", "mp4");
-    video.review = Some("video".into());
-    let item = video
+    let video = upload(Purpose::ListingVideo, "video/mp4", "mp4");
+    let mut item = video
         .to_item(
             keys::media(&owner, &video.id),
             Some(keys::media_queued(&video.id)),
         )
         .unwrap();
+    item.insert("review".into(), json!("video"));
     store.write(Write::put(item)).await.unwrap();
     let (status, decided) = invoke(
         server,

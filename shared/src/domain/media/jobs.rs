@@ -123,8 +123,9 @@ pub async fn run(app: &App, now: OffsetDateTime, budget: Budget) -> Result<Repor
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let attempts = results::CheckState::of(&item).attempts;
         let step = match MediaRecord::from_item(item) {
-            Ok(record) => step(app, record, &listed, now).await,
+            Ok(record) => step(app, record, attempts, &listed, now).await,
             Err(e) => Err(e),
         };
         match step {
@@ -162,13 +163,16 @@ async fn try_write(app: &App, write: Write) -> Result<bool, Error> {
 async fn step(
     app: &App,
     record: MediaRecord,
+    attempts: u32,
     listed: &str,
     now: OffsetDateTime,
 ) -> Result<Step, Error> {
     match record.status {
         MediaStatus::Issued => confirm(app, record, listed, now).await,
         MediaStatus::Checking if record.purpose.is_video() => video(app, record, listed, now).await,
-        MediaStatus::Checking if record.trace_id.is_none() => ask(app, record, listed, now).await,
+        MediaStatus::Checking if record.trace_id.is_none() => {
+            ask(app, record, attempts, listed, now).await
+        }
         MediaStatus::Checking => {
             // Due while waiting for a push: WeChat did not answer in time.
             let update = Write::update(keys::media(&record.owner, &record.id));
@@ -276,13 +280,14 @@ async fn confirm(
     }
     let mut record = record;
     record.status = MediaStatus::Checking;
-    ask_claimed(app, record, &lease.sk, now).await
+    ask_claimed(app, record, 0, &lease.sk, now).await
 }
 
 /// An image to check: claim it, then ask.
 async fn ask(
     app: &App,
     record: MediaRecord,
+    attempts: u32,
     listed: &str,
     now: OffsetDateTime,
 ) -> Result<Step, Error> {
@@ -301,7 +306,7 @@ async fn ask(
     if !try_write(app, claim).await? {
         return Ok(Step::Skipped);
     }
-    ask_claimed(app, record, &lease.sk, now).await
+    ask_claimed(app, record, attempts, &lease.sk, now).await
 }
 
 /// The check's scene by what the image is for.
@@ -317,6 +322,7 @@ fn scene(purpose: Purpose) -> Scene {
 async fn ask_claimed(
     app: &App,
     record: MediaRecord,
+    attempts: u32,
     lease: &str,
     now: OffsetDateTime,
 ) -> Result<Step, Error> {
@@ -378,7 +384,7 @@ async fn ask_claimed(
             } else {
                 tracing::warn!(error = ?e, "mediaCheckAsync unavailable; asked again later");
             }
-            let write = retry_later(Write::update(key), &record, now)
+            let write = retry_later(Write::update(key), &record, attempts, now)
                 .condition(still_listed(lease), "media_claimed")
                 .build();
             return Ok(match try_write(app, write).await? {

@@ -119,26 +119,12 @@ pub struct MediaRecord {
     /// The entities that use it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<Subject>,
-    /// Image checks asked that gave no answer (WeChat errors, failed downloads): the backoff.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub attempts: u32,
-    /// When the pending image check was asked (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check_asked_at: Option<String>,
-    /// Why it waits for a staff decision (`video`, `timeout`, `review`, `not_recently_active`,
-    /// `download_failed`, `check_refused`, `no_openid`); it is then in the staff's media queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl Record for MediaRecord {
     const KIND: &'static str = "upload";
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl MediaRecord {

@@ -103,6 +103,30 @@ mod json_text_option {
     }
 }
 
+/// What the checks keep on an upload beside its [`MediaRecord`]: attributes of the same item,
+/// written by updates only (so a record written whole elsewhere never has to name them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct CheckState {
+    /// Image checks asked that gave no answer (WeChat errors, failed downloads): the backoff.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the pending image check was asked (RFC 3339).
+    #[serde(default)]
+    pub check_asked_at: Option<String>,
+    /// Why it waits for a staff decision (`video`, `timeout`, `review`, `not_recently_active`,
+    /// `download_failed`, `check_failed`, `check_refused`, `no_openid`): it is then in the
+    /// staff's media queue.
+    #[serde(default)]
+    pub review: Option<String>,
+}
+
+impl CheckState {
+    /// The state an upload's item holds (none: the defaults).
+    pub fn of(item: &crate::store::Item) -> Self {
+        serde_json::from_value(Value::Object(item.clone())).unwrap_or_default()
+    }
+}
+
 /// A WeChat trace id fit for a key: 1–128 of letters, digits, `-` and `_`.
 pub fn valid_trace_id(text: &str) -> bool {
     (1..=128).contains(&text.len())
@@ -279,8 +303,9 @@ async fn settle(
         .set("applied_at", rfc3339(now))
         .condition(Condition::Lacks("applied_at".into()), "check_applied")
         .build();
-    let record: Option<MediaRecord> =
-        crate::store::Records::get_record(&app.store, &keys::media(owner, media)).await?;
+    let item = app.store.get(&keys::media(owner, media)).await?;
+    let attempts = item.as_ref().map_or(0, |i| CheckState::of(i).attempts);
+    let record = item.map(MediaRecord::from_item).transpose()?;
     let waiting = record
         .as_ref()
         .filter(|r| r.status == MediaStatus::Checking && r.trace_id.as_deref() == Some(trace_id));
@@ -290,7 +315,7 @@ async fn settle(
             Err(e) => Err(e.into()),
         };
     };
-    let change = verdict_change(record, verdict, now)
+    let change = verdict_change(record, attempts, verdict, now)
         .condition(
             Condition::All(vec![
                 Condition::Equals("status".into(), json!(MediaStatus::Checking)),
@@ -316,7 +341,12 @@ async fn settle(
 }
 
 /// The record's change for a verdict (the caller adds the condition).
-fn verdict_change(record: &MediaRecord, verdict: &Verdict, now: OffsetDateTime) -> UpdateBuilder {
+fn verdict_change(
+    record: &MediaRecord,
+    attempts: u32,
+    verdict: &Verdict,
+    now: OffsetDateTime,
+) -> UpdateBuilder {
     let update = Write::update(keys::media(&record.owner, &record.id));
     match verdict {
         Verdict::Pass => finish(update, record, MediaStatus::Passed, None, now),
@@ -329,10 +359,10 @@ fn verdict_change(record: &MediaRecord, verdict: &Verdict, now: OffsetDateTime) 
         ),
         Verdict::Review { .. } => to_staff(update, record, "review", now),
         Verdict::Failed { .. } => to_staff(update, record, "check_failed", now),
-        Verdict::DownloadFailed if record.attempts + 1 >= MAX_DOWNLOAD_ATTEMPTS => {
+        Verdict::DownloadFailed if attempts + 1 >= MAX_DOWNLOAD_ATTEMPTS => {
             to_staff(update, record, "download_failed", now)
         }
-        Verdict::DownloadFailed => retry_later(update, record, now),
+        Verdict::DownloadFailed => retry_later(update, record, attempts, now),
     }
 }
 
@@ -377,13 +407,15 @@ pub fn backoff_secs(attempts: u32) -> i64 {
     60i64.saturating_mul(1 << attempts.min(6)).min(3_600)
 }
 
-/// Check again later: the trace id forgotten, due after the backoff.
+/// Check again later (`attempts`: those before this one): the trace id forgotten, due after the
+/// backoff.
 pub(crate) fn retry_later(
     update: UpdateBuilder,
     record: &MediaRecord,
+    attempts: u32,
     now: OffsetDateTime,
 ) -> UpdateBuilder {
-    let attempts = record.attempts + 1;
+    let attempts = attempts + 1;
     let listed = keys::media_listed(
         now.unix_timestamp() + backoff_secs(attempts),
         &record.owner,

@@ -62,7 +62,7 @@ impl DecisionBody {
 
 /// One queued upload as staff see it: who, what for, why it waits, a short-lived preview link,
 /// where it is used.
-async fn item_view(app: &App, record: &MediaRecord) -> Result<Value, Error> {
+async fn item_view(app: &App, record: &MediaRecord, why: Option<String>) -> Result<Value, Error> {
     let preview = app
         .media_bucket()?
         .link(&record.key, Duration::from_secs(PREVIEW_SECS))
@@ -75,7 +75,7 @@ async fn item_view(app: &App, record: &MediaRecord) -> Result<Value, Error> {
         "content_type": record.content_type,
         "size": record.size,
         "status": record.status,
-        "waiting_for": record.review,
+        "waiting_for": why,
         "media_url": record.url(&app.config.media.base_url),
         "preview_url": preview,
         "cover_id": record.cover,
@@ -97,9 +97,10 @@ pub async fn queue(
     let page = app.store.query(query.after(cursor)).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for item in page.items {
+        let why = super::results::CheckState::of(&item).review;
         let record = MediaRecord::from_item(item)?;
         if record.status == MediaStatus::Checking {
-            items.push(item_view(app, &record).await?);
+            items.push(item_view(app, &record, why).await?);
         }
     }
     Ok((items, page.next.map(PageCursor::from)))
