@@ -23,7 +23,7 @@ use renji_shared::domain::media::{
 };
 use renji_shared::domain::members::rfc3339;
 use renji_shared::ids::{MediaId, UserId};
-use renji_shared::media_bucket::{MediaBucket, ObjectHead, SignedLink};
+use renji_shared::media_bucket::{MediaBucket, ObjectHead, PostForm, SignedLink, UploadPolicy};
 use renji_shared::store::schema::GSI1;
 use renji_shared::store::{keys, Query, Record, Records, Write};
 use renji_shared::wechat::api::{
@@ -60,6 +60,9 @@ impl FakeBucket {
 
 #[async_trait]
 impl MediaBucket for FakeBucket {
+    async fn post_form(&self, _: &UploadPolicy) -> Result<PostForm, Error> {
+        Err(Error::Internal("not in this test".into()))
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, Error> {
         Ok(self.objects.lock().unwrap().get(key).map(|o| ObjectHead {
             size: o.0,

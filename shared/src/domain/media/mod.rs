@@ -11,11 +11,11 @@
 //! any more). An entity without holds shows every URL: rows written before uploads existed keep
 //! working. When a check ends, every [`Subject`] in the record's `used_by` has its holds updated.
 
-pub mod uploads;
 pub mod holds;
 pub mod jobs;
 pub mod results;
 pub mod review;
+pub mod uploads;
 
 use std::collections::BTreeMap;
 
