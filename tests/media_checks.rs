@@ -902,6 +902,95 @@ async fn the_queue_is_paged_oldest_first(backend: Backend) {
     assert_eq!(queued.items.len(), 3);
 }
 
+/// The sandbox round trip: a member uploads through the local server, the media job asks the
+/// WeChat stand-in, which downloads the image through the signed link and pushes its result,
+/// signed and encrypted, to `POST /v1/wechat/events`: public (or, with the risky marker, removed).
+async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let who = server.member("roundtrip", false).await;
+    let base = server.app().config.media.base_url.clone();
+    for (bytes, expected) in [
+        (
+            b"\xff\xd8\xff\xe0 a plain image".to_vec(),
+            MediaStatus::Passed,
+        ),
+        (
+            b"\xff\xd8\xff\xe0 sandbox-risky".to_vec(),
+            MediaStatus::Risky,
+        ),
+    ] {
+        let reply = server
+            .api
+            .call(
+                "POST",
+                "/v1/uploads",
+                Some(&who.token),
+                Some(
+                    json!({"purpose": "avatar", "content_type": "image/jpeg", "size": bytes.len()}),
+                ),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let form = reply.body;
+        let fields: BTreeMap<String, String> = form["fields"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        let pairs = renji_local::media::fields_of(&fields);
+        let boundary = "----renji-checks-boundary";
+        let uploaded = reqwest::Client::new()
+            .post(form["url"].as_str().unwrap())
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(renji_local::media::form_body(
+                boundary,
+                &pairs,
+                Some(&bytes),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status().as_u16(), 204);
+        let media_url = form["media_url"].as_str().unwrap().to_owned();
+        let (owner, _, id) =
+            renji_shared::domain::media::parse_url(&base, &media_url).expect("our media URL");
+        let job = server.running.function_app("MediaJobsFunction").unwrap();
+        let report = jobs::run(job, OffsetDateTime::now_utc(), Budget::default())
+            .await
+            .unwrap();
+        assert_eq!((report.asked, report.failed), (1, 0), "{report:?}");
+        let mut status = None;
+        for _ in 0..50 {
+            let record: MediaRecord = server
+                .app()
+                .store
+                .get_record(&keys::media(&owner, &id))
+                .await
+                .unwrap()
+                .unwrap();
+            if record.status.is_final() {
+                status = Some(record);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let record = status.expect("the sandbox's push applied");
+        assert_eq!(record.status, expected, "{record:?}");
+        let public = reqwest::get(&media_url).await.unwrap().status().as_u16();
+        match expected {
+            MediaStatus::Passed => assert_eq!(public, 200),
+            _ => {
+                assert_eq!(public, 403);
+                assert_eq!(record.reason.as_deref(), Some("risky_pornography"));
+            }
+        }
+    }
+}
+
 on_both_stores!(
     an_image_passes_once_and_becomes_public,
     a_risky_image_is_removed_with_its_reason,
@@ -913,4 +1002,5 @@ on_both_stores!(
     a_video_needs_its_cover_passed_and_staff_approval,
     pushes_are_verified_and_the_handshake_answers,
     the_queue_is_paged_oldest_first,
+    the_sandbox_round_trip_makes_an_upload_public_or_risky,
 );
