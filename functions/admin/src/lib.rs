@@ -28,8 +28,8 @@ use time::OffsetDateTime;
 
 use StaffRole::{Admin, Moderator, Support};
 
-mod moderation_texts;
 mod media;
+mod moderation_texts;
 
 /// The routes this function serves, their limits and the staff roles each allows (the README's
 /// roles table); `template.yaml` must route exactly these here (tested).
