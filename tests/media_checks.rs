@@ -891,7 +891,9 @@ async fn the_queue_is_paged_oldest_first(backend: Backend) {
             None => break,
         }
     }
-    let expected: Vec<String> = videos.iter().map(|v| v.id.to_string()).collect();
+    // Oldest first by media id (ULIDs made in the same millisecond sort by their random part).
+    let mut expected: Vec<String> = videos.iter().map(|v| v.id.to_string()).collect();
+    expected.sort();
     assert_eq!(seen, expected);
     let queued = w
         .app

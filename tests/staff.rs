@@ -1635,6 +1635,11 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
             "POST /admin/v1/moderation/texts/{id}/decision",
             &[Moderator, Admin],
         ),
+        ("GET /admin/v1/moderation/media", &[Moderator, Admin]),
+        (
+            "POST /admin/v1/moderation/media/{id}/decision",
+            &[Moderator, Admin],
+        ),
     ];
     let spec: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(

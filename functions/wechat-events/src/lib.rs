@@ -18,7 +18,7 @@ use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
 use renji_shared::domain::media::results::{self, Applied};
 use renji_shared::domain::subscriptions;
-use renji_shared::http::{body_bytes, query_param};
+use renji_shared::http::{body_bytes, only_params, query_param};
 use renji_shared::ratelimit::{serve, Route};
 use renji_shared::{App, Error};
 use serde_json::Value;
@@ -60,7 +60,19 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     }
 }
 
+/// The query parameters WeChat sends (an unknown one is 422, as on every route).
+const HANDSHAKE_PARAMS: &[&str] = &["signature", "timestamp", "nonce", "echostr"];
+const PUSH_PARAMS: &[&str] = &[
+    "signature",
+    "timestamp",
+    "nonce",
+    "openid",
+    "encrypt_type",
+    "msg_signature",
+];
+
 async fn handshake(app: &App, req: &Request) -> Result<Response<Body>, Error> {
+    only_params(req, HANDSHAKE_PARAMS)?;
     let signature = required(req, "signature")?;
     let timestamp = required(req, "timestamp")?;
     let nonce = required(req, "nonce")?;
@@ -75,6 +87,7 @@ async fn handshake(app: &App, req: &Request) -> Result<Response<Body>, Error> {
 /// A safe-mode push: verified, decrypted, dispatched.
 async fn push(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let now = OffsetDateTime::now_utc();
+    only_params(req, PUSH_PARAMS)?;
     if query_param(req, "encrypt_type").as_deref() != Some("aes") {
         return Err(Error::BadRequest {
             code: "safe_mode_only",
