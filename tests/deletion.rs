@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 const ID_NUMBER: &str = "11010519491231002X";
 const REAL_NAME: &str = "李朵拉";
 const NICKNAME: &str = "朵拉摄影工作室";
-const AVATAR: &str = "https://img.renji.world/dora-avatar.png";
 const BIRTH_DATE: &str = "1991-03-04";
 
 async fn ok(
@@ -108,6 +107,7 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
     let sam = server.member("sam", true).await;
     let bea = server.member("bea", false).await;
     let carl = server.member("carl", false).await;
+    let avatar = server.upload(&dora, "avatar", true).await;
     let dora_id = UserId::parse(&dora.id).unwrap();
     let sam_id = UserId::parse(&sam.id).unwrap();
 
@@ -118,7 +118,7 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
         "/v1/me",
         &dora,
         Some(json!({
-            "nickname": NICKNAME, "avatar_url": AVATAR, "birth_date": BIRTH_DATE,
+            "nickname": NICKNAME, "avatar_url": avatar, "birth_date": BIRTH_DATE,
         })),
     )
     .await;
@@ -398,7 +398,7 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
     let secrets = [
         openid.as_str(),
         NICKNAME,
-        AVATAR,
+        avatar.as_str(),
         BIRTH_DATE,
         REAL_NAME,
         ID_NUMBER,

@@ -547,6 +547,7 @@ fn openapi_ticket_schemas_match_the_views() {
         staff_id: renji_shared::ids::StaffId::parse("zhangsan"),
         text: "t".into(),
         images: vec![],
+        holds: Default::default(),
         created_at: String::new(),
         text_review: None,
     };
@@ -558,13 +559,14 @@ fn openapi_ticket_schemas_match_the_views() {
     assert_eq!(full, keys(&list::member_view(&ticket, &messages, &author)));
     let shown: BTreeSet<String> = messages
         .iter()
-        // As the writer sees their own message: with its `text_review` state.
+        // As the writer sees their own message: with its `text_review` and `media_states`.
         .flat_map(|m| keys(&m.member_view(Some(&author))))
         .collect();
     assert_eq!(names(&schemas["TicketMessage"]), shown);
 }
 
-/// The `Review` schema of `openapi.yaml` names exactly the fields of a review's public view.
+/// The `Review` schema of `openapi.yaml` names exactly the fields of a review's author's view
+/// (the public view, `text_review` and `media_states`).
 #[test]
 fn openapi_review_schema_matches_the_view() {
     use renji_shared::domain::reviews::Review;
@@ -584,9 +586,21 @@ fn openapi_review_schema_matches_the_view() {
         "created_at": "2026-11-29T12:00:00Z", "version": 1,
     }))
     .unwrap();
+    let public: BTreeSet<String> = review
+        // As others see it: no `text_review` state, no `media_states`.
+        .view(None, None)
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        names.difference(&public).collect::<Vec<_>>(),
+        ["media_states", "text_review"],
+        "only the author sees more"
+    );
     let viewed: BTreeSet<String> = review
-        // As its author sees it: with its `text_review` state.
-        .view(None, Some(&author))
+        .author_view(None)
         .as_object()
         .unwrap()
         .keys()

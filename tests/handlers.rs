@@ -38,6 +38,33 @@ fn event(name: &str, token: Option<&str>, params: &[(&str, &str)]) -> Value {
     event
 }
 
+/// `event` with its body's media URLs (`avatar_url`, `images`) replaced by uploads of `member`
+/// for `purpose`, passed their check: only an upload's owner may attach it, so a sample's URLs
+/// (shaped as media URLs are) are put in as this test's member's own.
+async fn with_uploads(
+    server: &LocalServer,
+    mut event: Value,
+    member: &str,
+    purpose: &str,
+) -> Value {
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let owner = renji_shared::ids::UserId::parse(member).unwrap();
+    let app = server.app();
+    let passed = renji_shared::domain::media::MediaStatus::Passed;
+    let base = &app.config.media.base_url;
+    if body.get("avatar_url").is_some() {
+        let url = renji_tests::upload_record(&app.store, base, &owner, purpose, passed).await;
+        body["avatar_url"] = json!(url);
+    }
+    let count = body["images"].as_array().map_or(0, Vec::len);
+    for i in 0..count {
+        let url = renji_tests::upload_record(&app.store, base, &owner, purpose, passed).await;
+        body["images"][i] = json!(url);
+    }
+    event["body"] = json!(body.to_string());
+    event
+}
+
 async fn invoke(server: &LocalServer, event: &Value) -> (u16, Value) {
     let route = event["routeKey"].as_str().unwrap();
     let function = Template::load()
@@ -54,7 +81,7 @@ async fn invoke(server: &LocalServer, event: &Value) -> (u16, Value) {
         .running
         .function_app(&function)
         .expect("function exists");
-    let response = renji_local::functions::invoke(&function, app, req)
+    let response = Box::pin(renji_local::functions::invoke(&function, app, req))
         .await
         .expect("function exists");
     let status = response.status().as_u16();
@@ -619,6 +646,7 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let me = invoke(&server, &event(run("users-get-me"), Some(&token), &[])).await;
     assert_eq!((me.0, me.1["id"].as_str()), (200, Some(alice.as_str())));
     let patch = event(run("users-patch-me"), Some(&token), &[]);
+    let patch = Box::pin(with_uploads(&server, patch, &alice, "avatar")).await;
     let sent: Value = serde_json::from_str(patch["body"].as_str().unwrap()).unwrap();
     let (status, patched) = invoke(&server, &patch).await;
     assert_eq!(status, 200, "{patched}");
@@ -667,8 +695,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .unwrap()
         .ends_with(form["fields"]["key"].as_str().unwrap()));
 
-    let (status, listing) =
-        invoke(&server, &event(run("listings-create"), Some(&token), &[])).await;
+    let create = event(run("listings-create"), Some(&token), &[]);
+    let create = Box::pin(with_uploads(&server, create, &alice, "listing_image")).await;
+    let (status, listing) = invoke(&server, &create).await;
     assert_eq!(status, 201, "{listing}");
     let l = listing["id"].as_str().unwrap().to_owned();
     // Orders: bob orders alice's listing (the sample body names another listing: this one is
@@ -808,11 +837,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     )
     .await;
     assert_eq!((status, &got["id"]), (200, &json!(t)), "{got}");
-    let (status, said) = invoke(
-        &server,
-        &event(run("tickets-message"), Some(&token), &[("id", &t)]),
-    )
-    .await;
+    let said = event(run("tickets-message"), Some(&token), &[("id", &t)]);
+    let said = Box::pin(with_uploads(&server, said, &alice, "ticket_image")).await;
+    let (status, said) = invoke(&server, &said).await;
     assert_eq!((status, &said["from"]), (201, &json!("member")), "{said}");
     let (status, listed) =
         invoke(&server, &event(run("tickets-list"), Some(&bob_token), &[])).await;
@@ -908,11 +935,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             .await;
         assert_eq!(reply.status, 200, "{action}: {reply:?}");
     }
-    let (status, review) = invoke(
-        &server,
-        &event(run("reviews-create"), Some(&bob_token), &[("id", &o6)]),
-    )
-    .await;
+    let review = event(run("reviews-create"), Some(&bob_token), &[("id", &o6)]);
+    let review = Box::pin(with_uploads(&server, review, &bob, "review_image")).await;
+    let (status, review) = invoke(&server, &review).await;
     assert_eq!((status, &review["rating"]), (201, &json!(5)), "{review}");
     let r = review["id"].as_str().unwrap().to_owned();
     let (status, answered) = invoke(

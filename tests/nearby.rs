@@ -124,6 +124,8 @@ fn published(location: Location, kind: Kind) -> Listing {
         location: Some(location),
         images: Vec::new(),
         video_url: None,
+        video_cover_url: None,
+        holds: Default::default(),
         price_fen: None,
         status: ListingStatus::Published,
         takedown_reason: None,

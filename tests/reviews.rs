@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use renji_shared::domain::blocks::Block;
 use renji_shared::domain::listings::{self, fields::ListingPatch, Listing};
+use renji_shared::domain::media::MediaStatus;
 use renji_shared::domain::members::{self, Member as StoredMember};
 use renji_shared::domain::reviews::{self, NewReview, Review};
 use renji_shared::ids::{ListingId, OrderId, ReviewId, UserId};
@@ -170,22 +171,27 @@ impl World {
 }
 
 fn good() -> Value {
-    json!({"rating": 5, "text": "  拍得很用心  ", "images": ["https://img.renji.world/r/1.jpg"]})
+    json!({"rating": 5, "text": "  拍得很用心  "})
 }
 
 async fn a_review_is_written_once_even_when_two_race(backend: Backend) {
     let w = World::new(backend).await;
     let order = w.completed(&w.buyer).await;
+    // With an image of the buyer's, its check not ended: shown to the author only.
+    let image = w.server.upload(&w.buyer, "review_image", false).await;
+    let mut body = good();
+    body["images"] = json!([image]);
     let (a, b) = tokio::join!(
-        w.review(&w.buyer, &order, good()),
-        w.review(&w.buyer, &order, good())
+        w.review(&w.buyer, &order, body.clone()),
+        w.review(&w.buyer, &order, body.clone())
     );
     let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
     let (won, lost) = if a.status == 201 { (a, b) } else { (b, a) };
     assert_eq!(lost.error_code(), "already_reviewed", "{lost:?}");
-    // The answer: the review as anyone sees it, the author by their public card only.
+    // The answer: the review as its author sees it (every image, with the held ones' state),
+    // the author by their public card only.
     let review = &won.body;
     assert_eq!(
         field_names(review),
@@ -195,6 +201,7 @@ async fn a_review_is_written_once_even_when_two_race(backend: Backend) {
             "id",
             "images",
             "listing",
+            "media_states",
             "rating",
             "reply",
             "seller_id",
@@ -203,6 +210,18 @@ async fn a_review_is_written_once_even_when_two_race(backend: Backend) {
             "text_review"
         ]
     );
+    assert_eq!(review["images"], json!([image]));
+    assert_eq!(
+        review["media_states"],
+        json!({ image.as_str(): {"state": "pending"} })
+    );
+    let listed = w.list(&format!("/v1/listings/{}/reviews", w.listing)).await;
+    assert_eq!(listed.body["items"][0]["images"], json!([]), "{listed:?}");
+    assert!(listed.body["items"][0].get("media_states").is_none());
+    // Its check passes: everyone sees it.
+    renji_tests::end_check(w.server.app(), &image, MediaStatus::Passed, "").await;
+    let listed = w.list(&format!("/v1/listings/{}/reviews", w.listing)).await;
+    assert_eq!(listed.body["items"][0]["images"], json!([image]));
     assert_eq!(
         field_names(&review["author"]),
         ["avatar_url", "id", "nickname"]
@@ -325,6 +344,7 @@ async fn only_the_buyer_of_a_completed_order_within_its_window_reviews(backend: 
     let late = reviews::create(
         store,
         &renji_tests::FakeWechat::default(),
+        "https://media.renji.world",
         window,
         &order_id,
         &buyer,
@@ -347,6 +367,7 @@ async fn only_the_buyer_of_a_completed_order_within_its_window_reviews(backend: 
     let review = reviews::create(
         store,
         &renji_tests::FakeWechat::default(),
+        "https://media.renji.world",
         window,
         &order_id,
         &buyer,
@@ -419,6 +440,7 @@ impl Store for ReviewDuringEdit {
             reviews::create(
                 &self.inner,
                 &renji_tests::FakeWechat::default(),
+                "https://media.renji.world",
                 window,
                 &order,
                 &buyer,

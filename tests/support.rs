@@ -165,6 +165,40 @@ impl LocalServer {
         &self.running.app
     }
 
+    /// An upload of `who` for `purpose`, issued through `POST /v1/uploads` (the file itself is
+    /// not sent: attaching needs only the record), and with `passed` marked passed as the media
+    /// check leaves it (public), else still `issued` (pending): its `media_url`.
+    pub async fn upload(&self, who: &Member, purpose: &str, passed: bool) -> String {
+        use renji_shared::domain::media::MediaStatus;
+        let content_type = match purpose {
+            "listing_video" => "video/mp4",
+            _ => "image/jpeg",
+        };
+        let body = serde_json::json!({
+            "purpose": purpose, "content_type": content_type, "size": 1024,
+        });
+        let reply = self
+            .api
+            .call("POST", "/v1/uploads", Some(&who.token), Some(body))
+            .await;
+        assert_eq!(reply.status, 201, "POST /v1/uploads: {reply:?}");
+        let url = reply.body["media_url"]
+            .as_str()
+            .expect("media_url")
+            .to_owned();
+        if passed {
+            let app = self.app();
+            set_status(
+                &app.store,
+                &app.config.media.base_url,
+                &url,
+                MediaStatus::Passed,
+            )
+            .await;
+        }
+        url
+    }
+
     /// Logs `name` in through the sandbox; with `verified`, sets the badge as a verified result
     /// sets it (so the member may publish; verification has its own tests).
     pub async fn member(&self, name: &str, verified: bool) -> Member {
@@ -243,7 +277,8 @@ impl LocalServer {
     }
 }
 
-/// The body of a published service listing, as the HTTP tests publish them.
+/// The body of a published service listing, as the HTTP tests publish them (no images: media
+/// must be the member's own uploads, [`LocalServer::upload`]).
 pub fn service(title: &str) -> Value {
     serde_json::json!({
         "kind": "service",
@@ -252,9 +287,116 @@ pub fn service(title: &str) -> Value {
         "category": "photography",
         "city": "北京",
         "price_fen": 288_000,
-        "images": ["https://img.renji.world/l/1.jpg"],
         "status": "published",
     })
+}
+
+/// An upload of `owner` for `purpose` (`listing_image`, `avatar`…) in `status`, recorded as
+/// `POST /v1/uploads` records it (written directly with the store: the route is the `uploads`
+/// piece): its media URL under `base` (`RENJI_MEDIA_BASE_URL`).
+pub async fn upload_record(
+    store: &DynStore,
+    base: &str,
+    owner: &renji_shared::ids::UserId,
+    purpose: &str,
+    status: renji_shared::domain::media::MediaStatus,
+) -> String {
+    use renji_shared::domain::media::{object_key, MediaRecord, Purpose};
+    use renji_shared::store::Record;
+    let purpose = Purpose::parse(purpose).expect("a purpose");
+    let (content_type, ext) = match purpose.is_video() {
+        true => ("video/mp4", "mp4"),
+        false => ("image/jpeg", "jpg"),
+    };
+    let id = renji_shared::ids::MediaId::generate();
+    let key = object_key(owner, purpose, &id, ext);
+    let now = renji_shared::domain::members::now_rfc3339();
+    let record = MediaRecord {
+        id: id.clone(),
+        owner: owner.clone(),
+        purpose,
+        key: key.clone(),
+        content_type: content_type.into(),
+        size: 1024,
+        status,
+        upload_expires_at: now.clone(),
+        trace_id: None,
+        reason: None,
+        cover: None,
+        approved_by_staff: None,
+        used_by: Vec::new(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let item = record
+        .to_item(renji_shared::store::keys::media(owner, &id), None)
+        .expect("an upload item");
+    store
+        .write(renji_shared::store::Write::put(item))
+        .await
+        .expect("write the upload");
+    format!("{base}/{key}")
+}
+
+/// Sets the status of the upload at `url` (as the media check or staff would).
+pub async fn set_status(
+    store: &DynStore,
+    base: &str,
+    url: &str,
+    status: renji_shared::domain::media::MediaStatus,
+) {
+    let (owner, _, id) =
+        renji_shared::domain::media::parse_url(base, url).expect("one of our URLs");
+    store
+        .write(
+            renji_shared::store::Write::update(renji_shared::store::keys::media(&owner, &id))
+                .set("status", serde_json::json!(status))
+                .condition(renji_shared::store::Condition::Present, "upload_exists")
+                .build(),
+        )
+        .await
+        .expect("set the upload's status");
+}
+
+/// A check's end as the `checks` piece applies it: the upload at `url` becomes `status`, and
+/// every entity in its `used_by` has the URL's hold set (`risky`/`rejected`: removed with
+/// `reason`) or cleared (`passed`) through `media::holds::update`.
+pub async fn end_check(
+    app: &renji_shared::App,
+    url: &str,
+    status: renji_shared::domain::media::MediaStatus,
+    reason: &str,
+) {
+    use renji_shared::domain::media::{holds, parse_url, Hold, MediaRecord, MediaStatus};
+    use renji_shared::store::Records;
+    let (owner, _, id) = parse_url(&app.config.media.base_url, url).expect("one of our URLs");
+    let key = renji_shared::store::keys::media(&owner, &id);
+    app.store
+        .write(
+            renji_shared::store::Write::update(key.clone())
+                .set("status", serde_json::json!(status))
+                .build(),
+        )
+        .await
+        .expect("set the upload's status");
+    let record: MediaRecord = app
+        .store
+        .get_record(&key)
+        .await
+        .expect("read the upload")
+        .expect("the upload");
+    let hold = match status {
+        MediaStatus::Passed => None,
+        MediaStatus::Risky | MediaStatus::Rejected => Some(Hold::Removed {
+            reason: reason.into(),
+        }),
+        MediaStatus::Issued | MediaStatus::Checking => Some(Hold::Pending),
+    };
+    for subject in &record.used_by {
+        holds::update(app, subject, url, hold.clone())
+            .await
+            .expect("fan the result out");
+    }
 }
 
 /// A member of the local server: their session token and id.

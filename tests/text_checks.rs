@@ -58,6 +58,11 @@ impl World {
         reply.body["token"].as_str().unwrap().to_owned()
     }
 
+    /// The media base URL the server's uploads live under.
+    fn media_base(&self) -> &str {
+        &self.server.app().config.media.base_url
+    }
+
     fn store(&self) -> &DynStore {
         &self.server.app().store
     }
@@ -386,7 +391,7 @@ async fn nickname(backend: Backend) {
     let w = World::new(backend).await;
     let me = UserId::parse(&w.other.id).unwrap();
     let set = |n: &str| serde_json::from_value::<ProfilePatch>(json!({ "nickname": n })).unwrap();
-    members::update_profile(w.store(), &w.wechat, &me, set("小王"))
+    members::update_profile(w.store(), &w.wechat, w.media_base(), &me, set("小王"))
         .await
         .unwrap();
     let path = format!("/v1/users/{}", w.other.id);
@@ -398,10 +403,26 @@ async fn nickname(backend: Backend) {
     assert_eq!(public(&w).await, json!("小王"));
 
     risky(
-        members::update_profile(w.store(), &w.wechat, &me, set("sandbox-risky")).await,
+        members::update_profile(
+            w.store(),
+            &w.wechat,
+            w.media_base(),
+            &me,
+            set("sandbox-risky"),
+        )
+        .await,
         "nickname",
     );
-    outage(members::update_profile(w.store(), &w.wechat, &me, set("sandbox-outage")).await);
+    outage(
+        members::update_profile(
+            w.store(),
+            &w.wechat,
+            w.media_base(),
+            &me,
+            set("sandbox-outage"),
+        )
+        .await,
+    );
     let stored = members::get(w.store(), &me).await.unwrap().unwrap();
     assert_eq!(
         (stored.own_nickname(), stored.nickname_review.is_none()),
@@ -409,9 +430,15 @@ async fn nickname(backend: Backend) {
     );
 
     // Review: the owner sees the new one under review, others the approved one.
-    members::update_profile(w.store(), &w.wechat, &me, set("王sandbox-review"))
-        .await
-        .unwrap();
+    members::update_profile(
+        w.store(),
+        &w.wechat,
+        w.media_base(),
+        &me,
+        set("王sandbox-review"),
+    )
+    .await
+    .unwrap();
     let own = w.call(Some(&w.other.token), "GET", "/v1/me", None).await;
     assert_eq!(own.body["nickname"], json!("王sandbox-review"));
     assert_eq!(own.body["nickname_review"]["state"], json!("under_review"));
@@ -429,9 +456,15 @@ async fn nickname(backend: Backend) {
     assert_eq!(public(&w).await, json!("王sandbox-review"));
 
     // 61010 → review; rejected → others keep the approved one, the owner sees why.
-    members::update_profile(w.store(), &w.wechat, &me, set("老王sandbox-61010"))
-        .await
-        .unwrap();
+    members::update_profile(
+        w.store(),
+        &w.wechat,
+        w.media_base(),
+        &me,
+        set("老王sandbox-61010"),
+    )
+    .await
+    .unwrap();
     let (check, _) = w.queued("nickname").await;
     let rejected = w
         .decide(
@@ -473,7 +506,19 @@ async fn review_and_reply(backend: Backend) {
     let review = |text: &str| {
         let body = body(text);
         let (w, order, buyer) = (&w, order.clone(), buyer.clone());
-        async move { reviews::create(w.store(), &w.wechat, window, &order, &buyer, &body, now).await }
+        async move {
+            reviews::create(
+                w.store(),
+                &w.wechat,
+                w.media_base(),
+                window,
+                &order,
+                &buyer,
+                &body,
+                now,
+            )
+            .await
+        }
     };
     risky(review("sandbox-risky 差").await, "text");
     outage(review("sandbox-outage").await);
@@ -615,7 +660,18 @@ async fn ticket_messages(backend: Backend) {
     let add = |text: &str| {
         let body: messages::NewMessage = serde_json::from_value(json!({ "text": text })).unwrap();
         let (w, id, buyer) = (&w, id.clone(), buyer.clone());
-        async move { messages::add(w.store(), &w.wechat, &id, &buyer, &body, now).await }
+        async move {
+            messages::add(
+                w.store(),
+                &w.wechat,
+                w.media_base(),
+                &id,
+                &buyer,
+                &body,
+                now,
+            )
+            .await
+        }
     };
     risky(add("sandbox-risky").await, "text");
     outage(add("sandbox-outage").await);

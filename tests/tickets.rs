@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use renji_shared::domain::media::MediaStatus;
 use renji_shared::domain::orders::{self, jobs, OrderStatus};
 use renji_shared::domain::tickets::{self, staff, TicketKind, TicketStatus};
 use renji_shared::ids::{OrderId, ReviewId, StaffId, TicketId, UserId};
@@ -180,16 +181,28 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
         let list = w.call(who, "GET", "/v1/tickets", None).await;
         assert_eq!(list.body["items"][0]["id"], json!(id), "{list:?}");
     }
+    // The seller's image, its check not ended: the seller and staff see it, the buyer not yet.
+    let image = w.server.upload(&w.seller, "ticket_image", false).await;
     let reply = w
         .call(
             &w.seller,
             "POST",
             &format!("{path}/messages"),
-            Some(json!({"text": "今天下午接单", "images": ["https://img.renji.world/t/1.jpg"]})),
+            Some(json!({"text": "今天下午接单", "images": [image]})),
         )
         .await;
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(reply.body["user_id"], json!(w.seller.id));
+    assert_eq!(reply.body["images"], json!([image]));
+    let pending = json!({ image.as_str(): {"state": "pending"} });
+    assert_eq!(reply.body["media_states"], pending);
+    let seen = w.call(&w.seller, "GET", &path, None).await;
+    assert_eq!(seen.body["messages"][1]["media_states"], pending);
+    let staff_seen = staff::staff_view(w.store(), &ticket_id(&t), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(staff_seen["messages"][1]["images"], json!([image]));
+    assert_eq!(staff_seen["messages"][1]["media_states"], pending);
     // A third member: nothing, as if it did not exist.
     let got = w.call(&w.stranger, "GET", &path, None).await;
     assert_eq!((got.status, got.error_code()), (404, "not_found"));
@@ -219,8 +232,14 @@ async fn every_kind_is_filed_and_seen_only_by_who_may(backend: Backend) {
     assert!(!got.body.to_string().contains("zhang.san"), "{got:?}");
     assert_eq!(
         history[1]["images"],
-        json!(["https://img.renji.world/t/1.jpg"])
+        json!([]),
+        "pending: not for the buyer"
     );
+    assert!(history[1].get("media_states").is_none());
+    // Its check passes: the buyer sees it too.
+    renji_tests::end_check(w.server.app(), &image, MediaStatus::Passed, "").await;
+    let got = w.call(&w.buyer, "GET", &path, None).await;
+    assert_eq!(got.body["messages"][1]["images"], json!([image]));
 
     // Other kinds may name an order of the caller's (then only the author sees them), or none.
     let other = w

@@ -42,6 +42,8 @@ fn listing(lat: f64, lng: f64) -> Result<Listing, String> {
         location: Some(location),
         images: Vec::new(),
         video_url: None,
+        video_cover_url: None,
+        holds: Default::default(),
         price_fen: None,
         status: ListingStatus::Published,
         takedown_reason: None,

@@ -36,6 +36,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let review = Box::pin(reviews::create(
                 store,
                 app.wechat_api()?,
+                &app.config.media.base_url,
                 window,
                 &id,
                 &me.user_id,

@@ -62,6 +62,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 &Box::pin(messages::add(
                     store,
                     app.wechat_api()?,
+                    &app.config.media.base_url,
                     &id,
                     &me.user_id,
                     &body,

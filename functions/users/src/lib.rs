@@ -48,6 +48,7 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let member = Box::pin(members::update_profile(
                 &app.store,
                 app.wechat_api()?,
+                &app.config.media.base_url,
                 &me.user_id,
                 patch,
             ))

@@ -5,12 +5,16 @@
 //! `OPENID#<openid> / OPENID` claims the openid for exactly one member (written in the same
 //! transaction, conditioned on absence).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::consents::{self, Accepted, PolicyVersions};
+use super::media::attach::{self, Wanted};
+use super::media::{Hold, Holds, Purpose, Subject as MediaSubject};
 use super::moderation::texts::{self, Decision, Subject};
 use super::moderation::{self as moderation, TextHold};
 use super::profile::{patch_field, today, AvatarUrl, BirthDate, Gender, Nickname, Residence};
@@ -56,6 +60,9 @@ pub struct Member {
     pub nickname_review: Option<TextHold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<AvatarUrl>,
+    /// The avatar while others may not see it yet, or any more (`domain::media`): absent, shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: Holds,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<Gender>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +169,7 @@ impl Member {
             nickname: None,
             nickname_review: None,
             avatar_url: None,
+            holds: Holds::new(),
             gender: None,
             birth_date: None,
             residence: None,
@@ -197,6 +205,7 @@ impl Member {
             "nickname": self.own_nickname(),
             "nickname_review": self.nickname_review.as_ref().map(TextHold::owner_view),
             "avatar_url": self.avatar_url,
+            "media_states": attach::states(&self.holds),
             "gender": self.gender,
             "birth_date": self.birth_date,
             "residence": self.residence,
@@ -216,7 +225,7 @@ impl Member {
         json!({
             "id": self.id,
             "nickname": self.nickname,
-            "avatar_url": self.avatar_url,
+            "avatar_url": self.public_avatar(),
             "verified": self.verified,
             "followers_count": self.followers_count,
             "following_count": self.following_count,
@@ -235,8 +244,14 @@ impl Member {
             .and_then(|h| h.pending.as_deref())
             .or(self.nickname.as_ref().map(Nickname::as_str))
     }
-}
 
+    /// The avatar as others see it: none while it is held (`domain::media`).
+    pub fn public_avatar(&self) -> Option<&AvatarUrl> {
+        self.avatar_url
+            .as_ref()
+            .filter(|a| !self.holds.contains_key(a.as_str()))
+    }
+}
 impl Record for Member {
     const KIND: &'static str = "member";
 }
@@ -342,6 +357,39 @@ async fn by_openid(
     Ok(Some((member, pending)))
 }
 
+/// The label of a change of the avatar's holds: the avatar is still the URL it is about.
+const AVATAR_IS_LABEL: &str = "avatar_is";
+
+/// Sets or clears the hold of the avatar `url` of `member` (`domain::media::holds`): one write
+/// conditioned on the avatar still being `url`; a member gone or with another avatar: nothing to
+/// do. The member's holds only ever name their avatar.
+pub async fn set_avatar_hold(
+    store: &DynStore,
+    member: &UserId,
+    url: &str,
+    hold: Option<Hold>,
+) -> Result<(), Error> {
+    let update = Write::update(keys::member(member));
+    let update = match hold {
+        Some(hold) => update.set("holds", json!(Holds::from([(url.to_owned(), hold)]))),
+        None => update.remove("holds"),
+    };
+    let write = update
+        .condition(
+            Condition::Equals("avatar_url".into(), json!(url)),
+            AVATAR_IS_LABEL,
+        )
+        .build();
+    let mut attempt = 0;
+    loop {
+        match store.write(write.clone()).await {
+            Ok(_) | Err(StoreError::ConditionFailed { .. }) => return Ok(()),
+            Err(StoreError::Conflict) if attempt < 5 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `PATCH /v1/me`: absent fields stay, `null` clears, values are validated.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,12 +411,50 @@ pub struct ProfilePatch {
 /// A new nickname is checked with WeChat (scene profile) first: risky → 422 `content_risky`,
 /// nothing written; held for staff → the approved nickname stays what others see, the new one is
 /// the hold's `pending` (`domain::moderation`).
+///
+/// A new avatar must be the member's own upload for `avatar` under `media_base` (422
+/// `avatar_url` otherwise): it is held (`pending`) until its check passes, and the upload's
+/// `used_by` gains the avatar, in the same transaction. The avatar they already have (one set
+/// before uploads existed included) may be sent again unchanged.
 pub async fn update_profile(
     store: &DynStore,
     api: &dyn WechatApi,
+    media_base: &str,
     id: &UserId,
     patch: ProfilePatch,
 ) -> Result<Member, Error> {
+    for _ in 0..3 {
+        match Box::pin(try_update_profile(store, api, media_base, id, &patch)).await {
+            Err(Error::Conflict {
+                code: AVATAR_CHANGED,
+                ..
+            }) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Conflict {
+        code: "edit_conflict",
+        message: "the profile changed while you edited it; retry".into(),
+    })
+}
+
+/// The avatar changed between its read and the write (or an upload's check ended meanwhile).
+const AVATAR_CHANGED: &str = "avatar_changed";
+
+async fn try_update_profile(
+    store: &DynStore,
+    api: &dyn WechatApi,
+    media_base: &str,
+    id: &UserId,
+    patch: &ProfilePatch,
+) -> Result<Member, Error> {
+    let patch = ProfilePatch {
+        nickname: patch.nickname.clone(),
+        avatar_url: patch.avatar_url.clone(),
+        gender: patch.gender,
+        birth_date: patch.birth_date.clone(),
+        residence: patch.residence.clone(),
+    };
     let mut set: Vec<(&str, Value)> = Vec::new();
     let mut remove: Vec<&str> = Vec::new();
     let mut extra: Vec<Write> = Vec::new();
@@ -434,16 +520,10 @@ pub async fn update_profile(
         Some(None) => remove.push(name),
         Some(Some(v)) => set.push((name, v)),
     };
-    change(
-        "avatar_url",
-        patch
-            .avatar_url
-            .map(|v| {
-                v.map(|s| AvatarUrl::parse(&s).map(|a| json!(a)))
-                    .transpose()
-            })
-            .transpose()?,
-    );
+    let avatar = patch
+        .avatar_url
+        .map(|v| v.map(|s| AvatarUrl::parse(&s)).transpose())
+        .transpose()?;
     change("gender", patch.gender.map(|v| v.map(|g| json!(g))));
     change(
         "birth_date",
@@ -465,17 +545,48 @@ pub async fn update_profile(
             })
             .transpose()?,
     );
+    // The avatar: cleared (with its hold), kept as it is, or a new upload checked and attached.
+    let mut attached = Vec::new();
+    let mut avatar_condition = None;
+    match avatar {
+        None => {}
+        Some(None) => {
+            remove.push("avatar_url");
+            remove.push("holds");
+        }
+        Some(Some(url)) => {
+            let current = get(store, id).await?.ok_or(Error::NotFound("member"))?;
+            if current.avatar_url.as_ref() != Some(&url) {
+                let wanted = [Wanted::new("avatar_url", url.as_str(), Purpose::Avatar)];
+                let checked = attach::check(store, media_base, id, &wanted).await?;
+                let holds = checked.holds_after([&url.as_str().to_owned()], &Holds::new());
+                match holds.is_empty() {
+                    true => remove.push("holds"),
+                    false => set.push(("holds", json!(holds))),
+                }
+                set.push(("avatar_url", json!(url)));
+                attached = checked.writes(&MediaSubject::Avatar { member: id.clone() });
+                avatar_condition = Some(match &current.avatar_url {
+                    Some(old) => Condition::Equals("avatar_url".into(), json!(old)),
+                    None => Condition::Lacks("avatar_url".into()),
+                });
+            }
+        }
+    }
     if !set.is_empty() || !remove.is_empty() {
+        let mut exists = vec![Condition::Present];
+        exists.extend(avatar_condition);
         let mut update = Write::update(keys::member(id))
             .set("updated_at", now_rfc3339())
-            .condition(Condition::Present, "member_exists");
+            .condition(Condition::All(exists), "member_exists");
         for (name, value) in set {
             update = update.set(name, value);
         }
         for name in remove {
             update = update.remove(name);
         }
-        if extra.is_empty() {
+        let avatar_attached = !attached.is_empty();
+        if !avatar_attached && extra.is_empty() {
             return match store.write(update.build()).await {
                 Ok(Some(item)) => Member::from_item(item),
                 Ok(None)
@@ -487,8 +598,19 @@ pub async fn update_profile(
         }
         let mut writes = vec![update.build()];
         writes.extend(extra);
+        writes.extend(attached);
         return match store.transact(writes).await {
             Ok(()) => get(store, id).await?.ok_or(Error::NotFound("member")),
+            // Gone, or its avatar changed meanwhile, or the upload did: read again.
+            Err(
+                StoreError::ConditionFailed {
+                    label: "member_exists" | attach::ATTACH_LABEL,
+                }
+                | StoreError::Conflict,
+            ) if avatar_attached => Err(Error::Conflict {
+                code: AVATAR_CHANGED,
+                message: "the avatar changed meanwhile; retry".into(),
+            }),
             Err(StoreError::ConditionFailed {
                 label: "member_exists",
             }) => Err(Error::NotFound("member")),

@@ -116,9 +116,14 @@ impl AvatarUrl {
     pub fn parse(text: &str) -> Result<Self, Error> {
         https_url("avatar_url", text, Self::MAX_LEN).map(AvatarUrl)
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// Accepts an absolute https URL with a host and no credentials, at most `max_len` bytes.
+/// Accepts an absolute https URL with a host and no credentials, at most `max_len` bytes (http on
+/// the loopback too: the local server's media URLs).
 pub fn https_url(field: &str, text: &str, max_len: usize) -> Result<String, Error> {
     if text.len() > max_len {
         return Err(Error::invalid(
@@ -128,7 +133,11 @@ pub fn https_url(field: &str, text: &str, max_len: usize) -> Result<String, Erro
     }
     printable(field, text)?;
     let url = url::Url::parse(text).map_err(|_| Error::invalid(field, "must be a URL"))?;
-    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+    // Plain http only on the loopback: the local server serves its uploads there
+    // (`RENJI_MEDIA_BASE_URL`); a media URL must be under that base anyway (`media::attach`).
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid(field, "must be an https URL"));
     }
     if !url.username().is_empty() || url.password().is_some() {

@@ -23,6 +23,8 @@ use time::OffsetDateTime;
 
 use super::blocks;
 use super::listings::{self, fields};
+use super::media::attach::{self, Wanted};
+use super::media::{public_urls, Hold, Holds, Purpose, Subject as MediaSubject};
 use super::members::{self, Member};
 use super::moderation::texts::{self, Decision, Subject};
 use super::moderation::{self as moderation, TextHold};
@@ -83,6 +85,9 @@ pub struct Review {
     pub text: String,
     #[serde(default)]
     pub images: Vec<String>,
+    /// The images others may not see yet, or any more (`domain::media`): absent, all shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: Holds,
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<ReviewReply>,
@@ -205,13 +210,21 @@ impl Review {
             "author": card(&self.author_id, author),
             "rating": self.rating,
             "text": text,
-            "images": self.images,
+            "images": public_urls(&self.images, &self.holds),
             "created_at": self.created_at,
             "reply": reply,
         });
         if is_author {
             view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
         }
+        view
+    }
+
+    /// What its author sees: every image, and `media_states` for those others do not see.
+    pub fn author_view(&self, author: Option<&Member>) -> Value {
+        let mut view = self.view(author, Some(&self.author_id));
+        view["images"] = json!(self.images);
+        view["media_states"] = attach::states(&self.holds);
         view
     }
 
@@ -227,6 +240,7 @@ impl Review {
             "rating": self.rating,
             "text": self.text,
             "images": self.images,
+            "media_states": attach::states(&self.holds),
             "created_at": self.created_at,
             "reply": self.reply,
             "hidden": self.hidden,
@@ -273,9 +287,11 @@ fn conflict(code: &'static str, message: &str) -> Error {
 /// the seller has blocked the buyer. One transaction: the review, the order's marker (only if
 /// absent), its three entries, both ratings, and the checks that the order is still completed
 /// and the buyer not blocked.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     store: &DynStore,
     api: &dyn WechatApi,
+    media_base: &str,
     window: std::time::Duration,
     id: &OrderId,
     member: &UserId,
@@ -323,6 +339,7 @@ pub async fn create(
         rating: checked.rating,
         text: checked.text,
         images: checked.images,
+        holds: Holds::new(),
         created_at: orders::rfc3339(now),
         reply: None,
         hidden: None,
@@ -353,42 +370,32 @@ pub async fn create(
         now,
     )?;
     review.text_review = hold;
-    let marker = ReviewMarker {
-        review_id: review.id.clone(),
-    }
-    .to_item(keys::order_review(&order.id), None)?;
-    // The order of the writes is the order of the answers when several conditions fail.
-    let writes = vec![
-        Write::put_if(marker, Condition::Absent, MARKER_LABEL),
-        Write::check(
-            keys::order(&order.id),
-            Condition::Equals("status".into(), json!(OrderStatus::Completed.as_str())),
-            "order_completed",
-        ),
-        blocks::not_blocked(&review.seller_id, &review.author_id),
-        Write::put_if(review.item()?, Condition::Absent, "review_new"),
-        Write::put(review.entry(LISTING, review.listing_id.as_str())?),
-        Write::put(review.entry(SELLER, review.seller_id.as_str())?),
-        Write::put(review.entry(AUTHOR, review.author_id.as_str())?),
-        Write::update(keys::listing(&review.listing_id))
-            .add("rating_sum", review.rating)
-            .add("rating_count", 1)
-            .condition(Condition::Present, "listing_exists")
-            .build(),
-        Write::update(keys::member(&review.seller_id))
-            .add("rating_sum", review.rating)
-            .add("rating_count", 1)
-            .condition(Condition::Present, "seller_exists")
-            .build(),
-    ];
-    let mut writes = writes;
-    writes.extend(held);
+    let wanted: Vec<Wanted> = (review.images.iter().enumerate())
+        .map(|(i, url)| Wanted::new(format!("images[{i}]"), url, Purpose::ReviewImage))
+        .collect();
+    let subject = MediaSubject::Review {
+        id: review.id.clone(),
+    };
     let mut result = Err(StoreError::Conflict);
     for _ in 0..ATTEMPTS {
-        result = store.transact(writes.clone()).await;
+        let attached = match wanted.is_empty() {
+            true => attach::Checked::none(),
+            false => attach::check(store, media_base, member, &wanted).await?,
+        };
+        review.holds = attached.holds_after(&review.images, &Holds::new());
+        result = store
+            .transact(review_writes(&review, attached.writes(&subject), &held)?)
+            .await;
         // On DynamoDB a transaction racing another on the same items may be cancelled as a
-        // conflict: try again, so the loser of a race reads the marker and answers 409.
-        if !matches!(result, Err(StoreError::Conflict)) {
+        // conflict: try again, so the loser of a race reads the marker and answers 409; an
+        // upload whose check ended meanwhile is read again.
+        if !matches!(
+            result,
+            Err(StoreError::Conflict
+                | StoreError::ConditionFailed {
+                    label: attach::ATTACH_LABEL
+                })
+        ) {
             break;
         }
     }
@@ -415,8 +422,54 @@ pub async fn create(
         Err(StoreError::ConditionFailed {
             label: "seller_exists",
         }) => Err(Error::NotFound("member")),
+        Err(StoreError::ConditionFailed {
+            label: attach::ATTACH_LABEL,
+        }) => Err(conflict(
+            "write_conflict",
+            "an image's upload kept changing; retry",
+        )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Writes the new `review` makes: review, marker, entries, ratings, checks; and `attached` (its
+/// uploads' `used_by`) and `held` (its held text's entry for staff).
+fn review_writes(
+    review: &Review,
+    attached: Vec<Write>,
+    held: &[Write],
+) -> Result<Vec<Write>, Error> {
+    let marker = ReviewMarker {
+        review_id: review.id.clone(),
+    }
+    .to_item(keys::order_review(&review.order_id), None)?;
+    // The order of the writes is the order of the answers when several conditions fail.
+    let mut writes = vec![
+        Write::put_if(marker, Condition::Absent, MARKER_LABEL),
+        Write::check(
+            keys::order(&review.order_id),
+            Condition::Equals("status".into(), json!(OrderStatus::Completed.as_str())),
+            "order_completed",
+        ),
+        blocks::not_blocked(&review.seller_id, &review.author_id),
+        Write::put_if(review.item()?, Condition::Absent, "review_new"),
+        Write::put(review.entry(LISTING, review.listing_id.as_str())?),
+        Write::put(review.entry(SELLER, review.seller_id.as_str())?),
+        Write::put(review.entry(AUTHOR, review.author_id.as_str())?),
+        Write::update(keys::listing(&review.listing_id))
+            .add("rating_sum", review.rating)
+            .add("rating_count", 1)
+            .condition(Condition::Present, "listing_exists")
+            .build(),
+        Write::update(keys::member(&review.seller_id))
+            .add("rating_sum", review.rating)
+            .add("rating_count", 1)
+            .condition(Condition::Present, "seller_exists")
+            .build(),
+    ];
+    writes.extend(attached);
+    writes.extend(held.iter().cloned());
+    Ok(writes)
 }
 
 /// The update of a stored review conditioned on the version read, the version bumped.
@@ -427,6 +480,47 @@ fn change(review: &Review) -> crate::store::UpdateBuilder {
             Condition::Equals("version".into(), json!(review.version)),
             VERSION_LABEL,
         )
+}
+
+/// Sets or clears the hold of image `url` of review `id` (`domain::media::holds`), conditioned on
+/// the version read; a review gone or without `url`: nothing to do.
+pub async fn set_hold(
+    store: &DynStore,
+    id: &ReviewId,
+    url: &str,
+    hold: Option<Hold>,
+) -> Result<(), Error> {
+    for _ in 0..ATTEMPTS * 2 {
+        let Some(review) = get(store, id).await? else {
+            return Ok(());
+        };
+        if !review.images.iter().any(|u| u == url) || review.holds.get(url) == hold.as_ref() {
+            return Ok(());
+        }
+        let mut holds = review.holds.clone();
+        match hold.clone() {
+            Some(h) => holds.insert(url.to_owned(), h),
+            None => holds.remove(url),
+        };
+        let write = match holds.is_empty() {
+            true => change(&review).remove("holds"),
+            false => change(&review).set("holds", json!(holds)),
+        };
+        match store.write(write.build()).await {
+            Ok(_) => return Ok(()),
+            Err(
+                StoreError::ConditionFailed {
+                    label: VERSION_LABEL,
+                }
+                | StoreError::Conflict,
+            ) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(conflict(
+        "write_conflict",
+        "the review kept changing; retry",
+    ))
 }
 
 /// `POST /v1/reviews/{id}/reply`: the reviewed seller answers once. 404 for an unknown or
@@ -664,10 +758,14 @@ async fn page(
     Ok((items, page.next.map(PageCursor::from)))
 }
 
-/// The answer to a new review or a reply: the review with its author's card (one read).
+/// The answer to a new review or a reply: the review with its author's card (one read), as
+/// `viewer` sees it (its author: every image with `media_states`, and its `text_review` state).
 pub async fn view(store: &DynStore, review: &Review, viewer: &UserId) -> Result<Value, Error> {
     let author: Option<Member> = members::get(store, &review.author_id).await?;
-    Ok(review.view(author.as_ref(), Some(viewer)))
+    Ok(match viewer == &review.author_id {
+        true => review.author_view(author.as_ref()),
+        false => review.view(author.as_ref(), Some(viewer)),
+    })
 }
 
 /// Staff's decision on a review's held text (`reply`: the seller's reply's): the review's

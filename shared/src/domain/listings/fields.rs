@@ -66,6 +66,9 @@ pub struct NewListing {
     pub images: Vec<String>,
     #[serde(default)]
     pub video_url: Option<String>,
+    /// The video's cover (an upload for `video_cover`): required with a video.
+    #[serde(default)]
+    pub video_cover_url: Option<String>,
     #[serde(default)]
     pub price_fen: Option<i64>,
     /// `draft` (default) or `published`.
@@ -74,7 +77,7 @@ pub struct NewListing {
 }
 
 /// `PATCH /v1/listings/{id}`: absent fields stay; `null` clears the optional ones (location,
-/// video_url) and is refused, naming the field, on the others.
+/// video_url, video_cover_url) and is refused, naming the field, on the others.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListingPatch {
@@ -92,6 +95,8 @@ pub struct ListingPatch {
     pub images: Option<Vec<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub video_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub video_cover_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
     pub price_fen: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
@@ -169,6 +174,10 @@ pub fn images(urls: &[String]) -> Result<Vec<String>, Error> {
 
 pub fn video_url(url: &str) -> Result<String, Error> {
     https_url("video_url", url, MAX_MEDIA_URL_LEN)
+}
+
+pub fn video_cover_url(url: &str) -> Result<String, Error> {
+    https_url("video_cover_url", url, MAX_MEDIA_URL_LEN)
 }
 
 /// A service has a price; a recruitment has none.

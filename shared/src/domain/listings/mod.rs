@@ -12,6 +12,8 @@ pub mod fields;
 pub mod index;
 pub mod nearby;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -20,6 +22,8 @@ use super::members::{self, now_rfc3339, Member};
 use super::moderation::texts::{self, Decision, Subject};
 use super::moderation::{self as moderation, TextHold};
 use crate::config::Config;
+use crate::domain::media::attach::{self, Checked, Wanted};
+use crate::domain::media::{public_urls, Hold, Holds, Purpose, Subject as MediaSubject};
 use crate::error::Error;
 use crate::geo::{GeoBounds, Location};
 use crate::ids::{ListingId, UserId};
@@ -51,6 +55,8 @@ async fn backoff(attempt: u32) {
 pub struct Rules<'a> {
     pub categories: &'a [String],
     pub bounds: GeoBounds,
+    /// `RENJI_MEDIA_BASE_URL`: media URLs must be uploads under it.
+    pub media_base: &'a str,
 }
 
 impl<'a> Rules<'a> {
@@ -58,6 +64,7 @@ impl<'a> Rules<'a> {
         Rules {
             categories: &config.categories,
             bounds: config.geo_bounds,
+            media_base: &config.media.base_url,
         }
     }
 }
@@ -146,6 +153,13 @@ pub struct Listing {
     pub images: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_url: Option<String>,
+    /// The video's cover image (an upload for `video_cover`): a video needs one; listings stored
+    /// before uploads existed may have a video without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_cover_url: Option<String>,
+    /// The media URLs others may not see yet, or any more (`domain::media`): absent, all shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: Holds,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_fen: Option<Fen>,
     pub status: ListingStatus,
@@ -283,6 +297,28 @@ impl Listing {
         self.to_item(keys::listing(&self.id), listed)
     }
 
+    /// The images others may see, in order.
+    pub fn public_images(&self) -> Vec<String> {
+        public_urls(&self.images, &self.holds)
+    }
+
+    /// The video and its cover as others may see them: both, only while neither is held.
+    pub fn public_video(&self) -> (Option<&String>, Option<&String>) {
+        let held = |url: &Option<String>| url.as_ref().is_some_and(|u| self.holds.contains_key(u));
+        match held(&self.video_url) || held(&self.video_cover_url) {
+            true => (None, None),
+            false => (self.video_url.as_ref(), self.video_cover_url.as_ref()),
+        }
+    }
+
+    /// Every media URL the listing uses: images, video, its cover.
+    pub fn media_urls(&self) -> Vec<&String> {
+        let mut urls: Vec<&String> = self.images.iter().collect();
+        urls.extend(self.video_url.iter());
+        urls.extend(self.video_cover_url.iter());
+        urls
+    }
+
     /// What browsing shows of a listing: the location coarsened (privacy policy §二(八)三).
     pub fn summary_record(&self) -> Summary {
         Summary {
@@ -293,7 +329,7 @@ impl Listing {
             city: self.city.clone(),
             city_code: self.city_code.clone(),
             price_fen: self.price_fen,
-            cover_url: self.images.first().cloned(),
+            cover_url: self.public_images().into_iter().next(),
             location: self.location.map(|l| l.coarse()),
             owner_id: self.owner_id.clone(),
             published_at: self.published_at.clone(),
@@ -305,8 +341,9 @@ impl Listing {
         json!(self.summary_record())
     }
 
-    /// The whole listing as anyone may see it, the location coarsened.
+    /// The whole listing as anyone may see it, the location coarsened, held media left out.
     pub fn public_view(&self) -> Value {
+        let (video_url, video_cover_url) = self.public_video();
         json!({
             "id": self.id,
             "owner_id": self.owner_id,
@@ -317,8 +354,9 @@ impl Listing {
             "city": self.city,
             "city_code": self.city_code,
             "location": self.location.map(|l| l.coarse()),
-            "images": self.images,
-            "video_url": self.video_url,
+            "images": self.public_images(),
+            "video_url": video_url,
+            "video_cover_url": video_cover_url,
             "price_fen": self.price_fen,
             "status": self.status,
             "favorites_count": self.favorites_count,
@@ -334,17 +372,28 @@ impl Listing {
     /// The owner also sees the exact location and why staff took it down (privacy policy
     /// §三(四)2).
     pub fn owner_view(&self) -> Value {
-        let mut view = self.public_view();
+        let mut view = self.all_media_view();
         view["location"] = json!(self.location);
         view["takedown_reason"] = json!(self.takedown_reason);
         view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
         view
     }
 
+    /// The public view with every media URL, and `media_states`: the held ones' state
+    /// (`pending`, or `removed` with its reason).
+    fn all_media_view(&self) -> Value {
+        let mut view = self.public_view();
+        view["images"] = json!(self.images);
+        view["video_url"] = json!(self.video_url);
+        view["video_cover_url"] = json!(self.video_cover_url);
+        view["media_states"] = attach::states(&self.holds);
+        view
+    }
+
     /// What staff see: the public view (location coarsened: staff have no need of the exact
     /// point), in every status, with the take-down reason.
     pub fn staff_view(&self) -> Value {
-        let mut view = self.public_view();
+        let mut view = self.all_media_view();
         view["takedown_reason"] = json!(self.takedown_reason);
         view["text_review"] = json!(self.text_review.as_ref().map(TextHold::owner_view));
         view
@@ -404,10 +453,32 @@ async fn require_verified(
 /// Fails with `ConditionFailed { label: "listing_version" }` when another write changed the
 /// listing first, and with `"owner_exists"` when a listing is published for a member who is gone.
 async fn save(store: &DynStore, old: Option<&Listing>, new: &Listing) -> Result<(), StoreError> {
-    store.transact(save_writes(old, new, Vec::new())?).await
+    save_with(store, old, new, Vec::new()).await
 }
 
-/// The writes of [`save`], with `extra` (a held text's record) in the same transaction.
+/// The label [`save_with`] fails with when the listing's writes and the uploads it attaches
+/// would be more than one transaction holds.
+const TOO_MANY_LABEL: &str = "listing_too_many_writes";
+
+/// [`save`], with `extra` writes in the same transaction (a held text's record, the uploads a
+/// change attaches).
+async fn save_with(
+    store: &DynStore,
+    old: Option<&Listing>,
+    new: &Listing,
+    extra: Vec<Write>,
+) -> Result<(), StoreError> {
+    let writes = save_writes(old, new, extra)?;
+    if writes.len() > crate::store::MAX_TRANSACTION_WRITES {
+        return Err(StoreError::ConditionFailed {
+            label: TOO_MANY_LABEL,
+        });
+    }
+    store.transact(writes).await
+}
+
+/// The writes of [`save`], with `extra` (a held text's record, uploads' `used_by`) in the same
+/// transaction.
 fn save_writes(
     old: Option<&Listing>,
     new: &Listing,
@@ -547,6 +618,128 @@ pub async fn text_decision(
     Ok(Some(save_writes(Some(&old), &new, Vec::new())?))
 }
 
+/// The media URLs `new` brings that `old` does not use in the same field, with the field and
+/// purpose each is checked for.
+fn new_media(old: Option<&Listing>, new: &Listing) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    for (i, url) in new.images.iter().enumerate() {
+        if old.is_none_or(|o| !o.images.contains(url)) {
+            wanted.push(Wanted::new(
+                format!("images[{i}]"),
+                url,
+                Purpose::ListingImage,
+            ));
+        }
+    }
+    let pairs = [
+        (
+            "video_url",
+            &new.video_url,
+            old.and_then(|o| o.video_url.as_ref()),
+            Purpose::ListingVideo,
+        ),
+        (
+            "video_cover_url",
+            &new.video_cover_url,
+            old.and_then(|o| o.video_cover_url.as_ref()),
+            Purpose::VideoCover,
+        ),
+    ];
+    for (field, url, before, purpose) in pairs {
+        if let Some(url) = url {
+            if before != Some(url) {
+                wanted.push(Wanted::new(field, url, purpose));
+            }
+        }
+    }
+    wanted
+}
+
+/// A video needs its cover, and a cover goes with a video (a video stored before covers existed
+/// stays as it is until it is changed).
+fn check_video_pair(old: Option<&Listing>, new: &Listing) -> Result<(), Error> {
+    let video_changed = old.is_none_or(|o| o.video_url != new.video_url);
+    match (&new.video_url, &new.video_cover_url) {
+        (Some(_), None) if video_changed => Err(Error::invalid(
+            "video_cover_url",
+            "a video needs its cover: an upload for video_cover",
+        )),
+        (None, Some(_)) => Err(Error::invalid(
+            "video_cover_url",
+            "a cover goes with a video_url",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the media `new` brings (one batch read) and sets its holds: `Err` (422 naming the
+/// field) before anything is written.
+async fn attach_media(
+    store: &DynStore,
+    rules: &Rules<'_>,
+    old: Option<&Listing>,
+    new: &mut Listing,
+) -> Result<Checked, Error> {
+    check_video_pair(old, new)?;
+    let wanted = new_media(old, new);
+    let checked = match wanted.is_empty() {
+        true => Checked::none(),
+        false => attach::check(store, rules.media_base, &new.owner_id, &wanted).await?,
+    };
+    let old_holds = old.map(|o| o.holds.clone()).unwrap_or_default();
+    new.holds = checked.holds_after(new.media_urls(), &old_holds);
+    Ok(checked)
+}
+
+fn too_many_writes() -> Error {
+    Error::invalid(
+        "images",
+        "too many changes at once: change the images and video in an edit of their own",
+    )
+}
+
+/// Sets or clears the hold of `url` on listing `id` ([`crate::domain::media::holds::update`]):
+/// re-saved through [`save`] so its index entries (the summary's cover) follow, conditioned on
+/// the version read, read again after a lost race. A listing gone, or no longer using `url`:
+/// nothing to do.
+pub async fn set_hold(
+    store: &DynStore,
+    id: &ListingId,
+    url: &str,
+    hold: Option<Hold>,
+) -> Result<(), Error> {
+    for attempt in 0..RETIRE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
+        let Some(old) = get(store, id).await? else {
+            return Ok(());
+        };
+        if !old.media_urls().into_iter().any(|u| u == url) || old.holds.get(url) == hold.as_ref() {
+            return Ok(());
+        }
+        let mut new = old.clone();
+        match &hold {
+            Some(h) => new.holds.insert(url.to_owned(), h.clone()),
+            None => new.holds.remove(url),
+        };
+        new.version = old.version + 1;
+        match save(store, Some(&old), &new).await {
+            Ok(()) => return Ok(()),
+            Err(
+                StoreError::ConditionFailed {
+                    label: "listing_version",
+                }
+                | StoreError::Conflict,
+            ) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "listing {id} kept changing during {RETIRE_ATTEMPTS} tries to set a media hold"
+    )))
+}
+
 /// `POST /v1/listings`: a verified member creates a draft or publishes at once.
 pub async fn create(
     store: &DynStore,
@@ -584,6 +777,12 @@ pub async fn create(
             .as_deref()
             .map(fields::video_url)
             .transpose()?,
+        video_cover_url: body
+            .video_cover_url
+            .as_deref()
+            .map(fields::video_cover_url)
+            .transpose()?,
+        holds: Holds::new(),
         price_fen: fields::price(body.kind, body.price_fen)?,
         status,
         takedown_reason: None,
@@ -600,7 +799,7 @@ pub async fn create(
         text_review: None,
     };
     let member = require_verified(store, owner, status == ListingStatus::Published).await?;
-    let (hold, extra) = Box::pin(check_texts(
+    let (hold, held) = Box::pin(check_texts(
         api,
         &member,
         None,
@@ -609,14 +808,35 @@ pub async fn create(
     ))
     .await?;
     listing.text_review = hold;
-    let writes = save_writes(None, &listing, extra)?;
-    match store.transact(writes).await {
-        Ok(()) => Ok(listing),
-        Err(StoreError::ConditionFailed {
-            label: "owner_exists",
-        }) => Err(Error::Unauthorized("member no longer exists")),
-        Err(e) => Err(e.into()),
+    let subject = MediaSubject::Listing {
+        id: listing.id.clone(),
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let checked = attach_media(store, rules, None, &mut listing).await?;
+        let mut extra = held.clone();
+        extra.extend(checked.writes(&subject));
+        match save_with(store, None, &listing, extra).await {
+            Ok(()) => return Ok(listing),
+            Err(StoreError::ConditionFailed {
+                label: "owner_exists",
+            }) => return Err(Error::Unauthorized("member no longer exists")),
+            Err(StoreError::ConditionFailed {
+                label: TOO_MANY_LABEL,
+            }) => return Err(too_many_writes()),
+            // An upload changed since it was read (its check ended): read it again.
+            Err(
+                StoreError::ConditionFailed {
+                    label: attach::ATTACH_LABEL,
+                }
+                | StoreError::Conflict,
+            ) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(Error::Conflict {
+        code: "edit_conflict",
+        message: "the uploads changed while the listing was saved; retry".into(),
+    })
 }
 
 /// Loads a listing for a change by `actor`: 404 when they may not see it, 403 when they may see
@@ -677,6 +897,13 @@ fn apply_patch(old: &Listing, patch: &ListingPatch, rules: &Rules<'_>) -> Result
     }
     if let Some(video) = &patch.video_url {
         new.video_url = video.as_deref().map(fields::video_url).transpose()?;
+        // Clearing the video clears its cover too, unless the patch says otherwise.
+        if new.video_url.is_none() && patch.video_cover_url.is_none() {
+            new.video_cover_url = None;
+        }
+    }
+    if let Some(cover) = &patch.video_cover_url {
+        new.video_cover_url = cover.as_deref().map(fields::video_cover_url).transpose()?;
     }
     if let Some(price) = patch.price_fen {
         new.price_fen = fields::price(new.kind, Some(price))?;
@@ -724,9 +951,11 @@ pub async fn update(
     id: &ListingId,
     patch: ListingPatch,
 ) -> Result<Listing, Error> {
+    let subject = MediaSubject::Listing { id: id.clone() };
     for _ in 0..MAX_ATTEMPTS {
         let old = load_own(store, id, actor).await?;
         let mut new = apply_patch(&old, &patch, rules)?;
+        let checked = attach_media(store, rules, Some(&old), &mut new).await?;
         if unchanged(&old, &new) {
             // Nothing to change: no write, no new version, no new `updated_at`.
             return Ok(old);
@@ -755,16 +984,20 @@ pub async fn update(
                 extra = writes;
             }
         }
-        let writes = save_writes(Some(&old), &new, extra)?;
-        match store.transact(writes).await {
+        extra.extend(checked.writes(&subject));
+        match save_with(store, Some(&old), &new, extra).await {
             Ok(()) => return Ok(new),
-            // Another write got there first (or, on DynamoDB, ran at the same time): read again.
+            // Another write got there first (or, on DynamoDB, ran at the same time), or an
+            // upload's check ended meanwhile: read again.
             Err(
                 StoreError::ConditionFailed {
-                    label: "listing_version",
+                    label: "listing_version" | attach::ATTACH_LABEL,
                 }
                 | StoreError::Conflict,
             ) => continue,
+            Err(StoreError::ConditionFailed {
+                label: TOO_MANY_LABEL,
+            }) => return Err(too_many_writes()),
             Err(e) => return Err(e.into()),
         }
     }

@@ -11,6 +11,7 @@
 //! any more). An entity without holds shows every URL: rows written before uploads existed keep
 //! working. When a check ends, every [`Subject`] in the record's `used_by` has its holds updated.
 
+pub mod attach;
 pub mod holds;
 pub mod jobs;
 pub mod results;

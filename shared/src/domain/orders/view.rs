@@ -25,7 +25,7 @@ pub fn card(id: &UserId, member: Option<&Member>) -> Value {
     json!({
         "id": id,
         "nickname": member.map(|m| json!(m.nickname)),
-        "avatar_url": member.map(|m| json!(m.avatar_url)),
+        "avatar_url": member.map(|m| json!(m.public_avatar())),
     })
 }
 

@@ -212,6 +212,7 @@ pub async fn create(
         staff_id: None,
         text: checked.text,
         images: Vec::new(),
+        holds: Default::default(),
         created_at: at,
         text_review: None,
     };

@@ -13,6 +13,8 @@ use super::{
     MAX_TEXT_CHARS,
 };
 use crate::domain::listings::fields::images as checked_images;
+use crate::domain::media::attach::{self, Checked, Wanted};
+use crate::domain::media::{Purpose, Subject as MediaSubject};
 use crate::domain::moderation;
 use crate::domain::moderation::texts::{self, Decision, Subject};
 use crate::domain::orders::rfc3339;
@@ -44,6 +46,7 @@ impl NewMessage {
 
 /// Adds `message` to `ticket` (as read): 409 `ticket_closed` or `ticket_full`, also when the
 /// ticket was closed or filled meanwhile.
+/// `extra` (the held text's entry for staff, the uploads' `used_by`) goes in the same transaction.
 pub async fn append(
     store: &DynStore,
     ticket: &Ticket,
@@ -78,6 +81,12 @@ pub async fn append(
     match store.transact(writes).await {
         Ok(()) => Ok(()),
         // Closed or filled since it was read: say which.
+        Err(StoreError::ConditionFailed {
+            label: attach::ATTACH_LABEL,
+        }) => Err(Error::Conflict {
+            code: UPLOAD_CHANGED,
+            message: "an image's upload changed meanwhile; retry".into(),
+        }),
         Err(StoreError::ConditionFailed { label: OPEN_LABEL }) => {
             match super::get(store, &ticket.id).await? {
                 Some(now) if now.status == TicketStatus::Open => Err(full()),
@@ -114,6 +123,7 @@ fn new_message(
         staff_id: staff.cloned(),
         text,
         images,
+        holds: Default::default(),
         created_at: rfc3339(now),
         text_review: None,
     })
@@ -189,6 +199,7 @@ pub async fn text_decision(
 pub async fn add(
     store: &DynStore,
     api: &dyn WechatApi,
+    media_base: &str,
     id: &TicketId,
     member: &UserId,
     body: &NewMessage,
@@ -200,9 +211,34 @@ pub async fn add(
         return Err(closed());
     }
     let held = Box::pin(check_shared(store, api, &ticket, &mut message, now)).await?;
-    append(store, &ticket, &message, held).await?;
+    let wanted: Vec<Wanted> = (message.images.iter().enumerate())
+        .map(|(i, url)| Wanted::new(format!("images[{i}]"), url, Purpose::TicketImage))
+        .collect();
+    let subject = MediaSubject::Ticket { id: id.clone() };
+    for attempt in 0..3 {
+        let attached = match wanted.is_empty() {
+            true => Checked::none(),
+            false => attach::check(store, media_base, member, &wanted).await?,
+        };
+        message.holds = attached.holds_after(&message.images, &Default::default());
+        // The held text's entry for staff and the uploads' `used_by`, with the message.
+        let mut extra = held.clone();
+        extra.extend(attached.writes(&subject));
+        match append(store, &ticket, &message, extra).await {
+            // An upload's check ended meanwhile: read it again.
+            Err(Error::Conflict {
+                code: UPLOAD_CHANGED,
+                ..
+            }) if attempt < 2 => continue,
+            Err(e) => return Err(e),
+            Ok(()) => break,
+        }
+    }
     Ok(message.member_view(Some(member)))
 }
+
+/// An upload changed between its check and the message's transaction.
+const UPLOAD_CHANGED: &str = "upload_changed";
 
 /// `staff` answers: the message as staff see it. 404 for a ticket that does not exist.
 pub async fn add_staff(

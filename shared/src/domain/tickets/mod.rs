@@ -20,10 +20,13 @@ pub mod list;
 pub mod messages;
 pub mod staff;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::domain::media::{public_urls, Holds};
 use crate::domain::orders::rfc3339;
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, ReviewId, StaffId, TicketId, UserId};
@@ -173,6 +176,10 @@ pub struct TicketMessage {
     pub text: String,
     #[serde(default)]
     pub images: Vec<String>,
+    /// The images the ticket's other party may not see yet, or any more (`domain::media`):
+    /// absent, all shown. The only part of a message that changes after it is written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: Holds,
     pub created_at: String,
     /// A member's text on an order or dispute ticket held for staff (`domain::moderation`):
     /// the other party sees `text: null` until approved; its writer sees it with its state.
@@ -281,8 +288,9 @@ impl Ticket {
 }
 
 impl TicketMessage {
-    /// As a member (`viewer`) sees it: staff as `staff`, never by name; a text held for staff
-    /// only by its writer, with its state.
+    /// As a member (`viewer`) sees it: staff as `staff`, never by name; the images others may
+    /// see; a text held for staff only by its writer, with its state; on their own message,
+    /// every image and `media_states` for those others do not see.
     pub fn member_view(&self, viewer: Option<&UserId>) -> Value {
         let writer = viewer.is_some() && viewer == self.user_id.as_ref();
         let text = match (&self.text_review, writer) {
@@ -293,7 +301,7 @@ impl TicketMessage {
             "id": self.id,
             "from": self.from,
             "text": text,
-            "images": self.images,
+            "images": public_urls(&self.images, &self.holds),
             "created_at": self.created_at,
         });
         if self.from == Sender::Member {
@@ -304,18 +312,33 @@ impl TicketMessage {
                 .text_review
                 .as_ref()
                 .map(crate::domain::moderation::TextHold::owner_view));
+            self.all_images(&mut view);
         }
         view
     }
 
-    /// As staff see it: who wrote it, staff included.
+    /// Every image, and `media_states`: the held ones' state (`pending`, `removed` + reason).
+    fn all_images(&self, view: &mut Value) {
+        view["images"] = json!(self.images);
+        view["media_states"] = crate::domain::media::attach::states(&self.holds);
+    }
+
+    /// As staff see it: who wrote it, staff included; every image with its state.
     pub fn staff_view(&self) -> Value {
-        let mut view = self.member_view(None);
-        view["text"] = json!(self.text);
-        view["text_review"] = json!(self.text_review);
+        let mut view = json!({
+            "id": self.id,
+            "from": self.from,
+            "text": self.text,
+            "text_review": self.text_review,
+            "created_at": self.created_at,
+        });
+        if self.from == Sender::Member {
+            view["user_id"] = json!(self.user_id);
+        }
         if self.from == Sender::Staff {
             view["staff_id"] = json!(self.staff_id);
         }
+        self.all_images(&mut view);
         view
     }
 }
@@ -372,6 +395,61 @@ pub async fn history(store: &DynStore, id: &TicketId) -> Result<Vec<TicketMessag
     }
 }
 
+/// The label of a change of a message's holds: its holds are as read.
+const MESSAGE_HOLDS_LABEL: &str = "message_holds";
+
+/// Sets or clears the hold of image `url` on every message of ticket `id` that shows it
+/// (`domain::media::holds`), each write conditioned on the message's holds as read; a ticket
+/// gone or without `url`: nothing to do.
+pub async fn set_hold(
+    store: &DynStore,
+    id: &TicketId,
+    url: &str,
+    hold: Option<crate::domain::media::Hold>,
+) -> Result<(), Error> {
+    for message in history(store, id).await? {
+        let mut message = message;
+        let key = keys::ticket_message(id, &message.id);
+        for attempt in 0.. {
+            if !message.images.iter().any(|u| u == url) || message.holds.get(url) == hold.as_ref() {
+                break;
+            }
+            let mut holds = message.holds.clone();
+            match hold.clone() {
+                Some(h) => holds.insert(url.to_owned(), h),
+                None => holds.remove(url),
+            };
+            let as_read = match message.holds.is_empty() {
+                true => Condition::Lacks("holds".into()),
+                false => Condition::Equals("holds".into(), json!(message.holds)),
+            };
+            let update = crate::store::Write::update(key.clone());
+            let update = match holds.is_empty() {
+                true => update.remove("holds"),
+                false => update.set("holds", json!(holds)),
+            };
+            let write = update
+                .condition(
+                    Condition::All(vec![Condition::Present, as_read]),
+                    MESSAGE_HOLDS_LABEL,
+                )
+                .build();
+            match store.write(write).await {
+                Ok(_) => break,
+                Err(
+                    crate::store::StoreError::ConditionFailed { .. }
+                    | crate::store::StoreError::Conflict,
+                ) if attempt < 10 => match store.get_record::<TicketMessage>(&key).await? {
+                    Some(now) => message = now,
+                    None => break,
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A message's item.
 pub fn message_item(ticket: &TicketId, message: &TicketMessage) -> Result<Item, Error> {
     message.to_item(keys::ticket_message(ticket, &message.id), None)
@@ -403,6 +481,7 @@ mod tests {
             staff_id: StaffId::parse("zhangsan"),
             text: "已处理".into(),
             images: vec![],
+            holds: Holds::new(),
             created_at: "2026-11-29T00:00:00Z".into(),
             text_review: None,
         };
