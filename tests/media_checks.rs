@@ -169,7 +169,8 @@ impl World {
         }
     }
 
-    /// An issued upload listed for the job at `now`; with `uploaded`, its object is there.
+    /// An issued upload listed for the job at `now`, its form expired (the job looks only then);
+    /// with `uploaded`, its object is there.
     async fn upload(&self, purpose: Purpose, content_type: &str, uploaded: bool) -> MediaRecord {
         let now = OffsetDateTime::now_utc();
         let id = MediaId::generate();
@@ -182,7 +183,7 @@ impl World {
             content_type: content_type.into(),
             size: 1_000,
             status: MediaStatus::Issued,
-            upload_expires_at: rfc3339(now + time::Duration::minutes(10)),
+            upload_expires_at: rfc3339(now - time::Duration::seconds(1)),
             trace_id: None,
             reason: None,
             cover: None,
@@ -396,6 +397,9 @@ async fn an_image_passes_once_and_becomes_public(backend: Backend) {
     assert_eq!((status, body), (200, json!("success")));
     let passed = w.record(&image.id).await.unwrap();
     assert_eq!(passed.status, MediaStatus::Passed);
+    // The push records the verdict; the job's next run carries it out.
+    assert_eq!(w.bucket.public(&image.key), Some(false));
+    assert_eq!(w.run(now).await.examined, 1);
     assert_eq!(w.bucket.public(&image.key), Some(true));
     // Carried out: no longer listed for the job.
     assert_eq!(w.listed_in(&image.id).await, None);
@@ -432,6 +436,7 @@ async fn a_risky_image_is_removed_with_its_reason(backend: Backend) {
     // The label as a number this time.
     let (status, _) = w.push(&media_check(&trace, "risky", json!(20002))).await;
     assert_eq!(status, 200);
+    w.run(OffsetDateTime::now_utc()).await;
     let risky = w.record(&image.id).await.unwrap();
     assert_eq!(risky.status, MediaStatus::Risky);
     assert_eq!(risky.reason.as_deref(), Some("risky_pornography"));
@@ -457,6 +462,7 @@ async fn a_result_pushed_before_the_trace_id_is_stored_is_applied(backend: Backe
         w.record(&image.id).await.unwrap().status,
         MediaStatus::Passed
     );
+    w.run(now).await;
     assert_eq!(w.bucket.public(&image.key), Some(true));
     assert_eq!(
         results::apply_push(&w.app, &early, now).await.unwrap(),
@@ -514,7 +520,7 @@ async fn uploads_not_as_announced_or_never_made_are_refused(backend: Backend) {
     let later = now + time::Duration::minutes(5);
     assert_eq!(w.run(later).await.waiting, 1);
     assert!(w.record(&never.id).await.is_some());
-    let past = now + time::Duration::seconds(600 + UPLOAD_GRACE_SECS + 5);
+    let past = now + time::Duration::seconds(UPLOAD_GRACE_SECS + 5);
     assert_eq!(w.run(past).await.dropped, 1);
     assert_eq!(w.record(&never.id).await, None);
 }
@@ -712,6 +718,7 @@ async fn a_video_needs_its_cover_passed_and_staff_approval(backend: Backend) {
     );
     let trace = asked(&w, &cover.id).await;
     w.push(&media_check(&trace, "pass", json!(100))).await;
+    w.run(now).await;
     assert_eq!(w.bucket.public(&cover.key), Some(true));
     let report = w.run(now + time::Duration::seconds(61)).await;
     assert_eq!(report.fanned_out, 1, "{report:?}");
@@ -907,9 +914,13 @@ async fn the_queue_is_paged_oldest_first(backend: Backend) {
 /// The sandbox round trip: a member uploads through the local server, the media job asks the
 /// WeChat stand-in, which downloads the image through the signed link and pushes its result,
 /// signed and encrypted, to `POST /v1/wechat/events`: public (or, with the risky marker, removed).
+/// Through the API as a client would: upload, publish a listing with it (pending: only its owner
+/// sees the image), the media job asks the sandbox, whose signed push makes it public — or
+/// removes it from the listing with its reason.
 async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend) {
     let server = LocalServer::start(backend).await;
-    let who = server.member("roundtrip", false).await;
+    let who = server.member("roundtrip", true).await;
+    let other = server.member("roundtrip-other", false).await;
     let base = server.app().config.media.base_url.clone();
     for (bytes, expected) in [
         (
@@ -928,7 +939,7 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
                 "/v1/uploads",
                 Some(&who.token),
                 Some(
-                    json!({"purpose": "avatar", "content_type": "image/jpeg", "size": bytes.len()}),
+                    json!({"purpose": "listing_image", "content_type": "image/jpeg", "size": bytes.len()}),
                 ),
             )
             .await;
@@ -960,11 +971,38 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
         let media_url = form["media_url"].as_str().unwrap().to_owned();
         let (owner, _, id) =
             renji_shared::domain::media::parse_url(&base, &media_url).expect("our media URL");
+        let mut body = renji_tests::service("带图的服务");
+        body["images"] = json!([media_url]);
+        body["status"] = json!("published");
+        let listing = server.api.create_listing(&who, body).await;
+        let path = format!("/v1/listings/{}", listing["id"].as_str().unwrap());
+        let seen = |reply: renji_tests::Reply| (reply.status, reply.body["images"].clone());
+        assert_eq!(
+            seen(
+                server
+                    .api
+                    .call("GET", &path, Some(&other.token), None)
+                    .await
+            ),
+            (200, json!([])),
+            "pending: not shown to others"
+        );
+        let mine = server.api.call("GET", &path, Some(&who.token), None).await;
+        assert_eq!(mine.body["images"], json!([media_url]));
+        assert_eq!(
+            mine.body["media_states"][&media_url],
+            json!({"state": "pending"})
+        );
         let job = server.running.function_app("MediaJobsFunction").unwrap();
-        let report = jobs::run(job, OffsetDateTime::now_utc(), Budget::default())
-            .await
-            .unwrap();
+        // Not looked at while its form works (a second POST could replace what was checked).
+        let now = OffsetDateTime::now_utc();
+        let report = jobs::run(job, now, Budget::default()).await.unwrap();
+        assert_eq!((report.asked, report.waiting), (0, 1), "{report:?}");
+        let expired =
+            now + time::Duration::seconds(server.app().config.media.policy.as_secs() as i64 + 1);
+        let report = jobs::run(job, expired, Budget::default()).await.unwrap();
         assert_eq!((report.asked, report.failed), (1, 0), "{report:?}");
+        // The push arrives on its own and records the verdict.
         let mut status = None;
         for _ in 0..50 {
             let record: MediaRecord = server
@@ -974,7 +1012,11 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
                 .await
                 .unwrap()
                 .unwrap();
-            if record.status.is_final() {
+            // The media job carries a recorded verdict out (public, or removed) on its next run.
+            jobs::run(job, expired, Budget::default()).await.unwrap();
+            let mine = server.api.call("GET", &path, Some(&who.token), None).await;
+            let held = mine.body["media_states"][&media_url]["state"] == json!("pending");
+            if record.status.is_final() && !held {
                 status = Some(record);
                 break;
             }
@@ -983,11 +1025,25 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
         let record = status.expect("the sandbox's push applied");
         assert_eq!(record.status, expected, "{record:?}");
         let public = reqwest::get(&media_url).await.unwrap().status().as_u16();
+        let theirs = server
+            .api
+            .call("GET", &path, Some(&other.token), None)
+            .await;
+        let mine = server.api.call("GET", &path, Some(&who.token), None).await;
         match expected {
-            MediaStatus::Passed => assert_eq!(public, 200),
+            MediaStatus::Passed => {
+                assert_eq!(public, 200);
+                assert_eq!(theirs.body["images"], json!([media_url]));
+                assert_eq!(mine.body["media_states"], json!({}));
+            }
             _ => {
                 assert_eq!(public, 403);
                 assert_eq!(record.reason.as_deref(), Some("risky_pornography"));
+                assert_eq!(theirs.body["images"], json!([]));
+                assert_eq!(
+                    mine.body["media_states"][&media_url],
+                    json!({"state": "removed", "reason": "risky_pornography"})
+                );
             }
         }
     }

@@ -987,7 +987,100 @@ async fn through_the_sandbox(backend: Backend) {
     assert_eq!(w.queue().await.len(), 4);
 }
 
+/// A held listing, through the API: an edit that passes clears the hold of texts checked
+/// together; others can neither favourite nor share it (404, no count moved); removing it takes
+/// its text out of the staff queue.
+async fn held_listings_edits_favourites_and_removal(backend: Backend) {
+    let w = World::new(backend).await;
+    let seller = Some(w.seller.token.as_str());
+    let other = Some(w.other.token.as_str());
+    let held = w
+        .call(
+            seller,
+            "POST",
+            "/v1/listings",
+            Some(service("第一版 sandbox-review")),
+        )
+        .await;
+    assert_eq!(
+        held.body["text_review"]["state"],
+        json!("under_review"),
+        "{held:?}"
+    );
+    let path = format!("/v1/listings/{}", held.body["id"].as_str().unwrap());
+    let again = w
+        .call(
+            seller,
+            "PATCH",
+            &path,
+            Some(json!({"title": "第二版 sandbox-review"})),
+        )
+        .await;
+    assert_eq!(
+        again.body["text_review"]["state"],
+        json!("under_review"),
+        "{again:?}"
+    );
+    // Only the title changes, and passes: the description held with it is checked again.
+    let clean = w
+        .call(
+            seller,
+            "PATCH",
+            &path,
+            Some(json!({"title": "第三版 干净"})),
+        )
+        .await;
+    assert_eq!(
+        (clean.status, &clean.body["text_review"]),
+        (200, &Value::Null),
+        "{clean:?}"
+    );
+    assert_eq!(w.call(other, "GET", &path, None).await.status, 200);
+    assert!(w.queue().await.is_empty());
+
+    let held = w
+        .call(
+            seller,
+            "POST",
+            "/v1/listings",
+            Some(service("第二个 sandbox-review")),
+        )
+        .await;
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let favourite = w
+        .call(other, "PUT", &format!("/v1/me/favorites/{id}"), None)
+        .await;
+    assert_eq!(favourite.status, 404, "{favourite:?}");
+    let share = w
+        .call(
+            other,
+            "POST",
+            &format!("/v1/listings/{id}/shares"),
+            Some(json!({"channel": "link"})),
+        )
+        .await;
+    assert_eq!(share.status, 404, "{share:?}");
+    let mine = w
+        .call(seller, "GET", &format!("/v1/listings/{id}"), None)
+        .await;
+    assert_eq!(
+        (&mine.body["favorites_count"], &mine.body["shares_count"]),
+        (&json!(0), &json!(0)),
+        "{mine:?}"
+    );
+    assert_eq!(w.queue().await.len(), 1);
+    let removed = w
+        .call(seller, "DELETE", &format!("/v1/listings/{id}"), None)
+        .await;
+    assert_eq!(removed.status, 204, "{removed:?}");
+    assert!(
+        w.queue().await.is_empty(),
+        "a removed listing's text leaves the queue"
+    );
+}
+
 on_both_stores!(
+    held_listings_edits_favourites_and_removal,
     through_the_sandbox,
     listing_texts,
     nickname,

@@ -43,6 +43,7 @@ const OVERRIDABLE: &[&str] = &[
     "WECOM_SECRET",
     "WECOM_API_BASE",
     "RENJI_STAFF_ROLES",
+    "RENJI_UPLOAD_POLICY_SECS",
     // An outside test may sign its own message pushes.
     "WECHAT_PUSH_TOKEN",
     "WECHAT_PUSH_AES_KEY",
@@ -338,6 +339,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ("WECHAT_APPID", sandbox::wechat::APPID.into()),
         ("WECHAT_SECRET", sandbox::wechat::SECRET.into()),
         ("WECHAT_API_BASE", wechat_base.clone()),
+        // Upload forms last a minute here (5 in Lambda): the media job checks an image once its
+        // form has expired.
+        ("RENJI_UPLOAD_POLICY_SECS", "60".into()),
         // Message push in safe mode; the WeChat stand-in pushes media check results with them.
         ("WECHAT_PUSH_TOKEN", sandbox::wechat::PUSH_TOKEN.into()),
         ("WECHAT_PUSH_AES_KEY", sandbox::wechat::PUSH_AES_KEY.into()),

@@ -46,8 +46,12 @@ pub async fn add(store: &DynStore, member: &UserId, listing: &ListingId) -> Resu
             Write::put_if(item, Condition::Absent, "not_favorited"),
             Write::update(keys::listing(listing))
                 .add("favorites_count", 1)
+                // Published, its text not held for staff (`domain::moderation`): as listed.
                 .condition(
-                    Condition::Equals("status".into(), json!("published")),
+                    Condition::All(vec![
+                        Condition::Equals("status".into(), json!("published")),
+                        Condition::Lacks("text_review".into()),
+                    ]),
                     "listing_published",
                 )
                 .build(),

@@ -132,8 +132,12 @@ pub async fn record(
         .transact(vec![
             Write::update(keys::listing(listing))
                 .add("shares_count", 1)
+                // Published, its text not held for staff (`domain::moderation`): as listed.
                 .condition(
-                    Condition::Equals("status".into(), json!("published")),
+                    Condition::All(vec![
+                        Condition::Equals("status".into(), json!("published")),
+                        Condition::Lacks("text_review".into()),
+                    ]),
                     "listing_published",
                 )
                 .build(),

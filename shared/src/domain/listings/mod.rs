@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use self::fields::{Kind, ListingPatch, NewListing, RequestedStatus};
 use super::members::{self, now_rfc3339, Member};
 use super::moderation::texts::{self, Decision, Subject};
-use super::moderation::{self as moderation, TextHold};
+use super::moderation::{self as moderation, HoldState, TextHold};
 use crate::config::Config;
 use crate::domain::media::attach::{self, Checked, Wanted};
 use crate::domain::media::{public_urls, Hold, Holds, Purpose, Subject as MediaSubject};
@@ -569,6 +569,18 @@ async fn check_texts(
         ("title", new.title.as_str()),
         ("description", new.description.as_str()),
     ];
+    // A held field is checked again with any edit: WeChat's verdict was on the texts checked
+    // together, so a passing edit of one must be able to clear the hold of both. A staff
+    // rejection stays until its own text changes.
+    let mut changed: Vec<&str> = changed.to_vec();
+    if let Some(held) = old.filter(|h| !changed.is_empty() && h.state == HoldState::UnderReview) {
+        for (field, _) in current {
+            if held.fields.iter().any(|f| f == field) && !changed.contains(&field) {
+                changed.push(field);
+            }
+        }
+    }
+    let changed = changed.as_slice();
     let to_check: Vec<(&str, &str)> = current
         .iter()
         .filter(|(f, _)| changed.contains(f))
@@ -1058,7 +1070,16 @@ async fn retire(
         new.retiring = false;
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
-        match save(store, Some(&old), &new).await {
+        // A removed listing's held text leaves the staff queue with it.
+        let mut extra = Vec::new();
+        if status == ListingStatus::Removed {
+            if let Some(held) = new.text_review.take() {
+                if let Some((author, ulid)) = texts::parse_id(&held.check_id) {
+                    extra.push(Write::delete(keys::held_text(&author, &ulid)));
+                }
+            }
+        }
+        match save_with(store, Some(&old), &new, extra).await {
             Ok(()) => return Ok(new),
             Err(
                 StoreError::ConditionFailed {

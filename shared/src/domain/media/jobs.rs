@@ -201,10 +201,24 @@ async fn confirm(
     let bucket = app.media_bucket()?;
     let key = keys::media(&record.owner, &record.id);
     let at = now.unix_timestamp();
+    let expires = OffsetDateTime::parse(&record.upload_expires_at, &Rfc3339)
+        .map(OffsetDateTime::unix_timestamp)
+        .unwrap_or(at);
+    if at < expires {
+        // The form still works: bytes checked now could be replaced by another POST with it
+        // after WeChat fetched them, and a pass would publish what nobody saw. Look once it
+        // has expired (the object cannot change after that).
+        let again = keys::media_listed(expires, &record.owner, &record.id);
+        let write = Write::update(key)
+            .set("gsi1sk", again.sk)
+            .condition(still_listed(listed), "media_listed")
+            .build();
+        return Ok(match try_write(app, write).await? {
+            true => Step::Waiting,
+            false => Step::Skipped,
+        });
+    }
     let Some(head) = bucket.head(&record.key).await? else {
-        let expires = OffsetDateTime::parse(&record.upload_expires_at, &Rfc3339)
-            .map(OffsetDateTime::unix_timestamp)
-            .unwrap_or(at);
         let give_up = expires + UPLOAD_GRACE_SECS;
         if at < give_up {
             let again = keys::media_listed((at + 60).min(give_up), &record.owner, &record.id);

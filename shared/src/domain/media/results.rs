@@ -332,11 +332,10 @@ async fn settle(
         Err(StoreError::ConditionFailed { .. }) => return Ok(Applied::Stale),
         Err(e) => return Err(e.into()),
     }
+    // Listed in DUE#media at once: the media job (granted the bucket's tags and the entities
+    // that use uploads) makes it public or not and updates those entities; the push route only
+    // records the verdict and answers WeChat at once.
     tracing::info!(media = %media, ?verdict, "image check applied");
-    if let Err(e) = fan_out(app, owner, media, now).await {
-        // Still listed in DUE#media: the job does it again.
-        tracing::warn!(error = %e, media = %media, "fan-out left to the media job");
-    }
     Ok(Applied::Applied)
 }
 
