@@ -103,6 +103,28 @@ impl WechatProfitSharing {
         }
         answer.json()
     }
+
+    /// A GET of one record: `None` when WeChat Pay answers, signed, that it does not exist.
+    async fn get_found(
+        &self,
+        path: &[&str],
+        query: (&str, &str),
+    ) -> Result<Option<Value>, GatewayError> {
+        let answer = self
+            .gateway
+            .call(Method::GET, path, Some(query), None)
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND
+            && answer.code().as_deref() == Some("RESOURCE_NOT_EXISTS")
+            && answer.verified
+        {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(answer.error());
+        }
+        answer.json().map(Some)
+    }
 }
 
 fn wechat_kind(receiver: &Receiver) -> Result<&'static str, GatewayError> {
@@ -253,25 +275,14 @@ impl Settlement for WechatProfitSharing {
         transaction_id: &str,
         out_order_no: &str,
     ) -> Result<Option<SplitAnswer>, GatewayError> {
-        let answer = self
-            .gateway
-            .call(
-                Method::GET,
-                &["v3", "profitsharing", "orders", out_order_no],
-                Some(("transaction_id", transaction_id)),
-                None,
-            )
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND
-            && answer.code().as_deref() == Some("RESOURCE_NOT_EXISTS")
-            && answer.verified
+        let path = ["v3", "profitsharing", "orders", out_order_no];
+        match self
+            .get_found(&path, ("transaction_id", transaction_id))
+            .await?
         {
-            return Ok(None);
+            Some(answer) => split_answer(&answer, transaction_id, out_order_no).map(Some),
+            None => Ok(None),
         }
-        if !answer.status.is_success() {
-            return Err(answer.error());
-        }
-        split_answer(&answer.json()?, transaction_id, out_order_no).map(Some)
     }
 
     async fn unfreeze(&self, unfreeze: &UnfreezeRequest) -> Result<SplitAnswer, GatewayError> {
@@ -311,25 +322,14 @@ impl Settlement for WechatProfitSharing {
         out_order_no: &str,
         out_return_no: &str,
     ) -> Result<Option<ReturnAnswer>, GatewayError> {
-        let answer = self
-            .gateway
-            .call(
-                Method::GET,
-                &["v3", "profitsharing", "return-orders", out_return_no],
-                Some(("out_order_no", out_order_no)),
-                None,
-            )
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND
-            && answer.code().as_deref() == Some("RESOURCE_NOT_EXISTS")
-            && answer.verified
+        let path = ["v3", "profitsharing", "return-orders", out_return_no];
+        match self
+            .get_found(&path, ("out_order_no", out_order_no))
+            .await?
         {
-            return Ok(None);
+            Some(answer) => return_answer(&answer, out_return_no).map(Some),
+            None => Ok(None),
         }
-        if !answer.status.is_success() {
-            return Err(answer.error());
-        }
-        return_answer(&answer.json()?, out_return_no).map(Some)
     }
 
     async fn remaining(&self, transaction_id: &str) -> Result<Fen, GatewayError> {
