@@ -158,3 +158,93 @@ test("an overdue privacy request leads the queue, in red, past its 15 days", asy
   await expect(rows.nth(1)).toContainText("due in 14 d");
   await expect(page.getByRole("button", { name: "More" })).toBeHidden();
 });
+
+test("a moderator approves a held listing title in the text review queue, and others can read the listing", async ({ page }) => {
+  // The WeChat stand-in sends a text holding `sandbox-review` to review: the listing is stored,
+  // published, but hidden from everyone else until staff decide.
+  const title = `婚礼跟拍 sandbox-review ${Date.now()}`;
+  const held = await api.post("/v1/listings", data.seller, {
+    kind: "service",
+    title,
+    description: "半天跟拍，含精修 30 张",
+    category: "photography",
+    city: "北京市",
+    price_fen: 50000,
+    status: "published",
+  });
+  await expect(api.get(`/v1/listings/${held.id}`, data.buyer)).rejects.toThrow(/ 404 /);
+
+  await signIn(page, "staff:mia:moderator");
+  await page.getByRole("link", { name: "Text review" }).click();
+  const row = page.getByTestId("text-row").filter({ hasText: held.id });
+  await expect(row).toContainText(title);
+  await expect(row).toContainText("21000");
+  // The reason is required: an empty one is not sent.
+  await row.getByRole("button", { name: "Approve" }).click();
+  await expect(api.get(`/v1/listings/${held.id}`, data.buyer)).rejects.toThrow(/ 404 /);
+  await row.getByLabel(/Reason/).fill("正常摄影服务，无违规");
+  await shot(page, "review-texts");
+  await row.getByRole("button", { name: "Approve" }).click();
+  await expect(row.getByTestId("decided")).toHaveText("approved: public");
+  const seen = await api.get(`/v1/listings/${held.id}`, data.buyer);
+  expect(seen.title).toBe(title);
+  // The media queue opens for a moderator too (nothing seeded waits in it).
+  await page.getByRole("link", { name: "Media review" }).click();
+  await expect(page.getByRole("heading", { name: "Media review" })).toBeVisible();
+});
+
+test("the media review queue links the preview out (new tab, http(s) only) and sends the decision with its reason", async ({ page }) => {
+  // No seeded upload waits for staff (a video needs the S3 stand-in's upload): the queue's answer
+  // is replaced, and the decision's request caught.
+  const item = (id: string, preview_url: string) => ({
+    id,
+    owner_id: "u_01m8me9mabm9h6xc039f9rf1ma",
+    purpose: "listing_video",
+    content_type: "video/mp4",
+    size: 2_400_000,
+    status: "checking",
+    waiting_for: "video",
+    media_url: `https://media.example/u/x/${id}.mp4`,
+    preview_url,
+    cover_id: null,
+    approved_by_staff: false,
+    used_by: [{ kind: "listing", id: "l_01m8me9mabm9h6xc039f9rf1mb" }],
+    created_at: new Date().toISOString(),
+    updated_at: new Date().toISOString(),
+  });
+  const ok = "m_01m8me9mabm9h6xc039f9rf1mc";
+  await page.route(/\/admin\/v1\/moderation\/media\?/, (route) =>
+    route.fulfill({ json: { items: [item(ok, "https://bucket.example/u/x/v.mp4?X-Amz-Signature=1"), item("m_01m8me9mabm9h6xc039f9rf1md", "javascript:alert(1)")], next_cursor: null } }),
+  );
+  let sent: any = null;
+  await page.route(/\/admin\/v1\/moderation\/media\/.*\/decision$/, (route) => {
+    sent = { url: route.request().url(), body: route.request().postDataJSON() };
+    return route.fulfill({ json: { ...item(ok, ""), status: "rejected", reason: "含联系方式" } });
+  });
+  await signIn(page, "staff:ada:admin", "#/review/media");
+  const rows = page.getByTestId("media-row");
+  await expect(rows).toHaveCount(2);
+  await expect(rows.first()).toContainText("a video (WeChat checks none)");
+  await expect(rows.first()).toContainText("listing l_01m8me9mabm9h6xc039f9rf1mb");
+  const preview = rows.first().getByTestId("preview");
+  await expect(preview).toHaveAttribute("target", "_blank");
+  await expect(preview).toHaveAttribute("rel", "noopener noreferrer");
+  await expect(rows.nth(1).getByTestId("preview")).toHaveCount(0);
+  await expect(page.locator("main video, main img, main iframe")).toHaveCount(0);
+  await rows.first().getByLabel(/Reason/).fill("含联系方式");
+  await shot(page, "review-media");
+  await rows.first().getByRole("button", { name: "Reject" }).click();
+  await expect(rows.first().getByTestId("decided")).toHaveText("rejected: removed");
+  expect(sent.url).toContain(`/admin/v1/moderation/media/${ok}/decision`);
+  expect(sent.body).toEqual({ decision: "reject", reason: "含联系方式" });
+});
+
+test("support sees no review queue", async ({ page }) => {
+  await signIn(page, "staff:sam:support", "#/review/texts");
+  await expect(page.getByRole("link", { name: /review/i })).toHaveCount(0);
+  await expect(page.locator("main .error")).toContainText("Your role (support) cannot open this screen.");
+  await expect(page.getByTestId("text-row")).toHaveCount(0);
+  // The server refuses it too: the console holds no privilege of its own.
+  const staff = await api.post("/admin/v1/auth/wecom", undefined, { code: "staff:sam:support" });
+  await expect(api.get("/admin/v1/moderation/texts", staff.token)).rejects.toThrow(/ 403 /);
+});
