@@ -307,6 +307,19 @@ ticket_answered=sandbox-ticket-answered"
         // a request and its status write and read the table only; a build (the export job's
         // run) fails at S3's first call and is counted as a failed attempt.
         ("RENJI_EXPORT_BUCKET", "renji-bench-exports".to_owned()),
+        // The media bucket, by name: nothing reaches S3 from the benchmark (an upload form is
+        // signed locally).
+        ("RENJI_MEDIA_BUCKET", "renji-bench-media".to_owned()),
+        // The upload limits at the template's defaults.
+        ("RENJI_UPLOAD_IMAGE_MAX_BYTES", "10485760".to_owned()),
+        ("RENJI_UPLOAD_VIDEO_MAX_BYTES", "104857600".to_owned()),
+        ("RENJI_UPLOAD_POLICY_SECS", "300".to_owned()),
+        ("RENJI_UPLOADS_PER_DAY", "200".to_owned()),
+        // Media URLs at the template's default base (the CDN's domain in a deployment).
+        (
+            "RENJI_MEDIA_BASE_URL",
+            renji_shared::config::DEFAULT_MEDIA_BASE_URL.to_owned(),
+        ),
         ("RENJI_EXPORT_LINK_SECS", "900".to_owned()),
         ("RENJI_EXPORTS_PER_DAY", "3".to_owned()),
         ("RENJI_EXPORT_KEEP_DAYS", "7".to_owned()),
@@ -356,7 +369,7 @@ pub fn app(store: DynStore, table: &str, sandboxes: &Sandboxes) -> Result<App, S
         .into_iter()
         .filter(|(name, _)| !name.ends_with("_ARN"))
         // In-process calls never reach the archive (and this process has no AWS region).
-        .filter(|(name, _)| *name != "RENJI_EXPORT_BUCKET")
+        .filter(|(name, _)| !["RENJI_EXPORT_BUCKET", "RENJI_MEDIA_BUCKET"].contains(name))
         .collect();
     env.extend(literal_secrets(sandboxes));
     let config = Config::from_lookup(|name| env.get(name).cloned()).map_err(|e| e.to_string())?;
