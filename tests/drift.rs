@@ -497,7 +497,15 @@ fn openapi_order_schema_matches_the_view() {
     .unwrap();
     let checked = body.check(now).unwrap();
     let buyer = renji_shared::ids::UserId::generate();
-    let order = create::new_order(&listing, &buyer, &checked, &Default::default(), now).unwrap();
+    let order = create::new_order(
+        &listing,
+        &buyer,
+        &checked,
+        &Default::default(),
+        &Default::default(),
+        now,
+    )
+    .unwrap();
     let mut viewed = BTreeSet::new();
     for role in [Role::Buyer, Role::Seller] {
         let v = view::with_card(&order, role, None);

@@ -12,6 +12,7 @@ use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments::{self, Applied, PaymentState};
 use renji_shared::domain::orders::{self, ListingSnapshot, Order, OrderStatus, RefundStatus};
+use renji_shared::domain::settlement::{ledger, LedgerKind, SettleTerms, Totals};
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::money::Fen;
 use renji_shared::payments::{
@@ -216,6 +217,12 @@ async fn unpaid_order(world: &World, at: OffsetDateTime) -> Order {
             actor: orders::Actor::Buyer,
             reason: None,
         }],
+        settle: Some(SettleTerms::now(
+            &world.app.config.settlement,
+            "photography",
+        )),
+        split_deadline: None,
+        settlement: None,
         due_at: Some((at + Duration::minutes(30)).unix_timestamp()),
         version: 1,
     };
@@ -752,6 +759,25 @@ async fn a_partial_refund_returns_the_order_to_where_it_was(backend: Backend) {
         .unwrap();
     assert_eq!(done.status, OrderStatus::Refunded);
     assert_eq!(done.refunded_fen, Fen::from_fen(AMOUNT));
+    // The ledger has the payment and both refunds, once each: refunded in full, it balances.
+    let entries = ledger::entries(&world.app.store, &done.id).await.unwrap();
+    let kinds: Vec<_> = entries
+        .iter()
+        .map(|e| (e.kind, e.amount_fen.get()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (LedgerKind::Paid, AMOUNT),
+            (LedgerKind::Refunded, 3_000),
+            (LedgerKind::Refunded, AMOUNT - 3_000),
+        ]
+    );
+    assert!(Totals::of(&entries).balances());
+    assert_eq!(done.split_deadline.as_deref().map(orders::epoch), {
+        let paid = orders::epoch(&done.payment.as_ref().unwrap().paid_at);
+        Some(paid + 25 * 86_400)
+    });
 }
 
 on_both_stores!(

@@ -120,9 +120,16 @@ impl World {
             service_date: None,
         };
         let buyer = UserId::parse(&self.buyer.id).unwrap();
-        let times = &self.server.app().config.orders;
-        let mut order =
-            create::new_order(&listing, &buyer, &body.check(now).unwrap(), times, now).unwrap();
+        let config = &self.server.app().config;
+        let mut order = create::new_order(
+            &listing,
+            &buyer,
+            &body.check(now).unwrap(),
+            &config.orders,
+            &config.settlement,
+            now,
+        )
+        .unwrap();
         let at = order.created_at.clone();
         let step = |status, actor| Step {
             status,
@@ -1174,11 +1181,13 @@ fn the_amount_is_checked_arithmetic() {
     let checked = body.check(now).unwrap();
     let buyer = UserId::generate();
     let times = Default::default();
-    let order = create::new_order(&listing, &buyer, &checked, &times, now).unwrap();
+    let order =
+        create::new_order(&listing, &buyer, &checked, &times, &Default::default(), now).unwrap();
     assert_eq!(order.amount_fen, Fen::from_fen(9_900_000_000));
     // A price no listing can hold today, to reach the overflow.
     listing.price_fen = Some(Fen::from_fen(i64::MAX / 2));
-    let err = create::new_order(&listing, &buyer, &checked, &times, now).unwrap_err();
+    let err = create::new_order(&listing, &buyer, &checked, &times, &Default::default(), now)
+        .unwrap_err();
     assert_eq!(err.status().as_u16(), 422);
     // Today in China is not yesterday in UTC: at 23:30 UTC it is already tomorrow there.
     let late = time::macros::datetime!(2026-11-29 23:30 UTC);

@@ -652,7 +652,7 @@ impl Member {
             remark: String::new(),
             service_date: None,
         };
-        let made = create::create(&app.store, &app.config.orders, buyer, &body, None, now)
+        let made = create::create(&app.store, &app.config, buyer, &body, None, now)
             .await
             .map_err(|e| e.to_string())?;
         let id = made.body["id"]

@@ -333,6 +333,9 @@ pub struct OrderTimes {
     pub auto_complete: Duration,
     /// A refund request unanswered this long is approved (`RENJI_REFUND_AUTO_APPROVE_DAYS`, 3).
     pub refund_auto_approve: Duration,
+    /// A completed order is split this long after its completion: the dispute window
+    /// (`RENJI_DISPUTE_DAYS`) and the settle delay (`RENJI_SETTLE_DELAY_DAYS`).
+    pub settle_after: Duration,
 }
 
 impl Default for OrderTimes {
@@ -342,6 +345,7 @@ impl Default for OrderTimes {
             accept: Duration::from_secs(24 * 3600),
             auto_complete: Duration::from_secs(7 * 24 * 3600),
             refund_auto_approve: Duration::from_secs(3 * 24 * 3600),
+            settle_after: Duration::from_secs((DEFAULT_DISPUTE_DAYS + 1) * 24 * 3600),
         }
     }
 }
@@ -483,7 +487,7 @@ impl Config {
             }),
         };
         let defaults = OrderTimes::default();
-        let orders = OrderTimes {
+        let mut orders = OrderTimes {
             pay: Duration::from_secs(
                 60 * u64::from(at_least_one(
                     "RENJI_ORDER_PAY_MINUTES",
@@ -510,6 +514,7 @@ impl Config {
                         defaults.refund_auto_approve.as_secs() / 86400,
                     )?),
             ),
+            settle_after: defaults.settle_after,
         };
         let dispute_window = Duration::from_secs(
             86400 * u64::from(at_least_one("RENJI_DISPUTE_DAYS", DEFAULT_DISPUTE_DAYS)?),
@@ -633,6 +638,7 @@ impl Config {
             dispute_window,
             &categories,
         )?;
+        orders.settle_after = dispute_window + settlement.delay;
         Ok(Config {
             subscribe_templates,
             settlement,

@@ -57,15 +57,8 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let key = idempotency_key(&req)?;
             let raw = body_bytes(&req, limit)?;
             let idempotency = key.as_ref().map(|k| (k, raw));
-            let answer = create::create(
-                store,
-                &app.config.orders,
-                &me.user_id,
-                &body,
-                idempotency,
-                now,
-            )
-            .await?;
+            let answer =
+                create::create(store, &app.config, &me.user_id, &body, idempotency, now).await?;
             match answer.status {
                 201 => created(&answer.body),
                 status => Ok(json_response(

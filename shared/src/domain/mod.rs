@@ -18,6 +18,7 @@ pub mod moderation;
 pub mod orders;
 pub mod profile;
 pub mod reviews;
+pub mod settlement;
 pub mod shares;
 pub mod subscriptions;
 pub mod tickets;

@@ -261,6 +261,9 @@ pub struct Payments {
     pub wechat_notify: Option<std::sync::Arc<wechatpay::NotifyVerifier>>,
     /// Present where Alipay's public key is configured (`alipay-notify`).
     pub alipay_notify: Option<std::sync::Arc<alipay::NotifyVerifier>>,
+    /// The settlement adapters, present with their provider's gateway.
+    pub wechat_settlement: Option<std::sync::Arc<dyn crate::settlement::Settlement>>,
+    pub alipay_settlement: Option<std::sync::Arc<dyn crate::settlement::Settlement>>,
 }
 
 impl Payments {
@@ -274,19 +277,40 @@ impl Payments {
         let mut payments = Payments::default();
         if let Some(c) = &config.wechat_pay {
             if let Some(gateway) = wechatpay::WechatPayGateway::from_config(c, secrets)? {
-                payments.wechat = Some(std::sync::Arc::new(gateway));
+                let gateway = std::sync::Arc::new(gateway);
+                payments.wechat_settlement = Some(std::sync::Arc::new(
+                    crate::settlement::wechatpay::WechatProfitSharing::new(gateway.clone()),
+                ));
+                payments.wechat = Some(gateway);
             }
             payments.wechat_notify =
                 wechatpay::NotifyVerifier::from_config(c, secrets)?.map(std::sync::Arc::new);
         }
         if let Some(c) = &config.alipay {
             if let Some(gateway) = alipay::AlipayGateway::from_config(c, secrets)? {
-                payments.alipay = Some(std::sync::Arc::new(gateway));
+                let gateway = std::sync::Arc::new(gateway);
+                payments.alipay_settlement = Some(std::sync::Arc::new(
+                    crate::settlement::alipay::AlipayRoyalty::new(gateway.clone()),
+                ));
+                payments.alipay = Some(gateway);
             }
             payments.alipay_notify =
                 alipay::NotifyVerifier::from_config(c)?.map(std::sync::Arc::new);
         }
         Ok(payments)
+    }
+
+    /// The settlement adapter of `provider` (its profit sharing or royalty over the same signed
+    /// client as its gateway), or 422 `channel_unavailable` when this deployment has none.
+    pub fn settlement(
+        &self,
+        provider: Provider,
+    ) -> Result<&dyn crate::settlement::Settlement, Error> {
+        let adapter = match provider {
+            Provider::Wechat => self.wechat_settlement.as_deref(),
+            Provider::Alipay => self.alipay_settlement.as_deref(),
+        };
+        adapter.ok_or_else(|| unavailable(provider))
     }
 
     /// The gateway of `provider`, or 422 `channel_unavailable` when this deployment has none.
@@ -295,10 +319,14 @@ impl Payments {
             Provider::Wechat => self.wechat.as_deref(),
             Provider::Alipay => self.alipay.as_deref(),
         };
-        gateway.ok_or_else(|| Error::Unprocessable {
-            code: "channel_unavailable",
-            field: "channel",
-            message: format!("{} payments are not available", provider.as_str()),
-        })
+        gateway.ok_or_else(|| unavailable(provider))
+    }
+}
+
+fn unavailable(provider: Provider) -> Error {
+    Error::Unprocessable {
+        code: "channel_unavailable",
+        field: "channel",
+        message: format!("{} payments are not available", provider.as_str()),
     }
 }

@@ -1,5 +1,6 @@
 //! Settlement's configuration (`RENJI_COMMISSION_BPS`, `RENJI_COMMISSION_BPS_BY_CATEGORY`,
-//! `RENJI_SETTLE_MAX_RATIO_BPS`, `RENJI_SETTLE_DEADLINE_DAYS`, `RENJI_SETTLE_DELAY_DAYS`) and its
+//! `RENJI_SETTLE_MAX_RATIO_BPS`, `RENJI_SETTLE_DEADLINE_DAYS`, `RENJI_SETTLE_DELAY_DAYS`,
+//! `RENJI_PROVIDER_FEE_BPS`) and its
 //! start-up checks: the seller's share under every commission must fit the split ratio the
 //! provider granted, and an order's way to its split (accept + auto-complete + dispute window +
 //! settle delay) must end before the split deadline, itself before the providers' 30-day freeze.
@@ -23,6 +24,9 @@ pub const FREEZE_DAYS: u64 = 30;
 pub const DEFAULT_DEADLINE_DAYS: u64 = 25;
 /// `RENJI_SETTLE_DELAY_DAYS`'s default: a day after the dispute window closes.
 pub const DEFAULT_DELAY_DAYS: u64 = 1;
+/// `RENJI_PROVIDER_FEE_BPS`'s default: 0.6 %, the standard rate of WeChat Pay and Alipay for
+/// this kind of merchant.
+pub const DEFAULT_FEE_BPS: u32 = 60;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettlementConfig {
@@ -37,6 +41,9 @@ pub struct SettlementConfig {
     pub deadline: Duration,
     /// How long after the dispute window the split waits (`RENJI_SETTLE_DELAY_DAYS`).
     pub delay: Duration,
+    /// The providers' fee rate (`RENJI_PROVIDER_FEE_BPS`), paid out of Renji's commission:
+    /// every commission must be at least it.
+    pub fee_bps: u32,
 }
 
 impl Default for SettlementConfig {
@@ -47,6 +54,7 @@ impl Default for SettlementConfig {
             max_ratio_bps: DEFAULT_MAX_RATIO_BPS,
             deadline: Duration::from_secs(DEFAULT_DEADLINE_DAYS * 86_400),
             delay: Duration::from_secs(DEFAULT_DELAY_DAYS * 86_400),
+            fee_bps: DEFAULT_FEE_BPS,
         }
     }
 }
@@ -120,6 +128,9 @@ impl SettlementConfig {
         if let Some(v) = lookup("RENJI_SETTLE_MAX_RATIO_BPS").filter(|v| !v.trim().is_empty()) {
             config.max_ratio_bps = bps("RENJI_SETTLE_MAX_RATIO_BPS", &v)?;
         }
+        if let Some(v) = lookup("RENJI_PROVIDER_FEE_BPS").filter(|v| !v.trim().is_empty()) {
+            config.fee_bps = bps("RENJI_PROVIDER_FEE_BPS", &v)?;
+        }
         let deadline_days = days("RENJI_SETTLE_DEADLINE_DAYS", DEFAULT_DEADLINE_DAYS)?;
         if !(1..FREEZE_DAYS).contains(&deadline_days) {
             return Err(Error::Config(format!(
@@ -149,6 +160,13 @@ impl SettlementConfig {
                 }))
                 .min_by_key(|(_, bps)| *bps);
         if let Some((name, bps)) = lowest {
+            if bps < self.fee_bps {
+                return Err(Error::Config(format!(
+                    "{name} = {bps} is less than the providers' fee (RENJI_PROVIDER_FEE_BPS = {}), \
+                     which Renji's commission pays",
+                    self.fee_bps
+                )));
+            }
             let seller_share = BPS - bps;
             if seller_share > self.max_ratio_bps {
                 return Err(Error::Config(format!(
@@ -257,6 +275,8 @@ mod tests {
             [("RENJI_COMMISSION_BPS_BY_CATEGORY", "venue")],
             [("RENJI_COMMISSION_BPS_BY_CATEGORY", "venue=1000,venue=1200")],
             [("RENJI_SETTLE_DELAY_DAYS", "one")],
+            [("RENJI_PROVIDER_FEE_BPS", "1001")],
+            [("RENJI_COMMISSION_BPS_BY_CATEGORY", "venue=50")],
         ] {
             message(read(&vars));
         }

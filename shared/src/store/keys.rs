@@ -552,6 +552,19 @@ pub fn order_event(id: &OrderId, order: &str) -> Key {
 /// The sort-key prefix of an order's events (its history is one prefix query).
 pub const EVENT_SK_PREFIX: &str = EVENT_PREFIX;
 
+/// The sort-key prefix of an order's ledger entries.
+pub const LEDGER_SK_PREFIX: &str = "LEDGER#";
+
+/// Ledger entry: `ORDER#<order id> / LEDGER#<kind>:<ref>` —
+/// [`LedgerEntry`](crate::domain::settlement::LedgerEntry): one movement of the order's money,
+/// written once (its `ref` names the event) and never changed.
+pub fn ledger_entry(id: &OrderId, reference: &str) -> Key {
+    Key::new(
+        order_partition(id),
+        format!("{LEDGER_SK_PREFIX}{reference}"),
+    )
+}
+
 /// `ORDERS#<member>#<role>` or `ORDERS#<member>#<role>#<status>`: a member's orders as `buyer`
 /// or `seller`, all of them or in one status.
 pub fn orders_of(member: &UserId, role: &str, status: Option<&str>) -> String {

@@ -9,14 +9,16 @@ use serde_json::Value;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::{creation_writes, rfc3339, view, ListingSnapshot, Order, OrderStatus, Step};
-use crate::config::OrderTimes;
+use crate::config::{Config, OrderTimes};
 use crate::domain::idempotency::{self, Begin, IdempotencyKey, StoredResponse};
 use crate::domain::listings::{self, fields::Kind, Listing, ListingStatus};
 use crate::domain::profile::printable;
+use crate::domain::settlement::SettleTerms;
 use crate::domain::{blocks, members};
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, UserId};
 use crate::money::Fen;
+use crate::settlement::SettlementConfig;
 use crate::store::{keys, Condition, DynStore, StoreError, Write};
 
 use super::machine::Actor;
@@ -159,6 +161,7 @@ pub fn new_order(
     buyer: &UserId,
     checked: &Checked,
     times: &OrderTimes,
+    settlement: &SettlementConfig,
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
     let price = orderable(listing, buyer)?;
@@ -207,6 +210,9 @@ pub fn new_order(
             actor: Actor::Buyer,
             reason: None,
         }],
+        settle: Some(SettleTerms::now(settlement, &listing.category)),
+        split_deadline: None,
+        settlement: None,
         due_at: None,
         version: 1,
     };
@@ -226,7 +232,7 @@ pub struct Created {
 /// `POST /v1/orders`. `request` is the body as received (an idempotency key's record hashes it).
 pub async fn create(
     store: &DynStore,
-    times: &OrderTimes,
+    config: &Config,
     buyer: &UserId,
     body: &NewOrder,
     idempotency: Option<(&IdempotencyKey, &[u8])>,
@@ -250,7 +256,14 @@ pub async fn create(
         let listing = listings::get(store, &checked.listing_id)
             .await?
             .ok_or(Error::NotFound("listing"))?;
-        let order = new_order(&listing, buyer, &checked, times, now)?;
+        let order = new_order(
+            &listing,
+            buyer,
+            &checked,
+            &config.orders,
+            &config.settlement,
+            now,
+        )?;
         let mut writes = creation_writes(&order)?;
         writes.push(Write::check(
             keys::listing(&listing.id),

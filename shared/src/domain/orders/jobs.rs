@@ -14,6 +14,7 @@
 //! - `complete`: accepted long enough — `completed`.
 //! - `refund_approve`: a refund request unanswered in time — approved (buyer protection).
 //! - `refund`: refunds not yet final — asked of the provider again, backing off.
+//! - `settle`: completed orders past their dispute window — split (`domain::settlement::job`).
 
 use std::time::{Duration, Instant};
 
@@ -31,13 +32,14 @@ use crate::store::schema::GSI1;
 use crate::store::{keys, Key, Query, SortKey};
 
 /// The kinds of due work, in the order a run takes them.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "payment",
     "expire",
     "accept",
     "complete",
     "refund_approve",
     "refund",
+    "settle",
 ];
 
 /// How much one run may do.
@@ -177,6 +179,9 @@ async fn one(
         }
         OrderStatus::Refunding => {
             payments::request_refund(app, order, now).await?;
+        }
+        OrderStatus::Completed => {
+            return crate::domain::settlement::job::settle(app, &order, now).await;
         }
         _ => return Ok(false),
     }

@@ -7,7 +7,8 @@
 //! Store layout ([`keys`]):
 //! - `ORDER#<id> / ORDER`: the [`Order`] — listing snapshot, amounts, payment, refunds,
 //!   timeline. While a job must act on it, it is listed in `gsi1` under `DUE#<kind>` by due time
-//!   ([`Order::due_kind`]): `expire`, `accept`, `complete`, `refund_approve`, `refund`.
+//!   ([`Order::due_kind`]): `expire`, `accept`, `complete`, `refund_approve`, `refund`, `settle`
+//!   (the split of a completed order: `domain::settlement`).
 //! - `ORDER#<id> / PAYMENT#<provider>` and `ORDER#<id> / EVENT#<ulid>`: see [`payments`] and
 //!   [`events`].
 //! - `ORDERS#<member>#<buyer|seller>[#<status>] / <id>`: [`OrderEntry`] pointers, newest first;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::config::OrderTimes;
+use crate::domain::settlement::{OrderSettlement, SettleTerms};
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, TicketId, UserId};
 use crate::money::Fen;
@@ -177,6 +179,17 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
     pub timeline: Vec<Step>,
+    /// The settlement terms agreed when it was created (absent on orders made before
+    /// settlement existed: those are not split by the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<SettleTerms>,
+    /// The split must be done before this (the payment's time + `RENJI_SETTLE_DEADLINE_DAYS`,
+    /// within the providers' 30-day freeze); set when paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_deadline: Option<String>,
+    /// The split's progress, once the job has begun it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<OrderSettlement>,
     /// When the order jobs act on it next (epoch seconds), while [`Order::due_kind`] is some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
@@ -276,8 +289,15 @@ impl Order {
             OrderStatus::Accepted => Some("complete"),
             OrderStatus::RefundRequested => Some("refund_approve"),
             OrderStatus::Refunding => Some("refund"),
+            // Completed and not yet settled: the split, once the dispute window has passed.
+            OrderStatus::Completed if self.settle.is_some() && !self.settled() => Some("settle"),
             _ => None,
         }
+    }
+
+    /// Whether its settlement needs no more work.
+    pub fn settled(&self) -> bool {
+        self.settlement.as_ref().is_some_and(|s| s.state.is_final())
     }
 
     /// The order's `gsi1` key while a job must act on it.
@@ -412,6 +432,11 @@ impl Order {
             OrderStatus::RefundRequested => Some(now + secs(times.refund_auto_approve)),
             // The refund is asked of the provider at once (by the request or the job).
             OrderStatus::Refunding => Some(now),
+            // Split once nobody can open a dispute any more (a release from a dispute waits
+            // the window again), and the delay after it.
+            OrderStatus::Completed if self.due_kind().is_some() => {
+                Some(now.saturating_add(secs(times.settle_after)))
+            }
             _ => None,
         }
     }

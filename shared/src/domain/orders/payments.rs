@@ -22,6 +22,7 @@ use super::{
     RefundStatus, VERSION_LABEL,
 };
 use crate::app::App;
+use crate::domain::settlement::{LedgerEntry, LedgerKind};
 use crate::error::Error;
 use crate::ids::{OrderId, UserId};
 use crate::money::Fen;
@@ -29,6 +30,7 @@ use crate::payments::{
     Channel, GatewayError, Notice, Paid, PaymentStart, Provider, RefundRequest, RefundState,
     Rejected, Trade,
 };
+use crate::settlement::SettlementConfig;
 use crate::store::{keys, Condition, DynStore, Key, Record, Records, StoreError, Write};
 
 /// The label of a payment record's version condition.
@@ -542,6 +544,8 @@ pub async fn apply_paid(
                 &Change::new(Action::ConfirmPayment, Actor::Provider, now),
                 &app.config.orders,
             )?;
+            next.split_deadline = Some(split_deadline(&paid_at, now, &app.config.settlement));
+            let entry = LedgerEntry::new(id, LedgerKind::Paid, "payment", paid.amount, &paid_at);
             next.payment = Some(OrderPayment {
                 channel,
                 transaction_id: paid.transaction_id.clone(),
@@ -551,7 +555,11 @@ pub async fn apply_paid(
                 &app.store,
                 &order,
                 &next,
-                vec![record.write(existing.as_ref())?, event.write(now)?],
+                vec![
+                    record.write(existing.as_ref())?,
+                    event.write(now)?,
+                    entry.write()?,
+                ],
             )
             .await
         } else {
@@ -590,6 +598,17 @@ pub async fn apply_paid(
         }
     }
     Err(order_changed())
+}
+
+/// When an order paid at `paid_at` must be split by: `RENJI_SETTLE_DEADLINE_DAYS` after it (the
+/// providers count their freeze from the payment).
+fn split_deadline(paid_at: &str, now: OffsetDateTime, config: &SettlementConfig) -> String {
+    let paid = match super::epoch(paid_at) {
+        0 => now.unix_timestamp(),
+        at => at,
+    };
+    let deadline = paid.saturating_add(i64::try_from(config.deadline.as_secs()).unwrap_or(0));
+    rfc3339(OffsetDateTime::from_unix_timestamp(deadline).unwrap_or(now))
 }
 
 /// A provider's answer that contradicts the order: nothing is changed on its word (503, the
@@ -676,7 +695,18 @@ pub async fn apply_refund(
                     }
                 }
                 let e = event(Outcome::Applied, format!("{state:?}")).amount(refund.amount_fen);
-                commit(&app.store, &order, &next, vec![e.write(now)?]).await
+                let mut writes = vec![e.write(now)?];
+                if next.status != OrderStatus::RefundFailed {
+                    let entry = LedgerEntry::new(
+                        id,
+                        LedgerKind::Refunded,
+                        out_refund_no,
+                        refund.amount_fen,
+                        &rfc3339(now),
+                    );
+                    writes.push(entry.write()?);
+                }
+                commit(&app.store, &order, &next, writes).await
             }
             None => {
                 // Still in progress: ask again later, backing off.

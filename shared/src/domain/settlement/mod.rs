@@ -1,0 +1,97 @@
+//! Paying sellers (capability of issue #12): the settlement of an order — what was agreed when
+//! it was created ([`terms`]), the money's append-only account ([`ledger`]) and the split's own
+//! state on the order ([`OrderSettlement`]), moved by the order jobs ([`job`]). The providers'
+//! settlement products sit behind the port in `crate::settlement`; nothing here sees a URL.
+//!
+//! The order state machine of `api.md` does not change: a `completed` order whose dispute window
+//! has passed is split by the job (due kind `settle`), and the split's progress is this field of
+//! the order, written with the order's version condition like every order change.
+
+pub mod job;
+pub mod ledger;
+pub mod terms;
+
+use serde::{Deserialize, Serialize};
+
+use crate::payments::Provider;
+use crate::settlement::Receiver;
+
+pub use ledger::{LedgerEntry, LedgerKind, Totals};
+pub use terms::{SettleTerms, Shares};
+
+/// Where an order's split is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleState {
+    /// Not split yet: the order is still open, or waits for its dispute window.
+    Pending,
+    /// Asked of the provider, not final: the job asks again (personal receivers get no
+    /// notification).
+    Processing,
+    /// The seller's share arrived and the rest was released to Renji.
+    Paid,
+    /// The provider closed the seller's receiver: the seller must fix the payout account; the
+    /// share stays frozen and is split again (a new attempt) once they have, before the deadline.
+    SettleFailed,
+    /// Refunded in full: nothing to split.
+    Nothing,
+    /// The deadline passed unsplit: the provider released the funds to Renji; staff decide.
+    Expired,
+}
+
+impl SettleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettleState::Pending => "pending",
+            SettleState::Processing => "processing",
+            SettleState::Paid => "paid",
+            SettleState::SettleFailed => "settle_failed",
+            SettleState::Nothing => "nothing",
+            SettleState::Expired => "expired",
+        }
+    }
+
+    /// No more work for the job.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SettleState::Paid | SettleState::Nothing | SettleState::Expired
+        )
+    }
+
+    /// How a seller's earnings show it: `pending`, `paid` or `failed`.
+    pub fn earning(self) -> &'static str {
+        match self {
+            SettleState::Pending | SettleState::Processing => "pending",
+            SettleState::Paid | SettleState::Nothing => "paid",
+            SettleState::SettleFailed | SettleState::Expired => "failed",
+        }
+    }
+}
+
+/// The split of one order, kept on the order (`Order.settlement`), written by the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSettlement {
+    pub state: SettleState,
+    pub provider: Provider,
+    /// The split's attempt (from 1): a new attempt (after a closed receiver was replaced) has a
+    /// new number.
+    pub attempt: u32,
+    /// The split's number at the provider for this attempt.
+    pub out_order_no: String,
+    /// Who receives the split-out amount (the seller's receiver, or Renji's in platform mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<Receiver>,
+    /// The amounts of this split ([`Shares::of`] on what remained after refunds).
+    pub shares: Shares,
+    /// Why it failed or expired (the provider's reason), while it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// How often the job has asked the provider about it (for backoff).
+    #[serde(default)]
+    pub checks: u32,
+}
