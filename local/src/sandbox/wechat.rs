@@ -22,8 +22,18 @@
 //!   `sandbox-risky`, errcode -1008 if it cannot be downloaded, else pass.
 //! - `POST /cgi-bin/message/subscribe/send`: recorded (an openid containing `sandbox-43101` →
 //!   errcode 43101); `GET /sandbox/wechat/messages` lists what was sent.
-//! - `GET /sandbox/wechat/stats` counts token fetches and checks; `POST /sandbox/wechat/rotate-token`
-//!   invalidates the current token (the next business call gets 40001).
+//! - `POST /wxa/sec/order/upload_shipping_info` (§6): checks the body's shape as WeChat documents
+//!   it (`order_key` type 2 with `transaction_id` or type 1 with `mchid` + `out_trade_no`,
+//!   `logistics_type` 1–4 with a tracking number and company only for express (1),
+//!   `delivery_mode` 1 with exactly one `shipping_list` item, `item_desc` 1–120 characters,
+//!   `upload_time` RFC 3339, `payer.openid`) and records it; the same payment again is WeChat's
+//!   one re-shipping (recorded with `reship: true`), a third time errcode 10060003. An
+//!   `item_desc` containing `sandbox-outage` → errcode -1, `sandbox-refuse` → 10060004 (not
+//!   shippable); `POST /sandbox/wechat/shipping-outage {"calls": n}` makes the next n uploads
+//!   answer -1 (a transient outage). `GET /sandbox/wechat/shipping` lists what was recorded.
+//! - `GET /sandbox/wechat/stats` counts token fetches, checks and shipping uploads;
+//!   `POST /sandbox/wechat/rotate-token` invalidates the current token (the next business call
+//!   gets 40001).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +83,12 @@ struct State {
     text_checks: u64,
     media_checks: u64,
     messages: Vec<serde_json::Value>,
+    /// The shipping records taken, in order (each body as sent, with `reship`).
+    shipments: Vec<serde_json::Value>,
+    /// Upload calls refused (any answer but 0).
+    shipping_refusals: u64,
+    /// The next this many uploads answer -1.
+    shipping_outage: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -89,6 +105,23 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
             let messages = state.lock().map(|s| s.messages.clone()).unwrap_or_default();
             http_server::json(200, &json!({"messages": messages}))
         }
+        ("GET", "/sandbox/wechat/shipping") => {
+            let shipments = state
+                .lock()
+                .map(|s| s.shipments.clone())
+                .unwrap_or_default();
+            http_server::json(200, &json!({"shipments": shipments}))
+        }
+        ("POST", "/sandbox/wechat/shipping-outage") => {
+            let calls = json_body(req)
+                .await
+                .and_then(|b| b.get("calls").and_then(|v| v.as_u64()))
+                .unwrap_or(1);
+            if let Ok(mut s) = state.lock() {
+                s.shipping_outage = calls;
+            }
+            http_server::json(200, &json!({"calls": calls}))
+        }
         ("GET", "/sandbox/wechat/stats") => {
             let s = state.lock();
             let stats = s.as_ref().map_or(json!({}), |s| {
@@ -98,6 +131,8 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
                     "text_checks": s.text_checks,
                     "media_checks": s.media_checks,
                     "messages": s.messages.len(),
+                    "shipping_uploads": s.shipments.len(),
+                    "shipping_refusals": s.shipping_refusals,
                 })
             });
             http_server::json(200, &stats)
@@ -111,11 +146,15 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
         ("POST", "/cgi-bin/stable_token") => stable_token(req, &state).await,
         (
             "POST",
-            "/wxa/msg_sec_check" | "/wxa/media_check_async" | "/cgi-bin/message/subscribe/send",
+            "/wxa/msg_sec_check"
+            | "/wxa/media_check_async"
+            | "/cgi-bin/message/subscribe/send"
+            | SHIPPING_PATH,
         ) => business(req, &path, &state, push).await,
-        (_, "/sns/jscode2session" | "/cgi-bin/stable_token" | "/wxa/msg_sec_check") => {
-            errcode(43002, "require POST method")
-        }
+        (
+            _,
+            "/sns/jscode2session" | "/cgi-bin/stable_token" | "/wxa/msg_sec_check" | SHIPPING_PATH,
+        ) => errcode(43002, "require POST method"),
         _ => http_server::json(404, &json!({"errcode": 40066, "errmsg": "invalid url"})),
     }
 }
@@ -203,6 +242,20 @@ async fn business(
         ulid::Ulid::new().to_string().to_ascii_lowercase()
     );
     match path {
+        SHIPPING_PATH => {
+            let answer = shipping(&body, state);
+            if answer != 0 {
+                if let Ok(mut s) = state.lock() {
+                    s.shipping_refusals += 1;
+                }
+            }
+            let message = match answer {
+                0 => "ok",
+                -1 => "system error",
+                _ => "sandbox: see the shipping rules in local/src/sandbox/wechat.rs",
+            };
+            errcode(answer, message)
+        }
         "/wxa/msg_sec_check" => {
             if body.get("version").and_then(|v| v.as_i64()) != Some(2) {
                 return errcode(40097, "invalid version");
@@ -283,6 +336,103 @@ async fn business(
             errcode(0, "ok")
         }
     }
+}
+
+/// The mini-program shipping API's path.
+const SHIPPING_PATH: &str = "/wxa/sec/order/upload_shipping_info";
+
+/// Checks and records one `upload_shipping_info` body: the errcode to answer (0: taken).
+fn shipping(body: &serde_json::Value, state: &Shared) -> i64 {
+    let text =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let number = |k: &str| body.get(k).and_then(|v| v.as_i64());
+    let key = body.get("order_key").cloned().unwrap_or_default();
+    let payment = match key.get("order_number_type").and_then(|v| v.as_i64()) {
+        Some(1) if !text(&key, "mchid").is_empty() && !text(&key, "out_trade_no").is_empty() => {
+            format!("{}/{}", text(&key, "mchid"), text(&key, "out_trade_no"))
+        }
+        Some(2) if !text(&key, "transaction_id").is_empty() => text(&key, "transaction_id"),
+        Some(1 | 2) => return 268485195,
+        _ => return 268485194,
+    };
+    let logistics = number("logistics_type").unwrap_or(0);
+    if !(1..=4).contains(&logistics) {
+        return 10060005;
+    }
+    let list: Vec<serde_json::Value> = body
+        .get("shipping_list")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    match number("delivery_mode") {
+        Some(1) if list.len() != 1 => return 268485228,
+        Some(1) => {}
+        Some(2) if logistics != 1 => return 10060006,
+        Some(2)
+            if body
+                .get("is_all_delivered")
+                .and_then(|v| v.as_bool())
+                .is_none() =>
+        {
+            return 10060007
+        }
+        Some(2) if (1..=15).contains(&list.len()) => {}
+        _ => return 268485224,
+    }
+    for item in &list {
+        let desc = text(item, "item_desc");
+        if desc.trim().is_empty() {
+            return 10060008;
+        }
+        if desc.chars().count() > 120 {
+            return 10060009;
+        }
+        // Express needs its tracking number and company; the other modes none.
+        if logistics == 1 && text(item, "tracking_no").is_empty() {
+            return 268485226;
+        }
+        if logistics == 1 && text(item, "express_company").is_empty() {
+            return 268485227;
+        }
+    }
+    let upload_time = text(body, "upload_time");
+    if time::OffsetDateTime::parse(&upload_time, &time::format_description::well_known::Rfc3339)
+        .is_err()
+    {
+        return 268485216;
+    }
+    let payer = body.get("payer").cloned().unwrap_or_default();
+    if text(&payer, "openid").is_empty() {
+        return 10060031;
+    }
+    let descs: String = list.iter().map(|i| text(i, "item_desc")).collect();
+    if descs.contains("sandbox-outage") {
+        return -1;
+    }
+    if descs.contains("sandbox-refuse") {
+        return 10060004;
+    }
+    let Ok(mut s) = state.lock() else {
+        return -1;
+    };
+    if s.shipping_outage > 0 {
+        s.shipping_outage -= 1;
+        return -1;
+    }
+    let before = s
+        .shipments
+        .iter()
+        .filter(|r| r.get("payment").and_then(|v| v.as_str()) == Some(payment.as_str()))
+        .count();
+    if before >= 2 {
+        // The one re-shipping is used.
+        return 10060003;
+    }
+    let mut record = body.clone();
+    record["payment"] = payment.into();
+    record["reship"] = (before == 1).into();
+    s.shipments.push(record);
+    0
 }
 
 /// Fetches the media as WeChat would and pushes its verdict to the events route.

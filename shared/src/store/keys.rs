@@ -542,6 +542,17 @@ pub fn payment(id: &OrderId, provider: &str) -> Key {
     )
 }
 
+/// The sort key of an order's shipping record.
+pub const SHIPPING_SK: &str = "SHIPPING";
+
+/// Shipping record: `ORDER#<order id> / SHIPPING` —
+/// [`ShippingRecord`](crate::domain::orders::shipping::ShippingRecord): the WeChat
+/// mini-program shipping info a WeChat-paid order owes once accepted (written in the accept's
+/// transaction), listed in `gsi1` under `DUE#shipping` until WeChat took it.
+pub fn order_shipping(id: &OrderId) -> Key {
+    Key::new(order_partition(id), SHIPPING_SK)
+}
+
 /// Provider event: `ORDER#<order id> / EVENT#<time-ordered ULID>` —
 /// [`ProviderEvent`](crate::domain::orders::events::ProviderEvent): each notification and
 /// provider answer about the order, verified or not (never keys or bodies).

@@ -1,8 +1,9 @@
 //! The port to WeChat's server APIs that need the app's access token: text and image content
-//! security (`msgSecCheck` v2, `mediaCheckAsync` v2) and subscribe messages. The domain sees
-//! only this trait; the HTTP adapter (with the access token shared through the store,
-//! `super::token`) is `HttpWechatApi`, the local stand-in lives in `local/src/sandbox`.
-//! Facts: `../shared/design/wechat-platform.md` §1–§3, §5.
+//! security (`msgSecCheck` v2, `mediaCheckAsync` v2), subscribe messages and the mini-program's
+//! shipping records (`upload_shipping_info`). The domain sees only this trait; the HTTP adapter
+//! (with the access token shared through the store, `super::token`) is `HttpWechatApi`, the
+//! local stand-in lives in `local/src/sandbox`.
+//! Facts: `../shared/design/wechat-platform.md` §1–§3, §5, §6.
 
 use std::sync::{Arc, OnceLock};
 
@@ -79,6 +80,92 @@ pub struct SubscribeMessage {
     pub data: Value,
 }
 
+/// Which payment a shipping record is for (`order_key`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShippingOrderKey {
+    /// `order_number_type` 2: WeChat Pay's `transaction_id`.
+    Transaction(String),
+    /// `order_number_type` 1: the merchant id the payment was made to and its `out_trade_no`.
+    Merchant { mchid: String, out_trade_no: String },
+}
+
+/// One `upload_shipping_info` request for a service (virtual goods, `logistics_type` 3, no
+/// tracking number), delivered at once (`delivery_mode` 1, one `shipping_list` item).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShippingInfo {
+    pub order_key: ShippingOrderKey,
+    /// `payer.openid`: the buyer's openid under the mini-program's appid.
+    pub payer_openid: String,
+    /// `item_desc`: what was sold, ≤ 120 characters (cut here if longer).
+    pub item_desc: String,
+    /// `upload_time`: sent as RFC 3339 in China time with milliseconds
+    /// (`2022-12-15T13:29:35.120+08:00`); an update must carry a newer one.
+    pub upload_time: time::OffsetDateTime,
+}
+
+/// `item_desc`'s limit (characters).
+pub const ITEM_DESC_MAX_CHARS: usize = 120;
+/// `logistics_type` 3: virtual goods, no physical delivery (a service).
+pub const LOGISTICS_VIRTUAL: i64 = 3;
+/// `delivery_mode` 1: UNIFIED_DELIVERY, exactly one `shipping_list` item.
+pub const DELIVERY_UNIFIED: i64 = 1;
+/// 10060001 "支付单不存在": also answered for a few seconds to a minute after the payment, before
+/// WeChat has stored it (community answers by WeChat staff): the caller retries it for a while.
+pub const SHIPPING_NOT_FOUND: i64 = 10060001;
+
+/// What WeChat said to a shipping record it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shipped {
+    /// Recorded now.
+    Now,
+    /// WeChat already holds this payment's shipping (10060002 already shipped, 10060003 the one
+    /// re-shipping used up): nothing more to send.
+    Before(i64),
+}
+
+/// `upload_time` as WeChat's example writes it: RFC 3339, China time, milliseconds.
+pub fn upload_time(at: time::OffsetDateTime) -> String {
+    let china = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let at = at.to_offset(china);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+08:00",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// The request body of `upload_shipping_info` (also what the stand-in is checked against).
+pub fn shipping_body(info: &ShippingInfo) -> Value {
+    let order_key = match &info.order_key {
+        ShippingOrderKey::Transaction(id) => json!({
+            "order_number_type": 2,
+            "transaction_id": id,
+        }),
+        ShippingOrderKey::Merchant {
+            mchid,
+            out_trade_no,
+        } => json!({
+            "order_number_type": 1,
+            "mchid": mchid,
+            "out_trade_no": out_trade_no,
+        }),
+    };
+    let item_desc: String = info.item_desc.chars().take(ITEM_DESC_MAX_CHARS).collect();
+    json!({
+        "order_key": order_key,
+        "logistics_type": LOGISTICS_VIRTUAL,
+        "delivery_mode": DELIVERY_UNIFIED,
+        "shipping_list": [{"item_desc": item_desc}],
+        "upload_time": upload_time(info.upload_time),
+        "payer": {"openid": info.payer_openid},
+    })
+}
+
 /// Why a call gave no answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlatformError {
@@ -119,6 +206,15 @@ pub trait WechatApi: Send + Sync {
     /// `subscribe/send`.
     async fn send_subscribe_message(&self, message: &SubscribeMessage)
         -> Result<(), PlatformError>;
+    /// `/wxa/sec/order/upload_shipping_info` (§6): the payment's delivery recorded, so WeChat
+    /// lets its funds settle. Errors: `Unavailable` (-1, quotas, network: retry), `Refused`
+    /// (its errcode; [`SHIPPING_NOT_FOUND`] may be transient), `Misconfigured`.
+    /// Stand-ins that do not simulate it keep this default.
+    async fn upload_shipping_info(&self, _info: &ShippingInfo) -> Result<Shipped, PlatformError> {
+        Err(PlatformError::Unavailable(
+            "upload_shipping_info is not available here".into(),
+        ))
+    }
 }
 
 /// The errcodes that mean the token is not (or no longer) valid.
@@ -356,5 +452,17 @@ impl WechatApi for HttpWechatApi {
         self.call("/cgi-bin/message/subscribe/send", &body)
             .await
             .map(|_| ())
+    }
+
+    async fn upload_shipping_info(&self, info: &ShippingInfo) -> Result<Shipped, PlatformError> {
+        match self
+            .call("/wxa/sec/order/upload_shipping_info", &shipping_body(info))
+            .await
+        {
+            Ok(_) => Ok(Shipped::Now),
+            // WeChat holds the payment's shipping already: what we owed is done.
+            Err(PlatformError::Refused(code @ (10060002 | 10060003))) => Ok(Shipped::Before(code)),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -3,12 +3,13 @@
 //! load the order for its buyer or seller (anyone else: 404), take the actor from their role,
 //! ask the state machine ([`Order::transition`]: 403 for the wrong party, 409 from the wrong
 //! state) and write the next version conditioned on the version read ([`commit`](super::commit):
-//! a lost race is 409 `order_changed` and changes nothing).
+//! a lost race is 409 `order_changed` and changes nothing). The seller's accept of a WeChat-paid
+//! order also owes WeChat the order's shipping record ([`shipping`]).
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{commit, for_party, Action, Change, Order, Role};
+use super::{commit, for_party, shipping, Action, Change, Order, Role};
 use crate::app::App;
 use crate::domain::profile::bounded_text;
 use crate::error::Error;
@@ -59,7 +60,20 @@ pub async fn apply(
 ) -> Result<Order, Error> {
     let change = Change::new(action, role.actor(), now).reason(reason);
     let next = order.transition(&change, &app.config.orders)?;
-    let audit = super::audited(&change, order, app.config.audit_keep)?;
-    commit(&app.store, order, &next, audit).await?;
+    let mut extra = super::audited(&change, order, app.config.audit_keep)?;
+    // An accepted WeChat-paid order owes WeChat its shipping record: owed in the accept's own
+    // transaction, sent right after it (a failure is the order jobs' to retry, never the
+    // accept's).
+    let shipping = match action {
+        Action::Accept => shipping::owed(app, order, now).await?,
+        _ => None,
+    };
+    if let Some(record) = &shipping {
+        extra.push(record.write(None)?);
+    }
+    commit(&app.store, order, &next, extra).await?;
+    if let Some(record) = &shipping {
+        shipping::after_accept(app, record, now).await;
+    }
     Ok(next)
 }

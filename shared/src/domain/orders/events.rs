@@ -25,6 +25,8 @@ pub enum EventKind {
     Close,
     Refund,
     RefundQuery,
+    /// A mini-program shipping record sent to WeChat (`shipping`).
+    Shipping,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

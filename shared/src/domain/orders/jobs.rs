@@ -15,6 +15,9 @@
 //! - `refund_approve`: a refund request unanswered in time — approved (buyer protection).
 //! - `refund`: refunds not yet final — asked of the provider again, backing off.
 //! - `settle`: completed orders past their dispute window — split (`domain::settlement::job`).
+//! - `shipping`: WeChat shipping records of accepted WeChat-paid orders not yet taken by WeChat
+//!   (`ORDER#<id> / SHIPPING`) — sent again, backing off, until WeChat takes or refuses it
+//!   ([`super::shipping`]).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +35,7 @@ use crate::store::schema::GSI1;
 use crate::store::{keys, Key, Query, SortKey};
 
 /// The kinds of due work, in the order a run takes them.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "payment",
     "expire",
     "accept",
@@ -40,6 +43,7 @@ pub const KINDS: [&str; 7] = [
     "refund_approve",
     "refund",
     "settle",
+    super::shipping::DUE_KIND,
 ];
 
 /// How much one run may do.
@@ -113,7 +117,7 @@ pub async fn run(app: &App, now: OffsetDateTime, budget: Budget) -> Result<Repor
 }
 
 /// The order (and provider, for a payment) a due entry is: its table key,
-/// `ORDER#<id> / ORDER` or `ORDER#<id> / PAYMENT#<provider>`.
+/// `ORDER#<id> / ORDER`, `ORDER#<id> / PAYMENT#<provider>` or `ORDER#<id> / SHIPPING`.
 fn due_target(key: &Key) -> Option<(OrderId, Option<Provider>)> {
     let id = OrderId::parse(key.pk.strip_prefix(keys::ORDER)?)?;
     let provider = match key.sk.strip_prefix(keys::PAYMENT_SK_PREFIX) {
@@ -143,6 +147,9 @@ async fn one(
             return Ok(false);
         }
         return reconcile(app, &record, now).await.map(|()| true);
+    }
+    if kind == super::shipping::DUE_KIND {
+        return super::shipping::retry(app, id, now).await;
     }
     let Some(order) = super::get(&app.store, id).await? else {
         return Ok(false);

@@ -10,7 +10,8 @@
 //!   ([`Order::due_kind`]): `expire`, `accept`, `complete`, `refund_approve`, `refund`, `settle`
 //!   (the split of a completed order: `domain::settlement`).
 //! - `ORDER#<id> / PAYMENT#<provider>` and `ORDER#<id> / EVENT#<ulid>`: see [`payments`] and
-//!   [`events`].
+//!   [`events`]; `ORDER#<id> / SHIPPING`: the WeChat shipping record an accepted WeChat-paid
+//!   order owes, see [`shipping`].
 //! - `ORDERS#<member>#<buyer|seller>[#<status>] / <id>`: [`OrderEntry`] pointers, newest first;
 //!   the status entries move in the transition's own transaction, so a list by status never
 //!   filters.
@@ -23,6 +24,7 @@ pub mod jobs;
 pub mod list;
 pub mod machine;
 pub mod payments;
+pub mod shipping;
 pub mod view;
 
 use serde::{Deserialize, Serialize};
@@ -556,7 +558,7 @@ pub async fn commit(
     writes.extend(extra);
     store.transact(writes).await.map_err(|e| match e {
         StoreError::ConditionFailed {
-            label: VERSION_LABEL | payments::PAYMENT_LABEL,
+            label: VERSION_LABEL | payments::PAYMENT_LABEL | shipping::SHIPPING_LABEL,
         } => order_changed(),
         // A ticket written with the transition (a dispute's, closed by staff's decision).
         StoreError::ConditionFailed {
