@@ -923,6 +923,17 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .to_owned();
     start_payment(&server, &bob_token, &o6, "wechat").await;
     sandbox_pay(&server.running.wechatpay_base, json!({"out_trade_no": o6})).await;
+    // WeChat is down when alice accepts: the order's shipping record waits for the order jobs.
+    let outage = reqwest::Client::new()
+        .post(format!(
+            "{}/sandbox/wechat/shipping-outage",
+            server.running.wechat_base
+        ))
+        .json(&json!({"calls": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(outage.status().is_success());
     for (who, action) in [(&token, "accept"), (&bob_token, "confirm")] {
         let reply = server
             .api
@@ -1294,12 +1305,45 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .expect("job exists")
         .expect("job runs");
     assert_eq!(report["examined"], json!(0), "{report}");
+    // The access token is replaced meanwhile (WeChat answers the stored one 40001): the run that
+    // sends the sixth order's shipping record refreshes it (the shared token's every write).
+    let rotated = reqwest::Client::new()
+        .post(format!(
+            "{}/sandbox/wechat/rotate-token",
+            server.running.wechat_base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(rotated.status().is_success());
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let report = jobs::run(job, later, jobs::Budget::default())
         .await
         .unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(order_status(&server, &bob_token, &o5).await, "expired");
+    let shipped: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/sandbox/wechat/shipping",
+            server.running.wechat_base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shipped["shipments"][0]["order_key"]["order_number_type"],
+        json!(2),
+        "{shipped}"
+    );
+    // The order the accept event accepted, sent at once; the sixth, sent by this run.
+    assert_eq!(
+        shipped["shipments"].as_array().map(Vec::len),
+        Some(2),
+        "{shipped}"
+    );
     // A day on, the seventh (paid, never accepted) is refunded by the job, which records it in
     // the order's audit list (actor system) and owes the buyer the order_declined message.
     let day_on = time::OffsetDateTime::now_utc() + time::Duration::hours(25);
