@@ -1,7 +1,8 @@
 //! The WeChat server API adapter (`renji_shared::wechat::api::HttpWechatApi`) against the
 //! sandbox stand-in, on both stores: one shared access token however many processes ask at once,
 //! refreshed once on 40001 and never with `force_refresh`; the content checks' verdicts and
-//! errors; subscribe messages; the stand-in's signed, encrypted media check push.
+//! errors; subscribe messages; the stand-in's signed, encrypted media check push; shipping
+//! records.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,8 +14,8 @@ use renji_shared::config::{Redacted, SecretSetting, WechatConfig};
 use renji_shared::store::record::Records as _;
 use renji_shared::store::{keys, DynStore};
 use renji_shared::wechat::api::{
-    HttpWechatApi, ImageCheck, PlatformError, Scene, SubscribeMessage, Suggest, TextCheck,
-    WechatApi,
+    upload_time, HttpWechatApi, ImageCheck, PlatformError, Scene, Shipped, ShippingInfo,
+    ShippingOrderKey, SubscribeMessage, Suggest, TextCheck, WechatApi,
 };
 use renji_shared::wechat::push::PushKeys;
 use renji_shared::wechat::token::StoredToken;
@@ -296,8 +297,99 @@ async fn serve(req: HttpRequest, received: Received) -> HttpResponse {
         .unwrap()
 }
 
+/// `upload_shipping_info` through the shared token: the body WeChat documents for virtual goods
+/// (checked by the stand-in), a token WeChat no longer takes refreshed once, WeChat's one
+/// re-shipping and then "already held" as success, a refusal and an outage told apart.
+async fn shipping_records(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (base, _task) = wechat::spawn(listener().await).unwrap();
+    let api = adapter(&base, &store.store);
+    // 2026-11-29T23:59:58.5Z is 07:59:58.500 on the 30th in China.
+    let at = time::macros::datetime!(2026-11-29 23:59:58.5 UTC);
+    assert_eq!(upload_time(at), "2026-11-30T07:59:58.500+08:00");
+    let info = ShippingInfo {
+        order_key: ShippingOrderKey::Transaction("4200000000202611290000000001".into()),
+        payer_openid: "o-buyer".into(),
+        item_desc: "跟".repeat(130),
+        upload_time: at,
+    };
+    assert_eq!(api.upload_shipping_info(&info).await, Ok(Shipped::Now));
+    let sent: Value = reqwest::get(format!("{base}/sandbox/wechat/shipping"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = &sent["shipments"][0];
+    assert_eq!(sent["logistics_type"], 3);
+    assert_eq!(sent["delivery_mode"], 1);
+    assert_eq!(sent["payer"]["openid"], "o-buyer");
+    assert_eq!(sent["upload_time"], "2026-11-30T07:59:58.500+08:00");
+    // item_desc is cut to WeChat's 120 characters.
+    let desc = sent["shipping_list"][0]["item_desc"].as_str().unwrap();
+    assert_eq!(desc.chars().count(), 120);
+    // A token WeChat no longer takes: refreshed once, the call goes through.
+    reqwest::Client::new()
+        .post(format!("{base}/sandbox/wechat/rotate-token"))
+        .send()
+        .await
+        .unwrap();
+    // Again: WeChat's one re-shipping; a third time it already holds it (10060003): success.
+    assert_eq!(api.upload_shipping_info(&info).await, Ok(Shipped::Now));
+    assert_eq!(
+        api.upload_shipping_info(&info).await,
+        Ok(Shipped::Before(10060003))
+    );
+    let s = stats(&base).await;
+    assert_eq!(
+        (&s["token_fetches"], &s["shipping_uploads"]),
+        (&json!(2), &json!(2)),
+        "{s}"
+    );
+    // By merchant number (order_number_type 1) too.
+    let by_merchant = ShippingInfo {
+        order_key: ShippingOrderKey::Merchant {
+            mchid: "1230000109".into(),
+            out_trade_no: "01KB0000000000000000000000".into(),
+        },
+        item_desc: "跟拍".into(),
+        ..info.clone()
+    };
+    assert_eq!(
+        api.upload_shipping_info(&by_merchant).await,
+        Ok(Shipped::Now)
+    );
+    // Refused for good (10060004, not shippable) vs an outage (-1): retry only the latter.
+    let refused = ShippingInfo {
+        item_desc: "sandbox-refuse".into(),
+        ..by_merchant.clone()
+    };
+    assert_eq!(
+        api.upload_shipping_info(&refused).await,
+        Err(PlatformError::Refused(10060004))
+    );
+    let down = ShippingInfo {
+        item_desc: "sandbox-outage".into(),
+        ..by_merchant.clone()
+    };
+    assert!(matches!(
+        api.upload_shipping_info(&down).await,
+        Err(PlatformError::Unavailable(_))
+    ));
+    // A body WeChat would refuse: the stand-in checks the shape (an empty item_desc: 10060008).
+    let empty = ShippingInfo {
+        item_desc: " ".into(),
+        ..by_merchant
+    };
+    assert_eq!(
+        api.upload_shipping_info(&empty).await,
+        Err(PlatformError::Refused(10060008))
+    );
+}
+
 on_both_stores!(
     one_token_for_everyone,
     verdicts_and_errors,
-    media_checks_are_pushed_signed_and_encrypted
+    media_checks_are_pushed_signed_and_encrypted,
+    shipping_records,
 );
