@@ -1,6 +1,6 @@
 //! The `order-jobs` function, run by a schedule (every minute): expiry, reconciliation with the
-//! providers, accept deadlines, auto-completion, automatic refunds and refund follow-up
-//! (`renji_shared::domain::orders::jobs`), then the flag on privacy requests past their 15 days
+//! providers, accept deadlines, auto-completion, automatic refunds and refund follow-up, WeChat
+//! shipping records not yet taken (`renji_shared::domain::orders::jobs`), then the flag on privacy requests past their 15 days
 //! (`renji_shared::domain::tickets::jobs`). The local server runs the same job on a timer.
 
 use renji_shared::domain::orders::jobs::{self, Budget};

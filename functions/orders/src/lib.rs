@@ -1,6 +1,8 @@
 //! The `orders` function: create an order, list and read one's orders, and the party actions
 //! that move no money at a provider (accept, confirm, ask a refund). It holds no provider key:
-//! cancel, decline and the answers to a refund request are the `payments` function's.
+//! cancel, decline and the answers to a refund request are the `payments` function's. The accept
+//! of a WeChat-paid order sends WeChat its shipping record (`domain::orders::shipping`, with the
+//! shared access token).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};

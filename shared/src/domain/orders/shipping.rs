@@ -316,3 +316,24 @@ pub async fn attempt(
 fn bounded(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_minutes_to_six_hours() {
+        let waits: Vec<i64> = (1..=9).map(|n| backoff(1_000, n) - 1_000).collect();
+        assert_eq!(
+            waits,
+            [300, 600, 1200, 2400, 4800, 9600, 19200, 21600, 21600]
+        );
+        assert_eq!(backoff(0, u32::MAX), MAX_WAIT_SECS);
+    }
+
+    #[test]
+    fn upload_time_is_china_time_with_millis() {
+        let at = time::macros::datetime!(2022-12-15 05:29:35.12 UTC);
+        assert_eq!(api::upload_time(at), "2022-12-15T13:29:35.120+08:00");
+    }
+}
