@@ -16,6 +16,7 @@ on_both_stores!(
     accept_uploads_once,
     outage_is_retried_once,
     refusal_is_final_and_recorded,
+    refunded_before_taken_is_dropped,
     alipay_orders_upload_nothing,
 );
 
@@ -284,6 +285,67 @@ async fn refusal_is_final_and_recorded(backend: Backend) {
         )
         .await;
     assert_eq!(order.body["status"], json!("accepted"));
+}
+
+/// WeChat is down when the seller accepts, and the order is refunded in full before the job's
+/// turn: the record is dropped (on record), nothing is sent.
+async fn refunded_before_taken_is_dropped(backend: Backend) {
+    let m = Market::start(backend, &[]).await;
+    let id = m.server.paid_order(&m.buyer, &m.listing).await;
+    sandbox(
+        &m,
+        "POST",
+        "/sandbox/wechat/shipping-outage",
+        Some(json!({"calls": 1})),
+    )
+    .await;
+    let accepted_at = OffsetDateTime::now_utc();
+    accept(&m, &id).await;
+    let api = &m.server.api;
+    let asked = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/refund"),
+            Some(&m.buyer.token),
+            Some(json!({"reason": "摄影师没有到场"})),
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{asked:?}");
+    let approved = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/refund/approve"),
+            Some(&m.seller.token),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{approved:?}");
+    // WeChat Pay's refund notification arrives a moment later.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = api
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}"),
+                Some(&m.buyer.token),
+                None,
+            )
+            .await
+            .body["status"]
+            .clone();
+        if status == json!("refunded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, json!("refunded"));
+    let report = run_jobs(&m, accepted_at + Duration::minutes(10)).await;
+    assert_eq!(report.changed, 1, "{report:?}");
+    let r = record(&m, &id).await.expect("shipping record");
+    assert_eq!((r.state, r.due_at), (ShippingState::Dropped, None));
+    assert!(r.payer_openid.is_empty());
+    run_jobs(&m, accepted_at + Duration::days(1)).await;
+    assert!(shipments(&m).await.is_empty());
 }
 
 /// An order paid with Alipay owes WeChat nothing: no record, no upload.

@@ -18,7 +18,8 @@
 //!   transient for a minute after the payment) still after [`NOT_FOUND_ATTEMPTS`] attempts →
 //!   `failed`, an `error` log line and a provider event on the order for staff. Anything else
 //!   (-1, quotas, network, a token, the app's configuration) → retried, backing off up to
-//!   [`MAX_WAIT_SECS`]. The openid is dropped from the record once it is final.
+//!   [`MAX_WAIT_SECS`]. An order refunded in full before WeChat took it → `dropped` (not sent).
+//!   The openid is dropped from the record once it is final.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -55,6 +56,8 @@ pub enum ShippingState {
     Uploaded,
     /// WeChat refused it for good: staff attention (the mini-program admin can enter it by hand).
     Failed,
+    /// The order was refunded in full before WeChat took it: nothing to ship any more.
+    Dropped,
 }
 
 /// The shipping info one WeChat-paid order owes (`ORDER#<id> / SHIPPING`).
@@ -198,6 +201,37 @@ pub async fn retry(app: &App, id: &OrderId, now: OffsetDateTime) -> Result<bool,
         || record.due_at.is_none_or(|at| at > now.unix_timestamp())
     {
         return Ok(false);
+    }
+    // Refunded in full meanwhile: WeChat would refuse it (10060004), and nothing is owed.
+    let refunded = super::get(&app.store, id)
+        .await?
+        .is_some_and(|o| o.status == super::OrderStatus::Refunded);
+    if refunded {
+        let mut next = record.clone();
+        next.state = ShippingState::Dropped;
+        next.due_at = None;
+        next.payer_openid.clear();
+        next.version = record.version + 1;
+        let event = ProviderEvent::new(
+            Provider::Wechat,
+            EventKind::Shipping,
+            Outcome::Recorded,
+            now,
+            "refunded in full before WeChat took the shipping info: not sent",
+        )
+        .order(id)
+        .transaction(Some(&record.transaction_id));
+        return match app
+            .store
+            .transact(vec![next.write(Some(&record))?, event.write(now)?])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed {
+                label: SHIPPING_LABEL,
+            }) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
     }
     Ok(attempt(app, &record, now).await?.is_some())
 }
