@@ -1234,6 +1234,22 @@ async fn a_notification_racing_a_cancel_never_keeps_the_money(backend: Backend) 
                     other => panic!("{channel}: a cancelled order's payment is {other:?}"),
                 }
             }
+            // The payment landed before the cancel was read: a paid order's cancel refunds it
+            // in full (the machine's `paid` → cancel (buyer) → `refunding`).
+            "refunding" | "refunded" => {
+                assert_eq!(cancel.status, 200, "{cancel:?}");
+                assert_eq!(record.state, PaymentState::Paid);
+                let mut status = order["status"].clone();
+                for _ in 0..100 {
+                    if status == "refunded" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    w.jobs(now() + time::Duration::seconds(1)).await;
+                    status = w.get(&id).await["status"].clone();
+                }
+                assert_eq!(status, "refunded", "{channel}");
+            }
             other => panic!("{channel}: {other}"),
         }
         *outcomes
