@@ -130,6 +130,7 @@ fn published(location: Location, kind: Kind) -> Listing {
         status: ListingStatus::Published,
         takedown_reason: None,
         taken_down_from: None,
+        hidden_by_suspension: false,
         retiring: false,
         text_review: None,
         favorites_count: 0,

@@ -48,6 +48,7 @@ fn listing(lat: f64, lng: f64) -> Result<Listing, String> {
         status: ListingStatus::Published,
         takedown_reason: None,
         taken_down_from: None,
+        hidden_by_suspension: false,
         retiring: false,
         text_review: None,
         favorites_count: 0,

@@ -1,6 +1,6 @@
 //! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
-//! session, the tickets queue (read, answer, close), member look-up, listing take-down and
-//! restore, hiding a review, dispute decisions, the audit trail.
+//! session, the tickets queue (read, answer, close), member look-up, suspension and restore,
+//! listing take-down and restore, hiding a review, dispute decisions, the audit trail.
 //! Every route but sign-in is declared `staff` with the roles it allows: the edge
 //! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
 //! and after the handler here, which only parses, calls the domain and answers.
@@ -13,6 +13,7 @@ use renji_shared::domain::lookup;
 use renji_shared::domain::orders::act::ReasonBody;
 use renji_shared::domain::orders::decide::{self, DecisionBody};
 use renji_shared::domain::reviews;
+use renji_shared::domain::suspension;
 use renji_shared::domain::tickets::messages::NewMessage;
 use renji_shared::domain::tickets::staff as tickets;
 use renji_shared::http::{
@@ -47,6 +48,9 @@ pub const ROUTES: &[Route] = &[
     Route::staff("GET /admin/v1/members/{id}", &[Support, Moderator, Admin]),
     // A member's deletion request that came through customer service (§四(五)2).
     Route::staff("POST /admin/v1/members/{id}/deletion", &[Support, Admin]),
+    // Suspension (`domain::suspension`): the roles that take listings down.
+    Route::staff("POST /admin/v1/members/{id}/suspend", &[Moderator, Admin]),
+    Route::staff("POST /admin/v1/members/{id}/restore", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/takedown", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
@@ -161,6 +165,17 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ))
             .await?;
             deletion::answer(started)
+        }
+        "POST /admin/v1/members/{id}/suspend" => {
+            let id = id_param(&req, "id", UserId::parse, "member")?;
+            let reason = json_body::<ReasonBody>(&req, limit)?.reason()?;
+            let staff = staff::caller(&req)?;
+            ok(&suspension::suspend(&app.store, &id, &staff.id, &reason, now).await?)
+        }
+        "POST /admin/v1/members/{id}/restore" => {
+            let id = id_param(&req, "id", UserId::parse, "member")?;
+            json_body::<ReasonBody>(&req, limit)?.reason()?;
+            ok(&suspension::restore(&app.store, &id, now).await?)
         }
         "POST /admin/v1/listings/{id}/takedown" => {
             let id = id_param(&req, "id", ListingId::parse, "listing")?;

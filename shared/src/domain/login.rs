@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::session::{self, Claims, Device};
+use crate::store::{keys, StoreError, Write};
 
 /// `POST /v1/auth/wechat` body.
 #[derive(Debug, Deserialize)]
@@ -56,11 +57,30 @@ pub async fn login(app: &App, request: LoginRequest, device: &Device) -> Result<
     let (token, claims) = if new_user {
         (token, claims)
     } else {
+        // A suspended member is refused (`domain::suspension`); the transaction checks it again,
+        // so a login racing the suspension either lands first (and the suspension revokes its
+        // session) or is refused.
+        if member.suspension.is_some() {
+            return Err(members::account_suspended());
+        }
         let (token, claims, session) = session::prepare(&tokens, &member.id, ttl, device)?;
         let mut writes = vec![session];
+        if pending.is_empty() {
+            writes.push(Write::check(
+                keys::member(&member.id),
+                members::not_suspended(),
+                members::NOT_SUSPENDED_LABEL,
+            ));
+        }
         writes.extend(pending);
         writes.extend(session::audited(&member.id, "login", keep)?);
-        app.store.transact(writes).await?;
+        match app.store.transact(writes).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed {
+                label: members::NOT_SUSPENDED_LABEL,
+            }) => return Err(members::account_suspended()),
+            Err(e) => return Err(e.into()),
+        }
         (token, claims)
     };
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.expires_at)

@@ -1,7 +1,8 @@
 //! What staff see of a member (`GET /admin/v1/members/{id}`): the public profile, the
 //! verification status as the member sees it (name and number masked: the sealed values never
 //! leave `verification`), and the first page of their listings (every status, with a take-down's
-//! reason) and of their orders as buyer and as seller. No openid, birth date or residence.
+//! reason) and of their orders as buyer and as seller, and the suspension if any (when, by whom,
+//! why: `domain::suspension`). No openid, birth date or residence.
 
 use serde_json::{json, Value};
 
@@ -26,10 +27,12 @@ pub async fn member(store: &DynStore, id: &UserId) -> Result<Value, Error> {
         orders_list::list(store, id, Role::Buyer, None, DEFAULT_PAGE_LIMIT, None).await?;
     let (sold, more_sold) =
         orders_list::list(store, id, Role::Seller, None, DEFAULT_PAGE_LIMIT, None).await?;
-    let mut profile = member.public_view();
+    // The nickname and avatar even while suspended (the public view hides them then).
+    let mut profile = member.profile_view();
     profile["created_at"] = json!(member.created_at);
     Ok(json!({
         "profile": profile,
+        "suspension": member.suspension,
         "verification": verification.map(|v| v.view()),
         "listings": {"items": listings, "more": more_listings.is_some()},
         "orders_as_buyer": {"items": bought, "more": more_bought.is_some()},

@@ -118,6 +118,19 @@ pub struct Member {
     /// (an order, a follow, a block) is conditioned on its absence ([`active`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting: Option<i64>,
+    /// Staff suspended the account (`domain::suspension`): no sign-in, no session, its public
+    /// listings hidden and its profile shown as unavailable, until staff restore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Suspension>,
+}
+
+/// A suspension as stored on the member: when, who and why. Shown to staff only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub by: crate::ids::StaffId,
+    pub reason: String,
 }
 
 /// The `deleting` marker while a deletion request checks its blockers.
@@ -143,6 +156,27 @@ pub fn not_deleted() -> Condition {
         Condition::Present,
         Condition::Under("deleting".into(), DELETING),
     ])
+}
+
+/// The label of [`not_suspended`].
+pub const NOT_SUSPENDED_LABEL: &str = "member_not_suspended";
+
+/// The member exists and is not suspended: the condition a login's transaction puts on the
+/// member, so a login racing a suspension either lands first (and its session is revoked by
+/// the suspension) or fails.
+pub fn not_suspended() -> Condition {
+    Condition::All(vec![
+        Condition::Present,
+        Condition::Lacks("suspension".into()),
+    ])
+}
+
+/// 403 `account_suspended`: what a suspended member is answered when signing in or acting.
+pub fn account_suspended() -> Error {
+    Error::Denied {
+        code: "account_suspended",
+        message: "this account is suspended by Renji staff; contact customer service".into(),
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -191,6 +225,7 @@ impl Member {
             updated_at: now,
             deletion: None,
             deleting: None,
+            suspension: None,
         }
     }
 
@@ -220,9 +255,21 @@ impl Member {
     }
 
     /// What anyone may see (`GET /v1/users/{id}`): nickname and avatar are the only public
-    /// personal fields (privacy policy §二(一)2).
+    /// personal fields (privacy policy §二(一)2). A suspended member's profile is `unavailable`:
+    /// neither is shown.
     pub fn public_view(&self) -> Value {
+        let mut view = self.profile_view();
+        if self.suspension.is_some() {
+            view["nickname"] = Value::Null;
+            view["avatar_url"] = Value::Null;
+        }
+        view
+    }
+
+    /// The public fields, shown whatever the member's state (staff's look-up).
+    pub fn profile_view(&self) -> Value {
         json!({
+            "unavailable": self.suspension.is_some(),
             "id": self.id,
             "nickname": self.nickname,
             "avatar_url": self.public_avatar(),
@@ -349,7 +396,7 @@ async fn by_openid(
         pending.push(
             Write::update(keys::member(&id))
                 .set("unionid", unionid.as_str())
-                .condition(Condition::Present, "member_exists")
+                .condition(not_suspended(), NOT_SUSPENDED_LABEL)
                 .build(),
         );
         member.unionid = Some(unionid.clone());

@@ -21,6 +21,7 @@ pub mod reviews;
 pub mod settlement;
 pub mod shares;
 pub mod subscriptions;
+pub mod suspension;
 pub mod tickets;
 pub mod verification;
 

@@ -169,6 +169,11 @@ pub struct Listing {
     /// shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_down_from: Option<ListingStatus>,
+    /// Taken down by its owner's suspension (`domain::suspension`), not by a take-down of its
+    /// own: restoring the member restores exactly these. A take-down of the listing itself
+    /// clears it. Never shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_by_suspension: bool,
     #[serde(default)]
     pub favorites_count: i64,
     #[serde(default)]
@@ -438,6 +443,9 @@ async fn require_verified(
     let member = members::get(store, member)
         .await?
         .ok_or(Error::Unauthorized("member no longer exists"))?;
+    if member.suspension.is_some() {
+        return Err(members::account_suspended());
+    }
     if member.verified.is_none() {
         return Err(Error::Forbidden(
             "real-name verification is required to publish; see POST /v1/me/verification".into(),
@@ -799,6 +807,7 @@ pub async fn create(
         status,
         takedown_reason: None,
         taken_down_from: None,
+        hidden_by_suspension: false,
         favorites_count: 0,
         shares_count: 0,
         rating_sum: 0,
@@ -1035,6 +1044,7 @@ async fn retire(
     actor: Option<&UserId>,
     status: ListingStatus,
     reason: Option<String>,
+    suspension: bool,
 ) -> Result<Listing, Error> {
     for attempt in 0..RETIRE_ATTEMPTS {
         if attempt > 0 {
@@ -1044,7 +1054,15 @@ async fn retire(
             Some(actor) => load_own(store, id, actor).await?,
             None => get(store, id).await?.ok_or(Error::NotFound("listing"))?,
         };
-        if old.status == status && old.takedown_reason == reason && !old.retiring {
+        if old.status == status
+            && old.takedown_reason == reason
+            && old.hidden_by_suspension == suspension
+            && !old.retiring
+        {
+            return Ok(old);
+        }
+        // A suspension hides what others see (published or closed), nothing else.
+        if suspension && !old.status.is_public() {
             return Ok(old);
         }
         if status == ListingStatus::Removed && old.status == ListingStatus::TakenDown {
@@ -1067,6 +1085,7 @@ async fn retire(
         if status == ListingStatus::TakenDown && old.status != ListingStatus::TakenDown {
             new.taken_down_from = Some(old.status);
         }
+        new.hidden_by_suspension = suspension;
         new.retiring = false;
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
@@ -1121,7 +1140,7 @@ async fn fence(store: &DynStore, id: &ListingId) -> Result<(), Error> {
 /// `DELETE /v1/listings/{id}`: the owner removes it; the record stays for existing orders. A
 /// listing staff took down stays taken down (409 `listing_taken_down`).
 pub async fn remove(store: &DynStore, actor: &UserId, id: &ListingId) -> Result<(), Error> {
-    retire(store, id, Some(actor), ListingStatus::Removed, None)
+    retire(store, id, Some(actor), ListingStatus::Removed, None, false)
         .await
         .map(|_| ())
 }
@@ -1173,7 +1192,28 @@ pub async fn erase(store: &DynStore, id: &ListingId, entry: &Key) -> Result<(), 
 /// reason. Answers the listing as it is now.
 pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<Listing, Error> {
     let reason = crate::domain::profile::bounded_text("reason", reason, 200)?;
-    retire(store, id, None, ListingStatus::TakenDown, Some(reason)).await
+    retire(store, id, None, ListingStatus::TakenDown, Some(reason), false).await
+}
+
+/// Its owner's suspension (`domain::suspension`): a published or closed listing is taken down
+/// with the suspension's reason and marked [`Listing::hidden_by_suspension`]; any other (a
+/// draft, one staff took down already) is left as it is. Idempotent.
+pub async fn hide_for_suspension(
+    store: &DynStore,
+    id: &ListingId,
+    reason: &str,
+) -> Result<Listing, Error> {
+    let reason = Some(reason.to_owned());
+    retire(store, id, None, ListingStatus::TakenDown, reason, true).await
+}
+
+/// The end of its owner's suspension: a listing the suspension hid is restored as
+/// [`restore`] does; any other is left as it is (`None`). Idempotent.
+pub async fn unhide_after_suspension(
+    store: &DynStore,
+    id: &ListingId,
+) -> Result<Option<Listing>, Error> {
+    restore_as(store, id, true).await
 }
 
 /// Staff restore a listing they took down: it returns to the status it was taken down from —
@@ -1182,12 +1222,36 @@ pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result
 /// is cleared from the owner's view. A listing taken down before that status was kept returns to
 /// `closed` when it had been published (its owner re-publishes it, a choice staff should not make
 /// for them), else to `draft`. 409 `listing_not_taken_down` for any other listing.
+///
+/// A listing hidden by its owner's suspension comes back only with its owner (409
+/// `owner_suspended`: restore the member).
 pub async fn restore(store: &DynStore, id: &ListingId) -> Result<Listing, Error> {
+    restore_as(store, id, false)
+        .await?
+        .ok_or_else(|| Error::Internal("a listing restore restored nothing".into()))
+}
+
+/// [`restore`]; `suspension`: only a listing the suspension hid, any other answered `None`.
+async fn restore_as(
+    store: &DynStore,
+    id: &ListingId,
+    suspension: bool,
+) -> Result<Option<Listing>, Error> {
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt as u32).await;
         }
         let old = get(store, id).await?.ok_or(Error::NotFound("listing"))?;
+        if suspension && !(old.status == ListingStatus::TakenDown && old.hidden_by_suspension) {
+            return Ok(None);
+        }
+        if !suspension && old.hidden_by_suspension && old.status == ListingStatus::TakenDown {
+            return Err(Error::Conflict {
+                code: "owner_suspended",
+                message: "the listing is hidden by its owner's suspension; restore the member"
+                    .into(),
+            });
+        }
         if old.status != ListingStatus::TakenDown {
             return Err(Error::Conflict {
                 code: "listing_not_taken_down",
@@ -1201,11 +1265,12 @@ pub async fn restore(store: &DynStore, id: &ListingId) -> Result<Listing, Error>
         });
         new.takedown_reason = None;
         new.taken_down_from = None;
+        new.hidden_by_suspension = false;
         new.retiring = false;
         new.updated_at = now_rfc3339();
         new.version = old.version + 1;
         match save(store, Some(&old), &new).await {
-            Ok(()) => return Ok(new),
+            Ok(()) => return Ok(Some(new)),
             Err(
                 StoreError::ConditionFailed {
                     label: "listing_version",
