@@ -999,6 +999,23 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
             "{name}: {body}"
         );
     }
+    // Alice suspended, then restored: her listing leaves and comes back, published.
+    let (status, body) = invoke(
+        &server,
+        &event(run("admin-member-suspend"), Some(&staff), &[("id", &alice)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["suspension"]["by"], json!("alice"), "{body}");
+    assert_eq!(body["listings"]["items"][0]["status"], json!("taken_down"));
+    let (status, body) = invoke(
+        &server,
+        &event(run("admin-member-restore"), Some(&staff), &[("id", &alice)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["suspension"], Value::Null, "{body}");
+    assert_eq!(body["listings"]["items"][0]["status"], json!("published"));
     // Bob's review of the sixth order is hidden: it leaves the listing's reviews.
     let (status, hidden) = invoke(
         &server,

@@ -786,12 +786,15 @@ async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
         keys::order(&order_id).pk,
         keys::listing(&listing_id).pk,
         keys::staff(&StaffId::parse("alice").unwrap()),
+        keys::member(&renji_shared::ids::UserId::parse(&seller.id).unwrap()).pk,
     ];
     let before = snapshot(&server, &changeable).await;
 
     let takedown = format!("/admin/v1/listings/{l}/takedown");
     let restore = format!("/admin/v1/listings/{l}/restore");
     let decision = format!("/admin/v1/orders/{o}/decision");
+    let suspend = format!("/admin/v1/members/{}/suspend", seller.id);
+    let member_restore = format!("/admin/v1/members/{}/restore", seller.id);
     let long = "长".repeat(201);
     let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
         // Sign-in.
@@ -887,6 +890,79 @@ async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
             Some(r#"{"reason":"x"}"#.into()),
             409,
             "listing_not_taken_down",
+        ),
+        // Suspension and restore of a member.
+        ("POST", suspend.clone(), None, 400, "missing_body"),
+        (
+            "POST",
+            suspend.clone(),
+            Some("{}".into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            suspend.clone(),
+            Some(r#"{"reason":"  "}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            suspend.clone(),
+            Some(json!({"reason": long}).to_string()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            suspend.clone(),
+            Some(r#"{"reason":"x","days":7}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            suspend.clone(),
+            Some(r#"{"reason":5}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/admin/v1/members/nope/suspend".into(),
+            Some(r#"{"reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/admin/v1/members/u_00000000000000000000000000/suspend".into(),
+            Some(r#"{"reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        ("POST", member_restore.clone(), None, 400, "missing_body"),
+        (
+            "POST",
+            member_restore.clone(),
+            Some(r#"{"reason":""}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            member_restore.clone(),
+            Some(r#"{"reason":"x"}"#.into()),
+            409,
+            "not_suspended",
+        ),
+        (
+            "POST",
+            "/admin/v1/members/u_00000000000000000000000000/restore".into(),
+            Some(r#"{"reason":"x"}"#.into()),
+            404,
+            "not_found",
         ),
         // Decisions.
         ("POST", decision.clone(), None, 400, "missing_body"),
@@ -1599,8 +1675,275 @@ async fn moderators_hide_reviews(backend: Backend) {
     );
 }
 
+/// A suspension ends the member's sessions, refuses their sign-in, hides their published and
+/// closed listings and shows their profile as unavailable, leaving their orders alone; a restore
+/// gives back exactly what it hid (not a listing staff took down by itself). Moderators and
+/// admins only, audited with the reason, 404 / 409 as documented.
+async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    let owner = server.member("suspended-seller", true).await;
+    let (second, _) = api.login("suspended-seller").await;
+    let listing = api.create_listing(&owner, service("婚礼摄影跟拍")).await;
+    let p = listing["id"].as_str().unwrap().to_owned();
+    let closed = api.create_listing(&owner, service("化妆造型")).await;
+    let c = closed["id"].as_str().unwrap().to_owned();
+    let close = api
+        .call(
+            "PATCH",
+            &format!("/v1/listings/{c}"),
+            Some(&owner.token),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(close.status, 200, "{close:?}");
+    let mut draft_body = service("草稿跟拍");
+    draft_body["status"] = json!("draft");
+    let draft = api.create_listing(&owner, draft_body).await;
+    let d = draft["id"].as_str().unwrap().to_owned();
+    let apart = api.create_listing(&owner, service("独立下架")).await;
+    let t = apart["id"].as_str().unwrap().to_owned();
+    let buyer = server.member("suspend-buyer", false).await;
+    let order = server.paid_order(&buyer, &p).await;
+
+    let support = staff(api, "sam", "support").await;
+    let moderator = staff(api, "mia", "moderator").await;
+    let admin = staff(api, "alice", "admin").await;
+    let down = api
+        .call(
+            "POST",
+            &format!("/admin/v1/listings/{t}/takedown"),
+            Some(&moderator),
+            Some(json!({"reason": "单独下架"})),
+        )
+        .await;
+    assert_eq!(down.status, 200, "{down:?}");
+    let suspend = format!("/admin/v1/members/{}/suspend", owner.id);
+    let restore = format!("/admin/v1/members/{}/restore", owner.id);
+    let profile = || async {
+        api.call("GET", &format!("/v1/users/{}", owner.id), None, None)
+            .await
+            .body
+    };
+    let public_status = |id: String| async move {
+        api.call("GET", &format!("/v1/listings/{id}"), None, None)
+            .await
+            .status
+    };
+    let listed = || async {
+        let reply = api
+            .call("GET", &format!("/v1/users/{}/listings", owner.id), None, None)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        ids(&reply.body)
+    };
+    let feed_has = |id: String| async move {
+        let reply = api.call("GET", "/v1/listings", None, None).await;
+        ids(&reply.body).contains(&id)
+    };
+    assert_eq!(profile().await["unavailable"], json!(false));
+    assert_eq!(listed().await, vec![p.clone()]);
+    assert!(feed_has(p.clone()).await);
+
+    // Support may not suspend: 403, nothing changes.
+    let refused = api
+        .call("POST", &suspend, Some(&support), Some(json!({"reason": "越权"})))
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (403, "forbidden_role")
+    );
+    assert_eq!(
+        api.call("GET", "/v1/me", Some(&owner.token), None)
+            .await
+            .status,
+        200
+    );
+
+    // A moderator suspends, the reason trimmed.
+    let suspended = api
+        .call(
+            "POST",
+            &suspend,
+            Some(&moderator),
+            Some(json!({"reason": "  多次发布违规信息  "})),
+        )
+        .await;
+    assert_eq!(suspended.status, 200, "{suspended:?}");
+    assert_eq!(suspended.body["suspension"]["reason"], json!("多次发布违规信息"));
+    assert_eq!(suspended.body["suspension"]["by"], json!("mia"));
+    assert!(suspended.body["suspension"]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(suspended.body["profile"]["unavailable"], json!(true));
+    let statuses = |body: &Value| -> BTreeMap<String, String> {
+        body["listings"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap().to_owned(),
+                    l["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected = |p_c: &str| -> BTreeMap<String, String> {
+        [
+            (p.clone(), p_c.to_owned()),
+            (c.clone(), if p_c == "taken_down" { p_c } else { "closed" }.to_owned()),
+            (d.clone(), "draft".to_owned()),
+            (t.clone(), "taken_down".to_owned()),
+        ]
+        .into_iter()
+        .collect()
+    };
+    assert_eq!(statuses(&suspended.body), expected("taken_down"));
+
+    // Every session ended; sign-in refused; publishing impossible.
+    for token in [&owner.token, &second] {
+        let me = api.call("GET", "/v1/me", Some(token), None).await;
+        assert_eq!(me.status, 401, "{me:?}");
+    }
+    let again = api
+        .call(
+            "POST",
+            "/v1/auth/wechat",
+            None,
+            Some(json!({"code": "sandbox:suspended-seller"})),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (403, "account_suspended"),
+        "{again:?}"
+    );
+    // Others: the listings are gone, the profile unavailable.
+    for id in [&p, &c, &d, &t] {
+        assert_eq!(public_status(id.clone()).await, 404, "{id}");
+    }
+    assert!(listed().await.is_empty());
+    assert!(!feed_has(p.clone()).await);
+    let shown = profile().await;
+    assert_eq!(
+        (&shown["unavailable"], &shown["nickname"], &shown["avatar_url"]),
+        (&json!(true), &Value::Null, &Value::Null)
+    );
+    // The order goes on: the buyer still sees it, paid.
+    let seen = api
+        .call("GET", &format!("/v1/orders/{order}"), Some(&buyer.token), None)
+        .await;
+    assert_eq!((seen.status, &seen.body["status"]), (200, &json!("paid")));
+    // Again: 409, nothing else. A hidden listing comes back only with its owner.
+    let twice = api
+        .call("POST", &suspend, Some(&admin), Some(json!({"reason": "再次"})))
+        .await;
+    assert_eq!(
+        (twice.status, twice.error_code()),
+        (409, "already_suspended")
+    );
+    let alone = api
+        .call(
+            "POST",
+            &format!("/admin/v1/listings/{p}/restore"),
+            Some(&admin),
+            Some(json!({"reason": "单独恢复"})),
+        )
+        .await;
+    assert_eq!((alone.status, alone.error_code()), (409, "owner_suspended"));
+
+    // Restored: exactly what the suspension hid comes back; the old sessions stay ended.
+    let restored = api
+        .call(
+            "POST",
+            &restore,
+            Some(&admin),
+            Some(json!({"reason": "申诉通过"})),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    assert_eq!(restored.body["suspension"], Value::Null);
+    assert_eq!(restored.body["profile"]["unavailable"], json!(false));
+    assert_eq!(statuses(&restored.body), expected("published"));
+    assert_eq!(public_status(p.clone()).await, 200);
+    assert_eq!(public_status(c.clone()).await, 200);
+    assert_eq!(public_status(t.clone()).await, 404);
+    assert_eq!(listed().await, vec![p.clone()]);
+    assert!(feed_has(p.clone()).await);
+    assert_eq!(profile().await["unavailable"], json!(false));
+    let me = api.call("GET", "/v1/me", Some(&owner.token), None).await;
+    assert_eq!(me.status, 401);
+    let (token, _) = api.login("suspended-seller").await;
+    let me = api.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me.status, 200);
+    let twice = api
+        .call("POST", &restore, Some(&admin), Some(json!({"reason": "再次"})))
+        .await;
+    assert_eq!((twice.status, twice.error_code()), (409, "not_suspended"));
+    // An unknown member: 404.
+    let unknown = api
+        .call(
+            "POST",
+            "/admin/v1/members/u_00000000000000000000000000/suspend",
+            Some(&admin),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!((unknown.status, unknown.error_code()), (404, "not_found"));
+
+    // On the member's trail: who, role, what, why, how it ended.
+    let trail = audit(api, &admin, &format!("?target=member:{}", owner.id)).await;
+    let summary: Vec<(Value, Value, Value, Value)> = trail
+        .iter()
+        .filter(|r| r["staff_id"].is_string())
+        .map(|r| {
+            (
+                r["staff_id"].clone(),
+                r["action"].clone(),
+                r["reason"].clone(),
+                r["outcome"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                json!("alice"),
+                json!("POST /admin/v1/members/{id}/restore"),
+                json!("再次"),
+                json!("not_suspended")
+            ),
+            (
+                json!("alice"),
+                json!("POST /admin/v1/members/{id}/restore"),
+                json!("申诉通过"),
+                json!("ok")
+            ),
+            (
+                json!("alice"),
+                json!("POST /admin/v1/members/{id}/suspend"),
+                json!("再次"),
+                json!("already_suspended")
+            ),
+            (
+                json!("mia"),
+                json!("POST /admin/v1/members/{id}/suspend"),
+                json!("多次发布违规信息"),
+                json!("ok")
+            ),
+            (
+                json!("sam"),
+                json!("POST /admin/v1/members/{id}/suspend"),
+                json!("越权"),
+                json!("forbidden_role")
+            ),
+        ]
+    );
+}
+
 on_both_stores!(
     moderators_hide_reviews,
+    suspension_ends_sessions_hides_listings_and_restore_gives_them_back,
     staff_work_the_tickets_queue_and_a_decision_closes_the_dispute,
     nothing_is_shown_unaudited,
     sign_in_with_each_role_and_refusals,
@@ -1629,6 +1972,8 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
         ("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
         ("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
         ("POST /admin/v1/members/{id}/deletion", &[Support, Admin]),
+        ("POST /admin/v1/members/{id}/suspend", &[Moderator, Admin]),
+        ("POST /admin/v1/members/{id}/restore", &[Moderator, Admin]),
         ("GET /admin/v1/audit", &[Admin]),
         ("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
         (
@@ -1720,7 +2065,7 @@ fn openapi_staff_schemas_match_the_views() {
             unionid: None,
         },
     );
-    let mut profile = view(member.public_view());
+    let mut profile = view(member.profile_view());
     profile.insert("created_at".into());
     assert_eq!(schema("StaffMemberProfile"), profile);
     let caller = renji_shared::staff::StaffCaller {
