@@ -101,6 +101,7 @@ export type Action =
   | "members.read"
   | "members.delete"
   | "listings.moderate"
+  | "members.suspend"
   | "reviews.hide"
   | "orders.decide"
   | "audit.read"
@@ -108,13 +109,14 @@ export type Action =
 
 const GRANTS: Record<Role, Action[]> = {
   support: ["tickets.read", "tickets.answer", "members.read", "members.delete", "orders.decide"],
-  moderator: ["tickets.read", "members.read", "listings.moderate", "reviews.hide", "review_queue"],
+  moderator: ["tickets.read", "members.read", "listings.moderate", "members.suspend", "reviews.hide", "review_queue"],
   admin: [
     "tickets.read",
     "tickets.answer",
     "members.read",
     "members.delete",
     "listings.moderate",
+    "members.suspend",
     "reviews.hide",
     "orders.decide",
     "audit.read",

@@ -606,12 +606,39 @@ function reviewPanel(id: string): HTMLElement {
 }
 
 interface Member {
-  profile: { id: string; nickname: string | null; verified: unknown; listings_count: number; rating_sum: number; rating_count: number; created_at: string };
+  profile: { id: string; nickname: string | null; verified: unknown; listings_count: number; rating_sum: number; rating_count: number; created_at: string; unavailable: boolean };
+  /** Set while staff have the account suspended. */
+  suspension: { at: string; by: string; reason: string } | null;
   /** Masked by the API (`*三`, `11**************2X`); masked again here whatever comes. */
   verification: { status: string; kind: string; name: string; number: string; reason: string | null } | null;
   listings: { items: Listing[]; more: boolean };
   orders_as_buyer: { items: Order[]; more: boolean };
   orders_as_seller: { items: Order[]; more: boolean };
+}
+
+/**
+ * Suspend (sessions end, sign-in refused, public listings hidden, profile unavailable; orders go
+ * on) or restore (what the suspension hid comes back), with a required reason: moderators and
+ * admins only.
+ */
+function suspensionForm(m: Member): HTMLElement {
+  const box = h("div", { class: "row" });
+  if (!may("members.suspend")) return box;
+  const what = m.suspension ? "restore" : "suspend";
+  const label = m.suspension ? "Restore account" : "Suspend account";
+  box.append(
+    form(
+      { class: "inline", "data-testid": `member-${what}` },
+      [reasonField("reason", `${label}: reason (required, audited)`), h("button", { type: "submit", class: what === "suspend" ? "danger" : "" }, label)],
+      async (data) => {
+        await api.post(`/admin/v1/members/${encodeURIComponent(m.profile.id)}/${what}`, { reason: String(data.get("reason")).trim() });
+        await route();
+      },
+    ),
+  );
+  if (!m.suspension)
+    box.append(h("p", { class: "muted" }, "Ends every session of the member, refuses sign-in, hides their published listings and profile; orders in progress go on."));
+  return box;
 }
 
 screen({
@@ -649,7 +676,16 @@ screen({
             ] as [string, Node | string][])
           : []),
         ["Audit", may("audit.read") ? h("a", { href: `#/audit?target=${encodeURIComponent("member:" + m.profile.id)}` }, "staff actions on this member") : "—"],
+        [
+          "Account",
+          h(
+            "span",
+            { "data-testid": "account-state", class: m.suspension ? "overdue" : "" },
+            m.suspension ? `suspended ${time(m.suspension.at)} by ${m.suspension.by}: ${m.suspension.reason}` : "active",
+          ),
+        ],
       ]),
+      suspensionForm(m),
       h("h2", null, "Listings (every status)"),
     );
     const listings = h("table", { "data-testid": "member-listings" }, h("thead", null, h("tr", null, ["Title", "Status", "Price", ""].map((c) => h("th", null, c)))));

@@ -2,7 +2,7 @@
 // decide a dispute, take a listing down and see its owner's view change; roles offer only their
 // actions; the audit trail shows what was done.
 import { expect, test, type Page } from "@playwright/test";
-import { api, seed, type Seed } from "./seed";
+import { api, login, seed, sellerWithListing, type Seed } from "./seed";
 
 const shots = process.env.RENJI_SCREENSHOTS === "1";
 let data: Seed;
@@ -247,4 +247,50 @@ test("support sees no review queue", async ({ page }) => {
   // The server refuses it too: the console holds no privilege of its own.
   const staff = await api.post("/admin/v1/auth/wecom", undefined, { code: "staff:sam:support" });
   await expect(api.get("/admin/v1/moderation/texts", staff.token)).rejects.toThrow(/ 403 /);
+});
+
+test("a moderator suspends a member: their listing leaves the feed, their session and sign-in are refused; restore brings it back", async ({ page }) => {
+  const name = `console-suspended-${Date.now()}`;
+  const member = await sellerWithListing(name, "可疑跟拍服务");
+  const inFeed = async () => (await api.get(`/v1/users/${member.id}/listings`)).items.map((l: any) => l.id);
+  expect(await inFeed()).toEqual([member.listingId]);
+
+  // Support looks members up but is not offered suspension.
+  await signIn(page, "staff:sam:support", `#/members/${member.id}`);
+  await expect(page.getByTestId("account-state")).toHaveText("active");
+  await expect(page.getByTestId("member-suspend")).toHaveCount(0);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByTestId("signin")).toBeVisible();
+
+  await signIn(page, "staff:mia:moderator", `#/members/${member.id}`);
+  await expect(page.getByTestId("account-state")).toHaveText("active");
+  const suspend = page.getByTestId("member-suspend");
+  // The reason is required: an empty one is not sent.
+  await suspend.getByRole("button", { name: "Suspend account" }).click();
+  expect((await api.get(`/v1/users/${member.id}`)).unavailable).toBe(false);
+  await suspend.getByLabel(/reason/).fill("多次发布引导站外交易的信息");
+  await suspend.getByRole("button", { name: "Suspend account" }).click();
+  await expect(page.getByTestId("account-state")).toContainText("suspended");
+  await expect(page.getByTestId("account-state")).toContainText("mia: 多次发布引导站外交易的信息");
+  await expect(page.getByTestId("member-listings")).toContainText("taken_down");
+
+  // Others no longer see the listing or the profile; the member's session and sign-in are refused.
+  expect(await inFeed()).toEqual([]);
+  await expect(api.get(`/v1/listings/${member.listingId}`)).rejects.toThrow(/ 404 /);
+  const profile = await api.get(`/v1/users/${member.id}`);
+  expect([profile.unavailable, profile.nickname]).toEqual([true, null]);
+  await expect(api.get("/v1/me", member.token)).rejects.toThrow(/ 401 /);
+  await expect(login(name)).rejects.toThrow(/ 403 .*account_suspended/);
+
+  // Restored with a reason: the listing is back in the feed, and the member may sign in again.
+  const restore = page.getByTestId("member-restore");
+  await restore.getByLabel(/reason/).fill("申诉通过，已整改");
+  await shot(page, "suspend");
+  await restore.getByRole("button", { name: "Restore account" }).click();
+  await expect(page.getByTestId("account-state")).toHaveText("active");
+  await expect(page.getByTestId("member-listings")).toContainText("published");
+  expect(await inFeed()).toEqual([member.listingId]);
+  expect((await api.get(`/v1/listings/${member.listingId}`)).status).toBe("published");
+  const token = await login(name);
+  expect((await api.get("/v1/me", token)).id).toBe(member.id);
 });

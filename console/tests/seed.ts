@@ -19,7 +19,7 @@ export const api = {
   post: (path: string, token?: string, body?: unknown) => call("POST", path, token, body),
 };
 
-async function login(name: string): Promise<string> {
+export async function login(name: string): Promise<string> {
   return (await api.post("/v1/auth/wechat", undefined, { code: `sandbox:${name}` })).token;
 }
 
@@ -87,4 +87,22 @@ export async function seed(tag: string): Promise<Seed> {
     privacyTicket: privacy.id,
     reportTicket: report.id,
   };
+}
+
+/** A verified member `name` with one published listing: their token, id and the listing's id. */
+export async function sellerWithListing(name: string, title: string): Promise<{ token: string; id: string; listingId: string }> {
+  const token = await login(name);
+  await call("PATCH", "/v1/me", token, { nickname: "速拍小王" });
+  await api.post("/v1/me/verification", token, { kind: "person", real_name: "李四", id_number: "110105199003071239" });
+  const me = await api.get("/v1/me", token);
+  const listing = await api.post("/v1/listings", token, {
+    kind: "service",
+    title,
+    description: "半天跟拍，含精修 30 张",
+    category: "photography",
+    city: "北京市",
+    price_fen: 60000,
+    status: "published",
+  });
+  return { token, id: me.id, listingId: listing.id };
 }
