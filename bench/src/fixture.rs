@@ -10,6 +10,7 @@ use renji_shared::domain::listings;
 use renji_shared::domain::members;
 use renji_shared::domain::orders::{self, create, Action, Actor, Change};
 use renji_shared::domain::reviews;
+use renji_shared::domain::suspension;
 use renji_shared::domain::tickets;
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::payments::{Channel, Provider};
@@ -884,6 +885,21 @@ impl Member {
         if route.route == "POST /admin/v1/members/{id}/deletion" {
             // A new member who asked customer service for it in a ticket of theirs.
             let (member, _) = new_member(app).await?;
+            ids.insert("members".to_owned(), member.to_string());
+        }
+        // A suspension ends the member's sessions: each call suspends a new member of its own;
+        // each restore, a new member suspended for it.
+        if route.route == "POST /admin/v1/members/{id}/suspend"
+            || route.route == "POST /admin/v1/members/{id}/restore"
+        {
+            let (member, _) = new_member(app).await?;
+            if route.route.ends_with("/restore") {
+                let staff = renji_shared::ids::StaffId::parse("bench").ok_or("a bad staff id")?;
+                let now = time::OffsetDateTime::now_utc();
+                suspension::suspend(&app.store, &member, &staff, "bench", now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             ids.insert("members".to_owned(), member.to_string());
         }
         let mut event = events::prepare(route, Some(&token), &ids)?;

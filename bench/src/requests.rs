@@ -177,6 +177,7 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
         "GET /admin/v1/tickets" => reasons.push("the queue's entries hold ids and due times only (a ticket changes with every message), so the page reads its tickets in one batch read".to_owned()),
         "GET /admin/v1/tickets/{id}" => reasons.push("a ticket as staff see it: the ticket, its whole history (one query), the author's public card and, for an order or dispute ticket, the order".to_owned()),
         "POST /admin/v1/tickets/{id}/messages" | "POST /admin/v1/tickets/{id}/close" => reasons.push("reads the ticket (the write is conditioned on its version); a close answers the ticket as staff see it, read again with its history".to_owned()),
+        "POST /admin/v1/members/{id}/suspend" | "POST /admin/v1/members/{id}/restore" => reasons.push("a suspension marks the member (one conditional write), revokes their sessions (a query and a transaction per 100) and takes down each public listing of theirs (their entries, then per listing a read and a version-conditioned transaction); a restore brings those listings back the same way before clearing the mark; both answer the member look-up".to_owned()),
         "POST /admin/v1/listings/{id}/takedown" | "POST /admin/v1/listings/{id}/restore" => reasons.push("reads the listing (the write is conditioned on its version and moves exactly its index entries)".to_owned()),
         _ => {}
     }
