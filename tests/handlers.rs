@@ -1003,16 +1003,27 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let carla = server.member("handlers-suspended", true).await;
     let (status, body) = invoke(
         &server,
-        &event(run("admin-member-suspend"), Some(&staff), &[("id", &carla.id)]),
+        &event(
+            run("admin-member-suspend"),
+            Some(&staff),
+            &[("id", &carla.id)],
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["suspension"]["by"], json!("alice"), "{body}");
-    let me = server.api.call("GET", "/v1/me", Some(&carla.token), None).await;
+    let me = server
+        .api
+        .call("GET", "/v1/me", Some(&carla.token), None)
+        .await;
     assert_eq!(me.status, 401);
     let (status, body) = invoke(
         &server,
-        &event(run("admin-member-restore"), Some(&staff), &[("id", &carla.id)]),
+        &event(
+            run("admin-member-restore"),
+            Some(&staff),
+            &[("id", &carla.id)],
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");

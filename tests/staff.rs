@@ -1732,7 +1732,12 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
     };
     let listed = || async {
         let reply = api
-            .call("GET", &format!("/v1/users/{}/listings", owner.id), None, None)
+            .call(
+                "GET",
+                &format!("/v1/users/{}/listings", owner.id),
+                None,
+                None,
+            )
             .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         ids(&reply.body)
@@ -1747,7 +1752,12 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
 
     // Support may not suspend: 403, nothing changes.
     let refused = api
-        .call("POST", &suspend, Some(&support), Some(json!({"reason": "越权"})))
+        .call(
+            "POST",
+            &suspend,
+            Some(&support),
+            Some(json!({"reason": "越权"})),
+        )
         .await;
     assert_eq!(
         (refused.status, refused.error_code()),
@@ -1770,9 +1780,15 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
         )
         .await;
     assert_eq!(suspended.status, 200, "{suspended:?}");
-    assert_eq!(suspended.body["suspension"]["reason"], json!("多次发布违规信息"));
+    assert_eq!(
+        suspended.body["suspension"]["reason"],
+        json!("多次发布违规信息")
+    );
     assert_eq!(suspended.body["suspension"]["by"], json!("mia"));
-    assert!(suspended.body["suspension"]["at"].as_str().unwrap().ends_with('Z'));
+    assert!(suspended.body["suspension"]["at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     assert_eq!(suspended.body["profile"]["unavailable"], json!(true));
     let statuses = |body: &Value| -> BTreeMap<String, String> {
         body["listings"]["items"]
@@ -1790,7 +1806,10 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
     let expected = |p_c: &str| -> BTreeMap<String, String> {
         [
             (p.clone(), p_c.to_owned()),
-            (c.clone(), if p_c == "taken_down" { p_c } else { "closed" }.to_owned()),
+            (
+                c.clone(),
+                if p_c == "taken_down" { p_c } else { "closed" }.to_owned(),
+            ),
             (d.clone(), "draft".to_owned()),
             (t.clone(), "taken_down".to_owned()),
         ]
@@ -1825,17 +1844,31 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
     assert!(!feed_has(p.clone()).await);
     let shown = profile().await;
     assert_eq!(
-        (&shown["unavailable"], &shown["nickname"], &shown["avatar_url"]),
+        (
+            &shown["unavailable"],
+            &shown["nickname"],
+            &shown["avatar_url"]
+        ),
         (&json!(true), &Value::Null, &Value::Null)
     );
     // The order goes on: the buyer still sees it, paid.
     let seen = api
-        .call("GET", &format!("/v1/orders/{order}"), Some(&buyer.token), None)
+        .call(
+            "GET",
+            &format!("/v1/orders/{order}"),
+            Some(&buyer.token),
+            None,
+        )
         .await;
     assert_eq!((seen.status, &seen.body["status"]), (200, &json!("paid")));
     // Again: 409, nothing else. A hidden listing comes back only with its owner.
     let twice = api
-        .call("POST", &suspend, Some(&admin), Some(json!({"reason": "再次"})))
+        .call(
+            "POST",
+            &suspend,
+            Some(&admin),
+            Some(json!({"reason": "再次"})),
+        )
         .await;
     assert_eq!(
         (twice.status, twice.error_code()),
@@ -1876,7 +1909,12 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
     let me = api.call("GET", "/v1/me", Some(&token), None).await;
     assert_eq!(me.status, 200);
     let twice = api
-        .call("POST", &restore, Some(&admin), Some(json!({"reason": "再次"})))
+        .call(
+            "POST",
+            &restore,
+            Some(&admin),
+            Some(json!({"reason": "再次"})),
+        )
         .await;
     assert_eq!((twice.status, twice.error_code()), (409, "not_suspended"));
     // An unknown member: 404.

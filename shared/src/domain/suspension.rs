@@ -87,11 +87,7 @@ pub async fn suspend(
 
 /// `POST /admin/v1/members/{id}/restore`: 404 for an unknown member, 409 `not_suspended`.
 /// Answers the look-up.
-pub async fn restore(
-    store: &DynStore,
-    id: &UserId,
-    now: OffsetDateTime,
-) -> Result<Value, Error> {
+pub async fn restore(store: &DynStore, id: &UserId, now: OffsetDateTime) -> Result<Value, Error> {
     let member = members::get(store, id)
         .await?
         .ok_or(Error::NotFound("member"))?;
@@ -110,7 +106,10 @@ pub async fn restore(
         .remove("suspension")
         .set("updated_at", rfc3339(now))
         .condition(
-            Condition::All(vec![Condition::Present, Condition::Has("suspension".into())]),
+            Condition::All(vec![
+                Condition::Present,
+                Condition::Has("suspension".into()),
+            ]),
             "member_suspended",
         )
         .build();

@@ -1192,7 +1192,15 @@ pub async fn erase(store: &DynStore, id: &ListingId, entry: &Key) -> Result<(), 
 /// reason. Answers the listing as it is now.
 pub async fn take_down(store: &DynStore, id: &ListingId, reason: &str) -> Result<Listing, Error> {
     let reason = crate::domain::profile::bounded_text("reason", reason, 200)?;
-    retire(store, id, None, ListingStatus::TakenDown, Some(reason), false).await
+    retire(
+        store,
+        id,
+        None,
+        ListingStatus::TakenDown,
+        Some(reason),
+        false,
+    )
+    .await
 }
 
 /// Its owner's suspension (`domain::suspension`): a published or closed listing is taken down
