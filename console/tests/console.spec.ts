@@ -294,3 +294,38 @@ test("a moderator suspends a member: their listing leaves the feed, their sessio
   const token = await login(name);
   expect((await api.get("/v1/me", token)).id).toBe(member.id);
 });
+
+test("a moderator works a real queued video: the media job queued it, approval makes it public on the listing", async ({ page }) => {
+  // Seeded first (beforeAll): the media job confirms the uploads once their forms expire (60 s).
+  test.setTimeout(120_000);
+  const staff = (await api.post("/admin/v1/auth/wecom", undefined, { code: "staff:mia:moderator" })).token;
+  const queued = async () => (await api.get("/admin/v1/moderation/media?limit=100", staff)).items.map((m: any) => m.id);
+  await expect.poll(queued, { timeout: 100_000, intervals: [2_000] }).toContain(data.video.mediaId);
+  // Others see the listing without its video until staff approve it; the cover passes its check.
+  expect((await api.get(`/v1/listings/${data.video.listingId}`)).video_url).toBeNull();
+  await expect
+    .poll(async () => (await api.get(`/v1/listings/${data.video.listingId}`, data.video.owner)).media_states[data.video.coverUrl] ?? null, {
+      timeout: 30_000,
+    })
+    .toBeNull();
+
+  await signIn(page, "staff:mia:moderator", "#/review/media");
+  const row = page.locator(`[data-testid="media-row"][data-id="${data.video.mediaId}"]`);
+  await expect(row).toContainText("a video (WeChat checks none)");
+  await expect(row).toContainText(`listing ${data.video.listingId}`);
+  await expect(row.getByTestId("preview")).toHaveAttribute("href", /^http:\/\/127\.0\.0\.1:\d+\/local\/media\//);
+  // The preview is the owner-only object through a short signed link, which works.
+  const href = (await row.getByTestId("preview").getAttribute("href"))!;
+  expect((await fetch(href)).status).toBe(200);
+  await expect(page.locator("main video, main img, main iframe")).toHaveCount(0);
+  // The reason is required: an empty one is not sent.
+  await row.getByRole("button", { name: "Approve" }).click();
+  expect(await queued()).toContain(data.video.mediaId);
+  await row.getByLabel(/Reason/).fill("婚礼样片，无违规内容");
+  await row.getByRole("button", { name: "Approve" }).click();
+  await expect(row.getByTestId("decided")).toHaveText("approved: public");
+  // Public now: the listing shows its video to everyone, and the object is served.
+  await expect.poll(async () => (await api.get(`/v1/listings/${data.video.listingId}`)).video_url).toBe(data.video.mediaUrl);
+  expect((await fetch(data.video.mediaUrl)).status).toBe(200);
+  expect(await queued()).not.toContain(data.video.mediaId);
+});

@@ -665,9 +665,15 @@ fn new_media(old: Option<&Listing>, new: &Listing) -> Vec<Wanted> {
             Purpose::VideoCover,
         ),
     ];
+    // A video and its cover go together: when either is new, both are attached, so the video's
+    // upload names its cover (the media job makes a video public once its cover has passed).
+    let pair_changed = pairs
+        .iter()
+        .any(|(_, url, before, _)| url.is_some() && *before != url.as_ref());
+    let pair_complete = pairs.iter().all(|(_, url, _, _)| url.is_some());
     for (field, url, before, purpose) in pairs {
         if let Some(url) = url {
-            if before != Some(url) {
+            if before != Some(url) || (pair_changed && pair_complete) {
                 wanted.push(Wanted::new(field, url, purpose));
             }
         }

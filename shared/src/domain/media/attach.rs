@@ -145,10 +145,17 @@ impl Checked {
     }
 
     /// The writes for the entity's transaction: each new upload gains `subject` in its `used_by`,
-    /// conditioned on the record as read ([`ATTACH_LABEL`]).
+    /// conditioned on the record as read ([`ATTACH_LABEL`]). A video attached with its cover
+    /// (a listing's pair) records the cover's id, which the media job waits on before the video
+    /// is public.
     pub fn writes(&self, subject: &Subject) -> Vec<Write> {
         let mut seen = std::collections::BTreeSet::new();
         let mut writes = Vec::new();
+        let cover = self
+            .records
+            .values()
+            .find(|r| r.purpose == Purpose::VideoCover)
+            .map(|r| r.id.clone());
         for record in self.records.values() {
             let key = keys::media(&record.owner, &record.id);
             if !seen.insert(key.clone()) {
@@ -160,22 +167,31 @@ impl Checked {
                 Condition::Equals("purpose".into(), json!(record.purpose)),
                 Condition::Equals("status".into(), json!(record.status)),
             ];
-            if record.used_by.contains(subject) {
+            let link_cover =
+                record.purpose == Purpose::ListingVideo && cover.is_some() && record.cover != cover;
+            let attached = record.used_by.contains(subject);
+            if attached && !link_cover {
                 writes.push(Write::check(key, Condition::All(same), ATTACH_LABEL));
                 continue;
             }
-            same.push(match record.used_by.is_empty() {
-                true => Condition::Lacks("used_by".into()),
-                false => Condition::Equals("used_by".into(), json!(record.used_by)),
-            });
-            let mut used_by = record.used_by.clone();
-            used_by.push(subject.clone());
-            writes.push(
-                Write::update(key)
-                    .set("used_by", json!(used_by))
-                    .condition(Condition::All(same), ATTACH_LABEL)
-                    .build(),
-            );
+            let mut update = Write::update(key);
+            if !attached {
+                same.push(match record.used_by.is_empty() {
+                    true => Condition::Lacks("used_by".into()),
+                    false => Condition::Equals("used_by".into(), json!(record.used_by)),
+                });
+                let mut used_by = record.used_by.clone();
+                used_by.push(subject.clone());
+                update = update.set("used_by", json!(used_by));
+            }
+            if link_cover {
+                same.push(match &record.cover {
+                    None => Condition::Lacks("cover".into()),
+                    Some(old) => Condition::Equals("cover".into(), json!(old)),
+                });
+                update = update.set("cover", json!(cover));
+            }
+            writes.push(update.condition(Condition::All(same), ATTACH_LABEL).build());
         }
         writes
     }
