@@ -179,6 +179,32 @@ async fn pending_media_is_the_owners_alone_until_it_passes(backend: Backend) {
             "{url}"
         );
     }
+    // The video names its cover (the media job makes it public once the cover has passed); a
+    // new cover alone is named in its place.
+    let cover_id = record(&m, &cover).await.id;
+    assert_eq!(record(&m, &video).await.cover, Some(cover_id.clone()));
+    let second_cover = m.server.upload(seller, "video_cover", true).await;
+    let recovered = call(
+        &m,
+        Some(seller),
+        "PATCH",
+        &format!("/v1/listings/{id}"),
+        Some(json!({"video_cover_url": second_cover})),
+    )
+    .await;
+    assert_eq!(recovered.status, 200, "{recovered:?}");
+    let second_id = record(&m, &second_cover).await.id;
+    assert_eq!(record(&m, &video).await.cover, Some(second_id));
+    let back = call(
+        &m,
+        Some(seller),
+        "PATCH",
+        &format!("/v1/listings/{id}"),
+        Some(json!({"video_cover_url": cover})),
+    )
+    .await;
+    assert_eq!(back.status, 200, "{back:?}");
+    assert_eq!(record(&m, &video).await.cover, Some(cover_id));
     // One upload may show on two listings: its used_by names both.
     let other = format!("/v1/listings/{}", m.listing);
     let reply = call(
