@@ -145,6 +145,7 @@ async fn public_profiles_never_show_private_fields(backend: Backend) {
                 "nickname",
                 "rating_count",
                 "rating_sum",
+                "unavailable",
                 "verified"
             ]
         );
