@@ -64,7 +64,7 @@ pub async fn suspend(
         .set("updated_at", rfc3339(now))
         .condition(
             Condition::All(vec![
-                members::active(),
+                members::not_deleted(),
                 Condition::Lacks("suspension".into()),
             ]),
             "member_not_suspended",
@@ -73,7 +73,7 @@ pub async fn suspend(
     match store.write(write).await {
         Ok(_) => {}
         Err(StoreError::ConditionFailed { .. }) => {
-            // Suspended meanwhile, or its deletion began.
+            // Suspended meanwhile, or its deletion started.
             return match members::get(store, id).await? {
                 Some(m) if m.suspension.is_some() => Err(already(true)),
                 _ => Err(Error::NotFound("member")),
