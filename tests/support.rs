@@ -200,22 +200,75 @@ impl LocalServer {
     }
 
     /// Logs `name` in through the sandbox; with `verified`, sets the badge as a verified result
-    /// sets it (so the member may publish; verification has its own tests).
+    /// sets it (so the member may publish; verification has its own tests), with the
+    /// verification record such a result leaves (the name 张三, sealed), and binds the member's
+    /// own WeChat payout account (registered at the WeChat Pay stand-in), so they may publish
+    /// services and be paid through WeChat Pay ([`LocalServer::verified_only`]: without it).
     pub async fn member(&self, name: &str, verified: bool) -> Member {
+        let member = match verified {
+            true => self.verified_only(name).await,
+            false => {
+                let (token, login) = self.api.login(name).await;
+                let id = login["user"]["id"].as_str().expect("user id").to_owned();
+                return Member { token, id };
+            }
+        };
+        let user = renji_shared::ids::UserId::parse(&member.id).expect("a member id");
+        renji_shared::domain::payouts::bind(
+            self.app(),
+            &user,
+            renji_shared::payments::Provider::Wechat,
+            renji_shared::domain::payouts::Wanted::WechatOwn,
+        )
+        .await
+        .expect("bind the member's own WeChat payout account");
+        member
+    }
+
+    /// A member verified as the person 张三 (the badge and the verification record), with no
+    /// payout account.
+    pub async fn verified_only(&self, name: &str) -> Member {
+        use renji_shared::domain::members::VerifiedAs;
+        use renji_shared::domain::verification::{Status, Verification, NAME_FIELD};
+        use renji_shared::store::{keys, Record, Write};
         let (token, login) = self.api.login(name).await;
         let id = login["user"]["id"].as_str().expect("user id").to_owned();
-        if verified {
-            let user = renji_shared::ids::UserId::parse(&id).expect("a member id");
-            self.app()
-                .store
-                .write(
-                    renji_shared::store::Write::update(renji_shared::store::keys::member(&user))
-                        .set("verified", "person")
-                        .build(),
-                )
-                .await
-                .expect("set the verified badge");
-        }
+        let user = renji_shared::ids::UserId::parse(&id).expect("a member id");
+        let store = &self.app().store;
+        store
+            .write(
+                Write::update(keys::member(&user))
+                    .set("verified", "person")
+                    .build(),
+            )
+            .await
+            .expect("set the verified badge");
+        let ring = self.app().pii().await.expect("PII keys");
+        let now = renji_shared::domain::members::now_rfc3339();
+        let record = Verification {
+            status: Status::Verified,
+            kind: VerifiedAs::Person,
+            attempt_id: format!("va_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+            name_shown: "*三".into(),
+            number_masked: "11**************2X".into(),
+            name_sealed: ring.seal(&user, NAME_FIELD, "张三").expect("seal"),
+            number_sealed: ring
+                .seal(&user, "verification.number", "11010519491231002X")
+                .expect("seal"),
+            reason: None,
+            submitted_at: now.clone(),
+            decided_at: Some(now),
+            next_check_at: None,
+            rechecks: 0,
+        };
+        store
+            .write(Write::put(
+                record
+                    .to_item(keys::verification(&user), None)
+                    .expect("an item"),
+            ))
+            .await
+            .expect("store the verification");
         Member { token, id }
     }
 

@@ -1,5 +1,6 @@
 //! The `payments` function: starts a payment and takes every action that moves money at a
-//! provider (cancel, decline, refund approve), plus the refund decline beside them. The only
+//! provider (cancel, decline, refund approve), plus the refund decline beside them; and the
+//! member's payout accounts, whose receivers are registered at the providers. The only
 //! request-path function given the merchant private keys.
 
 use lambda_http::http::StatusCode;
@@ -10,12 +11,14 @@ use renji_shared::domain::members::Member;
 use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{self, view, Action, Change, Order, Role};
+use renji_shared::domain::payouts;
 use renji_shared::http::route_key;
 use renji_shared::http::{
-    body_bytes, id_param, idempotency_key, json_body, json_response, no_body, ok,
+    body_bytes, id_param, idempotency_key, json_body, json_response, no_body, no_content, ok,
+    only_params, path_param,
 };
 use renji_shared::ids::OrderId;
-use renji_shared::payments::Channel;
+use renji_shared::payments::{Channel, Provider};
 use renji_shared::ratelimit::{serve, Class, Route};
 use renji_shared::store::{keys, Record, StoreError};
 use renji_shared::{App, Error};
@@ -30,6 +33,9 @@ pub const ROUTES: &[Route] = &[
     Route::member("POST /v1/orders/{id}/decline", Class::Write),
     Route::member("POST /v1/orders/{id}/refund/approve", Class::Write),
     Route::member("POST /v1/orders/{id}/refund/decline", Class::Write),
+    Route::member("PUT /v1/me/payout-accounts/{channel}", Class::Write),
+    Route::unlimited("GET /v1/me/payout-accounts"),
+    Route::member("DELETE /v1/me/payout-accounts/{channel}", Class::Write),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -49,6 +55,9 @@ fn reason(req: &Request, app: &App) -> Result<String, Error> {
 
 async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let route = route_key(&req).unwrap_or_default();
+    if route.contains("/payout-accounts") {
+        return payout_accounts(app, &req, route).await;
+    }
     // Paying is buying: a minor needs a guardian's consent (§七) — also for an order created
     // before their age was known. The member record comes in the session's read (one request).
     let (me, member) = match route {
@@ -95,6 +104,40 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
     };
     // The order as the caller sees it, as the `orders` function's actions answer it.
     ok(&view::view(&app.store, &order, role).await?)
+}
+
+/// `PUT|GET|DELETE /v1/me/payout-accounts[/{channel}]`: the member's own accounts only.
+async fn payout_accounts(app: &App, req: &Request, route: &str) -> Result<Response<Body>, Error> {
+    let me = app.authenticate(req).await?;
+    if route == "GET /v1/me/payout-accounts" {
+        only_params(req, &[])?;
+        return ok(&payouts::list(&app.store, &me.user_id).await?);
+    }
+    // An unknown channel is a resource that does not exist, as an unknown id is.
+    let channel = payouts::channel_param(&path_param(req, "channel")?)
+        .ok_or(Error::NotFound("payout channel"))?;
+    match route {
+        "PUT /v1/me/payout-accounts/{channel}" => {
+            let limit = app.config.max_body_bytes;
+            let wanted = match channel {
+                Provider::Wechat => match body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
+                    // No body: the member's own WeChat account.
+                    true => payouts::WechatBody::default(),
+                    false => json_body::<payouts::WechatBody>(req, limit)?,
+                }
+                .validate()?,
+                Provider::Alipay => json_body::<payouts::AlipayBody>(req, limit)?.validate()?,
+            };
+            let account = payouts::bind(app, &me.user_id, channel, wanted).await?;
+            ok(&account.view())
+        }
+        "DELETE /v1/me/payout-accounts/{channel}" => {
+            no_body(req, app.config.max_body_bytes)?;
+            payouts::unbind(app, &me.user_id, channel).await?;
+            no_content()
+        }
+        _ => Err(Error::NotFound("route")),
+    }
 }
 
 /// The state machine's refusal when `role` may not take `action` here, before any provider is

@@ -19,6 +19,7 @@
 //!   notifies again). `POST /sandbox/fail-refunds {"out_trade_no"}` makes that trade's refunds
 //!   fail (`ACQ.SELLER_BALANCE_NOT_ENOUGH`). A refund sends a `trade_status_sync` too (with
 //!   `refund_fee`, TRADE_CLOSED once all is refunded), as Alipay does.
+//!   `GET /sandbox/royalty/relations` lists the royalty receivers bound (type, account).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -252,6 +253,7 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
     match (method.as_str(), path.as_str()) {
         ("POST", "/sandbox/pay") => return sandbox_pay(&state, &body).await,
         ("POST", "/sandbox/fail-refunds") => return sandbox_fail_refunds(&state, &body),
+        ("GET", "/sandbox/royalty/relations") => return royalty::sandbox_relations(&state),
         ("GET" | "POST", GATEWAY_PATH) => {}
         _ => return http_server::json(404, &json!({"error": "no such path"})),
     }

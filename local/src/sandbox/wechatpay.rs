@@ -15,6 +15,8 @@
 //!   signed, encrypted `TRANSACTION.SUCCESS` to its `notify_url` (`"notify": false` pays without
 //!   notifying: the lost notification; paying a paid trade sends its notification again);
 //!   `POST /sandbox/fail-refunds {"out_trade_no"}` makes that trade's refunds end ABNORMAL.
+//!   `GET /sandbox/profitsharing/receivers` lists the profit-sharing receivers added (type,
+//!   account, the decrypted name, closed).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -264,6 +266,7 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
             ("POST", "pay") => sandbox_pay(&state, &body).await,
             ("POST", "fail-refunds") => sandbox_fail_refunds(&state, &body),
             ("POST", "profitsharing/tick") => profitsharing::sandbox_tick(&state),
+            ("GET", "profitsharing/receivers") => profitsharing::sandbox_receivers(&state),
             ("POST", "profitsharing/close-receiver") => {
                 profitsharing::sandbox_close_receiver(&state, &body)
             }

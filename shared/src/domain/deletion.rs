@@ -807,7 +807,8 @@ impl Work<'_> {
     }
 
     /// `USER#<id>` but the record itself: sessions, idempotency records, verification counts,
-    /// and the verification record (its sealed name and number) with its identity claim released.
+    /// payout accounts (their receivers removed at the providers first), and the verification
+    /// record (its sealed name and number) with its identity claim released.
     async fn own_partition(&self, meter: &mut Meter) -> Result<Step, Error> {
         let user = keys::user(self.id);
         // A copy of their data: the document (and the one it replaced) deleted before its record.
@@ -853,6 +854,14 @@ impl Work<'_> {
             .await?;
         if step == Step::Paused {
             return Ok(Step::Paused);
+        }
+        // Their payout accounts: each receiver removed at its provider, then its record (an
+        // unreachable provider fails the step; the next run resumes it).
+        if meter.spent() {
+            return Ok(Step::Paused);
+        }
+        if super::payouts::remove_all(self.app, self.id).await? > 0 {
+            meter.batches += 1;
         }
         let verification = keys::verification(self.id);
         if let Some(record) = self.store.get_record::<Verification>(&verification).await? {
@@ -1403,7 +1412,7 @@ pub fn keeps_identity_claim() -> bool {
 /// What deletion does with each partition prefix of the table ([`keys::PARTITIONS`]) and of
 /// `gsi1` ([`keys::GSI1_PARTITIONS`]): a later partition must say (tested).
 pub const COVERAGE: &[(&str, &str)] = &[
-    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed), held texts (TEXTCHECK#, with their DUE#texts queue entries) deleted; uploads deleted, their objects from the media bucket first (the CDN forgets them within its 10-minute cache lifetime); the record becomes a tombstone"),
+    (keys::USER, "the member's: sessions, verification (sealed data), counts, idempotency records, consents, the guardian consent (sealed), the stored position, subscribe-message grants, push markers and notifications (sent or owed), held texts (TEXTCHECK#, with their DUE#texts queue entries) deleted; payout accounts (PAYOUT#) deleted, their receivers removed at WeChat Pay / Alipay first; uploads deleted, their objects from the media bucket first (the CDN forgets them within its 10-minute cache lifetime); the record becomes a tombstone"),
     (keys::OPENID, "the member's claim deleted when the deletion starts"),
     (keys::LISTING, "the member's listings deleted (listings::erase)"),
     (keys::MINE, "the member's entries deleted with their listings"),

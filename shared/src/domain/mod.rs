@@ -16,6 +16,7 @@ pub mod media;
 pub mod members;
 pub mod moderation;
 pub mod orders;
+pub mod payouts;
 pub mod profile;
 pub mod reviews;
 pub mod settlement;

@@ -51,7 +51,7 @@ use crate::store::{StoreError, Write};
 use crate::verifier::{Decision, Subject, Verifier};
 
 /// Field names in the sealed values' associated data.
-const NAME_FIELD: &str = "verification.name";
+pub const NAME_FIELD: &str = "verification.name";
 const NUMBER_FIELD: &str = "verification.number";
 const DAY_SECS: i64 = 24 * 3600;
 /// Rechecks back off by doubling up to this wait (or the configured interval, if longer).
@@ -251,6 +251,26 @@ pub fn counted_claim(
         .tag(kid, context, &number)
         .map_err(|e| Error::Config(format!("RENJI_ID_CLAIM_KEY: {e}")))?;
     Ok(Some(keys::identity_claim(&tag)))
+}
+
+/// What a verified member was verified as, and the verified name opened (a person's legal name,
+/// a company's registered name): for the payout account, whose receiver carries the name the
+/// provider checks. `None` while the member is not verified.
+pub async fn verified_name(
+    app: &App,
+    member: &UserId,
+) -> Result<Option<(VerifiedAs, String)>, Error> {
+    let Some(record) = current(app, member).await? else {
+        return Ok(None);
+    };
+    if record.status != Status::Verified {
+        return Ok(None);
+    }
+    let ring = app.pii().await?;
+    let name = ring
+        .open(member, NAME_FIELD, &record.name_sealed)
+        .map_err(|e| Error::Internal(format!("verification name unreadable: {e}")))?;
+    Ok(Some((record.kind, name)))
 }
 
 async fn current(app: &App, member: &UserId) -> Result<Option<Verification>, Error> {

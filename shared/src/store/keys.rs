@@ -116,6 +116,8 @@ pub const SUBPUSH_PREFIX: &str = "SUBPUSH#";
 const UPLOAD_DAY_PREFIX: &str = "UPLOAD_DAY#";
 /// A member's text held for staff (`domain::moderation`).
 pub const TEXTCHECK_PREFIX: &str = "TEXTCHECK#";
+/// The sort-key prefix of a member's payout accounts, one per channel (`domain::payouts`).
+pub const PAYOUT_PREFIX: &str = "PAYOUT#";
 
 /// `<time>#<id>`: the sort key of lists ordered by a time (RFC 3339 sorts as text), the id
 /// breaking ties.
@@ -168,6 +170,14 @@ pub fn consent(member: &UserId, order: &str) -> Key {
 /// `ttl` 30 days.
 pub fn member_location(member: &UserId) -> Key {
     Key::new(user(member), LOCATION)
+}
+
+/// Payout account: `USER#<id> / PAYOUT#<channel>` —
+/// [`PayoutAccount`](crate::domain::payouts::PayoutAccount): where the member is paid through
+/// `channel` (`wechat`, `alipay`), the receiver registered at that provider; account and name
+/// sealed beside their masked forms.
+pub fn payout_account(member: &UserId, channel: &str) -> Key {
+    Key::new(user(member), format!("{PAYOUT_PREFIX}{channel}"))
 }
 
 /// Guardian consent: `USER#<id> / GUARDIAN_CONSENT` —
@@ -1093,6 +1103,9 @@ mod tests {
                 }
             }
             add("verification", USER, verification(u));
+            for text in texts {
+                add("payout account", USER, payout_account(u, text));
+            }
             add("export", USER, export(u));
             add("upload", USER, media(u, &MediaId::generate()));
             for text in texts {

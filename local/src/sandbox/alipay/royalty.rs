@@ -262,3 +262,18 @@ pub(super) fn answer(state: &State, api: &str, biz: &serde_json::Map<String, Val
         ),
     }
 }
+
+/// `GET /sandbox/royalty/relations`: the royalty receivers bound to the app —
+/// `[{type, account}]`, sorted.
+pub(super) fn sandbox_relations(state: &State) -> crate::http_server::HttpResponse {
+    let Ok(book) = state.book.lock() else {
+        return crate::http_server::json(500, &json!({"error": "stand-in state poisoned"}));
+    };
+    let mut relations: Vec<(String, String)> = book.royalty.relations.iter().cloned().collect();
+    relations.sort();
+    let relations: Vec<Value> = relations
+        .into_iter()
+        .map(|(kind, account)| json!({"type": kind, "account": account}))
+        .collect();
+    crate::http_server::json(200, &json!({ "relations": relations }))
+}

@@ -79,6 +79,8 @@ struct Return {
 pub(super) struct Sharing {
     /// (type, account) → closed.
     receivers: HashMap<(String, String), bool>,
+    /// (type, account) → the name it was added with, decrypted (`GET /sandbox/profitsharing/receivers`).
+    names: HashMap<(String, String), Option<String>>,
     splits: HashMap<String, Split>,
     returns: HashMap<String, Return>,
 }
@@ -277,6 +279,7 @@ pub(super) fn answer(
             let key = (kind.to_owned(), account.to_owned());
             if path[1] == "delete" {
                 book.sharing.receivers.remove(&key);
+                book.sharing.names.remove(&key);
                 return signed(state, 200, Some(&json!({"type": kind, "account": account})));
             }
             if text("relation_type").is_empty() {
@@ -317,6 +320,7 @@ pub(super) fn answer(
                 name = plain.as_deref().unwrap_or(""),
                 "sandbox WeChat Pay receiver added"
             );
+            book.sharing.names.insert(key.clone(), plain.clone());
             book.sharing.receivers.insert(key, false);
             signed(
                 state,
@@ -603,6 +607,25 @@ pub(super) fn sandbox_tick(state: &State) -> HttpResponse {
     };
     let n = finish(&mut book.sharing, None);
     http_server::json(200, &json!({"finished": n}))
+}
+
+/// `GET /sandbox/profitsharing/receivers`: the merchant's receivers as WeChat Pay holds them —
+/// `[{type, account, name (decrypted), closed}]`, sorted.
+pub(super) fn sandbox_receivers(state: &State) -> HttpResponse {
+    let Ok(book) = state.book.lock() else {
+        return http_server::json(500, &json!({"error": "stand-in state poisoned"}));
+    };
+    let mut receivers: Vec<Value> = book
+        .sharing
+        .receivers
+        .iter()
+        .map(|((kind, account), closed)| {
+            let name = book.sharing.names.get(&(kind.clone(), account.clone())).cloned().flatten();
+            json!({"type": kind, "account": account, "name": name, "closed": closed})
+        })
+        .collect();
+    receivers.sort_by_key(|r| r.to_string());
+    http_server::json(200, &json!({ "receivers": receivers }))
 }
 
 /// `POST /sandbox/profitsharing/close-receiver {"type","account"}`: WeChat closes the receiver;

@@ -21,7 +21,7 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         keys::USER,
         Exported(
             "profile (the owner's view, without openid/unionid), verification (masked), consents, \
-             consent_history, location, guardian_consent (when, its details sealed), sessions, \
+             consent_history, location, guardian_consent (when, its details sealed), payout_accounts (masked), sessions, \
              uploads (each upload's record and its URL, never a signed link), other_records \
              (kinds added later, generically: among them subscribe-message grants, `subscribe`, \
              and the notifications sent or owed with every attempt, `notify`); not idempotency \

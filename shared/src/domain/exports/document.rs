@@ -5,7 +5,7 @@
 //! ```text
 //! { "format": "renji.export", "version": 1, "export_id", "member_id", "generated_at",
 //!   "profile", "verification", "consents", "consent_history": […], "location",
-//!   "guardian_consent", "sessions": […], "uploads": […], "other_records": […],
+//!   "guardian_consent", "payout_accounts": […], "sessions": […], "uploads": […], "other_records": […],
 //!   "listings": […], "favourites": […], "following": […], "followers": […], "blocks": […],
 //!   "shares": […], "orders_as_buyer": […], "orders_as_seller": […],
 //!   "reviews_written": […], "reviews_received": […], "tickets": […],
@@ -15,7 +15,8 @@
 //! Each section is the member's own view of the records, as the routes show them; another
 //! member appears only by their public card (id, nickname, avatar). Never in it: openid and
 //! unionid (internal WeChat identifiers), sealed identity data (the verification shows the
-//! number masked, a guardian's consent shows when it was recorded, its details staying sealed),
+//! number masked, a guardian's consent shows when it was recorded, its details staying sealed,
+//! a payout account shows its account and name masked, as `GET /v1/me/payout-accounts` does),
 //! secrets, idempotency records (stored replays of answers).
 //!
 //! Items of the member's partition of a kind this module does not know (added by later work)
@@ -304,6 +305,14 @@ pub async fn write(
     section(
         &mut doc,
         &ctx,
+        "payout_accounts",
+        Query::partition(user.clone()).sort(SortKey::Prefix(keys::PAYOUT_PREFIX.into())),
+        render_payout_accounts,
+    )
+    .await?;
+    section(
+        &mut doc,
+        &ctx,
         "sessions",
         Query::partition(user.clone()).sort(SortKey::Prefix(keys::SESSION_PREFIX.into())),
         render_sessions,
@@ -511,6 +520,19 @@ fn render_sessions<'c>(
     })
 }
 
+/// Payout accounts, as `GET /v1/me/payout-accounts` shows them: masked, never the sealed values.
+fn render_payout_accounts<'c>(
+    _: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+    Box::pin(async move {
+        items
+            .into_iter()
+            .map(|item| Ok(crate::domain::payouts::PayoutAccount::from_item(item)?.view()))
+            .collect()
+    })
+}
+
 /// The kinds of the member's partition rendered in a section of their own, or not at all.
 fn known_in_user(member: &UserId, sk: &str) -> bool {
     let own = [
@@ -523,6 +545,7 @@ fn known_in_user(member: &UserId, sk: &str) -> bool {
         || sk.starts_with(keys::SESSION_PREFIX)
         || sk.starts_with(keys::CONSENT_PREFIX)
         || sk.starts_with(keys::MEDIA_PREFIX)
+        || sk.starts_with(keys::PAYOUT_PREFIX)
         || keys::unexported_in_user(sk)
 }
 

@@ -826,6 +826,9 @@ pub async fn create(
         text_review: None,
     };
     let member = require_verified(store, owner, status == ListingStatus::Published).await?;
+    if status == ListingStatus::Published && listing.price_fen.is_some() {
+        crate::domain::payouts::require_any(store, owner).await?;
+    }
     let (hold, held) = Box::pin(check_texts(
         api,
         &member,
@@ -998,6 +1001,10 @@ pub async fn update(
         let mut extra = Vec::new();
         if publishing || !changed.is_empty() {
             let member = require_verified(store, actor, publishing).await?;
+            // A priced listing is published only by a seller who can be paid.
+            if publishing && new.price_fen.is_some() {
+                crate::domain::payouts::require_any(store, actor).await?;
+            }
             if !changed.is_empty() {
                 let (hold, writes) = Box::pin(check_texts(
                     api,

@@ -213,6 +213,8 @@ pub async fn start(
     }
     let provider = channel.provider();
     let gateway = app.payments.gateway(provider)?;
+    // Only through a provider the seller can be paid at (their payout accounts).
+    crate::domain::payouts::require_channel(&app.store, &order.seller_id, provider).await?;
     let existing = record_of(&app.store, &order.id, provider).await?;
     if existing
         .as_ref()
