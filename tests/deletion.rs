@@ -138,6 +138,41 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
     let sealed = record(&server, keys::verification(&dora_id)).await;
     let sealed_name = sealed["name_sealed"]["ct"].as_str().unwrap().to_owned();
     let sealed_number = sealed["number_sealed"]["ct"].as_str().unwrap().to_owned();
+    // Her payout accounts: her own WeChat account (openid and verified name, registered at the
+    // WeChat Pay stand-in) and an Alipay account (bound at the Alipay stand-in).
+    ok(&server, "PUT", "/v1/me/payout-accounts/wechat", &dora, None).await;
+    ok(
+        &server,
+        "PUT",
+        "/v1/me/payout-accounts/alipay",
+        &dora,
+        Some(json!({"account": "dora@example.com", "name": REAL_NAME})),
+    )
+    .await;
+    let payout = record(&server, keys::payout_account(&dora_id, "alipay")).await;
+    let sealed_payout = payout["account_sealed"]["ct"].as_str().unwrap().to_owned();
+    let receivers = |base: String, path: &'static str| async move {
+        reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let wechat_receivers = || {
+        receivers(
+            server.running.wechatpay_base.clone(),
+            "/sandbox/profitsharing/receivers",
+        )
+    };
+    let alipay_relations = || {
+        receivers(
+            server.running.alipay_base.clone(),
+            "/sandbox/royalty/relations",
+        )
+    };
+    assert!(wechat_receivers().await.contains(&openid));
+    assert!(alipay_relations().await.contains("dora@example.com"));
 
     // Listings, favourites both ways, follows both ways, blocks both ways, a share.
     let mut located = service("朵拉婚礼跟拍");
@@ -394,6 +429,9 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
     .await;
     assert_eq!(t["author_id"], json!(anon));
 
+    // Her receivers are gone at both providers.
+    assert!(!wechat_receivers().await.contains(&openid));
+    assert!(!alipay_relations().await.contains("dora@example.com"));
     let items = server.app().store.scan_all().await.unwrap();
     let secrets = [
         openid.as_str(),
@@ -405,6 +443,8 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
         "13800138000",
         sealed_name.as_str(),
         sealed_number.as_str(),
+        sealed_payout.as_str(),
+        "dora@example.com",
     ];
     let mut reviews = 0;
     for item in &items {

@@ -684,14 +684,14 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
 
     // Payout accounts (a service is published only by a seller who can be paid): her Alipay
     // account (the sample), her own WeChat account (no body: her login's openid and her
-    // verified name), both listed masked; the Alipay one unbound again.
+    // verified name), both listed masked; the Alipay one unbound, and bound again.
     let (status, bound) = invoke(&server, &event(run("payouts-bind"), Some(&token), &[])).await;
     assert_eq!(status, 200, "{bound}");
     assert_eq!(bound["account"], json!("2088********5726"));
     let mut own = event(run("payouts-bind"), Some(&token), &[("channel", "wechat")]);
     own["body"] = json!("{}");
     let (status, bound) = invoke(&server, &own).await;
-    assert_eq!((status, &bound["type"]), (200, &json!("wechat_openid")), "{bound}");
+    assert_eq!((status, &bound["type"]), (200, &json!("wechat_personal")), "{bound}");
     assert_eq!(bound["name"], json!("*三"));
     let (status, listed) = invoke(&server, &event(run("payouts-list"), Some(&token), &[])).await;
     assert_eq!(status, 200, "{listed}");
@@ -699,6 +699,8 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     assert_eq!(channels, [&json!("alipay"), &json!("wechat")]);
     let (status, _) = invoke(&server, &event(run("payouts-unbind"), Some(&token), &[])).await;
     assert_eq!(status, 204);
+    let (status, _) = invoke(&server, &event(run("payouts-bind"), Some(&token), &[])).await;
+    assert_eq!(status, 200);
 
     // An upload form for a listing image: exact key under her prefix, the S3 POST fields.
     let (status, form) = invoke(&server, &event(run("media-upload"), Some(&token), &[])).await;

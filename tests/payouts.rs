@@ -108,7 +108,7 @@ async fn accounts_are_bound_listed_masked_replaced_and_unbound(backend: Backend)
     // decrypted from the RSA-OAEP-encrypted `name`.
     let own = call(&server, &seller, "PUT", &path("wechat"), None).await;
     assert_eq!(own.status, 200, "{own:?}");
-    assert_eq!(own.body["type"], json!("wechat_openid"));
+    assert_eq!(own.body["type"], json!("wechat_personal"));
     assert_eq!(own.body["name"], json!("*三"));
     let shown = own.body["account"].as_str().unwrap();
     assert_ne!(shown, openid);

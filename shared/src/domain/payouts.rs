@@ -242,7 +242,7 @@ fn name_field(channel: Provider) -> String {
 /// The API's word for a receiver kind.
 fn kind_word(kind: ReceiverKind) -> &'static str {
     match kind {
-        ReceiverKind::WechatOpenid => "wechat_openid",
+        ReceiverKind::WechatOpenid => "wechat_personal",
         ReceiverKind::WechatMerchant => "wechat_merchant",
         ReceiverKind::AlipayUserId => "alipay_user_id",
         ReceiverKind::AlipayLoginName => "alipay_login_name",
