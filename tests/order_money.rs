@@ -232,7 +232,46 @@ async fn unpaid_order(world: &World, at: OffsetDateTime) -> Order {
         .transact(orders::creation_writes(&order).unwrap())
         .await
         .unwrap();
+    payable_everywhere(world, &order.seller_id).await;
     order
+}
+
+/// The seller has a payout account at each provider (so buyers may pay through either), stored
+/// as `domain::payouts` stores one; the channel rule reads only that it exists.
+async fn payable_everywhere(world: &World, seller: &UserId) {
+    use renji_shared::domain::payouts::PayoutAccount;
+    use renji_shared::pii::Sealed;
+    use renji_shared::settlement::ReceiverKind;
+    use renji_shared::store::Record;
+    let sealed = Sealed {
+        kid: "k1".into(),
+        nonce: "bm9uY2U=".into(),
+        ct: "Y3Q=".into(),
+    };
+    for (channel, kind) in [
+        (Provider::Wechat, ReceiverKind::WechatOpenid),
+        (Provider::Alipay, ReceiverKind::AlipayUserId),
+    ] {
+        let account = PayoutAccount {
+            channel,
+            kind,
+            account_masked: "2088********5726".into(),
+            name_masked: Some("*三".into()),
+            account_sealed: sealed.clone(),
+            name_sealed: Some(sealed.clone()),
+            bound_at: "2026-11-29T00:00:00Z".into(),
+            version: 1,
+        };
+        let key = renji_shared::store::keys::payout_account(seller, channel.as_str());
+        world
+            .app
+            .store
+            .write(renji_shared::store::Write::put(
+                account.to_item(key, None).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 async fn load(world: &World, id: &OrderId) -> Order {

@@ -135,6 +135,17 @@ impl World {
         config.extend_from_slice(extra);
         let server = LocalServer::start_with(backend, &config).await;
         let seller = server.member("seller", true).await;
+        // Paid through either provider: an Alipay payout account beside the own WeChat one.
+        let bound = server
+            .api
+            .call(
+                "PUT",
+                "/v1/me/payout-accounts/alipay",
+                Some(&seller.token),
+                Some(serde_json::json!({"account": "2088101126765726", "name": "张三"})),
+            )
+            .await;
+        assert_eq!(bound.status, 200, "{bound:?}");
         let buyer = server.member("buyer", false).await;
         let listing = server
             .api

@@ -32,11 +32,11 @@
 //! masked forms, so lists and the export need no key. The account deletion removes the
 //! receivers at the providers and the records ([`remove_all`]).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
+use super::audit::{self, Actor, AuditRecord, Target};
 use super::members::{self, now_rfc3339, VerifiedAs};
 use super::profile::bounded_text_between;
 use super::verification;
@@ -313,36 +313,6 @@ pub fn mask_account(account: &str) -> String {
     masked
 }
 
-/// The settlement adapter of `provider`, or 422 `channel_unavailable` when this deployment has
-/// none.
-fn settlement(app: &App, provider: Provider) -> Result<Arc<dyn Settlement>, Error> {
-    // TODO(lead): `app.payments.settlement(provider)` replaces this after the rebase.
-    let unavailable = || Error::Unprocessable {
-        code: "channel_unavailable",
-        field: "channel",
-        message: format!("{} payouts are not available", provider.as_str()),
-    };
-    let secrets = crate::secrets::Secrets::from_env(app.config.secrets_ttl);
-    Ok(match provider {
-        Provider::Wechat => {
-            let c = app.config.wechat_pay.as_ref().ok_or_else(unavailable)?;
-            let gateway = crate::payments::wechatpay::WechatPayGateway::from_config(c, &secrets)?
-                .ok_or_else(unavailable)?;
-            Arc::new(crate::settlement::wechatpay::WechatProfitSharing::new(
-                Arc::new(gateway),
-            ))
-        }
-        Provider::Alipay => {
-            let c = app.config.alipay.as_ref().ok_or_else(unavailable)?;
-            let gateway = crate::payments::alipay::AlipayGateway::from_config(c, &secrets)?
-                .ok_or_else(unavailable)?;
-            Arc::new(crate::settlement::alipay::AlipayRoyalty::new(Arc::new(
-                gateway,
-            )))
-        }
-    })
-}
-
 /// A provider's answer to registering the member's receiver: its refusal is the member's to
 /// fix (422 naming `field`, with the provider's reason); unavailability is 503.
 fn registration_error(provider: Provider, field: &'static str, e: GatewayError) -> Error {
@@ -385,7 +355,7 @@ pub async fn bind(
     wanted: Wanted,
 ) -> Result<PayoutAccount, Error> {
     let ring = app.pii().await?;
-    let settlement = settlement(app, provider)?;
+    let settlement = app.payments.settlement(provider)?;
     let member = members::get(&app.store, member_id)
         .await?
         .filter(|m| m.deleting.is_none() && !m.openid.is_empty())
@@ -469,10 +439,11 @@ pub async fn bind(
         Some(o) => Condition::Equals("version".into(), json!(o.version)),
     };
     let key = keys::payout_account(member_id, provider.as_str());
-    let writes = vec![
+    let mut writes = vec![
         Write::put_if(record.to_item(key, None)?, condition, VERSION_LABEL),
         Write::check(keys::member(member_id), members::active(), ACTIVE_LABEL),
     ];
+    writes.extend(audited(app, member_id, "payout.bind", provider)?);
     match app.store.transact(writes).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed {
@@ -490,7 +461,7 @@ pub async fn bind(
         Err(StoreError::ConditionFailed {
             label: ACTIVE_LABEL,
         }) => {
-            forget(settlement.as_ref(), &receiver).await;
+            forget(settlement, &receiver).await;
             return Err(Error::Unauthorized("member no longer exists"));
         }
         Err(e) => return Err(e.into()),
@@ -498,10 +469,29 @@ pub async fn bind(
     tracing::info!(user_id = %member_id, channel = provider.as_str(), kind = receiver.kind.as_str(), "payout account bound");
     if let Some(old) = old_receiver {
         if (old.kind, &old.account) != (receiver.kind, &receiver.account) {
-            forget(settlement.as_ref(), &old).await;
+            forget(settlement, &old).await;
         }
     }
     Ok(record)
+}
+
+/// The member's `payout.bind` / `payout.unbind` audit record (the channel as its reason; never
+/// the account or the name), written in the change's transaction.
+fn audited(
+    app: &App,
+    member: &UserId,
+    action: &str,
+    provider: Provider,
+) -> Result<Vec<Write>, Error> {
+    let record = AuditRecord::by(
+        Actor::Member(member.clone()),
+        OffsetDateTime::now_utc(),
+        action,
+        Target::member(member),
+        Some(provider.as_str().to_owned()),
+        "ok",
+    );
+    audit::writes(&record, app.config.audit_keep)
 }
 
 /// Removes a receiver at the provider, best effort (logged when it fails).
@@ -545,18 +535,16 @@ pub async fn unbind(app: &App, member: &UserId, provider: Provider) -> Result<()
         .ok_or(Error::NotFound("payout account"))?;
     let ring = app.pii().await?;
     let receiver = record.receiver(&ring, member)?;
-    let settlement = settlement(app, provider)?;
-    remove_at_provider(settlement.as_ref(), &receiver).await?;
-    let written = app
-        .store
-        .write(Write::delete_if(
-            keys::payout_account(member, provider.as_str()),
-            Condition::Equals("version".into(), json!(record.version)),
-            VERSION_LABEL,
-        ))
-        .await;
-    match written {
-        Ok(_) => {
+    let settlement = app.payments.settlement(provider)?;
+    remove_at_provider(settlement, &receiver).await?;
+    let mut writes = vec![Write::delete_if(
+        keys::payout_account(member, provider.as_str()),
+        Condition::Equals("version".into(), json!(record.version)),
+        VERSION_LABEL,
+    )];
+    writes.extend(audited(app, member, "payout.unbind", provider)?);
+    match app.store.transact(writes).await {
+        Ok(()) => {
             tracing::info!(user_id = %member, channel = provider.as_str(), "payout account removed");
             Ok(())
         }
@@ -591,8 +579,8 @@ pub async fn remove_all(app: &App, member: &UserId) -> Result<usize, Error> {
     let ring = app.pii().await?;
     for record in &records {
         let receiver = record.receiver(&ring, member)?;
-        let settlement = settlement(app, record.channel)?;
-        remove_at_provider(settlement.as_ref(), &receiver).await?;
+        let settlement = app.payments.settlement(record.channel)?;
+        remove_at_provider(settlement, &receiver).await?;
         app.store
             .write(Write::delete(keys::payout_account(
                 member,
