@@ -51,6 +51,17 @@ def member(base, name, real_name, id_number):
     )
     if verification["status"] != "verified":
         sys.exit(f"contract-seed: the sandbox verifier did not verify {name}: {verification}")
+    # Payout accounts (a service is published only by a seller with one, and buyers pay only
+    # through the sellers' channels): the member's own WeChat account and an Alipay account.
+    call(base, "PUT", "/v1/me/payout-accounts/wechat", token, expect=(200,))
+    call(
+        base,
+        "PUT",
+        "/v1/me/payout-accounts/alipay",
+        token,
+        {"account": "2088101126765726", "name": real_name},
+        expect=(200,),
+    )
     return token, login["user"]["id"]
 
 

@@ -102,7 +102,9 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     m.server
         .app()
         .store
-        .write(Write::delete(keys::verification(&UserId::parse(&me.id).unwrap())))
+        .write(Write::delete(keys::verification(
+            &UserId::parse(&me.id).unwrap(),
+        )))
         .await
         .unwrap();
     let verified = call(
@@ -257,7 +259,11 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     let payouts = doc["payout_accounts"].as_array().unwrap();
     assert_eq!(payouts.len(), 1, "{payouts:?}");
     assert_eq!(
-        (&payouts[0]["channel"], &payouts[0]["type"], &payouts[0]["name"]),
+        (
+            &payouts[0]["channel"],
+            &payouts[0]["type"],
+            &payouts[0]["name"]
+        ),
         (&json!("wechat"), &json!("wechat_personal"), &json!("*三"))
     );
     assert!(payouts[0]["account"].as_str().unwrap().contains("****"));

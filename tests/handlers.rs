@@ -691,11 +691,20 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     let mut own = event(run("payouts-bind"), Some(&token), &[("channel", "wechat")]);
     own["body"] = json!("{}");
     let (status, bound) = invoke(&server, &own).await;
-    assert_eq!((status, &bound["type"]), (200, &json!("wechat_personal")), "{bound}");
+    assert_eq!(
+        (status, &bound["type"]),
+        (200, &json!("wechat_personal")),
+        "{bound}"
+    );
     assert_eq!(bound["name"], json!("*三"));
     let (status, listed) = invoke(&server, &event(run("payouts-list"), Some(&token), &[])).await;
     assert_eq!(status, 200, "{listed}");
-    let channels: Vec<&Value> = listed["items"].as_array().unwrap().iter().map(|a| &a["channel"]).collect();
+    let channels: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["channel"])
+        .collect();
     assert_eq!(channels, [&json!("alipay"), &json!("wechat")]);
     let (status, _) = invoke(&server, &event(run("payouts-unbind"), Some(&token), &[])).await;
     assert_eq!(status, 204);

@@ -24,7 +24,13 @@ async fn server(backend: Backend) -> LocalServer {
     LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await
 }
 
-async fn call(server: &LocalServer, who: &Member, method: &str, path: &str, body: Option<Value>) -> Reply {
+async fn call(
+    server: &LocalServer,
+    who: &Member,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
     server.api.call(method, path, Some(&who.token), body).await
 }
 
@@ -112,29 +118,55 @@ async fn accounts_are_bound_listed_masked_replaced_and_unbound(backend: Backend)
     assert_eq!(own.body["name"], json!("*三"));
     let shown = own.body["account"].as_str().unwrap();
     assert_ne!(shown, openid);
-    assert!(shown.contains("****") && shown.len() == openid.len(), "{shown}");
+    assert!(
+        shown.contains("****") && shown.len() == openid.len(),
+        "{shown}"
+    );
     let receivers = wechat_receivers(&server).await;
     assert!(
-        receivers.contains(&json!({"type": "PERSONAL_OPENID", "account": openid, "name": "张三", "closed": false})),
+        receivers.contains(
+            &json!({"type": "PERSONAL_OPENID", "account": openid, "name": "张三", "closed": false})
+        ),
         "{receivers:?}"
     );
     // `{}` is the same.
     let again = call(&server, &seller, "PUT", &path("wechat"), Some(json!({}))).await;
-    assert_eq!((again.status, &again.body["account"]), (200, &own.body["account"]));
+    assert_eq!(
+        (again.status, &again.body["account"]),
+        (200, &own.body["account"])
+    );
     assert_eq!(wechat_receivers(&server).await.len(), receivers.len());
 
     // Alipay: a user id, then replaced by a login name (the old relation unbound).
-    let ali = call(&server, &seller, "PUT", &path("alipay"), Some(json!({"account": "2088101126765726", "name": "张三"}))).await;
+    let ali = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "2088101126765726", "name": "张三"})),
+    )
+    .await;
     assert_eq!(ali.status, 200, "{ali:?}");
     assert_eq!(
         (&ali.body["type"], &ali.body["account"], &ali.body["name"]),
-        (&json!("alipay_user_id"), &json!("2088********5726"), &json!("*三"))
+        (
+            &json!("alipay_user_id"),
+            &json!("2088********5726"),
+            &json!("*三")
+        )
     );
     assert_eq!(
         alipay_relations(&server).await,
         [("userId".to_owned(), "2088101126765726".to_owned())]
     );
-    let ali = call(&server, &seller, "PUT", &path("alipay"), Some(json!({"account": "13800138000", "name": "张三"}))).await;
+    let ali = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "13800138000", "name": "张三"})),
+    )
+    .await;
     assert_eq!(
         (ali.status, &ali.body["type"], &ali.body["account"]),
         (200, &json!("alipay_login_name"), &json!("138****8000")),
@@ -148,7 +180,12 @@ async fn accounts_are_bound_listed_masked_replaced_and_unbound(backend: Backend)
     // Both listed, by channel name; nothing stored in the clear.
     let listed = call(&server, &seller, "GET", LIST, None).await;
     assert_eq!(listed.status, 200);
-    let channels: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|a| a["channel"].as_str().unwrap()).collect();
+    let channels: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["channel"].as_str().unwrap())
+        .collect();
     assert_eq!(channels, ["alipay", "wechat"]);
     let raw = serde_json::to_string(&stored(&server, &seller).await).unwrap();
     for secret in [openid.as_str(), "张三", "13800138000", "2088101126765726"] {
@@ -156,15 +193,35 @@ async fn accounts_are_bound_listed_masked_replaced_and_unbound(backend: Backend)
     }
 
     // A business's merchant number replaces her openid at WeChat Pay; its name is shown.
-    let merchant = call(&server, &seller, "PUT", &path("wechat"), Some(json!({"merchant_id": "1900000109", "merchant_name": "某某摄影有限公司"}))).await;
+    let merchant = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("wechat"),
+        Some(json!({"merchant_id": "1900000109", "merchant_name": "某某摄影有限公司"})),
+    )
+    .await;
     assert_eq!(merchant.status, 200, "{merchant:?}");
     assert_eq!(
-        (&merchant.body["type"], &merchant.body["name"], &merchant.body["account"]),
-        (&json!("wechat_merchant"), &json!("某某摄影有限公司"), &json!("1900**0109"))
+        (
+            &merchant.body["type"],
+            &merchant.body["name"],
+            &merchant.body["account"]
+        ),
+        (
+            &json!("wechat_merchant"),
+            &json!("某某摄影有限公司"),
+            &json!("1900**0109")
+        )
     );
     let receivers = wechat_receivers(&server).await;
-    assert!(receivers.iter().any(|r| r["account"] == json!("1900000109") && r["type"] == json!("MERCHANT_ID")));
-    assert!(!receivers.iter().any(|r| r["account"] == json!(openid)), "{receivers:?}");
+    assert!(receivers
+        .iter()
+        .any(|r| r["account"] == json!("1900000109") && r["type"] == json!("MERCHANT_ID")));
+    assert!(
+        !receivers.iter().any(|r| r["account"] == json!(openid)),
+        "{receivers:?}"
+    );
 
     // Only her own: another member sees none of hers and cannot unbind them.
     let theirs = call(&server, &other, "GET", LIST, None).await;
@@ -204,8 +261,19 @@ async fn own_wechat_account_needs_a_verified_name(backend: Backend) {
     assert!(wechat_receivers(&server).await.is_empty());
     // A merchant account or an Alipay account needs no verification here (the provider checks
     // the name).
-    let ali = call(&server, &unverified, "PUT", &path("alipay"), Some(json!({"account": "someone@example.com", "name": "李四"}))).await;
-    assert_eq!((ali.status, &ali.body["account"]), (200, &json!("s***@example.com")), "{ali:?}");
+    let ali = call(
+        &server,
+        &unverified,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "someone@example.com", "name": "李四"})),
+    )
+    .await;
+    assert_eq!(
+        (ali.status, &ali.body["account"]),
+        (200, &json!("s***@example.com")),
+        "{ali:?}"
+    );
 }
 
 async fn bad_input_changes_nothing(backend: Backend) {
@@ -214,22 +282,94 @@ async fn bad_input_changes_nothing(backend: Backend) {
     let before = stored(&server, &seller).await;
     let receivers = wechat_receivers(&server).await;
     let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
-        ("PUT", "wechat", Some(r#"{"openid": "o-someone-else"}"#), 422, "openid"),
-        ("PUT", "wechat", Some(r#"{"merchant_id": "12ab5678", "merchant_name": "某某公司"}"#), 422, "merchant_id"),
-        ("PUT", "wechat", Some(r#"{"merchant_id": "1900000109"}"#), 422, "merchant_name"),
-        ("PUT", "wechat", Some(r#"{"merchant_name": "某某公司"}"#), 422, "merchant_id"),
-        ("PUT", "wechat", Some(r#"{"merchant_id": "1900000109", "merchant_name": "某"}"#), 422, "merchant_name"),
-        ("PUT", "wechat", Some(r#"{"merchant_id": 1900000109, "merchant_name": "某某公司"}"#), 422, "merchant_id"),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"openid": "o-someone-else"}"#),
+            422,
+            "openid",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "12ab5678", "merchant_name": "某某公司"}"#),
+            422,
+            "merchant_id",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "1900000109"}"#),
+            422,
+            "merchant_name",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_name": "某某公司"}"#),
+            422,
+            "merchant_id",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "1900000109", "merchant_name": "某"}"#),
+            422,
+            "merchant_name",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": 1900000109, "merchant_name": "某某公司"}"#),
+            422,
+            "merchant_id",
+        ),
         ("PUT", "wechat", Some("[1]"), 422, "body"),
         ("PUT", "wechat", Some("{\"merchant_id\": "), 400, ""),
         ("PUT", "alipay", None, 400, ""),
-        ("PUT", "alipay", Some(r#"{"account": "2088101126765726"}"#), 422, "name"),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726"}"#),
+            422,
+            "name",
+        ),
         ("PUT", "alipay", Some(r#"{"name": "张三"}"#), 422, "account"),
-        ("PUT", "alipay", Some(r#"{"account": "2088", "name": "张三"}"#), 422, "account"),
-        ("PUT", "alipay", Some(r#"{"account": "not an account", "name": "张三"}"#), 422, "account"),
-        ("PUT", "alipay", Some(r#"{"account": "2088101126765726", "name": "张"}"#), 422, "name"),
-        ("PUT", "alipay", Some(r#"{"account": "2088101126765726", "name": "张三", "kind": "userId"}"#), 422, "kind"),
-        ("PUT", "bank", Some(r#"{"account": "6222020200112233445", "name": "张三"}"#), 404, ""),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088", "name": "张三"}"#),
+            422,
+            "account",
+        ),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "not an account", "name": "张三"}"#),
+            422,
+            "account",
+        ),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726", "name": "张"}"#),
+            422,
+            "name",
+        ),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726", "name": "张三", "kind": "userId"}"#),
+            422,
+            "kind",
+        ),
+        (
+            "PUT",
+            "bank",
+            Some(r#"{"account": "6222020200112233445", "name": "张三"}"#),
+            404,
+            "",
+        ),
         ("DELETE", "bank", None, 404, ""),
         ("DELETE", "alipay", None, 404, ""),
         ("DELETE", "wechat", Some(r#"{"now": true}"#), 422, "now"),
@@ -237,12 +377,24 @@ async fn bad_input_changes_nothing(backend: Backend) {
     for (method, channel, body, status, field) in cases {
         let reply = server
             .api
-            .raw(method, &path(channel), Some(&seller.token), body.map(str::to_owned))
+            .raw(
+                method,
+                &path(channel),
+                Some(&seller.token),
+                body.map(str::to_owned),
+            )
             .await;
-        assert_eq!(reply.status, status, "{method} {channel} {body:?}: {reply:?}");
+        assert_eq!(
+            reply.status, status,
+            "{method} {channel} {body:?}: {reply:?}"
+        );
         assert!(reply.body["error"]["code"].is_string(), "{reply:?}");
         if !field.is_empty() {
-            assert_eq!(reply.field(), field, "{method} {channel} {body:?}: {reply:?}");
+            assert_eq!(
+                reply.field(),
+                field,
+                "{method} {channel} {body:?}: {reply:?}"
+            );
         }
     }
     assert_eq!(stored(&server, &seller).await, before);
@@ -255,7 +407,14 @@ async fn bad_input_changes_nothing(backend: Backend) {
 async fn a_service_is_published_only_by_a_seller_with_an_account(backend: Backend) {
     let server = server(backend).await;
     let seller = server.verified_only("payout-publisher").await;
-    let refused = call(&server, &seller, "POST", "/v1/listings", Some(service("婚礼跟拍"))).await;
+    let refused = call(
+        &server,
+        &seller,
+        "POST",
+        "/v1/listings",
+        Some(service("婚礼跟拍")),
+    )
+    .await;
     assert_eq!(
         (refused.status, refused.error_code(), refused.field()),
         (422, "payout_account_required", "status"),
@@ -267,43 +426,119 @@ async fn a_service_is_published_only_by_a_seller_with_an_account(backend: Backen
     assert_eq!(draft.status, 201, "{draft:?}");
     let id = draft.body["id"].as_str().unwrap().to_owned();
     let publish = json!({"status": "published"});
-    let refused = call(&server, &seller, "PATCH", &format!("/v1/listings/{id}"), Some(publish.clone())).await;
-    assert_eq!((refused.status, refused.error_code()), (422, "payout_account_required"));
-    let ali = call(&server, &seller, "PUT", &path("alipay"), Some(json!({"account": "2088101126765726", "name": "张三"}))).await;
+    let refused = call(
+        &server,
+        &seller,
+        "PATCH",
+        &format!("/v1/listings/{id}"),
+        Some(publish.clone()),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (422, "payout_account_required")
+    );
+    let ali = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "2088101126765726", "name": "张三"})),
+    )
+    .await;
     assert_eq!(ali.status, 200);
-    let published = call(&server, &seller, "PATCH", &format!("/v1/listings/{id}"), Some(publish)).await;
-    assert_eq!((published.status, &published.body["status"]), (200, &json!("published")), "{published:?}");
+    let published = call(
+        &server,
+        &seller,
+        "PATCH",
+        &format!("/v1/listings/{id}"),
+        Some(publish),
+    )
+    .await;
+    assert_eq!(
+        (published.status, &published.body["status"]),
+        (200, &json!("published")),
+        "{published:?}"
+    );
 }
 
 async fn buyers_pay_only_through_the_sellers_channels(backend: Backend) {
     let server = server(backend).await;
     let seller = server.verified_only("payout-alipay-seller").await;
     let buyer = server.member("payout-buyer", false).await;
-    let ali = call(&server, &seller, "PUT", &path("alipay"), Some(json!({"account": "2088101126765726", "name": "张三"}))).await;
+    let ali = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "2088101126765726", "name": "张三"})),
+    )
+    .await;
     assert_eq!(ali.status, 200);
-    let listing = server.api.create_listing(&seller, service("上门摄影")).await;
+    let listing = server
+        .api
+        .create_listing(&seller, service("上门摄影"))
+        .await;
     let listing = listing["id"].as_str().unwrap().to_owned();
-    let order = call(&server, &buyer, "POST", "/v1/orders", Some(json!({"listing_id": listing, "quantity": 1}))).await;
+    let order = call(
+        &server,
+        &buyer,
+        "POST",
+        "/v1/orders",
+        Some(json!({"listing_id": listing, "quantity": 1})),
+    )
+    .await;
     assert_eq!(order.status, 201, "{order:?}");
     let pay = format!("/v1/orders/{}/payments", order.body["id"].as_str().unwrap());
-    let refused = call(&server, &buyer, "POST", &pay, Some(json!({"channel": "wechat"}))).await;
+    let refused = call(
+        &server,
+        &buyer,
+        "POST",
+        &pay,
+        Some(json!({"channel": "wechat"})),
+    )
+    .await;
     assert_eq!(
         (refused.status, refused.error_code(), refused.field()),
         (422, "channel_unavailable", "channel"),
         "{refused:?}"
     );
-    assert!(refused.body["error"]["message"].as_str().unwrap().contains("alipay"));
-    let started = call(&server, &buyer, "POST", &pay, Some(json!({"channel": "alipay_wap"}))).await;
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("alipay"));
+    let started = call(
+        &server,
+        &buyer,
+        "POST",
+        &pay,
+        Some(json!({"channel": "alipay_wap"})),
+    )
+    .await;
     assert_eq!(started.status, 200, "{started:?}");
 
     // The seller removes their last account: the listing stays published, and cannot be paid.
     let gone = call(&server, &seller, "DELETE", &path("alipay"), None).await;
     assert_eq!(gone.status, 204);
-    let shown = server.api.call("GET", &format!("/v1/listings/{listing}"), None, None).await;
+    let shown = server
+        .api
+        .call("GET", &format!("/v1/listings/{listing}"), None, None)
+        .await;
     assert_eq!(shown.body["status"], json!("published"));
     for channel in ["alipay", "wechat"] {
-        let refused = call(&server, &buyer, "POST", &pay, Some(json!({"channel": channel}))).await;
-        assert_eq!((refused.status, refused.error_code()), (422, "channel_unavailable"), "{channel}");
+        let refused = call(
+            &server,
+            &buyer,
+            "POST",
+            &pay,
+            Some(json!({"channel": channel})),
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (422, "channel_unavailable"),
+            "{channel}"
+        );
     }
 }
 
@@ -311,16 +546,30 @@ async fn the_export_holds_them_masked_and_deletion_removes_the_receivers(backend
     let server = server(backend).await;
     let seller = server.member("payout-leaver", true).await;
     let openid = openid_of(&server, &seller).await;
-    let ali = call(&server, &seller, "PUT", &path("alipay"), Some(json!({"account": "2088101126765726", "name": "张三"}))).await;
+    let ali = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("alipay"),
+        Some(json!({"account": "2088101126765726", "name": "张三"})),
+    )
+    .await;
     assert_eq!(ali.status, 200);
 
     let asked = call(&server, &seller, "POST", "/v1/me/export", None).await;
     assert_eq!(asked.status, 202, "{asked:?}");
     let job = server.running.function_app("ExportJobsFunction").unwrap();
-    let report = jobs::run(job, OffsetDateTime::now_utc(), jobs::Budget::default()).await.unwrap();
+    let report = jobs::run(job, OffsetDateTime::now_utc(), jobs::Budget::default())
+        .await
+        .unwrap();
     assert_eq!(report.built, 1, "{report:?}");
     let ready = call(&server, &seller, "GET", "/v1/me/export", None).await;
-    let text = reqwest::get(ready.body["url"].as_str().unwrap()).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(ready.body["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let document: Value = serde_json::from_str(&text).unwrap();
     let listed = call(&server, &seller, "GET", LIST, None).await;
     assert_eq!(document["payout_accounts"], listed.body["items"]);
@@ -333,7 +582,9 @@ async fn the_export_holds_them_masked_and_deletion_removes_the_receivers(backend
     let job = server.running.function_app("DeletionJobsFunction").unwrap();
     let budget = Budget::default();
     for _ in 0..10 {
-        let report = deletion::run(job, &NoImAccounts, OffsetDateTime::now_utc(), budget).await.unwrap();
+        let report = deletion::run(job, &NoImAccounts, OffsetDateTime::now_utc(), budget)
+            .await
+            .unwrap();
         if report.members == 0 {
             break;
         }
@@ -341,7 +592,10 @@ async fn the_export_holds_them_masked_and_deletion_removes_the_receivers(backend
     assert!(stored(&server, &seller).await.is_empty());
     assert!(alipay_relations(&server).await.is_empty());
     let receivers = wechat_receivers(&server).await;
-    assert!(!receivers.iter().any(|r| r["account"] == json!(openid)), "{receivers:?}");
+    assert!(
+        !receivers.iter().any(|r| r["account"] == json!(openid)),
+        "{receivers:?}"
+    );
 }
 
 on_both_stores!(

@@ -584,7 +584,8 @@ fn spawn_payment_stand_ins(
             // First: the key the stand-in holds is the one a receiver's name is encrypted with
             // (the preferred one), also when a test configures keys of its own beside it.
             if !pay.public_keys.iter().any(|(known, _)| *known == id) {
-                pay.public_keys.insert(0, (id, keys.wechatpay_public_pem()?));
+                pay.public_keys
+                    .insert(0, (id, keys.wechatpay_public_pem()?));
             }
             sandbox::wechatpay::Merchant {
                 mchid: pay.mchid.clone(),

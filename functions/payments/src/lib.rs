@@ -120,12 +120,14 @@ async fn payout_accounts(app: &App, req: &Request, route: &str) -> Result<Respon
         "PUT /v1/me/payout-accounts/{channel}" => {
             let limit = app.config.max_body_bytes;
             let wanted = match channel {
-                Provider::Wechat => match body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
-                    // No body: the member's own WeChat account.
-                    true => payouts::WechatBody::default(),
-                    false => json_body::<payouts::WechatBody>(req, limit)?,
+                Provider::Wechat => {
+                    match body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
+                        // No body: the member's own WeChat account.
+                        true => payouts::WechatBody::default(),
+                        false => json_body::<payouts::WechatBody>(req, limit)?,
+                    }
+                    .validate()?
                 }
-                .validate()?,
                 Provider::Alipay => json_body::<payouts::AlipayBody>(req, limit)?.validate()?,
             };
             let account = payouts::bind(app, &me.user_id, channel, wanted).await?;

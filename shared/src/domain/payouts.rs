@@ -68,7 +68,10 @@ impl MerchantId {
         if (8..=12).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
             Ok(MerchantId(text.to_owned()))
         } else {
-            Err(Error::invalid("merchant_id", "must be a merchant number of 8 to 12 digits"))
+            Err(Error::invalid(
+                "merchant_id",
+                "must be a merchant number of 8 to 12 digits",
+            ))
         }
     }
 }
@@ -107,9 +110,7 @@ impl AlipayAccount {
         let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         let kind = if digits && text.len() == 16 && text.starts_with("2088") {
             ReceiverKind::AlipayUserId
-        } else if digits && text.len() == 11 && text.starts_with('1') {
-            ReceiverKind::AlipayLoginName
-        } else if is_email(text) {
+        } else if (digits && text.len() == 11 && text.starts_with('1')) || is_email(text) {
             ReceiverKind::AlipayLoginName
         } else {
             return Err(Error::invalid(
@@ -176,7 +177,10 @@ pub struct AlipayBody {
 pub enum Wanted {
     /// The member's own openid with their verified name.
     WechatOwn,
-    WechatMerchant { id: MerchantId, name: HolderName },
+    WechatMerchant {
+        id: MerchantId,
+        name: HolderName,
+    },
     Alipay {
         account: AlipayAccount,
         name: HolderName,
@@ -412,14 +416,11 @@ pub async fn bind(
         .add_receiver(&receiver)
         .await
         .map_err(|e| registration_error(provider, field, e))?;
-    let masked_name = receiver
-        .name
-        .as_deref()
-        .map(|n| match receiver.kind {
-            // A business's registered name is public registry data: shown in full.
-            ReceiverKind::WechatMerchant => n.to_owned(),
-            _ => mask_name(n),
-        });
+    let masked_name = receiver.name.as_deref().map(|n| match receiver.kind {
+        // A business's registered name is public registry data: shown in full.
+        ReceiverKind::WechatMerchant => n.to_owned(),
+        _ => mask_name(n),
+    });
     let record = PayoutAccount {
         channel: provider,
         kind: receiver.kind,
@@ -562,7 +563,12 @@ async fn remove_at_provider(settlement: &dyn Settlement, receiver: &Receiver) ->
     match settlement.delete_receiver(receiver).await {
         Ok(()) => Ok(()),
         Err(GatewayError::Refused { code, message }) => {
-            tracing::warn!(kind = receiver.kind.as_str(), code, message, "the provider refused to remove a receiver");
+            tracing::warn!(
+                kind = receiver.kind.as_str(),
+                code,
+                message,
+                "the provider refused to remove a receiver"
+            );
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -681,12 +687,30 @@ mod tests {
     #[test]
     fn alipay_accounts_are_user_ids_or_login_names() {
         let kind = |t: &str| AlipayAccount::parse(t).map(|a| a.kind());
-        assert_eq!(kind("2088101126765726").unwrap(), ReceiverKind::AlipayUserId);
+        assert_eq!(
+            kind("2088101126765726").unwrap(),
+            ReceiverKind::AlipayUserId
+        );
         assert_eq!(kind("13800138000").unwrap(), ReceiverKind::AlipayLoginName);
-        assert_eq!(kind(" a.b@example.com ").unwrap(), ReceiverKind::AlipayLoginName);
-        for bad in ["", "2088", "20881011267657261", "23800138000", "a@b", "x@.com", "张三@例子.中国", "a@b@c.com"] {
+        assert_eq!(
+            kind(" a.b@example.com ").unwrap(),
+            ReceiverKind::AlipayLoginName
+        );
+        for bad in [
+            "",
+            "2088",
+            "20881011267657261",
+            "23800138000",
+            "a@b",
+            "x@.com",
+            "张三@例子.中国",
+            "a@b@c.com",
+        ] {
             let e = AlipayAccount::parse(bad).unwrap_err();
-            assert!(matches!(&e, Error::Invalid { field, .. } if field == "account"), "{bad}: {e:?}");
+            assert!(
+                matches!(&e, Error::Invalid { field, .. } if field == "account"),
+                "{bad}: {e:?}"
+            );
         }
     }
 
@@ -708,10 +732,22 @@ mod tests {
             wechat(Some("1230000109"), Some("某某科技有限公司")).unwrap(),
             Wanted::WechatMerchant { .. }
         ));
-        assert_eq!(field(wechat(Some("12a"), Some("某某科技有限公司")).unwrap_err()), "merchant_id");
-        assert_eq!(field(wechat(Some("1230000109"), Some(" ")).unwrap_err()), "merchant_name");
-        assert_eq!(field(wechat(Some("1230000109"), None).unwrap_err()), "merchant_name");
-        assert_eq!(field(wechat(None, Some("某某")).unwrap_err()), "merchant_id");
+        assert_eq!(
+            field(wechat(Some("12a"), Some("某某科技有限公司")).unwrap_err()),
+            "merchant_id"
+        );
+        assert_eq!(
+            field(wechat(Some("1230000109"), Some(" ")).unwrap_err()),
+            "merchant_name"
+        );
+        assert_eq!(
+            field(wechat(Some("1230000109"), None).unwrap_err()),
+            "merchant_name"
+        );
+        assert_eq!(
+            field(wechat(None, Some("某某")).unwrap_err()),
+            "merchant_id"
+        );
         let alipay = |a: &str, n: &str| {
             AlipayBody {
                 account: a.into(),

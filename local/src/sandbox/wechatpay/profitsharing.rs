@@ -620,7 +620,12 @@ pub(super) fn sandbox_receivers(state: &State) -> HttpResponse {
         .receivers
         .iter()
         .map(|((kind, account), closed)| {
-            let name = book.sharing.names.get(&(kind.clone(), account.clone())).cloned().flatten();
+            let name = book
+                .sharing
+                .names
+                .get(&(kind.clone(), account.clone()))
+                .cloned()
+                .flatten();
             json!({"type": kind, "account": account, "name": name, "closed": closed})
         })
         .collect();
