@@ -9,6 +9,7 @@ use renji_shared::config::Config;
 use renji_shared::domain::listings;
 use renji_shared::domain::members;
 use renji_shared::domain::orders::{self, create, Action, Actor, Change};
+use renji_shared::domain::payouts;
 use renji_shared::domain::reviews;
 use renji_shared::domain::suspension;
 use renji_shared::domain::tickets;
@@ -443,6 +444,34 @@ async fn own_media(
     Ok(())
 }
 
+/// The sample's Alipay payout account.
+fn alipay_account() -> Result<payouts::Wanted, String> {
+    payouts::AlipayBody {
+        account: "2088101126765726".into(),
+        name: "张三".into(),
+    }
+    .validate()
+    .map_err(|e| e.to_string())
+}
+
+/// Binds `wanted` (at the payment stand-in) and the sample's Alipay account for `member`.
+async fn payable(app: &App, member: &UserId, wanted: payouts::Wanted) -> Result<(), String> {
+    use renji_shared::payments::Provider;
+    payouts::bind(app, member, Provider::Wechat, wanted)
+        .await
+        .map_err(|e| format!("payout account: {e}"))?;
+    bind_alipay(app, member).await
+}
+
+/// Binds the sample's Alipay account for `member`.
+async fn bind_alipay(app: &App, member: &UserId) -> Result<(), String> {
+    let provider = renji_shared::payments::Provider::Alipay;
+    payouts::bind(app, member, provider, alipay_account()?)
+        .await
+        .map_err(|e| format!("payout account: {e}"))?;
+    Ok(())
+}
+
 /// A logged-in member: their token and the ids events need.
 pub struct Member {
     pub user_id: UserId,
@@ -533,6 +562,9 @@ impl Member {
                 "POST /v1/me/verification answered {status}: {body}"
             ));
         }
+        // Payout accounts (a service is published only by a seller with one; buyers pay only
+        // through the seller's channels): the member's own WeChat account and an Alipay one.
+        payable(app, &self.user_id, payouts::Wanted::WechatOwn).await?;
         let create = routes
             .iter()
             .find(|r| r.route == "POST /v1/listings")
@@ -565,6 +597,13 @@ impl Member {
             )
             .await
             .map_err(|e| e.to_string())?;
+        let merchant = payouts::WechatBody {
+            merchant_id: Some("1900000109".into()),
+            merchant_name: Some("某某摄影有限公司".into()),
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
+        payable(app, &other, merchant).await?;
         let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
         let rules = listings::Rules::of(&app.config);
         let listing = listings::create(&app.store, &Seeding, &rules, &other, new)
@@ -777,6 +816,10 @@ impl Member {
             // The scope withdrawn (idempotent: each call withdraws it, granted or not).
             "DELETE /v1/me/consents/{scope}" => {
                 ids.insert("consents".to_owned(), "location".to_owned());
+            }
+            // Each unbinding (the sample's Alipay account) finds one bound.
+            "DELETE /v1/me/payout-accounts/{channel}" => {
+                bind_alipay(app, &self.user_id).await?;
             }
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
