@@ -276,6 +276,60 @@ async fn own_wechat_account_needs_a_verified_name(backend: Backend) {
     );
 }
 
+/// The stand-in plays WeChat Pay's check of a receiver's name (`sandbox-mismatch` in it) and an
+/// outage (`sandbox-outage`): the refusal is 422 with WeChat's reason, the outage 503, and the
+/// account bound before stays, at WeChat Pay and here.
+async fn provider_refusals_and_outages_change_nothing(backend: Backend) {
+    let server = server(backend).await;
+    let seller = server.verified_only("payout-refused").await;
+    let merchant = |name: &str| json!({"merchant_id": "1900000109", "merchant_name": name});
+    let bound = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("wechat"),
+        Some(merchant("某某摄影有限公司")),
+    )
+    .await;
+    assert_eq!(bound.status, 200, "{bound:?}");
+    let before = stored(&server, &seller).await;
+    let receivers = wechat_receivers(&server).await;
+    let refused = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("wechat"),
+        Some(json!({"merchant_id": "1900000110", "merchant_name": "别家公司 sandbox-mismatch"})),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.error_code(), refused.field()),
+        (422, "payout_account_refused", "merchant_id"),
+        "{refused:?}"
+    );
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("PARAM_ERROR"));
+    let down = call(
+        &server,
+        &seller,
+        "PUT",
+        &path("wechat"),
+        Some(json!({"merchant_id": "1900000110", "merchant_name": "别家公司 sandbox-outage"})),
+    )
+    .await;
+    assert_eq!(
+        (down.status, down.error_code()),
+        (503, "service_unavailable"),
+        "{down:?}"
+    );
+    assert_eq!(stored(&server, &seller).await, before);
+    assert_eq!(wechat_receivers(&server).await, receivers);
+    let listed = call(&server, &seller, "GET", LIST, None).await;
+    assert_eq!(listed.body["items"][0]["account"], json!("1900**0109"));
+}
+
 async fn bad_input_changes_nothing(backend: Backend) {
     let server = server(backend).await;
     let seller = server.member("payout-bad", true).await;
@@ -601,6 +655,7 @@ async fn the_export_holds_them_masked_and_deletion_removes_the_receivers(backend
 on_both_stores!(
     accounts_are_bound_listed_masked_replaced_and_unbound,
     own_wechat_account_needs_a_verified_name,
+    provider_refusals_and_outages_change_nothing,
     bad_input_changes_nothing,
     a_service_is_published_only_by_a_seller_with_an_account,
     buyers_pay_only_through_the_sellers_channels,

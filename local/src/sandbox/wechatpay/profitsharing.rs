@@ -1,7 +1,9 @@
 //! WeChat Pay ordinary-merchant profit sharing, played by the stand-in (`settlement.md` §2, §5.13):
 //!
 //! - `POST /v3/profitsharing/receivers/add` needs `Wechatpay-Serial` = the stand-in's public key
-//!   id and decrypts `name` (RSAES-OAEP SHA-1) with its private key; a MERCHANT_ID needs a name.
+//!   id and decrypts `name` (RSAES-OAEP SHA-1) with its private key; a MERCHANT_ID needs a name;
+//!   a name containing `sandbox-mismatch` is refused (`PARAM_ERROR`, the name is not the
+//!   account's), one containing `sandbox-outage` answers `SYSTEM_ERROR` (500).
 //!   `…/receivers/delete`.
 //! - `POST /v3/profitsharing/orders`: the trade must be paid with `settle_info.profit_sharing`,
 //!   at least [`SPLIT_NOT_BEFORE`] ago ("too early / not settled": `INVALID_REQUEST 订单处理中`),
@@ -314,6 +316,15 @@ pub(super) fn answer(
             };
             if kind == "MERCHANT_ID" && plain.is_none() {
                 return param_error(state, "a MERCHANT_ID receiver needs its name");
+            }
+            // Markers in the name play WeChat's checks of it: a name that is not the account's
+            // real (or registered) name, and an outage.
+            let marked = |marker: &str| plain.as_deref().is_some_and(|p| p.contains(marker));
+            if marked("sandbox-mismatch") {
+                return param_error(state, "分账接收方姓名与实名不一致");
+            }
+            if marked("sandbox-outage") {
+                return error(state, 500, "SYSTEM_ERROR", "系统繁忙，请稍后重试");
             }
             tracing::info!(
                 kind,
