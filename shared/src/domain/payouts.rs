@@ -444,7 +444,7 @@ pub async fn bind(
         Write::put_if(record.to_item(key, None)?, condition, VERSION_LABEL),
         Write::check(keys::member(member_id), members::active(), ACTIVE_LABEL),
     ];
-    writes.extend(audited(app, member_id, "payout.bind", provider)?);
+    writes.extend(audited(app, member_id, "payout.bind")?);
     match app.store.transact(writes).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed {
@@ -476,20 +476,19 @@ pub async fn bind(
     Ok(record)
 }
 
-/// The member's `payout.bind` / `payout.unbind` audit record (the channel as its reason; never
-/// the account or the name), written in the change's transaction.
+/// The member's `payout.bind` / `payout.unbind` audit record (ids and codes only, as every
+/// member's record: never the account or the name), written in the change's transaction.
 fn audited(
     app: &App,
     member: &UserId,
     action: &str,
-    provider: Provider,
 ) -> Result<Vec<Write>, Error> {
     let record = AuditRecord::by(
         Actor::Member(member.clone()),
         OffsetDateTime::now_utc(),
         action,
         Target::member(member),
-        Some(provider.as_str().to_owned()),
+        None,
         "ok",
     );
     audit::writes(&record, app.config.audit_keep)
@@ -543,7 +542,7 @@ pub async fn unbind(app: &App, member: &UserId, provider: Provider) -> Result<()
         Condition::Equals("version".into(), json!(record.version)),
         VERSION_LABEL,
     )];
-    writes.extend(audited(app, member, "payout.unbind", provider)?);
+    writes.extend(audited(app, member, "payout.unbind")?);
     match app.store.transact(writes).await {
         Ok(()) => {
             tracing::info!(user_id = %member, channel = provider.as_str(), "payout account removed");
