@@ -478,11 +478,7 @@ pub async fn bind(
 
 /// The member's `payout.bind` / `payout.unbind` audit record (ids and codes only, as every
 /// member's record: never the account or the name), written in the change's transaction.
-fn audited(
-    app: &App,
-    member: &UserId,
-    action: &str,
-) -> Result<Vec<Write>, Error> {
+fn audited(app: &App, member: &UserId, action: &str) -> Result<Vec<Write>, Error> {
     let record = AuditRecord::by(
         Actor::Member(member.clone()),
         OffsetDateTime::now_utc(),
