@@ -255,19 +255,23 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     assert_eq!(doc["member_id"], json!(me.id));
     assert_eq!(doc["profile"]["id"], json!(me.id));
     assert_eq!(doc["verification"]["kind"], json!("person"));
-    // The payout account (the market's seller's own WeChat account), masked.
+    // The payout accounts (the market's seller's Alipay and own WeChat account), masked.
     let payouts = doc["payout_accounts"].as_array().unwrap();
-    assert_eq!(payouts.len(), 1, "{payouts:?}");
+    assert_eq!(payouts.len(), 2, "{payouts:?}");
+    assert_eq!(
+        (&payouts[0]["channel"], &payouts[0]["account"]),
+        (&json!("alipay"), &json!("2088********5726"))
+    );
     assert_eq!(
         (
-            &payouts[0]["channel"],
-            &payouts[0]["type"],
-            &payouts[0]["name"]
+            &payouts[1]["channel"],
+            &payouts[1]["type"],
+            &payouts[1]["name"]
         ),
         (&json!("wechat"), &json!("wechat_personal"), &json!("*三"))
     );
-    assert!(payouts[0]["account"].as_str().unwrap().contains("****"));
-    assert_eq!(doc["counts"]["payout_accounts"], json!(1));
+    assert!(payouts[1]["account"].as_str().unwrap().contains("****"));
+    assert_eq!(doc["counts"]["payout_accounts"], json!(2));
     assert!(doc["verification"]["number"]
         .as_str()
         .unwrap()

@@ -346,9 +346,11 @@ async fn members_sensitive_actions_are_audited(backend: Backend) {
     let sellers = audit_list(server, &format!("AUDIT#actor#member:{}", seller.id)).await;
     assert_eq!(
         actions(&sellers),
-        // The market's seller bound their own WeChat payout account (the test support).
+        // The market's seller bound their own WeChat and an Alipay payout account (the test
+        // support).
         [
             "login",
+            "payout.bind",
             "payout.bind",
             "order.refund_decline",
             "order.refund_approve"

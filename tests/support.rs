@@ -618,7 +618,8 @@ pub fn assert_grants_all_used(running: &Running, function: &str) {
 }
 
 /// A market to test orders on: a server without rate limits (these tests make many calls), a
-/// verified seller with a published service, a buyer and a stranger (in no order).
+/// verified seller with a published service, payable through WeChat Pay (their own account) and
+/// Alipay, a buyer and a stranger (in no order).
 pub struct Market {
     pub server: LocalServer,
     pub seller: Member,
@@ -633,6 +634,22 @@ impl Market {
         config.push(("RENJI_RATE_LIMITS", "off"));
         let server = LocalServer::start_with(backend, &config).await;
         let seller = server.member("seller", true).await;
+        // Paid through either provider: an Alipay account beside the own WeChat one.
+        let user = renji_shared::ids::UserId::parse(&seller.id).expect("a member id");
+        let alipay = renji_shared::domain::payouts::AlipayBody {
+            account: "2088101126765726".into(),
+            name: "张三".into(),
+        }
+        .validate()
+        .expect("an Alipay account");
+        renji_shared::domain::payouts::bind(
+            server.app(),
+            &user,
+            renji_shared::payments::Provider::Alipay,
+            alipay,
+        )
+        .await
+        .expect("bind the seller's Alipay payout account");
         let buyer = server.member("buyer", false).await;
         let stranger = server.member("stranger", false).await;
         let listing = server
