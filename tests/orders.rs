@@ -203,6 +203,7 @@ impl World {
                     failure: None,
                     finished_at: None,
                     attempts: 0,
+                    after_split: None,
                 }),
                 S::Refunded => {
                     order.refunded_fen = order.amount_fen;

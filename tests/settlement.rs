@@ -236,6 +236,7 @@ async fn splits_finish_later_and_the_unsplit_amount_limits_refunds() {
         total: Fen::from_fen(10_000),
         refunded_before: Fen::from_fen(0),
         reason: "退款".into(),
+        royalty_back: None,
     };
     refused(w.gateway.refund(&refund).await, "RULE_LIMIT");
     // … and unfreezing the rest ends the sharing: nothing unsplit, no more unfreezing, and the

@@ -795,6 +795,7 @@ async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
     let decision = format!("/admin/v1/orders/{o}/decision");
     let suspend = format!("/admin/v1/members/{}/suspend", seller.id);
     let member_restore = format!("/admin/v1/members/{}/restore", seller.id);
+    let settled_refund = format!("/admin/v1/orders/{o}/refund");
     let long = "长".repeat(201);
     let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
         // Sign-in.
@@ -1048,6 +1049,64 @@ async fn bad_input_on_every_route_is_4xx_and_changes_nothing(backend: Backend) {
             "POST",
             "/admin/v1/orders/01JDA7Q3ZK8M4N5P6Q7R8S9T/decision".into(),
             Some(r#"{"action":"release","reason":"x"}"#.into()),
+            404,
+            "not_found",
+        ),
+        // A refund after the split: bad bodies, and a disputed (unsettled) order.
+        ("POST", settled_refund.clone(), None, 400, "missing_body"),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"amount_fen":100}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"amount_fen":0,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"amount_fen":null,"reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"amount_fen":"100","reason":"x"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"reason":"x","action":"refund"}"#.into()),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(format!(r#"{{"reason":"{long}"}}"#)),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            settled_refund.clone(),
+            Some(r#"{"reason":"x"}"#.into()),
+            409,
+            "invalid_order_state",
+        ),
+        (
+            "POST",
+            "/admin/v1/orders/nope/refund".into(),
+            Some(r#"{"reason":"x"}"#.into()),
             404,
             "not_found",
         ),

@@ -173,6 +173,7 @@ async fn provider_exchanges(
             total: Fen::from_fen(880),
             refunded_before: Fen::from_fen(0),
             reason: "退款".into(),
+            royalty_back: None,
         })
     };
     let warmup = iterations / 10;

@@ -1094,6 +1094,7 @@ async fn our_wechatpay_adapter_and_verifier_work_against_the_stand_in() {
         total: Fen::from_fen(2500),
         refunded_before: Fen::from_fen(0),
         reason: "买家取消".into(),
+        royalty_back: None,
     };
     let state = gateway.refund(&refund).await.expect("refund");
     assert_eq!(state, RefundState::Processing);
@@ -1174,6 +1175,7 @@ async fn our_alipay_adapter_and_verifier_work_against_the_stand_in() {
         total: Fen::from_fen(2500),
         refunded_before: Fen::from_fen(0),
         reason: "买家取消".into(),
+        royalty_back: None,
     };
     assert!(matches!(
         gateway.refund(&refund).await.expect("refund"),

@@ -1,6 +1,7 @@
 //! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
 //! session, the tickets queue (read, answer, close), member look-up, suspension and restore,
-//! listing take-down and restore, hiding a review, dispute decisions, the audit trail.
+//! listing take-down and restore, hiding a review, dispute decisions, refunds after the split,
+//! the audit trail.
 //! Every route but sign-in is declared `staff` with the roles it allows: the edge
 //! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
 //! and after the handler here, which only parses, calls the domain and answers.
@@ -13,6 +14,7 @@ use renji_shared::domain::lookup;
 use renji_shared::domain::orders::act::ReasonBody;
 use renji_shared::domain::orders::decide::{self, DecisionBody};
 use renji_shared::domain::reviews;
+use renji_shared::domain::settlement::refunds;
 use renji_shared::domain::suspension;
 use renji_shared::domain::tickets::messages::NewMessage;
 use renji_shared::domain::tickets::staff as tickets;
@@ -55,6 +57,8 @@ pub const ROUTES: &[Route] = &[
     Route::staff("POST /admin/v1/listings/{id}/restore", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/reviews/{id}/hide", &[Moderator, Admin]),
     Route::staff("POST /admin/v1/orders/{id}/decision", &[Support, Admin]),
+    // A refund after the seller was paid costs Renji (a return, or a receivable): admins only.
+    Route::staff("POST /admin/v1/orders/{id}/refund", &[Admin]),
     Route::staff("GET /admin/v1/audit", &[Admin]),
     // The held-text queue (`moderation_texts`).
     Route::staff("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
@@ -203,6 +207,12 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ok(&decide::decide(app, &id, &staff.id, decision, now)
                 .await?
                 .view())
+        }
+        "POST /admin/v1/orders/{id}/refund" => {
+            let id = id_param(&req, "id", OrderId::parse, "order")?;
+            let refund = json_body::<refunds::StaffRefundBody>(&req, limit)?.check()?;
+            let order = Box::pin(refunds::staff_refund(app, &id, refund, now)).await?;
+            ok(&refunds::staff_view(&order))
         }
         "GET /admin/v1/audit" => {
             only_params(&req, &["actor", "target", "limit", "cursor"])?;

@@ -18,7 +18,9 @@
 //!   with TRADE_SUCCESS to its notify_url (`"notify": false` pays silently; paying a paid trade
 //!   notifies again). `POST /sandbox/fail-refunds {"out_trade_no"}` makes that trade's refunds
 //!   fail (`ACQ.SELLER_BALANCE_NOT_ENOUGH`). A refund sends a `trade_status_sync` too (with
-//!   `refund_fee`, TRADE_CLOSED once all is refunded), as Alipay does.
+//!   `refund_fee`, TRADE_CLOSED once all is refunded), as Alipay does. A refund's
+//!   `refund_royalty_parameters` (`[{trans_out, amount}]`) take that much back from what the
+//!   receiver got of the trade's royalties (more is `ACQ.ROYALTY_REFUND_AMOUNT_EXCEED`).
 //!   `GET /sandbox/royalty/relations` lists the royalty receivers bound (type, account).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -535,6 +537,12 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
             }
             if amount > total - refunded {
                 return failure("40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限");
+            }
+            // After a royalty: the receivers named give their part back with the refund.
+            if let Some(params) = biz.get("refund_royalty_parameters") {
+                if let Err(refusal) = book.royalty.take_back(&trade_no, params) {
+                    return refusal;
+                }
             }
             at = beijing(OffsetDateTime::now_utc());
             book.refunds.insert(

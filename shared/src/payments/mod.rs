@@ -130,6 +130,17 @@ pub struct RefundRequest {
     /// What earlier refunds of this payment gave back (Alipay reports the running total).
     pub refunded_before: Fen,
     pub reason: String,
+    /// A refund after an Alipay royalty: the receiver that gives back how much of it
+    /// (`refund_royalty_parameters`, `settlement.md` §3). WeChat Pay ignores it (its returns
+    /// are separate calls of the settlement port).
+    pub royalty_back: Option<RoyaltyBack>,
+}
+
+/// What a refund takes back from a royalty receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoyaltyBack {
+    pub from: crate::settlement::Receiver,
+    pub amount: Fen,
 }
 
 /// A refund's state at the provider.

@@ -40,6 +40,8 @@ pub(super) struct Royalty {
     relations: HashSet<(String, String)>,
     /// By out_request_no.
     settles: HashMap<String, Settle>,
+    /// (trade_no, account) → taken back by refunds (`refund_royalty_parameters`).
+    returned: HashMap<(String, String), i64>,
 }
 
 impl Royalty {
@@ -50,6 +52,62 @@ impl Royalty {
             .flat_map(|s| &s.lines)
             .map(|l| l.2)
             .sum()
+    }
+
+    /// What `account` may still give back of `trade_no`'s royalties.
+    fn returnable(&self, trade_no: &str, account: &str) -> i64 {
+        let got: i64 = self
+            .settles
+            .values()
+            .filter(|s| s.trade_no == trade_no)
+            .flat_map(|s| &s.lines)
+            .filter(|l| l.1 == account)
+            .map(|l| l.2)
+            .sum();
+        let back = self
+            .returned
+            .get(&(trade_no.to_owned(), account.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        got - back
+    }
+
+    /// A refund's `refund_royalty_parameters` (`[{trans_out, amount}]`): each receiver gives
+    /// back what is asked of it, or none does (`Err`: the refusal) when one got less.
+    pub(super) fn take_back(&mut self, trade_no: &str, params: &Value) -> Result<(), Value> {
+        let Some(list) = params.as_array() else {
+            return Err(failure(
+                "40002",
+                "isv.invalid-parameter",
+                "refund_royalty_parameters must be a list",
+            ));
+        };
+        let mut takes = Vec::new();
+        for p in list {
+            let account = p["trans_out"].as_str().unwrap_or_default();
+            let Some(amount) = p["amount"].as_str().and_then(fen).filter(|a| *a >= 1) else {
+                return Err(failure(
+                    "40002",
+                    "isv.invalid-parameter",
+                    "amount must be a yuan string from 0.01",
+                ));
+            };
+            if account.is_empty() || amount > self.returnable(trade_no, account) {
+                return Err(failure(
+                    "40004",
+                    "ACQ.ROYALTY_REFUND_AMOUNT_EXCEED",
+                    "退分账金额超过分账金额",
+                ));
+            }
+            takes.push((account.to_owned(), amount));
+        }
+        for (account, amount) in takes {
+            *self
+                .returned
+                .entry((trade_no.to_owned(), account))
+                .or_insert(0) += amount;
+        }
+        Ok(())
     }
 
     fn finished(&self, trade_no: &str) -> bool {

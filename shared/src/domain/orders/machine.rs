@@ -104,6 +104,9 @@ pub enum Action {
     StaffRefund,
     /// Staff decide a dispute for the seller.
     StaffRelease,
+    /// Staff refund a completed order whose split is done (the dispute window is over; the
+    /// seller's share is taken back or becomes a receivable: `domain::settlement::refunds`).
+    StaffRefundSettled,
     /// The provider confirms the refund.
     RefundSucceeded,
     /// The provider reports the refund failed.
@@ -111,7 +114,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::ConfirmPayment,
         Action::Cancel,
         Action::Expire,
@@ -127,6 +130,7 @@ impl Action {
         Action::OpenDispute,
         Action::StaffRefund,
         Action::StaffRelease,
+        Action::StaffRefundSettled,
         Action::RefundSucceeded,
         Action::RefundFailed,
     ];
@@ -256,6 +260,12 @@ pub const RULES: &[Rule] = &[
         to: BeforeDispute,
     },
     Rule {
+        from: &[S::Completed],
+        action: A::StaffRefundSettled,
+        actors: &[Staff],
+        to: To(S::Refunding),
+    },
+    Rule {
         from: &[S::Refunding],
         action: A::RefundSucceeded,
         actors: &[Provider],
@@ -372,6 +382,7 @@ mod tests {
             (S::Completed, A::OpenDispute, Seller, To(S::Disputed)),
             (S::Disputed, A::StaffRefund, Staff, To(S::Refunding)),
             (S::Disputed, A::StaffRelease, Staff, BeforeDispute),
+            (S::Completed, A::StaffRefundSettled, Staff, To(S::Refunding)),
             (S::Refunding, A::RefundSucceeded, Provider, AfterRefund),
             (S::Refunding, A::RefundFailed, Provider, To(S::RefundFailed)),
         ];
@@ -402,7 +413,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 11 * 17 * 5);
+        assert_eq!(checked, 11 * 18 * 5);
         // Final states have no way out.
         for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
             assert!(RULES.iter().all(|r| !r.from.contains(&from)), "{from:?}");

@@ -134,6 +134,10 @@ pub struct Refund {
     /// How often the job has asked the provider about it (for backoff).
     #[serde(default)]
     pub attempts: u32,
+    /// A refund after the order's split: how the seller's part of it comes back
+    /// (`domain::settlement::refunds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_split: Option<crate::domain::settlement::refunds::AfterSplit>,
 }
 
 /// One transition on the timeline.
@@ -386,6 +390,7 @@ impl Order {
                 failure: None,
                 finished_at: None,
                 attempts: 0,
+                after_split: None,
             });
         }
         if let (OrderStatus::Refunding, Some(last)) = (self.status, next.refunds.last_mut()) {

@@ -22,7 +22,7 @@ use super::{
     RefundStatus, VERSION_LABEL,
 };
 use crate::app::App;
-use crate::domain::settlement::{LedgerEntry, LedgerKind};
+use crate::domain::settlement::{refunds, LedgerEntry, LedgerKind};
 use crate::error::Error;
 use crate::ids::{OrderId, UserId};
 use crate::money::Fen;
@@ -707,6 +707,12 @@ pub async fn apply_refund(
                         &rfc3339(now),
                     );
                     writes.push(entry.write()?);
+                    writes.extend(refunds::success_writes(
+                        &order,
+                        refund,
+                        now,
+                        app.config.audit_keep,
+                    )?);
                 }
                 commit(&app.store, &order, &next, writes).await
             }
@@ -831,6 +837,14 @@ pub async fn request_refund(app: &App, order: Order, now: OffsetDateTime) -> Res
     };
     let provider = payment.channel.provider();
     let gateway = app.payments.gateway(provider)?;
+    // After the split, the seller's part comes back first (or with the refund).
+    let (order, royalty_back) = match (&refund.after_split, refund.status) {
+        (Some(_), RefundStatus::Pending) => match refunds::prepare(app, order, now).await? {
+            refunds::Prepared::Refund(order, back) => (order, back),
+            refunds::Prepared::Wait(order) => return Ok(order),
+        },
+        _ => (order, None),
+    };
     let request = RefundRequest {
         order_no: order.id.to_string(),
         out_refund_no: refund.out_refund_no.clone(),
@@ -838,8 +852,9 @@ pub async fn request_refund(app: &App, order: Order, now: OffsetDateTime) -> Res
         total: order.amount_fen,
         refunded_before: order.refunded_fen,
         reason: refund.reason.clone().unwrap_or_else(|| "退款".into()),
+        royalty_back,
     };
-    let state = match refund.status {
+    let mut state = match refund.status {
         RefundStatus::Pending => gateway.refund(&request).await,
         _ => {
             gateway
@@ -847,6 +862,18 @@ pub async fn request_refund(app: &App, order: Order, now: OffsetDateTime) -> Res
                 .await
         }
     };
+    // More than WeChat still holds unsplit: unfreeze the rest of a split order and ask again,
+    // or wait for the split to finish — never a failure for staff.
+    if rule_limit(&state) {
+        if refunds::unfreeze_for_refund(app, &order).await? {
+            state = gateway.refund(&request).await;
+        }
+        if rule_limit(&state) {
+            state = Err(GatewayError::Unavailable(
+                "RULE_LIMIT: more than is unsplit; waits for the split to finish".into(),
+            ));
+        }
+    }
     match state {
         Ok(state) => {
             apply_refund(
@@ -906,6 +933,11 @@ pub async fn request_refund(app: &App, order: Order, now: OffsetDateTime) -> Res
         .ok_or(Error::NotFound("order"))
 }
 
+/// WeChat's refusal of a refund larger than what is unsplit.
+fn rule_limit(state: &Result<RefundState, GatewayError>) -> bool {
+    matches!(state, Err(GatewayError::Refused { code, .. }) if code == "RULE_LIMIT")
+}
+
 /// Refunds a late payment in full (the job).
 pub async fn refund_late(
     app: &App,
@@ -923,6 +955,7 @@ pub async fn refund_late(
         total: paid,
         refunded_before: Fen::from_fen(0),
         reason: "订单已关闭，退回重复或逾期的付款".into(),
+        royalty_back: None,
     };
     let answer = match late.status {
         RefundStatus::Pending => gateway.refund(&request).await,

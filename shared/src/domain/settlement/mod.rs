@@ -9,6 +9,7 @@
 
 pub mod job;
 pub mod ledger;
+pub mod refunds;
 pub mod terms;
 
 use serde::{Deserialize, Serialize};

@@ -372,17 +372,24 @@ impl Gateway for AlipayGateway {
     }
 
     async fn refund(&self, refund: &RefundRequest) -> Result<RefundState, GatewayError> {
-        let (status, answer): (_, RefundAnswer) = self
-            .call(
-                "alipay.trade.refund",
-                json!({
-                    "out_trade_no": refund.order_no,
-                    "refund_amount": refund.amount.to_yuan(),
-                    "out_request_no": refund.out_refund_no,
-                    "refund_reason": refund.reason.chars().take(256).collect::<String>(),
-                }),
-            )
-            .await?;
+        let mut biz = json!({
+            "out_trade_no": refund.order_no,
+            "refund_amount": refund.amount.to_yuan(),
+            "out_request_no": refund.out_refund_no,
+            "refund_reason": refund.reason.chars().take(256).collect::<String>(),
+        });
+        // After a royalty: the receiver named gives its part back with the refund (otherwise
+        // Alipay takes it all from the payee, `settlement.md` §3).
+        if let Some(back) = &refund.royalty_back {
+            biz["refund_royalty_parameters"] = json!([{
+                "royalty_type": "transfer",
+                "trans_out_type": back.from.kind.as_str(),
+                "trans_out": back.from.account,
+                "amount": back.amount.to_yuan(),
+                "desc": "退款退回分账",
+            }]);
+        }
+        let (status, answer): (_, RefundAnswer) = self.call("alipay.trade.refund", biz).await?;
         if !succeeded(&status) {
             return Err(refusal(&status));
         }

@@ -732,6 +732,7 @@ fn refund_request() -> RefundRequest {
         total: Fen::from_fen(12_345),
         refunded_before: Fen::from_fen(0),
         reason: "卖家拒单".into(),
+        royalty_back: None,
     }
 }
 

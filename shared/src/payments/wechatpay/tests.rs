@@ -1095,6 +1095,7 @@ async fn refunds_are_asked_and_queried() {
         total: Fen::from_fen(9900),
         refunded_before: Fen::from_fen(0),
         reason: "服务未完成".repeat(20),
+        royalty_back: None,
     };
     assert_eq!(
         gateway(&url).refund(&request).await.unwrap(),

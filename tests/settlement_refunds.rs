@@ -1,0 +1,461 @@
+//! Refunds after an order's split, on both stores, against the local server and its WeChat Pay
+//! and Alipay stand-ins (`domain::settlement::refunds`): a WeChat merchant receiver returns the
+//! seller's part first, a personal receiver leaves a receivable (staff's route, audited), Alipay
+//! takes the royalty back with the refund; a refund larger than the unsplit amount (`RULE_LIMIT`)
+//! unfreezes the rest and goes through. Every path ends with the ledger balanced.
+//!
+//! The split itself is made here through the port (`app.payments.settlement`) and recorded on
+//! the order as the split job records it (the settlement `paid`, its ledger entries).
+
+use std::time::Duration;
+
+use renji_shared::domain::audit::{self, Filter};
+use renji_shared::domain::orders::{self, Order, OrderStatus};
+use renji_shared::domain::settlement::refunds::{self, StaffRefund, TakeBack};
+use renji_shared::domain::settlement::{
+    ledger, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares, Totals,
+};
+use renji_shared::ids::OrderId;
+use renji_shared::money::Fen;
+use renji_shared::payments::Provider;
+use renji_shared::settlement::{
+    return_no, split_no, unfreeze_no, Receiver, ReceiverKind, ReturnState, Share, SplitRequest,
+    SplitState,
+};
+use renji_shared::App;
+use renji_tests::{on_both_stores, service, Backend, LocalServer, Member};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+const PRICE: i64 = 288_000;
+
+struct World {
+    server: LocalServer,
+    seller: Member,
+    buyer: Member,
+    listing: String,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn new(backend: Backend) -> Self {
+        let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+        let seller = server.member("seller", true).await;
+        let buyer = server.member("buyer", false).await;
+        let listing = server
+            .api
+            .create_listing(&seller, service("婚礼跟拍"))
+            .await["id"]
+            .as_str()
+            .expect("listing id")
+            .to_owned();
+        World {
+            server,
+            seller,
+            buyer,
+            listing,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn app(&self) -> &App {
+        self.server.app()
+    }
+
+    async fn call(&self, token: &str, path: &str, body: Option<Value>) -> renji_tests::Reply {
+        self.server.api.call("POST", path, Some(token), body).await
+    }
+
+    /// A completed order paid through `channel`.
+    async fn completed(&self, channel: &str) -> OrderId {
+        let id = match channel {
+            "wechat" => {
+                self.server
+                    .completed_order(&self.seller, &self.buyer, &self.listing)
+                    .await
+            }
+            _ => {
+                let order = self
+                    .call(
+                        &self.buyer.token,
+                        "/v1/orders",
+                        Some(json!({"listing_id": self.listing, "quantity": 1})),
+                    )
+                    .await;
+                assert_eq!(order.status, 201, "{order:?}");
+                let id = order.body["id"].as_str().unwrap().to_owned();
+                let started = self
+                    .call(
+                        &self.buyer.token,
+                        &format!("/v1/orders/{id}/payments"),
+                        Some(json!({"channel": "alipay"})),
+                    )
+                    .await;
+                assert_eq!(started.status, 200, "{started:?}");
+                let paid: Value = self
+                    .http
+                    .post(format!("{}/sandbox/pay", self.server.running.alipay_base))
+                    .json(&json!({"order_string": started.body["order_string"], "notify": true}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(paid["notified"], json!("success"), "{paid}");
+                for (who, action) in [(&self.seller, "accept"), (&self.buyer, "confirm")] {
+                    let reply = self
+                        .call(&who.token, &format!("/v1/orders/{id}/{action}"), None)
+                        .await;
+                    assert_eq!(reply.status, 200, "{action}: {reply:?}");
+                }
+                id
+            }
+        };
+        OrderId::parse(&id).unwrap()
+    }
+
+    async fn order(&self, id: &OrderId) -> Order {
+        orders::get(&self.app().store, id).await.unwrap().unwrap()
+    }
+
+    /// Splits the seller's share of `id` to `receiver` through the port (the rest stays
+    /// frozen: `finish = false`, as the split job does before it unfreezes) and records it on the
+    /// order as the job does: the settlement `paid` and its ledger entries.
+    async fn split(&self, id: &OrderId, receiver: Receiver) -> Shares {
+        let order = self.order(id).await;
+        let provider = receiver.kind.provider();
+        let port = self.app().payments.settlement(provider).unwrap();
+        port.add_receiver(&receiver).await.unwrap();
+        let terms = order.settle.expect("settle terms");
+        let shares = Shares::of(order.amount_fen, &terms);
+        let transaction_id = order.payment.clone().unwrap().transaction_id;
+        let request = SplitRequest {
+            order_no: id.to_string(),
+            transaction_id: transaction_id.clone(),
+            out_order_no: split_no(id.as_str()),
+            shares: vec![Share {
+                receiver: receiver.clone(),
+                amount: shares.seller_fen,
+                description: "服务款".into(),
+            }],
+            finish: false,
+        };
+        // WeChat splits nothing within a moment of the payment.
+        let mut answer = None;
+        for _ in 0..40 {
+            match port.split(&request).await {
+                Ok(a) => {
+                    answer = Some(a);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        answer.expect("split accepted");
+        let done = port
+            .query_split(&transaction_id, &request.out_order_no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.state, SplitState::Finished);
+        let now = orders::rfc3339(OffsetDateTime::now_utc());
+        let mut next = order.clone();
+        next.version += 1;
+        next.settlement = Some(OrderSettlement {
+            state: SettleState::Paid,
+            provider,
+            attempt: 1,
+            out_order_no: request.out_order_no.clone(),
+            receiver: Some(receiver),
+            shares,
+            failure: None,
+            requested_at: Some(now.clone()),
+            finished_at: Some(now.clone()),
+            checks: 1,
+        });
+        let reference = format!("split:{}", request.out_order_no);
+        let entries = [
+            (LedgerKind::Commission, shares.commission_fen),
+            (LedgerKind::ProviderFee, shares.fee_fen),
+            (LedgerKind::SellerPayable, shares.seller_fen),
+            (LedgerKind::SellerPaid, shares.seller_fen),
+        ];
+        let writes = entries
+            .iter()
+            .map(|(kind, amount)| {
+                LedgerEntry::new(id, *kind, reference.as_str(), *amount, &now)
+                    .write()
+                    .unwrap()
+            })
+            .collect();
+        orders::commit(&self.app().store, &order, &next, writes)
+            .await
+            .unwrap();
+        assert!(self.totals(id).await.balances());
+        shares
+    }
+
+    async fn totals(&self, id: &OrderId) -> Totals {
+        Totals::of(&ledger::entries(&self.app().store, id).await.unwrap())
+    }
+
+    /// Waits for the refund under way to end (WeChat's notification arrives a moment later; the
+    /// order jobs ask too).
+    async fn settled_refund(&self, id: &OrderId) -> Order {
+        for i in 0..100 {
+            let order = self.order(id).await;
+            if order.status != OrderStatus::Refunding {
+                return order;
+            }
+            if i % 20 == 19 {
+                let app = self
+                    .server
+                    .running
+                    .function_app("OrderJobsFunction")
+                    .expect("order jobs");
+                let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
+                renji_shared::domain::orders::jobs::run(app, later, Default::default())
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the refund of {id} did not end");
+    }
+}
+
+fn wechat_person() -> Receiver {
+    Receiver {
+        kind: ReceiverKind::WechatOpenid,
+        account: "oSeller00000000000000000001".into(),
+        name: None,
+    }
+}
+
+fn wechat_merchant() -> Receiver {
+    Receiver {
+        kind: ReceiverKind::WechatMerchant,
+        account: "1900000109".into(),
+        name: Some("北京某某摄影工作室".into()),
+    }
+}
+
+fn alipay_user() -> Receiver {
+    Receiver {
+        kind: ReceiverKind::AlipayUserId,
+        account: "2088101126765726".into(),
+        name: None,
+    }
+}
+
+/// A personal WeChat receiver cannot be returned from: staff refund it all through the route;
+/// the refund is larger than what is unsplit (only the commission is still frozen), so the rest
+/// is unfrozen first, and the seller's part is a receivable, audited.
+async fn a_personal_receiver_leaves_a_receivable(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = w.completed("wechat").await;
+    let shares = w.split(&id, wechat_person()).await;
+    let api = &w.server.api;
+    let admin = api
+        .call(
+            "POST",
+            "/admin/v1/auth/wecom",
+            None,
+            Some(json!({"code": "staff:alice:admin"})),
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{admin:?}");
+    let admin = admin.body["token"].as_str().unwrap().to_owned();
+    let support = api
+        .call(
+            "POST",
+            "/admin/v1/auth/wecom",
+            None,
+            Some(json!({"code": "staff:sam:support"})),
+        )
+        .await;
+    let support = support.body["token"].as_str().unwrap().to_owned();
+    let path = format!("/admin/v1/orders/{id}/refund");
+    // Support may decide disputes, not refund after the split.
+    let refused = w
+        .call(&support, &path, Some(json!({"reason": "服务未完成"})))
+        .await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    // A part larger than what remains is refused naming the field.
+    let too_much = w
+        .call(
+            &admin,
+            &path,
+            Some(json!({"amount_fen": PRICE + 1, "reason": "服务未完成"})),
+        )
+        .await;
+    assert_eq!(
+        (too_much.status, too_much.field()),
+        (422, "amount_fen"),
+        "{too_much:?}"
+    );
+    let reply = w
+        .call(&admin, &path, Some(json!({"reason": "服务未完成"})))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body["refunds"][0]["after_split"]["take_back"],
+        json!("receivable")
+    );
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Refunded, "{order:?}");
+    assert_eq!(order.refunded_fen.get(), PRICE);
+    let after = order.refunds[0].after_split.clone().unwrap();
+    assert_eq!(after.take_back, TakeBack::Receivable);
+    assert_eq!(after.seller_part_fen, shares.seller_fen);
+    assert_eq!(after.receivable(), shares.seller_fen);
+    // The rest was unfrozen by the refund path (the split job's own number).
+    let port = w.app().payments.settlement(Provider::Wechat).unwrap();
+    let tx = order.payment.clone().unwrap().transaction_id;
+    let unfrozen = port
+        .query_split(&tx, &unfreeze_no(id.as_str()))
+        .await
+        .unwrap()
+        .expect("the unfreeze");
+    assert_eq!(unfrozen.state, SplitState::Finished);
+    // The ledger: Renji gave back its commission's part and is owed the seller's.
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.refunded, PRICE);
+    assert_eq!(t.seller_paid, shares.seller_fen.get());
+    assert_eq!(t.receivable, shares.seller_fen.get());
+    assert_eq!(
+        t.commission_kept,
+        shares.commission_kept().get() - PRICE + shares.seller_fen.get() - t.receivable
+    );
+    // Staff see the receivable in the order's audit trail (beside their own call).
+    let filter = Filter::parse(None, Some(&format!("order:{id}"))).unwrap();
+    let (trail, _) = audit::list(&w.app().store, &filter, 50, None)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert!(actions.contains(&"order.refund_receivable"), "{actions:?}");
+    assert!(
+        actions.contains(&"POST /admin/v1/orders/{id}/refund"),
+        "{actions:?}"
+    );
+    // Refunded in full: nothing more to refund.
+    let again = w
+        .call(&admin, &path, Some(json!({"reason": "再退一次"})))
+        .await;
+    assert_eq!(again.status, 409, "{again:?}");
+}
+
+/// A WeChat merchant receiver returns the seller's part before each refund (a part, then the
+/// rest); both refunds exceed what is unsplit.
+async fn a_merchant_receiver_returns_then_the_refund_is_paid(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = w.completed("wechat").await;
+    let shares = w.split(&id, wechat_merchant()).await;
+    let now = OffsetDateTime::now_utc();
+    let part = 100_000;
+    let first = refunds::staff_refund(
+        w.app(),
+        &id,
+        StaffRefund {
+            amount: Some(Fen::from_fen(part)),
+            reason: "部分服务未完成".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(first.refunds[0]
+        .after_split
+        .as_ref()
+        .unwrap()
+        .returned_fen
+        .is_some());
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Completed, "{order:?}");
+    assert_eq!(order.refunded_fen.get(), part);
+    let seller_part = part - part / 10;
+    let after = order.refunds[0].after_split.clone().unwrap();
+    assert_eq!(after.take_back, TakeBack::Return);
+    assert_eq!(after.returned_fen, Some(Fen::from_fen(seller_part)));
+    assert_eq!(after.receivable().get(), 0);
+    let port = w.app().payments.settlement(Provider::Wechat).unwrap();
+    let returned = port
+        .query_return(&split_no(id.as_str()), &return_no(id.as_str(), 1))
+        .await
+        .unwrap()
+        .expect("the return");
+    assert_eq!(returned.state, ReturnState::Success);
+    assert_eq!(returned.amount.get(), seller_part);
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.seller_paid, shares.seller_fen.get() - seller_part);
+    assert_eq!(t.receivable, 0);
+    // The order is still settled: the rest can be refunded too, the seller returning the rest.
+    refunds::staff_refund(
+        w.app(),
+        &id,
+        StaffRefund {
+            amount: None,
+            reason: "全部退款".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Refunded, "{order:?}");
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!((t.refunded, t.seller_paid, t.receivable), (PRICE, 0, 0));
+    assert_eq!(t.commission_kept, -t.fee);
+}
+
+/// Alipay takes the royalty back with the refund itself (`refund_royalty_parameters` naming the
+/// seller's account); staff may not refund a completed order that is not split yet.
+async fn alipay_takes_the_royalty_back_with_the_refund(backend: Backend) {
+    let w = World::new(backend).await;
+    let unsplit = w.completed("alipay").await;
+    let refused = refunds::staff_refund(
+        w.app(),
+        &unsplit,
+        StaffRefund {
+            amount: None,
+            reason: "x".into(),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), "not_settled");
+    assert_eq!(w.order(&unsplit).await.status, OrderStatus::Completed);
+
+    let id = w.completed("alipay").await;
+    let shares = w.split(&id, alipay_user()).await;
+    refunds::staff_refund(
+        w.app(),
+        &id,
+        StaffRefund {
+            amount: None,
+            reason: "服务未完成".into(),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Refunded, "{order:?}");
+    let after = order.refunds[0].after_split.clone().unwrap();
+    assert_eq!(after.take_back, TakeBack::Royalty);
+    assert_eq!(after.seller_part_fen, shares.seller_fen);
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!((t.refunded, t.seller_paid, t.receivable), (PRICE, 0, 0));
+}
+
+on_both_stores!(
+    a_personal_receiver_leaves_a_receivable,
+    a_merchant_receiver_returns_then_the_refund_is_paid,
+    alipay_takes_the_royalty_back_with_the_refund,
+);
