@@ -2072,6 +2072,7 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
         ("POST /admin/v1/members/{id}/suspend", &[Moderator, Admin]),
         ("POST /admin/v1/members/{id}/restore", &[Moderator, Admin]),
         ("GET /admin/v1/audit", &[Admin]),
+        ("POST /admin/v1/orders/{id}/refund", &[Admin]),
         ("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
         (
             "POST /admin/v1/moderation/texts/{id}/decision",
