@@ -2,7 +2,9 @@
 //! and Alipay stand-ins (`domain::settlement::refunds`): a WeChat merchant receiver returns the
 //! seller's part first, a personal receiver leaves a receivable (staff's route, audited), Alipay
 //! takes the royalty back with the refund; a refund larger than the unsplit amount (`RULE_LIMIT`)
-//! unfreezes the rest and goes through. Every path ends with the ledger balanced.
+//! unfreezes the rest and goes through. Every path ends with the ledger balanced. The daily
+//! reconciliation against WeChat Pay's bill and Alipay's settle query: silent when all agree, one
+//! staff alarm for a planted mismatch, once a day.
 //!
 //! The split itself is made here through the port (`app.payments.settlement`) and recorded on
 //! the order as the split job records it (the settlement `paid`, its ledger entries).
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use renji_shared::domain::audit::{self, Filter};
 use renji_shared::domain::orders::{self, Order, OrderStatus};
+use renji_shared::domain::settlement::reconcile;
 use renji_shared::domain::settlement::refunds::{self, StaffRefund, TakeBack};
 use renji_shared::domain::settlement::{
     ledger, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares, Totals,
@@ -22,6 +25,7 @@ use renji_shared::settlement::{
     return_no, split_no, unfreeze_no, Receiver, ReceiverKind, ReturnState, Share, SplitRequest,
     SplitState,
 };
+use renji_shared::store::{keys, Records};
 use renji_shared::App;
 use renji_tests::{on_both_stores, service, Backend, LocalServer, Member};
 use serde_json::{json, Value};
@@ -454,8 +458,130 @@ async fn alipay_takes_the_royalty_back_with_the_refund(backend: Backend) {
     assert_eq!((t.refunded, t.seller_paid, t.receivable), (PRICE, 0, 0));
 }
 
+/// Today's Beijing date, and a time of tomorrow at which the order jobs reconcile it.
+fn today_and_tomorrow_noon() -> (String, OffsetDateTime) {
+    let local = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+    let noon = local
+        .date()
+        .next_day()
+        .unwrap()
+        .with_hms(12, 0, 0)
+        .unwrap()
+        .assume_offset(time::macros::offset!(+8));
+    (local.date().to_string(), noon)
+}
+
+async fn alarms(w: &World) -> Vec<Value> {
+    let filter = Filter::parse(None, Some("settlement:alarms")).unwrap();
+    audit::list(&w.app().store, &filter, 50, None)
+        .await
+        .unwrap()
+        .0
+}
+
+/// The daily reconciliation: when the ledger and the providers agree (WeChat Pay's bill, Alipay's
+/// settle query) it is silent; it runs once a day per provider (a marker), from the order jobs.
+async fn reconciliation_is_silent_when_all_agree_and_runs_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let wechat = w.completed("wechat").await;
+    w.split(&wechat, wechat_person()).await;
+    let alipay = w.completed("alipay").await;
+    w.split(&alipay, alipay_user()).await;
+    let (today, tomorrow_noon) = today_and_tomorrow_noon();
+    // Before the bills are ready (10:00 Beijing) nothing is reconciled.
+    assert_eq!(
+        reconcile::due_day(tomorrow_noon - time::Duration::hours(3)),
+        None
+    );
+    assert_eq!(reconcile::due_day(tomorrow_noon), Some(today.clone()));
+    let reports = reconcile::daily(w.app(), tomorrow_noon).await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for report in &reports {
+        assert_eq!(report.day, today);
+        assert_eq!(report.checked, 1, "{report:?}");
+        assert!(report.mismatches.is_empty(), "{report:?}");
+    }
+    assert!(alarms(&w).await.is_empty());
+    // Once: the order jobs' runs that day do not ask again.
+    let app = w
+        .server
+        .running
+        .function_app("OrderJobsFunction")
+        .expect("order jobs");
+    orders::jobs::run(app, tomorrow_noon, Default::default())
+        .await
+        .unwrap();
+    assert!(reconcile::daily(w.app(), tomorrow_noon).await.is_empty());
+    for provider in ["wechat", "alipay"] {
+        let marker: reconcile::Marker = w
+            .app()
+            .store
+            .get_record(&keys::reconciliation(provider, &today))
+            .await
+            .unwrap()
+            .expect("the marker");
+        assert_eq!(
+            (marker.state.as_str(), marker.checked, marker.mismatches),
+            ("done", 1, 0)
+        );
+    }
+}
+
+/// A ledger that says more was paid than the bill shows (a planted entry) raises one staff alarm
+/// (listed in the audit trail `settlement:alarms`, amounts and numbers only), once.
+async fn reconciliation_alarms_staff_on_a_mismatch(backend: Backend) {
+    let w = World::new(backend).await;
+    let good = w.completed("wechat").await;
+    w.split(&good, wechat_person()).await;
+    let planted = w.completed("wechat").await;
+    w.split(&planted, wechat_merchant()).await;
+    let now = OffsetDateTime::now_utc();
+    let entry = LedgerEntry::new(
+        &planted,
+        LedgerKind::SellerPaid,
+        format!("split:{}X", split_no(planted.as_str())),
+        Fen::from_fen(1_000),
+        &orders::rfc3339(now),
+    );
+    w.app()
+        .store
+        .transact(vec![entry.write().unwrap()])
+        .await
+        .unwrap();
+    let (today, tomorrow_noon) = today_and_tomorrow_noon();
+    let app = w
+        .server
+        .running
+        .function_app("OrderJobsFunction")
+        .expect("order jobs");
+    for _ in 0..2 {
+        orders::jobs::run(app, tomorrow_noon, Default::default())
+            .await
+            .unwrap();
+    }
+    let found = alarms(&w).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["action"], json!(reconcile::MISMATCH_ACTION));
+    let reason = found[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains(&format!("{}X", split_no(planted.as_str()))),
+        "{reason}"
+    );
+    assert!(reason.contains("1000 fen"), "{reason}");
+    let marker: reconcile::Marker = w
+        .app()
+        .store
+        .get_record(&keys::reconciliation("wechat", &today))
+        .await
+        .unwrap()
+        .expect("the marker");
+    assert_eq!((marker.checked, marker.mismatches), (3, 1));
+}
+
 on_both_stores!(
     a_personal_receiver_leaves_a_receivable,
     a_merchant_receiver_returns_then_the_refund_is_paid,
     alipay_takes_the_royalty_back_with_the_refund,
+    reconciliation_is_silent_when_all_agree_and_runs_once,
+    reconciliation_alarms_staff_on_a_mismatch,
 );

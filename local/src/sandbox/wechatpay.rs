@@ -287,6 +287,10 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         }
         ("POST", ["v3", "refund", "domestic", "refunds"]) => refund(&state, &body),
         ("GET", ["v3", "refund", "domestic", "refunds", no]) => query_refund(&state, no),
+        ("GET", ["v3", "billdownload", "file"]) => profitsharing::bill_file(
+            &state,
+            query.get("token").map(String::as_str).unwrap_or_default(),
+        ),
         (_, ["v3", "profitsharing", ..]) => {
             profitsharing::answer(&state, &method, &segments[2..], &query, &headers, &body)
         }

@@ -1440,9 +1440,10 @@ pub const COVERAGE: &[(&str, &str)] = &[
     (keys::STAFF, "staff's, not members'"),
     (keys::AUDIT, "kept (ids only) until RENJI_AUDIT_DAYS"),
     (keys::WXTOKEN, "the app's WeChat access token: names no member"),
+    (keys::RECON, "the daily reconciliation's markers: a provider and a day, counts only"),
     (keys::OWNER, "gsi1 of the listings: goes with them"),
     (keys::VERIFY, "gsi1 of the verification record: goes with it"),
-    (keys::DUE, "gsi1 of orders and tickets (kept with them), of deleting members (this job's list) and of owed notifications (deleted with the member's partition)"),
+    (keys::DUE, "gsi1 of orders, their seller_paid ledger entries and tickets (kept with them), of deleting members (this job's list) and of owed notifications (deleted with the member's partition)"),
 ];
 
 #[cfg(test)]

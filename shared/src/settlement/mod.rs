@@ -295,6 +295,22 @@ pub trait Settlement: Send + Sync {
     ) -> Result<Option<ReturnAnswer>, GatewayError>;
     /// What of the payment is still frozen and may be split (WeChat `unsplit_amount`).
     async fn remaining(&self, transaction_id: &str) -> Result<Fen, GatewayError>;
+    /// The provider's bill of the successful splits of `date` (`yyyy-MM-dd`, Beijing time:
+    /// WeChat `GET /v3/profitsharing/bills`, ready after 10:00 the next day); `Ok(None)`: this
+    /// product has no such bill — the reconciliation queries each split instead.
+    async fn split_bill(&self, date: &str) -> Result<Option<Vec<BillLine>>, GatewayError> {
+        let _ = date;
+        Ok(None)
+    }
+}
+
+/// One line of a split bill: a receiver's successful share of one split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillLine {
+    /// The split's number (ours: [`split_no`] …).
+    pub out_order_no: String,
+    pub account: String,
+    pub amount: Fen,
 }
 
 /// A provider's amount in fen: not negative.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    refused, Receiver, ReceiverKind, ReturnAnswer, ReturnRequest, ReturnState, Settlement,
-    ShareOutcome, ShareResult, SplitAnswer, SplitRequest, SplitState, UnfreezeRequest,
+    refused, BillLine, Receiver, ReceiverKind, ReturnAnswer, ReturnRequest, ReturnState,
+    Settlement, ShareOutcome, ShareResult, SplitAnswer, SplitRequest, SplitState, UnfreezeRequest,
 };
 use crate::money::Fen;
 use crate::payments::wechatpay::sign::cut_chars;
@@ -125,6 +125,47 @@ impl WechatProfitSharing {
         }
         answer.json().map(Some)
     }
+}
+
+/// A profit-sharing bill (CSV; WeChat writes each field behind a backtick): the header names the
+/// columns (商户分账单号, 分账接收方, 分账金额(元)); data lines until the totals (a line beginning
+/// 总). Amounts are yuan.
+pub fn parse_bill(text: &str) -> Result<Vec<BillLine>, GatewayError> {
+    let bad = |why: &str| GatewayError::Unavailable(format!("unreadable bill: {why}"));
+    let field = |f: &str| f.trim().trim_start_matches('`').trim().to_owned();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .ok_or_else(|| bad("empty"))?
+        .split(',')
+        .map(field)
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .or_else(|| header.iter().position(|h| h.starts_with(name)))
+            .ok_or_else(|| bad(name))
+    };
+    let (no, account, amount) = (
+        column("商户分账单号")?,
+        column("分账接收方")?,
+        column("分账金额")?,
+    );
+    let mut out = Vec::new();
+    for line in lines {
+        if line.trim_start().starts_with('总') {
+            break;
+        }
+        let fields: Vec<String> = line.split(',').map(field).collect();
+        let get = |i: usize| fields.get(i).cloned().ok_or_else(|| bad("a short line"));
+        out.push(BillLine {
+            out_order_no: get(no)?,
+            account: get(account)?,
+            amount: Fen::parse_yuan(&get(amount)?).ok_or_else(|| bad("an amount"))?,
+        });
+    }
+    Ok(out)
 }
 
 fn wechat_kind(receiver: &Receiver) -> Result<&'static str, GatewayError> {
@@ -364,6 +405,63 @@ impl Settlement for WechatProfitSharing {
         }
         super::fen(amounts.unsplit_amount)
             .ok_or_else(|| GatewayError::Unavailable("bad unsplit_amount".into()))
+    }
+
+    async fn split_bill(&self, date: &str) -> Result<Option<Vec<BillLine>>, GatewayError> {
+        let answer = self
+            .gateway
+            .call(
+                Method::GET,
+                &["v3", "profitsharing", "bills"],
+                Some(("bill_date", date)),
+                None,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
+        }
+        #[derive(Deserialize)]
+        struct Bill {
+            download_url: String,
+            #[serde(default)]
+            hash_type: String,
+            #[serde(default)]
+            hash_value: String,
+        }
+        let bill: Bill = answer.json()?;
+        // The file is fetched from our own API base with the token WeChat Pay gave (the URL's
+        // host is never followed), and checked against the verified answer's hash.
+        let token = url::Url::parse(&bill.download_url)
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or_else(|| GatewayError::Unavailable("a bill without a download token".into()))?;
+        let file = self
+            .gateway
+            .download(&["v3", "billdownload", "file"], ("token", &token))
+            .await?;
+        if !file.status.is_success() {
+            return Err(file.error());
+        }
+        if !bill.hash_type.eq_ignore_ascii_case("SHA1") {
+            return Err(GatewayError::Unavailable(format!(
+                "a bill hashed with {}",
+                bill.hash_type.chars().take(16).collect::<String>()
+            )));
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &file.body);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        if !hex.eq_ignore_ascii_case(bill.hash_value.trim()) {
+            return Err(GatewayError::Unavailable(
+                "the bill file does not match its hash".into(),
+            ));
+        }
+        let text = String::from_utf8(file.body)
+            .map_err(|_| GatewayError::Unavailable("a bill that is not UTF-8".into()))?;
+        parse_bill(&text).map(Some)
     }
 }
 

@@ -71,12 +71,14 @@ pub const WXTOKEN: &str = "WXTOKEN#";
 /// One WeChat image check (`mediaCheckAsync`) by its trace id: which upload it is for, and its
 /// result once pushed.
 pub const MEDIACHECK: &str = "MEDIACHECK#";
+/// The daily reconciliation of a provider's splits against the ledger.
+pub const RECON: &str = "RECON#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 28] = [
+pub const PARTITIONS: [&str; 29] = [
     USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
     IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, BLOCKED, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE,
-    STAFF, AUDIT, WXTOKEN, MEDIACHECK,
+    STAFF, AUDIT, WXTOKEN, MEDIACHECK, RECON,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -621,6 +623,19 @@ pub fn due_listed(kind: &str, at: i64, id: &OrderId, provider: Option<&str>) -> 
         Some(provider) => format!("{}#{id}#{provider}", due(at)),
     };
     Key::new(due_partition(kind), sk)
+}
+
+/// A seller_paid ledger entry in `gsi1`: `DUE#seller_paid / <at, 12 digits>#<order id>#<ref>` —
+/// the daily reconciliation reads a day's entries (never removed: the ledger is append-only).
+pub fn seller_paid_listed(at: i64, id: &OrderId, reference: &str) -> Key {
+    due_listed("seller_paid", at, id, Some(reference))
+}
+
+/// Reconciliation: `RECON#<provider>#<yyyy-mm-dd> / RUN` —
+/// [`Marker`](crate::domain::settlement::reconcile::Marker): that day's reconciliation of the
+/// provider's splits (claimed, then done with its counts), so it runs once.
+pub fn reconciliation(provider: &str, day: &str) -> Key {
+    Key::new(format!("{RECON}{provider}#{day}"), "RUN")
 }
 
 /// Notice: `NOTICES#<yyyy-mm-dd> / <time-ordered ULID>` —
@@ -1197,6 +1212,7 @@ mod tests {
         for text in texts {
             add("unmatched notice", NOTICES, unmatched_notice(text, text));
             add("image check", MEDIACHECK, media_check(text));
+            add("reconciliation", RECON, reconciliation(text, text));
             add("openid claim", OPENID, openid(text));
             add("identity claim", IDCLAIM, identity_claim(text));
             for subject in texts {

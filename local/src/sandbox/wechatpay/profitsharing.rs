@@ -17,6 +17,9 @@
 //!   nothing is left), `GET /v3/profitsharing/transactions/{id}/amounts` (`unsplit_amount`).
 //! - `POST /v3/profitsharing/return-orders` (MERCHANT_ID receivers only, at most what it got:
 //!   else FAILED BALANCE_NOT_ENOUGH), `GET …/return-orders/{no}?out_order_no=`.
+//! - `GET /v3/profitsharing/bills?bill_date=` answers the download URL and SHA-1 of the day's bill
+//!   (Beijing date): a CSV of every SUCCESS line of the splits that finished that day, amounts in
+//!   yuan; `GET /v3/billdownload/file?token=` serves it, unsigned.
 //! - A refund of a profit-sharing trade not yet finished may not exceed what is unsplit
 //!   (`RULE_LIMIT`, in `refund`).
 
@@ -61,6 +64,8 @@ struct Split {
     lines: Vec<Line>,
     /// An unfreeze (no lines) or `unfreeze_unsplit`: the rest goes to the merchant when done.
     finishes: bool,
+    /// When it finished (the day of its bill).
+    finished_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone)]
@@ -241,6 +246,7 @@ fn finish(sharing: &mut Sharing, only: Option<&str>) -> usize {
             }
         }
         split.state = "FINISHED";
+        split.finished_at = Some(OffsetDateTime::now_utc());
         n += 1;
     }
     n
@@ -376,6 +382,7 @@ pub(super) fn answer(
                 state: "PROCESSING",
                 lines: Vec::new(),
                 finishes: true,
+                finished_at: None,
             };
             let answer = split_json(&split);
             book.sharing.splits.insert(no.to_owned(), split);
@@ -498,8 +505,95 @@ pub(super) fn answer(
             }
             _ => error(state, 404, "RESOURCE_NOT_EXISTS", "记录不存在"),
         },
+        ("GET", ["bills"]) => {
+            let date = query.get("bill_date").map(String::as_str).unwrap_or("");
+            if !valid_date(date) {
+                return param_error(state, "bill_date must be yyyy-MM-dd");
+            }
+            let file = bill_text(&book.sharing, date);
+            let digest =
+                ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, file.as_bytes());
+            let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            signed(
+                state,
+                200,
+                Some(&json!({
+                    "download_url": format!("https://api.mch.weixin.qq.com/v3/billdownload/file?token={BILL_TOKEN}{date}"),
+                    "hash_type": "SHA1",
+                    "hash_value": hash,
+                })),
+            )
+        }
         _ => error(state, 404, "NOT_FOUND", "no such API"),
     }
+}
+
+/// The download token of a profit-sharing bill (`<this><date>`).
+pub(super) const BILL_TOKEN: &str = "PSBILL";
+
+fn valid_date(date: &str) -> bool {
+    time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .is_ok()
+}
+
+/// The bill of `date` (Beijing): every SUCCESS line of the splits that finished that day, as
+/// WeChat Pay writes its bills (each field behind a backtick, amounts in yuan, totals last).
+fn bill_text(sharing: &Sharing, date: &str) -> String {
+    let mut out = String::from(
+        "分账时间,分账发起方,分账方,微信分账单号,商户分账单号,分账接收方类型,分账接收方,分账金额(元),分账状态,分账描述\n",
+    );
+    let (mut count, mut total) = (0, 0);
+    let mut splits: Vec<&Split> = sharing.splits.values().collect();
+    splits.sort_by(|a, b| a.out_order_no.cmp(&b.out_order_no));
+    for split in splits {
+        let Some(at) = split.finished_at else {
+            continue;
+        };
+        let local = at.to_offset(time::macros::offset!(+8));
+        if local.date().to_string() != date {
+            continue;
+        }
+        for line in split.lines.iter().filter(|l| l.result == "SUCCESS") {
+            count += 1;
+            total += line.amount;
+            out.push_str(&format!(
+                "`{},`{},`{},`{},`{},`{},`{},`{}.{:02},`SUCCESS,`{}\n",
+                beijing(at),
+                "merchant",
+                "merchant",
+                split.order_id,
+                split.out_order_no,
+                line.kind,
+                line.account,
+                line.amount / 100,
+                line.amount % 100,
+                line.description.replace(',', " "),
+            ));
+        }
+    }
+    out.push_str("总条数,总分账金额(元)\n");
+    out.push_str(&format!("`{count},`{}.{:02}\n", total / 100, total % 100));
+    out
+}
+
+/// `GET /v3/billdownload/file?token=`: a bill's file (not signed, as WeChat Pay's files are not:
+/// the bill's answer carries its hash).
+pub(super) fn bill_file(state: &State, token: &str) -> HttpResponse {
+    let Some(date) = token.strip_prefix(BILL_TOKEN).filter(|d| valid_date(d)) else {
+        return error(state, 404, "RESOURCE_NOT_EXISTS", "no such bill");
+    };
+    let Ok(book) = state.book.lock() else {
+        return error(state, 500, "SYSTEM_ERROR", "stand-in state poisoned");
+    };
+    let text = bill_text(&book.sharing, date);
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+        .unwrap_or_default()
 }
 
 fn create_split(
@@ -605,6 +699,7 @@ fn create_split(
         state: "PROCESSING",
         lines,
         finishes: map.get("unfreeze_unsplit") == Some(&json!(true)),
+        finished_at: None,
     };
     let answer = split_json(&split);
     book.sharing.splits.insert(no.to_owned(), split);

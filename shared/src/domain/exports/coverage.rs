@@ -110,6 +110,10 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         keys::WXTOKEN,
         Not("the app's WeChat access token: names no member"),
     ),
+    (
+        keys::RECON,
+        Not("the daily reconciliation's markers: a provider and a day, counts only"),
+    ),
 ];
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! - `shipping`: WeChat shipping records of accepted WeChat-paid orders not yet taken by WeChat
 //!   (`ORDER#<id> / SHIPPING`) — sent again, backing off, until WeChat takes or refuses it
 //!   ([`super::shipping`]).
+//! - Once a day (after 11:00 Beijing time), the day before's splits reconciled against each
+//!   provider's bill (`domain::settlement::reconcile`), once: a marker per provider and day.
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +115,8 @@ pub async fn run(app: &App, now: OffsetDateTime, budget: Budget) -> Result<Repor
             }
         }
     }
+    // Once a day per provider (a marker says whether it ran): the splits against the bills.
+    crate::domain::settlement::reconcile::daily(app, now).await;
     Ok(report)
 }
 

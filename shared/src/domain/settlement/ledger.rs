@@ -94,8 +94,16 @@ impl LedgerEntry {
             &self.order_id,
             &format!("{}:{}", self.kind.as_str(), self.reference),
         );
+        // What the provider moved to a seller is listed by day for the daily reconciliation.
+        let listed = (self.kind == LedgerKind::SellerPaid).then(|| {
+            keys::seller_paid_listed(
+                crate::domain::orders::epoch(&self.at),
+                &self.order_id,
+                &self.reference,
+            )
+        });
         Ok(Write::put_if(
-            self.to_item(key, None)?,
+            self.to_item(key, listed)?,
             Condition::Absent,
             ENTRY_LABEL,
         ))

@@ -9,6 +9,7 @@
 
 pub mod job;
 pub mod ledger;
+pub mod reconcile;
 pub mod refunds;
 pub mod terms;
 
