@@ -469,6 +469,37 @@ impl Settlement for WechatProfitSharing {
 mod tests {
     use std::collections::HashMap;
 
+    #[test]
+    fn a_bill_is_read_by_its_header_backticks_and_totals_aside() {
+        let bill = "分账时间,分账发起方,分账方,微信分账单号,商户分账单号,分账接收方类型,分账接收方,分账金额(元),分账状态,分账描述\n\
+`2026-11-28T10:00:00+08:00,`1230000109,`1230000109,`3008450740201411110007820472,`PSo1,`PERSONAL_OPENID,`oSeller,`2592.00,`SUCCESS,`服务款\n\
+`2026-11-28T11:00:00+08:00,`1230000109,`1230000109,`3008450740201411110007820473,`PSo2,`MERCHANT_ID,`1900000109,`0.07,`SUCCESS,`服务款\n\
+总条数,总分账金额(元)\n`2,`2592.07\n";
+        let lines = parse_bill(bill).unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                BillLine {
+                    out_order_no: "PSo1".into(),
+                    account: "oSeller".into(),
+                    amount: Fen::from_fen(259_200),
+                },
+                BillLine {
+                    out_order_no: "PSo2".into(),
+                    account: "1900000109".into(),
+                    amount: Fen::from_fen(7),
+                },
+            ]
+        );
+        assert!(parse_bill("").is_err());
+        assert!(parse_bill("a,b\n`1,`2\n").is_err());
+        assert!(parse_bill("商户分账单号,分账接收方,分账金额(元)\n`PS1,`o,`x\n").is_err());
+        assert_eq!(
+            parse_bill("商户分账单号,分账接收方,分账金额(元)\n总条数\n`0\n").unwrap(),
+            vec![]
+        );
+    }
+
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};

@@ -304,11 +304,10 @@ async fn compare(app: &App, provider: Provider, day: &str) -> Result<DayReport, 
         let ledger_fen = ledger.get(*number).map_or(0, |l| l.1);
         let provider_fen = paid.get(*number).copied().unwrap_or(0);
         if ledger_fen != provider_fen {
-            let order_id = ledger.get(*number).map(|l| l.0.clone()).or_else(|| {
-                number
-                    .strip_prefix("PS")
-                    .and_then(|rest| OrderId::parse(rest))
-            });
+            let order_id = ledger
+                .get(*number)
+                .map(|l| l.0.clone())
+                .or_else(|| number.strip_prefix("PS").and_then(OrderId::parse));
             mismatches.push(Mismatch {
                 out_order_no: (*number).clone(),
                 order_id,
