@@ -1102,6 +1102,17 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["refunds"].as_array().unwrap().len(), 1, "{decided}");
+    // A refund after the split is for a completed, split order only: this one is refunding.
+    let (status, refused) = invoke(
+        &server,
+        &event(run("admin-settled-refund"), Some(&staff), &[("id", &o2)]),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("invalid_order_state")),
+        "{refused}"
+    );
     let (status, seen) = invoke(&server, &event("admin-ticket", Some(&staff), &[("id", &t)])).await;
     assert_eq!((status, &seen["status"]), (200, &json!("closed")), "{seen}");
     let other = json!({"kind": "other", "subject": "发票", "text": "请开具发票"});
@@ -1433,6 +1444,38 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(flagged.flagged, 1, "{flagged:?}");
+    // The daily reconciliation (a step of the runs from 11:00 Beijing time): a seller_paid entry
+    // the provider's side does not show, on a day of its own, is one staff alarm, once.
+    let seventh = renji_shared::ids::OrderId::parse(&o7).unwrap();
+    let provider = renji_shared::domain::orders::get(&server.app().store, &seventh)
+        .await
+        .unwrap()
+        .and_then(|o| o.payment)
+        .map(|p| p.channel.provider())
+        .expect("the seventh order was paid");
+    let entry = renji_shared::domain::settlement::LedgerEntry::new(
+        &seventh,
+        renji_shared::domain::settlement::LedgerKind::SellerPaid,
+        format!("split:PS{o7}"),
+        renji_shared::money::Fen::from_fen(100),
+        "2026-01-15T04:00:00Z",
+    );
+    server
+        .app()
+        .store
+        .transact(vec![entry.write().unwrap()])
+        .await
+        .unwrap();
+    use renji_shared::domain::settlement::reconcile;
+    let reconciled = reconcile::day_of(job, provider, "2026-01-15", later)
+        .await
+        .unwrap()
+        .expect("reconciled");
+    assert_eq!(reconciled.mismatches.len(), 1, "{reconciled:?}");
+    assert!(reconcile::day_of(job, provider, "2026-01-15", later)
+        .await
+        .unwrap()
+        .is_none());
     renji_tests::assert_grants_all_used(&server.running, "OrderJobsFunction");
 
     // The notification job's event: alice, the seller, is owed the order_paid message of each

@@ -707,12 +707,7 @@ pub async fn apply_refund(
                         &rfc3339(now),
                     );
                     writes.push(entry.write()?);
-                    writes.extend(refunds::success_writes(
-                        &order,
-                        refund,
-                        now,
-                        app.config.audit_keep,
-                    )?);
+                    writes.extend(refunds::success_writes(&order, refund, now)?);
                 }
                 commit(&app.store, &order, &next, writes).await
             }

@@ -18,7 +18,7 @@
 //! - WeChat `PERSONAL_OPENID`: no claw-back exists. The refund is paid from Renji's balance and
 //!   the seller's part is recorded as a `receivable` (what the seller owes Renji; recovering it
 //!   is an operations decision), with an audit record (`order.refund_receivable`, actor system,
-//!   target the order) staff see in the audit trail.
+//!   target the order, written with staff's decision) staff see in the audit trail.
 //! - Alipay: the refund itself carries `refund_royalty_parameters` naming the seller's account
 //!   and the seller's part; ledger `returned` when the refund succeeds.
 //!
@@ -166,10 +166,21 @@ pub async fn staff_refund(
     }
     let mut next = order.transition(&change, &app.config.orders)?;
     let plan = plan(&order, next.refunds.last())?;
+    let mut writes = Vec::new();
     if let Some(last) = next.refunds.last_mut() {
-        last.after_split = Some(plan);
+        last.after_split = Some(plan.clone());
+        if plan.take_back == TakeBack::Receivable && plan.seller_part_fen.get() > 0 {
+            writes = receivable_audit(
+                app,
+                &order,
+                last,
+                plan.seller_part_fen,
+                "a personal receiver: no claw-back",
+                now,
+            )?;
+        }
     }
-    commit(&app.store, &order, &next, Vec::new()).await?;
+    commit(&app.store, &order, &next, writes).await?;
     payments::request_refund(app, next, now).await
 }
 
@@ -221,6 +232,35 @@ fn plan(order: &Order, refund: Option<&Refund>) -> Result<AfterSplit, Error> {
         returned_fen: None,
         return_failure: None,
     })
+}
+
+/// The audit record (`order.refund_receivable`, actor system, in the order's list) of a refund
+/// whose seller part will be owed by the seller: written when that is known — staff's decision
+/// for a personal receiver, a refused return — so staff see it before the provider confirms.
+fn receivable_audit(
+    app: &App,
+    order: &Order,
+    refund: &Refund,
+    owed: Fen,
+    why: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let target = Target::new("order", order.id.as_str())
+        .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
+    let record = AuditRecord::by(
+        audit::Actor::System,
+        now,
+        "order.refund_receivable",
+        target,
+        Some(format!(
+            "the seller owes {} fen of refund {} ({why})",
+            owed.get(),
+            refund.out_refund_no
+        )),
+        "ok",
+    );
+    tracing::warn!(order_id = %order.id, owed_fen = owed.get(), "a refund after the split leaves a receivable");
+    audit::writes(&record, app.config.audit_keep)
 }
 
 /// What the refund path does next with a refund after the split.
@@ -316,6 +356,14 @@ pub async fn prepare(app: &App, order: Order, now: OffsetDateTime) -> Result<Pre
                 ReturnState::Failed { reason } => {
                     tracing::error!(order_id = %order.id, "a return before a refund failed: the seller's part becomes a receivable");
                     last.return_failure = Some(reason.clone());
+                    writes.extend(receivable_audit(
+                        app,
+                        &order,
+                        &refund,
+                        after.seller_part_fen,
+                        "the return was refused",
+                        now,
+                    )?);
                 }
             }
             next.updated_at = rfc3339(now);
@@ -356,14 +404,13 @@ pub async fn unfreeze_for_refund(app: &App, order: &Order) -> Result<bool, Error
     Ok(state.is_some_and(|a| a.state == SplitState::Finished))
 }
 
-/// The entries (and audit record) a refund after the split adds to its success's transaction,
+/// The entries a refund after the split adds to its success's transaction,
 /// beside `refunded`: the commission's part given back, the royalty returned with an Alipay
 /// refund, and what the seller owes.
 pub fn success_writes(
     order: &Order,
     refund: &Refund,
     now: OffsetDateTime,
-    audit_keep: std::time::Duration,
 ) -> Result<Vec<Write>, Error> {
     let Some(after) = &refund.after_split else {
         return Ok(Vec::new());
@@ -408,21 +455,6 @@ pub fn success_writes(
             )
             .write()?,
         );
-        let target = Target::new("order", order.id.as_str())
-            .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
-        let record = AuditRecord::by(
-            audit::Actor::System,
-            now,
-            "order.refund_receivable",
-            target,
-            Some(format!(
-                "the seller owes {} fen of refund {}",
-                owed.get(),
-                refund.out_refund_no
-            )),
-            "ok",
-        );
-        writes.extend(audit::writes(&record, audit_keep)?);
         tracing::warn!(order_id = %order.id, owed_fen = owed.get(), "a refund after the split left a receivable");
     }
     Ok(writes)
