@@ -45,6 +45,7 @@ impl World {
     async fn new(backend: Backend) -> Self {
         let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
         let seller = server.member("seller", true).await;
+        server.bind_alipay(&seller).await;
         let buyer = server.member("buyer", false).await;
         let listing = server
             .api

@@ -199,6 +199,26 @@ impl LocalServer {
         url
     }
 
+    /// Binds an Alipay payout account (`2088101126765726`, 张三) for `member` beside their own
+    /// WeChat one, so buyers may pay them through either provider.
+    pub async fn bind_alipay(&self, member: &Member) {
+        let user = renji_shared::ids::UserId::parse(&member.id).expect("a member id");
+        let alipay = renji_shared::domain::payouts::AlipayBody {
+            account: "2088101126765726".into(),
+            name: "张三".into(),
+        }
+        .validate()
+        .expect("an Alipay account");
+        renji_shared::domain::payouts::bind(
+            self.app(),
+            &user,
+            renji_shared::payments::Provider::Alipay,
+            alipay,
+        )
+        .await
+        .expect("bind the seller's Alipay payout account");
+    }
+
     /// Logs `name` in through the sandbox; with `verified`, sets the badge as a verified result
     /// sets it (so the member may publish; verification has its own tests), with the
     /// verification record such a result leaves (the name 张三, sealed), and binds the member's
@@ -634,22 +654,7 @@ impl Market {
         config.push(("RENJI_RATE_LIMITS", "off"));
         let server = LocalServer::start_with(backend, &config).await;
         let seller = server.member("seller", true).await;
-        // Paid through either provider: an Alipay account beside the own WeChat one.
-        let user = renji_shared::ids::UserId::parse(&seller.id).expect("a member id");
-        let alipay = renji_shared::domain::payouts::AlipayBody {
-            account: "2088101126765726".into(),
-            name: "张三".into(),
-        }
-        .validate()
-        .expect("an Alipay account");
-        renji_shared::domain::payouts::bind(
-            server.app(),
-            &user,
-            renji_shared::payments::Provider::Alipay,
-            alipay,
-        )
-        .await
-        .expect("bind the seller's Alipay payout account");
+        server.bind_alipay(&seller).await;
         let buyer = server.member("buyer", false).await;
         let stranger = server.member("stranger", false).await;
         let listing = server
