@@ -300,6 +300,7 @@ fn nonce_of(event: &Value) -> String {
 /// (the sample's placeholders replaced, as WeChat would send it now) applied to an image the job
 /// asked about; the staff media queue and a decision rejecting a video; the media job's run.
 async fn media_checks(server: &LocalServer, staff: &str) {
+    use renji_local::sandbox::wechat::SignedPush;
     use renji_shared::domain::media::{object_key, MediaRecord, MediaStatus, Purpose};
     use renji_shared::ids::{MediaId, UserId};
     use renji_shared::store::{keys, Record, Write};
@@ -370,37 +371,26 @@ async fn media_checks(server: &LocalServer, staff: &str) {
         "version": 2, "errcode": 0, "errmsg": "ok",
         "result": {"suggest": "risky", "label": "20002"}, "detail": [],
     });
-    let encrypt = keys.encrypt(
-        message.to_string().as_bytes(),
-        renji_local::sandbox::wechat::APPID,
-        [9; 16],
-    );
-    let mut push = event("wechat-events-push", None, &[]);
+    let sample = event("wechat-events-push", None, &[]);
     let ts = now.unix_timestamp().to_string();
-    let nonce = push["queryStringParameters"]["nonce"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let query = json!({
-        "signature": keys.signature(&[&ts, &nonce]),
-        "timestamp": ts,
-        "nonce": nonce,
-        "openid": "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
-        "encrypt_type": "aes",
-        "msg_signature": keys.signature(&[&ts, &nonce, &encrypt]),
-    });
-    push["rawQueryString"] = json!(query
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join("&"));
-    push["queryStringParameters"] = query;
+    let nonce = nonce_of(&sample);
+    let signed = |message: &Value, random| {
+        SignedPush::new(
+            &keys,
+            message,
+            "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+            &ts,
+            &nonce,
+            random,
+        )
+        .event(&sample)
+    };
+    let push = signed(&message, [9; 16]);
     // As shipped, the placeholders are refused.
-    let (status, _) = invoke(server, &push).await;
+    let mut shipped = push.clone();
+    shipped["body"] = sample["body"].clone();
+    let (status, _) = invoke(server, &shipped).await;
     assert_eq!(status, 401);
-    push["body"] = json!(json!({"ToUserName": "gh_97417a04a28d", "Encrypt": encrypt}).to_string());
     let (status, answer) = invoke(server, &push).await;
     assert_eq!((status, answer), (200, json!("success")));
     let risky: MediaRecord = MediaRecord::from_item(
@@ -429,25 +419,7 @@ async fn media_checks(server: &LocalServer, staff: &str) {
         "List": {"TemplateId": "sandbox-order-paid", "SubscribeStatusString": "accept",
                  "PopupScene": "0"},
     });
-    let encrypt = keys.encrypt(
-        popup.to_string().as_bytes(),
-        renji_local::sandbox::wechat::APPID,
-        [8; 16],
-    );
-    let ts = push["queryStringParameters"]["timestamp"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    push["queryStringParameters"]["msg_signature"] =
-        json!(keys.signature(&[&ts, &nonce_of(&push), &encrypt]));
-    push["rawQueryString"] = json!(push["queryStringParameters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join("&"));
-    push["body"] = json!(json!({"ToUserName": "gh_97417a04a28d", "Encrypt": encrypt}).to_string());
+    let push = signed(&popup, [8; 16]);
     let (status, answer) = invoke(server, &push).await;
     assert_eq!((status, answer), (200, json!("success")));
     let grant = store

@@ -675,58 +675,6 @@ impl Market {
 }
 
 /// A stand-in for WeChat's content checks in domain-level tests, answering by the sandbox's
-/// markers: text containing `sandbox-risky` → risky (20001), `sandbox-review` → review (21000),
-/// `sandbox-61010` → errcode 61010, `sandbox-outage` → unavailable; anything else passes. Counts
-/// the texts it was asked about.
-#[derive(Default)]
-pub struct FakeWechat {
-    pub asked: std::sync::Mutex<Vec<(i64, String)>>,
-}
-
-#[async_trait::async_trait]
-impl renji_shared::wechat::api::WechatApi for FakeWechat {
-    async fn check_text(
-        &self,
-        check: &renji_shared::wechat::api::TextCheck<'_>,
-    ) -> Result<renji_shared::wechat::api::TextVerdict, renji_shared::wechat::api::PlatformError>
-    {
-        use renji_shared::wechat::api::{PlatformError, Suggest, TextVerdict};
-        self.asked
-            .lock()
-            .expect("lock")
-            .push((check.scene as i64, check.content.to_owned()));
-        let verdict = |suggest, label| {
-            Ok(TextVerdict {
-                suggest,
-                label,
-                trace_id: "fake".into(),
-            })
-        };
-        let text = check.content;
-        if text.contains("sandbox-outage") {
-            Err(PlatformError::Unavailable("errcode -1".into()))
-        } else if text.contains("sandbox-61010") {
-            Err(PlatformError::NotRecentlyActive)
-        } else if text.contains("sandbox-risky") {
-            verdict(Suggest::Risky, 20001)
-        } else if text.contains("sandbox-review") {
-            verdict(Suggest::Review, 21000)
-        } else {
-            verdict(Suggest::Pass, 100)
-        }
-    }
-    async fn check_image(
-        &self,
-        _: &renji_shared::wechat::api::ImageCheck<'_>,
-    ) -> Result<String, renji_shared::wechat::api::PlatformError> {
-        Err(renji_shared::wechat::api::PlatformError::Unavailable(
-            "not faked".into(),
-        ))
-    }
-    async fn send_subscribe_message(
-        &self,
-        _: &renji_shared::wechat::api::SubscribeMessage,
-    ) -> Result<(), renji_shared::wechat::api::PlatformError> {
-        Ok(())
-    }
-}
+/// markers (`sandbox-risky`, `sandbox-review`, `sandbox-61010`, `sandbox-outage`) and counting
+/// the texts it was asked about: the one the benchmark's fixture uses too.
+pub use renji_local::sandbox::fakes::FakeWechat;

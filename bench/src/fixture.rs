@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use renji_local::sandbox::fakes::FakeWechat;
 use renji_shared::config::Config;
 use renji_shared::domain::listings;
 use renji_shared::domain::members;
@@ -24,70 +25,14 @@ use tokio::task::JoinHandle;
 
 use crate::events::{self, Ids, RouteEvent};
 
-/// A stand-in that sends every text to staff: the held texts the staff text queue's decision
-/// route decides.
-struct Holding;
-
-#[async_trait::async_trait]
-impl renji_shared::wechat::api::WechatApi for Holding {
-    async fn check_text(
-        &self,
-        _: &renji_shared::wechat::api::TextCheck<'_>,
-    ) -> Result<renji_shared::wechat::api::TextVerdict, renji_shared::wechat::api::PlatformError>
-    {
-        Ok(renji_shared::wechat::api::TextVerdict {
-            suggest: renji_shared::wechat::api::Suggest::Review,
-            label: 21000,
-            trace_id: "bench-held".into(),
-        })
-    }
-    async fn check_image(
-        &self,
-        check: &renji_shared::wechat::api::ImageCheck<'_>,
-    ) -> Result<String, renji_shared::wechat::api::PlatformError> {
-        Seeding.check_image(check).await
-    }
-    async fn send_subscribe_message(
-        &self,
-        message: &renji_shared::wechat::api::SubscribeMessage,
-    ) -> Result<(), renji_shared::wechat::api::PlatformError> {
-        Seeding.send_subscribe_message(message).await
-    }
-}
-
-/// The fixture's own seed data is written by the bench, not by a member: its texts are not sent
-/// to WeChat's check (the requests measured are, through the local server's sandbox).
-struct Seeding;
-
-#[async_trait::async_trait]
-impl renji_shared::wechat::api::WechatApi for Seeding {
-    async fn check_text(
-        &self,
-        _: &renji_shared::wechat::api::TextCheck<'_>,
-    ) -> Result<renji_shared::wechat::api::TextVerdict, renji_shared::wechat::api::PlatformError>
-    {
-        Ok(renji_shared::wechat::api::TextVerdict {
-            suggest: renji_shared::wechat::api::Suggest::Pass,
-            label: 100,
-            trace_id: "bench-seed".into(),
-        })
-    }
-    async fn check_image(
-        &self,
-        _: &renji_shared::wechat::api::ImageCheck<'_>,
-    ) -> Result<String, renji_shared::wechat::api::PlatformError> {
-        Err(renji_shared::wechat::api::PlatformError::Unavailable(
-            "not used by the fixture".into(),
-        ))
-    }
-    async fn send_subscribe_message(
-        &self,
-        _: &renji_shared::wechat::api::SubscribeMessage,
-    ) -> Result<(), renji_shared::wechat::api::PlatformError> {
-        Ok(())
-    }
-}
 use crate::pay;
+
+/// The fixture's own seed data is written by the bench, not by a member: its texts (no sandbox
+/// marker in them) pass the in-process check (the requests measured are sent to WeChat's check
+/// through the local server's sandbox).
+fn seeding() -> FakeWechat {
+    FakeWechat::default()
+}
 
 /// The session keys of every benchmark run: the in-process state is given them, the functions
 /// read the same from the Secrets Manager stand-in.
@@ -100,6 +45,11 @@ const WECHAT_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechat-AbCdEf";
 const VERIFIER_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-verifier-AbCdEf";
+/// The message push's Token and EncodingAESKey (the sandbox's, as the local server has them).
+const PUSH_TOKEN_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechat-push-token-AbCdEf";
+const PUSH_AES_KEY_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-wechat-push-aes-AbCdEf";
 const IM_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-im-AbCdEf";
 const PII_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:renji/bench-pii-AbCdEf";
 
@@ -219,6 +169,8 @@ impl Sandboxes {
             (ALIPAY_KEY_ARN, "ALIPAY_APP_PRIVATE_KEY"),
             (WECOM_ARN, "WECOM_SECRET"),
             (IM_ARN, "TENCENT_IM_SECRET"),
+            (PUSH_TOKEN_ARN, "WECHAT_PUSH_TOKEN"),
+            (PUSH_AES_KEY_ARN, "WECHAT_PUSH_AES_KEY"),
         ] {
             secrets.put(arn, &literal[variable]);
         }
@@ -246,6 +198,8 @@ pub fn literal_secrets(sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
         ("WECHAT_SECRET", wechat::SECRET.to_owned()),
         ("WECOM_SECRET", wecom::SECRET.to_owned()),
         ("TENCENT_IM_SECRET", im::secret(SECRET)),
+        ("WECHAT_PUSH_TOKEN", wechat::PUSH_TOKEN.to_owned()),
+        ("WECHAT_PUSH_AES_KEY", wechat::PUSH_AES_KEY.to_owned()),
         ("RENJI_VERIFIER_TOKEN", verifier::TOKEN.to_owned()),
         ("RENJI_PII_KEYS", PII_KEYS.to_owned()),
         ("WECHATPAY_MERCHANT_KEY", keys.merchant_key.clone()),
@@ -267,6 +221,10 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
         ("WECHAT_APPID", wechat::APPID.to_owned()),
         ("WECHAT_SECRET_ARN", WECHAT_ARN.to_owned()),
         ("WECHAT_API_BASE", sandboxes.wechat_base.clone()),
+        // The message push (safe mode) with the sandbox's Token and EncodingAESKey: the
+        // benchmark signs and encrypts the pushes it sends with them.
+        ("WECHAT_PUSH_TOKEN_ARN", PUSH_TOKEN_ARN.to_owned()),
+        ("WECHAT_PUSH_AES_KEY_ARN", PUSH_AES_KEY_ARN.to_owned()),
         // Staff sign-in against the WeCom stand-in, its departments mapped to roles.
         ("WECOM_CORP_ID", wecom::CORP_ID.to_owned()),
         ("WECOM_SECRET_ARN", WECOM_ARN.to_owned()),
@@ -378,6 +336,39 @@ pub fn app(store: DynStore, table: &str, sandboxes: &Sandboxes) -> Result<App, S
     App::new(config, store).map_err(|e| e.to_string())
 }
 
+/// A new upload record of `owner` for `purpose` (a 1 kB JPEG) in `status`: its public URL and
+/// the record.
+fn new_upload(
+    app: &App,
+    owner: &UserId,
+    purpose: renji_shared::domain::media::Purpose,
+    status: renji_shared::domain::media::MediaStatus,
+) -> (String, renji_shared::domain::media::MediaRecord) {
+    use renji_shared::domain::media::{object_key, MediaRecord};
+    let id = renji_shared::ids::MediaId::generate();
+    let key = object_key(owner, purpose, &id, "jpg");
+    let now = members::now_rfc3339();
+    let url = format!("{}/{key}", app.config.media.base_url);
+    let record = MediaRecord {
+        id,
+        owner: owner.clone(),
+        purpose,
+        key,
+        content_type: "image/jpeg".into(),
+        size: 1024,
+        status,
+        upload_expires_at: now.clone(),
+        trace_id: None,
+        reason: None,
+        cover: None,
+        approved_by_staff: None,
+        used_by: Vec::new(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    (url, record)
+}
+
 /// `event`'s body with its media URLs (`avatar_url`, `images`) replaced by new uploads of
 /// `owner` for `purpose` that passed their check (as `POST /v1/uploads` and the media check
 /// leave them): only an upload's owner may attach it.
@@ -387,7 +378,7 @@ async fn own_media(
     event: &mut Value,
     purpose: &str,
 ) -> Result<(), String> {
-    use renji_shared::domain::media::{object_key, MediaRecord, MediaStatus, Purpose};
+    use renji_shared::domain::media::{MediaStatus, Purpose};
     use renji_shared::store::Record;
     let Some(text) = event["body"].as_str() else {
         return Ok(());
@@ -395,29 +386,9 @@ async fn own_media(
     let mut body: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let purpose = Purpose::parse(purpose).ok_or("an unknown purpose")?;
     let upload = || {
-        let id = renji_shared::ids::MediaId::generate();
-        let key = object_key(owner, purpose, &id, "jpg");
-        let now = members::now_rfc3339();
-        let record = MediaRecord {
-            id: id.clone(),
-            owner: owner.clone(),
-            purpose,
-            key: key.clone(),
-            content_type: "image/jpeg".into(),
-            size: 1024,
-            status: MediaStatus::Passed,
-            upload_expires_at: now.clone(),
-            trace_id: None,
-            reason: None,
-            cover: None,
-            approved_by_staff: None,
-            used_by: Vec::new(),
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        let url = format!("{}/{key}", app.config.media.base_url);
+        let (url, record) = new_upload(app, owner, purpose, MediaStatus::Passed);
         record
-            .to_item(keys::media(owner, &id), None)
+            .to_item(keys::media(owner, &record.id), None)
             .map(|item| (url, item))
             .map_err(|e| e.to_string())
     };
@@ -606,7 +577,7 @@ impl Member {
         payable(app, &other, merchant).await?;
         let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
         let rules = listings::Rules::of(&app.config);
-        let listing = listings::create(&app.store, &Seeding, &rules, &other, new)
+        let listing = listings::create(&app.store, &seeding(), &rules, &other, new)
             .await
             .map_err(|e| e.to_string())?;
         self.other = Some((other, listing.id));
@@ -639,10 +610,16 @@ impl Member {
             review_id: None,
         };
         let now = time::OffsetDateTime::now_utc();
-        let ticket =
-            tickets::create::create(&app.store, &Seeding, &app.config, &self.user_id, &body, now)
-                .await
-                .map_err(|e| e.to_string())?;
+        let ticket = tickets::create::create(
+            &app.store,
+            &seeding(),
+            &app.config,
+            &self.user_id,
+            &body,
+            now,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let id = ticket["id"].as_str().ok_or("a ticket without an id")?;
         Ok(id.to_owned())
     }
@@ -737,7 +714,7 @@ impl Member {
         let new = serde_json::from_str(&self.new_listing).map_err(|e| e.to_string())?;
         let listing = listings::create(
             &app.store,
-            &Seeding,
+            &seeding(),
             &listings::Rules::of(&app.config),
             &self.user_id,
             new,
@@ -745,6 +722,60 @@ impl Member {
         .await
         .map_err(|e| e.to_string())?;
         Ok(listing.id.to_string())
+    }
+
+    /// WeChat's push of an image check's result (passed), signed and encrypted with the
+    /// sandbox's push keys as WeChat sends it now, for a new upload of this member's that the
+    /// media job asked about (awaiting its check, linked to a new trace id).
+    async fn media_check_push(&self, app: &App, route: &RouteEvent) -> Result<Value, String> {
+        use renji_local::sandbox::wechat::{SignedPush, APPID, PUSH_AES_KEY, PUSH_TOKEN};
+        use renji_shared::domain::media::{MediaStatus, Purpose};
+        use renji_shared::store::Record;
+        let now = time::OffsetDateTime::now_utc();
+        let trace_id = format!("bench-{}", ulid::Ulid::new());
+        let (_, mut upload) = new_upload(
+            app,
+            &self.user_id,
+            Purpose::ListingImage,
+            MediaStatus::Checking,
+        );
+        upload.trace_id = Some(trace_id.clone());
+        let listed = keys::media_listed(now.unix_timestamp() + 1_800, &upload.owner, &upload.id);
+        let item = upload
+            .to_item(keys::media(&upload.owner, &upload.id), Some(listed))
+            .map_err(|e| e.to_string())?;
+        let link = Write::update(keys::media_check(&trace_id))
+            .set("trace_id", trace_id.as_str())
+            .set("owner", upload.owner.as_str())
+            .set("media", upload.id.as_str())
+            .set("ttl", now.unix_timestamp() + 86_400)
+            .build();
+        for write in [Write::put(item), link] {
+            app.store.write(write).await.map_err(|e| e.to_string())?;
+        }
+        let openid = route.event["queryStringParameters"]["openid"]
+            .as_str()
+            .unwrap_or("o9AgO5Kd5ggOC-bXrbNODIiE3bGY");
+        let message = json!({
+            "ToUserName": "gh_97417a04a28d", "FromUserName": openid,
+            "CreateTime": now.unix_timestamp(), "MsgType": "event", "Event": "wxa_media_check",
+            "appid": APPID, "trace_id": trace_id, "version": 2, "errcode": 0, "errmsg": "ok",
+            "result": {"suggest": "pass", "label": "100"},
+            "detail": [{"strategy": "content_model", "errcode": 0, "suggest": "pass",
+                "label": 100, "prob": 90}],
+        });
+        let keys = renji_shared::wechat::push::PushKeys::new(PUSH_TOKEN, PUSH_AES_KEY)?;
+        let random = ulid::Ulid::new().to_bytes();
+        let nonce = (now.unix_timestamp_nanos() % 1_000_000_000).to_string();
+        let push = SignedPush::new(
+            &keys,
+            &message,
+            openid,
+            &now.unix_timestamp().to_string(),
+            &nonce,
+            random,
+        );
+        Ok(push.event(&route.event))
     }
 
     /// A new session of this member, recorded in `app`'s store.
@@ -779,6 +810,9 @@ impl Member {
     ) -> Result<Value, String> {
         if let Some(event) = self.money_event(app, route, variant).await? {
             return Ok(event);
+        }
+        if route.route == "POST /v1/wechat/events" {
+            return self.media_check_push(app, route).await;
         }
         let mut ids = self.ids.clone();
         let token = match route.route.as_str() {
@@ -853,7 +887,7 @@ impl Member {
                         .map_err(|e| e.to_string())?;
                 let held = members::update_profile(
                     &app.store,
-                    &Holding,
+                    &FakeWechat::holding(),
                     &app.config.media.base_url,
                     &member,
                     patch,
@@ -910,7 +944,7 @@ impl Member {
             let window = app.config.review_window;
             let review = reviews::create(
                 &app.store,
-                &Seeding,
+                &seeding(),
                 &app.config.media.base_url,
                 window,
                 &order,
@@ -962,7 +996,7 @@ impl Member {
             };
             let now = time::OffsetDateTime::now_utc();
             let ticket =
-                tickets::create::create(&app.store, &Seeding, &app.config, &member, &body, now)
+                tickets::create::create(&app.store, &seeding(), &app.config, &member, &body, now)
                     .await
                     .map_err(|e| e.to_string())?;
             let body = json!({"ticket_id": ticket["id"], "reason": "会员通过客服申请注销账号"})

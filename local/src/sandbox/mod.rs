@@ -2,6 +2,7 @@
 //! against them. Never linked into a Lambda binary.
 
 pub mod alipay;
+pub mod fakes;
 pub mod im;
 pub mod payment_keys;
 pub mod secrets_manager;

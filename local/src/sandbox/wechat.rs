@@ -435,6 +435,68 @@ fn shipping(body: &serde_json::Value, state: &Shared) -> i64 {
     0
 }
 
+/// A safe-mode push of `message` as WeChat sends it to `POST /v1/wechat/events`: encrypted
+/// with `keys` for [`APPID`] (with the given 16 random bytes), signed over `timestamp` and
+/// `nonce`. What the stand-in pushes, and what the tests and the benchmark send.
+pub struct SignedPush {
+    /// `signature`, `timestamp`, `nonce`, `openid`, `encrypt_type` (`aes`), `msg_signature`.
+    pub query: Vec<(&'static str, String)>,
+    /// `{"ToUserName": <the message's>, "Encrypt": …}`.
+    pub body: String,
+}
+
+impl SignedPush {
+    pub fn new(
+        keys: &PushKeys,
+        message: &serde_json::Value,
+        openid: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Self {
+        let encrypt = keys.encrypt(message.to_string().as_bytes(), APPID, random);
+        let query = vec![
+            ("signature", keys.signature(&[timestamp, nonce])),
+            ("timestamp", timestamp.to_owned()),
+            ("nonce", nonce.to_owned()),
+            ("openid", openid.to_owned()),
+            ("encrypt_type", "aes".to_owned()),
+            (
+                "msg_signature",
+                keys.signature(&[timestamp, nonce, &encrypt]),
+            ),
+        ];
+        let body = json!({"ToUserName": message["ToUserName"], "Encrypt": encrypt}).to_string();
+        SignedPush { query, body }
+    }
+
+    /// `signature=…&timestamp=…&…`: hex, digits and an openid (letters, digits, `-`, `_`) need
+    /// no escaping.
+    pub fn query_string(&self) -> String {
+        self.query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The API Gateway event of this push: `sample` (the route's sample event) with this query
+    /// and body.
+    pub fn event(&self, sample: &serde_json::Value) -> serde_json::Value {
+        let mut event = sample.clone();
+        event["rawQueryString"] = json!(self.query_string());
+        event["queryStringParameters"] = self
+            .query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        event["headers"]["content-length"] = json!(self.body.len().to_string());
+        event["body"] = json!(self.body);
+        event
+    }
+}
+
 /// Fetches the media as WeChat would and pushes its verdict to the events route.
 async fn push_result(target: PushTarget, openid: &str, media_url: &str, trace_id: &str) {
     let client = reqwest::Client::new();
@@ -471,23 +533,15 @@ async fn push_result(target: PushTarget, openid: &str, media_url: &str, trace_id
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     let mut prefix = [0u8; 16];
     prefix.copy_from_slice(&random[..16]);
-    let encrypt = target
-        .keys
-        .encrypt(event.to_string().as_bytes(), APPID, prefix);
     let timestamp = created.to_string();
     let nonce = u32::from_be_bytes([random[16], random[17], random[18], random[19]]).to_string();
-    let url = format!(
-        "{}?signature={}&timestamp={timestamp}&nonce={nonce}&openid={openid}&encrypt_type=aes&msg_signature={}",
-        target.events_url,
-        target.keys.signature(&[&timestamp, &nonce]),
-        target.keys.signature(&[&timestamp, &nonce, &encrypt]),
-    );
-    let body = json!({"ToUserName": "gh_sandbox", "Encrypt": encrypt});
+    let push = SignedPush::new(&target.keys, &event, openid, &timestamp, &nonce, prefix);
+    let url = format!("{}?{}", target.events_url, push.query_string());
     for _ in 0..3 {
         let sent = client
             .post(&url)
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(push.body.clone())
             .timeout(Duration::from_secs(5))
             .send()
             .await;
