@@ -8,14 +8,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use renji_local::http_server::{self, HttpRequest, HttpResponse};
+use renji_local::http_server::{HttpRequest, HttpResponse};
 use renji_shared::archive::{Archive, S3Archive};
 use renji_shared::domain::exports::document::PartWriter;
-use tokio::net::TcpListener;
+
+#[path = "s3_stand_in.rs"]
+mod s3_stand_in;
+use s3_stand_in::{object, reply};
 
 #[derive(Default)]
 struct Bucket {
@@ -23,13 +24,6 @@ struct Bucket {
     objects: HashMap<String, Vec<u8>>,
     /// Requests refused for a missing or wrong signature or encryption.
     refused: Vec<String>,
-}
-
-fn reply(status: u16, body: &str) -> HttpResponse {
-    hyper::Response::builder()
-        .status(status)
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap()
 }
 
 async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
@@ -58,13 +52,7 @@ async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
             bucket.refused.push(format!("GET {key}"));
             return reply(403, "<Error><Code>AccessDenied</Code></Error>");
         }
-        return match bucket.objects.get(&key) {
-            Some(bytes) => hyper::Response::builder()
-                .status(200)
-                .body(Full::new(Bytes::from(bytes.clone())))
-                .unwrap(),
-            None => reply(404, "<Error><Code>NoSuchKey</Code></Error>"),
-        };
+        return object(bucket.objects.get(&key));
     }
     let signed = header("authorization").is_some_and(|a| {
         a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
@@ -134,28 +122,12 @@ async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
 #[tokio::test]
 async fn an_export_is_uploaded_in_parts_read_by_its_link_and_deleted() {
     let bucket = Arc::new(Mutex::new(Bucket::default()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let state = Arc::clone(&bucket);
-    let _server = http_server::spawn(
-        listener,
-        Arc::new(move |req| {
-            let state = Arc::clone(&state);
-            Box::pin(async move { serve(state, req).await })
-        }),
-    );
-    let credentials = SharedCredentialsProvider::new(Credentials::new(
-        "AKIDEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        Some("session-token".into()),
-        None,
-        "test",
-    ));
+    let (endpoint, _server) = s3_stand_in::spawn(&bucket, serve).await;
     let archive = S3Archive::new(
         "exports-bucket",
         "cn-north-1",
         Some(&endpoint),
-        Some(credentials),
+        Some(s3_stand_in::credentials()),
     )
     .unwrap();
     let key = "exports/u_01/01J.json";

@@ -10,28 +10,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use renji_local::http_server::{self, HttpRequest, HttpResponse};
+use renji_local::http_server::{HttpRequest, HttpResponse};
 use renji_shared::media_bucket::{MediaBucket, ObjectHead, S3MediaBucket, UploadPolicy};
-use tokio::net::TcpListener;
+
+#[path = "s3_stand_in.rs"]
+mod s3_stand_in;
+use s3_stand_in::{object, reply};
 
 #[derive(Default)]
 struct Bucket {
     objects: HashMap<String, (Vec<u8>, String)>,
     tags: HashMap<String, String>,
     refused: Vec<String>,
-}
-
-fn reply(status: u16, body: &str) -> HttpResponse {
-    hyper::Response::builder()
-        .status(status)
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap()
 }
 
 async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
@@ -53,13 +47,7 @@ async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
             bucket.refused.push(format!("GET {key}"));
             return reply(403, "<Error><Code>AccessDenied</Code></Error>");
         }
-        return match bucket.objects.get(&key) {
-            Some((bytes, _)) => hyper::Response::builder()
-                .status(200)
-                .body(Full::new(Bytes::from(bytes.clone())))
-                .unwrap(),
-            None => reply(404, "<Error><Code>NoSuchKey</Code></Error>"),
-        };
+        return object(bucket.objects.get(&key).map(|(bytes, _)| bytes));
     }
     let signed = header("authorization").is_some_and(|a| {
         a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
@@ -106,28 +94,12 @@ async fn serve(bucket: Arc<Mutex<Bucket>>, req: HttpRequest) -> HttpResponse {
 #[tokio::test]
 async fn objects_are_looked_at_published_linked_and_deleted() {
     let bucket = Arc::new(Mutex::new(Bucket::default()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let state = Arc::clone(&bucket);
-    let _server = http_server::spawn(
-        listener,
-        Arc::new(move |req| {
-            let state = Arc::clone(&state);
-            Box::pin(async move { serve(state, req).await })
-        }),
-    );
-    let credentials = SharedCredentialsProvider::new(Credentials::new(
-        "AKIDEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        Some("session-token".into()),
-        None,
-        "test",
-    ));
+    let (endpoint, _server) = s3_stand_in::spawn(&bucket, serve).await;
     let media = S3MediaBucket::new(
         "media-bucket",
         "cn-north-1",
         Some(&endpoint),
-        Some(credentials),
+        Some(s3_stand_in::credentials()),
     )
     .unwrap();
     let key = "u/u_01/listing_image/m_01.jpg";
