@@ -482,6 +482,40 @@ fn change(review: &Review) -> crate::store::UpdateBuilder {
         )
 }
 
+/// A change of a stored review, read again while another change wins the race (its version
+/// condition fails, or DynamoDB cancels a racing transaction), `attempts` times; then 409
+/// `write_conflict`. Each attempt reads the review, decides and writes: its answer, or `None`
+/// for a lost race ([`raced`]).
+async fn retrying<T, F, Fut>(attempts: usize, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Error>>,
+{
+    for _ in 0..attempts {
+        if let Some(answer) = attempt().await? {
+            return Ok(answer);
+        }
+    }
+    Err(conflict(
+        "write_conflict",
+        "the review kept changing; retry",
+    ))
+}
+
+/// An attempt's write: `answer` once written, `None` when another change got there first.
+fn raced<T>(written: Result<(), StoreError>, answer: T) -> Result<Option<T>, Error> {
+    match written {
+        Ok(()) => Ok(Some(answer)),
+        Err(
+            StoreError::ConditionFailed {
+                label: VERSION_LABEL,
+            }
+            | StoreError::Conflict,
+        ) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Sets or clears the hold of image `url` of review `id` (`domain::media::holds`), conditioned on
 /// the version read; a review gone or without `url`: nothing to do.
 pub async fn set_hold(
@@ -490,12 +524,13 @@ pub async fn set_hold(
     url: &str,
     hold: Option<Hold>,
 ) -> Result<(), Error> {
-    for _ in 0..ATTEMPTS * 2 {
+    let hold = &hold;
+    retrying(ATTEMPTS * 2, move || async move {
         let Some(review) = get(store, id).await? else {
-            return Ok(());
+            return Ok(Some(()));
         };
         if !review.images.iter().any(|u| u == url) || review.holds.get(url) == hold.as_ref() {
-            return Ok(());
+            return Ok(Some(()));
         }
         let mut holds = review.holds.clone();
         match hold.clone() {
@@ -506,21 +541,9 @@ pub async fn set_hold(
             true => change(&review).remove("holds"),
             false => change(&review).set("holds", json!(holds)),
         };
-        match store.write(write.build()).await {
-            Ok(_) => return Ok(()),
-            Err(
-                StoreError::ConditionFailed {
-                    label: VERSION_LABEL,
-                }
-                | StoreError::Conflict,
-            ) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(conflict(
-        "write_conflict",
-        "the review kept changing; retry",
-    ))
+        raced(store.write(write.build()).await.map(|_| ()), ())
+    })
+    .await
 }
 
 /// `POST /v1/reviews/{id}/reply`: the reviewed seller answers once. 404 for an unknown or
@@ -533,8 +556,8 @@ pub async fn reply(
     body: &ReplyBody,
     now: OffsetDateTime,
 ) -> Result<Review, Error> {
-    let text = body.text()?;
-    for _ in 0..ATTEMPTS {
+    let text = &body.text()?;
+    retrying(ATTEMPTS, move || async move {
         let mut review = get(store, id)
             .await?
             .filter(|r| r.hidden.is_none())
@@ -580,26 +603,13 @@ pub async fn reply(
         };
         let mut writes = vec![change(&review).set("reply", json!(answer)).build()];
         writes.extend(held);
-        match store.transact(writes).await {
-            Ok(_) => {
-                review.reply = Some(answer);
-                review.version += 1;
-                return Ok(review);
-            }
-            // Another change (a reply, a hiding) got there first: read it again and decide.
-            Err(
-                StoreError::ConditionFailed {
-                    label: VERSION_LABEL,
-                }
-                | StoreError::Conflict,
-            ) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(conflict(
-        "write_conflict",
-        "the review kept changing; retry",
-    ))
+        // Another change (a reply, a hiding) got there first: read it again and decide.
+        let written = store.transact(writes).await;
+        review.reply = Some(answer);
+        review.version += 1;
+        raced(written, review)
+    })
+    .await
 }
 
 /// Staff hide review `id` for `reason` (for the staff console): it leaves the listing's and the
@@ -611,11 +621,11 @@ pub async fn hide(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<Review, Error> {
-    let reason = bounded_text("reason", reason, MAX_HIDE_REASON_CHARS)?;
-    for _ in 0..ATTEMPTS {
+    let reason = &bounded_text("reason", reason, MAX_HIDE_REASON_CHARS)?;
+    retrying(ATTEMPTS, move || async move {
         let mut review = get(store, id).await?.ok_or(Error::NotFound("review"))?;
         if review.hidden.is_some() {
-            return Ok(review);
+            return Ok(Some(review));
         }
         let hidden = Hidden {
             reason: reason.clone(),
@@ -654,25 +664,12 @@ pub async fn hide(
                 );
             }
         }
-        match store.transact(writes).await {
-            Ok(()) => {
-                review.hidden = Some(hidden);
-                review.version += 1;
-                return Ok(review);
-            }
-            Err(
-                StoreError::ConditionFailed {
-                    label: VERSION_LABEL,
-                }
-                | StoreError::Conflict,
-            ) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(conflict(
-        "write_conflict",
-        "the review kept changing; retry",
-    ))
+        let written = store.transact(writes).await;
+        review.hidden = Some(hidden);
+        review.version += 1;
+        raced(written, review)
+    })
+    .await
 }
 
 /// `GET /v1/listings/{id}/reviews`: the visible reviews of a listing anyone may see, newest
