@@ -578,20 +578,8 @@ async fn staff_start_a_deletion_for_a_ticket_and_bad_input_writes_nothing(backen
         .as_str()
         .unwrap()
         .to_owned();
-    let sign_in = |role: &'static str| async move {
-        let reply = api
-            .call(
-                "POST",
-                "/admin/v1/auth/wecom",
-                None,
-                Some(json!({"code": format!("staff:sue:{role}")})),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        reply.body["token"].as_str().unwrap().to_owned()
-    };
-    let support = sign_in("support").await;
-    let moderator = sign_in("moderator").await;
+    let support = api.staff_token("staff:sue:support").await;
+    let moderator = api.staff_token("staff:sue:moderator").await;
     let path = format!("/admin/v1/members/{}/deletion", eve.id);
     let before = record(&server, keys::member(&eve_id)).await;
 
@@ -683,7 +671,7 @@ async fn staff_start_a_deletion_for_a_ticket_and_bad_input_writes_nothing(backen
         (409, "deletion_blocked"),
         "{refused:?}"
     );
-    let admin = sign_in("admin").await;
+    let admin = api.staff_token("staff:sue:admin").await;
     let trail = api
         .call("GET", "/admin/v1/audit?actor=sue", Some(&admin), None)
         .await;

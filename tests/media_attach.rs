@@ -482,47 +482,30 @@ async fn holds_update_reaches_each_kind_of_subject(backend: Backend) {
     holds::update(app, &subject, &shot, Some(removed.clone()))
         .await
         .unwrap();
-    let got = call(
-        &m,
-        Some(&m.buyer),
-        "GET",
-        &format!("/v1/tickets/{ticket_id}"),
-        None,
-    )
-    .await;
+    let ticket_path = format!("/v1/tickets/{ticket_id}");
+    let ticket = || call(&m, Some(&m.buyer), "GET", &ticket_path, None);
+    let got = ticket().await;
     assert_eq!(
         got.body["messages"][1]["media_states"],
         json!({ shot.as_str(): {"state": "removed", "reason": "staff"} })
     );
     // Nothing to do: a URL the entity does not use, an entity that does not exist.
-    holds::update(
-        app,
-        &subject,
-        "https://elsewhere/1.jpg",
-        Some(Hold::Pending),
-    )
-    .await
-    .unwrap();
-    let gone = Subject::Listing {
+    let gone_listing = Subject::Listing {
         id: ListingId::generate(),
     };
-    holds::update(app, &gone, &shot, Some(Hold::Pending))
-        .await
-        .unwrap();
-    let gone = Subject::Avatar {
+    let gone_avatar = Subject::Avatar {
         member: UserId::generate(),
     };
-    holds::update(app, &gone, &shot, Some(Hold::Pending))
-        .await
-        .unwrap();
-    let got_again = call(
-        &m,
-        Some(&m.buyer),
-        "GET",
-        &format!("/v1/tickets/{ticket_id}"),
-        None,
-    )
-    .await;
+    for (subject, url) in [
+        (&subject, "https://elsewhere/1.jpg"),
+        (&gone_listing, shot.as_str()),
+        (&gone_avatar, shot.as_str()),
+    ] {
+        holds::update(app, subject, url, Some(Hold::Pending))
+            .await
+            .unwrap();
+    }
+    let got_again = ticket().await;
     assert_eq!(got_again.body, got.body);
 }
 
@@ -552,18 +535,7 @@ async fn held_text_and_pending_media_together(backend: Backend) {
     assert_eq!(own.body["media_states"], json!({}));
     assert_eq!(own.body["text_review"]["state"], json!("under_review"));
     // Staff approve the text: public, with its image, in the feed.
-    let moderator = m
-        .server
-        .api
-        .call(
-            "POST",
-            "/admin/v1/auth/wecom",
-            None,
-            Some(json!({"code": "staff:mo:moderator"})),
-        )
-        .await;
-    assert_eq!(moderator.status, 200, "{moderator:?}");
-    let token = moderator.body["token"].as_str().unwrap();
+    let token = &m.server.api.staff_token("staff:mo:moderator").await;
     let queue = m
         .server
         .api

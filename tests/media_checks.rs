@@ -265,6 +265,17 @@ impl World {
         reply(response)
     }
 
+    /// Staff's decision on media `id` (`POST /admin/v1/moderation/media/{id}/decision`).
+    async fn decide(&self, id: &MediaId, token: &str, body: Value) -> (u16, Value) {
+        self.admin(
+            "POST /admin/v1/moderation/media/{id}/decision",
+            id.as_str(),
+            token,
+            Some(body),
+        )
+        .await
+    }
+
     /// A safe-mode push of `message`, signed and encrypted with `keys`, at `timestamp`.
     async fn push_with(&self, keys: &PushKeys, message: &Value, timestamp: i64) -> (u16, Value) {
         let encrypt = keys.encrypt(message.to_string().as_bytes(), APPID, [3; 16]);
@@ -576,11 +587,10 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
         (403, json!("forbidden_role"))
     );
     let (status, body) = w
-        .admin(
-            "POST /admin/v1/moderation/media/{id}/decision",
-            image.id.as_str(),
+        .decide(
+            &image.id,
             &support,
-            Some(json!({"decision": "approve", "reason": "ok"})),
+            json!({"decision": "approve", "reason": "ok"}),
         )
         .await;
     assert_eq!(status, 403, "{body}");
@@ -605,14 +615,7 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
         (json!({"decision": "approve", "reason": "  "}), "reason"),
         (json!({"decision": "maybe", "reason": "x"}), "decision"),
     ] {
-        let (status, body) = w
-            .admin(
-                "POST /admin/v1/moderation/media/{id}/decision",
-                image.id.as_str(),
-                &moderator,
-                Some(bad),
-            )
-            .await;
+        let (status, body) = w.decide(&image.id, &moderator, bad).await;
         assert_eq!(
             (status, body["error"]["field"].clone()),
             (422, json!(field)),
@@ -624,11 +627,10 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
         MediaStatus::Checking
     );
     let (status, body) = w
-        .admin(
-            "POST /admin/v1/moderation/media/{id}/decision",
-            image.id.as_str(),
+        .decide(
+            &image.id,
             &moderator,
-            Some(json!({"decision": "approve", "reason": "看过，没问题"})),
+            json!({"decision": "approve", "reason": "看过，没问题"}),
         )
         .await;
     assert_eq!((status, body["status"].clone()), (200, json!("passed")));
@@ -639,11 +641,10 @@ async fn a_check_without_answer_goes_to_staff_who_decide(backend: Backend) {
         .await;
     assert_eq!(body["items"], json!([]));
     let (status, _) = w
-        .admin(
-            "POST /admin/v1/moderation/media/{id}/decision",
-            image.id.as_str(),
+        .decide(
+            &image.id,
             &moderator,
-            Some(json!({"decision": "reject", "reason": "x"})),
+            json!({"decision": "reject", "reason": "x"}),
         )
         .await;
     assert_eq!(status, 404);
@@ -702,11 +703,10 @@ async fn a_video_needs_its_cover_passed_and_staff_approval(backend: Backend) {
     let moderator = w.staff("mia", "moderator").await;
     // Approved before its cover passed: not public yet.
     let (status, body) = w
-        .admin(
-            "POST /admin/v1/moderation/media/{id}/decision",
-            video.id.as_str(),
+        .decide(
+            &video.id,
             &moderator,
-            Some(json!({"decision": "approve", "reason": "fine"})),
+            json!({"decision": "approve", "reason": "fine"}),
         )
         .await;
     assert_eq!((status, body["status"].clone()), (200, json!("checking")));
@@ -729,11 +729,10 @@ async fn a_video_needs_its_cover_passed_and_staff_approval(backend: Backend) {
     assert_eq!(w.bucket.public(&video.key), Some(true));
 
     let (status, body) = w
-        .admin(
-            "POST /admin/v1/moderation/media/{id}/decision",
-            refused.id.as_str(),
+        .decide(
+            &refused.id,
             &moderator,
-            Some(json!({"decision": "reject", "reason": "violence"})),
+            json!({"decision": "reject", "reason": "violence"}),
         )
         .await;
     assert_eq!((status, body["status"].clone()), (200, json!("rejected")));

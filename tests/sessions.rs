@@ -377,17 +377,7 @@ async fn members_sensitive_actions_are_audited(backend: Backend) {
     }
 
     // An admin reads the buyer's through the audit route, newest first.
-    let signed = server
-        .api
-        .call(
-            "POST",
-            "/admin/v1/auth/wecom",
-            None,
-            Some(json!({"code": "staff:ada:admin"})),
-        )
-        .await;
-    assert_eq!(signed.status, 200, "{signed:?}");
-    let admin = signed.body["token"].as_str().unwrap();
+    let admin = &server.api.staff_token("staff:ada:admin").await;
     let trail = server
         .api
         .call(

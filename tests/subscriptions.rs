@@ -593,32 +593,14 @@ async fn each_order_event_owes_the_right_party(backend: Backend) {
     );
     // A refund request the seller declines.
     let order = m.server.paid_order(&m.buyer, &m.listing).await;
-    assert_eq!(
-        call(&m.seller, format!("/v1/orders/{order}/accept"), json!({}))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        call(
-            &m.buyer,
-            format!("/v1/orders/{order}/refund"),
-            json!({"reason": "没有到场"})
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        call(
-            &m.seller,
-            format!("/v1/orders/{order}/refund/decline"),
-            json!({"reason": "已经到场"})
-        )
-        .await
-        .status,
-        200
-    );
+    for (who, action, body) in [
+        (&m.seller, "accept", json!({})),
+        (&m.buyer, "refund", json!({"reason": "没有到场"})),
+        (&m.seller, "refund/decline", json!({"reason": "已经到场"})),
+    ] {
+        let reply = call(who, format!("/v1/orders/{order}/{action}"), body).await;
+        assert_eq!(reply.status, 200, "{action}: {reply:?}");
+    }
     let declines: Vec<_> = notes_of_kind(&m, &m.buyer, "order_declined")
         .await
         .into_iter()

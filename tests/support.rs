@@ -614,6 +614,20 @@ impl Api {
         let token = reply.body["token"].as_str().expect("token").to_owned();
         (token, reply.body)
     }
+
+    /// Signs staff in through the sandbox WeCom with `code` (`staff:<name>:<role>`); their token.
+    pub async fn staff_token(&self, code: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/admin/v1/auth/wecom",
+                None,
+                Some(serde_json::json!({ "code": code })),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "staff sign-in failed: {reply:?}");
+        reply.body["token"].as_str().expect("token").to_owned()
+    }
 }
 
 /// Asserts that `function`'s IAM statements in `template.yaml` grant no DynamoDB action and no

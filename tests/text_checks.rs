@@ -32,8 +32,8 @@ impl World {
         let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
         let seller = server.member("seller", true).await;
         let other = server.member("other", false).await;
-        let moderator = Self::staff(&server, "staff:mo:moderator").await;
-        let support = Self::staff(&server, "staff:su:support").await;
+        let moderator = server.api.staff_token("staff:mo:moderator").await;
+        let support = server.api.staff_token("staff:su:support").await;
         World {
             server,
             wechat: FakeWechat::default(),
@@ -42,20 +42,6 @@ impl World {
             moderator,
             support,
         }
-    }
-
-    async fn staff(server: &LocalServer, code: &str) -> String {
-        let reply = server
-            .api
-            .call(
-                "POST",
-                "/admin/v1/auth/wecom",
-                None,
-                Some(json!({ "code": code })),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        reply.body["token"].as_str().unwrap().to_owned()
     }
 
     /// The media base URL the server's uploads live under.
@@ -719,69 +705,57 @@ async fn staff_routes_refuse_bad_input(backend: Backend) {
         .call(None, "GET", "/admin/v1/moderation/texts", None)
         .await;
     assert_eq!(anonymous.status, 401);
-    // Bad input, each naming what is wrong; nothing decided.
-    let bad = w
-        .decide(
-            &w.moderator,
-            &check,
-            json!({"decision": "maybe", "reason": "x"}),
-        )
-        .await;
-    assert_eq!((bad.status, bad.field()), (422, "decision"));
-    let bad = w
-        .decide(
-            &w.moderator,
-            &check,
-            json!({"decision": "approve", "reason": "  "}),
-        )
-        .await;
-    assert_eq!((bad.status, bad.field()), (422, "reason"));
-    let bad = w
-        .decide(
-            &w.moderator,
-            &check,
-            json!({"decision": "approve", "reason": "x", "extra": 1}),
-        )
-        .await;
-    assert_eq!((bad.status, bad.field()), (422, "extra"), "{bad:?}");
+    // Bad input, each naming what is wrong (or an unknown check: 404); nothing decided.
     let unknown = format!("{}.{}", w.seller.id, "0".repeat(26));
-    let bad = w
-        .decide(
-            &w.moderator,
-            &unknown,
+    for (id, body, status, field) in [
+        (
+            check.as_str(),
+            json!({"decision": "maybe", "reason": "x"}),
+            422,
+            "decision",
+        ),
+        (
+            check.as_str(),
+            json!({"decision": "approve", "reason": "  "}),
+            422,
+            "reason",
+        ),
+        (
+            check.as_str(),
+            json!({"decision": "approve", "reason": "x", "extra": 1}),
+            422,
+            "extra",
+        ),
+        (
+            unknown.as_str(),
             json!({"decision": "approve", "reason": "x"}),
-        )
-        .await;
-    assert_eq!(bad.status, 404, "{bad:?}");
-    let bad = w
-        .decide(
-            &w.moderator,
+            404,
+            "",
+        ),
+        (
             "nonsense",
             json!({"decision": "approve", "reason": "x"}),
-        )
-        .await;
-    assert_eq!(bad.status, 404, "{bad:?}");
-    let bad = w
-        .call(
-            Some(&w.moderator),
-            "GET",
-            "/admin/v1/moderation/texts?limit=0",
-            None,
-        )
-        .await;
-    assert_eq!(bad.status, 422, "{bad:?}");
-    let bad = w
-        .call(
-            Some(&w.moderator),
-            "GET",
-            "/admin/v1/moderation/texts?kind=x",
-            None,
-        )
-        .await;
-    assert_eq!((bad.status, bad.field()), (422, "kind"), "{bad:?}");
+            404,
+            "",
+        ),
+    ] {
+        let bad = w.decide(&w.moderator, id, body).await;
+        assert_eq!(bad.status, status, "{id}: {bad:?}");
+        if !field.is_empty() {
+            assert_eq!(bad.field(), field, "{bad:?}");
+        }
+    }
+    for (query, field) in [("limit=0", ""), ("kind=x", "kind")] {
+        let path = format!("/admin/v1/moderation/texts?{query}");
+        let bad = w.call(Some(&w.moderator), "GET", &path, None).await;
+        assert_eq!(bad.status, 422, "{bad:?}");
+        if !field.is_empty() {
+            assert_eq!(bad.field(), field, "{bad:?}");
+        }
+    }
     assert_eq!(w.queue().await.len(), 1);
     // The decision is audited with its reason.
-    let admin = World::staff(&w.server, "staff:ad:admin").await;
+    let admin = w.server.api.staff_token("staff:ad:admin").await;
     let ok = w
         .decide(
             &w.moderator,
