@@ -212,6 +212,7 @@ pub fn literal_secrets(sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
 /// read from the Secrets Manager stand-in as in Lambda.
 pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str, String> {
     use renji_local::sandbox::{payment_keys, wechat, wecom};
+    use renji_shared::settlement::config as settlement;
     let keys = &sandboxes.keys;
     HashMap::from([
         ("RENJI_TABLE", table.to_owned()),
@@ -316,6 +317,28 @@ ticket_answered=sandbox-ticket-answered"
         ),
         ("ALIPAY_GATEWAY", sandboxes.alipay_gateway.clone()),
         ("RENJI_PUBLIC_BASE_URL", sandboxes.public_base.clone()),
+        // Settlement at its defaults (the stand-ins grant the default split ratio).
+        (
+            "RENJI_COMMISSION_BPS",
+            settlement::DEFAULT_COMMISSION_BPS.to_string(),
+        ),
+        ("RENJI_COMMISSION_BPS_BY_CATEGORY", String::new()),
+        (
+            "RENJI_SETTLE_MAX_RATIO_BPS",
+            settlement::DEFAULT_MAX_RATIO_BPS.to_string(),
+        ),
+        (
+            "RENJI_SETTLE_DEADLINE_DAYS",
+            settlement::DEFAULT_DEADLINE_DAYS.to_string(),
+        ),
+        (
+            "RENJI_SETTLE_DELAY_DAYS",
+            settlement::DEFAULT_DELAY_DAYS.to_string(),
+        ),
+        (
+            "RENJI_PROVIDER_FEE_BPS",
+            settlement::DEFAULT_FEE_BPS.to_string(),
+        ),
     ])
 }
 
