@@ -374,41 +374,18 @@ pub async fn upload_record(
     purpose: &str,
     status: renji_shared::domain::media::MediaStatus,
 ) -> String {
-    use renji_shared::domain::media::{object_key, MediaRecord, Purpose};
+    use renji_shared::domain::media::Purpose;
     use renji_shared::store::Record;
     let purpose = Purpose::parse(purpose).expect("a purpose");
-    let (content_type, ext) = match purpose.is_video() {
-        true => ("video/mp4", "mp4"),
-        false => ("image/jpeg", "jpg"),
-    };
-    let id = renji_shared::ids::MediaId::generate();
-    let key = object_key(owner, purpose, &id, ext);
-    let now = renji_shared::domain::members::now_rfc3339();
-    let record = MediaRecord {
-        id: id.clone(),
-        owner: owner.clone(),
-        purpose,
-        key: key.clone(),
-        content_type: content_type.into(),
-        size: 1024,
-        status,
-        upload_expires_at: now.clone(),
-        trace_id: None,
-        reason: None,
-        cover: None,
-        approved_by_staff: None,
-        used_by: Vec::new(),
-        created_at: now.clone(),
-        updated_at: now,
-    };
+    let record = renji_local::sandbox::fakes::upload(owner, purpose, status);
     let item = record
-        .to_item(renji_shared::store::keys::media(owner, &id), None)
+        .to_item(renji_shared::store::keys::media(owner, &record.id), None)
         .expect("an upload item");
     store
         .write(renji_shared::store::Write::put(item))
         .await
         .expect("write the upload");
-    format!("{base}/{key}")
+    format!("{base}/{}", record.key)
 }
 
 /// Sets the status of the upload at `url` (as the media check or staff would).

@@ -367,28 +367,8 @@ fn new_upload(
     purpose: renji_shared::domain::media::Purpose,
     status: renji_shared::domain::media::MediaStatus,
 ) -> (String, renji_shared::domain::media::MediaRecord) {
-    use renji_shared::domain::media::{object_key, MediaRecord};
-    let id = renji_shared::ids::MediaId::generate();
-    let key = object_key(owner, purpose, &id, "jpg");
-    let now = members::now_rfc3339();
-    let url = format!("{}/{key}", app.config.media.base_url);
-    let record = MediaRecord {
-        id,
-        owner: owner.clone(),
-        purpose,
-        key,
-        content_type: "image/jpeg".into(),
-        size: 1024,
-        status,
-        upload_expires_at: now.clone(),
-        trace_id: None,
-        reason: None,
-        cover: None,
-        approved_by_staff: None,
-        used_by: Vec::new(),
-        created_at: now.clone(),
-        updated_at: now,
-    };
+    let record = renji_local::sandbox::fakes::upload(owner, purpose, status);
+    let url = format!("{}/{}", app.config.media.base_url, record.key);
     (url, record)
 }
 

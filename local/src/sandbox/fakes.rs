@@ -1,8 +1,11 @@
 //! In-process stand-ins for provider clients, for code that calls the domain directly (the
-//! domain-level tests, the benchmark's own seed data) rather than through the HTTP stand-ins.
+//! domain-level tests, the benchmark's own seed data) rather than through the HTTP stand-ins, and
+//! the records such code writes directly.
 
 use std::sync::Mutex;
 
+use renji_shared::domain::media::{object_key, MediaRecord, MediaStatus, Purpose};
+use renji_shared::ids::{MediaId, UserId};
 use renji_shared::wechat::api::{
     ImageCheck, PlatformError, SubscribeMessage, Suggest, TextCheck, TextVerdict, WechatApi,
 };
@@ -64,5 +67,34 @@ impl WechatApi for FakeWechat {
 
     async fn send_subscribe_message(&self, _: &SubscribeMessage) -> Result<(), PlatformError> {
         Ok(())
+    }
+}
+
+/// An upload of `owner` for `purpose` in `status`, made now as `POST /v1/uploads` records it
+/// (1 kB; a JPEG, or an MP4 for a video): for tests and the benchmark, which write uploads
+/// directly with the store. Its URL is [`MediaRecord::url`].
+pub fn upload(owner: &UserId, purpose: Purpose, status: MediaStatus) -> MediaRecord {
+    let (content_type, ext) = match purpose.is_video() {
+        true => ("video/mp4", "mp4"),
+        false => ("image/jpeg", "jpg"),
+    };
+    let id = MediaId::generate();
+    let now = renji_shared::domain::members::now_rfc3339();
+    MediaRecord {
+        key: object_key(owner, purpose, &id, ext),
+        id,
+        owner: owner.clone(),
+        purpose,
+        content_type: content_type.into(),
+        size: 1024,
+        status,
+        upload_expires_at: now.clone(),
+        trace_id: None,
+        reason: None,
+        cover: None,
+        approved_by_staff: None,
+        used_by: Vec::new(),
+        created_at: now.clone(),
+        updated_at: now,
     }
 }
