@@ -322,6 +322,15 @@ async fn notes_of_kind(m: &Market, who: &Member, kind: &str) -> Vec<subscription
         .collect()
 }
 
+/// The seller's `order_paid` notification about `order`.
+async fn paid_note(m: &Market, order: &str) -> subscriptions::Notification {
+    notes_of_kind(m, &m.seller, "order_paid")
+        .await
+        .into_iter()
+        .find(|n| n.subject == format!("order:{order}"))
+        .unwrap_or_else(|| panic!("no order_paid notification about {order}"))
+}
+
 async fn racing_runs_send_each_message_once(backend: Backend) {
     let m = Market::start(backend, &[]).await;
     let fake = Arc::new(Fake::default());
@@ -401,11 +410,7 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
         assert_eq!(report.retrying + report.failed, 1, "{report:?}");
         at += time::Duration::hours(2);
     }
-    let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
-    let note = owed
-        .iter()
-        .find(|n| n.subject == format!("order:{order}"))
-        .unwrap();
+    let note = paid_note(&m, &order).await;
     assert_eq!(note.status, NoteStatus::Failed);
     let outcomes: Vec<&str> = note.attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(
@@ -429,11 +434,7 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
     let order = m.server.paid_order(&m.buyer, &m.listing).await;
     let report = run(&app).await;
     assert_eq!(report.not_subscribed, 1, "{report:?}");
-    let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
-    let note = owed
-        .iter()
-        .find(|n| n.subject == format!("order:{order}"))
-        .unwrap();
+    let note = paid_note(&m, &order).await;
     assert_eq!(
         (note.status, note.attempts[0].errcode),
         (NoteStatus::NotSubscribed, Some(43101))
@@ -446,11 +447,7 @@ async fn failures_are_recorded_and_never_fail_the_order(backend: Backend) {
     let refused = m.server.paid_order(&m.buyer, &m.listing).await;
     let report = run(&app).await;
     assert_eq!(report.failed, 1, "{report:?}");
-    let owed = notes_of_kind(&m, &m.seller, "order_paid").await;
-    let failed = owed
-        .iter()
-        .find(|n| n.subject == format!("order:{refused}"))
-        .unwrap();
+    let failed = paid_note(&m, &refused).await;
     assert_eq!(
         (
             failed.status,
