@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use renji_shared::config::Config;
 use renji_shared::domain::media::jobs::{self, Budget, CHECK_TIMEOUT_SECS, UPLOAD_GRACE_SECS};
@@ -31,7 +29,7 @@ use renji_shared::wechat::api::{
 };
 use renji_shared::wechat::push::PushKeys;
 use renji_shared::{App, Error};
-use renji_tests::{on_both_stores, Backend, LocalServer};
+use renji_tests::{gateway_request, on_both_stores, Backend, LocalServer};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -342,39 +340,7 @@ fn request(
     body: Option<Value>,
     query: &[(&str, &str)],
 ) -> lambda_http::Request {
-    let (method, template) = route.split_once(' ').unwrap();
-    let path = template.replace("{id}", id);
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(route.to_owned());
-    context.http.method = method.parse().unwrap();
-    context.http.path = Some(path.clone());
-    context.http.source_ip = Some("198.51.100.9".to_owned());
-    let mut builder = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.example{path}"));
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(b) => {
-            builder = builder.header("content-type", "application/json");
-            Body::Text(b.to_string())
-        }
-        None => Body::Empty,
-    };
-    let query: HashMap<String, String> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut req = builder
-        .body(body)
-        .unwrap()
-        .with_request_context(RequestContext::ApiGatewayV2(context))
-        .with_query_string_parameters(QueryMap::from(query));
-    if !id.is_empty() {
-        req = req.with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]));
-    }
-    req
+    gateway_request(route, id, token, body, query)
 }
 
 fn media_check(trace_id: &str, suggest: &str, label: Value) -> Value {

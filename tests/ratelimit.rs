@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
 use renji_local::functions::FUNCTIONS;
 use renji_shared::config::Config;
 use renji_shared::domain::members;
@@ -18,7 +15,7 @@ use renji_shared::ratelimit::{Class, Limit};
 use renji_shared::store::{keys, DynStore, Item, Key, Page, Query, Store, StoreError, Write};
 use renji_shared::wechat::WechatIdentity;
 use renji_shared::App;
-use renji_tests::{on_both_stores, Api, Backend, LocalServer, Reply, TestStore};
+use renji_tests::{gateway_request, on_both_stores, Api, Backend, LocalServer, Reply, TestStore};
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -293,29 +290,7 @@ impl Store for FailingCounters {
 
 /// An API Gateway request for `route` (its path the route's, no parameters needed).
 fn request(route: &str, token: Option<&str>, body: Option<Value>) -> lambda_http::Request {
-    let (method, path) = route.split_once(' ').unwrap();
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(route.to_owned());
-    context.http.method = method.parse().unwrap();
-    context.http.path = Some(path.to_owned());
-    context.http.source_ip = Some("198.51.100.7".to_owned());
-    let mut builder = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.example{path}"));
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(b) => {
-            builder = builder.header("content-type", "application/json");
-            Body::Text(b.to_string())
-        }
-        None => Body::Empty,
-    };
-    builder
-        .body(body)
-        .unwrap()
-        .with_request_context(RequestContext::ApiGatewayV2(context))
+    gateway_request(route, "", token, body, &[])
 }
 
 async fn a_failing_limiter_lets_requests_through(backend: Backend) {

@@ -2,14 +2,11 @@
 //! local stand-in, staff sessions and roles, the audit trail, take-down and restore, dispute
 //! decisions, and bad input on every route.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
 use renji_shared::config::Config;
 use renji_shared::store::{DynStore, Item, Key, Page, Store, StoreError};
 use renji_shared::App;
@@ -19,7 +16,9 @@ use renji_shared::ids::{OrderId, StaffId};
 use renji_shared::ratelimit::Access;
 use renji_shared::staff::StaffRole;
 use renji_shared::store::{keys, Query, SortKey, Write};
-use renji_tests::{on_both_stores, service, Api, Backend, LocalServer, Member, Reply};
+use renji_tests::{
+    gateway_request, on_both_stores, service, Api, Backend, LocalServer, Member, Reply,
+};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -1250,29 +1249,7 @@ impl Store for FailingAudit {
 
 /// An API Gateway request for `route` with its `{id}`.
 fn request(route: &str, id: &str, token: &str, body: Option<Value>) -> lambda_http::Request {
-    let (method, template) = route.split_once(' ').unwrap();
-    let path = template.replace("{id}", id);
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(route.to_owned());
-    context.http.method = method.parse().unwrap();
-    context.http.path = Some(path.clone());
-    context.http.source_ip = Some("198.51.100.9".to_owned());
-    let mut builder = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.example{path}"))
-        .header("authorization", format!("Bearer {token}"));
-    let body = match body {
-        Some(b) => {
-            builder = builder.header("content-type", "application/json");
-            Body::Text(b.to_string())
-        }
-        None => Body::Empty,
-    };
-    builder
-        .body(body)
-        .unwrap()
-        .with_request_context(RequestContext::ApiGatewayV2(context))
-        .with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]))
+    gateway_request(route, id, Some(token), body, &[])
 }
 
 /// When the audit record cannot be written, a read is not answered (503: nothing is shown

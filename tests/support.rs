@@ -669,3 +669,53 @@ impl Market {
 /// markers (`sandbox-risky`, `sandbox-review`, `sandbox-61010`, `sandbox-outage`) and counting
 /// the texts it was asked about: the one the benchmark's fixture uses too.
 pub use renji_local::sandbox::fakes::FakeWechat;
+
+/// An API Gateway (HTTP API) request for `route` (`METHOD /path`, `{id}` filled with `id`, given
+/// as the path parameter when not empty), from 198.51.100.9, with a bearer `token`, a JSON `body`
+/// and `query` parameters: for calling a function's handler in-process.
+pub fn gateway_request(
+    route: &str,
+    id: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    query: &[(&str, &str)],
+) -> lambda_http::Request {
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use lambda_http::aws_lambda_events::query_map::QueryMap;
+    use lambda_http::request::RequestContext;
+    use lambda_http::{Body, RequestExt};
+    use std::collections::HashMap;
+    let (method, template) = route.split_once(' ').expect("METHOD /path");
+    let path = template.replace("{id}", id);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route.to_owned());
+    context.http.method = method.parse().expect("a method");
+    context.http.path = Some(path.clone());
+    context.http.source_ip = Some("198.51.100.9".to_owned());
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example{path}"));
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(b) => {
+            builder = builder.header("content-type", "application/json");
+            Body::Text(b.to_string())
+        }
+        None => Body::Empty,
+    };
+    let query: HashMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut req = builder
+        .body(body)
+        .expect("a request")
+        .with_request_context(RequestContext::ApiGatewayV2(context))
+        .with_query_string_parameters(QueryMap::from(query));
+    if !id.is_empty() {
+        req = req.with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]));
+    }
+    req
+}
