@@ -356,11 +356,26 @@ pub fn app(store: DynStore, table: &str, sandboxes: &Sandboxes) -> Result<App, S
         .collect();
     env.extend(literal_secrets(sandboxes));
     let config = Config::from_lookup(|name| env.get(name).cloned()).map_err(|e| e.to_string())?;
-    App::new(config, store).map_err(|e| e.to_string())
+    let bucket = function_env(table, sandboxes)["RENJI_MEDIA_BUCKET"].clone();
+    let mut app = App::new(config, store).map_err(|e| e.to_string())?;
+    // The media bucket by name, in the functions' region with their fake credentials: an upload
+    // form is signed locally, as in a function (nothing reaches S3).
+    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new("local", "local", None, None, "bench"),
+    );
+    let media = renji_shared::media_bucket::S3MediaBucket::new(
+        &bucket,
+        "us-east-1",
+        None,
+        Some(credentials),
+    )
+    .map_err(|e| e.to_string())?;
+    app.media_bucket = Some(Arc::new(media));
+    Ok(app)
 }
 
-/// A new upload record of `owner` for `purpose` (a 1 kB JPEG) in `status`: its public URL and
-/// the record.
+/// A new upload record of `owner` for `purpose` (1 kB: a JPEG, an MP4 for a video) in `status`:
+/// its public URL and the record.
 fn new_upload(
     app: &App,
     owner: &UserId,
@@ -727,6 +742,31 @@ impl Member {
         Ok(listing.id.to_string())
     }
 
+    /// A new video upload of this member's awaiting staff's decision in the media queue (a
+    /// video is never sent to WeChat's check): its id.
+    async fn queued_video(&self, app: &App) -> Result<String, String> {
+        use renji_shared::domain::media::{MediaStatus, Purpose};
+        use renji_shared::store::Record;
+        let (_, video) = new_upload(
+            app,
+            &self.user_id,
+            Purpose::ListingVideo,
+            MediaStatus::Checking,
+        );
+        let mut item = video
+            .to_item(
+                keys::media(&video.owner, &video.id),
+                Some(keys::media_queued(&video.id)),
+            )
+            .map_err(|e| e.to_string())?;
+        item.insert("review".into(), json!("video"));
+        app.store
+            .write(Write::put(item))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(video.id.to_string())
+    }
+
     /// WeChat's push of an image check's result (passed), signed and encrypted with the
     /// sandbox's push keys as WeChat sends it now, for a new upload of this member's that the
     /// media job asked about (awaiting its check, linked to a new trace id).
@@ -902,6 +942,10 @@ impl Member {
                     .map(|h| h.check_id)
                     .ok_or("the nickname was not held")?;
                 ids.insert("texts".to_owned(), check);
+            }
+            // Each decision gets a video of its own in the staff media queue.
+            "POST /admin/v1/moderation/media/{id}/decision" => {
+                ids.insert("media".to_owned(), self.queued_video(app).await?);
             }
             "POST /admin/v1/listings/{id}/restore" => {
                 let id = self.fresh_listing(app).await?;
