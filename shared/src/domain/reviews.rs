@@ -576,14 +576,8 @@ pub async fn reply(
         let seller = members::get(store, member)
             .await?
             .ok_or(Error::Unauthorized("member no longer exists"))?;
-        let verdict = moderation::check(
-            api,
-            &seller.openid,
-            Scene::Comment,
-            None,
-            &[("text", &text)],
-        )
-        .await?;
+        let verdict =
+            moderation::check(api, &seller.openid, Scene::Comment, None, &[("text", text)]).await?;
         let (hold, held) = texts::next_hold(
             member,
             Subject::Reply {
@@ -593,7 +587,7 @@ pub async fn reply(
             None,
             &["text"],
             verdict,
-            &[("text", &text)],
+            &[("text", text)],
             now,
         )?;
         let answer = ReviewReply {
