@@ -174,8 +174,12 @@ async fn create_listing(
     if verified["status"] != "verified" {
         return Err(format!("verification answered {verified}"));
     }
-    let body = create.event["body"].as_str().unwrap_or("{}");
-    let listing = post_json(client, &format!("{base}/v1/listings"), Some(token), body).await?;
+    // Without the sample's images: a listing's media must be the member's own uploads.
+    let mut body: Value = serde_json::from_str(create.event["body"].as_str().unwrap_or("{}"))
+        .map_err(|e| format!("POST /v1/listings's sample body: {e}"))?;
+    body["images"] = json!([]);
+    let body = body.to_string();
+    let listing = post_json(client, &format!("{base}/v1/listings"), Some(token), &body).await?;
     listing["id"]
         .as_str()
         .map(str::to_owned)
