@@ -256,7 +256,7 @@ impl World {
         let response = renji_local::functions::invoke(
             "AdminFunction",
             &self.app,
-            request(route, id, Some(token), body, &[]),
+            gateway_request(route, id, Some(token), body, &[]),
         )
         .await
         .unwrap();
@@ -310,7 +310,7 @@ impl World {
         let response = renji_local::functions::invoke(
             "WechatEventsFunction",
             &self.app,
-            request(route, "", None, body, query),
+            gateway_request(route, "", None, body, query),
         )
         .await
         .unwrap();
@@ -330,17 +330,6 @@ fn reply(response: lambda_http::Response<Body>) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// An API Gateway request for `route` with its `{id}` and query.
-fn request(
-    route: &str,
-    id: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-    query: &[(&str, &str)],
-) -> lambda_http::Request {
-    gateway_request(route, id, token, body, query)
 }
 
 fn media_check(trace_id: &str, suggest: &str, label: Value) -> Value {
@@ -782,7 +771,7 @@ async fn pushes_are_verified_and_the_handshake_answers(backend: Backend) {
     let response = renji_local::functions::invoke(
         "WechatEventsFunction",
         &w.app,
-        request(
+        gateway_request(
             "GET /v1/wechat/events",
             "",
             None,
@@ -836,7 +825,7 @@ async fn the_queue_is_paged_oldest_first(backend: Backend) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut req = request(
+        let mut req = gateway_request(
             "GET /admin/v1/moderation/media",
             "",
             Some(&moderator),
