@@ -673,9 +673,12 @@ async fn a_video_needs_its_cover_passed_and_staff_approval(backend: Backend) {
     );
     let trace = asked(&w, &cover.id).await;
     w.push(&media_check(&trace, "pass", json!(100))).await;
-    w.run(now).await;
+    // The pushed result is due at the time it arrived: run at that time or later, not at an
+    // earlier `now` (a loaded machine takes more than a second between the two).
+    let pushed = OffsetDateTime::now_utc();
+    w.run(pushed).await;
     assert_eq!(w.bucket.public(&cover.key), Some(true));
-    let report = w.run(now + time::Duration::seconds(61)).await;
+    let report = w.run(pushed + time::Duration::seconds(61)).await;
     assert_eq!(report.fanned_out, 1, "{report:?}");
     assert_eq!(
         w.record(&video.id).await.unwrap().status,
