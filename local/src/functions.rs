@@ -66,9 +66,20 @@ pub const JOBS: &[&str] = &[
 
 /// Runs one scheduled function once, as its schedule would; `None` for an unknown function.
 pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> {
+    run_job_at(function, app, time::OffsetDateTime::now_utc()).await
+}
+
+/// [`run_job`] with the clock at `now` (the local server's `POST /sandbox/clock`): the order
+/// jobs run at it (expiry, completion, the sellers' splits and their deadlines); the other jobs
+/// keep the real time.
+pub async fn run_job_at(
+    function: &str,
+    app: &App,
+    now: time::OffsetDateTime,
+) -> Option<Result<Value, Error>> {
     Some(match function {
         "VerificationJobsFunction" => renji_verification_jobs::run(app).await,
-        "OrderJobsFunction" => renji_order_jobs::run(app).await,
+        "OrderJobsFunction" => renji_order_jobs::run_at(app, now).await,
         "ExportJobsFunction" => renji_export_jobs::run(app).await,
         "DeletionJobsFunction" => renji_deletion_jobs::run(app).await,
         "NotificationJobsFunction" => renji_notification_jobs::run(app).await,

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -491,6 +492,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let api_archive = Arc::clone(&archive);
     let dist = Arc::new(crate::static_files::dist_dir());
     let api_media = Arc::clone(&media);
+    // The scheduled jobs' clock offset (`POST /sandbox/clock`), shared with the timer.
+    let clock = Arc::new(AtomicI64::new(0));
+    let api_clock = Arc::clone(&clock);
     let api_task = http_server::spawn(
         listener,
         Arc::new(move |req| {
@@ -499,6 +503,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
             let archive = Arc::clone(&api_archive);
             let dist = Arc::clone(&dist);
             let media = Arc::clone(&api_media);
+            let clock = Arc::clone(&api_clock);
             Box::pin(async move {
                 if req.uri().path().starts_with(crate::exports::ROUTE) {
                     return serve_export(&archive, &req);
@@ -508,6 +513,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
                 }
                 if req.uri().path() == crate::media::UPLOAD_ROUTE {
                     return receive_upload(&media, req, upload_limit).await;
+                }
+                if req.uri().path() == CLOCK_ROUTE {
+                    return move_clock(&clock, req).await;
+                }
+                if req.uri().path() == RUN_JOBS_ROUTE {
+                    return run_jobs_now(&functions, &clock, req).await;
                 }
                 if req
                     .uri()
@@ -533,6 +544,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         tasks.push(spawn_jobs(
             Arc::clone(&functions),
             std::time::Duration::from_secs(jobs_secs),
+            Arc::clone(&clock),
         ));
     }
     Ok(Running {
@@ -644,23 +656,118 @@ fn spawn_payment_stand_ins(
 
 /// Runs every scheduled function every `every`, as their schedules would in Lambda, each with its
 /// own state (its IAM statements enforced).
-fn spawn_jobs(functions: Arc<Functions>, every: std::time::Duration) -> JoinHandle<()> {
+fn spawn_jobs(
+    functions: Arc<Functions>,
+    every: std::time::Duration,
+    clock: Arc<AtomicI64>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
-            for job in functions::JOBS {
-                let Some((app, _)) = functions.get(*job) else {
-                    tracing::warn!(job, "scheduled job has no function state");
-                    continue;
-                };
-                if let Some(Err(e)) = functions::run_job(job, app).await {
-                    tracing::warn!(job, error = %e, "scheduled job failed");
-                }
-            }
+            run_jobs(&functions, &clock).await;
         }
     })
+}
+
+/// Every scheduled function once, at the moved clock; what each answered.
+async fn run_jobs(functions: &Functions, clock: &AtomicI64) -> serde_json::Value {
+    let now = clock_now(clock);
+    let mut ran = serde_json::Map::new();
+    for job in functions::JOBS {
+        let Some((app, _)) = functions.get(*job) else {
+            tracing::warn!(job, "scheduled job has no function state");
+            continue;
+        };
+        let answer = match functions::run_job_at(job, app, now).await {
+            Some(Ok(value)) => value,
+            Some(Err(e)) => {
+                tracing::warn!(job, error = %e, "scheduled job failed");
+                json!({"error": e.to_string()})
+            }
+            None => continue,
+        };
+        ran.insert((*job).to_owned(), answer);
+    }
+    serde_json::Value::Object(ran)
+}
+
+/// `/sandbox/clock`: the scheduled jobs' clock (local only).
+const CLOCK_ROUTE: &str = "/sandbox/clock";
+/// `/sandbox/jobs/run`: runs the scheduled jobs once, now (local only).
+const RUN_JOBS_ROUTE: &str = "/sandbox/jobs/run";
+
+/// The real time moved by the offset.
+fn clock_now(clock: &AtomicI64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::seconds(clock.load(Ordering::SeqCst))
+}
+
+fn clock_view(clock: &AtomicI64) -> HttpResponse {
+    let now = clock_now(clock);
+    http_server::json(
+        200,
+        &json!({
+            "offset_secs": clock.load(Ordering::SeqCst),
+            "now": renji_shared::domain::orders::rfc3339(now),
+        }),
+    )
+}
+
+/// `GET /sandbox/clock`: the jobs' clock; `POST /sandbox/clock {"advance_secs": N}` moves it
+/// forward (so a walkthrough does not wait out the dispute window), `{"reset": true}` back to
+/// the real time. Requests keep the real time; the order jobs (the timer's and
+/// `POST /sandbox/jobs/run`'s) run at it. The providers' stand-ins keep the real time.
+async fn move_clock(clock: &AtomicI64, req: HttpRequest) -> HttpResponse {
+    if req.method() == hyper::Method::GET {
+        return clock_view(clock);
+    }
+    if req.method() != hyper::Method::POST {
+        return error(405, "method_not_allowed", "GET or POST");
+    }
+    let body = match Limited::new(req.into_body(), 4096).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return error(413, "payload_too_large", "at most 4 KiB"),
+    };
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&body)
+    else {
+        return error(
+            400,
+            "bad_request",
+            "expected {\"advance_secs\": N} or {\"reset\": true}",
+        );
+    };
+    match (
+        map.get("advance_secs").and_then(serde_json::Value::as_i64),
+        map.get("reset"),
+    ) {
+        (Some(secs), None) if secs >= 0 && map.len() == 1 => {
+            clock.fetch_add(secs, Ordering::SeqCst);
+        }
+        (None, Some(serde_json::Value::Bool(true))) if map.len() == 1 => {
+            clock.store(0, Ordering::SeqCst);
+        }
+        _ => {
+            return error(
+                400,
+                "bad_request",
+                "expected {\"advance_secs\": N} (N ≥ 0) or {\"reset\": true}",
+            )
+        }
+    }
+    clock_view(clock)
+}
+
+/// `POST /sandbox/jobs/run`: every scheduled function once, at the jobs' clock; their reports.
+async fn run_jobs_now(functions: &Functions, clock: &AtomicI64, req: HttpRequest) -> HttpResponse {
+    if req.method() != hyper::Method::POST {
+        return error(405, "method_not_allowed", "only POST");
+    }
+    let ran = run_jobs(functions, clock).await;
+    http_server::json(
+        200,
+        &json!({"now": renji_shared::domain::orders::rfc3339(clock_now(clock)), "ran": ran}),
+    )
 }
 
 /// The functions given the export bucket in `template.yaml` (`RENJI_EXPORT_BUCKET`; deletion-jobs

@@ -369,6 +369,22 @@ impl<'k> PageRequest<'k> {
     }
 }
 
+impl PageRequest<'_> {
+    /// The list shape with fields of the list's own beside `items` and `next_cursor` (an
+    /// object's, e.g. the earnings' `totals`).
+    pub fn list_with<T: Serialize>(
+        &self,
+        head: serde_json::Value,
+        items: Vec<T>,
+        next: Option<PageCursor>,
+    ) -> Result<Response<Body>, Error> {
+        let mut body = head;
+        body["items"] = serde_json::to_value(items).map_err(|e| Error::Internal(e.to_string()))?;
+        body["next_cursor"] = serde_json::json!(next.map(|c| self.key.seal(&c)));
+        ok(&body)
+    }
+}
+
 /// The list shape of api.md: `{"items": [...], "next_cursor": "…" | null}`.
 #[derive(Serialize)]
 pub struct ListResponse<T: Serialize> {

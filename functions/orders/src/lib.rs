@@ -1,8 +1,8 @@
 //! The `orders` function: create an order, list and read one's orders, and the party actions
-//! that move no money at a provider (accept, confirm, ask a refund). It holds no provider key:
-//! cancel, decline and the answers to a refund request are the `payments` function's. The accept
-//! of a WeChat-paid order sends WeChat its shipping record (`domain::orders::shipping`, with the
-//! shared access token).
+//! that move no money at a provider (accept, confirm, ask a refund), and a seller's earnings. It
+//! holds no provider key: cancel, decline and the answers to a refund request are the `payments`
+//! function's. The accept of a WeChat-paid order sends WeChat its shipping record
+//! (`domain::orders::shipping`, with the shared access token).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -10,6 +10,7 @@ use renji_shared::domain::consents;
 use renji_shared::domain::members::Member;
 use renji_shared::domain::orders::act::{self, ReasonBody};
 use renji_shared::domain::orders::{create, list, view, Action, Order, Role};
+use renji_shared::domain::settlement::earnings;
 use renji_shared::http::{
     body_bytes, created, id_param, idempotency_key, json_body, json_response, no_body, ok,
     only_params, query_param, route_key, PageRequest,
@@ -29,6 +30,8 @@ pub const ROUTES: &[Route] = &[
     Route::member("POST /v1/orders/{id}/accept", Class::Write),
     Route::member("POST /v1/orders/{id}/confirm", Class::Write),
     Route::member("POST /v1/orders/{id}/refund", Class::Write),
+    // A seller's earnings: the splits of their paid orders (`domain::settlement::earnings`).
+    Route::unlimited("GET /v1/me/earnings"),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -85,6 +88,14 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             )
             .await?;
             page.list(items, next)
+        }
+        Some("GET /v1/me/earnings") => {
+            only_params(&req, &["limit", "cursor"])?;
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
+            let (totals, items, next) =
+                earnings::earnings(store, &me.user_id, page.limit, page.cursor.as_ref()).await?;
+            page.list_with(serde_json::json!({ "totals": totals }), items, next)
         }
         Some("GET /v1/orders/{id}") => {
             only_params(&req, &[])?;

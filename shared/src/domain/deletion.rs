@@ -4,7 +4,9 @@
 //!
 //! **Refusal.** While the member has an order that is not final as buyer or seller — final:
 //! `cancelled`, `expired`, `refunded`, and `completed` once `RENJI_DISPUTE_DAYS` have passed since
-//! its completion — or an open dispute, the request is 409 `deletion_blocked` with `blocking`
+//! its completion — or an open dispute, or (as seller) earnings not yet settled (a paid order
+//! whose split is not final: `settlement` names its state), the request is 409
+//! `deletion_blocked` with `blocking`
 //! ([`blocking`], read from the `ORDERS#<member>#<role>#<status>` lists).
 //!
 //! **Start** ([`start`], synchronous). The race with a new order is closed in three steps: the
@@ -248,13 +250,25 @@ pub async fn blocking(
                         }),
                         other => blocking_status(other),
                     };
-                    if !blocks {
+                    // A seller's earnings not yet settled (the split not final), open or not.
+                    let unsettled = role == "seller"
+                        && order.settle.is_some()
+                        && order.payment.is_some()
+                        && !order.settled();
+                    if !blocks && !unsettled {
                         continue;
                     }
-                    found.push(json!({
+                    let mut blocker = json!({
                         "kind": "order", "id": order.id, "role": role,
                         "status": order.status.as_str(),
-                    }));
+                    });
+                    if unsettled {
+                        blocker["settlement"] = json!(order
+                            .settlement
+                            .as_ref()
+                            .map_or("pending", |s| s.state.as_str()));
+                    }
+                    found.push(blocker);
                     if let (OrderStatus::Disputed, Some(ticket)) =
                         (order.status, &order.dispute_ticket)
                     {

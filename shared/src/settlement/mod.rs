@@ -79,6 +79,17 @@ pub fn split_no(order_no: &str) -> String {
     format!("PS{order_no}")
 }
 
+/// The split number of an order's `attempt`-th split (after a closed receiver was replaced): the
+/// first is [`split_no`]; a later one `PS<order_no>_<attempt>` — a new number (a closed split's
+/// number cannot be reused with another receiver), still derived from the order, ≤ 32
+/// `[A-Za-z0-9_]` for attempts below 100.
+pub fn split_no_attempt(order_no: &str, attempt: u32) -> String {
+    match attempt {
+        0 | 1 => split_no(order_no),
+        n => format!("PS{order_no}_{n}"),
+    }
+}
+
 /// The number of the request that unfreezes what an order has left (`PU<order_no>`).
 pub fn unfreeze_no(order_no: &str) -> String {
     format!("PU{order_no}")
@@ -336,12 +347,16 @@ mod tests {
             split_no(order_no),
             unfreeze_no(order_no),
             return_no(order_no, 3),
+            split_no_attempt(order_no, 99),
         ] {
             assert!(n.len() <= 32, "{n}");
             assert!(n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         }
         assert_eq!(split_no(order_no), split_no(order_no));
         assert_ne!(split_no(order_no), unfreeze_no(order_no));
+        assert_eq!(split_no_attempt(order_no, 1), split_no(order_no));
+        assert_ne!(split_no_attempt(order_no, 2), split_no(order_no));
+        assert_ne!(split_no_attempt(order_no, 2), split_no_attempt(order_no, 3));
         let r = Receiver {
             kind: ReceiverKind::AlipayUserId,
             account: "2088101126765726".into(),

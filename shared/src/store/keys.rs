@@ -588,6 +588,18 @@ pub fn ledger_entry(id: &OrderId, reference: &str) -> Key {
     )
 }
 
+/// The sort key of an order's settlement watch.
+pub const SETTLE_WATCH_SK: &str = "SETTLE_WATCH";
+
+/// Settlement watch: `ORDER#<order id> / SETTLE_WATCH` —
+/// [`SettleWatch`](crate::domain::settlement::watch::SettleWatch): a paid order not yet settled,
+/// written with the payment and removed when its split is final; listed in `gsi1` by its split
+/// deadline under `DUE#settle_watch` (staff's alarm within 3 days of it; the job expires it past
+/// it) or, once expired, `DUE#settle_expired` (for staff to decide).
+pub fn settle_watch(id: &OrderId) -> Key {
+    Key::new(order_partition(id), SETTLE_WATCH_SK)
+}
+
 /// `ORDERS#<member>#<role>` or `ORDERS#<member>#<role>#<status>`: a member's orders as `buyer`
 /// or `seller`, all of them or in one status.
 pub fn orders_of(member: &UserId, role: &str, status: Option<&str>) -> String {

@@ -27,6 +27,8 @@ pub enum EventKind {
     RefundQuery,
     /// A mini-program shipping record sent to WeChat (`shipping`).
     Shipping,
+    /// The seller's split (profit sharing / royalty) and the unfreeze of the rest.
+    Split,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -561,7 +561,10 @@ pub async fn apply_paid(
                     record.write(existing.as_ref())?,
                     event.write(now)?,
                     entry.write()?,
-                ],
+                ]
+                .into_iter()
+                .chain(crate::domain::settlement::watch::paid_writes(&next)?)
+                .collect(),
             )
             .await
         } else {

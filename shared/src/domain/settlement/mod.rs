@@ -7,11 +7,13 @@
 //! has passed is split by the job (due kind `settle`), and the split's progress is this field of
 //! the order, written with the order's version condition like every order change.
 
+pub mod earnings;
 pub mod job;
 pub mod ledger;
 pub mod reconcile;
 pub mod refunds;
 pub mod terms;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +93,13 @@ pub struct OrderSettlement {
     pub failure: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<String>,
+    /// When the seller's share arrived (the `seller_paid` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_at: Option<String>,
+    /// The number of the unfreeze of the rest (to Renji), once the share arrived: asked, then
+    /// polled until finished (`paid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze_no: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// How often the job has asked the provider about it (for backoff).

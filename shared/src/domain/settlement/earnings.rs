@@ -1,0 +1,141 @@
+//! `GET /v1/me/earnings`: what a seller has earned — totals (`pending_fen`, `paid_fen`,
+//! `failed_fen`) and a page of their paid orders with each one's split.
+//!
+//! Read from the seller's order list (`ORDERS#<member>#seller`, newest first, the project's
+//! cursor): an order that was never paid (or was made before settlement existed) is left out
+//! of the page, so a page may hold fewer items than `limit` while `next_cursor` is there. The
+//! totals read the whole list (a seller's orders; a per-seller aggregate is the next step if a
+//! seller's list grows large).
+//!
+//! Each item: the order id, the listing's title, amount, refunded, commission, fee, the seller's
+//! share, `state` (`pending`, `paid`, `failed`) with `settlement` (the split's own state:
+//! `pending`, `processing`, `paid`, `settle_failed`, `nothing`, `expired`) and `failure` (why it
+//! failed: the provider's reason, `no_payout_account`, `deadline_passed`), the split deadline,
+//! when the share arrived (`paid_at`) and when the split finished, and the order's `ledger` totals
+//! (`held_fen` is what is not yet accounted for: zero once settled).
+
+use serde_json::{json, Value};
+
+use super::{ledger, SettleState, Shares, Totals};
+use crate::domain::orders::{Order, OrderEntry};
+use crate::error::Error;
+use crate::ids::UserId;
+use crate::money::Fen;
+use crate::store::{keys, DynStore, Key, PageCursor, Query, Record, Records};
+
+/// At most this many orders per batch read.
+const BATCH: usize = 100;
+
+/// The split's state and shares of a paid order (its settlement, or what it would be now).
+fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
+    let terms = order.settle?;
+    order.payment.as_ref()?;
+    Some(match &order.settlement {
+        Some(s) => (s.state, s.shares),
+        None => {
+            let shares = Shares::of(order.refundable(), &terms);
+            let state = match (shares.net_fen.get(), order.status.is_final()) {
+                (0, true) => SettleState::Nothing,
+                _ => SettleState::Pending,
+            };
+            (state, shares)
+        }
+    })
+}
+
+/// The totals and one page.
+pub async fn earnings(
+    store: &DynStore,
+    seller: &UserId,
+    limit: usize,
+    cursor: Option<&PageCursor>,
+) -> Result<(Value, Vec<Value>, Option<PageCursor>), Error> {
+    let partition = keys::orders_of(seller, "seller", None);
+    // The totals: every order of the seller.
+    let (mut pending, mut paid, mut failed) = (0_i64, 0_i64, 0_i64);
+    let mut after = None;
+    loop {
+        let page = store
+            .query(Query::partition(&partition).limit(BATCH).after(after))
+            .await?;
+        for order in orders_of(store, page.items).await? {
+            if order.seller_id != *seller {
+                continue;
+            }
+            if let Some((state, shares)) = split_of(&order) {
+                let share = shares.seller_fen.get();
+                match state.earning() {
+                    "paid" => paid += share,
+                    "failed" => failed += share,
+                    _ => pending += share,
+                }
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let totals = json!({
+        "pending_fen": Fen::from_fen(pending),
+        "paid_fen": Fen::from_fen(paid),
+        "failed_fen": Fen::from_fen(failed),
+    });
+    let query = Query::partition(&partition).descending().limit(limit);
+    let cursor = crate::domain::cursor_for(&query, cursor)?;
+    let page = store.query(query.after(cursor)).await?;
+    let mut items = Vec::new();
+    for order in orders_of(store, page.items).await? {
+        if order.seller_id != *seller {
+            continue;
+        }
+        let Some((state, shares)) = split_of(&order) else {
+            continue;
+        };
+        let totals = Totals::of(&ledger::entries(store, &order.id).await?);
+        items.push(item(&order, state, &shares, &totals));
+    }
+    Ok((totals, items, page.next.map(PageCursor::from)))
+}
+
+async fn orders_of(
+    store: &DynStore,
+    entries: Vec<crate::store::Item>,
+) -> Result<Vec<Order>, Error> {
+    let order_keys = entries
+        .into_iter()
+        .map(|e| OrderEntry::from_item(e).map(|e| keys::order(&e.order_id)))
+        .collect::<Result<Vec<Key>, _>>()?;
+    let found: Vec<Option<Order>> = store.get_records(&order_keys).await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+fn item(order: &Order, state: SettleState, shares: &Shares, totals: &Totals) -> Value {
+    let s = order.settlement.as_ref();
+    json!({
+        "order_id": order.id,
+        "listing_title": order.listing.title,
+        "order_status": order.status,
+        "amount_fen": order.amount_fen,
+        "refunded_fen": order.refunded_fen,
+        "commission_fen": shares.commission_fen,
+        "fee_fen": shares.fee_fen,
+        "seller_fen": shares.seller_fen,
+        "state": state.earning(),
+        "settlement": state.as_str(),
+        "failure": s.and_then(|s| s.failure.clone()),
+        "split_deadline": order.split_deadline,
+        "paid_at": s.and_then(|s| s.shared_at.clone()),
+        "finished_at": s.and_then(|s| s.finished_at.clone()),
+        "ledger": {
+            "paid_fen": totals.paid,
+            "refunded_fen": totals.refunded,
+            "seller_paid_fen": totals.seller_paid,
+            "commission_kept_fen": totals.commission_kept,
+            "fee_fen": totals.fee,
+            "seller_payable_fen": totals.seller_payable,
+            "held_fen": totals.held(),
+            "balances": totals.balances(),
+        },
+    })
+}
