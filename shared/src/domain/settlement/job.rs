@@ -99,15 +99,32 @@ async fn account_for(
         .map(|r| Receiver { name: None, ..r }))
 }
 
-/// TEMPORARY: `domain::payouts::account_for` lands with the payout accounts.
-mod payouts_stub {
+/// TEMPORARY: `domain::payouts::account_for` lands with the payout accounts; until then the
+/// receiver is read from `USER#<id> / PAYOUT#<provider>` as a plain [`Receiver`].
+pub mod payouts_stub {
     use super::*;
+    use crate::store::{keys, Key, Records};
+
+    pub fn key(seller: &UserId, provider: Provider) -> Key {
+        Key::new(keys::user(seller), format!("PAYOUT#{}", provider.as_str()))
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Stored {
+        pub receiver: Receiver,
+    }
+
+    impl crate::store::Record for Stored {
+        const KIND: &'static str = "payout account";
+    }
+
     pub async fn account_for(
-        _app: &App,
-        _seller: &UserId,
-        _provider: Provider,
+        app: &App,
+        seller: &UserId,
+        provider: Provider,
     ) -> Result<Option<Receiver>, Error> {
-        Ok(None)
+        let stored: Option<Stored> = app.store.get_record(&key(seller, provider)).await?;
+        Ok(stored.map(|s| s.receiver))
     }
 }
 
@@ -260,7 +277,9 @@ fn parts(order: &Order) -> Result<(&OrderSettlement, &crate::domain::orders::Ord
     }
 }
 
-/// A split in progress: its share, then the unfreeze of the rest.
+/// A split in progress: its share, then the unfreeze of the rest. Asking about it is a read;
+/// a number the provider does not know (our request never arrived, or was refused "too early")
+/// is sent again — by the one run that wins the order's write first.
 async fn poll(
     app: &App,
     order: &Order,
@@ -269,27 +288,30 @@ async fn poll(
 ) -> Result<bool, Error> {
     let adapter = app.payments.settlement(s.provider)?;
     let (_, payment) = parts(order)?;
-    match &s.unfreeze_no {
-        Some(no) => {
-            let answer = match adapter.query_split(&payment.transaction_id, no).await {
-                // Our unfreeze never arrived: asked again (same number, same body).
-                Ok(None) => adapter.unfreeze(&unfreeze_request(order)?).await,
-                Ok(Some(answer)) => Ok(answer),
-                Err(e) => Err(e),
+    let unfreezing = s.unfreeze_no.is_some();
+    let number = s.unfreeze_no.as_deref().unwrap_or(&s.out_order_no);
+    let known = adapter.query_split(&payment.transaction_id, number).await;
+    let answer = match known {
+        Ok(Some(answer)) => Ok(answer),
+        Err(e) => Err(e),
+        Ok(None) => {
+            let mut again = s.clone();
+            again.checks += 1;
+            let next = next_with(order, again, now, backoff(s.checks + 1));
+            commit(&app.store, order, &next, Vec::new()).await?;
+            let answer = match unfreezing {
+                true => adapter.unfreeze(&unfreeze_request(&next)?).await,
+                false => adapter.split(&split_request(&next)?).await,
             };
-            after_unfreeze(app, order, answer, now).await
-        }
-        None => {
-            let answer = match adapter
-                .query_split(&payment.transaction_id, &s.out_order_no)
-                .await
-            {
-                Ok(None) => adapter.split(&split_request(order)?).await,
-                Ok(Some(answer)) => Ok(answer),
-                Err(e) => Err(e),
+            return match unfreezing {
+                true => after_unfreeze(app, &next, answer, now).await,
+                false => after_split(app, &next, answer, now).await,
             };
-            after_split(app, order, answer, now).await
         }
+    };
+    match unfreezing {
+        true => after_unfreeze(app, order, answer, now).await,
+        false => after_split(app, order, answer, now).await,
     }
 }
 

@@ -1,0 +1,745 @@
+//! Paying sellers, on both stores, against providers in memory (the gateway and the settlement
+//! port's other side), with the clock injected: the split of a completed order through WeChat
+//! (asynchronous) and Alipay (synchronous), refunds before it, a receiver the provider closes
+//! (then a new account, a new attempt), the deadline, 20 runs at once — and after every path the
+//! ledger's invariant `paid = refunded + seller_paid + commission_kept + fee` (or what it holds).
+//! The adapters over the real protocols are `tests/settlement.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use renji_shared::config::Config;
+use renji_shared::domain::orders::events::EventKind;
+use renji_shared::domain::orders::jobs::{self, Budget};
+use renji_shared::domain::orders::payments;
+use renji_shared::domain::orders::{
+    self, Action, Actor, Change, ListingSnapshot, Order, OrderStatus,
+};
+use renji_shared::domain::settlement::job::payouts_stub;
+use renji_shared::domain::settlement::{
+    earnings, job, ledger, watch, SettleState, SettleTerms, Shares, Totals,
+};
+use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::money::Fen;
+use renji_shared::payments::{
+    Gateway, GatewayError, Paid, PaymentStart, Provider, RefundRequest, RefundState, Started, Trade,
+};
+use renji_shared::secrets::Secrets;
+use renji_shared::settlement::{
+    self as port, Receiver, ReceiverKind, ReturnAnswer, ReturnRequest, Settlement, ShareOutcome,
+    ShareResult, SplitAnswer, SplitRequest, SplitState, UnfreezeRequest,
+};
+use renji_shared::store::Record;
+use renji_shared::App;
+use renji_tests::{on_both_stores, Backend, TestStore};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+/// A payment provider that refunds at once.
+#[derive(Default)]
+struct FakeGateway;
+
+#[async_trait]
+impl Gateway for FakeGateway {
+    async fn start(&self, start: &PaymentStart) -> Result<Started, GatewayError> {
+        Ok(Started {
+            prepay_id: Some(format!("prepay-{}", start.order_no)),
+            client: json!({}),
+        })
+    }
+    async fn query(&self, _: &str) -> Result<Trade, GatewayError> {
+        Ok(Trade::NotFound)
+    }
+    async fn close(&self, _: &str) -> Result<(), GatewayError> {
+        Ok(())
+    }
+    async fn refund(&self, refund: &RefundRequest) -> Result<RefundState, GatewayError> {
+        Ok(RefundState::Succeeded {
+            refund_id: Some(format!("rf-{}", refund.out_refund_no)),
+            amount: Some(refund.amount),
+        })
+    }
+    async fn refund_query(&self, _: &str, _: &str) -> Result<RefundState, GatewayError> {
+        Ok(RefundState::NotFound)
+    }
+}
+
+/// A settlement product in memory. `asynchronous`: splits and unfreezes answer PROCESSING and
+/// finish when asked about (WeChat); otherwise at once (Alipay). Counts every request.
+#[derive(Default)]
+struct FakeSharing {
+    asynchronous: bool,
+    /// out_order_no → (the request's shares, finished).
+    splits: Mutex<HashMap<String, (Vec<(String, i64)>, bool)>>,
+    unfreezes: Mutex<HashMap<String, bool>>,
+    /// Every split and unfreeze request, by number (repeats included).
+    calls: Mutex<Vec<String>>,
+    /// Accounts the provider closed: their shares end CLOSED.
+    closed: Mutex<HashSet<String>>,
+    /// The next n splits are refused "too early".
+    too_early: AtomicU32,
+}
+
+impl FakeSharing {
+    fn calls_of(&self, no: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == no)
+            .count()
+    }
+
+    fn answer(&self, no: &str, lines: &[(String, i64)], finished: bool) -> SplitAnswer {
+        let closed = self.closed.lock().unwrap();
+        SplitAnswer {
+            out_order_no: no.into(),
+            order_id: Some(format!("p-{no}")),
+            state: match finished {
+                true => SplitState::Finished,
+                false => SplitState::Processing,
+            },
+            shares: lines
+                .iter()
+                .map(|(account, amount)| ShareOutcome {
+                    kind: None,
+                    account: account.clone(),
+                    amount: Fen::from_fen(*amount),
+                    result: match (finished, closed.contains(account)) {
+                        (false, _) => ShareResult::Pending,
+                        (true, false) => ShareResult::Success,
+                        (true, true) => ShareResult::Closed {
+                            reason: "ACCOUNT_ABNORMAL".into(),
+                        },
+                    },
+                    detail_id: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl Settlement for FakeSharing {
+    async fn add_receiver(&self, _: &Receiver) -> Result<(), GatewayError> {
+        Ok(())
+    }
+    async fn delete_receiver(&self, _: &Receiver) -> Result<(), GatewayError> {
+        Ok(())
+    }
+    async fn split(&self, split: &SplitRequest) -> Result<SplitAnswer, GatewayError> {
+        // Slow, so that runs at once would overlap here if they got this far.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.calls.lock().unwrap().push(split.out_order_no.clone());
+        assert!(!split.finish, "the split leaves the rest frozen");
+        if self
+            .too_early
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(GatewayError::Refused {
+                code: "INVALID_REQUEST".into(),
+                message: "订单处理中，暂时无法分账，请稍后再试".into(),
+            });
+        }
+        let lines: Vec<(String, i64)> = split
+            .shares
+            .iter()
+            .map(|s| (s.receiver.account.clone(), s.amount.get()))
+            .collect();
+        let mut splits = self.splits.lock().unwrap();
+        let entry = splits
+            .entry(split.out_order_no.clone())
+            .or_insert((lines.clone(), !self.asynchronous));
+        assert_eq!(entry.0, lines, "a number with another body");
+        let (lines, finished) = entry.clone();
+        drop(splits);
+        Ok(self.answer(&split.out_order_no, &lines, finished))
+    }
+    async fn query_split(&self, _: &str, no: &str) -> Result<Option<SplitAnswer>, GatewayError> {
+        if let Some(done) = self.unfreezes.lock().unwrap().get_mut(no) {
+            *done = true;
+            return Ok(Some(self.answer(no, &[], true)));
+        }
+        let mut splits = self.splits.lock().unwrap();
+        let Some(entry) = splits.get_mut(no) else {
+            return Ok(None);
+        };
+        entry.1 = true;
+        let lines = entry.0.clone();
+        drop(splits);
+        Ok(Some(self.answer(no, &lines, true)))
+    }
+    async fn unfreeze(&self, unfreeze: &UnfreezeRequest) -> Result<SplitAnswer, GatewayError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(unfreeze.out_order_no.clone());
+        let done = *self
+            .unfreezes
+            .lock()
+            .unwrap()
+            .entry(unfreeze.out_order_no.clone())
+            .or_insert(!self.asynchronous);
+        Ok(self.answer(&unfreeze.out_order_no, &[], done))
+    }
+    async fn return_share(&self, _: &ReturnRequest) -> Result<ReturnAnswer, GatewayError> {
+        Err(GatewayError::Unavailable("no returns here".into()))
+    }
+    async fn query_return(&self, _: &str, _: &str) -> Result<Option<ReturnAnswer>, GatewayError> {
+        Ok(None)
+    }
+    async fn remaining(&self, _: &str) -> Result<Fen, GatewayError> {
+        Ok(Fen::from_fen(0))
+    }
+}
+
+struct World {
+    app: App,
+    wechat: Arc<FakeSharing>,
+    alipay: Arc<FakeSharing>,
+    _store: TestStore,
+}
+
+async fn world(backend: Backend) -> World {
+    let store = TestStore::new(backend).await;
+    let config = Config::from_lookup(|name| match name {
+        "RENJI_SESSION_SECRET" => Some("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
+        _ => None,
+    })
+    .unwrap();
+    let secrets = Secrets::from_env(std::time::Duration::from_secs(60));
+    let mut app = App::with_secrets(config, store.store.clone(), &secrets).unwrap();
+    app.payments.wechat = Some(Arc::new(FakeGateway));
+    app.payments.alipay = Some(Arc::new(FakeGateway));
+    let wechat = Arc::new(FakeSharing {
+        asynchronous: true,
+        ..FakeSharing::default()
+    });
+    let alipay = Arc::new(FakeSharing::default());
+    app.payments.wechat_settlement = Some(wechat.clone());
+    app.payments.alipay_settlement = Some(alipay.clone());
+    World {
+        app,
+        wechat,
+        alipay,
+        _store: store,
+    }
+}
+
+const AMOUNT: i64 = 12_345;
+
+async fn load(world: &World, id: &OrderId) -> Order {
+    orders::get(&world.app.store, id).await.unwrap().unwrap()
+}
+
+/// An order paid through `provider` at `at`.
+async fn paid_order(world: &World, provider: Provider, at: OffsetDateTime) -> Order {
+    let created = orders::rfc3339(at);
+    let order = Order {
+        id: OrderId::generate(),
+        buyer_id: UserId::generate(),
+        seller_id: UserId::generate(),
+        listing: ListingSnapshot {
+            id: ListingId::generate(),
+            title: "婚礼跟拍".into(),
+            kind: "service".into(),
+            category: "photography".into(),
+            city: "北京市".into(),
+            price_fen: Fen::from_fen(AMOUNT),
+            cover_url: None,
+        },
+        quantity: 1,
+        amount_fen: Fen::from_fen(AMOUNT),
+        refunded_fen: Fen::from_fen(0),
+        remark: String::new(),
+        service_date: None,
+        status: OrderStatus::PendingPayment,
+        created_at: created.clone(),
+        updated_at: created.clone(),
+        expires_at: orders::rfc3339(at + Duration::minutes(30)),
+        payment: None,
+        refund_request: None,
+        refunds: Vec::new(),
+        before_dispute: None,
+        dispute_ticket: None,
+        accepted_at: None,
+        completed_at: None,
+        timeline: vec![orders::Step {
+            status: OrderStatus::PendingPayment,
+            at: created,
+            actor: Actor::Buyer,
+            reason: None,
+        }],
+        settle: Some(SettleTerms::now(
+            &world.app.config.settlement,
+            "photography",
+        )),
+        split_deadline: None,
+        settlement: None,
+        due_at: Some((at + Duration::minutes(30)).unix_timestamp()),
+        version: 1,
+    };
+    world
+        .app
+        .store
+        .transact(orders::creation_writes(&order).unwrap())
+        .await
+        .unwrap();
+    payments::apply_paid(
+        &world.app,
+        &order.id,
+        provider,
+        None,
+        &Paid {
+            transaction_id: format!("tx-{}", order.id),
+            amount: Fen::from_fen(AMOUNT),
+            paid_at: None,
+        },
+        EventKind::Notification,
+        at,
+    )
+    .await
+    .unwrap();
+    load(world, &order.id).await
+}
+
+async fn act(world: &World, order: &Order, change: Change) -> Order {
+    let next = order.transition(&change, &world.app.config.orders).unwrap();
+    orders::commit(&world.app.store, order, &next, Vec::new())
+        .await
+        .unwrap();
+    next
+}
+
+/// Accepted and confirmed at `at`: completed.
+async fn completed(world: &World, order: &Order, at: OffsetDateTime) -> Order {
+    let accepted = act(world, order, Change::new(Action::Accept, Actor::Seller, at)).await;
+    act(
+        world,
+        &accepted,
+        Change::new(Action::Confirm, Actor::Buyer, at),
+    )
+    .await
+}
+
+fn receiver(provider: Provider, account: &str) -> Receiver {
+    Receiver {
+        kind: match provider {
+            Provider::Wechat => ReceiverKind::WechatOpenid,
+            Provider::Alipay => ReceiverKind::AlipayUserId,
+        },
+        account: account.into(),
+        name: None,
+    }
+}
+
+/// The seller's payout account at `provider`.
+async fn bind(world: &World, seller: &UserId, provider: Provider, account: &str) {
+    let stored = payouts_stub::Stored {
+        receiver: receiver(provider, account),
+    };
+    world
+        .app
+        .store
+        .transact(vec![renji_shared::store::Write::put(
+            stored
+                .to_item(payouts_stub::key(seller, provider), None)
+                .unwrap(),
+        )])
+        .await
+        .unwrap();
+}
+
+/// When the split of an order completed at `at` is due.
+fn due(world: &World, at: OffsetDateTime) -> OffsetDateTime {
+    at + Duration::seconds(world.app.config.orders.settle_after.as_secs() as i64 + 1)
+}
+
+async fn run(world: &World, at: OffsetDateTime) -> jobs::Report {
+    jobs::run(&world.app, at, Budget::default()).await.unwrap()
+}
+
+async fn totals(world: &World, id: &OrderId) -> Totals {
+    Totals::of(&ledger::entries(&world.app.store, id).await.unwrap())
+}
+
+async fn watched(world: &World, id: &OrderId) -> bool {
+    world
+        .app
+        .store
+        .get(&renji_shared::store::keys::settle_watch(id))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+fn state(order: &Order) -> Option<SettleState> {
+    order.settlement.as_ref().map(|s| s.state)
+}
+
+/// Runs the job until the split is final (at most `n` runs, a minute apart after `from`).
+async fn until_final(world: &World, id: &OrderId, from: OffsetDateTime) -> Order {
+    let mut at = from;
+    for _ in 0..12 {
+        run(world, at).await;
+        let order = load(world, id).await;
+        if order.settled() || state(&order) == Some(SettleState::SettleFailed) {
+            return order;
+        }
+        at += Duration::hours(7);
+    }
+    load(world, id).await
+}
+
+async fn a_completed_order_is_split_and_balances(backend: Backend) {
+    let world = world(backend).await;
+    for provider in Provider::ALL {
+        let fake = match provider {
+            Provider::Wechat => &world.wechat,
+            Provider::Alipay => &world.alipay,
+        };
+        let t0 = OffsetDateTime::now_utc();
+        let order = paid_order(&world, provider, t0).await;
+        assert!(watched(&world, &order.id).await, "watched from the payment");
+        bind(&world, &order.seller_id, provider, "seller-account").await;
+        let done = completed(&world, &order, t0).await;
+        // Not before the dispute window and the delay have passed.
+        run(&world, due(&world, t0) - Duration::seconds(5)).await;
+        assert_eq!(load(&world, &done.id).await.settlement, None);
+        assert_eq!(totals(&world, &done.id).await.held(), AMOUNT);
+
+        let at = due(&world, t0);
+        run(&world, at).await;
+        let first = load(&world, &done.id).await;
+        let split_no = port::split_no(done.id.as_str());
+        let s = first.settlement.clone().unwrap();
+        assert_eq!(s.out_order_no, split_no);
+        assert_eq!(s.attempt, 1);
+        let shares = Shares::of(Fen::from_fen(AMOUNT), &done.settle.unwrap());
+        assert_eq!(s.shares, shares);
+        match provider {
+            // PROCESSING: the seller's share is still held.
+            Provider::Wechat => {
+                assert_eq!(s.state, SettleState::Processing);
+                assert_eq!(
+                    totals(&world, &done.id).await.held(),
+                    shares.seller_fen.get()
+                );
+            }
+            // Synchronous: paid and the rest unfrozen in the one run.
+            Provider::Alipay => assert_eq!(s.state, SettleState::Paid),
+        }
+        let paid = until_final(&world, &done.id, at + Duration::minutes(2)).await;
+        assert_eq!(state(&paid), Some(SettleState::Paid), "{provider:?}");
+        let t = totals(&world, &done.id).await;
+        assert!(t.balances(), "{provider:?} {t:?}");
+        assert_eq!(t.seller_paid, shares.seller_fen.get());
+        assert_eq!(t.fee, shares.fee_fen.get());
+        assert_eq!(t.seller_payable, 0);
+        assert_eq!(fake.calls_of(&split_no), 1, "{provider:?}");
+        assert_eq!(fake.calls_of(&port::unfreeze_no(done.id.as_str())), 1);
+        assert!(
+            !watched(&world, &done.id).await,
+            "the watch goes when settled"
+        );
+        assert_eq!(paid.due_at.filter(|_| paid.due_kind().is_some()), None);
+        // The seller's earnings.
+        let (sums, items, _) = earnings::earnings(&world.app.store, &done.seller_id, 20, None)
+            .await
+            .unwrap();
+        assert_eq!(sums["paid_fen"], json!(shares.seller_fen.get()));
+        assert_eq!(sums["pending_fen"], json!(0));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["state"], "paid");
+        assert_eq!(items[0]["seller_fen"], json!(shares.seller_fen.get()));
+        assert_eq!(items[0]["ledger"]["held_fen"], json!(0));
+        assert_eq!(items[0]["listing_title"], "婚礼跟拍");
+        // Nothing more to do.
+        assert!(!job::settle(&world.app, &paid, at + Duration::days(1))
+            .await
+            .unwrap());
+    }
+}
+
+async fn refunds_before_the_split_make_it_smaller_or_nothing(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    // Partial: 3 000 back through a dispute, then completed.
+    let order = paid_order(&world, Provider::Alipay, t0).await;
+    bind(
+        &world,
+        &order.seller_id,
+        Provider::Alipay,
+        "2088000000000001",
+    )
+    .await;
+    let accepted = act(
+        &world,
+        &order,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
+    let disputed = act(
+        &world,
+        &accepted,
+        Change::new(Action::OpenDispute, Actor::Buyer, t0),
+    )
+    .await;
+    let refunding = act(
+        &world,
+        &disputed,
+        Change::new(Action::StaffRefund, Actor::Staff, t0).refund(Fen::from_fen(3_000)),
+    )
+    .await;
+    let back = payments::request_refund(&world.app, refunding, t0)
+        .await
+        .unwrap();
+    assert_eq!(back.status, OrderStatus::Accepted);
+    let done = act(
+        &world,
+        &back,
+        Change::new(Action::Confirm, Actor::Buyer, t0),
+    )
+    .await;
+    let paid = until_final(&world, &done.id, due(&world, t0)).await;
+    let s = paid.settlement.clone().unwrap();
+    assert_eq!(s.state, SettleState::Paid);
+    assert_eq!(
+        s.shares,
+        Shares::of(Fen::from_fen(AMOUNT - 3_000), &done.settle.unwrap())
+    );
+    let t = totals(&world, &done.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.refunded, 3_000);
+
+    // In full: refunded, never split; the watch goes at the deadline, the ledger balances.
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    let refunded = payments::refund_now(
+        &world.app,
+        &order,
+        Change::new(Action::Decline, Actor::Seller, t0),
+    )
+    .await
+    .unwrap();
+    let refunded = match refunded.status {
+        OrderStatus::Refunding => payments::request_refund(&world.app, refunded, t0)
+            .await
+            .unwrap(),
+        _ => refunded,
+    };
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    assert!(totals(&world, &order.id).await.balances());
+    let deadline = orders::epoch(refunded.split_deadline.as_deref().unwrap());
+    let after = OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap();
+    run(&world, after).await;
+    watch::run(&world.app, after, 50).await.unwrap();
+    assert!(!watched(&world, &order.id).await);
+    assert_eq!(load(&world, &order.id).await.settlement, None);
+    assert_eq!(world.wechat.calls.lock().unwrap().len(), 0);
+    let (_, items, _) = earnings::earnings(&world.app.store, &order.seller_id, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(items[0]["settlement"], "nothing");
+    assert_eq!(items[0]["seller_fen"], json!(0));
+}
+
+async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    let done = completed(&world, &order, t0).await;
+    let shares = Shares::of(Fen::from_fen(AMOUNT), &done.settle.unwrap());
+
+    // No account at all: failed, nothing asked of the provider.
+    let at = due(&world, t0);
+    run(&world, at).await;
+    let none = load(&world, &done.id).await;
+    assert_eq!(state(&none), Some(SettleState::SettleFailed));
+    assert_eq!(
+        none.settlement.as_ref().unwrap().failure.as_deref(),
+        Some(job::NO_PAYOUT_ACCOUNT)
+    );
+    assert!(world.wechat.calls.lock().unwrap().is_empty());
+
+    // An account, which the provider closes: the split ends CLOSED.
+    bind(&world, &done.seller_id, Provider::Wechat, "openid-old").await;
+    world
+        .wechat
+        .closed
+        .lock()
+        .unwrap()
+        .insert("openid-old".into());
+    let at = at + Duration::seconds(job::RECHECK_SECS + 1);
+    let failed = until_final(&world, &done.id, at).await;
+    let s = failed.settlement.clone().unwrap();
+    assert_eq!(s.state, SettleState::SettleFailed);
+    assert_eq!(s.failure.as_deref(), Some("ACCOUNT_ABNORMAL"));
+    assert_eq!(
+        s.attempt, 1,
+        "the first number: no split was asked without an account"
+    );
+    let first_no = port::split_no(done.id.as_str());
+    assert_eq!(world.wechat.calls_of(&first_no), 1);
+    // The share stays frozen: held.
+    let t = totals(&world, &done.id).await;
+    assert_eq!(t.held(), shares.seller_fen.get(), "{t:?}");
+    let (sums, items, _) = earnings::earnings(&world.app.store, &done.seller_id, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(sums["failed_fen"], json!(shares.seller_fen.get()));
+    assert_eq!(items[0]["state"], "failed");
+    assert_eq!(items[0]["failure"], "ACCOUNT_ABNORMAL");
+
+    // Looked at again with the same account: still failed, nothing asked.
+    let later = at + Duration::days(1);
+    run(&world, later).await;
+    assert_eq!(
+        state(&load(&world, &done.id).await),
+        Some(SettleState::SettleFailed)
+    );
+    assert_eq!(world.wechat.calls.lock().unwrap().len(), 1);
+
+    // A new account: attempt 2, a new number, paid; the ledger balances.
+    bind(&world, &done.seller_id, Provider::Wechat, "openid-new").await;
+    let paid = until_final(&world, &done.id, later + Duration::hours(2)).await;
+    let s = paid.settlement.clone().unwrap();
+    assert_eq!(s.state, SettleState::Paid);
+    assert_eq!(s.attempt, 2);
+    assert_eq!(s.out_order_no, port::split_no_attempt(done.id.as_str(), 2));
+    assert_eq!(world.wechat.calls_of(&s.out_order_no), 1);
+    let t = totals(&world, &done.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.seller_paid, shares.seller_fen.get());
+    assert_eq!(t.seller_payable, 0, "no payable counted twice");
+}
+
+async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    // Disputed and never decided.
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    bind(&world, &order.seller_id, Provider::Wechat, "openid").await;
+    let accepted = act(
+        &world,
+        &order,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
+    let disputed = act(
+        &world,
+        &accepted,
+        Change::new(Action::OpenDispute, Actor::Buyer, t0),
+    )
+    .await;
+    let deadline = orders::epoch(disputed.split_deadline.as_deref().unwrap());
+    let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    // Not yet alarmed 4 days before; alarmed within 3 days.
+    let (listed, _) = watch::alarms(&world.app, false, at(deadline - 4 * 86_400), 50, None)
+        .await
+        .unwrap();
+    assert!(listed.iter().all(|i| i["order_id"] != json!(order.id)));
+    let (listed, _) = watch::alarms(&world.app, false, at(deadline - 2 * 86_400), 50, None)
+        .await
+        .unwrap();
+    let item = listed
+        .iter()
+        .find(|i| i["order_id"] == json!(order.id))
+        .expect("alarmed");
+    assert_eq!(item["status"], "disputed");
+    assert_eq!(item["held_fen"], json!(AMOUNT));
+    // Past it: expired, what is held stays on the ledger, listed for staff.
+    let report = watch::run(&world.app, at(deadline + 1), 50).await.unwrap();
+    assert_eq!(report.expired, 1, "{report:?}");
+    let expired = load(&world, &order.id).await;
+    assert_eq!(state(&expired), Some(SettleState::Expired));
+    assert_eq!(
+        expired.status,
+        OrderStatus::Disputed,
+        "the order's state is its own"
+    );
+    assert_eq!(totals(&world, &order.id).await.held(), AMOUNT);
+    let (listed, _) = watch::alarms(&world.app, true, at(deadline + 1), 50, None)
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|i| i["order_id"] == json!(order.id)));
+    // Again: nothing more.
+    let report = watch::run(&world.app, at(deadline + 100), 50)
+        .await
+        .unwrap();
+    assert_eq!(report.expired, 0);
+    assert!(world.wechat.calls.lock().unwrap().is_empty());
+
+    // A completed order whose split failed, past its deadline: expired by its job.
+    let order = paid_order(&world, Provider::Alipay, t0).await;
+    let done = completed(&world, &order, t0).await;
+    run(&world, due(&world, t0)).await;
+    assert_eq!(
+        state(&load(&world, &done.id).await),
+        Some(SettleState::SettleFailed)
+    );
+    bind(
+        &world,
+        &done.seller_id,
+        Provider::Alipay,
+        "2088000000000009",
+    )
+    .await;
+    let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
+    run(&world, at(deadline + 1)).await;
+    let expired = load(&world, &done.id).await;
+    assert_eq!(
+        state(&expired),
+        Some(SettleState::Expired),
+        "no split past the deadline"
+    );
+    assert!(world.alipay.calls.lock().unwrap().is_empty());
+}
+
+async fn twenty_runs_at_once_ask_the_provider_once(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    bind(&world, &order.seller_id, Provider::Wechat, "openid").await;
+    let done = completed(&world, &order, t0).await;
+    world.wechat.too_early.store(1, Ordering::SeqCst);
+    let at = due(&world, t0);
+    let fresh = load(&world, &done.id).await;
+    let results =
+        futures_util::future::join_all((0..20).map(|_| job::settle(&world.app, &fresh, at))).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(won, 1, "{results:?}");
+    let split_no = port::split_no(done.id.as_str());
+    assert_eq!(world.wechat.calls_of(&split_no), 1, "the losers never call");
+    // "Too early": not a failure, asked again later (the same number, the same body).
+    let s = load(&world, &done.id).await.settlement.unwrap();
+    assert_eq!(s.state, SettleState::Processing);
+    let mut at = at + Duration::minutes(2);
+    for _ in 0..3 {
+        let fresh = load(&world, &done.id).await;
+        futures_util::future::join_all((0..20).map(|_| job::settle(&world.app, &fresh, at))).await;
+        at += Duration::hours(7);
+    }
+    let paid = load(&world, &done.id).await;
+    assert_eq!(state(&paid), Some(SettleState::Paid));
+    assert_eq!(
+        world.wechat.calls_of(&split_no),
+        2,
+        "once refused, once taken"
+    );
+    assert_eq!(
+        world.wechat.calls_of(&port::unfreeze_no(done.id.as_str())),
+        1
+    );
+    assert!(totals(&world, &done.id).await.balances());
+}
+
+on_both_stores!(
+    a_completed_order_is_split_and_balances,
+    refunds_before_the_split_make_it_smaller_or_nothing,
+    a_closed_receiver_fails_until_the_seller_fixes_the_account,
+    unsplit_past_the_deadline_expires_and_staff_are_alarmed,
+    twenty_runs_at_once_ask_the_provider_once,
+);
