@@ -629,7 +629,74 @@ async fn query_strings_are_checked_on_every_route(backend: Backend) {
     assert!(checked > 60, "{checked} cases");
 }
 
+/// `GET /v1/me/earnings`: a seller's own paid orders only; bad parameters and cursors are 422
+/// naming them, no session 401.
+async fn earnings_are_ones_own_and_bad_input_is_refused(backend: Backend) {
+    let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+    let api = &server.api;
+    let seller = server.member("earn-seller", true).await;
+    let buyer = server.member("earn-buyer", true).await;
+    let listing = api
+        .create_listing(&seller, renji_tests::service("婚礼跟拍"))
+        .await;
+    let listing = listing["id"].as_str().unwrap().to_owned();
+    let mut orders = Vec::new();
+    for _ in 0..2 {
+        orders.push(server.paid_order(&buyer, &listing).await);
+    }
+    let mine = ok_call(api, "GET", "/v1/me/earnings", &seller.token, None).await;
+    let items = mine["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{mine}");
+    assert!(items
+        .iter()
+        .all(|i| orders.contains(&i["order_id"].as_str().unwrap().to_owned())));
+    assert_eq!(items[0]["state"], "pending");
+    let share = items[0]["seller_fen"].as_i64().unwrap();
+    assert!(share > 0);
+    assert_eq!(mine["totals"]["pending_fen"], json!(2 * share));
+    assert_eq!(mine["totals"]["paid_fen"], json!(0));
+    // The buyer earns nothing from what they bought.
+    let theirs = ok_call(api, "GET", "/v1/me/earnings", &buyer.token, None).await;
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(theirs["totals"]["pending_fen"], json!(0));
+    // Paged; the seller's cursor is not the buyer's.
+    let first = ok_call(api, "GET", "/v1/me/earnings?limit=1", &seller.token, None).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = ok_call(
+        api,
+        "GET",
+        &format!("/v1/me/earnings?limit=1&cursor={cursor}"),
+        &seller.token,
+        None,
+    )
+    .await;
+    assert_ne!(
+        second["items"][0]["order_id"],
+        first["items"][0]["order_id"]
+    );
+    for (query, field, who) in [
+        (format!("cursor={cursor}"), "cursor", &buyer.token),
+        ("cursor=garbage".to_owned(), "cursor", &seller.token),
+        ("limit=0".to_owned(), "limit", &seller.token),
+        ("limit=abc".to_owned(), "limit", &seller.token),
+        ("role=seller".to_owned(), "role", &seller.token),
+    ] {
+        let reply = api
+            .call("GET", &format!("/v1/me/earnings?{query}"), Some(who), None)
+            .await;
+        assert_eq!(
+            (reply.status, reply.body["error"]["field"].as_str()),
+            (422, Some(field)),
+            "?{query}: {reply:?}"
+        );
+    }
+    let anonymous = api.call("GET", "/v1/me/earnings", None, None).await;
+    assert_eq!(anonymous.status, 401);
+}
+
 on_both_stores!(
+    earnings_are_ones_own_and_bad_input_is_refused,
     query_strings_are_checked_on_every_route,
     cursors_not_of_this_list_are_refused_on_every_list_route,
     unparseable_requests_get_the_error_shape,

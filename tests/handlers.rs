@@ -727,6 +727,13 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     )
     .await;
     assert_eq!((status, &got), (200, &order));
+    // Nothing paid yet: the seller's earnings are empty.
+    let (status, earned) = invoke(&server, &event(run("orders-earnings"), Some(&token), &[])).await;
+    assert_eq!(
+        (status, &earned["items"], &earned["totals"]["pending_fen"]),
+        (200, &json!([]), &json!(0)),
+        "{earned}"
+    );
 
     // Payments. The order is paid with WeChat Pay (the sample event); the sandbox takes the
     // money without notifying, and the notification event, signed and encrypted here with the
@@ -1107,6 +1114,9 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         trail["items"][0]["action"],
         json!("POST /admin/v1/tickets/{id}/close")
     );
+    let (status, alarms) =
+        invoke(&server, &event(run("admin-settlements"), Some(&staff), &[])).await;
+    assert_eq!((status, &alarms["items"]), (200, &json!([])), "{alarms}");
     // Account deletion, on a thread of its own: this test's future is large enough already for
     // the test thread's 2 MiB stack in a debug build.
     let names = [

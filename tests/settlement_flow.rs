@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use renji_shared::config::Config;
+use renji_shared::domain::deletion;
 use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments;
@@ -593,8 +594,19 @@ async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Bac
     assert_eq!(items[0]["state"], "failed");
     assert_eq!(items[0]["failure"], "ACCOUNT_ABNORMAL");
 
-    // Looked at again with the same account: still failed, nothing asked.
+    // Unsettled earnings block the seller's deletion (past the dispute window), listed.
     let later = at + Duration::days(1);
+    let blocking = deletion::blocking(&world.app, &done.seller_id, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        blocking,
+        [
+            json!({"kind": "order", "id": done.id, "role": "seller", "status": "completed",
+            "settlement": "settle_failed"})
+        ]
+    );
+    // Looked at again with the same account: still failed, nothing asked.
     run(&world, later).await;
     assert_eq!(
         state(&load(&world, &done.id).await),
@@ -614,6 +626,11 @@ async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Bac
     assert!(t.balances(), "{t:?}");
     assert_eq!(t.seller_paid, shares.seller_fen.get());
     assert_eq!(t.seller_payable, 0, "no payable counted twice");
+    // Settled: nothing blocks the deletion any more.
+    let blocking = deletion::blocking(&world.app, &done.seller_id, later + Duration::days(2))
+        .await
+        .unwrap();
+    assert!(blocking.is_empty(), "{blocking:?}");
 }
 
 async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backend) {

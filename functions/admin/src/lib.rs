@@ -1,7 +1,7 @@
 //! The `admin` function: the staff console's API under `/admin/v1` — WeCom sign-in, the caller's
 //! session, the tickets queue (read, answer, close), member look-up, suspension and restore,
 //! listing take-down and restore, hiding a review, dispute decisions, refunds after the split,
-//! the audit trail.
+//! the audit trail, the orders near or past their split deadline unsplit.
 //! Every route but sign-in is declared `staff` with the roles it allows: the edge
 //! (`staff::guard`) authenticates the staff session, checks the role and audits the call before
 //! and after the handler here, which only parses, calls the domain and answers.
@@ -15,6 +15,7 @@ use renji_shared::domain::orders::act::ReasonBody;
 use renji_shared::domain::orders::decide::{self, DecisionBody};
 use renji_shared::domain::reviews;
 use renji_shared::domain::settlement::refunds;
+use renji_shared::domain::settlement::watch;
 use renji_shared::domain::suspension;
 use renji_shared::domain::tickets::messages::NewMessage;
 use renji_shared::domain::tickets::staff as tickets;
@@ -60,6 +61,8 @@ pub const ROUTES: &[Route] = &[
     // A refund after the seller was paid costs Renji (a return, or a receivable): admins only.
     Route::staff("POST /admin/v1/orders/{id}/refund", &[Admin]),
     Route::staff("GET /admin/v1/audit", &[Admin]),
+    // Orders near or past their split deadline unsplit (`domain::settlement::watch`).
+    Route::staff("GET /admin/v1/settlements", &[Support, Admin]),
     // The held-text queue (`moderation_texts`).
     Route::staff("GET /admin/v1/moderation/texts", &[Moderator, Admin]),
     Route::staff(
@@ -224,6 +227,19 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             let page = PageRequest::from_request(&req, keys.cursors())?;
             let (items, next) =
                 audit::list(&app.store, &filter, page.limit, page.cursor.as_ref()).await?;
+            page.list(items, next)
+        }
+        "GET /admin/v1/settlements" => {
+            only_params(&req, &["state", "limit", "cursor"])?;
+            let expired = match query_param(&req, "state").as_deref() {
+                Some("alarm") => false,
+                Some("expired") => true,
+                _ => return Err(Error::invalid("state", "must be alarm or expired")),
+            };
+            let keys = app.tokens().await?;
+            let page = PageRequest::from_request(&req, keys.cursors())?;
+            let (items, next) =
+                watch::alarms(app, expired, now, page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
         }
         // Boxed: this function's route future is deep already (a decision's refund).

@@ -19,12 +19,12 @@
 //! - "too early / not settled", or the provider unreachable: asked again later, not a failure.
 //!
 //! Money is never "paid later from the balance": a failed or expired split stays held (the
-//! ledger's [`Totals::held`]) for staff to decide.
+//! ledger's [`Totals::held`](super::Totals::held)) for staff to decide.
 
 use time::OffsetDateTime;
 
-use super::ledger::{self, LedgerEntry, LedgerKind, Totals};
-use super::{watch, OrderSettlement, SettleState, Shares};
+use super::ledger::{LedgerEntry, LedgerKind};
+use super::{watch, OrderSettlement, SettleState, SettleTerms, Shares};
 use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
 use crate::domain::orders::events::{EventKind, Outcome, ProviderEvent};
@@ -181,7 +181,7 @@ async fn begin(
         return fail(app, order, settlement, NO_PAYOUT_ACCOUNT, now).await;
     }
     settlement.requested_at = Some(at.clone());
-    let mut writes = split_entries(app, order, &settlement, &at).await?;
+    let mut writes = split_entries(order, order.settlement.as_ref(), &settlement, &at)?;
     // Nothing for the seller (a commission of 100 %): no split, only the rest unfrozen.
     let unfreeze_only = shares.seller_fen.get() == 0;
     if unfreeze_only {
@@ -201,34 +201,46 @@ async fn begin(
 }
 
 /// The ledger entries of a split asked for: what it changes of the commission, the fee and the
-/// seller's payable against the entries of earlier attempts (the first attempt: all of them;
-/// a retry of the same amounts: none), ref `split:<out_order_no>`.
-async fn split_entries(
-    app: &App,
+/// seller's payable against the split asked before it (the first attempt, or one after a split
+/// never asked: all of them; a retry of the same amounts: none), ref `split:<out_order_no>`.
+/// Each attempt's entries bring the split's totals to its shares, so the last attempt asked
+/// (on the order: `before`) is what the ledger holds — no read of the ledger needed.
+fn split_entries(
     order: &Order,
+    before: Option<&OrderSettlement>,
     settlement: &OrderSettlement,
     at: &str,
 ) -> Result<Vec<Write>, Error> {
-    let before = match settlement.attempt {
-        0 | 1 => Totals::default(),
-        _ => Totals::of(&ledger::entries(&app.store, &order.id).await?),
-    };
+    let prior = before
+        .filter(|b| b.requested_at.is_some())
+        .map(|b| b.shares)
+        .unwrap_or(Shares::of(
+            Fen::from_fen(0),
+            &order.settle.unwrap_or(SettleTerms {
+                mode: SettleMode::Ordinary,
+                commission_bps: 0,
+                fee_bps: 0,
+            }),
+        ));
     let s = &settlement.shares;
-    let prior_commission = before.commission_kept + before.fee + before.receivable;
+    let first = prior.net_fen.get() == 0;
     let reference = format!("split:{}", settlement.out_order_no);
     let mut writes = Vec::new();
     for (kind, amount) in [
         (
             LedgerKind::Commission,
-            s.commission_fen.get() - prior_commission,
+            s.commission_fen.get() - prior.commission_fen.get(),
         ),
-        (LedgerKind::ProviderFee, s.fee_fen.get() - before.fee),
+        (
+            LedgerKind::ProviderFee,
+            s.fee_fen.get() - prior.fee_fen.get(),
+        ),
         (
             LedgerKind::SellerPayable,
-            s.seller_fen.get() - before.seller_payable - before.seller_paid,
+            s.seller_fen.get() - prior.seller_fen.get(),
         ),
     ] {
-        if amount != 0 || settlement.attempt <= 1 {
+        if amount != 0 || first {
             writes.push(
                 LedgerEntry::new(&order.id, kind, &reference, Fen::from_fen(amount), at).write()?,
             );
