@@ -67,13 +67,16 @@ impl Gateway for FakeGateway {
     }
 }
 
+/// A split's lines: (account, amount).
+type Lines = Vec<(String, i64)>;
+
 /// A settlement product in memory. `asynchronous`: splits and unfreezes answer PROCESSING and
 /// finish when asked about (WeChat); otherwise at once (Alipay). Counts every request.
 #[derive(Default)]
 struct FakeSharing {
     asynchronous: bool,
     /// out_order_no → (the request's shares, finished).
-    splits: Mutex<HashMap<String, (Vec<(String, i64)>, bool)>>,
+    splits: Mutex<HashMap<String, (Lines, bool)>>,
     unfreezes: Mutex<HashMap<String, bool>>,
     /// Every split and unfreeze request, by number (repeats included).
     calls: Mutex<Vec<String>>,

@@ -134,10 +134,9 @@ fn next_with(order: &Order, settlement: OrderSettlement, now: OffsetDateTime, wa
     next.settlement = Some(settlement);
     next.updated_at = rfc3339(now);
     next.version = order.version + 1;
-    next.due_at = match next.due_kind() {
-        Some(_) => Some(now.unix_timestamp().saturating_add(wait)),
-        None => None,
-    };
+    next.due_at = next
+        .due_kind()
+        .map(|_| now.unix_timestamp().saturating_add(wait));
     next
 }
 
