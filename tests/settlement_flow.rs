@@ -84,6 +84,8 @@ struct FakeSharing {
     closed: Mutex<HashSet<String>>,
     /// The next n splits are refused "too early".
     too_early: AtomicU32,
+    /// Every split refused with this code (not "too early", not the receiver's).
+    refuse: Mutex<Option<String>>,
 }
 
 impl FakeSharing {
@@ -146,6 +148,12 @@ impl Settlement for FakeSharing {
             return Err(GatewayError::Refused {
                 code: "INVALID_REQUEST".into(),
                 message: "订单处理中，暂时无法分账，请稍后再试".into(),
+            });
+        }
+        if let Some(code) = self.refuse.lock().unwrap().clone() {
+            return Err(GatewayError::Refused {
+                code,
+                message: "分账金额超过最大可分账比例".into(),
             });
         }
         let lines: Vec<(String, i64)> = split
@@ -716,6 +724,37 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
         "no split past the deadline"
     );
     assert!(world.alipay.calls.lock().unwrap().is_empty());
+
+    // A split the provider keeps refusing (not for the receiver): asked again with backoff until
+    // the deadline, then expired.
+    *world.alipay.refuse.lock().unwrap() = Some("ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT".into());
+    let order = paid_order(&world, Provider::Alipay, t0).await;
+    bind(
+        &world,
+        &order.seller_id,
+        Provider::Alipay,
+        "2088000000000010",
+    )
+    .await;
+    let done = completed(&world, &order, t0).await;
+    run(&world, due(&world, t0)).await;
+    let refused = load(&world, &done.id).await;
+    assert_eq!(state(&refused), Some(SettleState::Processing));
+    let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
+    run(&world, at(deadline + 1)).await;
+    let expired = load(&world, &done.id).await;
+    assert_eq!(state(&expired), Some(SettleState::Expired));
+    let no = port::split_no(done.id.as_str());
+    assert_eq!(
+        world.alipay.calls_of(&no),
+        1,
+        "past the deadline nothing new is asked"
+    );
+    let shares = Shares::of(Fen::from_fen(AMOUNT), &done.settle.unwrap());
+    assert_eq!(
+        totals(&world, &done.id).await.held(),
+        shares.seller_fen.get()
+    );
 }
 
 async fn twenty_runs_at_once_ask_the_provider_once(backend: Backend) {

@@ -67,10 +67,7 @@ pub async fn settle(app: &App, order: &Order, now: OffsetDateTime) -> Result<boo
         return Ok(false);
     }
     let provider = payment.channel.provider();
-    let past_deadline = order
-        .split_deadline
-        .as_deref()
-        .is_some_and(|d| epoch(d) <= now.unix_timestamp());
+    let past_deadline = past_deadline(order, now);
     match order.settlement.as_ref() {
         Some(s) if s.state.is_final() => Ok(false),
         Some(s) if s.state == SettleState::Processing => poll(app, order, s, now).await,
@@ -85,6 +82,14 @@ pub async fn settle(app: &App, order: &Order, now: OffsetDateTime) -> Result<boo
         }
         Some(s) => retry_failed(app, order, s, provider, now).await,
     }
+}
+
+/// Whether the order's split deadline has passed: no new request to the provider after it.
+fn past_deadline(order: &Order, now: OffsetDateTime) -> bool {
+    order
+        .split_deadline
+        .as_deref()
+        .is_some_and(|d| epoch(d) <= now.unix_timestamp())
 }
 
 /// The seller's receiver at `provider`, as the split names it (no name: the order keeps no
@@ -305,6 +310,11 @@ async fn poll(
     let answer = match known {
         Ok(Some(answer)) => Ok(answer),
         Err(e) => Err(e),
+        // Past the deadline no split is asked: one that never reached the provider expires (an
+        // unfreeze is still asked: the share has arrived).
+        Ok(None) if !unfreezing && past_deadline(order, now) => {
+            return expire(app, order, now).await.map(|()| true)
+        }
         Ok(None) => {
             let mut again = s.clone();
             again.checks += 1;
@@ -407,6 +417,14 @@ async fn later(
     e: &GatewayError,
     now: OffsetDateTime,
 ) -> Result<bool, Error> {
+    let refused = matches!(e, GatewayError::Refused { code, message } if !not_yet(code, message));
+    if refused && s.shared_at.is_none() && past_deadline(order, now) {
+        // Refused, and no time left to try again: expired, for staff.
+        let event = ProviderEvent::new(s.provider, kind, Outcome::Rejected, now, e.to_string())
+            .order(&order.id);
+        crate::domain::orders::events::record(&app.store, event, now).await;
+        return expire(app, order, now).await.map(|()| true);
+    }
     let outcome = match e {
         GatewayError::Refused { code, message } if !not_yet(code, message) => {
             tracing::error!(order_id = %order.id, error = %e, "the provider refused a split");
