@@ -64,6 +64,39 @@ async fn complete_days_ago(server: &LocalServer, order: &str, days: i64) {
         .unwrap();
 }
 
+/// The order's split done, as the order jobs leave it once the seller's share arrived.
+async fn settled(server: &LocalServer, order: &str) {
+    use renji_shared::domain::settlement::{OrderSettlement, SettleState, Shares};
+    let id = renji_shared::ids::OrderId::parse(order).unwrap();
+    let store = &server.app().store;
+    let mut stored = renji_shared::domain::orders::get(store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let terms = stored.settle.expect("settlement terms");
+    stored.settlement = Some(OrderSettlement {
+        state: SettleState::Paid,
+        provider: renji_shared::payments::Provider::Wechat,
+        attempt: 1,
+        out_order_no: renji_shared::settlement::split_no(order),
+        receiver: None,
+        shares: Shares::of(stored.refundable(), &terms),
+        failure: None,
+        requested_at: None,
+        shared_at: None,
+        unfreeze_no: None,
+        finished_at: None,
+        checks: 0,
+    });
+    store
+        .transact(vec![
+            Write::put(stored.item().unwrap()),
+            renji_shared::domain::settlement::watch::done_write(&id),
+        ])
+        .await
+        .unwrap();
+}
+
 /// Runs the job (as the deletion-jobs function, its store held to its IAM statements) until no
 /// deletion is left, each run allowed `batches` batches: how many runs it took.
 async fn run_to_the_end(server: &LocalServer, im: &dyn ImAccounts, batches: usize) -> usize {
@@ -350,6 +383,15 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
     // The windows pass: the deletion starts (202), sessions are gone, the login is free.
     complete_days_ago(&server, &bought, 20).await;
     complete_days_ago(&server, &sold, 20).await;
+    // What she sold is not split yet: her earnings are unsettled, and that blocks too.
+    let blocked = api.call("DELETE", "/v1/me", Some(&dora.token), None).await;
+    assert_eq!(blocked.status, 409, "{blocked:?}");
+    assert_eq!(
+        blocked.body["error"]["blocking"],
+        json!([{"kind": "order", "id": sold, "role": "seller", "status": "completed",
+            "settlement": "pending"}])
+    );
+    settled(&server, &sold).await;
     let started = api.call("DELETE", "/v1/me", Some(&dora.token), None).await;
     assert_eq!(started.status, 202, "{started:?}");
     assert_eq!(started.body["status"], "deleting");

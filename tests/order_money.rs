@@ -716,8 +716,16 @@ async fn the_clock_moves_orders_on(backend: Backend) {
     let completed = load(&world, &accepted.id).await;
     assert_eq!(completed.status, OrderStatus::Completed);
     assert_eq!(completed.timeline.last().unwrap().actor, Actor::System);
-    // Nothing is due any more.
+    // Past its split deadline, unsplit (the seller has no payout account here): expired, for
+    // staff (`tests/settlement_flow.rs`). Then nothing is due any more.
     let report = run(t0 + Duration::days(30)).await.unwrap();
+    assert_eq!(report.changed, 1, "{report:?}");
+    let expired = load(&world, &accepted.id).await;
+    assert_eq!(
+        expired.settlement.map(|s| s.state),
+        Some(renji_shared::domain::settlement::SettleState::Expired)
+    );
+    let report = run(t0 + Duration::days(31)).await.unwrap();
     assert_eq!(report.changed, 0, "{report:?}");
 }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::domain::orders::{self, epoch, Order};
 use crate::error::Error;
-use crate::ids::{OrderId, UserId};
+use crate::ids::OrderId;
 use crate::store::schema::GSI1;
 use crate::store::{keys, Key, Query, Record, Records, SortKey, Write};
 
@@ -26,11 +26,11 @@ pub const ALARM_SECS: i64 = 3 * 24 * 3600;
 pub const WATCHING: &str = "settle_watch";
 pub const EXPIRED: &str = "settle_expired";
 
-/// One paid order's watch.
+/// One paid order's watch (no member id: the order names its parties, and a deletion
+/// anonymises it there).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettleWatch {
     pub order_id: OrderId,
-    pub seller_id: UserId,
     pub split_deadline: String,
     /// `watching` or `expired`.
     pub state: String,
@@ -65,7 +65,6 @@ pub fn paid_writes(order: &Order) -> Result<Vec<Write>, Error> {
     };
     Ok(vec![SettleWatch {
         order_id: order.id.clone(),
-        seller_id: order.seller_id.clone(),
         split_deadline: deadline.clone(),
         state: "watching".into(),
     }
@@ -81,7 +80,6 @@ pub fn done_write(id: &OrderId) -> Write {
 pub fn expired_write(order: &Order) -> Result<Write, Error> {
     SettleWatch {
         order_id: order.id.clone(),
-        seller_id: order.seller_id.clone(),
         split_deadline: order.split_deadline.clone().unwrap_or_default(),
         state: "expired".into(),
     }
