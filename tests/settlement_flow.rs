@@ -18,7 +18,7 @@ use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{
     self, Action, Actor, Change, ListingSnapshot, Order, OrderStatus,
 };
-use renji_shared::domain::settlement::job::payouts_stub;
+use renji_shared::domain::payouts::{self, PayoutAccount};
 use renji_shared::domain::settlement::{
     earnings, job, ledger, watch, SettleState, SettleTerms, Shares, Totals,
 };
@@ -219,6 +219,7 @@ async fn world(backend: Backend) -> World {
     let store = TestStore::new(backend).await;
     let config = Config::from_lookup(|name| match name {
         "RENJI_SESSION_SECRET" => Some("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
+        "RENJI_PII_KEYS" => Some("p1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
         _ => None,
     })
     .unwrap();
@@ -348,18 +349,27 @@ fn receiver(provider: Provider, account: &str) -> Receiver {
     }
 }
 
-/// The seller's payout account at `provider`.
+/// The seller's payout account at `provider`, stored as `PUT /v1/me/payout-accounts` stores it
+/// (the registration at the provider is the payout tests').
 async fn bind(world: &World, seller: &UserId, provider: Provider, account: &str) {
-    let stored = payouts_stub::Stored {
-        receiver: receiver(provider, account),
+    let ring = world.app.pii().await.unwrap();
+    let field = format!("payout.{}.account", provider.as_str());
+    let record = PayoutAccount {
+        channel: provider,
+        kind: receiver(provider, account).kind,
+        account_masked: payouts::mask_account(account),
+        name_masked: None,
+        account_sealed: ring.seal(seller, &field, account).unwrap(),
+        name_sealed: None,
+        bound_at: orders::rfc3339(OffsetDateTime::now_utc()),
+        version: 1,
     };
+    let key = renji_shared::store::keys::payout_account(seller, provider.as_str());
     world
         .app
         .store
         .transact(vec![renji_shared::store::Write::put(
-            stored
-                .to_item(payouts_stub::key(seller, provider), None)
-                .unwrap(),
+            record.to_item(key, None).unwrap(),
         )])
         .await
         .unwrap();

@@ -99,38 +99,9 @@ async fn account_for(
     seller: &UserId,
     provider: Provider,
 ) -> Result<Option<Receiver>, Error> {
-    Ok(payouts_stub::account_for(app, seller, provider)
+    Ok(crate::domain::payouts::account_for(app, seller, provider)
         .await?
         .map(|r| Receiver { name: None, ..r }))
-}
-
-/// TEMPORARY: `domain::payouts::account_for` lands with the payout accounts; until then the
-/// receiver is read from `USER#<id> / PAYOUT#<provider>` as a plain [`Receiver`].
-pub mod payouts_stub {
-    use super::*;
-    use crate::store::{keys, Key, Records};
-
-    pub fn key(seller: &UserId, provider: Provider) -> Key {
-        Key::new(keys::user(seller), format!("PAYOUT#{}", provider.as_str()))
-    }
-
-    #[derive(serde::Serialize, serde::Deserialize)]
-    pub struct Stored {
-        pub receiver: Receiver,
-    }
-
-    impl crate::store::Record for Stored {
-        const KIND: &'static str = "payout account";
-    }
-
-    pub async fn account_for(
-        app: &App,
-        seller: &UserId,
-        provider: Provider,
-    ) -> Result<Option<Receiver>, Error> {
-        let stored: Option<Stored> = app.store.get_record(&key(seller, provider)).await?;
-        Ok(stored.map(|s| s.receiver))
-    }
 }
 
 /// The next version of `order` with `settlement`, due again after `wait` seconds.
