@@ -176,6 +176,8 @@ impl World {
             shares,
             failure: None,
             requested_at: Some(now.clone()),
+            shared_at: Some(now.clone()),
+            unfreeze_no: None,
             finished_at: Some(now.clone()),
             checks: 1,
         });
