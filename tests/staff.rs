@@ -2060,6 +2060,7 @@ fn admin_routes_are_staff_routes_with_their_documented_roles() {
             "POST /admin/v1/moderation/media/{id}/decision",
             &[Moderator, Admin],
         ),
+        ("GET /admin/v1/settlements", &[Support, Admin]),
     ];
     let spec: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(

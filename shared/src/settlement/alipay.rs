@@ -73,7 +73,7 @@ pub fn relation_body(receiver: &Receiver, bind: bool) -> Result<Value, GatewayEr
         None => {}
     }
     Ok(json!({
-        "out_request_no": relation_no(receiver, bind),
+        "out_request_no": relation_no(receiver, bind, &crate::ids::time_order()),
         "receiver_list": [entity],
     }))
 }

@@ -100,12 +100,20 @@ pub fn return_no(order_no: &str, n: u32) -> String {
     format!("PR{order_no}{n}")
 }
 
-/// The number of a receiver's bind/unbind at Alipay (`RB<kind initial><hash>`): one a
-/// receiver, ≤ 32 `[A-Za-z0-9_]`.
-pub fn relation_no(receiver: &Receiver, bind: bool) -> String {
+/// The number of one bind/unbind request at Alipay (`RB`/`RU` + a hash of the receiver and
+/// `request`), ≤ 32 `[A-Za-z0-9_]`. Alipay wants every request's number unique at the merchant:
+/// a bind after an unbind of the same receiver must not reuse the first bind's number (it could be
+/// answered as that earlier request), so each call names its own `request` (a fresh ULID); a
+/// repeated bind of a bound receiver is harmless at Alipay.
+pub fn relation_no(receiver: &Receiver, bind: bool, request: &str) -> String {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
-        format!("{}\n{}", receiver.kind.as_str(), receiver.account).as_bytes(),
+        format!(
+            "{}\n{}\n{request}",
+            receiver.kind.as_str(),
+            receiver.account
+        )
+        .as_bytes(),
     );
     let hex: String = digest.as_ref()[..14]
         .iter()
@@ -362,10 +370,12 @@ mod tests {
             account: "2088101126765726".into(),
             name: None,
         };
-        let no = relation_no(&r, true);
+        let no = relation_no(&r, true, "01JDXK7Q4E8M2V6T9N3B5C7DZA");
         assert_eq!(no.len(), 30);
-        assert_eq!(no, relation_no(&r, true));
-        assert_ne!(no, relation_no(&r, false));
+        assert_eq!(no, relation_no(&r, true, "01JDXK7Q4E8M2V6T9N3B5C7DZA"));
+        assert_ne!(no, relation_no(&r, false, "01JDXK7Q4E8M2V6T9N3B5C7DZA"));
+        // A bind after an unbind is a new request with a new number.
+        assert_ne!(no, relation_no(&r, true, "01JDXK7Q4E8M2V6T9N3B5C7DZB"));
     }
 
     #[test]
