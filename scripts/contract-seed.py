@@ -143,6 +143,9 @@ def main():
     sandbox = sandbox_urls(sys.argv[3])
     me_token, me = member(base, "schemathesis", "张三", "110101199003074477")
     other_token, other = member(base, "schemathesis-other", "李四", "440308199901010012")
+    # Staff suspend and restore members: schemathesis does it to a member of its own, not to the
+    # two it signs in as and sells with (a suspended member's sessions end and sign-in is refused).
+    suspendee = call(base, "POST", "/v1/auth/wechat", body={"code": "sandbox:schemathesis-suspendee"})["user"]["id"]
     mine = listing(base, me_token, "婚礼摄影跟拍", "published", price_fen=150000)
     draft = listing(base, me_token, "招募群演", "draft", kind="recruitment")
     theirs = listing(base, other_token, "新娘跟妆", "published", price_fen=80000)
@@ -214,6 +217,13 @@ parameters = {{ "path.id" = {{ dictionary = "listings", probability = 0.5 }}, "p
 [dictionaries.orders]
 values = {toml_list(every)}
 
+[dictionaries.suspendees]
+values = {toml_list([suspendee])}
+
+[[operations]]
+include-path-regex = "^/admin/v1/members/[^/]+/(suspend|restore)$"
+parameters = {{ "path.id" = {{ dictionary = "suspendees", probability = 0.5 }} }}
+
 [[operations]]
 include-path-regex = "^/admin/v1/members/"
 parameters = {{ "path.id" = {{ dictionary = "users", probability = 0.5 }} }}
@@ -260,7 +270,7 @@ parameters = { "path.id" = { dictionary = "orders", probability = 0.5 } }
     with open(config_path, "a", encoding="utf-8") as config:
         config.write("".join(sections))
     print(
-        f"seeded: members {me} (schemathesis), {other}; listings {mine}, {draft} (draft), {theirs};"
+        f"seeded: members {me} (schemathesis), {other}, {suspendee} (suspended by staff); listings {mine}, {draft} (draft), {theirs};"
         f" orders {bought}, {sold} (unpaid), and for each action: "
         + ", ".join(f"{action} {' '.join(orders)}" for action, orders in own.items())
     )

@@ -292,6 +292,9 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     has("blocks", "/user/id", &m.stranger.id);
     has("shares", "/listing_id", &m.listing);
     has("orders_as_seller", "/id", &sold);
+    // What the sale earned, as GET /v1/me/earnings shows it: not split yet (the dispute window).
+    has("earnings", "/order_id", &sold);
+    assert_eq!(doc["earnings"][0]["settlement"], json!("pending"));
     has("orders_as_buyer", "/id", &bought);
     has("reviews_received", "/id", &received);
     has("reviews_written", "/id", &written);

@@ -7,7 +7,7 @@
 //!   "profile", "verification", "consents", "consent_history": […], "location",
 //!   "guardian_consent", "payout_accounts": […], "sessions": […], "uploads": […], "other_records": […],
 //!   "listings": […], "favourites": […], "following": […], "followers": […], "blocks": […],
-//!   "shares": […], "orders_as_buyer": […], "orders_as_seller": […],
+//!   "shares": […], "orders_as_buyer": […], "orders_as_seller": […], "earnings": […],
 //!   "reviews_written": […], "reviews_received": […], "tickets": […],
 //!   "audit_by_member": […], "audit_about_member": […], "counts": {<section>: n} }
 //! ```
@@ -401,6 +401,14 @@ pub async fn write(
     section(
         &mut doc,
         &ctx,
+        "earnings",
+        Query::partition(keys::orders_of(member, Role::Seller.as_str(), None)).descending(),
+        render_earnings,
+    )
+    .await?;
+    section(
+        &mut doc,
+        &ctx,
         "reviews_written",
         Query::partition(keys::reviews_of("author", member.as_str())).descending(),
         render_reviews,
@@ -725,6 +733,17 @@ fn render_orders_as_seller<'c>(
     items: Vec<Item>,
 ) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
     Box::pin(orders(ctx, items, Role::Seller))
+}
+
+/// What the member earned as a seller, as `GET /v1/me/earnings` lists it (each paid order's
+/// split and ledger totals).
+fn render_earnings<'c>(
+    ctx: &'c Ctx<'c>,
+    items: Vec<Item>,
+) -> BoxFuture<'c, Result<Vec<Value>, Error>> {
+    Box::pin(crate::domain::settlement::earnings::items(
+        ctx.store, ctx.member, items,
+    ))
 }
 
 /// Reviews the member wrote or received: the public view (the author's card), with the order

@@ -84,8 +84,19 @@ pub async fn earnings(
     let query = Query::partition(&partition).descending().limit(limit);
     let cursor = crate::domain::cursor_for(&query, cursor)?;
     let page = store.query(query.after(cursor)).await?;
+    let items = items(store, seller, page.items).await?;
+    Ok((totals, items, page.next.map(PageCursor::from)))
+}
+
+/// The earnings of the seller's order-list `entries` (`ORDERS#<seller>#seller` items), one per
+/// paid order: a page of the route, and the export's `earnings` section.
+pub async fn items(
+    store: &DynStore,
+    seller: &UserId,
+    entries: Vec<crate::store::Item>,
+) -> Result<Vec<Value>, Error> {
     let mut items = Vec::new();
-    for order in orders_of(store, page.items).await? {
+    for order in orders_of(store, entries).await? {
         if order.seller_id != *seller {
             continue;
         }
@@ -95,7 +106,7 @@ pub async fn earnings(
         let totals = Totals::of(&ledger::entries(store, &order.id).await?);
         items.push(item(&order, state, &shares, &totals));
     }
-    Ok((totals, items, page.next.map(PageCursor::from)))
+    Ok(items)
 }
 
 async fn orders_of(
