@@ -652,7 +652,98 @@ async fn the_export_holds_them_masked_and_deletion_removes_the_receivers(backend
     );
 }
 
+/// A receiver is one at the provider: a second member may not bind an account another holds
+/// (their unbind would remove it for the first), and 20 binds racing leave no receiver at the
+/// provider but the one stored.
+async fn an_account_is_one_members_and_racing_binds_leave_no_orphans(backend: Backend) {
+    let server = server(backend).await;
+    let owner = server.verified_only("payout-owner").await;
+    let other = server.verified_only("payout-other").await;
+    let alipay = |account: &str| json!({"account": account, "name": "张三"});
+    let bound = call(
+        &server,
+        &owner,
+        "PUT",
+        &path("alipay"),
+        Some(alipay("2088101126765726")),
+    )
+    .await;
+    assert_eq!(bound.status, 200, "{bound:?}");
+    for body in [
+        (path("alipay"), alipay("2088101126765726")),
+        (
+            path("wechat"),
+            json!({"merchant_id": "1900000109", "merchant_name": "某某摄影有限公司"}),
+        ),
+    ] {
+        if body.0.ends_with("wechat") {
+            let first = call(&server, &owner, "PUT", &body.0, Some(body.1.clone())).await;
+            assert_eq!(first.status, 200, "{first:?}");
+        }
+        let taken = call(&server, &other, "PUT", &body.0, Some(body.1)).await;
+        assert_eq!(
+            (taken.status, taken.error_code()),
+            (422, "payout_account_taken"),
+            "{taken:?}"
+        );
+    }
+    // The other member has nothing to unbind; the owner's receivers stay at the providers.
+    let gone = call(&server, &other, "DELETE", &path("alipay"), None).await;
+    assert_eq!(gone.status, 404);
+    assert!(alipay_relations(&server)
+        .await
+        .iter()
+        .any(|(_, a)| a == "2088101126765726"));
+    assert!(wechat_receivers(&server)
+        .await
+        .iter()
+        .any(|r| r["account"] == json!("1900000109")));
+    // Once the owner unbinds it, the account is free for another.
+    let unbound = call(&server, &owner, "DELETE", &path("alipay"), None).await;
+    assert_eq!(unbound.status, 204, "{unbound:?}");
+    let now_theirs = call(
+        &server,
+        &other,
+        "PUT",
+        &path("alipay"),
+        Some(alipay("2088101126765726")),
+    )
+    .await;
+    assert_eq!(now_theirs.status, 200, "{now_theirs:?}");
+
+    // 20 binds of different accounts at once: whatever won, the provider holds no receiver of
+    // this member but the stored one.
+    let racer = server.verified_only("payout-racer").await;
+    let accounts: Vec<String> = (10..30).map(|n| format!("20881011267658{n}")).collect();
+    let alipay_path = path("alipay");
+    let replies = futures_util::future::join_all(
+        accounts
+            .iter()
+            .map(|a| call(&server, &racer, "PUT", &alipay_path, Some(alipay(a)))),
+    )
+    .await;
+    assert!(replies.iter().any(|r| r.status == 200), "{replies:?}");
+    assert!(
+        replies.iter().all(|r| r.status == 200 || r.status == 409),
+        "{replies:?}"
+    );
+    let listed = call(&server, &racer, "GET", LIST, None).await;
+    let masked = listed.body["items"][0]["account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held: Vec<String> = alipay_relations(&server)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| accounts.contains(a))
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(masked[masked.len() - 4..], held[0][held[0].len() - 4..]);
+}
+
 on_both_stores!(
+    an_account_is_one_members_and_racing_binds_leave_no_orphans,
     accounts_are_bound_listed_masked_replaced_and_unbound,
     own_wechat_account_needs_a_verified_name,
     provider_refusals_and_outages_change_nothing,

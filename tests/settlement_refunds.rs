@@ -283,6 +283,24 @@ async fn a_personal_receiver_leaves_a_receivable(backend: Backend) {
         )
         .await;
     let support = support.body["token"].as_str().unwrap().to_owned();
+    // Once split, the order cannot be disputed (a dispute's refund would not take the seller's
+    // share back): only the admin's refund below does.
+    let dispute = w
+        .server
+        .api
+        .call(
+            "POST",
+            "/v1/tickets",
+            Some(&w.buyer.token),
+            Some(json!({"kind": "dispute", "subject": "质量问题", "text": "照片模糊", "order_id": id})),
+        )
+        .await;
+    assert_eq!(
+        (dispute.status, dispute.error_code()),
+        (409, "settlement_started"),
+        "{dispute:?}"
+    );
+    assert_eq!(w.order(&id).await.status, OrderStatus::Completed);
     let path = format!("/admin/v1/orders/{id}/refund");
     // Support may decide disputes, not refund after the split.
     let refused = w

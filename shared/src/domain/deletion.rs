@@ -1440,6 +1440,7 @@ pub const COVERAGE: &[(&str, &str)] = &[
     (keys::SHARED, "the member's markers deleted"),
     (keys::RATE, "the member's counters deleted (they expire anyway)"),
     (keys::IDCLAIM, "released with the verification record: decremented, deleted at zero (kept for a fraud ban)"),
+    (keys::PAYOUTCLAIM, "released with the member's payout accounts (their receivers removed at the providers)"),
     (keys::ORDER, "kept, the member replaced by the anonymous reference, remark removed; ttl RENJI_ORDER_RETENTION_DAYS after completion/closure"),
     (keys::ORDERS, "the member's entries deleted; the other party's get the order's ttl"),
     (keys::NOTICES, "names no member"),

@@ -52,6 +52,50 @@ use crate::store::{keys, Condition, DynStore, Query, Record, Records, SortKey, S
 const VERSION_LABEL: &str = "payout_version";
 /// The label of the member's check (exists, no deletion begun).
 const ACTIVE_LABEL: &str = "member_active";
+/// The label of the condition that the account is no other member's.
+const CLAIM_LABEL: &str = "payout_claim";
+
+/// Which member holds a receiver (`keys::payout_claim`): a receiver is one at the provider, so
+/// one member's. Written with the account, deleted with it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PayoutClaim {
+    member_id: UserId,
+}
+
+impl Record for PayoutClaim {
+    const KIND: &'static str = "payout claim";
+}
+
+/// The claim key of `receiver`: a keyed hash of its kind and account (never the account), under
+/// the identity-claim key so a rotation of the active PII key does not lose it.
+fn claim_key(app: &App, ring: &KeyRing, receiver: &Receiver) -> Result<crate::store::Key, Error> {
+    let kid = app
+        .config
+        .id_claim_key
+        .as_deref()
+        .unwrap_or_else(|| ring.active_kid());
+    let value = format!("{}\n{}", receiver.kind.as_str(), receiver.account);
+    let tag = ring
+        .tag(kid, "payout-claim", &value)
+        .map_err(|e| Error::Config(format!("RENJI_ID_CLAIM_KEY: {e}")))?;
+    Ok(keys::payout_claim(&tag))
+}
+
+/// Who holds `receiver`, if anyone.
+async fn holder(store: &DynStore, claim: &crate::store::Key) -> Result<Option<UserId>, Error> {
+    Ok(store
+        .get_record::<PayoutClaim>(claim)
+        .await?
+        .map(|c| c.member_id))
+}
+
+fn taken(field: &'static str) -> Error {
+    Error::Unprocessable {
+        code: "payout_account_taken",
+        field,
+        message: "this account is another member's payout account".into(),
+    }
+}
 
 /// The channel of a path (`{channel}`): `wechat` or `alipay`; another names nothing (404).
 pub fn channel_param(text: &str) -> Option<Provider> {
@@ -412,6 +456,12 @@ pub async fn bind(
         .as_ref()
         .map(|o| o.receiver(&ring, member_id))
         .transpose()?;
+    // One member per receiver: another's unbind would remove it at the provider for both.
+    let claim = claim_key(app, &ring, &receiver)?;
+    let held_by = holder(&app.store, &claim).await?;
+    if held_by.as_ref().is_some_and(|m| m != member_id) {
+        return Err(taken(field));
+    }
     settlement
         .add_receiver(&receiver)
         .await
@@ -440,19 +490,37 @@ pub async fn bind(
         Some(o) => Condition::Equals("version".into(), json!(o.version)),
     };
     let key = keys::payout_account(member_id, provider.as_str());
+    let claim_item = PayoutClaim {
+        member_id: member_id.clone(),
+    }
+    .to_item(claim.clone(), None)?;
+    let claim_condition = match held_by {
+        None => Condition::Absent,
+        Some(_) => Condition::Equals("member_id".into(), json!(member_id)),
+    };
     let mut writes = vec![
         Write::put_if(record.to_item(key, None)?, condition, VERSION_LABEL),
         Write::check(keys::member(member_id), members::active(), ACTIVE_LABEL),
+        Write::put_if(claim_item, claim_condition, CLAIM_LABEL),
     ];
+    if let Some(old) = &old_receiver {
+        let old_claim = claim_key(app, &ring, old)?;
+        if old_claim != claim {
+            writes.push(Write::delete(old_claim));
+        }
+    }
     writes.extend(audited(app, member_id, "payout.bind")?);
     match app.store.transact(writes).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed {
             label: VERSION_LABEL,
         }) => {
-            // Another bind or unbind of this channel got in first: the receiver just added
-            // stays known to the provider (adding is idempotent; a receiver only receives
-            // what Renji splits to it).
+            // Another bind or unbind of this channel got in first: the receiver just added is
+            // removed again unless a member holds it (then it is theirs, or this member's
+            // account as the winner stored it).
+            if holder(&app.store, &claim).await?.is_none() {
+                forget(settlement, &receiver).await;
+            }
             return Err(Error::Conflict {
                 code: "payout_account_changed",
                 message: "this payout account changed at the same time; look at it and retry"
@@ -462,9 +530,13 @@ pub async fn bind(
         Err(StoreError::ConditionFailed {
             label: ACTIVE_LABEL,
         }) => {
-            forget(settlement, &receiver).await;
+            if holder(&app.store, &claim).await?.is_none() {
+                forget(settlement, &receiver).await;
+            }
             return Err(Error::Unauthorized("member no longer exists"));
         }
+        // Another member bound it at the same moment: theirs.
+        Err(StoreError::ConditionFailed { label: CLAIM_LABEL }) => return Err(taken(field)),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %member_id, channel = provider.as_str(), kind = receiver.kind.as_str(), "payout account bound");
@@ -533,11 +605,14 @@ pub async fn unbind(app: &App, member: &UserId, provider: Provider) -> Result<()
     let receiver = record.receiver(&ring, member)?;
     let settlement = app.payments.settlement(provider)?;
     remove_at_provider(settlement, &receiver).await?;
-    let mut writes = vec![Write::delete_if(
-        keys::payout_account(member, provider.as_str()),
-        Condition::Equals("version".into(), json!(record.version)),
-        VERSION_LABEL,
-    )];
+    let mut writes = vec![
+        Write::delete_if(
+            keys::payout_account(member, provider.as_str()),
+            Condition::Equals("version".into(), json!(record.version)),
+            VERSION_LABEL,
+        ),
+        Write::delete(claim_key(app, &ring, &receiver)?),
+    ];
     writes.extend(audited(app, member, "payout.unbind")?);
     match app.store.transact(writes).await {
         Ok(()) => {
@@ -583,13 +658,23 @@ pub async fn remove_all(app: &App, member: &UserId) -> Result<usize, Error> {
         let settlement = app.payments.settlement(record.channel)?;
         remove_at_provider(settlement, &receiver).await?;
         app.store
-            .write(Write::delete(keys::payout_account(
-                member,
-                record.channel.as_str(),
-            )))
+            .transact(vec![
+                Write::delete(keys::payout_account(member, record.channel.as_str())),
+                Write::delete(claim_key(app, &ring, &receiver)?),
+            ])
             .await?;
     }
     Ok(records.len())
+}
+
+/// When the member's account at `provider` was last bound (registered at the provider), if
+/// they have one: a failed split is tried again once the account was bound after it.
+pub async fn bound_at(
+    store: &DynStore,
+    member: &UserId,
+    provider: Provider,
+) -> Result<Option<String>, Error> {
+    Ok(stored(store, member, provider).await?.map(|a| a.bound_at))
 }
 
 /// The seller's receiver at `provider`, opened (account and name), for the split

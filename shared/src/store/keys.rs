@@ -73,12 +73,41 @@ pub const WXTOKEN: &str = "WXTOKEN#";
 pub const MEDIACHECK: &str = "MEDIACHECK#";
 /// The daily reconciliation of a provider's splits against the ledger.
 pub const RECON: &str = "RECON#";
+/// Which member holds a payout account (one member per receiver at the provider).
+pub const PAYOUTCLAIM: &str = "PAYOUTCLAIM#";
 
 /// Every partition prefix of the table.
-pub const PARTITIONS: [&str; 29] = [
-    USER, OPENID, LISTING, MINE, FEED, GEO, TERM, FAVS, FOLLOWING, FOLLOWERS, SHARES, SHARED, RATE,
-    IDCLAIM, ORDER, ORDERS, NOTICES, BLOCKS, BLOCKED, REVIEW, REVIEWS, TICKET, TICKETS, QUEUE,
-    STAFF, AUDIT, WXTOKEN, MEDIACHECK, RECON,
+pub const PARTITIONS: [&str; 30] = [
+    USER,
+    OPENID,
+    LISTING,
+    MINE,
+    FEED,
+    GEO,
+    TERM,
+    FAVS,
+    FOLLOWING,
+    FOLLOWERS,
+    SHARES,
+    SHARED,
+    RATE,
+    IDCLAIM,
+    ORDER,
+    ORDERS,
+    NOTICES,
+    BLOCKS,
+    BLOCKED,
+    REVIEW,
+    REVIEWS,
+    TICKET,
+    TICKETS,
+    QUEUE,
+    STAFF,
+    AUDIT,
+    WXTOKEN,
+    MEDIACHECK,
+    RECON,
+    PAYOUTCLAIM,
 ];
 
 /// `gsi1` only: a member's published listings.
@@ -348,6 +377,14 @@ pub fn unexported_in_user(sk: &str) -> bool {
         || sk.starts_with(EXPORT_DAY_PREFIX)
         || sk.starts_with(SUBPUSH_PREFIX)
         || sk.starts_with(UPLOAD_DAY_PREFIX)
+}
+
+/// Payout-account claim: `PAYOUTCLAIM#<tag> / PAYOUTCLAIM` — `member_id`, the one member whose
+/// payout account is the receiver whose kind and account's keyed hash is `tag` (a receiver is
+/// one at the provider: a second member binding it, then unbinding, would remove it for the
+/// first); never the account.
+pub fn payout_claim(tag: &str) -> Key {
+    Key::new(format!("{PAYOUTCLAIM}{tag}"), "PAYOUTCLAIM")
 }
 
 /// Identity claim: `IDCLAIM#<tag> / IDCLAIM` — `n`, how many accounts the identity whose

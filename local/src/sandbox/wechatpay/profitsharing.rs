@@ -332,9 +332,10 @@ pub(super) fn answer(
             if marked("sandbox-outage") {
                 return error(state, 500, "SYSTEM_ERROR", "系统繁忙，请稍后重试");
             }
+            // Never the name in the log (a legal name): whether one came, decrypted.
             tracing::info!(
                 kind,
-                name = plain.as_deref().unwrap_or(""),
+                named = plain.is_some(),
                 "sandbox WeChat Pay receiver added"
             );
             book.sharing.names.insert(key.clone(), plain.clone());

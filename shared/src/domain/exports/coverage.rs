@@ -60,6 +60,13 @@ pub const COVERAGE: &[(&str, Coverage)] = &[
         Not("rate-limit counters by client address: counters, not about a person"),
     ),
     (
+        keys::PAYOUTCLAIM,
+        Not(
+            "a keyed hash of a payout account naming its member: derived from a secret; the \
+             payout_accounts section shows the account masked",
+        ),
+    ),
+    (
         keys::IDCLAIM,
         Not(
             "a keyed hash of an identity number counting accounts: derived from a secret; the \

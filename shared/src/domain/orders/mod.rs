@@ -322,6 +322,19 @@ impl Order {
     pub fn transition(&self, change: &Change, times: &OrderTimes) -> Result<Order, Error> {
         let rule = machine::rule(self.status, change.action, change.actor)
             .map_err(|refusal| refusal.into_error(self.status, change.action))?;
+        // Once the split has begun (after the dispute window), the seller's share is on its way
+        // or paid: a dispute or a dispute's refund would refund without taking it back. Only
+        // staff's refund of a split order (`StaffRefundSettled`) takes it back.
+        if self.settlement.is_some()
+            && matches!(change.action, Action::OpenDispute | Action::StaffRefund)
+        {
+            return Err(Error::Conflict {
+                code: "settlement_started",
+                message: "the seller's share of this order is being or has been paid out; an \
+                          administrator refunds it with POST /admin/v1/orders/{id}/refund"
+                    .into(),
+            });
+        }
         let at = rfc3339(change.at);
         let now = change.at.unix_timestamp();
         let mut next = self.clone();
@@ -404,7 +417,11 @@ impl Order {
             OrderStatus::Accepted if self.status == OrderStatus::Paid => {
                 next.accepted_at = Some(at.clone())
             }
-            OrderStatus::Completed => next.completed_at = Some(at.clone()),
+            // Completed once: a partial refund (or a released dispute) back to `completed` keeps
+            // the first completion, which the dispute and review windows count from.
+            OrderStatus::Completed if self.completed_at.is_none() => {
+                next.completed_at = Some(at.clone())
+            }
             OrderStatus::RefundRequested => {
                 next.refund_request = Some(RefundAsk {
                     reason: change.reason.clone().unwrap_or_default(),

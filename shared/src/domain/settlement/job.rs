@@ -29,6 +29,7 @@ use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
 use crate::domain::orders::events::{EventKind, Outcome, ProviderEvent};
 use crate::domain::orders::{commit, epoch, rfc3339, Order};
+use crate::domain::payouts::bound_at;
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::money::Fen;
@@ -526,8 +527,10 @@ fn audited(
     audit::writes(&record, app.config.audit_keep)
 }
 
-/// A failed split: a new attempt once the seller's account differs from the one that failed
-/// (before the deadline: [`settle`] expires it past it); otherwise looked at again later.
+/// A failed split: a new attempt once the seller's account differs from the one that failed, or
+/// was bound again since (registered anew at the provider: a receiver removed there, by an
+/// unbind during the split, comes back the same) — before the deadline: [`settle`] expires it
+/// past it; otherwise looked at again later.
 async fn retry_failed(
     app: &App,
     order: &Order,
@@ -539,7 +542,16 @@ async fn retry_failed(
     let changed = match (&s.receiver, &current) {
         (_, None) => false,
         (None, Some(_)) => true,
-        (Some(old), Some(new)) => old.kind != new.kind || old.account != new.account,
+        (Some(old), Some(new)) => {
+            let rebound = match (
+                &s.requested_at,
+                bound_at(&app.store, &order.seller_id, provider).await?,
+            ) {
+                (Some(failed), Some(bound)) => epoch(&bound) > epoch(failed),
+                _ => false,
+            };
+            old.kind != new.kind || old.account != new.account || rebound
+        }
     };
     if !changed {
         let next = next_with(order, s.clone(), now, RECHECK_SECS);
