@@ -38,7 +38,7 @@ def call(base, method, path, token=None, body=None, expect=(200,)):
     return reply.json() if reply.content else None
 
 
-def member(base, name, real_name, id_number):
+def member(base, name, real_name, id_number, alipay_account):
     login = call(base, "POST", "/v1/auth/wechat", body={"code": f"sandbox:{name}"})
     token = login["token"]
     verification = call(
@@ -59,7 +59,7 @@ def member(base, name, real_name, id_number):
         "PUT",
         "/v1/me/payout-accounts/alipay",
         token,
-        {"account": "2088101126765726", "name": real_name},
+        {"account": alipay_account, "name": real_name},
         expect=(200,),
     )
     return token, login["user"]["id"]
@@ -141,8 +141,8 @@ def toml_list(values):
 def main():
     base, config_path = sys.argv[1].rstrip("/"), sys.argv[2]
     sandbox = sandbox_urls(sys.argv[3])
-    me_token, me = member(base, "schemathesis", "张三", "110101199003074477")
-    other_token, other = member(base, "schemathesis-other", "李四", "440308199901010012")
+    me_token, me = member(base, "schemathesis", "张三", "110101199003074477", "2088101126765726")
+    other_token, other = member(base, "schemathesis-other", "李四", "440308199901010012", "2088101126765727")
     # Staff suspend and restore members: schemathesis does it to a member of its own, not to the
     # two it signs in as and sells with (a suspended member's sessions end and sign-in is refused).
     suspendee = call(base, "POST", "/v1/auth/wechat", body={"code": "sandbox:schemathesis-suspendee"})["user"]["id"]

@@ -433,17 +433,25 @@ async fn own_media(
     Ok(())
 }
 
-/// The sample's Alipay payout account.
-fn alipay_account() -> Result<payouts::Wanted, String> {
+/// Digits of `member`'s own (one member per payout account: each seeded member binds its own).
+fn digits_of(member: &UserId, len: u32) -> String {
+    let hash = member.as_str().bytes().fold(0_u64, |h, b| {
+        h.wrapping_mul(1_099_511_628_211).wrapping_add(u64::from(b))
+    });
+    format!("{:0width$}", hash % 10_u64.pow(len), width = len as usize)
+}
+
+/// An Alipay payout account of `member`'s own.
+fn alipay_account(member: &UserId) -> Result<payouts::Wanted, String> {
     payouts::AlipayBody {
-        account: "2088101126765726".into(),
+        account: format!("2088{}", digits_of(member, 12)),
         name: "张三".into(),
     }
     .validate()
     .map_err(|e| e.to_string())
 }
 
-/// Binds `wanted` (at the payment stand-in) and the sample's Alipay account for `member`.
+/// Binds `wanted` (at the payment stand-in) and an Alipay account of `member`'s own.
 async fn payable(app: &App, member: &UserId, wanted: payouts::Wanted) -> Result<(), String> {
     use renji_shared::payments::Provider;
     payouts::bind(app, member, Provider::Wechat, wanted)
@@ -452,10 +460,10 @@ async fn payable(app: &App, member: &UserId, wanted: payouts::Wanted) -> Result<
     bind_alipay(app, member).await
 }
 
-/// Binds the sample's Alipay account for `member`.
+/// Binds an Alipay account of `member`'s own.
 async fn bind_alipay(app: &App, member: &UserId) -> Result<(), String> {
     let provider = renji_shared::payments::Provider::Alipay;
-    payouts::bind(app, member, provider, alipay_account()?)
+    payouts::bind(app, member, provider, alipay_account(member)?)
         .await
         .map_err(|e| format!("payout account: {e}"))?;
     Ok(())
@@ -587,7 +595,7 @@ impl Member {
             .await
             .map_err(|e| e.to_string())?;
         let merchant = payouts::WechatBody {
-            merchant_id: Some("1900000109".into()),
+            merchant_id: Some(format!("19{}", digits_of(&other, 8))),
             merchant_name: Some("某某摄影有限公司".into()),
         }
         .validate()
@@ -894,7 +902,7 @@ impl Member {
             "DELETE /v1/me/consents/{scope}" => {
                 ids.insert("consents".to_owned(), "location".to_owned());
             }
-            // Each unbinding (the sample's Alipay account) finds one bound.
+            // Each unbinding (the member's Alipay account) finds one bound.
             "DELETE /v1/me/payout-accounts/{channel}" => {
                 bind_alipay(app, &self.user_id).await?;
             }
