@@ -56,6 +56,8 @@ export async function seed(tag: string): Promise<Seed> {
   await call("PATCH", "/v1/me", seller, { nickname: "光影工作室" });
   await call("PATCH", "/v1/me", buyer, { nickname: "小林" });
   await api.post("/v1/me/verification", seller, { kind: "person", real_name: "张三", id_number: "11010519491231002X" });
+  // A priced service is published only by a seller with a payout account: their own WeChat one.
+  await call("PUT", "/v1/me/payout-accounts/wechat", seller, {});
   const listing = await api.post("/v1/listings", seller, {
     kind: "service",
     title: "婚礼跟拍（全天）",
@@ -100,6 +102,7 @@ export async function seed(tag: string): Promise<Seed> {
   // Its own seller, so the seeded seller's listings stay the reported one alone.
   const videographer = await login(`console-videographer-${tag}`);
   await api.post("/v1/me/verification", videographer, { kind: "person", real_name: "王五", id_number: "11010519850512456X" });
+  await call("PUT", "/v1/me/payout-accounts/wechat", videographer, {});
   const bytes = (text: string) => new TextEncoder().encode(text);
   const video = await upload(videographer, "listing_video", "video/mp4", bytes("sandbox video bytes"));
   const cover = await upload(videographer, "video_cover", "image/jpeg", bytes("sandbox cover bytes"));
@@ -131,6 +134,7 @@ export async function sellerWithListing(name: string, title: string): Promise<{ 
   const token = await login(name);
   await call("PATCH", "/v1/me", token, { nickname: "速拍小王" });
   await api.post("/v1/me/verification", token, { kind: "person", real_name: "李四", id_number: "110105199003071239" });
+  await call("PUT", "/v1/me/payout-accounts/wechat", token, {});
   const me = await api.get("/v1/me", token);
   const listing = await api.post("/v1/listings", token, {
     kind: "service",
