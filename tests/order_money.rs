@@ -11,9 +11,9 @@ use renji_shared::config::Config;
 use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments::{self, Applied, PaymentState};
-use renji_shared::domain::orders::{self, ListingSnapshot, Order, OrderStatus, RefundStatus};
-use renji_shared::domain::settlement::{ledger, LedgerKind, SettleTerms, Totals};
-use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::domain::orders::{self, Order, OrderStatus, RefundStatus};
+use renji_shared::domain::settlement::{ledger, LedgerKind, Totals};
+use renji_shared::ids::{OrderId, UserId};
 use renji_shared::money::Fen;
 use renji_shared::payments::{
     Gateway, GatewayError, Notice, Paid, PaymentStart, Provider, RefundRequest, RefundState,
@@ -181,57 +181,7 @@ const AMOUNT: i64 = 8_800;
 
 /// An unpaid order of 88 yuan created at `at`, written as the orders function writes it.
 async fn unpaid_order(world: &World, at: OffsetDateTime) -> Order {
-    let created = orders::rfc3339(at);
-    let order = Order {
-        id: OrderId::generate(),
-        buyer_id: UserId::generate(),
-        seller_id: UserId::generate(),
-        listing: ListingSnapshot {
-            id: ListingId::generate(),
-            title: "婚礼跟拍".into(),
-            kind: "service".into(),
-            category: "photography".into(),
-            city: "北京市".into(),
-            price_fen: Fen::from_fen(AMOUNT),
-            cover_url: None,
-        },
-        quantity: 1,
-        amount_fen: Fen::from_fen(AMOUNT),
-        refunded_fen: Fen::from_fen(0),
-        remark: String::new(),
-        service_date: None,
-        status: OrderStatus::PendingPayment,
-        created_at: created.clone(),
-        updated_at: created.clone(),
-        expires_at: orders::rfc3339(at + Duration::minutes(30)),
-        payment: None,
-        refund_request: None,
-        refunds: Vec::new(),
-        before_dispute: None,
-        dispute_ticket: None,
-        accepted_at: None,
-        completed_at: None,
-        timeline: vec![orders::Step {
-            status: OrderStatus::PendingPayment,
-            at: created,
-            actor: orders::Actor::Buyer,
-            reason: None,
-        }],
-        settle: Some(SettleTerms::now(
-            &world.app.config.settlement,
-            "photography",
-        )),
-        split_deadline: None,
-        settlement: None,
-        due_at: Some((at + Duration::minutes(30)).unix_timestamp()),
-        version: 1,
-    };
-    world
-        .app
-        .store
-        .transact(orders::creation_writes(&order).unwrap())
-        .await
-        .unwrap();
+    let order = renji_tests::unpaid_order(&world.app, AMOUNT, at).await;
     payable_everywhere(world, &order.seller_id).await;
     order
 }

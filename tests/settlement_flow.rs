@@ -15,14 +15,10 @@ use renji_shared::domain::deletion;
 use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments;
-use renji_shared::domain::orders::{
-    self, Action, Actor, Change, ListingSnapshot, Order, OrderStatus,
-};
+use renji_shared::domain::orders::{self, Action, Actor, Change, Order, OrderStatus};
 use renji_shared::domain::payouts::{self, PayoutAccount};
-use renji_shared::domain::settlement::{
-    earnings, job, ledger, watch, SettleState, SettleTerms, Shares, Totals,
-};
-use renji_shared::ids::{ListingId, OrderId, UserId};
+use renji_shared::domain::settlement::{earnings, job, ledger, watch, SettleState, Shares, Totals};
+use renji_shared::ids::{OrderId, UserId};
 use renji_shared::money::Fen;
 use renji_shared::payments::{
     Gateway, GatewayError, Paid, PaymentStart, Provider, RefundRequest, RefundState, Started, Trade,
@@ -250,57 +246,7 @@ async fn load(world: &World, id: &OrderId) -> Order {
 
 /// An order paid through `provider` at `at`.
 async fn paid_order(world: &World, provider: Provider, at: OffsetDateTime) -> Order {
-    let created = orders::rfc3339(at);
-    let order = Order {
-        id: OrderId::generate(),
-        buyer_id: UserId::generate(),
-        seller_id: UserId::generate(),
-        listing: ListingSnapshot {
-            id: ListingId::generate(),
-            title: "婚礼跟拍".into(),
-            kind: "service".into(),
-            category: "photography".into(),
-            city: "北京市".into(),
-            price_fen: Fen::from_fen(AMOUNT),
-            cover_url: None,
-        },
-        quantity: 1,
-        amount_fen: Fen::from_fen(AMOUNT),
-        refunded_fen: Fen::from_fen(0),
-        remark: String::new(),
-        service_date: None,
-        status: OrderStatus::PendingPayment,
-        created_at: created.clone(),
-        updated_at: created.clone(),
-        expires_at: orders::rfc3339(at + Duration::minutes(30)),
-        payment: None,
-        refund_request: None,
-        refunds: Vec::new(),
-        before_dispute: None,
-        dispute_ticket: None,
-        accepted_at: None,
-        completed_at: None,
-        timeline: vec![orders::Step {
-            status: OrderStatus::PendingPayment,
-            at: created,
-            actor: Actor::Buyer,
-            reason: None,
-        }],
-        settle: Some(SettleTerms::now(
-            &world.app.config.settlement,
-            "photography",
-        )),
-        split_deadline: None,
-        settlement: None,
-        due_at: Some((at + Duration::minutes(30)).unix_timestamp()),
-        version: 1,
-    };
-    world
-        .app
-        .store
-        .transact(orders::creation_writes(&order).unwrap())
-        .await
-        .unwrap();
+    let order = renji_tests::unpaid_order(&world.app, AMOUNT, at).await;
     payments::apply_paid(
         &world.app,
         &order.id,

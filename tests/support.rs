@@ -719,3 +719,67 @@ pub fn gateway_request(
     }
     req
 }
+
+/// An unpaid order of `amount` fen for a photography service between two new members, created
+/// at `at` and written as the orders function writes it (`orders::creation_writes`): the start
+/// of the order-money and settlement tests that drive the domain directly.
+pub async fn unpaid_order(
+    app: &renji_shared::App,
+    amount: i64,
+    at: time::OffsetDateTime,
+) -> renji_shared::domain::orders::Order {
+    use renji_shared::domain::orders::{self, ListingSnapshot, Order, OrderStatus};
+    use renji_shared::ids::{ListingId, OrderId, UserId};
+    use renji_shared::money::Fen;
+    let created = orders::rfc3339(at);
+    let expires = at + time::Duration::minutes(30);
+    let order = Order {
+        id: OrderId::generate(),
+        buyer_id: UserId::generate(),
+        seller_id: UserId::generate(),
+        listing: ListingSnapshot {
+            id: ListingId::generate(),
+            title: "婚礼跟拍".into(),
+            kind: "service".into(),
+            category: "photography".into(),
+            city: "北京市".into(),
+            price_fen: Fen::from_fen(amount),
+            cover_url: None,
+        },
+        quantity: 1,
+        amount_fen: Fen::from_fen(amount),
+        refunded_fen: Fen::from_fen(0),
+        remark: String::new(),
+        service_date: None,
+        status: OrderStatus::PendingPayment,
+        created_at: created.clone(),
+        updated_at: created.clone(),
+        expires_at: orders::rfc3339(expires),
+        payment: None,
+        refund_request: None,
+        refunds: Vec::new(),
+        before_dispute: None,
+        dispute_ticket: None,
+        accepted_at: None,
+        completed_at: None,
+        timeline: vec![orders::Step {
+            status: OrderStatus::PendingPayment,
+            at: created,
+            actor: orders::Actor::Buyer,
+            reason: None,
+        }],
+        settle: Some(renji_shared::domain::settlement::SettleTerms::now(
+            &app.config.settlement,
+            "photography",
+        )),
+        split_deadline: None,
+        settlement: None,
+        due_at: Some(expires.unix_timestamp()),
+        version: 1,
+    };
+    app.store
+        .transact(orders::creation_writes(&order).expect("order writes"))
+        .await
+        .expect("order written");
+    order
+}
