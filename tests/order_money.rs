@@ -37,6 +37,9 @@ struct FakeProvider {
     slow_refunds: bool,
     /// Successes report this amount instead of the refund's (a provider contradicting us).
     reported_refund: Option<Fen>,
+    /// Orders whose trade the buyer's cashier opens right after our close found none (Alipay
+    /// creates a trade only when the cashier opens).
+    opened_after_close: Mutex<Vec<String>>,
 }
 
 impl FakeProvider {
@@ -89,6 +92,11 @@ impl Gateway for FakeProvider {
         let mut trades = self.trades.lock().unwrap();
         if let Some(trade @ Trade::Open) = trades.get_mut(order_no) {
             *trade = Trade::Closed;
+        }
+        let mut opening = self.opened_after_close.lock().unwrap();
+        if let Some(at) = opening.iter().position(|no| no == order_no) {
+            opening.remove(at);
+            trades.entry(order_no.into()).or_insert(Trade::Open);
         }
         Ok(())
     }
@@ -430,6 +438,35 @@ async fn a_notification_racing_a_cancel_never_leaves_a_cancelled_order_with_the_
         }
     }
     assert_eq!(outcomes.len(), 2, "both ways happened: {outcomes:?}");
+}
+
+/// The buyer opens the cashier between our close (nothing to close yet) and our query (an open
+/// trade): the cancel closes it again instead of failing, and the order is cancelled.
+async fn a_trade_opened_while_cancelling_is_closed_too(backend: Backend) {
+    let world = world(backend).await;
+    let now = OffsetDateTime::now_utc();
+    let order = unpaid_order(&world, now).await;
+    start(&world, &order, now).await;
+    let no = order.id.to_string();
+    world.alipay.trades.lock().unwrap().remove(&no);
+    world
+        .alipay
+        .opened_after_close
+        .lock()
+        .unwrap()
+        .push(no.clone());
+    let cancelled = payments::cancel(&world.app, &order, now).await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(load(&world, &order.id).await.status, OrderStatus::Cancelled);
+    assert_eq!(
+        world.alipay.trades.lock().unwrap().get(&no),
+        Some(&Trade::Closed)
+    );
+    let record = payments::record_of(&world.app.store, &order.id, Provider::Alipay)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, PaymentState::Closed);
 }
 
 async fn paid_through_both_channels_one_is_refunded(backend: Backend) {
@@ -781,6 +818,7 @@ on_both_stores!(
     twenty_identical_notifications_pay_once,
     refused_notices_change_nothing,
     a_notification_racing_a_cancel_never_leaves_a_cancelled_order_with_the_money,
+    a_trade_opened_while_cancelling_is_closed_too,
     paid_through_both_channels_one_is_refunded,
     unpaid_orders_expire_unless_paid_at_the_last_second,
     a_lost_notification_is_found_by_the_query,

@@ -982,6 +982,9 @@ pub async fn refund_late(
     Ok(())
 }
 
+/// How often a payment still open after a close is closed again before the cancel answers 503.
+const CLOSE_ATTEMPTS: usize = 3;
+
 /// Closes the order's open payments at their providers before it is cancelled or expires.
 /// Answers `Err(order)` when a provider says it was paid meanwhile (the payment is applied: the
 /// order is `paid` now), else the payment records' writes that mark them closed, for the
@@ -999,8 +1002,16 @@ pub async fn close_open(
         let provider = record.provider;
         let gateway = app.payments.gateway(provider)?;
         let order_no = order.id.to_string();
-        gateway.close(&order_no).await.map_err(Error::from)?;
-        let trade = gateway.query(&order_no).await.map_err(Error::from)?;
+        // A trade the buyer opens between our close and our query (Alipay creates it only when
+        // the cashier opens) is still open: close it again before giving up.
+        let mut trade = Trade::Open;
+        for _ in 0..CLOSE_ATTEMPTS {
+            gateway.close(&order_no).await.map_err(Error::from)?;
+            trade = gateway.query(&order_no).await.map_err(Error::from)?;
+            if !matches!(trade, Trade::Open) {
+                break;
+            }
+        }
         let event = ProviderEvent::new(
             provider,
             EventKind::Close,
