@@ -479,6 +479,63 @@ async fn alipay_takes_the_royalty_back_with_the_refund(backend: Backend) {
     assert_eq!((t.refunded, t.seller_paid, t.receivable), (PRICE, 0, 0));
 }
 
+/// Refunds in parts after the split take back what one refund of their sum would (the rounding
+/// rule on the running amounts, not on each part), and the seller's earnings show what they keep.
+async fn refunds_in_parts_round_as_one_and_earnings_follow(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = w.completed("alipay").await;
+    let shares = w.split(&id, alipay_user()).await;
+    let now = OffsetDateTime::now_utc();
+    // Ten 1-fen refunds: each alone would round the commission up to the whole fen and take
+    // nothing from the seller; together they are 10 fen, of which the seller's share is 9.
+    for _ in 0..10 {
+        refunds::staff_refund(
+            w.app(),
+            &id,
+            StaffRefund {
+                amount: Some(Fen::from_fen(1)),
+                reason: "差价".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let order = w.settled_refund(&id).await;
+        assert_eq!(order.status, OrderStatus::Completed, "{order:?}");
+    }
+    let order = w.order(&id).await;
+    let parts: i64 = order
+        .refunds
+        .iter()
+        .map(|r| r.after_split.as_ref().unwrap().seller_part_fen.get())
+        .sum();
+    let terms = order.settle.unwrap();
+    let share = |net: i64| Shares::of(Fen::from_fen(net), &terms).seller_fen.get();
+    assert_eq!(parts, share(PRICE) - share(PRICE - 10));
+    assert_eq!(parts, 9);
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    let kept = shares.seller_fen.get() - 9;
+    assert_eq!((t.refunded, t.seller_paid, t.receivable), (10, kept, 0));
+    // The seller's earnings: what they keep, not the split-time share.
+    let (sums, items, _) = renji_shared::domain::settlement::earnings::earnings(
+        &w.app().store,
+        &order.seller_id,
+        20,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sums["paid_fen"], json!(kept), "{sums}");
+    let item = items.iter().find(|i| i["order_id"] == json!(id)).unwrap();
+    assert_eq!(item["seller_fen"], json!(kept), "{item}");
+    assert_eq!(item["refunded_fen"], json!(10));
+    assert_eq!(
+        item["seller_fen"].as_i64().unwrap(),
+        t.seller_paid - t.receivable
+    );
+}
+
 /// Today's Beijing date, and a time of tomorrow at which the order jobs reconcile it.
 fn today_and_tomorrow_noon() -> (String, OffsetDateTime) {
     let local = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
@@ -603,6 +660,7 @@ on_both_stores!(
     a_personal_receiver_leaves_a_receivable,
     a_merchant_receiver_returns_then_the_refund_is_paid,
     alipay_takes_the_royalty_back_with_the_refund,
+    refunds_in_parts_round_as_one_and_earnings_follow,
     reconciliation_is_silent_when_all_agree_and_runs_once,
     reconciliation_alarms_staff_on_a_mismatch,
 );

@@ -8,7 +8,8 @@
 //! seller's list grows large).
 //!
 //! Each item: the order id, the listing's title, amount, refunded, commission, fee, the seller's
-//! share, `state` (`pending`, `paid`, `failed`) with `settlement` (the split's own state:
+//! share (after a split: what the seller keeps once the refunds staff made since took their
+//! parts back — the ledger's `seller_paid − receivable`, `seller_paid` being net of returns), `state` (`pending`, `paid`, `failed`) with `settlement` (the split's own state:
 //! `pending`, `processing`, `paid`, `settle_failed`, `nothing`, `expired`) and `failure` (why it
 //! failed: the provider's reason, `no_payout_account`, `deadline_passed`), the split deadline,
 //! when the share arrived (`paid_at`) and when the split finished, and the order's `ledger` totals
@@ -16,7 +17,7 @@
 
 use serde_json::{json, Value};
 
-use super::{ledger, SettleState, Shares, Totals};
+use super::{ledger, refunds, SettleState, Shares, Totals};
 use crate::domain::orders::{Order, OrderEntry};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -31,7 +32,10 @@ fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
     let terms = order.settle?;
     order.payment.as_ref()?;
     Some(match &order.settlement {
-        Some(s) => (s.state, s.shares),
+        Some(s) => (
+            s.state,
+            after_refunds(&s.shares, refunds::taken_since_split(order)),
+        ),
         None => {
             let shares = Shares::of(order.refundable(), &terms);
             let state = match (shares.net_fen.get(), order.status.is_final()) {
@@ -41,6 +45,20 @@ fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
             (state, shares)
         }
     })
+}
+
+/// A split's shares once the refunds since the split took their parts back: the seller keeps
+/// what was paid less what was returned or is owed; Renji gave back the rest of each refund
+/// from its commission and still bears the provider's fee.
+fn after_refunds(split: &Shares, taken: refunds::Taken) -> Shares {
+    let net = split.net_fen.get() - taken.refunded_fen.get();
+    let seller = split.seller_fen.get() - taken.seller_part_fen.get();
+    Shares {
+        net_fen: Fen::from_fen(net),
+        commission_fen: Fen::from_fen(net - seller),
+        fee_fen: split.fee_fen,
+        seller_fen: Fen::from_fen(seller),
+    }
 }
 
 /// The totals and one page.

@@ -6,8 +6,10 @@
 //! {amount_fen?, reason}` (admin) refunds a `completed` order whose split is `paid` — the order
 //! goes `refunding` (action `staff_refund_settled`) and back to `completed` for a part, or
 //! `refunded` for all of it. The refund's seller part is the one rounding rule applied to the
-//! refund ([`Shares::of`]: `refund − ceil(refund × commission_bps)`), never more than the seller
-//! still has of the split; the rest is Renji's commission, which gives it back. How the seller's
+//! running amounts: the seller's share ([`Shares::of`]) of what was left before the refund minus
+//! their share of what is left after it — so parts add up to what one refund of their sum takes,
+//! and a refund of everything takes the whole share; the rest is Renji's commission, which gives
+//! it back. How the seller's
 //! part comes back depends on the receiver the split paid:
 //!
 //! - WeChat `MERCHANT_ID`: **returned first** (`return_share`, number [`return_no`]`(order,
@@ -184,6 +186,35 @@ pub async fn staff_refund(
     payments::request_refund(app, next, now).await
 }
 
+/// What the refunds since an order's split took back (the succeeded ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Refunded to the buyer.
+    pub refunded_fen: Fen,
+    /// Of it, the seller's part (returned, taken back with the refund, or owed).
+    pub seller_part_fen: Fen,
+}
+
+/// The sums of the order's succeeded refunds after its split.
+pub fn taken_since_split(order: &Order) -> Taken {
+    let (refunded, part) = order
+        .refunds
+        .iter()
+        .filter(|r| r.status == RefundStatus::Succeeded)
+        .filter_map(|r| {
+            r.after_split
+                .as_ref()
+                .map(|a| (r.amount_fen, a.seller_part_fen))
+        })
+        .fold((0, 0), |(r, p), (amount, part)| {
+            (r + amount.get(), p + part.get())
+        });
+    Taken {
+        refunded_fen: Fen::from_fen(refunded),
+        seller_part_fen: Fen::from_fen(part),
+    }
+}
+
 /// How the seller's part of the refund `refund` of the settled `order` comes back.
 fn plan(order: &Order, refund: Option<&Refund>) -> Result<AfterSplit, Error> {
     let not_settled = || Error::Conflict {
@@ -202,19 +233,16 @@ fn plan(order: &Order, refund: Option<&Refund>) -> Result<AfterSplit, Error> {
     let Some(receiver) = settlement.receiver.clone() else {
         return Err(not_settled());
     };
-    // What the seller still has of the split after earlier refunds' parts.
-    let earlier: i64 = order
-        .refunds
-        .iter()
-        .filter(|r| r.status == RefundStatus::Succeeded)
-        .filter_map(|r| r.after_split.as_ref())
-        .map(|a| a.seller_part_fen.get())
-        .sum();
-    let left = (settlement.shares.seller_fen.get() - earlier).max(0);
-    let part = Shares::of(refund.amount_fen, terms)
-        .seller_fen
-        .get()
-        .min(left);
+    // The seller's part is the rounding rule on the running amounts — the share of what was
+    // left before this refund minus the share of what is left after it — so refunds in parts
+    // take back exactly what one refund of their sum would (ten 1-fen refunds are not ten
+    // commissions rounded up to 1 fen each).
+    let taken = taken_since_split(order);
+    let before = settlement.shares.net_fen.get() - taken.refunded_fen.get();
+    let after = before - refund.amount_fen.get();
+    let share = |net: i64| Shares::of(Fen::from_fen(net), terms).seller_fen.get();
+    let left = (settlement.shares.seller_fen.get() - taken.seller_part_fen.get()).max(0);
+    let part = (share(before) - share(after)).clamp(0, left);
     let take_back = match receiver.kind {
         ReceiverKind::WechatMerchant => TakeBack::Return,
         ReceiverKind::WechatOpenid => TakeBack::Receivable,
