@@ -264,25 +264,8 @@ async fn a_personal_receiver_leaves_a_receivable(backend: Backend) {
     let id = w.completed("wechat").await;
     let shares = w.split(&id, wechat_person()).await;
     let api = &w.server.api;
-    let admin = api
-        .call(
-            "POST",
-            "/admin/v1/auth/wecom",
-            None,
-            Some(json!({"code": "staff:alice:admin"})),
-        )
-        .await;
-    assert_eq!(admin.status, 200, "{admin:?}");
-    let admin = admin.body["token"].as_str().unwrap().to_owned();
-    let support = api
-        .call(
-            "POST",
-            "/admin/v1/auth/wecom",
-            None,
-            Some(json!({"code": "staff:sam:support"})),
-        )
-        .await;
-    let support = support.body["token"].as_str().unwrap().to_owned();
+    let admin = api.staff_token("staff:alice:admin").await;
+    let support = api.staff_token("staff:sam:support").await;
     // Once split, the order cannot be disputed (a dispute's refund would not take the seller's
     // share back): only the admin's refund below does.
     let dispute = w
