@@ -272,6 +272,11 @@ impl World {
 
     /// Makes the stand-in's refunds of this order fail from now on.
     async fn fail_refunds(&self, id: &str, provider: Provider) {
+        self.set_failing_refunds(id, provider, true).await
+    }
+
+    /// Makes `id`'s refunds at `provider` fail (`true`) or succeed again.
+    async fn set_failing_refunds(&self, id: &str, provider: Provider, fail: bool) {
         let base = match provider {
             Provider::Wechat => &self.server.running.wechatpay_base,
             Provider::Alipay => &self.server.running.alipay_base,
@@ -279,7 +284,7 @@ impl World {
         let response = self
             .http
             .post(format!("{base}/sandbox/fail-refunds"))
-            .json(&json!({ "out_trade_no": id }))
+            .json(&json!({ "out_trade_no": id, "fail": fail }))
             .send()
             .await
             .expect("fail-refunds");
@@ -698,6 +703,31 @@ async fn paid_orders_cancelled_are_refunded_or_refund_failed(backend: Backend) {
             .cloned()
             .unwrap();
         assert_eq!(declined_step["reason"], json!("那天已有安排"));
+        // Staff (an administrator) ask again once the provider would pay: refunded in full.
+        w.set_failing_refunds(&id, provider, false).await;
+        let admin = w.server.api.staff_token("staff:ada:admin").await;
+        let path = format!("/admin/v1/orders/{id}/refund");
+        let support = w.server.api.staff_token("staff:sue:support").await;
+        let body = json!({"reason": "再试"});
+        let refused = w
+            .server
+            .api
+            .call("POST", &path, Some(&support), Some(body.clone()))
+            .await;
+        assert_eq!(refused.status, 403, "{channel}: {refused:?}");
+        let retried = w
+            .server
+            .api
+            .call("POST", &path, Some(&admin), Some(body))
+            .await;
+        assert_eq!(retried.status, 200, "{channel}: {retried:?}");
+        let order = w.until(&id, "refunded").await;
+        assert_eq!(order["refunded_fen"], json!(PRICE), "{channel}");
+        assert_eq!(
+            order["refunds"][1]["status"],
+            json!("succeeded"),
+            "{channel}"
+        );
     }
 }
 

@@ -420,6 +420,135 @@ async fn a_merchant_receiver_returns_then_the_refund_is_paid(backend: Backend) {
     assert_eq!(t.commission_kept, -t.fee);
 }
 
+/// A refund after the split that the provider fails, after the merchant receiver returned the
+/// seller's part: the order is `refund_failed` and nothing is owed by the seller yet; an
+/// administrator asks again (the same amount, a new number, no second return) and the ledger
+/// balances.
+async fn a_failed_refund_after_the_split_is_asked_again(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = w.completed("wechat").await;
+    let shares = w.split(&id, wechat_merchant()).await;
+    let admin = w.server.api.staff_token("staff:alice:admin").await;
+    let fail = |fail: bool| {
+        w.http
+            .post(format!(
+                "{}/sandbox/fail-refunds",
+                w.server.running.wechatpay_base
+            ))
+            .json(&json!({"out_trade_no": id.to_string(), "fail": fail}))
+            .send()
+    };
+    assert_eq!(fail(true).await.unwrap().status(), 200);
+    let path = format!("/admin/v1/orders/{id}/refund");
+    let part = 30_000;
+    let reply = w
+        .call(
+            &admin,
+            &path,
+            Some(json!({"amount_fen": part, "reason": "部分未完成"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::RefundFailed, "{order:?}");
+    assert_eq!(order.refunded_fen.get(), 0);
+    let seller_part = part - part / 10;
+    let after = order.refunds[0].after_split.clone().unwrap();
+    assert_eq!(after.returned_fen, Some(Fen::from_fen(seller_part)));
+    // The seller's part is back with Renji, the buyer not yet refunded: held for the buyer.
+    let t = w.totals(&id).await;
+    assert_eq!((t.refunded, t.held()), (0, seller_part), "{t:?}");
+    // A retry refunds exactly what failed.
+    let other = w
+        .call(
+            &admin,
+            &path,
+            Some(json!({"amount_fen": part + 1, "reason": "再试"})),
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.field()),
+        (422, "amount_fen"),
+        "{other:?}"
+    );
+    assert_eq!(w.order(&id).await.status, OrderStatus::RefundFailed);
+    assert_eq!(fail(false).await.unwrap().status(), 200);
+    let retry = w.call(&admin, &path, Some(json!({"reason": "再试"}))).await;
+    assert_eq!(retry.status, 200, "{retry:?}");
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Completed, "{order:?}");
+    assert_eq!(order.refunded_fen.get(), part);
+    assert_eq!(order.refunds.len(), 2);
+    assert_eq!(order.refunds[1].amount_fen.get(), part);
+    assert_ne!(
+        order.refunds[1].out_refund_no,
+        order.refunds[0].out_refund_no
+    );
+    // The return was not asked twice: one return, of the seller's part.
+    let port = w.app().payments.settlement(Provider::Wechat).unwrap();
+    assert!(port
+        .query_return(&split_no(id.as_str()), &return_no(id.as_str(), 2))
+        .await
+        .unwrap()
+        .is_none());
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(
+        (t.refunded, t.seller_paid, t.receivable),
+        (part, shares.seller_fen.get() - seller_part, 0)
+    );
+}
+
+/// A personal receiver's refund that fails leaves no receivable (nor its audit record); the
+/// retry that succeeds records it once.
+async fn a_receivable_is_recorded_when_the_refund_succeeds(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = w.completed("wechat").await;
+    w.split(&id, wechat_person()).await;
+    let admin = w.server.api.staff_token("staff:alice:admin").await;
+    let fail = |fail: bool| {
+        w.http
+            .post(format!(
+                "{}/sandbox/fail-refunds",
+                w.server.running.wechatpay_base
+            ))
+            .json(&json!({"out_trade_no": id.to_string(), "fail": fail}))
+            .send()
+    };
+    let receivables = || async {
+        let filter = Filter::parse(None, Some(&format!("order:{id}"))).unwrap();
+        let (trail, _) = audit::list(&w.app().store, &filter, 50, None)
+            .await
+            .unwrap();
+        trail
+            .iter()
+            .filter(|r| r["action"] == json!("order.refund_receivable"))
+            .count()
+    };
+    fail(true).await.unwrap();
+    let path = format!("/admin/v1/orders/{id}/refund");
+    let body = json!({"amount_fen": 10_000, "reason": "部分未完成"});
+    assert_eq!(w.call(&admin, &path, Some(body)).await.status, 200);
+    assert_eq!(
+        w.settled_refund(&id).await.status,
+        OrderStatus::RefundFailed
+    );
+    assert_eq!(receivables().await, 0);
+    assert_eq!(w.totals(&id).await.receivable, 0);
+    fail(false).await.unwrap();
+    assert_eq!(
+        w.call(&admin, &path, Some(json!({"reason": "再试"})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(w.settled_refund(&id).await.status, OrderStatus::Completed);
+    assert_eq!(receivables().await, 1);
+    let t = w.totals(&id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.receivable, 9_000);
+}
+
 /// Alipay takes the royalty back with the refund itself (`refund_royalty_parameters` naming the
 /// seller's account); staff may not refund a completed order that is not split yet.
 async fn alipay_takes_the_royalty_back_with_the_refund(backend: Backend) {
@@ -643,6 +772,8 @@ on_both_stores!(
     a_personal_receiver_leaves_a_receivable,
     a_merchant_receiver_returns_then_the_refund_is_paid,
     alipay_takes_the_royalty_back_with_the_refund,
+    a_failed_refund_after_the_split_is_asked_again,
+    a_receivable_is_recorded_when_the_refund_succeeds,
     refunds_in_parts_round_as_one_and_earnings_follow,
     reconciliation_is_silent_when_all_agree_and_runs_once,
     reconciliation_alarms_staff_on_a_mismatch,

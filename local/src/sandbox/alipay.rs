@@ -828,23 +828,20 @@ async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
     http_server::json(200, &answer)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailRefundsCall {
-    out_trade_no: String,
-}
-
 fn sandbox_fail_refunds(state: &State, body: &[u8]) -> HttpResponse {
-    let Ok(call) = serde_json::from_slice::<FailRefundsCall>(body) else {
-        return sandbox_error(400, "expected {\"out_trade_no\"}");
+    let Ok(call) = serde_json::from_slice::<super::FailRefundsCall>(body) else {
+        return sandbox_error(400, "expected {\"out_trade_no\", \"fail\"?}");
     };
     let Ok(mut book) = state.book.lock() else {
         return sandbox_error(500, "stand-in state poisoned");
     };
-    book.fail_refunds.insert(call.out_trade_no.clone());
+    match call.fail {
+        true => book.fail_refunds.insert(call.out_trade_no.clone()),
+        false => book.fail_refunds.remove(&call.out_trade_no),
+    };
     http_server::json(
         200,
-        &json!({"out_trade_no": call.out_trade_no, "refunds": "fail from now on (ACQ.SELLER_BALANCE_NOT_ENOUGH)"}),
+        &json!({"out_trade_no": call.out_trade_no, "refunds": if call.fail { "fail from now on (ACQ.SELLER_BALANCE_NOT_ENOUGH)" } else { "succeed again" }}),
     )
 }
 

@@ -10,3 +10,17 @@ pub mod verifier;
 pub mod wechat;
 pub mod wechatpay;
 pub mod wecom;
+
+/// The body of both payment stand-ins' `POST /sandbox/fail-refunds`: the trade whose refunds
+/// fail from now on, or (`"fail": false`) succeed again.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRefundsCall {
+    pub out_trade_no: String,
+    #[serde(default = "failing")]
+    pub fail: bool,
+}
+
+fn failing() -> bool {
+    true
+}

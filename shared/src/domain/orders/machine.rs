@@ -107,6 +107,9 @@ pub enum Action {
     /// Staff refund a completed order whose split is done (the dispute window is over; the
     /// seller's share is taken back or becomes a receivable: `domain::settlement::refunds`).
     StaffRefundSettled,
+    /// Staff (an administrator) ask again for a refund the provider failed: the same amount,
+    /// under a new refund number.
+    StaffRetryRefund,
     /// The provider confirms the refund.
     RefundSucceeded,
     /// The provider reports the refund failed.
@@ -114,7 +117,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ConfirmPayment,
         Action::Cancel,
         Action::Expire,
@@ -131,6 +134,7 @@ impl Action {
         Action::StaffRefund,
         Action::StaffRelease,
         Action::StaffRefundSettled,
+        Action::StaffRetryRefund,
         Action::RefundSucceeded,
         Action::RefundFailed,
     ];
@@ -266,6 +270,12 @@ pub const RULES: &[Rule] = &[
         to: To(S::Refunding),
     },
     Rule {
+        from: &[S::RefundFailed],
+        action: A::StaffRetryRefund,
+        actors: &[Staff],
+        to: To(S::Refunding),
+    },
+    Rule {
         from: &[S::Refunding],
         action: A::RefundSucceeded,
         actors: &[Provider],
@@ -383,6 +393,12 @@ mod tests {
             (S::Disputed, A::StaffRefund, Staff, To(S::Refunding)),
             (S::Disputed, A::StaffRelease, Staff, BeforeDispute),
             (S::Completed, A::StaffRefundSettled, Staff, To(S::Refunding)),
+            (
+                S::RefundFailed,
+                A::StaffRetryRefund,
+                Staff,
+                To(S::Refunding),
+            ),
             (S::Refunding, A::RefundSucceeded, Provider, AfterRefund),
             (S::Refunding, A::RefundFailed, Provider, To(S::RefundFailed)),
         ];
@@ -413,7 +429,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 11 * 18 * 5);
+        assert_eq!(checked, 11 * 19 * 5);
         // Final states have no way out.
         for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
             assert!(RULES.iter().all(|r| !r.from.contains(&from)), "{from:?}");

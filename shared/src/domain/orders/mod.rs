@@ -359,9 +359,28 @@ impl Order {
         } else if self.status == OrderStatus::Disputed {
             next.before_dispute = None;
         }
+        // A retry asks for exactly the refund that failed, under a new number.
+        let failed = match self.status {
+            OrderStatus::RefundFailed => self.refunds.last(),
+            _ => None,
+        };
         if next.status == OrderStatus::Refunding {
             let remaining = self.refundable();
-            let amount = change.refund.unwrap_or(remaining);
+            let amount = match failed {
+                Some(failed) => {
+                    if change.refund.is_some_and(|a| a != failed.amount_fen) {
+                        return Err(Error::invalid(
+                            "amount_fen",
+                            format!(
+                                "a retry refunds what failed: {} (or leave it out)",
+                                failed.amount_fen.get()
+                            ),
+                        ));
+                    }
+                    failed.amount_fen
+                }
+                None => change.refund.unwrap_or(remaining),
+            };
             if amount.get() < 1 || amount > remaining {
                 return Err(Error::invalid(
                     "amount_fen",
@@ -379,15 +398,17 @@ impl Order {
                     message: "this payment has been refunded 50 times already".into(),
                 });
             }
-            let from = match self.status {
-                OrderStatus::Disputed => self.before_dispute.unwrap_or(OrderStatus::Accepted),
-                other => other,
+            let from = match (self.status, failed) {
+                (_, Some(failed)) => failed.from,
+                (OrderStatus::Disputed, _) => self.before_dispute.unwrap_or(OrderStatus::Accepted),
+                (other, _) => other,
             };
             // An approved request (by the seller, or by the job when the seller did not answer)
             // refunds for the buyer's reason, which the provider shows the buyer; the change's
             // own reason stays on the timeline.
-            let reason = match (self.status, &self.refund_request) {
-                (OrderStatus::RefundRequested, Some(ask)) => Some(ask.reason.clone()),
+            let reason = match (self.status, &self.refund_request, failed) {
+                (OrderStatus::RefundRequested, Some(ask), _) => Some(ask.reason.clone()),
+                (_, _, Some(failed)) => failed.reason.clone(),
                 _ => change.reason.clone(),
             };
             next.refunds.push(Refund {
@@ -403,7 +424,9 @@ impl Order {
                 failure: None,
                 finished_at: None,
                 attempts: 0,
-                after_split: None,
+                // A refund after the split keeps its plan (and whatever of it was done: the
+                // seller's part returned once is not asked again).
+                after_split: failed.and_then(|f| f.after_split.clone()),
             });
         }
         if let (OrderStatus::Refunding, Some(last)) = (self.status, next.refunds.last_mut()) {

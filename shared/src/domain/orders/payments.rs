@@ -710,7 +710,7 @@ pub async fn apply_refund(
                         &rfc3339(now),
                     );
                     writes.push(entry.write()?);
-                    writes.extend(refunds::success_writes(&order, refund, now)?);
+                    writes.extend(refunds::success_writes(app, &order, refund, now)?);
                 }
                 commit(&app.store, &order, &next, writes).await
             }

@@ -20,7 +20,8 @@
 //! - WeChat `PERSONAL_OPENID`: no claw-back exists. The refund is paid from Renji's balance and
 //!   the seller's part is recorded as a `receivable` (what the seller owes Renji; recovering it
 //!   is an operations decision), with an audit record (`order.refund_receivable`, actor system,
-//!   target the order, written with staff's decision) staff see in the audit trail.
+//!   target the order, written with the refund's success: a failed refund leaves nothing owed)
+//!   staff see in the audit trail.
 //! - Alipay: the refund itself carries `refund_royalty_parameters` naming the seller's account
 //!   and the seller's part; ledger `returned` when the refund succeeds.
 //!
@@ -46,7 +47,8 @@ use super::{LedgerEntry, LedgerKind, SettleState, Shares};
 use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
 use crate::domain::orders::{
-    self, commit, payments, rfc3339, Action, Actor, Change, Order, Refund, RefundStatus,
+    self, commit, payments, rfc3339, Action, Actor, Change, Order, OrderStatus, Refund,
+    RefundStatus,
 };
 use crate::domain::profile::bounded_text;
 use crate::error::Error;
@@ -148,7 +150,9 @@ impl StaffRefundBody {
     }
 }
 
-/// Staff refund a settled order: 409 `invalid_order_state` unless `completed`, 409
+/// Staff refund a settled order, or ask again for a refund the provider failed (a
+/// `refund_failed` order: the same amount under a new number; 422 `amount_fen` for another):
+/// 409 `invalid_order_state` unless `completed` or `refund_failed`, 409
 /// `not_settled` unless its split is `paid` (before the split a dispute's decision refunds),
 /// 422 `amount_fen` beyond what remains. Answers the order as it is afterwards (`refunding`
 /// while a return or the refund is under way; the order jobs finish it).
@@ -161,28 +165,25 @@ pub async fn staff_refund(
     let order = orders::get(&app.store, id)
         .await?
         .ok_or(Error::NotFound("order"))?;
-    let mut change = Change::new(Action::StaffRefundSettled, Actor::Staff, now)
-        .reason(Some(refund.reason.clone()));
+    // A refund the provider failed is asked again (its plan kept); otherwise a refund of a
+    // split order, planned here.
+    let retry = order.status == OrderStatus::RefundFailed;
+    let action = match retry {
+        true => Action::StaffRetryRefund,
+        false => Action::StaffRefundSettled,
+    };
+    let mut change = Change::new(action, Actor::Staff, now).reason(Some(refund.reason.clone()));
     if let Some(amount) = refund.amount {
         change = change.refund(amount);
     }
     let mut next = order.transition(&change, &app.config.orders)?;
-    let plan = plan(&order, next.refunds.last())?;
-    let mut writes = Vec::new();
-    if let Some(last) = next.refunds.last_mut() {
-        last.after_split = Some(plan.clone());
-        if plan.take_back == TakeBack::Receivable && plan.seller_part_fen.get() > 0 {
-            writes = receivable_audit(
-                app,
-                &order,
-                last,
-                plan.seller_part_fen,
-                "a personal receiver: no claw-back",
-                now,
-            )?;
+    if !retry {
+        let plan = plan(&order, next.refunds.last())?;
+        if let Some(last) = next.refunds.last_mut() {
+            last.after_split = Some(plan);
         }
     }
-    commit(&app.store, &order, &next, writes).await?;
+    commit(&app.store, &order, &next, Vec::new()).await?;
     payments::request_refund(app, next, now).await
 }
 
@@ -263,15 +264,15 @@ fn plan(order: &Order, refund: Option<&Refund>) -> Result<AfterSplit, Error> {
 }
 
 /// The audit record (`order.refund_receivable`, actor system, in the order's list) of a refund
-/// whose seller part will be owed by the seller: written when that is known — staff's decision
-/// for a personal receiver, a refused return — so staff see it before the provider confirms.
+/// whose seller part is owed by the seller: written with the refund's success, beside the
+/// `receivable` entry (a refund that fails leaves nothing owed).
 fn receivable_audit(
-    app: &App,
     order: &Order,
     refund: &Refund,
     owed: Fen,
     why: &str,
     now: OffsetDateTime,
+    audit_keep: std::time::Duration,
 ) -> Result<Vec<Write>, Error> {
     let target = Target::new("order", order.id.as_str())
         .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
@@ -287,8 +288,7 @@ fn receivable_audit(
         )),
         "ok",
     );
-    tracing::warn!(order_id = %order.id, owed_fen = owed.get(), "a refund after the split leaves a receivable");
-    audit::writes(&record, app.config.audit_keep)
+    audit::writes(&record, audit_keep)
 }
 
 /// What the refund path does next with a refund after the split.
@@ -384,14 +384,6 @@ pub async fn prepare(app: &App, order: Order, now: OffsetDateTime) -> Result<Pre
                 ReturnState::Failed { reason } => {
                     tracing::error!(order_id = %order.id, "a return before a refund failed: the seller's part becomes a receivable");
                     last.return_failure = Some(reason.clone());
-                    writes.extend(receivable_audit(
-                        app,
-                        &order,
-                        &refund,
-                        after.seller_part_fen,
-                        "the return was refused",
-                        now,
-                    )?);
                 }
             }
             next.updated_at = rfc3339(now);
@@ -434,8 +426,9 @@ pub async fn unfreeze_for_refund(app: &App, order: &Order) -> Result<bool, Error
 
 /// The entries a refund after the split adds to its success's transaction,
 /// beside `refunded`: the commission's part given back, the royalty returned with an Alipay
-/// refund, and what the seller owes.
+/// refund, and what the seller owes (with its audit record).
 pub fn success_writes(
+    app: &App,
     order: &Order,
     refund: &Refund,
     now: OffsetDateTime,
@@ -483,7 +476,18 @@ pub fn success_writes(
             )
             .write()?,
         );
-        tracing::warn!(order_id = %order.id, owed_fen = owed.get(), "a refund after the split left a receivable");
+        let why = match after.take_back {
+            TakeBack::Return => "the return was refused",
+            _ => "a personal receiver: no claw-back",
+        };
+        writes.extend(receivable_audit(
+            order,
+            refund,
+            owed,
+            why,
+            now,
+            app.config.audit_keep,
+        )?);
     }
     Ok(writes)
 }
