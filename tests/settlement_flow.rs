@@ -655,6 +655,31 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
         .unwrap();
     assert_eq!(report.expired, 0);
     assert!(world.wechat.calls.lock().unwrap().is_empty());
+    // Nothing was split: staff may still decide the dispute with a refund (an ordinary one),
+    // and once it is all back the seller is owed nothing and the ledger balances.
+    let refunding = act(
+        &world,
+        &expired,
+        Change::new(Action::StaffRefund, Actor::Staff, at(deadline + 200)),
+    )
+    .await;
+    let refunded = payments::request_refund(&world.app, refunding, at(deadline + 200))
+        .await
+        .unwrap();
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    assert!(totals(&world, &order.id).await.balances());
+    let (sums, items, _) = earnings::earnings(&world.app.store, &order.seller_id, 20, None)
+        .await
+        .unwrap();
+    let item = items
+        .iter()
+        .find(|i| i["order_id"] == json!(order.id))
+        .unwrap();
+    assert_eq!(
+        (&item["settlement"], &item["seller_fen"]),
+        (&json!("nothing"), &json!(0))
+    );
+    assert_eq!(sums["failed_fen"], json!(0), "{sums}");
 
     // A completed order whose split failed, past its deadline: expired by its job.
     let order = paid_order(&world, Provider::Alipay, t0).await;
@@ -680,6 +705,14 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
         "no split past the deadline"
     );
     assert!(world.alipay.calls.lock().unwrap().is_empty());
+    // A failed or expired split moved nothing: the order can still be disputed.
+    let disputed = act(
+        &world,
+        &expired,
+        Change::new(Action::OpenDispute, Actor::Buyer, at(deadline + 2)),
+    )
+    .await;
+    assert_eq!(disputed.status, OrderStatus::Disputed);
 
     // A split the provider keeps refusing (not for the receiver): asked again with backoff until
     // the deadline, then expired.

@@ -322,10 +322,12 @@ impl Order {
     pub fn transition(&self, change: &Change, times: &OrderTimes) -> Result<Order, Error> {
         let rule = machine::rule(self.status, change.action, change.actor)
             .map_err(|refusal| refusal.into_error(self.status, change.action))?;
-        // Once the split has begun (after the dispute window), the seller's share is on its way
-        // or paid: a dispute or a dispute's refund would refund without taking it back. Only
-        // staff's refund of a split order (`StaffRefundSettled`) takes it back.
-        if self.settlement.is_some()
+        // Once the split has moved money (after the dispute window), the seller's share is on
+        // its way or paid: a dispute or a dispute's refund would refund without taking it back.
+        // Only staff's refund of a split order (`StaffRefundSettled`) takes it back. A split that
+        // failed or expired moved nothing: the money is all at the provider (or, expired, with
+        // Renji) and a dispute's refund is an ordinary one.
+        if self.settlement.as_ref().is_some_and(|s| s.state.moved())
             && matches!(change.action, Action::OpenDispute | Action::StaffRefund)
         {
             return Err(Error::Conflict {

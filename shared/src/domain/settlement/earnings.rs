@@ -27,20 +27,24 @@ use crate::store::{keys, DynStore, Key, PageCursor, Query, Record, Records};
 /// At most this many orders per batch read.
 const BATCH: usize = 100;
 
-/// The split's state and shares of a paid order (its settlement, or what it would be now).
+/// The split's state and shares of a paid order: a split that moved money, as it was made (less
+/// what refunds since took back); otherwise what the seller is owed now ([`super::owed_net`]:
+/// nothing — `nothing`, counted as 0 — once it all goes back to the buyer).
 fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
     let terms = order.settle?;
     order.payment.as_ref()?;
     Some(match &order.settlement {
-        Some(s) => (
+        Some(s) if s.state == SettleState::Paid => (
             s.state,
             after_refunds(&s.shares, refunds::taken_since_split(order)),
         ),
-        None => {
-            let shares = Shares::of(order.refundable(), &terms);
-            let state = match (shares.net_fen.get(), order.status.is_final()) {
-                (0, true) => SettleState::Nothing,
-                _ => SettleState::Pending,
+        Some(s) if s.state.moved() => (s.state, s.shares),
+        settlement => {
+            let shares = Shares::of(super::owed_net(order), &terms);
+            let state = match (shares.net_fen.get(), settlement) {
+                (0, _) => SettleState::Nothing,
+                (_, Some(s)) => s.state,
+                (_, None) => SettleState::Pending,
             };
             (state, shares)
         }

@@ -63,6 +63,12 @@ impl SettleState {
         )
     }
 
+    /// Whether the seller's share is on its way or arrived: the order's money is then no longer
+    /// all at the provider to refund (only staff's refund of a split order takes it back).
+    pub fn moved(self) -> bool {
+        matches!(self, SettleState::Processing | SettleState::Paid)
+    }
+
     /// How a seller's earnings show it: `pending`, `paid` or `failed`.
     pub fn earning(self) -> &'static str {
         match self {
@@ -105,4 +111,18 @@ pub struct OrderSettlement {
     /// How often the job has asked the provider about it (for backoff).
     #[serde(default)]
     pub checks: u32,
+}
+
+/// What an unsplit order's seller share is computed from: what the buyer paid less what was
+/// refunded and what a refund under way (or failed, which staff retry) gives back — the buyer's
+/// money, never the seller's.
+pub fn owed_net(order: &crate::domain::orders::Order) -> crate::money::Fen {
+    use crate::domain::orders::OrderStatus;
+    let going_back = match order.status {
+        OrderStatus::Refunding | OrderStatus::RefundFailed => {
+            order.refunds.last().map_or(0, |r| r.amount_fen.get())
+        }
+        _ => 0,
+    };
+    crate::money::Fen::from_fen((order.refundable().get() - going_back).max(0))
 }

@@ -141,7 +141,10 @@ async fn one(app: &App, watch: &SettleWatch, now: OffsetDateTime) -> Result<Opti
         return Ok(Some(false));
     };
     let state = order.settlement.as_ref().map(|s| s.state);
-    if order.settled() || (state.is_none() && order.refundable().get() == 0) {
+    // Nothing owed to the seller (all refunded, or going back to the buyer: a refund under way
+    // or failed is staff's through the refund, not a seller's split to decide).
+    let owes_nothing = !state.is_some_and(|s| s.moved()) && super::owed_net(&order).get() == 0;
+    if order.settled() || owes_nothing {
         app.store.transact(vec![done_write(&order.id)]).await?;
         return Ok(Some(false));
     }
