@@ -548,6 +548,90 @@ async fn raw_http(server: &LocalServer, request: Vec<u8>) -> (u16, serde_json::V
     (status, body)
 }
 
+/// A body whose bytes are not UTF-8 is no JSON (RFC 8259 §8.1): 400 `malformed_json` on every
+/// route that reads a body, as any other unparsable body — not 422 "wrong type", which the
+/// bytes inside a string used to get — and nothing changes.
+async fn bodies_that_are_not_utf8_are_malformed(backend: Backend) {
+    let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+    let member = server.member("not-utf8", true).await;
+    let before = stored_member(&server, &member.id).await;
+    let user = renji_shared::ids::UserId::parse(&member.id).unwrap();
+    let store = &server.app().store;
+    let payouts = renji_shared::domain::payouts::accounts(store, &user)
+        .await
+        .unwrap();
+    assert_eq!(payouts.len(), 1, "{payouts:?}");
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.running.addr);
+    // A Latin-1 é, a lone continuation byte, a character cut short, an encoded surrogate, an
+    // overlong '/', and a key that is not UTF-8.
+    let bodies: [&[u8]; 6] = [
+        b"{\"nickname\": \"Ren\xe9\"}",
+        b"{\"nickname\": \"\x80\"}",
+        b"{\"nickname\": \"\xe5\xbc\"}",
+        b"{\"nickname\": \"\xed\xa0\x80\"}",
+        b"{\"nickname\": \"\xc0\xaf\"}",
+        b"{\"\xff\": \"x\"}",
+    ];
+    let routes = [
+        ("PATCH", "/v1/me".to_owned(), true),
+        ("POST", "/v1/auth/wechat".to_owned(), false),
+        ("POST", "/v1/me/verification".to_owned(), true),
+        ("PUT", "/v1/me/payout-accounts/alipay".to_owned(), true),
+        ("PUT", "/v1/me/payout-accounts/wechat".to_owned(), true),
+        ("POST", "/v1/listings".to_owned(), true),
+        ("POST", "/v1/orders".to_owned(), true),
+        // A route that takes no body reads one to refuse it.
+        ("DELETE", "/v1/me/sessions".to_owned(), true),
+    ];
+    for (method, path, authorised) in &routes {
+        for body in bodies {
+            let mut request = client
+                .request(method.parse().unwrap(), format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .body(body.to_vec());
+            if *authorised {
+                request = request.header("authorization", format!("Bearer {}", member.token));
+            }
+            let reply = request.send().await.unwrap();
+            let status = reply.status().as_u16();
+            let text = reply.text().await.unwrap();
+            let answer: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path} {body:?}: {status} {text:?}"));
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (400, Some("malformed_json")),
+                "{method} {path} {body:?}: {answer}"
+            );
+        }
+    }
+    // Nothing changed: the member (nickname, verification), their payout accounts; the token
+    // still works.
+    assert_eq!(stored_member(&server, &member.id).await, before);
+    assert_eq!(
+        renji_shared::domain::payouts::accounts(store, &user)
+            .await
+            .unwrap(),
+        payouts
+    );
+    let me = server
+        .api
+        .call("GET", "/v1/me", Some(&member.token), None)
+        .await;
+    assert_eq!(me.status, 200, "{me:?}");
+    // The same body as UTF-8 is read.
+    let ok = server
+        .api
+        .raw(
+            "PATCH",
+            "/v1/me",
+            Some(&member.token),
+            Some("{\"nickname\": \"René\"}".into()),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+}
+
 /// Requests the HTTP layer refuses before any route (hyper's own 400, 414 and 431) are answered
 /// in the error shape too, not with an empty body.
 async fn unparseable_requests_get_the_error_shape(backend: Backend) {
@@ -696,6 +780,7 @@ async fn earnings_are_ones_own_and_bad_input_is_refused(backend: Backend) {
 }
 
 on_both_stores!(
+    bodies_that_are_not_utf8_are_malformed,
     earnings_are_ones_own_and_bad_input_is_refused,
     query_strings_are_checked_on_every_route,
     cursors_not_of_this_list_are_refused_on_every_list_route,

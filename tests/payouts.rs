@@ -1,10 +1,11 @@
 //! Payout accounts (`PUT`/`GET`/`DELETE /v1/me/payout-accounts[/{channel}]`, issue #12) on both
 //! stores, against the local server's WeChat Pay and Alipay stand-ins: each channel bound,
 //! listed masked, replaced and unbound — and the stand-in holding exactly the receivers the
-//! member has (the name WeChat Pay got decrypted there); only the member's own; bad input
-//! changing nothing; a service published only with an account; buyers paying only through the
-//! seller's channels; the export holding them masked; the account deletion removing the
-//! receivers at the providers.
+//! member has (the name WeChat Pay got decrypted there); only the member's own; every account a
+//! verified member's, an Alipay account's name the verified one; bad input (names with emoji,
+//! control or zero-width characters among it) changing nothing; a service published only with
+//! an account; buyers paying only through the seller's channels; the export holding them
+//! masked; the account deletion removing the receivers at the providers.
 
 use renji_shared::domain::deletion::{self, Budget, NoImAccounts};
 use renji_shared::domain::exports::jobs;
@@ -248,31 +249,99 @@ async fn accounts_are_bound_listed_masked_replaced_and_unbound(backend: Backend)
     assert!(stored(&server, &seller).await.is_empty());
 }
 
-async fn own_wechat_account_needs_a_verified_name(backend: Backend) {
+/// Every payout account is a verified member's: unverified, each kind is 409
+/// `verification_required`, and nothing is claimed, registered or stored.
+async fn every_account_needs_a_verified_member(backend: Backend) {
     let server = server(backend).await;
     let unverified = server.member("payout-unverified", false).await;
-    let refused = call(&server, &unverified, "PUT", &path("wechat"), None).await;
-    assert_eq!(
-        (refused.status, refused.error_code()),
-        (409, "verification_required"),
-        "{refused:?}"
-    );
+    for (channel, body) in [
+        ("wechat", None),
+        (
+            "wechat",
+            Some(json!({"merchant_id": "1900000109", "merchant_name": "某某摄影有限公司"})),
+        ),
+        (
+            "alipay",
+            Some(json!({"account": "someone@example.com", "name": "李四"})),
+        ),
+        (
+            "alipay",
+            Some(json!({"account": "2088101126765726", "name": "张三"})),
+        ),
+    ] {
+        let refused = call(&server, &unverified, "PUT", &path(channel), body.clone()).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (409, "verification_required"),
+            "{channel} {body:?}: {refused:?}"
+        );
+    }
     assert!(stored(&server, &unverified).await.is_empty());
     assert!(wechat_receivers(&server).await.is_empty());
-    // A merchant account or an Alipay account needs no verification here (the provider checks
-    // the name).
-    let ali = call(
+    assert!(alipay_relations(&server).await.is_empty());
+    // Nothing claimed either: a verified member binds the same accounts.
+    let verified = server.verified_only("payout-verified").await;
+    for (channel, body) in [
+        (
+            "wechat",
+            json!({"merchant_id": "1900000109", "merchant_name": "某某摄影有限公司"}),
+        ),
+        (
+            "alipay",
+            json!({"account": "2088101126765726", "name": "张三"}),
+        ),
+    ] {
+        let bound = call(&server, &verified, "PUT", &path(channel), Some(body)).await;
+        assert_eq!(bound.status, 200, "{channel}: {bound:?}");
+    }
+}
+
+/// An Alipay account's holder is the member: `name` must be their verified name (compared
+/// after trimming); another name is 422 `payout_name_mismatch` before Alipay is asked.
+async fn an_alipay_name_must_be_the_verified_name(backend: Backend) {
+    let server = server(backend).await;
+    // Verified as 张三, with their own WeChat account bound.
+    let seller = server.member("payout-named", true).await;
+    let before = stored(&server, &seller).await;
+    for name in ["李四", "张三丰", "Zhang San", "张 三"] {
+        let refused = call(
+            &server,
+            &seller,
+            "PUT",
+            &path("alipay"),
+            Some(json!({"account": "2088101126765726", "name": name})),
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.error_code(), refused.field()),
+            (422, "payout_name_mismatch", "name"),
+            "{name}: {refused:?}"
+        );
+        assert!(
+            !refused.body.to_string().contains("张三"),
+            "the verified name echoed: {refused:?}"
+        );
+    }
+    assert_eq!(stored(&server, &seller).await, before);
+    assert!(alipay_relations(&server).await.is_empty());
+    // The same account in the verified name (spaces around it trimmed) is bound, and is the
+    // mismatching binds' account: none of them claimed it.
+    let bound = call(
         &server,
-        &unverified,
+        &seller,
         "PUT",
         &path("alipay"),
-        Some(json!({"account": "someone@example.com", "name": "李四"})),
+        Some(json!({"account": "2088101126765726", "name": " 张三 "})),
     )
     .await;
     assert_eq!(
-        (ali.status, &ali.body["account"]),
-        (200, &json!("s***@example.com")),
-        "{ali:?}"
+        (bound.status, &bound.body["name"]),
+        (200, &json!("*三")),
+        "{bound:?}"
+    );
+    assert_eq!(
+        alipay_relations(&server).await,
+        [("userId".to_owned(), "2088101126765726".to_owned())]
     );
 }
 
@@ -416,6 +485,50 @@ async fn bad_input_changes_nothing(backend: Backend) {
             Some(r#"{"account": "2088101126765726", "name": "张三", "kind": "userId"}"#),
             422,
             "kind",
+        ),
+        // Names hold only what a legal or registered name holds: no emoji, control, format or
+        // zero-width characters, and the check comes before the verified name is compared.
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726", "name": "张三😀"}"#),
+            422,
+            "name",
+        ),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726", "name": "张\u200b三"}"#),
+            422,
+            "name",
+        ),
+        (
+            "PUT",
+            "alipay",
+            Some(r#"{"account": "2088101126765726", "name": "张\u0000三"}"#),
+            422,
+            "name",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "1900000109", "merchant_name": "某某摄影🎉有限公司"}"#),
+            422,
+            "merchant_name",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "1900000109", "merchant_name": "某某\u202e摄影有限公司"}"#),
+            422,
+            "merchant_name",
+        ),
+        (
+            "PUT",
+            "wechat",
+            Some(r#"{"merchant_id": "1900000109", "merchant_name": "某某摄影\u0007有限公司"}"#),
+            422,
+            "merchant_name",
         ),
         (
             "PUT",
@@ -745,7 +858,8 @@ async fn an_account_is_one_members_and_racing_binds_leave_no_orphans(backend: Ba
 on_both_stores!(
     an_account_is_one_members_and_racing_binds_leave_no_orphans,
     accounts_are_bound_listed_masked_replaced_and_unbound,
-    own_wechat_account_needs_a_verified_name,
+    every_account_needs_a_verified_member,
+    an_alipay_name_must_be_the_verified_name,
     provider_refusals_and_outages_change_nothing,
     bad_input_changes_nothing,
     a_service_is_published_only_by_a_seller_with_an_account,

@@ -199,8 +199,9 @@ impl LocalServer {
         url
     }
 
-    /// Binds an Alipay payout account (`2088101126765726`, 张三) for `member` beside their own
-    /// WeChat one, so buyers may pay them through either provider.
+    /// Binds an Alipay payout account (`2088101126765726`, 张三: the name of the verification
+    /// [`LocalServer::verify`] leaves) for `member` beside their own WeChat one, so buyers may
+    /// pay them through either provider.
     pub async fn bind_alipay(&self, member: &Member) {
         let user = renji_shared::ids::UserId::parse(&member.id).expect("a member id");
         let alipay = renji_shared::domain::payouts::AlipayBody {
@@ -248,12 +249,21 @@ impl LocalServer {
     /// A member verified as the person 张三 (the badge and the verification record), with no
     /// payout account.
     pub async fn verified_only(&self, name: &str) -> Member {
+        let (token, login) = self.api.login(name).await;
+        let id = login["user"]["id"].as_str().expect("user id").to_owned();
+        let member = Member { token, id };
+        self.verify(&member).await;
+        member
+    }
+
+    /// Verifies `member` as the person 张三, as a verified result leaves them: the badge and
+    /// the verification record (the name sealed). Every payout account needs it (an Alipay
+    /// account's `name` must then be 张三).
+    pub async fn verify(&self, member: &Member) {
         use renji_shared::domain::members::VerifiedAs;
         use renji_shared::domain::verification::{Status, Verification, NAME_FIELD};
         use renji_shared::store::{keys, Record, Write};
-        let (token, login) = self.api.login(name).await;
-        let id = login["user"]["id"].as_str().expect("user id").to_owned();
-        let user = renji_shared::ids::UserId::parse(&id).expect("a member id");
+        let user = renji_shared::ids::UserId::parse(&member.id).expect("a member id");
         let store = &self.app().store;
         store
             .write(
@@ -289,7 +299,6 @@ impl LocalServer {
             ))
             .await
             .expect("store the verification");
-        Member { token, id }
     }
 
     /// An order of `listing` by `buyer` (quantity 1), paid with WeChat Pay at the sandbox

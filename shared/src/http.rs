@@ -148,7 +148,12 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
     // serde reads a struct from a JSON array too, field by field in order (`[null]` would be a
     // PATCH clearing the first field): only an object is a request body.
     // Syntax first: a body that is not JSON is a 400 whatever its fields would have said (serde
-    // reports an unknown field before it reaches a `NaN` further on).
+    // reports an unknown field before it reaches a `NaN` further on). JSON text is UTF-8
+    // (RFC 8259 §8.1): bytes that are not are no JSON, though the syntax check skips over a
+    // string's bytes without decoding them and serde then names the field's type as wrong.
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(malformed("body is not valid JSON: it is not UTF-8"));
+    }
     if !is_json(bytes) {
         return Err(malformed("body is not valid JSON"));
     }
@@ -522,6 +527,32 @@ mod tests {
             assert_eq!(err.code(), "malformed_json", "{body}");
         }
         assert!(json_body::<Body2>(&post(" {\"name\": null}"), 1024).is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed() {
+        let bytes = |body: &[u8]| {
+            let mut req = post("");
+            *req.body_mut() = Body::Binary(body.to_vec());
+            req
+        };
+        for body in [
+            &b"{\"name\": \"\xff\"}"[..],     // a string holding a byte no UTF-8 has
+            b"{\"name\": \"\xe5\xbc\"}",      // a character cut short
+            b"{\"name\": \"\xed\xa0\x80\"}",  // a surrogate, encoded
+            b"{\"name\": \"\xc0\xaf\"}",      // an overlong encoding
+            b"{\"gender\": \"\xff\"}",        // an enum's string
+            b"{\"\xff\": 1}",                 // a key
+            b"\xef\xbb\xbf{\"name\": \"a\"}", // a byte-order mark
+        ] {
+            let err = json_body::<Body2>(&bytes(body), 1024).unwrap_err();
+            assert_eq!(err.code(), "malformed_json", "{body:?}: {err:?}");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+        let err = no_body(&bytes(b"{\"\xff\": 1}"), 1024).unwrap_err();
+        assert_eq!(err.code(), "malformed_json", "{err:?}");
+        // The same text as UTF-8 is read.
+        assert!(json_body::<Body2>(&bytes("{\"name\": \"张三\"}".as_bytes()), 1024).is_ok());
     }
 
     #[test]

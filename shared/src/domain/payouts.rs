@@ -11,6 +11,29 @@
 //!   phone number / e-mail login name (`loginName`, whose name Alipay requires).
 //! - `GET /v1/me/payout-accounts`: both channels' accounts, masked. `DELETE …/{channel}`.
 //!
+//! **Binding rules.** Every payout account is a verified member's (real-name verification,
+//! `domain::verification`; else 409 `verification_required`): the seller's share leaves
+//! Renji's hands, and only to someone Renji verified.
+//! - Own WeChat account: a person's verification (its name is the one sent).
+//! - Alipay: `name` must be the verified name — a person's legal name, or the company's
+//!   registered name for a member verified as an enterprise (an enterprise's Alipay account is
+//!   held in that name) — compared after trimming, exactly; otherwise 422
+//!   `payout_name_mismatch`, field `name`. Alipay checks the name against the account at
+//!   relation bind (for a login name; for a user id when given, `settlement.md` §3), so the
+//!   account is then the member's own.
+//! - WeChat Pay merchant: a verified member (a person or an enterprise); `merchant_name` is
+//!   checked for its form only. Renji does not require it to relate to the member: WeChat Pay
+//!   checks the name against the merchant number at `receivers/add` (a mismatch is its refusal,
+//!   422 `payout_account_refused`), and Renji holds no record linking a person to a business (a
+//!   个体工商户's registered name is not its owner's; an enterprise may be paid through its own
+//!   merchant under a name its verification did not use). The merchant is then one whose
+//!   number and registered name the verified member knows, held by one member only.
+//! - Names (`name`, `merchant_name`) are [`HolderName`]s: only the characters a legal or
+//!   registered name holds ([`name_char`]), 422 naming the field otherwise.
+//!
+//! All of these are checked before anything changes: a refused bind claims, registers and stores
+//! nothing.
+//!
 //! **Order of effects.** The receiver is registered at the provider (`add_receiver` / relation
 //! bind, idempotent there) *before* it is stored, so a stored account is always one the
 //! provider knows; a provider's refusal of the member's data is 422 `payout_account_refused`
@@ -121,7 +144,9 @@ impl MerchantId {
 }
 
 /// A payout account's holder name: a person's legal name or a business's registered name, as the
-/// provider knows it (2 to 100 characters).
+/// provider knows it — trimmed, 2 to 100 characters, each one a legal or company name can hold
+/// ([`name_char`]): no emoji, symbols, control or zero-width characters, at most one space in a
+/// row, and at least one letter (a Chinese character or a Latin letter).
 #[derive(Clone, PartialEq, Eq)]
 pub struct HolderName(String);
 
@@ -130,8 +155,70 @@ impl HolderName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
-        bounded_text_between(field, text, Self::MIN_CHARS, Self::MAX_CHARS).map(HolderName)
+        let name = bounded_text_between(field, text, Self::MIN_CHARS, Self::MAX_CHARS)?;
+        // Named by code point, never echoed: a name is personal data.
+        if let Some(c) = name.chars().find(|&c| !name_char(c)) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "may hold only Chinese characters, Latin letters, digits, single spaces \
+                     between words and · ( ) （ ） - & . (U+{:04X} is not one of them)",
+                    u32::from(c)
+                ),
+            ));
+        }
+        if name.contains("  ") {
+            return Err(Error::invalid(field, "must not hold two spaces in a row"));
+        }
+        if !name.chars().any(|c| cjk(c) || latin_letter(c)) {
+            return Err(Error::invalid(
+                field,
+                "must hold a Chinese character or a Latin letter",
+            ));
+        }
+        Ok(HolderName(name))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The characters of a legal or registered name, as the ID card, the business licence and the
+/// providers' account records write them: Chinese characters (the CJK ideograph blocks with
+/// their extensions, so rare characters of real names pass, and 〇), Latin letters with or
+/// without diacritics (precomposed: a passport name, pinyin with ü), ASCII digits (company
+/// names), the space, the middle dot `·` (U+00B7) of transliterated names (李·买买提), parentheses
+/// half and full width (某某（北京）科技有限公司), `-`, `&` and `.` (Co.). Nothing else: no emoji,
+/// symbols, full-width letters or digits, look-alike dots (・ •), control, format or zero-width
+/// characters — the provider compares the name exactly, so a character it does not hold only
+/// fails there.
+pub fn name_char(c: char) -> bool {
+    cjk(c)
+        || latin_letter(c)
+        || c.is_ascii_digit()
+        || matches!(c, ' ' | '·' | '(' | ')' | '（' | '）' | '-' | '&' | '.')
+}
+
+/// A CJK unified or compatibility ideograph (Unicode 15.1 blocks), or 〇 (U+3007).
+fn cjk(c: char) -> bool {
+    matches!(
+        c,
+        '\u{3007}'
+            | '\u{3400}'..='\u{4DBF}' // extension A
+            | '\u{4E00}'..='\u{9FFF}' // unified ideographs
+            | '\u{F900}'..='\u{FAFF}' // compatibility ideographs
+            | '\u{20000}'..='\u{2A6DF}' // extension B
+            | '\u{2A700}'..='\u{2EE5F}' // extensions C to F, I
+            | '\u{2F800}'..='\u{2FA1F}' // compatibility supplement
+            | '\u{30000}'..='\u{323AF}' // extensions G, H
+    )
+}
+
+/// A Latin letter: ASCII, Latin-1 (without × ÷) and Latin Extended-A/B, precomposed.
+fn latin_letter(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || matches!(c, '\u{00C0}'..='\u{024F}') && !matches!(c, '\u{00D7}' | '\u{00F7}')
 }
 
 impl std::fmt::Debug for HolderName {
@@ -377,6 +464,23 @@ fn registration_error(provider: Provider, field: &'static str, e: GatewayError) 
     }
 }
 
+/// An Alipay account's holder name must be the member's verified name (both trimmed, compared
+/// exactly): the seller's share goes to the person (or enterprise) Renji verified, not to an
+/// account someone else holds. 422 `payout_name_mismatch`, field `name`; the verified name is
+/// not echoed (the member sees it masked in `GET /v1/me/verification`).
+fn require_own_name(name: &HolderName, verified: &str) -> Result<(), Error> {
+    if name.as_str() == verified.trim() {
+        return Ok(());
+    }
+    Err(Error::Unprocessable {
+        code: "payout_name_mismatch",
+        field: "name",
+        message: "name must be the name of your real-name verification, as on your ID card \
+                  (or your enterprise's registered name)"
+            .into(),
+    })
+}
+
 fn verification_required(message: &str) -> Error {
     Error::Conflict {
         code: "verification_required",
@@ -408,8 +512,11 @@ pub async fn bind(
         .await?
         .filter(|m| m.deleting.is_none() && !m.openid.is_empty())
         .ok_or(Error::Unauthorized("member no longer exists"))?;
+    // Every payout account is a verified member's, checked before anything is claimed,
+    // registered or stored.
+    let verified = verification::verified_name(app, member_id).await?;
     let (receiver, field) = match wanted {
-        Wanted::WechatOwn => match verification::verified_name(app, member_id).await? {
+        Wanted::WechatOwn => match verified {
             Some((VerifiedAs::Person, name)) => (
                 Receiver {
                     kind: ReceiverKind::WechatOpenid,
@@ -427,26 +534,43 @@ pub async fn bind(
             None => {
                 return Err(verification_required(
                     "your own WeChat account can be paid once your real name is verified \
-                     (POST /v1/me/verification); or send merchant_id and merchant_name",
+                     (POST /v1/me/verification)",
                 ))
             }
         },
-        Wanted::WechatMerchant { id, name } => (
-            Receiver {
-                kind: ReceiverKind::WechatMerchant,
-                account: id.0,
-                name: Some(name.0),
-            },
-            "merchant_id",
-        ),
-        Wanted::Alipay { account, name } => (
-            Receiver {
-                kind: account.kind,
-                account: account.account,
-                name: Some(name.0),
-            },
-            "account",
-        ),
+        Wanted::WechatMerchant { id, name } => {
+            if verified.is_none() {
+                return Err(verification_required(
+                    "a WeChat Pay merchant can be bound once your real name or your enterprise \
+                     is verified (POST /v1/me/verification)",
+                ));
+            }
+            (
+                Receiver {
+                    kind: ReceiverKind::WechatMerchant,
+                    account: id.0,
+                    name: Some(name.0),
+                },
+                "merchant_id",
+            )
+        }
+        Wanted::Alipay { account, name } => {
+            let Some((_, legal)) = verified else {
+                return Err(verification_required(
+                    "an Alipay account can be bound once your real name is verified \
+                     (POST /v1/me/verification)",
+                ));
+            };
+            require_own_name(&name, &legal)?;
+            (
+                Receiver {
+                    kind: account.kind,
+                    account: account.account,
+                    name: Some(name.0),
+                },
+                "account",
+            )
+        }
     };
     if receiver.kind.provider() != provider {
         return Err(Error::Internal("a receiver of another provider".into()));
@@ -795,6 +919,74 @@ mod tests {
     }
 
     #[test]
+    fn holder_names_hold_only_what_a_legal_or_company_name_holds() {
+        for good in [
+            "张三",
+            " 欧阳娜娜 ",
+            "买买提·艾力",
+            "𠮷野家", // extension B (a rare character of a real name)
+            "某某（北京）科技有限公司",
+            "某某(北京)科技有限公司",
+            "58同城信息技术有限公司",
+            "Zoë Müller-Lüdenscheidt",
+            "Lǚ Xiǎomíng",
+            "A&B Trading Co. Ltd.",
+            "别家公司 sandbox-mismatch",
+        ] {
+            let name = HolderName::parse("name", good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(name.as_str(), good.trim());
+        }
+        for (bad, why) in [
+            ("张三😀", "U+1F600"),
+            ("张\u{200B}三", "invisible"), // zero-width space: the shared printable check
+            ("张\u{0007}三", "control"),
+            ("张三\u{FE0F}", "U+FE0F"),
+            ("李・四", "U+30FB"), // katakana middle dot, not ·
+            ("李•四", "U+2022"),
+            ("ＡＢ公司", "U+FF21"), // full-width letters
+            ("张三,李四", "U+002C"),
+            ("O'Neil", "U+0027"),
+            ("e\u{0301}e", "U+0301"), // decomposed: a combining accent
+            ("张  三", "two spaces"),
+            ("张\t三", "control"),
+            ("12345", "a Chinese character or a Latin letter"),
+            ("·-·", "a Chinese character or a Latin letter"),
+            ("张", "at least 2"),
+        ] {
+            let e = HolderName::parse("merchant_name", bad).unwrap_err();
+            assert!(
+                matches!(&e, Error::Invalid { field, .. } if field == "merchant_name"),
+                "{bad:?}: {e:?}"
+            );
+            assert!(e.message().contains(why), "{bad:?}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn an_alipay_name_is_the_verified_name() {
+        let name = |t: &str| HolderName::parse("name", t).unwrap();
+        assert!(require_own_name(&name(" 张三 "), "张三").is_ok());
+        assert!(require_own_name(
+            &name("某某（北京）科技有限公司"),
+            "某某（北京）科技有限公司"
+        )
+        .is_ok());
+        for (sent, verified) in [("李四", "张三"), ("张三丰", "张三"), ("Zhang San", "张三")]
+        {
+            let e = require_own_name(&name(sent), verified).unwrap_err();
+            assert_eq!(
+                (e.code(), e.status().as_u16()),
+                ("payout_name_mismatch", 422)
+            );
+            assert!(
+                matches!(&e, Error::Unprocessable { field: "name", .. }),
+                "{e:?}"
+            );
+            assert!(!e.message().contains(verified), "echoed: {}", e.message());
+        }
+    }
+
+    #[test]
     fn bodies_name_the_bad_field() {
         let field = |e: Error| match e {
             Error::Invalid { field, .. } => field,
@@ -836,6 +1028,14 @@ mod tests {
             .validate()
         };
         assert_eq!(field(alipay("2088101126765726", "张").unwrap_err()), "name");
+        assert_eq!(
+            field(alipay("2088101126765726", "张三🙂").unwrap_err()),
+            "name"
+        );
+        assert_eq!(
+            field(wechat(Some("1230000109"), Some("某某科技\u{202E}有限公司")).unwrap_err()),
+            "merchant_name"
+        );
         assert_eq!(field(alipay("nope", "张三").unwrap_err()), "account");
         assert_eq!(channel_param("wechat"), Some(Provider::Wechat));
         assert_eq!(channel_param("alipay_wap"), None);
