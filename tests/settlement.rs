@@ -452,14 +452,14 @@ mod alipay {
         unbound.out_order_no = "PSunbound".into();
         refused(
             royalty.split(&unbound).await,
-            "ACQ.ROYALTY_RECEIVER_NOT_BOUND",
+            "ACQ.ROYALTY_RECEIVER_INVALID",
         );
         royalty.add_receiver(&seller).await.unwrap();
         let mut over = split(order, &trade_no, seller.clone(), 7_201, false);
         over.out_order_no = "PSover".into();
         refused(
             royalty.split(&over).await,
-            "ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT",
+            "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR",
         );
 
         let first = royalty
@@ -480,7 +480,7 @@ mod alipay {
             royalty
                 .split(&split(order, &trade_no, seller.clone(), 2_000, false))
                 .await,
-            "ACQ.SETTLE_PARAMS_CHANGED",
+            "ACQ.DISCORDANT_REPEAT_REQUEST",
         );
         let queried = royalty
             .query_split(&trade_no, &split_no(order))

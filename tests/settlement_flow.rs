@@ -716,7 +716,7 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
 
     // A split the provider keeps refusing (not for the receiver): asked again with backoff until
     // the deadline, then expired.
-    *world.alipay.refuse.lock().unwrap() = Some("ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT".into());
+    *world.alipay.refuse.lock().unwrap() = Some("ACQ.ALLOC_AMOUNT_VALIDATE_ERROR".into());
     let order = paid_order(&world, Provider::Alipay, t0).await;
     bind(
         &world,

@@ -20,7 +20,8 @@
 //!   fail (`ACQ.SELLER_BALANCE_NOT_ENOUGH`). A refund sends a `trade_status_sync` too (with
 //!   `refund_fee`, TRADE_CLOSED once all is refunded), as Alipay does. A refund's
 //!   `refund_royalty_parameters` (`[{trans_out, amount}]`) take that much back from what the
-//!   receiver got of the trade's royalties (more is `ACQ.ROYALTY_REFUND_AMOUNT_EXCEED`).
+//!   receiver got of the trade's royalties (more is `ACQ.ALLOC_AMOUNT_VALIDATE_ERROR` 退分账金额超限,
+//!   as `alipay.trade.refund`'s error table names it).
 //!   `GET /sandbox/royalty/relations` lists the royalty receivers bound (type, account).
 
 use std::collections::{BTreeMap, HashMap, HashSet};

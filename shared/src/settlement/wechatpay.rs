@@ -127,38 +127,69 @@ impl WechatProfitSharing {
     }
 }
 
-/// A profit-sharing bill (CSV; WeChat writes each field behind a backtick): the header names the
-/// columns (商户分账单号, 分账接收方, 分账金额(元)); data lines until the totals (a line beginning
-/// 总). Amounts are yuan.
+/// A profit-sharing bill (`GET /v3/profitsharing/bills`, then the file), as WeChat Pay's page
+/// for it describes the file (https://pay.weixin.qq.com/doc/v3/merchant/4012529628, "申请分账
+/// 账单", and its older copy wiki/doc/apiv3/apis/chapter8_1_11.shtml): CSV, a detail section
+/// and a totals section, each a header line and data lines; every datum written behind a
+/// backtick (fixed for all data since 2025-01-15); amounts in yuan; only successful splits; **each
+/// detail line one split or one return** (回退).
+///
+/// The page names no columns. Those read here (商户分账/回退单号, 分账接收方, 金额, 业务类型) are
+/// the domestic bill's as a third-party parser of real bills reads them (13 columns: 分账时间,
+/// 分账发起方, 分账方, 微信订单号, 微信分账/回退单号, 分账明细单号, 商户分账/回退单号, 订单金额,
+/// 分账接收方, 金额, 业务类型, 处理状态, 备注 — `AWechatShareBill`, found with find_string),
+/// matching the cross-border bill's documented header (pay.weixin.qq.com/wiki/doc/api_external/
+/// ch/apis/chapter4_1_9.shtml: …, order_id, out_order_no, detail_id, receiver_account, amount, …,
+/// business_type, status, description). **Unconfirmed** by an official domestic source: the
+/// columns are found by name (not position), the names before that reading (商户分账单号,
+/// 分账金额) still accepted, and the values of 业务类型 are not known — a line whose type says
+/// 回退 (a return) or 解冻 (an unfreeze to Renji itself) is not a split and is left out.
+///
+/// The detail section ends at the first line that is not data (no leading backtick: the totals'
+/// header) or begins with 总.
 pub fn parse_bill(text: &str) -> Result<Vec<BillLine>, GatewayError> {
     let bad = |why: &str| GatewayError::Unavailable(format!("unreadable bill: {why}"));
     let field = |f: &str| f.trim().trim_start_matches('`').trim().to_owned();
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .map(|l| l.trim_start_matches('\u{feff}'))
+        .filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines
         .next()
         .ok_or_else(|| bad("empty"))?
         .split(',')
         .map(field)
         .collect();
-    let column = |name: &str| {
-        header
+    // The first of `names` the header has, exactly or (`分账金额(元)`) as a prefix.
+    let column = |names: &[&str]| {
+        names
             .iter()
-            .position(|h| h == name)
-            .or_else(|| header.iter().position(|h| h.starts_with(name)))
-            .ok_or_else(|| bad(name))
+            .find_map(|name| {
+                header
+                    .iter()
+                    .position(|h| h == name)
+                    .or_else(|| header.iter().position(|h| h.starts_with(name)))
+            })
+            .ok_or_else(|| bad(names[0]))
     };
-    let (no, account, amount) = (
-        column("商户分账单号")?,
-        column("分账接收方")?,
-        column("分账金额")?,
-    );
+    let no = column(&["商户分账/回退单号", "商户分账单号"])?;
+    let account = column(&["分账接收方"])?;
+    let amount = column(&["金额", "分账金额"])?;
+    let business = header.iter().position(|h| h == "业务类型");
     let mut out = Vec::new();
     for line in lines {
-        if line.trim_start().starts_with('总') {
+        let line = line.trim_start();
+        if line.starts_with('总') || !line.starts_with('`') {
             break;
         }
         let fields: Vec<String> = line.split(',').map(field).collect();
         let get = |i: usize| fields.get(i).cloned().ok_or_else(|| bad("a short line"));
+        if let Some(i) = business {
+            let kind = get(i)?;
+            if kind.contains("回退") || kind.contains("解冻") {
+                continue;
+            }
+        }
         out.push(BillLine {
             out_order_no: get(no)?,
             account: get(account)?,
@@ -471,10 +502,14 @@ mod tests {
 
     #[test]
     fn a_bill_is_read_by_its_header_backticks_and_totals_aside() {
-        let bill = "分账时间,分账发起方,分账方,微信分账单号,商户分账单号,分账接收方类型,分账接收方,分账金额(元),分账状态,分账描述\n\
-`2026-11-28T10:00:00+08:00,`1230000109,`1230000109,`3008450740201411110007820472,`PSo1,`PERSONAL_OPENID,`oSeller,`2592.00,`SUCCESS,`服务款\n\
-`2026-11-28T11:00:00+08:00,`1230000109,`1230000109,`3008450740201411110007820473,`PSo2,`MERCHANT_ID,`1900000109,`0.07,`SUCCESS,`服务款\n\
-总条数,总分账金额(元)\n`2,`2592.07\n";
+        // The columns of the domestic bill as a parser of real bills reads them; a return line
+        // and an unfreeze line are not splits.
+        let bill = "分账时间,分账发起方,分账方,微信订单号,微信分账/回退单号,分账明细单号,商户分账/回退单号,订单金额,分账接收方,金额,业务类型,处理状态,备注\n\
+`2026-11-28 10:00:00,`1230000109,`1230000109,`4208450740201411110007820472,`3008450740201411110007820472,`36011111111111111111111,`PSo1,`2880.00,`oSeller,`2592.00,`分账,`成功,`服务款\n\
+`2026-11-28 10:30:00,`1230000109,`1230000109,`4208450740201411110007820473,`3008450740201411110007820474,`36011111111111111111112,`PRo1x1,`10.00,`1900000109,`0.03,`分账回退,`成功,`退款\n\
+`2026-11-28 11:00:00,`1230000109,`1230000109,`4208450740201411110007820473,`3008450740201411110007820473,`36011111111111111111113,`PSo2,`10.00,`1900000109,`0.07,`分账,`成功,`服务款\n\
+`2026-11-28 11:00:01,`1230000109,`1230000109,`4208450740201411110007820473,`3008450740201411110007820475,`36011111111111111111114,`PUo2,`10.00,`1230000109,`9.93,`解冻给分账方,`成功,`解冻\n\
+总笔数,总金额\n`4,`2602.03\n";
         let lines = parse_bill(bill).unwrap();
         assert_eq!(
             lines,
@@ -491,11 +526,18 @@ mod tests {
                 },
             ]
         );
+        // The totals' header need not begin with 总: it is not data (no backtick).
+        let other_totals = bill.replace("总笔数,总金额", "分账笔数,分账总金额");
+        assert_eq!(parse_bill(&other_totals).unwrap(), lines);
+        // The columns as named before (no 业务类型): still read.
+        let older = "商户分账单号,分账接收方,分账金额(元)\n`PSo1,`oSeller,`2592.00\n";
+        assert_eq!(parse_bill(older).unwrap(), lines[..1]);
         assert!(parse_bill("").is_err());
         assert!(parse_bill("a,b\n`1,`2\n").is_err());
-        assert!(parse_bill("商户分账单号,分账接收方,分账金额(元)\n`PS1,`o,`x\n").is_err());
+        assert!(parse_bill("商户分账/回退单号,分账接收方,金额\n`PS1,`o,`x\n").is_err());
+        assert!(parse_bill("商户分账/回退单号,分账接收方,金额\n`PS1,`o\n").is_err());
         assert_eq!(
-            parse_bill("商户分账单号,分账接收方,分账金额(元)\n总条数\n`0\n").unwrap(),
+            parse_bill("商户分账/回退单号,分账接收方,金额\n总条数\n`0\n").unwrap(),
             vec![]
         );
     }

@@ -4,8 +4,26 @@
 //! receiver bound, the total within [`MAX_RATIO_BPS`] of the trade and within what is unsettled;
 //! the same `out_request_no` with the same body answers the same settle, another body is refused;
 //! `extend_params.royalty_finish` unfreezes the rest), `alipay.trade.order.settle.query`,
-//! `alipay.trade.order.onsettle.query` (`unsettled_amount`). The sub_codes of its refusals are
-//! the stand-in's (`ACQ.…` as Alipay names its own), not a list Alipay publishes.
+//! `alipay.trade.order.onsettle.query` (`unsettled_amount`).
+//!
+//! Its refusals' sub_codes, and where each comes from (no official page's error table could be
+//! read here; the adapter, `shared::settlement::alipay`, says the same):
+//! - `ACQ.TRADE_NOT_EXIST`, `ACQ.TRADE_STATUS_ERROR`, `ACQ.DISCORDANT_REPEAT_REQUEST` (the same
+//!   `out_request_no` with other details): the settle page's error table as transcribed by an
+//!   SDK of the old docs.open.alipay.com (`export const error = {…}` beside the settle request,
+//!   with `ACQ.TRADE_SETTLE_ERROR`); DISCORDANT_REPEAT_REQUEST and ALLOC_AMOUNT_VALIDATE_ERROR
+//!   are also seen in a production project's notes on failed Alipay splits.
+//! - `ACQ.ROYALTY_RECEIVER_INVALID` 收入方不在分账关系内 (a receiver not bound) and
+//!   `ACQ.ALLOC_AMOUNT_VALIDATE_ERROR` 分账金额超过最大可分账金额 (over the ratio, or over what is
+//!   unsettled): an Alipay mock's code list (`AlipayReturnNo`, a course project's, transcribing
+//!   the settle page) — not confirmed by an official source.
+//! - `ACQ.TRADE_NOT_EXIST` for a settle query of an unknown `out_request_no`: the same mock's
+//!   answer; unconfirmed (the adapter also reads `ACQ.TRADE_SETTLE_NOT_EXIST`, which no source
+//!   names).
+//! - `ACQ.ALLOC_AMOUNT_VALIDATE_ERROR` 退分账金额超限 for a refund taking back more than the
+//!   receiver got: `alipay.trade.refund`'s error table, transcribed alike by several SDKs.
+//! - `ACQ.TRADE_NOT_ALLOW_SETTLE` (a trade not frozen for royalty): the stand-in's own,
+//!   unconfirmed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -93,10 +111,11 @@ impl Royalty {
                 ));
             };
             if account.is_empty() || amount > self.returnable(trade_no, account) {
+                // alipay.trade.refund's error table (see the module's note).
                 return Err(failure(
                     "40004",
-                    "ACQ.ROYALTY_REFUND_AMOUNT_EXCEED",
-                    "退分账金额超过分账金额",
+                    "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR",
+                    "退分账金额超限",
                 ));
             }
             takes.push((account.to_owned(), amount));
@@ -189,11 +208,7 @@ pub(super) fn answer(state: &State, api: &str, biz: &serde_json::Map<String, Val
             if let Some(existing) = book.royalty.settles.get(&no) {
                 return match existing.request == request {
                     true => settle_answer(existing),
-                    false => failure(
-                        "40004",
-                        "ACQ.SETTLE_PARAMS_CHANGED",
-                        "out_request_no exists with other parameters",
-                    ),
+                    false => failure("40004", "ACQ.DISCORDANT_REPEAT_REQUEST", "请求被篡改"),
                 };
             }
             let Some(trade) = book.trades.values().find(|t| t.trade_no == trade_no) else {
@@ -245,7 +260,11 @@ pub(super) fn answer(state: &State, api: &str, biz: &serde_json::Map<String, Val
                     .relations
                     .contains(&(kind.to_owned(), account.to_owned()))
                 {
-                    return failure("40004", "ACQ.ROYALTY_RECEIVER_NOT_BOUND", "分账关系未绑定");
+                    return failure(
+                        "40004",
+                        "ACQ.ROYALTY_RECEIVER_INVALID",
+                        "收入方不在分账关系内",
+                    );
                 }
                 lines.push((kind.to_owned(), account.to_owned(), amount));
             }
@@ -254,8 +273,8 @@ pub(super) fn answer(state: &State, api: &str, biz: &serde_json::Map<String, Val
             if (settled + total) * 10_000 > trade.total * MAX_RATIO_BPS {
                 return failure(
                     "40004",
-                    "ACQ.ROYALTY_AMOUNT_EXCEED_LIMIT",
-                    "分账金额超过最大可分账比例",
+                    "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR",
+                    "分账金额超过最大可分账金额",
                 );
             }
             if book.royalty.finished(&trade_no) || total > trade.total - trade.refunded - settled {
@@ -299,7 +318,7 @@ pub(super) fn answer(state: &State, api: &str, biz: &serde_json::Map<String, Val
                         "detail_id": format!("2023{}", random_text(24, DIGITS)),
                     })).collect::<Vec<_>>(),
                 })),
-                None => failure("40004", "ACQ.TRADE_SETTLE_NOT_EXIST", "分账单据不存在"),
+                None => failure("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"),
             }
         }
         "alipay.trade.order.onsettle.query" => {

@@ -18,8 +18,9 @@
 //! - `POST /v3/profitsharing/return-orders` (MERCHANT_ID receivers only, at most what it got:
 //!   else FAILED BALANCE_NOT_ENOUGH), `GET …/return-orders/{no}?out_order_no=`.
 //! - `GET /v3/profitsharing/bills?bill_date=` answers the download URL and SHA-1 of the day's bill
-//!   (Beijing date): a CSV of every SUCCESS line of the splits that finished that day, amounts in
-//!   yuan; `GET /v3/billdownload/file?token=` serves it, unsigned.
+//!   (Beijing date): a CSV of every SUCCESS line of the splits that finished that day, in the
+//!   domestic bill's columns (商户分账/回退单号, 分账接收方, 金额, 业务类型 …), amounts in yuan;
+//!   `GET /v3/billdownload/file?token=` serves it, unsigned.
 //! - A refund of a profit-sharing trade not yet finished may not exceed what is unsplit
 //!   (`RULE_LIMIT`, in `refund`).
 
@@ -511,7 +512,7 @@ pub(super) fn answer(
             if !valid_date(date) {
                 return param_error(state, "bill_date must be yyyy-MM-dd");
             }
-            let file = bill_text(&book.sharing, date);
+            let file = bill_text(book, &state.merchant.mchid, date);
             let digest =
                 ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, file.as_bytes());
             let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -541,14 +542,18 @@ fn valid_date(date: &str) -> bool {
 }
 
 /// The bill of `date` (Beijing): every SUCCESS line of the splits that finished that day, as
-/// WeChat Pay writes its bills (each field behind a backtick, amounts in yuan, totals last).
-fn bill_text(sharing: &Sharing, date: &str) -> String {
+/// WeChat Pay writes its bills (`shared::settlement::wechatpay::parse_bill` gives the sources):
+/// the domestic bill's 13 columns, each datum behind a backtick, amounts in yuan, then the
+/// totals. The values of 业务类型 (分账) and 处理状态 (成功) are the stand-in's guess; returns
+/// and unfreezes, which the real bill may list too, are not written.
+fn bill_text(book: &super::Book, mchid: &str, date: &str) -> String {
     let mut out = String::from(
-        "分账时间,分账发起方,分账方,微信分账单号,商户分账单号,分账接收方类型,分账接收方,分账金额(元),分账状态,分账描述\n",
+        "分账时间,分账发起方,分账方,微信订单号,微信分账/回退单号,分账明细单号,商户分账/回退单号,订单金额,分账接收方,金额,业务类型,处理状态,备注\n",
     );
     let (mut count, mut total) = (0, 0);
-    let mut splits: Vec<&Split> = sharing.splits.values().collect();
+    let mut splits: Vec<&Split> = book.sharing.splits.values().collect();
     splits.sort_by(|a, b| a.out_order_no.cmp(&b.out_order_no));
+    let yuan = |fen: i64| format!("{}.{:02}", fen / 100, fen % 100);
     for split in splits {
         let Some(at) = split.finished_at else {
             continue;
@@ -557,26 +562,34 @@ fn bill_text(sharing: &Sharing, date: &str) -> String {
         if local.date().to_string() != date {
             continue;
         }
+        let when = local
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .unwrap_or_default();
+        let order_total = book
+            .trades
+            .values()
+            .find(|t| t.transaction_id.as_deref() == Some(split.transaction_id.as_str()))
+            .map_or(0, |t| t.total);
         for line in split.lines.iter().filter(|l| l.result == "SUCCESS") {
             count += 1;
             total += line.amount;
             out.push_str(&format!(
-                "`{},`{},`{},`{},`{},`{},`{},`{}.{:02},`SUCCESS,`{}\n",
-                beijing(at),
-                "merchant",
-                "merchant",
+                "`{when},`{mchid},`{mchid},`{},`{},`{},`{},`{},`{},`{},`分账,`成功,`{}\n",
+                split.transaction_id,
                 split.order_id,
+                line.detail_id,
                 split.out_order_no,
-                line.kind,
+                yuan(order_total),
                 line.account,
-                line.amount / 100,
-                line.amount % 100,
+                yuan(line.amount),
                 line.description.replace(',', " "),
             ));
         }
     }
-    out.push_str("总条数,总分账金额(元)\n");
-    out.push_str(&format!("`{count},`{}.{:02}\n", total / 100, total % 100));
+    out.push_str("总笔数,总金额(元)\n");
+    out.push_str(&format!("`{count},`{}\n", yuan(total)));
     out
 }
 
@@ -589,7 +602,7 @@ pub(super) fn bill_file(state: &State, token: &str) -> HttpResponse {
     let Ok(book) = state.book.lock() else {
         return error(state, 500, "SYSTEM_ERROR", "stand-in state poisoned");
     };
-    let text = bill_text(&book.sharing, date);
+    let text = bill_text(&book, &state.merchant.mchid, date);
     hyper::Response::builder()
         .status(200)
         .header("content-type", "text/plain; charset=utf-8")
