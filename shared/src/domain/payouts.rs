@@ -191,8 +191,8 @@ impl HolderName {
 /// names), the space, the middle dot `·` (U+00B7) of transliterated names (李·买买提), parentheses
 /// half and full width (某某（北京）科技有限公司), `-`, `&` and `.` (Co.). Nothing else: no emoji,
 /// symbols, full-width letters or digits, look-alike dots (・ •), control, format or zero-width
-/// characters — the provider compares the name exactly, so a character it does not hold only
-/// fails there.
+/// characters: no registered name holds them, and the provider compares the name exactly, so
+/// such a name could only fail there (or, invisible, hide what it says).
 pub fn name_char(c: char) -> bool {
     cjk(c)
         || latin_letter(c)
