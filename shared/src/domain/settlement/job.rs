@@ -626,7 +626,7 @@ mod tests {
             "订单处理中，暂时无法分账，请稍后再试"
         ));
         assert!(!not_yet("INVALID_REQUEST", "分账金额超出最大分账比例"));
-        assert!(receiver_refused("ACQ.ROYALTY_RECEIVER_NOT_BOUND"));
+        assert!(receiver_refused("ACQ.ROYALTY_RECEIVER_INVALID"));
         assert!(receiver_refused("NO_RELATION"));
         assert!(!receiver_refused("NOT_ENOUGH"));
     }
