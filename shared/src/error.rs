@@ -176,9 +176,9 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Config(m) | Error::Internal(m) | Error::Unavailable(m) => {
-                write!(f, "{}: {m}", self.code())
-            }
+            // A refused configuration says so (its HTTP code is an internal error's).
+            Error::Config(m) => write!(f, "configuration: {m}"),
+            Error::Internal(m) | Error::Unavailable(m) => write!(f, "{}: {m}", self.code()),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
     }

@@ -132,12 +132,16 @@ pub struct MerchantId(String);
 impl MerchantId {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        if (8..=12).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+        // A number, not a digit string: no leading zero (two spellings of one merchant).
+        if (8..=12).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && !text.starts_with('0')
+        {
             Ok(MerchantId(text.to_owned()))
         } else {
             Err(Error::invalid(
                 "merchant_id",
-                "must be a merchant number of 8 to 12 digits",
+                "must be a merchant number of 8 to 12 digits, not starting with 0",
             ))
         }
     }
@@ -241,7 +245,7 @@ impl AlipayAccount {
         let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         let kind = if digits && text.len() == 16 && text.starts_with("2088") {
             ReceiverKind::AlipayUserId
-        } else if (digits && text.len() == 11 && text.starts_with('1')) || is_email(text) {
+        } else if (digits && text.len() == 11 && is_mobile(text)) || is_email(text) {
             ReceiverKind::AlipayLoginName
         } else {
             return Err(Error::invalid(
@@ -262,6 +266,11 @@ impl AlipayAccount {
     pub fn kind(&self) -> ReceiverKind {
         self.kind
     }
+}
+
+/// A mainland mobile number's prefix: `1` and a second digit from 3 to 9.
+fn is_mobile(digits: &str) -> bool {
+    matches!(digits.as_bytes(), [b'1', b'3'..=b'9', ..])
 }
 
 impl std::fmt::Debug for AlipayAccount {
@@ -889,6 +898,20 @@ mod tests {
     }
 
     #[test]
+    fn merchant_ids_are_numbers() {
+        assert!(MerchantId::parse("1900000109").is_ok());
+        for bad in [
+            "0190000010",
+            "00000000",
+            "1234567",
+            "1234567890123",
+            "19000a0109",
+        ] {
+            assert!(MerchantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn alipay_accounts_are_user_ids_or_login_names() {
         let kind = |t: &str| AlipayAccount::parse(t).map(|a| a.kind());
         assert_eq!(
@@ -905,6 +928,8 @@ mod tests {
             "2088",
             "20881011267657261",
             "23800138000",
+            "10000000000",
+            "12800138000",
             "a@b",
             "x@.com",
             "张三@例子.中国",
