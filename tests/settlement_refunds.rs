@@ -203,6 +203,21 @@ impl World {
         shares
     }
 
+    /// Makes the WeChat Pay stand-in fail `id`'s refunds (`true`) or pay them again.
+    async fn fail_refunds(&self, id: &OrderId, fail: bool) {
+        let reply = self
+            .http
+            .post(format!(
+                "{}/sandbox/fail-refunds",
+                self.server.running.wechatpay_base
+            ))
+            .json(&json!({"out_trade_no": id.to_string(), "fail": fail}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+
     async fn totals(&self, id: &OrderId) -> Totals {
         Totals::of(&ledger::entries(&self.app().store, id).await.unwrap())
     }
@@ -429,16 +444,7 @@ async fn a_failed_refund_after_the_split_is_asked_again(backend: Backend) {
     let id = w.completed("wechat").await;
     let shares = w.split(&id, wechat_merchant()).await;
     let admin = w.server.api.staff_token("staff:alice:admin").await;
-    let fail = |fail: bool| {
-        w.http
-            .post(format!(
-                "{}/sandbox/fail-refunds",
-                w.server.running.wechatpay_base
-            ))
-            .json(&json!({"out_trade_no": id.to_string(), "fail": fail}))
-            .send()
-    };
-    assert_eq!(fail(true).await.unwrap().status(), 200);
+    w.fail_refunds(&id, true).await;
     let path = format!("/admin/v1/orders/{id}/refund");
     let part = 30_000;
     let reply = w
@@ -472,7 +478,7 @@ async fn a_failed_refund_after_the_split_is_asked_again(backend: Backend) {
         "{other:?}"
     );
     assert_eq!(w.order(&id).await.status, OrderStatus::RefundFailed);
-    assert_eq!(fail(false).await.unwrap().status(), 200);
+    w.fail_refunds(&id, false).await;
     let retry = w.call(&admin, &path, Some(json!({"reason": "再试"}))).await;
     assert_eq!(retry.status, 200, "{retry:?}");
     let order = w.settled_refund(&id).await;
@@ -506,15 +512,6 @@ async fn a_receivable_is_recorded_when_the_refund_succeeds(backend: Backend) {
     let id = w.completed("wechat").await;
     w.split(&id, wechat_person()).await;
     let admin = w.server.api.staff_token("staff:alice:admin").await;
-    let fail = |fail: bool| {
-        w.http
-            .post(format!(
-                "{}/sandbox/fail-refunds",
-                w.server.running.wechatpay_base
-            ))
-            .json(&json!({"out_trade_no": id.to_string(), "fail": fail}))
-            .send()
-    };
     let receivables = || async {
         let filter = Filter::parse(None, Some(&format!("order:{id}"))).unwrap();
         let (trail, _) = audit::list(&w.app().store, &filter, 50, None)
@@ -525,7 +522,7 @@ async fn a_receivable_is_recorded_when_the_refund_succeeds(backend: Backend) {
             .filter(|r| r["action"] == json!("order.refund_receivable"))
             .count()
     };
-    fail(true).await.unwrap();
+    w.fail_refunds(&id, true).await;
     let path = format!("/admin/v1/orders/{id}/refund");
     let body = json!({"amount_fen": 10_000, "reason": "部分未完成"});
     assert_eq!(w.call(&admin, &path, Some(body)).await.status, 200);
@@ -535,7 +532,7 @@ async fn a_receivable_is_recorded_when_the_refund_succeeds(backend: Backend) {
     );
     assert_eq!(receivables().await, 0);
     assert_eq!(w.totals(&id).await.receivable, 0);
-    fail(false).await.unwrap();
+    w.fail_refunds(&id, false).await;
     assert_eq!(
         w.call(&admin, &path, Some(json!({"reason": "再试"})))
             .await
