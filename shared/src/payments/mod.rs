@@ -196,6 +196,57 @@ impl Notice {
     }
 }
 
+/// One line of a provider's trade bill (WeChat Pay `/v3/bill/tradebill`, Alipay's `trade`
+/// bill): a payment or a refund of one order, and the provider's fee on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeBillLine {
+    /// The order's `order_no` (both providers' `out_trade_no`, 商户订单号).
+    pub order_no: String,
+    pub kind: TradeBillKind,
+    /// What was paid, or refunded (positive).
+    pub amount: Fen,
+    /// The provider's fee on this line in fen: what a payment cost (positive), what a refund's
+    /// line gave back (negative). The sign is the line's kind, whatever sign the file writes.
+    pub fee_fen: i64,
+}
+
+/// What a trade bill's line is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TradeBillKind {
+    Payment,
+    Refund {
+        /// The refund's `out_refund_no` (WeChat 商户退款单号, Alipay 退款批次号/请求号).
+        out_refund_no: String,
+    },
+}
+
+/// A bill's amount (yuan, as the providers write it: `0.04000`, `-0.01`, `12`) in fen, rounded
+/// half away from zero where it has digits below the fen (WeChat writes fees to 5 decimals).
+/// `None` for anything else (exponents, stray signs, empty).
+pub(crate) fn bill_fen(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || whole.len() > 12 {
+        return None;
+    }
+    if digits.contains('.') && fraction.is_empty() {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let mut cents: i64 = 0;
+    for (i, b) in fraction.bytes().take(2).enumerate() {
+        cents += i64::from(b - b'0') * if i == 0 { 10 } else { 1 };
+    }
+    let round_up = fraction.as_bytes().get(2).is_some_and(|b| *b >= b'5');
+    let fen = whole * 100 + cents + i64::from(round_up);
+    Some(if negative { -fen } else { fen })
+}
+
 /// Why a provider call did not give an answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GatewayError {
@@ -241,6 +292,15 @@ pub trait Gateway: Send + Sync {
         order_no: &str,
         out_refund_no: &str,
     ) -> Result<RefundState, GatewayError>;
+    /// The trade bill of `date` (`yyyy-MM-dd`, Beijing time): every payment and refund of that
+    /// day with the provider's fee on it, for the daily reconciliation of the fee. `Ok(None)`:
+    /// the provider has no bill for that day (nothing was paid or refunded). Ready the next day
+    /// (WeChat Pay after 10:00, Alipay by 09:00). A gateway without trade bills (the tests'
+    /// fakes) has none.
+    async fn trade_bill(&self, date: &str) -> Result<Option<Vec<TradeBillLine>>, GatewayError> {
+        let _ = date;
+        Ok(None)
+    }
 }
 
 /// Why a notification was refused: it changes nothing, and the provider is answered with a

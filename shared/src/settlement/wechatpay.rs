@@ -439,58 +439,16 @@ impl Settlement for WechatProfitSharing {
     }
 
     async fn split_bill(&self, date: &str) -> Result<Option<Vec<BillLine>>, GatewayError> {
-        let answer = self
+        // The download and its hash check are the gateway's (shared with the trade bill).
+        let Some(file) = self
             .gateway
-            .call(
-                Method::GET,
-                &["v3", "profitsharing", "bills"],
-                Some(("bill_date", date)),
-                None,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(answer.error());
-        }
-        #[derive(Deserialize)]
-        struct Bill {
-            download_url: String,
-            #[serde(default)]
-            hash_type: String,
-            #[serde(default)]
-            hash_value: String,
-        }
-        let bill: Bill = answer.json()?;
-        // The file is fetched from our own API base with the token WeChat Pay gave (the URL's
-        // host is never followed), and checked against the verified answer's hash.
-        let token = url::Url::parse(&bill.download_url)
-            .ok()
-            .and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "token")
-                    .map(|(_, v)| v.into_owned())
-            })
-            .ok_or_else(|| GatewayError::Unavailable("a bill without a download token".into()))?;
-        let file = self
-            .gateway
-            .download(&["v3", "billdownload", "file"], ("token", &token))
-            .await?;
-        if !file.status.is_success() {
-            return Err(file.error());
-        }
-        if !bill.hash_type.eq_ignore_ascii_case("SHA1") {
-            return Err(GatewayError::Unavailable(format!(
-                "a bill hashed with {}",
-                bill.hash_type.chars().take(16).collect::<String>()
-            )));
-        }
-        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &file.body);
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        if !hex.eq_ignore_ascii_case(bill.hash_value.trim()) {
-            return Err(GatewayError::Unavailable(
-                "the bill file does not match its hash".into(),
-            ));
-        }
-        let text = String::from_utf8(file.body)
+            .bill_file(&["v3", "profitsharing", "bills"], &[("bill_date", date)])
+            .await?
+        else {
+            // NO_STATEMENT_EXIST: no split that day.
+            return Ok(Some(Vec::new()));
+        };
+        let text = String::from_utf8(file)
             .map_err(|_| GatewayError::Unavailable("a bill that is not UTF-8".into()))?;
         parse_bill(&text).map(Some)
     }

@@ -20,11 +20,15 @@ use crate::money::Fen;
 use crate::payments::rsa::{PrivateKey, PublicKey};
 use crate::payments::{
     Channel, Gateway, GatewayError, Paid, PaymentStart, RefundRequest, RefundState, Started, Trade,
+    TradeBillLine,
 };
 use crate::secrets::{Cached, Secrets};
 
 /// Alipay's `subject` limit, in characters.
 const MAX_SUBJECT_CHARS: usize = 256;
+/// Alipay's sub_codes for a day without a bill: what it answers (`isp.bill_not_exist`) and what
+/// its OpenAPI spec names (`BILL_NOT_EXIST`), see `bill.rs`.
+const BILL_NOT_EXIST: &[&str] = &["isp.bill_not_exist", "BILL_NOT_EXIST"];
 /// Alipay's sub_code for a trade (or refund's trade) it does not know.
 const TRADE_NOT_EXIST: &str = "ACQ.TRADE_NOT_EXIST";
 
@@ -182,6 +186,30 @@ impl AlipayGateway {
         self.refused_our_signature(&status.sub_code).await;
         let fields: T = serde_json::from_str(content).map_err(parsed)?;
         Ok((status, fields))
+    }
+
+    /// A bill file at the URL a verified answer gave (Alipay's files are not signed; the URL is
+    /// good for 30 seconds). http(s) only, read capped.
+    async fn fetch_file(&self, url: &str) -> Result<Vec<u8>, GatewayError> {
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| GatewayError::Unavailable("a bill URL that is not http(s)".into()))?;
+        let response = crate::outbound::client(&self.http)
+            .map_err(GatewayError::Unavailable)?
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(GatewayError::Unavailable(format!(
+                "Alipay bill download HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        crate::outbound::read_capped(response, crate::payments::wechatpay::client::MAX_BILL_BYTES)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("Alipay bill: {e}")))
     }
 
     /// Alipay could not verify our signature: the app key may have been rotated since it was
@@ -442,5 +470,27 @@ impl Gateway for AlipayGateway {
             }
             _ => RefundState::NotFound,
         })
+    }
+
+    async fn trade_bill(&self, date: &str) -> Result<Option<Vec<TradeBillLine>>, GatewayError> {
+        #[derive(Deserialize)]
+        struct BillUrl {
+            #[serde(default)]
+            bill_download_url: String,
+        }
+        let (status, answer): (_, BillUrl) = self
+            .call(
+                "alipay.data.dataservice.bill.downloadurl.query",
+                json!({"bill_type": "trade", "bill_date": date}),
+            )
+            .await?;
+        if !succeeded(&status) {
+            return match BILL_NOT_EXIST.contains(&status.sub_code.as_str()) {
+                true => Ok(None),
+                false => Err(refusal(&status)),
+            };
+        }
+        let zip = self.fetch_file(&answer.bill_download_url).await?;
+        super::bill::parse_trade_zip(&zip).map(Some)
     }
 }

@@ -6,10 +6,12 @@
 //! - `answer`: cutting the signed response object out of an answer, byte for byte.
 //! - `notify`: [`NotifyVerifier`].
 //! - `client`: [`AlipayGateway`].
+//! - `bill`: the trade bill's zip and its GBK detail CSV, read for the reconciliation of the fee.
 //!
 //! Where the official SDKs differ, the choice is said where it is made.
 
 pub mod answer;
+pub mod bill;
 pub mod client;
 pub mod notify;
 pub mod params;

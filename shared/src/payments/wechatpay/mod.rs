@@ -7,7 +7,9 @@
 //! - `notify`: [`NotifyVerifier`]: a notification verified, decrypted (AES-256-GCM with the
 //!   APIv3 key) and read as a [`Notice`](crate::payments::Notice).
 //! - `client`: [`WechatPayGateway`], the HTTP adapter of the `Gateway` port.
+//! - `bill`: the trade bill (`/v3/bill/tradebill`) read for the reconciliation of the fee.
 
+pub mod bill;
 pub mod client;
 pub mod keys;
 pub mod notify;
