@@ -114,8 +114,100 @@ pub fn parse_trade_bill(text: &str) -> Result<Vec<TradeBillLine>, GatewayError> 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::money::Fen;
+    use crate::payments::wechatpay::tests::{
+        check_authorization, gateway, signed, stand_in, stand_in_serving, unsigned,
+    };
+    use crate::payments::Gateway;
+
+    fn sha1_hex(text: &str) -> String {
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, text.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn bill_answer(hash: &str) -> serde_json::Value {
+        json!({
+            "hash_type": "SHA1",
+            "hash_value": hash,
+            "download_url": "https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO",
+        })
+    }
+
+    /// The gateway asks for the day's ALL bill (signed), then fetches the file with the answer's
+    /// token from its own API base, and believes it only when its SHA-1 is the answer's.
+    #[tokio::test]
+    async fn the_trade_bill_is_asked_signed_downloaded_and_hash_checked() {
+        let file = bill("16.68000", "2");
+        let (url, mut rx) =
+            stand_in_serving(vec![signed(200, bill_answer(&sha1_hex(&file))), unsigned(200, &file)])
+                .await;
+        let lines = gateway(&url).trade_bill("2026-11-28").await.unwrap().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].fee_fen, -60);
+        let asked = rx.recv().await.unwrap();
+        assert_eq!(asked.method, "GET");
+        assert_eq!(
+            asked.target,
+            "/v3/bill/tradebill?bill_date=2026-11-28&bill_type=ALL"
+        );
+        check_authorization(&asked);
+        let fetched = rx.recv().await.unwrap();
+        assert_eq!(
+            fetched.target,
+            "/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO"
+        );
+        check_authorization(&fetched);
+        // A file that is not the one hashed: refused (asked again on a later run).
+        let (url, _rx) = stand_in_serving(vec![
+            signed(200, bill_answer(&sha1_hex(&file))),
+            unsigned(200, &file.replace("17.28000", "1.28000")),
+        ])
+        .await;
+        let err = gateway(&url).trade_bill("2026-11-28").await.unwrap_err();
+        assert!(
+            matches!(&err, GatewayError::Unavailable(why) if why.contains("hash")),
+            "{err:?}"
+        );
+        // An answer whose signature is missing is not believed either.
+        let (url, _rx) = stand_in(unsigned(200, &bill_answer(&sha1_hex(&file)).to_string())).await;
+        assert!(gateway(&url).trade_bill("2026-11-28").await.is_err());
+    }
+
+    /// No trades that day: `NO_STATEMENT_EXIST` (signed) is no bill; a bill still being made is
+    /// asked again later.
+    #[tokio::test]
+    async fn no_statement_is_no_bill_and_a_bill_being_made_is_not_yet() {
+        let (url, _rx) = stand_in(signed(
+            400,
+            json!({"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}),
+        ))
+        .await;
+        assert_eq!(gateway(&url).trade_bill("2026-11-28").await.unwrap(), None);
+        let (url, _rx) = stand_in(signed(
+            400,
+            json!({"code": "STATEMENT_CREATING", "message": "账单生成中"}),
+        ))
+        .await;
+        assert!(matches!(
+            gateway(&url).trade_bill("2026-11-28").await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        let (url, _rx) = stand_in(signed(
+            400,
+            json!({"code": "INVALID_REQUEST", "message": "参数错误"}),
+        ))
+        .await;
+        assert!(matches!(
+            gateway(&url).trade_bill("2026-13-01").await,
+            Err(GatewayError::Refused { .. })
+        ));
+    }
 
     const HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
 

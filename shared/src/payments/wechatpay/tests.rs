@@ -692,15 +692,34 @@ fn raw_answer(reply: &Reply) -> Vec<u8> {
     out
 }
 
+/// An answer without WeChat Pay's signature (a bill file).
+pub(crate) fn unsigned(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        body: body.to_owned(),
+        signer: None,
+    }
+}
+
 /// Serves `reply` to each request on a loopback port; the requests come out of the receiver.
 pub(crate) async fn stand_in(
     reply: Reply,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    stand_in_serving(vec![reply]).await
+}
+
+/// Serves `replies` in turn (the last one again once they are used up).
+pub(crate) async fn stand_in_serving(
+    replies: Vec<Reply>,
 ) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
+        let mut served = 0usize;
         while let Ok((mut stream, _)) = listener.accept().await {
+            let reply = &replies[served.min(replies.len() - 1)];
+            served += 1;
             let mut buf = Vec::new();
             let mut chunk = vec![0u8; 16 * 1024];
             let (head_end, length) = loop {
@@ -742,7 +761,7 @@ pub(crate) async fn stand_in(
                 headers,
                 body,
             });
-            let _ = stream.write_all(&raw_answer(&reply)).await;
+            let _ = stream.write_all(&raw_answer(reply)).await;
             let _ = stream.shutdown().await;
         }
     });
