@@ -17,6 +17,9 @@
 //!   `POST /sandbox/fail-refunds {"out_trade_no"}` makes that trade's refunds end ABNORMAL.
 //!   `GET /sandbox/profitsharing/receivers` lists the profit-sharing receivers added (type,
 //!   account, the decrypted name, closed).
+//! - The trade bill (`GET /v3/bill/tradebill`, the file by `GET /v3/billdownload/file?token=`),
+//!   each payment's fee at the stand-in's own rate and each refund's fee given back
+//!   (`tradebill.rs`); `POST /sandbox/fee-rate {"bps"}` sets the rate of later payments.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -93,6 +96,13 @@ struct Trade {
     success_time: Option<String>,
     /// Refunded or being refunded (abnormal refunds give theirs back).
     refunded: i64,
+    /// When it was paid, and the fee it cost at the rate then (`tradebill.rs`).
+    paid_at: Option<OffsetDateTime>,
+    fee: i64,
+    fee_bps: i64,
+    /// Refunds that succeeded, and the fee they gave back.
+    refunded_done: i64,
+    fee_returned: i64,
 }
 
 #[derive(Clone)]
@@ -108,6 +118,9 @@ struct Refund {
     create_time: String,
     success_time: Option<String>,
     notify_url: Option<String>,
+    /// When it succeeded, and the fee it gave back (`tradebill.rs`).
+    succeeded_at: Option<OffsetDateTime>,
+    fee_back: i64,
 }
 
 #[derive(Default)]
@@ -120,11 +133,14 @@ struct Book {
 }
 
 mod profitsharing;
+mod tradebill;
 
 struct State {
     merchant: Merchant,
     provider: ProviderKey,
     book: Mutex<Book>,
+    /// The fee rate of payments from now on (万分比, `POST /sandbox/fee-rate`).
+    fee_bps: Mutex<i64>,
     http: reqwest::Client,
 }
 
@@ -265,6 +281,7 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         return match (method.as_str(), sandbox) {
             ("POST", "pay") => sandbox_pay(&state, &body).await,
             ("POST", "fail-refunds") => sandbox_fail_refunds(&state, &body),
+            ("POST", "fee-rate") => tradebill::sandbox_fee_rate(&state, &body),
             ("POST", "profitsharing/tick") => profitsharing::sandbox_tick(&state),
             ("GET", "profitsharing/receivers") => profitsharing::sandbox_receivers(&state),
             ("POST", "profitsharing/close-receiver") => {
@@ -287,10 +304,14 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         }
         ("POST", ["v3", "refund", "domestic", "refunds"]) => refund(&state, &body),
         ("GET", ["v3", "refund", "domestic", "refunds", no]) => query_refund(&state, no),
-        ("GET", ["v3", "billdownload", "file"]) => profitsharing::bill_file(
-            &state,
-            query.get("token").map(String::as_str).unwrap_or_default(),
-        ),
+        ("GET", ["v3", "billdownload", "file"]) => {
+            let token = query.get("token").map(String::as_str).unwrap_or_default();
+            match tradebill::file(&state, token) {
+                Some(file) => file,
+                None => profitsharing::bill_file(&state, token),
+            }
+        }
+        ("GET", ["v3", "bill", "tradebill"]) => tradebill::answer(&state, &query),
         (_, ["v3", "profitsharing", ..]) => {
             profitsharing::answer(&state, &method, &segments[2..], &query, &headers, &body)
         }
@@ -485,6 +506,11 @@ fn create(state: &State, body: &[u8]) -> HttpResponse {
             transaction_id: None,
             success_time: None,
             refunded: 0,
+            paid_at: None,
+            fee: 0,
+            fee_bps: 0,
+            refunded_done: 0,
+            fee_returned: 0,
         },
     );
     signed(state, 200, Some(&json!({"prepay_id": prepay_id})))
@@ -708,6 +734,8 @@ fn refund(state: &Shared, body: &[u8]) -> HttpResponse {
         create_time: beijing(now),
         success_time: None,
         notify_url,
+        succeeded_at: None,
+        fee_back: 0,
     };
     let fails = book.fail_refunds.contains(&refund.out_trade_no);
     let answer = refund_json(&refund);
@@ -733,10 +761,29 @@ async fn settle_refund(state: &State, out_refund_no: &str, fails: bool) {
         if fails {
             refund.status = "ABNORMAL";
         } else {
+            let now = OffsetDateTime::now_utc();
             refund.status = "SUCCESS";
-            refund.success_time = Some(beijing(OffsetDateTime::now_utc()));
+            refund.success_time = Some(beijing(now));
+            refund.succeeded_at = Some(now);
         }
-        let refund = refund.clone();
+        let mut refund = refund.clone();
+        if !fails {
+            // The fee it gives back, in proportion to what has been refunded in all.
+            if let Some(trade) = book.trades.get_mut(&refund.out_trade_no) {
+                trade.refunded_done += refund.refund;
+                let back = tradebill::fee_back(
+                    trade.fee,
+                    trade.total,
+                    trade.refunded_done,
+                    trade.fee_returned,
+                );
+                trade.fee_returned += back;
+                refund.fee_back = back;
+            }
+            if let Some(stored) = book.refunds.get_mut(out_refund_no) {
+                stored.fee_back = refund.fee_back;
+            }
+        }
         if fails {
             if let Some(trade) = book.trades.get_mut(&refund.out_trade_no) {
                 trade.refunded -= refund.refund;
@@ -923,7 +970,13 @@ async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
         if !repeat {
             trade.state = TradeState::Success;
             trade.transaction_id = Some(format!("4200{}", random_text(24, DIGITS)));
-            trade.success_time = Some(beijing(OffsetDateTime::now_utc()));
+            let now = OffsetDateTime::now_utc();
+            trade.success_time = Some(beijing(now));
+            // The fee, at the rate of the moment it is paid.
+            let bps = state.fee_bps.lock().map(|b| *b).unwrap_or_default();
+            trade.paid_at = Some(now);
+            trade.fee_bps = bps;
+            trade.fee = tradebill::fee_of(trade.total, bps);
         }
         // The notification says SUCCESS even when resent after a refund, as WeChat Pay's
         // retries of the payment event do.
@@ -990,6 +1043,7 @@ pub fn spawn(
         merchant,
         provider,
         book: Mutex::new(Book::default()),
+        fee_bps: Mutex::new(tradebill::DEFAULT_FEE_BPS),
         http,
     });
     let task = http_server::spawn(

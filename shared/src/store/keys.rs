@@ -687,6 +687,14 @@ pub fn reconciliation(provider: &str, day: &str) -> Key {
     Key::new(format!("{RECON}{provider}#{day}"), "RUN")
 }
 
+/// Fee reconciliation: `RECON#<provider>#<yyyy-mm-dd> / FEES` —
+/// [`Marker`](crate::domain::settlement::reconcile::Marker): that day's reconciliation of the
+/// provider's fee against its trade bill, beside the splits' (each runs, and is retried, on its
+/// own).
+pub fn fee_reconciliation(provider: &str, day: &str) -> Key {
+    Key::new(format!("{RECON}{provider}#{day}"), "FEES")
+}
+
 /// Notice: `NOTICES#<yyyy-mm-dd> / <time-ordered ULID>` —
 /// [`ProviderEvent`](crate::domain::orders::events::ProviderEvent): a notification that named
 /// no order of ours (or could not be read far enough to name one); `ttl` removes it.

@@ -19,7 +19,8 @@
 //!   (`ORDER#<id> / SHIPPING`) — sent again, backing off, until WeChat takes or refuses it
 //!   ([`super::shipping`]).
 //! - Once a day (after 11:00 Beijing time), the day before's splits reconciled against each
-//!   provider's bill (`domain::settlement::reconcile`), once: a marker per provider and day.
+//!   provider's bill, and the provider's fee against its trade bill
+//!   (`domain::settlement::reconcile`, `fees`), once each: a marker per provider and day.
 
 use std::time::{Duration, Instant};
 

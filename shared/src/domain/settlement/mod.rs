@@ -8,6 +8,7 @@
 //! the order, written with the order's version condition like every order change.
 
 pub mod earnings;
+pub mod fees;
 pub mod job;
 pub mod ledger;
 pub mod reconcile;

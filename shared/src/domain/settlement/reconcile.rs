@@ -1,8 +1,9 @@
-//! The daily reconciliation of the providers' splits against the ledger (`settlement.md` §5.10),
-//! a step of the order jobs: once a day per provider, after the providers' bills are ready
-//! (WeChat Pay's after 10:00 the next day, Beijing time: from [`BILLS_READY_HOUR`]), for the
-//! Beijing day before.
+//! The daily reconciliation of the providers against the ledger (`settlement.md` §5.10), a step
+//! of the order jobs: once a day per provider, after the providers' bills are ready (WeChat Pay's
+//! after 10:00 the next day, Alipay's by 09:00, Beijing time: from [`BILLS_READY_HOUR`]), for the
+//! Beijing day before. Two parts, each with its own marker, each retried on its own:
 //!
+//! **The splits** (this module):
 //! - The ledger's side: the day's `seller_paid` entries, listed by their time in `gsi1`
 //!   (`DUE#seller_paid`, written with each entry), of orders this provider settled — summed by
 //!   split number (an entry's `ref` `split:<number>`, else the order's settlement number).
@@ -17,9 +18,14 @@
 //!
 //! It runs once: a marker `RECON#<provider>#<day> / RUN` is claimed (written only if absent)
 //! before the provider is asked, and marked done with its counts after; a run that could not
-//! reach the provider removes its claim, so the next run tries again. The provider's fee is not
-//! reconciled here (it is the configured estimate, `Shares::of`): that needs the trade bills
-//! (`/v3/bill/tradebill`), which this step does not read yet.
+//! reach the provider removes its claim, so the next run tries again.
+//!
+//! **The provider's fee** ([`super::fees`], marker `RECON#<provider>#<day> / FEES`): the day's
+//! trade bill (WeChat Pay `/v3/bill/tradebill`, Alipay's `trade` bill) line by line against the
+//! fee Renji's rule estimated for those payments and refunds; the difference is written to the
+//! order's ledger as a `provider_fee` entry `bill:<day>` (once), so the ledger carries the fee the
+//! provider really took, and lines the ledger does not know or differences beyond rounding are
+//! staff alarms `settlement.fee_mismatch` in the same list.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +65,9 @@ pub struct Marker {
     pub checked: u32,
     #[serde(default)]
     pub mismatches: u32,
+    /// Orders whose ledger a fee reconciliation adjusted (its marker only).
+    #[serde(default)]
+    pub adjusted: u32,
 }
 
 impl Record for Marker {
@@ -95,8 +104,17 @@ pub fn due_day(now: OffsetDateTime) -> Option<String> {
     local.date().previous_day().map(|d| d.to_string())
 }
 
-/// The order jobs' step: each provider's day before, once. Errors are logged, never the run's.
+/// The order jobs' step: each provider's day before, once — its splits, then its fees
+/// ([`super::fees::daily`], which reports in the log and the alarms). Errors are logged, never
+/// the run's. Answers the splits' reports.
 pub async fn daily(app: &App, now: OffsetDateTime) -> Vec<DayReport> {
+    let splits = daily_splits(app, now).await;
+    super::fees::daily(app, now).await;
+    splits
+}
+
+/// The splits' part of [`daily`].
+pub async fn daily_splits(app: &App, now: OffsetDateTime) -> Vec<DayReport> {
     let Some(day) = due_day(now) else {
         return Vec::new();
     };
@@ -134,6 +152,7 @@ pub async fn day_of(
         at: rfc3339(now),
         checked: 0,
         mismatches: 0,
+        adjusted: 0,
     };
     let claim = Write::put_if(
         marker.to_item(key.clone(), None)?,

@@ -1,0 +1,369 @@
+//! The daily reconciliation of the provider's fee against the providers' trade bills, the
+//! second step of [`super::reconcile::daily`] (its own marker, `RECON#<provider>#<day> / FEES`).
+//!
+//! **What the ledger holds.** The split writes the fee Renji's rule estimates for what the order
+//! kept (`provider_fee`, ref `split:<no>`: [`Shares::of`] on the amount less the refunds before
+//! the split, at the order's `fee_bps`); a refund after the split changes no fee. The providers
+//! charge their fee per payment and give part of it back per refund, and say so line by line in
+//! the day's trade bill ([`crate::payments::Gateway::trade_bill`]).
+//!
+//! **What is compared.** Each of the day's lines is set against what Renji's rule attributes to
+//! that very line: a payment the fee of the whole amount; a refund before the split the change
+//! it makes to the estimate (`fee(net after) − fee(net before)`); a refund after the split
+//! nothing. These telescope to exactly what the split writes (or 0 for an order refunded in full
+//! before it, which the split leaves without entries), whenever the split happens — before or
+//! after the bill's day. So for each order of the bill, `bill fee − attributed estimate` is what
+//! the ledger lacks, and it is written as an append-only `provider_fee` entry, ref `bill:<day>`
+//! (only if absent, as every entry: a rerun cannot add it twice). Once the split and every bill
+//! of the order are in, the order's `provider_fee` entries sum to the fee the provider took. A
+//! `provider_fee` entry moves money between the fee and Renji's kept commission
+//! ([`Totals`](super::Totals)): the ledger stays balanced (`held` does not change).
+//!
+//! **Alarms** (an audit record [`FEE_MISMATCH_ACTION`] in the list `settlement:alarms`, and an
+//! error log line with numbers only): a line whose order the ledger does not know (no such order,
+//! not paid through this provider, a refund number it never asked) — nothing is written for it;
+//! and a difference beyond rounding. **Tolerance:** one fen per line of the order that day. Each
+//! side rounds each line to the fen on its own (the providers per payment and per refund, Renji
+//! the net before and after), so a line can differ by at most one fen; more than that is a rate
+//! other than the configured one, or a line Renji did not expect. The ledger is adjusted either
+//! way (it carries the money that moved); the alarm asks staff to look at the rate.
+//!
+//! It runs once per provider and Beijing day like the splits' step (from
+//! [`BILLS_READY_HOUR`](super::reconcile::BILLS_READY_HOUR); WeChat Pay's bill is made after
+//! 10:00, Alipay's by 09:00): the marker is claimed before the provider is asked; a run that cannot
+//! reach it (or reads a bill that fails its hash or its CRC) removes the claim, and the next run
+//! tries again; a day without a bill (nothing paid or refunded) is done. Orders made before
+//! settlement existed (no terms) have no estimate to correct and are left alone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::reconcile::{Marker, ALARMS, MARKER_LABEL};
+use super::{LedgerEntry, LedgerKind, SettleTerms, Shares};
+use crate::app::App;
+use crate::domain::audit::{self, AuditRecord, Target};
+use crate::domain::orders::{self, rfc3339, Order, RefundStatus};
+use crate::error::Error;
+use crate::ids::OrderId;
+use crate::money::Fen;
+use crate::payments::{Provider, TradeBillKind, TradeBillLine};
+use crate::store::{keys, Condition, Record, Records, StoreError, Write};
+
+/// The audit action of a fee alarm.
+pub const FEE_MISMATCH_ACTION: &str = "settlement.fee_mismatch";
+/// The `ref` of a day's adjustment (`bill:<day>`).
+pub fn adjustment_ref(day: &str) -> String {
+    format!("bill:{day}")
+}
+
+/// One order (or bill line) staff should look at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FeeMismatch {
+    /// The bill's order number (`out_trade_no`).
+    pub order_no: String,
+    /// The order, when the ledger knows it.
+    pub order_id: Option<OrderId>,
+    /// The fee on the order's lines of the day, as the bill says (fen).
+    pub bill_fen: i64,
+    /// What Renji's rule attributes to those lines (fen).
+    pub estimate_fen: i64,
+    /// Why: `unknown_order`, `unknown_refund`, `beyond_rounding`.
+    pub why: &'static str,
+}
+
+/// What one provider's day of fees came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FeeReport {
+    pub provider: Provider,
+    pub day: String,
+    /// The provider had no bill for the day.
+    pub no_bill: bool,
+    /// Orders of the bill compared.
+    pub checked: u32,
+    /// Orders whose ledger got an adjustment now.
+    pub adjusted: u32,
+    pub mismatches: Vec<FeeMismatch>,
+}
+
+/// The order jobs' step: each provider's day before, once. Errors are logged, never the run's.
+pub async fn daily(app: &App, now: OffsetDateTime) -> Vec<FeeReport> {
+    let Some(day) = super::reconcile::due_day(now) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for provider in Provider::ALL {
+        if app.payments.gateway(provider).is_err() {
+            continue;
+        }
+        match day_of(app, provider, &day, now).await {
+            Ok(Some(report)) => out.push(report),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(provider = provider.as_str(), day = %day, error = %e, "fee reconciliation not done: tried again next run");
+            }
+        }
+    }
+    out
+}
+
+fn parse_day(day: &str) -> Option<time::Date> {
+    time::Date::parse(
+        day,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
+}
+
+/// Reconciles `provider`'s fees of `day` (`yyyy-MM-dd`, Beijing) unless it was (`Ok(None)`).
+pub async fn day_of(
+    app: &App,
+    provider: Provider,
+    day: &str,
+    now: OffsetDateTime,
+) -> Result<Option<FeeReport>, Error> {
+    if parse_day(day).is_none() {
+        return Err(Error::Internal(
+            "a fee reconciliation day that is not a date".into(),
+        ));
+    }
+    let key = keys::fee_reconciliation(provider.as_str(), day);
+    if app.store.get_record::<Marker>(&key).await?.is_some() {
+        return Ok(None);
+    }
+    let mut marker = Marker {
+        provider,
+        day: day.to_owned(),
+        state: "running".into(),
+        at: rfc3339(now),
+        checked: 0,
+        mismatches: 0,
+        adjusted: 0,
+    };
+    let claim = Write::put_if(
+        marker.to_item(key.clone(), None)?,
+        Condition::Absent,
+        MARKER_LABEL,
+    );
+    match app.store.transact(vec![claim]).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let report = match settle_day(app, provider, day, now).await {
+        Ok(report) => report,
+        Err(e) => {
+            app.store.transact(vec![Write::delete(key)]).await?;
+            return Err(e);
+        }
+    };
+    marker.state = "done".into();
+    marker.checked = report.checked;
+    marker.adjusted = report.adjusted;
+    marker.mismatches = u32::try_from(report.mismatches.len()).unwrap_or(u32::MAX);
+    app.store
+        .transact(vec![Write::put(marker.to_item(key, None)?)])
+        .await?;
+    tracing::info!(
+        provider = provider.as_str(),
+        day,
+        no_bill = report.no_bill,
+        checked = report.checked,
+        adjusted = report.adjusted,
+        mismatches = report.mismatches.len(),
+        "fee reconciliation done"
+    );
+    Ok(Some(report))
+}
+
+/// What Renji's rule attributes to `line` of `order` (fen), or why the ledger does not know it.
+fn estimate(order: &Order, terms: &SettleTerms, line: &TradeBillLine) -> Result<i64, &'static str> {
+    let fee = |net: i64| Shares::of(Fen::from_fen(net), terms).fee_fen.get();
+    match &line.kind {
+        TradeBillKind::Payment => Ok(fee(order.amount_fen.get())),
+        TradeBillKind::Refund { out_refund_no } => {
+            let refund = order
+                .refunds
+                .iter()
+                .find(|r| &r.out_refund_no == out_refund_no)
+                .ok_or("unknown_refund")?;
+            if refund.after_split.is_some() {
+                // The split's estimate is final: a later refund changes no fee entry.
+                return Ok(0);
+            }
+            let before: i64 = order
+                .refunds
+                .iter()
+                .filter(|r| {
+                    r.seq < refund.seq
+                        && r.status == RefundStatus::Succeeded
+                        && r.after_split.is_none()
+                })
+                .map(|r| r.amount_fen.get())
+                .sum();
+            let net_before = order.amount_fen.get() - before;
+            Ok(fee(net_before - refund.amount_fen.get()) - fee(net_before))
+        }
+    }
+}
+
+/// The day's bill against the ledger; adjustments and alarms written.
+async fn settle_day(
+    app: &App,
+    provider: Provider,
+    day: &str,
+    now: OffsetDateTime,
+) -> Result<FeeReport, Error> {
+    let mut report = FeeReport {
+        provider,
+        day: day.to_owned(),
+        no_bill: false,
+        checked: 0,
+        adjusted: 0,
+        mismatches: Vec::new(),
+    };
+    let gateway = app.payments.gateway(provider)?;
+    let Some(lines) = gateway.trade_bill(day).await.map_err(Error::from)? else {
+        report.no_bill = true;
+        return Ok(report);
+    };
+    let mut by_order: BTreeMap<String, Vec<TradeBillLine>> = BTreeMap::new();
+    for line in lines {
+        by_order.entry(line.order_no.clone()).or_default().push(line);
+    }
+    let target = Target::new(ALARMS.0, ALARMS.1)
+        .ok_or_else(|| Error::Internal("the alarms' audit target".into()))?;
+    let at = rfc3339(now);
+    for (order_no, lines) in by_order {
+        report.checked += 1;
+        let bill_fen: i64 = lines.iter().map(|l| l.fee_fen).sum();
+        let order = match OrderId::parse(&order_no) {
+            Some(id) => orders::get(&app.store, &id).await?,
+            None => None,
+        };
+        let paid_here = order.as_ref().filter(|o| {
+            o.payment
+                .as_ref()
+                .is_some_and(|p| p.channel.provider() == provider)
+        });
+        let Some(order) = paid_here else {
+            let m = FeeMismatch {
+                order_no,
+                order_id: order.map(|o| o.id),
+                bill_fen,
+                estimate_fen: 0,
+                why: "unknown_order",
+            };
+            alarm(app, provider, day, &m, None, &target, now).await?;
+            report.mismatches.push(m);
+            continue;
+        };
+        let Some(terms) = order.settle else {
+            // Made before settlement existed: no estimate in its ledger to correct.
+            continue;
+        };
+        let mut estimate_fen = 0;
+        let mut unknown = None;
+        for line in &lines {
+            match estimate(order, &terms, line) {
+                Ok(fen) => estimate_fen += fen,
+                Err(why) => unknown = Some(why),
+            }
+        }
+        let diff = bill_fen - estimate_fen;
+        let lines_n = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+        let why = match unknown {
+            Some(why) => Some(why),
+            None if diff.abs() > lines_n => Some("beyond_rounding"),
+            None => None,
+        };
+        let mismatch = why.map(|why| FeeMismatch {
+            order_no: order_no.clone(),
+            order_id: Some(order.id.clone()),
+            bill_fen,
+            estimate_fen,
+            why,
+        });
+        // A line the ledger does not know is not booked: staff look first.
+        let entry = (diff != 0 && unknown.is_none()).then(|| {
+            LedgerEntry::new(
+                &order.id,
+                LedgerKind::ProviderFee,
+                adjustment_ref(day),
+                Fen::from_fen(diff),
+                &at,
+            )
+        });
+        let mut writes = Vec::new();
+        if let Some(entry) = &entry {
+            writes.push(entry.write()?);
+        }
+        match (&mismatch, writes.is_empty()) {
+            (None, true) => continue,
+            (None, false) => match app.store.transact(writes).await {
+                Ok(()) => report.adjusted += 1,
+                // Adjusted by an earlier run of this day.
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            },
+            (Some(m), _) => {
+                if alarm(app, provider, day, m, entry.as_ref(), &target, now).await? {
+                    report.adjusted += u32::from(entry.is_some());
+                }
+                report.mismatches.push(m.clone());
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Writes an alarm (with the order's adjustment, if any, in the same transaction: a rerun that
+/// finds the adjustment written raises no second alarm). `Ok(false)`: it was written before.
+async fn alarm(
+    app: &App,
+    provider: Provider,
+    day: &str,
+    m: &FeeMismatch,
+    entry: Option<&LedgerEntry>,
+    target: &Target,
+    now: OffsetDateTime,
+) -> Result<bool, Error> {
+    tracing::error!(
+        provider = provider.as_str(),
+        day,
+        order_no = %m.order_no,
+        bill_fen = m.bill_fen,
+        estimate_fen = m.estimate_fen,
+        why = m.why,
+        "fee reconciliation mismatch: staff alarm"
+    );
+    let adjusted = entry.map_or_else(
+        || "ledger not adjusted".to_owned(),
+        |e| format!("ledger provider_fee adjusted by {} fen", e.amount_fen.get()),
+    );
+    let record = AuditRecord::by(
+        audit::Actor::System,
+        now,
+        FEE_MISMATCH_ACTION,
+        target.clone(),
+        Some(format!(
+            "{} {day} order {}: {}; fee on the bill {} fen, estimated {} fen; {adjusted}",
+            provider.as_str(),
+            m.order_no,
+            m.why,
+            m.bill_fen,
+            m.estimate_fen,
+        )),
+        "mismatch",
+    );
+    let mut writes = audit::writes(&record, app.config.audit_keep)?;
+    if let Some(entry) = entry {
+        writes.push(entry.write()?);
+    }
+    match app.store.transact(writes).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
