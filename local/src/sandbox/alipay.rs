@@ -23,6 +23,9 @@
 //!   receiver got of the trade's royalties (more is `ACQ.ALLOC_AMOUNT_VALIDATE_ERROR` 退分账金额超限,
 //!   as `alipay.trade.refund`'s error table names it).
 //!   `GET /sandbox/royalty/relations` lists the royalty receivers bound (type, account).
+//! - The trade bill (`alipay.data.dataservice.bill.downloadurl.query`, the zip at the URL it
+//!   answers), each payment's fee at the stand-in's own rate and each refund's fee given back
+//!   (`bill.rs`); `POST /sandbox/fee-rate {"bps"}` sets the rate of later payments.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -81,6 +84,10 @@ struct Trade {
     buyer_id: String,
     /// Paid with `extend_params.royalty_freeze = "true"`: frozen for royalty.
     royalty_freeze: bool,
+    /// When it was paid, its fee at the rate then, and what refunds gave back of it (`bill.rs`).
+    paid_time: Option<OffsetDateTime>,
+    fee: i64,
+    fee_returned: i64,
 }
 
 #[derive(Clone)]
@@ -88,6 +95,9 @@ struct Refund {
     out_trade_no: String,
     amount: i64,
     at: String,
+    at_time: OffsetDateTime,
+    /// The fee it gave back (`bill.rs`).
+    fee_back: i64,
 }
 
 #[derive(Default)]
@@ -100,6 +110,7 @@ struct Book {
     royalty: royalty::Royalty,
 }
 
+mod bill;
 mod royalty;
 
 struct State {
@@ -107,6 +118,8 @@ struct State {
     key: RsaPrivateKey,
     base: String,
     book: Mutex<Book>,
+    /// The fee rate of payments from now on (万分比, `POST /sandbox/fee-rate`).
+    fee_bps: Mutex<i64>,
     http: reqwest::Client,
 }
 
@@ -256,6 +269,8 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
     match (method.as_str(), path.as_str()) {
         ("POST", "/sandbox/pay") => return sandbox_pay(&state, &body).await,
         ("POST", "/sandbox/fail-refunds") => return sandbox_fail_refunds(&state, &body),
+        ("POST", "/sandbox/fee-rate") => return bill::sandbox_fee_rate(&state, &body),
+        ("GET", bill::DOWNLOAD_PATH) => return bill::download(&state, raw_query.as_deref()),
         ("GET", "/sandbox/royalty/relations") => return royalty::sandbox_relations(&state),
         ("GET" | "POST", GATEWAY_PATH) => {}
         _ => return http_server::json(404, &json!({"error": "no such path"})),
@@ -303,6 +318,7 @@ async fn answer(state: Shared, req: HttpRequest) -> HttpResponse {
         }
         (_, "alipay.trade.close") => close(&state, &biz_str("out_trade_no"), &biz_str("trade_no")),
         (_, "alipay.trade.refund") => refund(&state, &biz),
+        (_, "alipay.data.dataservice.bill.downloadurl.query") => bill::answer(&state, &biz),
         (_, api) if royalty::METHODS.contains(&api) => royalty::answer(&state, api, &biz),
         (_, "alipay.trade.fastpay.refund.query") => refund_query(
             &state,
@@ -416,6 +432,9 @@ fn record(
                 .and_then(Value::as_str)
                 == Some("true"),
             buyer_id: format!("2088{}", random_text(12, DIGITS)),
+            paid_time: None,
+            fee: 0,
+            fee_returned: 0,
         },
     );
     Ok(out_trade_no.to_owned())
@@ -545,13 +564,22 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>) -> Value {
                     return refusal;
                 }
             }
-            at = beijing(OffsetDateTime::now_utc());
+            let now = OffsetDateTime::now_utc();
+            at = beijing(now);
+            // The fee it gives back, in proportion to what has been refunded in all.
+            let fee_back = book.trades.get_mut(&out_trade_no).map_or(0, |t| {
+                let back = bill::fee_back(t.fee, t.total, t.refunded + amount, t.fee_returned);
+                t.fee_returned += back;
+                back
+            });
             book.refunds.insert(
                 key.clone(),
                 Refund {
                     out_trade_no: out_trade_no.clone(),
                     amount,
                     at: at.clone(),
+                    at_time: now,
+                    fee_back,
                 },
             );
             if let Some(trade) = book.trades.get_mut(&out_trade_no) {
@@ -803,8 +831,10 @@ async fn sandbox_pay(state: &State, body: &[u8]) -> HttpResponse {
             Status::Success | Status::Closed => true,
         };
         if !repeat {
+            let now = OffsetDateTime::now_utc();
             trade.status = Status::Success;
-            trade.paid_at = Some(beijing(OffsetDateTime::now_utc()));
+            trade.paid_at = Some(beijing(now));
+            bill::on_paid(state, trade, now);
         }
         let mut notice = trade_notice(state, trade);
         // A resent payment notice says TRADE_SUCCESS, as Alipay's retries of it do.
@@ -863,6 +893,7 @@ pub fn spawn(
         key,
         base: base.clone(),
         book: Mutex::new(Book::default()),
+        fee_bps: Mutex::new(bill::DEFAULT_FEE_BPS),
         http,
     });
     let task = http_server::spawn(
