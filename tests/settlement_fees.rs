@@ -12,8 +12,7 @@ use std::time::Duration;
 use renji_shared::domain::audit::{self, Filter};
 use renji_shared::domain::orders::{self, Order, OrderStatus};
 use renji_shared::domain::settlement::{
-    fees, ledger, reconcile, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares,
-    Totals,
+    fees, ledger, reconcile, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares, Totals,
 };
 use renji_shared::ids::OrderId;
 use renji_shared::money::Fen;
@@ -302,7 +301,11 @@ async fn a_fee_other_than_the_estimate_is_booked_once(backend: Backend) {
     for provider in Provider::ALL {
         let id = w.completed(provider).await;
         let shares = w.split(&id, receiver(provider)).await;
-        assert_eq!(shares.fee_fen.get(), PRICE * 60 / 10_000, "Renji's estimate");
+        assert_eq!(
+            shares.fee_fen.get(),
+            PRICE * 60 / 10_000,
+            "Renji's estimate"
+        );
         split.push((provider, id, shares));
         declined.push((provider, w.declined(provider).await));
     }
@@ -390,7 +393,10 @@ async fn a_fee_other_than_the_estimate_is_booked_once(backend: Backend) {
             fee,
             vec![
                 (fees::adjustment_ref(&today), adjustment),
-                (format!("split:{}", split_no(id.as_str())), shares.fee_fen.get()),
+                (
+                    format!("split:{}", split_no(id.as_str())),
+                    shares.fee_fen.get()
+                ),
             ],
             "{provider:?}"
         );
@@ -501,7 +507,12 @@ async fn bad_dates_are_refused_and_a_day_without_a_bill_is_done(backend: Backend
     let now = OffsetDateTime::now_utc();
     for provider in Provider::ALL {
         let gateway = w.app().payments.gateway(provider).unwrap();
-        for bad in ["2026-13-01", "2026-11-31", "20261128", "2026-11-28T00:00:00"] {
+        for bad in [
+            "2026-13-01",
+            "2026-11-31",
+            "20261128",
+            "2026-11-28T00:00:00",
+        ] {
             assert!(
                 matches!(
                     gateway.trade_bill(bad).await,

@@ -293,7 +293,10 @@ pub trait Gateway: Send + Sync {
         out_refund_no: &str,
     ) -> Result<RefundState, GatewayError>;
     /// The trade bill of `date` (`yyyy-MM-dd`, Beijing time): every payment and refund of that
-    /// day with the provider's fee on it, for the daily reconciliation of the fee. `Ok(None)`:
+    /// day with the provider's fee on it, for the daily reconciliation of the fee. On this port,
+    /// not the settlement one: the bill lists the merchant's payments and refunds (the fee is
+    /// charged on every payment, whatever settles the order or whether it ever splits), and a
+    /// later platform-mode settlement adapter would not change it. `Ok(None)`:
     /// the provider has no bill for that day (nothing was paid or refunded). Ready the next day
     /// (WeChat Pay after 10:00, Alipay by 09:00). A gateway without trade bills (the tests'
     /// fakes) has none.

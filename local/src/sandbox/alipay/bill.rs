@@ -155,7 +155,13 @@ fn csvs(state: &State, date: time::Date) -> Option<(String, String)> {
             String::new(),
         ]
         .join(",");
-        rows.push((refund.at.clone(), row, -refund.amount, refund.fee_back, true));
+        rows.push((
+            refund.at.clone(),
+            row,
+            -refund.amount,
+            refund.fee_back,
+            true,
+        ));
     }
     if rows.is_empty() {
         return None;
@@ -167,10 +173,7 @@ fn csvs(state: &State, date: time::Date) -> Option<(String, String)> {
         chinese(date),
         chinese(next)
     );
-    let exported = format!(
-        "#导出时间：[{} 08:53:13]",
-        chinese(next)
-    );
+    let exported = format!("#导出时间：[{} 08:53:13]", chinese(next));
     let (trades, refunds) = (
         rows.iter().filter(|r| !r.4).count(),
         rows.iter().filter(|r| r.4).count(),
@@ -204,16 +207,16 @@ fn csvs(state: &State, date: time::Date) -> Option<(String, String)> {
         format!("#{RULE}业务汇总列表结束{RULE}"),
         exported,
     ];
-    Some((
-        detail.join("\r\n") + "\r\n",
-        summary.join("\r\n") + "\r\n",
-    ))
+    Some((detail.join("\r\n") + "\r\n", summary.join("\r\n") + "\r\n"))
 }
 
 /// A zip of `entries` (name, contents), deflated, names as given (GBK bytes, no UTF-8 flag).
-fn zip(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+fn zip(entries: &[renji_shared::payments::alipay::bill::ZipEntry]) -> Vec<u8> {
     // 2026-11-29 08:53:13 in MS-DOS form.
-    let (dos_time, dos_date): (u16, u16) = ((8 << 11) | (53 << 5) | (13 / 2), ((2026 - 1980) << 9) | (11 << 5) | 29);
+    let (dos_time, dos_date): (u16, u16) = (
+        (8 << 11) | (53 << 5) | (13 / 2),
+        ((2026 - 1980) << 9) | (11 << 5) | 29,
+    );
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, contents) in entries {
@@ -274,7 +277,11 @@ pub(super) fn answer(state: &State, biz: &serde_json::Map<String, Value>) -> Val
         );
     }
     let Some(date) = parse_date(get("bill_date")) else {
-        return failure("40002", "isv.invalid_arguments", "bill_date must be yyyy-MM-dd");
+        return failure(
+            "40002",
+            "isv.invalid_arguments",
+            "bill_date must be yyyy-MM-dd",
+        );
     };
     if csvs(state, date).is_none() {
         return failure("40004", "isp.bill_not_exist", "账单不存在");
@@ -303,7 +310,10 @@ pub(super) fn download(state: &State, query: Option<&str>) -> HttpResponse {
     let pid = &state.app.seller_id;
     let body = zip(&[
         (gbk(&format!("{pid}_{day}_业务明细.csv")), gbk(&detail)),
-        (gbk(&format!("{pid}_{day}_业务明细(汇总).csv")), gbk(&summary)),
+        (
+            gbk(&format!("{pid}_{day}_业务明细(汇总).csv")),
+            gbk(&summary),
+        ),
     ]);
     hyper::Response::builder()
         .status(200)
@@ -349,7 +359,10 @@ mod tests {
     #[test]
     fn the_zip_reads_back() {
         let entries = vec![
-            (gbk("2088_20261128_业务明细.csv"), gbk("#支付宝业务明细查询\r\n")),
+            (
+                gbk("2088_20261128_业务明细.csv"),
+                gbk("#支付宝业务明细查询\r\n"),
+            ),
             (gbk("2088_20261128_业务明细(汇总).csv"), gbk("#汇总\r\n")),
         ];
         let packed = zip(&entries);

@@ -192,7 +192,10 @@ pub(super) fn answer(
         return param_error(state, "bill_type must be ALL, SUCCESS or REFUND");
     }
     if query.contains_key("tar_type") {
-        return param_error(state, "the sandbox serves the plain file only (no tar_type)");
+        return param_error(
+            state,
+            "the sandbox serves the plain file only (no tar_type)",
+        );
     }
     let Some(file) = bill_text(state, date, bill_type) else {
         return error(state, 400, "NO_STATEMENT_EXIST", "账单文件不存在");
@@ -258,7 +261,7 @@ mod tests {
         assert_eq!(fee_of(288_000, 60), 1_728);
         assert_eq!(fee_of(250, 60), 2); // 1.5
         assert_eq!(fee_of(83, 60), 0); // 0.498
-        // 1 % of 333 is 3.33 → 3; a third, a third, a third back: 1 + 1 + 1, all of it.
+                                       // 1 % of 333 is 3.33 → 3; a third, a third, a third back: 1 + 1 + 1, all of it.
         let fee = fee_of(333, 100);
         let a = fee_back(fee, 333, 111, 0);
         let b = fee_back(fee, 333, 222, a);

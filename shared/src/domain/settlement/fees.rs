@@ -230,7 +230,10 @@ async fn settle_day(
     };
     let mut by_order: BTreeMap<String, Vec<TradeBillLine>> = BTreeMap::new();
     for line in lines {
-        by_order.entry(line.order_no.clone()).or_default().push(line);
+        by_order
+            .entry(line.order_no.clone())
+            .or_default()
+            .push(line);
     }
     let target = Target::new(ALARMS.0, ALARMS.1)
         .ok_or_else(|| Error::Internal("the alarms' audit target".into()))?;

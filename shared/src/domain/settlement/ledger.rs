@@ -23,7 +23,8 @@ pub const ENTRY_LABEL: &str = "ledger_entry";
 pub enum LedgerKind {
     /// The buyer's payment, confirmed by the provider.
     Paid,
-    /// The provider's fee (from the configured rate; reconciled against the bills).
+    /// The provider's fee: the configured rate's estimate (`split:<no>`), then the difference to
+    /// the providers' trade bills (`bill:<day>`, `fees.rs`).
     ProviderFee,
     /// Renji's commission, the fee included.
     Commission,

@@ -73,9 +73,12 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// The entries of a zip archive (name bytes, contents), read by its central directory: stored or
-/// deflated entries, each checked against its size and CRC-32. No ZIP64, no encryption.
-pub fn unzip(zip: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, GatewayError> {
+/// A zip entry: its name's bytes (GBK in Alipay's zips) and its contents.
+pub type ZipEntry = (Vec<u8>, Vec<u8>);
+
+/// The entries of a zip archive, read by its central directory: stored or deflated entries, each
+/// checked against its size and CRC-32. No ZIP64, no encryption.
+pub fn unzip(zip: &[u8]) -> Result<Vec<ZipEntry>, GatewayError> {
     const EOCD: u32 = 0x0605_4b50;
     const CENTRAL: u32 = 0x0201_4b50;
     const LOCAL: u32 = 0x0403_4b50;
@@ -279,7 +282,12 @@ mod tests {
         assert_eq!(entries.len(), 2);
         let names: Vec<String> = entries
             .iter()
-            .map(|(n, _)| encoding_rs::GBK.decode_without_bom_handling(n).0.into_owned())
+            .map(|(n, _)| {
+                encoding_rs::GBK
+                    .decode_without_bom_handling(n)
+                    .0
+                    .into_owned()
+            })
             .collect();
         assert!(names[0].ends_with("_业务明细.csv"), "{names:?}");
         assert!(names[1].ends_with("_业务明细(汇总).csv"), "{names:?}");

@@ -144,10 +144,16 @@ mod tests {
     #[tokio::test]
     async fn the_trade_bill_is_asked_signed_downloaded_and_hash_checked() {
         let file = bill("16.68000", "2");
-        let (url, mut rx) =
-            stand_in_serving(vec![signed(200, bill_answer(&sha1_hex(&file))), unsigned(200, &file)])
-                .await;
-        let lines = gateway(&url).trade_bill("2026-11-28").await.unwrap().unwrap();
+        let (url, mut rx) = stand_in_serving(vec![
+            signed(200, bill_answer(&sha1_hex(&file))),
+            unsigned(200, &file),
+        ])
+        .await;
+        let lines = gateway(&url)
+            .trade_bill("2026-11-28")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].fee_fen, -60);
         let asked = rx.recv().await.unwrap();
