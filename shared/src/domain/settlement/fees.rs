@@ -178,7 +178,11 @@ pub async fn day_of(
 }
 
 /// What Renji's rule attributes to `line` of `order` (fen), or why the ledger does not know it.
-fn estimate(order: &Order, terms: &SettleTerms, line: &TradeBillLine) -> Result<i64, &'static str> {
+pub fn estimate(
+    order: &Order,
+    terms: &SettleTerms,
+    line: &TradeBillLine,
+) -> Result<i64, &'static str> {
     let fee = |net: i64| Shares::of(Fen::from_fen(net), terms).fee_fen.get();
     match &line.kind {
         TradeBillKind::Payment => Ok(fee(order.amount_fen.get())),
@@ -368,5 +372,150 @@ async fn alarm(
         Ok(()) => Ok(true),
         Err(StoreError::ConditionFailed { .. }) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::orders::{Actor, ListingSnapshot, OrderPayment, OrderStatus, Refund};
+    use crate::domain::settlement::refunds::{AfterSplit, TakeBack};
+    use crate::ids::{ListingId, UserId};
+    use crate::payments::Channel;
+    use crate::settlement::{Receiver, ReceiverKind, SettleMode};
+
+    fn refund(seq: u32, amount: i64, status: RefundStatus, after_split: bool) -> Refund {
+        Refund {
+            seq,
+            out_refund_no: format!("oR{seq:02}"),
+            amount_fen: Fen::from_fen(amount),
+            reason: None,
+            from: OrderStatus::Accepted,
+            actor: Actor::Staff,
+            status,
+            requested_at: "2026-11-28T02:00:00Z".into(),
+            refund_id: None,
+            failure: None,
+            finished_at: None,
+            attempts: 0,
+            after_split: after_split.then(|| AfterSplit {
+                seller_part_fen: Fen::from_fen(0),
+                take_back: TakeBack::Receivable,
+                receiver: Receiver {
+                    kind: ReceiverKind::WechatOpenid,
+                    account: "oSeller".into(),
+                    name: None,
+                },
+                out_order_no: "PSo".into(),
+                return_no: None,
+                returned_fen: None,
+                return_failure: None,
+            }),
+        }
+    }
+
+    fn order(amount: i64, refunds: Vec<Refund>) -> Order {
+        Order {
+            id: OrderId::generate(),
+            buyer_id: UserId::generate(),
+            seller_id: UserId::generate(),
+            listing: ListingSnapshot {
+                id: ListingId::generate(),
+                title: "婚礼跟拍".into(),
+                kind: "service".into(),
+                category: "photography".into(),
+                city: "北京市".into(),
+                price_fen: Fen::from_fen(amount),
+                cover_url: None,
+            },
+            quantity: 1,
+            amount_fen: Fen::from_fen(amount),
+            refunded_fen: Fen::from_fen(0),
+            remark: String::new(),
+            service_date: None,
+            status: OrderStatus::Completed,
+            created_at: "2026-11-28T01:00:00Z".into(),
+            updated_at: "2026-11-28T01:00:00Z".into(),
+            expires_at: "2026-11-28T01:30:00Z".into(),
+            payment: Some(OrderPayment {
+                channel: Channel::Wechat,
+                transaction_id: "4200".into(),
+                paid_at: "2026-11-28T01:01:00Z".into(),
+            }),
+            refund_request: None,
+            refunds,
+            before_dispute: None,
+            dispute_ticket: None,
+            accepted_at: None,
+            completed_at: None,
+            timeline: Vec::new(),
+            settle: Some(TERMS),
+            split_deadline: None,
+            settlement: None,
+            due_at: None,
+            version: 1,
+        }
+    }
+
+    const TERMS: SettleTerms = SettleTerms {
+        mode: SettleMode::Ordinary,
+        commission_bps: 1_000,
+        fee_bps: 60,
+    };
+
+    fn line(order: &Order, kind: TradeBillKind) -> TradeBillLine {
+        TradeBillLine {
+            order_no: order.id.to_string(),
+            kind,
+            amount: Fen::from_fen(0),
+            fee_fen: 0,
+        }
+    }
+
+    fn refund_line(order: &Order, seq: u32) -> TradeBillLine {
+        line(
+            order,
+            TradeBillKind::Refund {
+                out_refund_no: format!("oR{seq:02}"),
+            },
+        )
+    }
+
+    /// What the lines are attributed adds up to what the split books on what the refunds before
+    /// it left: a failed refund does not count, one after the split attributes nothing, each
+    /// line rounds on its own and the sum still telescopes exactly.
+    #[test]
+    fn the_lines_add_up_to_the_splits_estimate() {
+        let o = order(
+            12_345,
+            vec![
+                refund(1, 1_000, RefundStatus::Succeeded, false),
+                refund(2, 500, RefundStatus::Failed, false),
+                refund(3, 2_083, RefundStatus::Succeeded, false),
+                refund(4, 3_000, RefundStatus::Succeeded, true),
+            ],
+        );
+        let at = |l: &TradeBillLine| estimate(&o, &TERMS, l).unwrap();
+        let payment = at(&line(&o, TradeBillKind::Payment));
+        assert_eq!(payment, 74); // 74.07
+        let (first, third, after) = (
+            at(&refund_line(&o, 1)),
+            at(&refund_line(&o, 3)),
+            at(&refund_line(&o, 4)),
+        );
+        // 11 345 → 68.07: −6; 9 262 → 55.572: −12; after the split: nothing.
+        assert_eq!((first, third, after), (-6, -12, 0));
+        let split = Shares::of(Fen::from_fen(12_345 - 1_000 - 2_083), &TERMS);
+        assert_eq!(payment + first + third + after, split.fee_fen.get());
+        // Refunded in full before any split: nothing, as the split books nothing.
+        let full = order(250, vec![refund(1, 250, RefundStatus::Succeeded, false)]);
+        let sum = estimate(&full, &TERMS, &line(&full, TradeBillKind::Payment)).unwrap()
+            + estimate(&full, &TERMS, &refund_line(&full, 1)).unwrap();
+        assert_eq!(sum, 0);
+        // A refund the order never asked.
+        assert_eq!(
+            estimate(&o, &TERMS, &refund_line(&o, 9)),
+            Err("unknown_refund")
+        );
     }
 }

@@ -198,6 +198,7 @@ impl AlipayGateway {
         let response = crate::outbound::client(&self.http)
             .map_err(GatewayError::Unavailable)?
             .get(parsed)
+            .timeout(crate::payments::wechatpay::client::BILL_TIMEOUT)
             .send()
             .await
             .map_err(|e| GatewayError::Unavailable(e.without_url().to_string()))?;

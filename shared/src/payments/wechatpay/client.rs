@@ -37,6 +37,9 @@ pub const MAX_REASON_CHARS: usize = 80;
 const USER_AGENT: &str = concat!("renji/", env!("CARGO_PKG_VERSION"), " (WeChat Pay API v3)");
 /// The largest bill file read (a day's trade bill of a busy merchant runs to megabytes).
 pub const MAX_BILL_BYTES: usize = 32 * 1024 * 1024;
+/// How long a bill file's download may take (the clients' 5 s is for answers of a few hundred
+/// bytes; the order jobs run for at most 60 s).
+pub const BILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The longest provider error message kept (it is logged and recorded).
 const MAX_MESSAGE_CHARS: usize = 200;
 /// Error codes that mean "try again", whatever the status says.
@@ -342,6 +345,9 @@ impl WechatPayGateway {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
+        }
+        if max_bytes > MAX_ANSWER_BYTES {
+            request = request.timeout(BILL_TIMEOUT);
         }
         let response = request
             .send()
