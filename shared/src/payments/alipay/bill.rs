@@ -4,7 +4,8 @@
 //! Confirmed:
 //! - the method, `{bill_type, bill_date}` (`yyyy-MM-dd`) and the answer's `bill_download_url`
 //!   (valid 30 s): alipay-sdk-java-all `v3/docs/AlipayDataDataserviceBillDownloadurlApi.md`
-//!   (which also says a day's bill is ready "一般于次日 9 点前"), LayGit/antsdk and
+//!   (which also says a day's bill is ready "一般于次日 9 点前"), Alipay's Easy SDK
+//!   `AlipayDataDataserviceBillDownloadurlQueryResponse` (`bill_download_url`), LayGit/antsdk and
 //!   smartwalle/alipay's response types;
 //! - no bill for the day: `sub_code` `isp.bill_not_exist` — what clients match (smartwalle's
 //!   `IsBillNotExist`, several reconcilers) and what one SDK reports observing in production,
