@@ -18,6 +18,7 @@ use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{self, Action, Actor, Change, Order, OrderStatus};
 use renji_shared::domain::payouts::{self, PayoutAccount};
 use renji_shared::domain::settlement::{earnings, job, ledger, watch, SettleState, Shares, Totals};
+use renji_shared::domain::subscriptions;
 use renji_shared::ids::{OrderId, UserId};
 use renji_shared::money::Fen;
 use renji_shared::payments::{
@@ -344,6 +345,18 @@ async fn watched(world: &World, id: &OrderId) -> bool {
         .is_some()
 }
 
+/// The `settlement_failed` messages owed to `seller`, oldest first.
+async fn failures_told(world: &World, seller: &UserId) -> Vec<subscriptions::Notification> {
+    let mut notes: Vec<_> = subscriptions::notifications(&world.app.store, seller)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == subscriptions::Kind::SettlementFailed)
+        .collect();
+    notes.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    notes
+}
+
 fn state(order: &Order) -> Option<SettleState> {
     order.settlement.as_ref().map(|s| s.state)
 }
@@ -531,6 +544,31 @@ async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Bac
         Some(job::NO_PAYOUT_ACCOUNT)
     );
     assert!(world.wechat.calls.lock().unwrap().is_empty());
+    // The seller is told to bind an account before the deadline: one message, however many
+    // runs look at the failed split again (and 20 at once).
+    let told = failures_told(&world, &done.seller_id).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].subject, format!("order:{}", done.id));
+    assert_eq!(told[0].data["character_string1"], done.id.to_string());
+    assert_eq!(told[0].data["thing2"], "婚礼跟拍");
+    assert!(
+        told[0].data["thing3"].starts_with("请于")
+            && told[0].data["thing3"].ends_with("前绑定收款账户"),
+        "{:?}",
+        told[0].data
+    );
+    assert!(told[0].data.contains_key("time4"));
+    run(&world, at + Duration::seconds(job::RECHECK_SECS + 1)).await;
+    let again = load(&world, &done.id).await;
+    futures_util::future::join_all((0..20).map(|_| {
+        job::settle(
+            &world.app,
+            &again,
+            at + Duration::seconds(2 * job::RECHECK_SECS + 2),
+        )
+    }))
+    .await;
+    assert_eq!(failures_told(&world, &done.seller_id).await.len(), 1);
 
     // An account, which the provider closes: the split ends CLOSED.
     bind(&world, &done.seller_id, Provider::Wechat, "openid-old").await;
@@ -540,7 +578,8 @@ async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Bac
         .lock()
         .unwrap()
         .insert("openid-old".into());
-    let at = at + Duration::seconds(job::RECHECK_SECS + 1);
+    // (After the runs above: the failed split is looked at again then.)
+    let at = at + Duration::seconds(4 * job::RECHECK_SECS);
     let failed = until_final(&world, &done.id, at).await;
     let s = failed.settlement.clone().unwrap();
     assert_eq!(s.state, SettleState::SettleFailed);
@@ -551,6 +590,10 @@ async fn a_closed_receiver_fails_until_the_seller_fixes_the_account(backend: Bac
     );
     let first_no = port::split_no(done.id.as_str());
     assert_eq!(world.wechat.calls_of(&first_no), 1);
+    // A second failure, a second message: bind the account again.
+    let told = failures_told(&world, &done.seller_id).await;
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(told[1].data["thing3"].ends_with("前重新绑定收款账户"));
     // The share stays frozen: held.
     let t = totals(&world, &done.id).await;
     assert_eq!(t.held(), shares.seller_fen.get(), "{t:?}");

@@ -130,7 +130,7 @@ async fn grants_are_recorded_counted_and_bad_input_refused(backend: Backend) {
     .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let listed = &reply.body["subscriptions"];
-    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 6, "{listed}");
     assert_eq!(listed[0]["template_id"], json!(PAID));
     assert_eq!(remaining(&m, &m.seller, "order_paid").await, 1);
     assert_eq!(remaining(&m, &m.seller, "order_refunded").await, 0);

@@ -261,7 +261,8 @@ pub fn function_env(table: &str, sandboxes: &Sandboxes) -> HashMap<&'static str,
             "WECHAT_SUBSCRIBE_TEMPLATES",
             "order_paid=sandbox-order-paid,order_refunded=sandbox-order-refunded,\
 order_declined=sandbox-order-declined,dispute_decided=sandbox-dispute-decided,\
-ticket_answered=sandbox-ticket-answered"
+ticket_answered=sandbox-ticket-answered,\
+settlement_failed=sandbox-settlement-failed"
                 .to_owned(),
         ),
         // The export bucket, at the template's defaults. Nothing reaches S3 from the benchmark:

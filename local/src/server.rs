@@ -56,7 +56,8 @@ const OVERRIDABLE: &[&str] = &[
 /// notification is sent to the sandbox stand-in (`GET /sandbox/wechat/messages`).
 pub const SANDBOX_SUBSCRIBE_TEMPLATES: &str = "order_paid=sandbox-order-paid,\
 order_refunded=sandbox-order-refunded,order_declined=sandbox-order-declined,\
-dispute_decided=sandbox-dispute-decided,ticket_answered=sandbox-ticket-answered";
+dispute_decided=sandbox-dispute-decided,ticket_answered=sandbox-ticket-answered,\
+settlement_failed=sandbox-settlement-failed";
 
 #[derive(Clone, Debug)]
 pub enum StoreChoice {

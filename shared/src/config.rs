@@ -256,7 +256,7 @@ pub struct Config {
     /// 3650).
     pub order_retention: Duration,
     /// The subscribe-message template of each kind (`WECHAT_SUBSCRIBE_TEMPLATES`,
-    /// `order_paid=<id>,order_refunded=<id>,order_declined=<id>,dispute_decided=<id>,ticket_answered=<id>`;
+    /// `order_paid=<id>,order_refunded=<id>,order_declined=<id>,dispute_decided=<id>,ticket_answered=<id>,settlement_failed=<id>`;
     /// empty: no messages are sent, notifications are recorded as skipped).
     pub subscribe_templates: crate::domain::subscriptions::Templates,
     /// Paying sellers (`RENJI_COMMISSION_BPS`, `RENJI_SETTLE_*`; `settlement/config.rs`), checked

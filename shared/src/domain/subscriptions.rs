@@ -58,15 +58,19 @@ pub enum Kind {
     DisputeDecided,
     /// Staff answered a ticket (to its author).
     TicketAnswered,
+    /// The split of a sold order failed at the seller's payout account (closed by the provider,
+    /// or none bound): the seller must bind one again before the split deadline (to the seller).
+    SettlementFailed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::OrderPaid,
         Kind::OrderRefunded,
         Kind::OrderDeclined,
         Kind::DisputeDecided,
         Kind::TicketAnswered,
+        Kind::SettlementFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Kind {
             Kind::OrderDeclined => "order_declined",
             Kind::DisputeDecided => "dispute_decided",
             Kind::TicketAnswered => "ticket_answered",
+            Kind::SettlementFailed => "settlement_failed",
         }
     }
 
@@ -654,6 +659,43 @@ pub fn order_writes(before: &Order, after: &Order) -> Result<Vec<Write>, Error> 
         .collect()
 }
 
+/// The notification a failed split of `after` (its version just written `settle_failed`, for
+/// that write's own transaction) owes the seller (`settlement_failed`: `character_string1` order
+/// no, `thing2` listing title, `thing3` what to do — bind a payout account again before the split
+/// deadline, `time4` when it failed). Its id names the order's version, so it is written once per
+/// failure: the job's write of the failure is conditioned on the version it read, and a rerun
+/// that finds the split failed already writes nothing.
+pub fn settlement_failed_writes(after: &Order, no_account: bool) -> Result<Vec<Write>, Error> {
+    let at = after.updated_at.as_str();
+    let verb = match no_account {
+        true => "绑定",
+        false => "重新绑定",
+    };
+    let todo = match after.split_deadline.as_deref() {
+        Some(deadline) => format!("请于{}前{verb}收款账户", date_text(deadline)),
+        None => format!("请{verb}收款账户"),
+    };
+    let kind = Kind::SettlementFailed;
+    let note = Notification::new(
+        format!("{}.{}.{}", after.id, after.version, kind.as_str()),
+        &after.seller_id,
+        kind,
+        format!("order:{}", after.id),
+        order_page(after),
+        order_data(after, ("thing3", thing(&todo)), at),
+        at,
+    );
+    Ok(vec![Write::put(note.item()?)])
+}
+
+/// A date as the seller reads it, in China Standard Time: `12月25日`.
+fn date_text(rfc: &str) -> String {
+    let at = OffsetDateTime::parse(rfc, &time::format_description::well_known::Rfc3339)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+8));
+    format!("{}月{}日", u8::from(at.month()), at.day())
+}
+
 /// The notification staff's answer `message` on `ticket` owes its author (`ticket_answered`:
 /// `thing1` the ticket's subject, `thing2` the answer's beginning, `time3` when), for the
 /// message's own transaction; nothing for a member's message.
@@ -1086,6 +1128,13 @@ mod tests {
         assert_eq!(amount(Fen::from_fen(12345)), "123.45元");
         assert_eq!(amount(Fen::from_fen(5)), "0.05元");
         assert_eq!(time_text("2026-11-29T16:05:00Z"), "2026年11月30日 00:05");
+        assert_eq!(date_text("2026-12-24T16:05:00Z"), "12月25日");
+        // The longest advice fits a `thing` uncut.
+        let todo = format!(
+            "请于{}前重新绑定收款账户",
+            date_text("2026-12-24T16:05:00Z")
+        );
+        assert_eq!(thing(&todo), todo);
     }
 
     #[test]

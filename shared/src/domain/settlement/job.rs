@@ -13,7 +13,8 @@
 //! - the seller's share SUCCESS: `seller_paid` entry and the unfreeze number written, then the
 //!   rest unfrozen to Renji (`unfreeze_no`), polled until finished → `paid`;
 //! - CLOSED (or a refusal naming the receiver): `settle_failed` with the provider's reason, an
-//!   order event, an audit record; the share stays frozen. The job looks again every
+//!   order event, an audit record and the seller's subscribe message (`settlement_failed`, once
+//!   per failure); the share stays frozen. The job looks again every
 //!   [`RECHECK_SECS`]: once the seller's payout account differs from the one that failed, a new
 //!   attempt (a new number, [`crate::settlement::split_no_attempt`]) — before the deadline only;
 //! - "too early / not settled", or the provider unreachable: asked again later, not a failure.
@@ -30,6 +31,7 @@ use crate::domain::audit::{self, AuditRecord, Target};
 use crate::domain::orders::events::{EventKind, Outcome, ProviderEvent};
 use crate::domain::orders::{commit, epoch, rfc3339, Order};
 use crate::domain::payouts::bound_at;
+use crate::domain::subscriptions;
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::money::Fen;
@@ -478,8 +480,8 @@ async fn after_unfreeze(
 }
 
 /// The split failed at the seller's receiver (or could not be asked): `settle_failed`, the
-/// seller told by the order's event and their earnings, an audit record; looked at again every
-/// [`RECHECK_SECS`].
+/// seller told by a subscribe message (`settlement_failed`, in the outbox with this write), the
+/// order's event and their earnings, an audit record; looked at again every [`RECHECK_SECS`].
 async fn fail(
     app: &App,
     order: &Order,
@@ -502,6 +504,11 @@ async fn fail(
     let mut writes = vec![event.write(now)?];
     writes.extend(audited(order, now, "settlement.failed", reason, app)?);
     let next = next_with(order, s, now, RECHECK_SECS);
+    // The seller is told, once per failure: the message is written with this version.
+    writes.extend(subscriptions::settlement_failed_writes(
+        &next,
+        reason == NO_PAYOUT_ACCOUNT,
+    )?);
     commit(&app.store, order, &next, writes).await?;
     tracing::warn!(order_id = %order.id, reason, "split failed: the seller must fix the payout account");
     Ok(true)
