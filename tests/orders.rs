@@ -204,6 +204,7 @@ impl World {
                     finished_at: None,
                     attempts: 0,
                     after_split: None,
+                    after_expiry: None,
                 }),
                 S::Refunded => {
                     order.refunded_fen = order.amount_fen;

@@ -17,7 +17,9 @@ use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments;
 use renji_shared::domain::orders::{self, Action, Actor, Change, Order, OrderStatus};
 use renji_shared::domain::payouts::{self, PayoutAccount};
-use renji_shared::domain::settlement::{earnings, job, ledger, watch, SettleState, Shares, Totals};
+use renji_shared::domain::settlement::{
+    earnings, job, ledger, refunds, watch, SettleState, Shares, Totals,
+};
 use renji_shared::domain::subscriptions;
 use renji_shared::ids::{OrderId, UserId};
 use renji_shared::money::Fen;
@@ -687,7 +689,12 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
         OrderStatus::Disputed,
         "the order's state is its own"
     );
-    assert_eq!(totals(&world, &order.id).await.held(), AMOUNT);
+    // Renji's commission is its own once the funds are released: what is held is the seller's.
+    let shares = Shares::of(Fen::from_fen(AMOUNT), &order.settle.unwrap());
+    assert_eq!(
+        totals(&world, &order.id).await.held(),
+        shares.seller_fen.get()
+    );
     let (listed, _) = watch::alarms(&world.app, true, at(deadline + 1), 50, None)
         .await
         .unwrap();
@@ -789,6 +796,196 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
     );
 }
 
+/// Whether staff's expired list (`?state=expired`) names `id`.
+async fn listed_expired(world: &World, id: &OrderId) -> bool {
+    let (listed, _) = watch::alarms(&world.app, true, OffsetDateTime::now_utc(), 100, None)
+        .await
+        .unwrap();
+    listed.iter().any(|i| i["order_id"] == json!(id))
+}
+
+/// A completed order whose split failed (no payout account, or `closed` the account the
+/// provider closes), run past its deadline: expired.
+async fn expired_order(world: &World, t0: OffsetDateTime, closed: Option<&str>) -> Order {
+    let order = paid_order(world, Provider::Wechat, t0).await;
+    if let Some(account) = closed {
+        bind(world, &order.seller_id, Provider::Wechat, account).await;
+        world.wechat.closed.lock().unwrap().insert(account.into());
+    }
+    let done = completed(world, &order, t0).await;
+    until_final(world, &done.id, due(world, t0)).await;
+    assert_eq!(
+        state(&load(world, &done.id).await),
+        Some(SettleState::SettleFailed)
+    );
+    let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
+    run(world, OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap()).await;
+    let expired = load(world, &done.id).await;
+    assert_eq!(state(&expired), Some(SettleState::Expired));
+    assert!(listed_expired(world, &done.id).await);
+    expired
+}
+
+async fn staff_refund(world: &World, order: &Order, amount: Option<i64>) -> Order {
+    let refund = refunds::StaffRefund {
+        amount: amount.map(Fen::from_fen),
+        reason: "the split expired: the seller's share goes back".into(),
+    };
+    let after = refunds::staff_refund(&world.app, &order.id, refund, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_ne!(after.status, OrderStatus::Refunding, "the fake refunds at once");
+    load(world, &order.id).await
+}
+
+async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    // Never asked (no payout account): the seller's share is refunded in two parts.
+    let order = expired_order(&world, t0, None).await;
+    let shares = Shares::of(Fen::from_fen(AMOUNT), &order.settle.unwrap());
+    let seller = shares.seller_fen.get();
+    assert_eq!(totals(&world, &order.id).await.held(), seller);
+    let part = staff_refund(&world, &order, Some(seller / 2)).await;
+    assert_eq!(part.status, OrderStatus::Completed);
+    assert_eq!(part.refunded_fen.get(), seller / 2);
+    assert_eq!(
+        part.refunds[0].after_expiry.as_ref().map(|a| a.seller_part_fen.get()),
+        Some(seller / 2)
+    );
+    assert_eq!(state(&part), Some(SettleState::Expired), "some still held");
+    assert_eq!(
+        totals(&world, &order.id).await.held(),
+        seller - seller / 2
+    );
+    assert!(listed_expired(&world, &order.id).await);
+    let resolved = staff_refund(&world, &order, Some(seller - seller / 2)).await;
+    assert_eq!(resolved.status, OrderStatus::Completed);
+    assert_eq!(state(&resolved), Some(SettleState::Nothing));
+    let t = totals(&world, &order.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.refunded, seller);
+    assert_eq!(t.seller_payable, 0);
+    assert_eq!(t.seller_paid, 0, "nothing went to the seller");
+    assert_eq!(
+        t.commission_kept,
+        shares.commission_fen.get() - shares.fee_fen.get(),
+        "Renji keeps its commission"
+    );
+    assert!(!listed_expired(&world, &order.id).await, "resolved");
+    assert!(!watched(&world, &order.id).await);
+    let s = resolved.settlement.clone().unwrap();
+    assert_eq!(s.shares.seller_fen.get(), 0);
+    assert!(
+        s.failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with(job::DEADLINE_PASSED)),
+        "the history stays: {s:?}"
+    );
+    let audited = renji_shared::domain::audit::list(
+        &world.app.store,
+        &renji_shared::domain::audit::Filter::parse(None, Some(&format!("order:{}", order.id)))
+            .unwrap(),
+        50,
+        None,
+    )
+    .await
+    .unwrap()
+    .0;
+    assert!(
+        audited.iter().any(|r| r["action"] == "settlement.resolved"),
+        "{audited:?}"
+    );
+    // The seller's earnings: nothing paid, nothing failed any more.
+    let (sums, _, _) = earnings::earnings(&world.app.store, &order.seller_id, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(sums["failed_fen"], json!(0), "{sums}");
+    assert_eq!(sums["paid_fen"], json!(0), "{sums}");
+    // Resolved: no more refund of the split here (it is not paid, nor expired).
+    let again = refunds::staff_refund(
+        &world.app,
+        &order.id,
+        refunds::StaffRefund {
+            amount: None,
+            reason: "again".into(),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    assert!(
+        matches!(&again, Err(renji_shared::Error::Conflict { code: "not_settled", .. })),
+        "{again:?}"
+    );
+
+    // Asked and closed at the provider (its entries written then): all that remains goes back,
+    // Renji's commission with it; Renji bears the provider's fee.
+    let order = expired_order(&world, t0, Some("openid-closed")).await;
+    assert_eq!(totals(&world, &order.id).await.held(), seller);
+    let refunded = staff_refund(&world, &order, None).await;
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    assert_eq!(state(&refunded), Some(SettleState::Nothing));
+    let t = totals(&world, &order.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.refunded, AMOUNT);
+    assert_eq!(t.commission_kept, -shares.fee_fen.get());
+    assert!(!listed_expired(&world, &order.id).await);
+
+    // Disputed until the deadline: the dispute's own refund decision resolves it.
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    let accepted = act(
+        &world,
+        &order,
+        Change::new(Action::Accept, Actor::Seller, t0),
+    )
+    .await;
+    let disputed = act(
+        &world,
+        &accepted,
+        Change::new(Action::OpenDispute, Actor::Buyer, t0),
+    )
+    .await;
+    let deadline = orders::epoch(disputed.split_deadline.as_deref().unwrap());
+    watch::run(
+        &world.app,
+        OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap(),
+        50,
+    )
+    .await
+    .unwrap();
+    let expired = load(&world, &order.id).await;
+    assert_eq!(state(&expired), Some(SettleState::Expired));
+    let refunding = act(
+        &world,
+        &expired,
+        Change::new(Action::StaffRefund, Actor::Staff, t0).refund(Fen::from_fen(seller)),
+    )
+    .await;
+    let decided = payments::request_refund(&world.app, refunding, t0)
+        .await
+        .unwrap();
+    assert_eq!(decided.status, OrderStatus::Accepted);
+    assert_eq!(state(&decided), Some(SettleState::Nothing));
+    let t = totals(&world, &order.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert!(!listed_expired(&world, &order.id).await);
+    // A split in progress still refuses a dispute's refund.
+    let split = paid_order(&world, Provider::Wechat, t0).await;
+    bind(&world, &split.seller_id, Provider::Wechat, "openid-fine").await;
+    let done = completed(&world, &split, t0).await;
+    run(&world, due(&world, t0)).await;
+    let processing = load(&world, &done.id).await;
+    assert_eq!(state(&processing), Some(SettleState::Processing));
+    let refused = processing.transition(
+        &Change::new(Action::OpenDispute, Actor::Buyer, t0),
+        &world.app.config.orders,
+    );
+    assert!(
+        matches!(&refused, Err(renji_shared::Error::Conflict { code: "settlement_started", .. })),
+        "{refused:?}"
+    );
+}
+
 async fn twenty_runs_at_once_ask_the_provider_once(backend: Backend) {
     let world = world(backend).await;
     let t0 = OffsetDateTime::now_utc();
@@ -833,4 +1030,5 @@ on_both_stores!(
     a_closed_receiver_fails_until_the_seller_fixes_the_account,
     unsplit_past_the_deadline_expires_and_staff_are_alarmed,
     twenty_runs_at_once_ask_the_provider_once,
+    staff_resolve_an_expired_split_by_refunding_the_buyer,
 );

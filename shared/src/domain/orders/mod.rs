@@ -138,6 +138,10 @@ pub struct Refund {
     /// (`domain::settlement::refunds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_split: Option<crate::domain::settlement::refunds::AfterSplit>,
+    /// A refund of an order whose split expired: the seller's part of it
+    /// (`domain::settlement::resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_expiry: Option<crate::domain::settlement::resolve::AfterExpiry>,
 }
 
 /// One transition on the timeline.
@@ -429,6 +433,8 @@ impl Order {
                 // A refund after the split keeps its plan (and whatever of it was done: the
                 // seller's part returned once is not asked again).
                 after_split: failed.and_then(|f| f.after_split.clone()),
+                // An expired split's money is refunded from the seller's share first.
+                after_expiry: crate::domain::settlement::resolve::plan(self, amount),
             });
         }
         if let (OrderStatus::Refunding, Some(last)) = (self.status, next.refunds.last_mut()) {

@@ -711,6 +711,9 @@ pub async fn apply_refund(
                     );
                     writes.push(entry.write()?);
                     writes.extend(refunds::success_writes(app, &order, refund, now)?);
+                    writes.extend(crate::domain::settlement::resolve::success(
+                        app, &order, refund, &mut next, now,
+                    )?);
                 }
                 commit(&app.store, &order, &next, writes).await
             }

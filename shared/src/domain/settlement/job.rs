@@ -574,7 +574,8 @@ async fn retry_failed(
 }
 
 /// Past the deadline unsplit: `expired` (the provider released the frozen funds to Renji); the
-/// ledger keeps showing what is held for the seller; the watch is listed for staff.
+/// ledger keeps showing what is held for the seller (a split never asked writes its shares now:
+/// `super::resolve`); the watch is listed for staff, who refund that share to the buyer.
 pub async fn expire(app: &App, order: &Order, now: OffsetDateTime) -> Result<(), Error> {
     let Some(terms) = order.settle else {
         return Ok(());
@@ -609,6 +610,11 @@ pub async fn expire(app: &App, order: &Order, now: OffsetDateTime) -> Result<(),
     s.finished_at = Some(rfc3339(now));
     let next = next_with(order, s, now, 0);
     let mut writes = vec![watch::expired_write(&next)?];
+    // Renji's commission is its own once the funds are released: the ledger holds the seller's
+    // share, what staff resolve (`super::resolve`).
+    if let Some(s) = next.settlement.as_ref() {
+        writes.extend(super::resolve::expiry_entries(order, s, &rfc3339(now))?);
+    }
     writes.extend(audited(order, now, "settlement.expired", &why, app)?);
     commit(&app.store, order, &next, writes).await?;
     tracing::error!(order_id = %order.id, "split deadline passed unsplit: staff decide");

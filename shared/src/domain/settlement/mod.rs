@@ -13,6 +13,7 @@ pub mod job;
 pub mod ledger;
 pub mod reconcile;
 pub mod refunds;
+pub mod resolve;
 pub mod terms;
 pub mod watch;
 

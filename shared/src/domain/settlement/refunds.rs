@@ -153,8 +153,9 @@ impl StaffRefundBody {
 /// Staff refund a settled order, or ask again for a refund the provider failed (a
 /// `refund_failed` order: the same amount under a new number; 422 `amount_fen` for another):
 /// 409 `invalid_order_state` unless `completed` or `refund_failed`, 409
-/// `not_settled` unless its split is `paid` (before the split a dispute's decision refunds),
-/// 422 `amount_fen` beyond what remains. Answers the order as it is afterwards (`refunding`
+/// `not_settled` unless its split is `paid` or `expired` (before the split a dispute's decision
+/// refunds; an expired split: [`super::resolve`]), 422 `amount_fen` beyond what remains.
+/// Answers the order as it is afterwards (`refunding`
 /// while a return or the refund is under way; the order jobs finish it).
 pub async fn staff_refund(
     app: &App,
@@ -177,6 +178,12 @@ pub async fn staff_refund(
         change = change.refund(amount);
     }
     let mut next = order.transition(&change, &app.config.orders)?;
+    // An expired split moved nothing: the refund takes the seller's share first, planned by the
+    // transition (`super::resolve`).
+    if super::resolve::expired(&order) {
+        commit(&app.store, &order, &next, Vec::new()).await?;
+        return payments::request_refund(app, next, now).await;
+    }
     if !retry {
         let plan = plan(&order, next.refunds.last())?;
         if let Some(last) = next.refunds.last_mut() {
@@ -220,8 +227,8 @@ pub fn taken_since_split(order: &Order) -> Taken {
 fn plan(order: &Order, refund: Option<&Refund>) -> Result<AfterSplit, Error> {
     let not_settled = || Error::Conflict {
         code: "not_settled",
-        message: "only an order whose split is paid is refunded here; before the split, \
-                  a dispute's decision refunds"
+        message: "only an order whose split is paid (or expired) is refunded here; before \
+                  the split, a dispute's decision refunds"
             .into(),
     };
     let (Some(settlement), Some(terms), Some(refund)) = (&order.settlement, &order.settle, refund)
@@ -493,7 +500,7 @@ pub fn success_writes(
 }
 
 /// The order as staff see it after a refund: the parties' view, its settlement, and how each
-/// refund after the split came back.
+/// refund after the split came back (or, after an expired split, what of it was the seller's).
 pub fn staff_view(order: &Order) -> Value {
     let mut view = order.view();
     view["settlement"] = json!(order.settlement.as_ref().map(|s| json!({
@@ -511,6 +518,9 @@ pub fn staff_view(order: &Order) -> Value {
                     "return_failure": after.return_failure,
                     "receivable_fen": after.receivable(),
                 });
+            }
+            if let Some(after) = &refund.after_expiry {
+                shown["after_expiry"] = json!({ "seller_part_fen": after.seller_part_fen });
             }
         }
     }

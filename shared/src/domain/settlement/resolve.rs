@@ -1,0 +1,142 @@
+//! Staff resolve an `expired` split (`settlement.md` §2, §5.9): the split deadline passed with
+//! the seller's share unsplit, so the provider released the frozen funds to Renji's merchant
+//! account. Renji may not pay the seller from its balance (二清), so the legal end of that money
+//! is the buyer: staff refund it (`POST /admin/v1/orders/{id}/refund`, admin, audited at the
+//! request edge like every staff action — or a disputed order's refund decision).
+//!
+//! - **At expiry** ([`super::job::expire`]) the split's entries are written if no split was ever
+//!   asked (`commission`, `provider_fee`, `seller_payable`, ref `expired:<out_order_no>`): Renji's
+//!   commission is its own once the funds are released, so what the ledger holds (`held`) is
+//!   exactly the seller's share — what staff must resolve.
+//! - **Each refund of an expired split** takes the seller's share first ([`plan`], on the refund
+//!   as [`AfterExpiry`] when the refund is asked): nothing was split, so there is no return, no
+//!   royalty back and no receivable; Renji gives back its commission only for what a refund takes
+//!   beyond the seller's share (it still bears the provider's fee, as after a split).
+//! - **When the refund succeeds** ([`success`], in its transaction): `seller_payable` lowered by
+//!   the seller's part, `commission` by the rest; the settlement's shares lowered alike. Once the
+//!   whole seller share went back the ledger balances (`held == 0`) and the split is `nothing` (no
+//!   new state: as for an order refunded before its split, nothing is left to split and nothing
+//!   was paid out; the `failure` keeps `deadline_passed`, the audit trail the rest), its watch
+//!   leaves staff's expired list, and a system audit record `settlement.resolved` is written. A
+//!   refund of less keeps it `expired` (and listed) with what is still held.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares};
+use crate::app::App;
+use crate::domain::audit::{self, AuditRecord, Target};
+use crate::domain::orders::{rfc3339, Order, Refund};
+use crate::error::Error;
+use crate::money::Fen;
+use crate::store::Write;
+
+/// A refund of an order whose split expired (`Refund.after_expiry`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterExpiry {
+    /// What of the refund was the seller's share (the rest was Renji's commission).
+    pub seller_part_fen: Fen,
+}
+
+/// Whether `order`'s split expired unsplit.
+pub fn expired(order: &Order) -> bool {
+    order
+        .settlement
+        .as_ref()
+        .is_some_and(|s| s.state == SettleState::Expired)
+}
+
+/// The plan of a refund of `amount` of `order`, when its split expired: the seller's share
+/// first.
+pub fn plan(order: &Order, amount: Fen) -> Option<AfterExpiry> {
+    let s = order.settlement.as_ref().filter(|_| expired(order))?;
+    let part = amount.get().clamp(0, s.shares.seller_fen.get().max(0));
+    Some(AfterExpiry {
+        seller_part_fen: Fen::from_fen(part),
+    })
+}
+
+/// The entries the expiry of `settlement` writes when no split was ever asked (none otherwise:
+/// the split's own entries are there): the shares it would have split.
+pub fn expiry_entries(
+    order: &Order,
+    settlement: &OrderSettlement,
+    at: &str,
+) -> Result<Vec<Write>, Error> {
+    if settlement.requested_at.is_some() || settlement.shares.net_fen.get() == 0 {
+        return Ok(Vec::new());
+    }
+    let reference = format!("expired:{}", settlement.out_order_no);
+    let s = &settlement.shares;
+    [
+        (LedgerKind::Commission, s.commission_fen),
+        (LedgerKind::ProviderFee, s.fee_fen),
+        (LedgerKind::SellerPayable, s.seller_fen),
+    ]
+    .into_iter()
+    .map(|(kind, amount)| LedgerEntry::new(&order.id, kind, reference.as_str(), amount, at).write())
+    .collect()
+}
+
+/// The refund `refund` of `order` (its split expired) succeeded: the entries for its
+/// transaction, and the settlement of `next` (the order after the success) lowered by it —
+/// `nothing` once the seller's whole share went back. Nothing for another refund.
+pub fn success(
+    app: &App,
+    order: &Order,
+    refund: &Refund,
+    next: &mut Order,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let (Some(after), Some(s)) = (&refund.after_expiry, next.settlement.as_mut()) else {
+        return Ok(Vec::new());
+    };
+    let at = rfc3339(now);
+    let reference = format!("refund:{}", refund.out_refund_no);
+    let seller_part = after.seller_part_fen.get();
+    let commission_part = refund.amount_fen.get() - seller_part;
+    let mut writes = Vec::new();
+    for (kind, amount) in [
+        (LedgerKind::SellerPayable, seller_part),
+        (LedgerKind::Commission, commission_part),
+    ] {
+        if amount != 0 {
+            let entry = LedgerEntry::new(
+                &order.id,
+                kind,
+                reference.as_str(),
+                Fen::from_fen(-amount),
+                &at,
+            );
+            writes.push(entry.write()?);
+        }
+    }
+    let was = s.shares;
+    s.shares = Shares {
+        net_fen: Fen::from_fen(was.net_fen.get() - refund.amount_fen.get()),
+        commission_fen: Fen::from_fen(was.commission_fen.get() - commission_part),
+        fee_fen: was.fee_fen,
+        seller_fen: Fen::from_fen(was.seller_fen.get() - seller_part),
+    };
+    if s.state == SettleState::Expired && s.shares.seller_fen.get() <= 0 {
+        s.state = SettleState::Nothing;
+        s.finished_at = Some(at);
+        writes.push(super::watch::done_write(&order.id));
+        let target = Target::new("order", order.id.as_str())
+            .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
+        let record = AuditRecord::by(
+            audit::Actor::System,
+            now,
+            "settlement.resolved",
+            target,
+            Some(format!(
+                "the expired split's seller share ({} fen) went back to the buyer",
+                was.seller_fen.get()
+            )),
+            "ok",
+        );
+        writes.extend(audit::writes(&record, app.config.audit_keep)?);
+        tracing::info!(order_id = %order.id, "an expired split was resolved: the seller's share went back to the buyer");
+    }
+    Ok(writes)
+}
