@@ -819,7 +819,11 @@ async fn expired_order(world: &World, t0: OffsetDateTime, closed: Option<&str>) 
         Some(SettleState::SettleFailed)
     );
     let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
-    run(world, OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap()).await;
+    run(
+        world,
+        OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap(),
+    )
+    .await;
     let expired = load(world, &done.id).await;
     assert_eq!(state(&expired), Some(SettleState::Expired));
     assert!(listed_expired(world, &done.id).await);
@@ -834,7 +838,11 @@ async fn staff_refund(world: &World, order: &Order, amount: Option<i64>) -> Orde
     let after = refunds::staff_refund(&world.app, &order.id, refund, OffsetDateTime::now_utc())
         .await
         .unwrap();
-    assert_ne!(after.status, OrderStatus::Refunding, "the fake refunds at once");
+    assert_ne!(
+        after.status,
+        OrderStatus::Refunding,
+        "the fake refunds at once"
+    );
     load(world, &order.id).await
 }
 
@@ -850,14 +858,14 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     assert_eq!(part.status, OrderStatus::Completed);
     assert_eq!(part.refunded_fen.get(), seller / 2);
     assert_eq!(
-        part.refunds[0].after_expiry.as_ref().map(|a| a.seller_part_fen.get()),
+        part.refunds[0]
+            .after_expiry
+            .as_ref()
+            .map(|a| a.seller_part_fen.get()),
         Some(seller / 2)
     );
     assert_eq!(state(&part), Some(SettleState::Expired), "some still held");
-    assert_eq!(
-        totals(&world, &order.id).await.held(),
-        seller - seller / 2
-    );
+    assert_eq!(totals(&world, &order.id).await.held(), seller - seller / 2);
     assert!(listed_expired(&world, &order.id).await);
     let resolved = staff_refund(&world, &order, Some(seller - seller / 2)).await;
     assert_eq!(resolved.status, OrderStatus::Completed);
@@ -893,7 +901,7 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     .unwrap()
     .0;
     assert!(
-        audited.iter().any(|r| r["action"] == "settlement.resolved"),
+        audited.iter().any(|r| r["action"] == "settlement.resolve"),
         "{audited:?}"
     );
     // The seller's earnings: nothing paid, nothing failed any more.
@@ -914,7 +922,13 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     )
     .await;
     assert!(
-        matches!(&again, Err(renji_shared::Error::Conflict { code: "not_settled", .. })),
+        matches!(
+            &again,
+            Err(renji_shared::Error::Conflict {
+                code: "not_settled",
+                ..
+            })
+        ),
         "{again:?}"
     );
 
@@ -981,7 +995,13 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
         &world.app.config.orders,
     );
     assert!(
-        matches!(&refused, Err(renji_shared::Error::Conflict { code: "settlement_started", .. })),
+        matches!(
+            &refused,
+            Err(renji_shared::Error::Conflict {
+                code: "settlement_started",
+                ..
+            })
+        ),
         "{refused:?}"
     );
 }

@@ -70,8 +70,9 @@ pub async fn run_job(function: &str, app: &App) -> Option<Result<Value, Error>> 
 }
 
 /// [`run_job`] with the clock at `now` (the local server's `POST /sandbox/clock`): the order
-/// jobs run at it (expiry, completion, the sellers' splits and their deadlines); the other jobs
-/// keep the real time.
+/// jobs run at it (expiry, completion, the sellers' splits and their deadlines), and the
+/// notification jobs (the messages those write are due at it); the other jobs keep the real
+/// time.
 pub async fn run_job_at(
     function: &str,
     app: &App,
@@ -82,7 +83,7 @@ pub async fn run_job_at(
         "OrderJobsFunction" => renji_order_jobs::run_at(app, now).await,
         "ExportJobsFunction" => renji_export_jobs::run(app).await,
         "DeletionJobsFunction" => renji_deletion_jobs::run(app).await,
-        "NotificationJobsFunction" => renji_notification_jobs::run(app).await,
+        "NotificationJobsFunction" => renji_notification_jobs::run_at(app, now).await,
         "MediaJobsFunction" => renji_media_jobs::run(app).await,
         _ => return None,
     })

@@ -436,6 +436,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .table_resource()
         .ok_or("template.yaml declares no table")?
         .to_owned();
+    // The scheduled jobs' clock offset (`POST /sandbox/clock`), shared with the timer and with
+    // every function's state (`App::now`: the routes that list by deadline read it).
+    let clock = Arc::new(AtomicI64::new(0));
     let mut functions = Functions::new();
     for function in template.function_binaries().keys() {
         let policy = Policy::of(&template, function, &table)?;
@@ -447,6 +450,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         ));
         let mut app =
             App::with_secrets(config.clone(), limited, &secrets).map_err(|e| e.to_string())?;
+        app.set_clock_offset(Arc::clone(&clock));
         // As in Lambda, only the functions given the export bucket have it.
         if EXPORT_FUNCTIONS.contains(&function.as_str()) {
             let archive: renji_shared::archive::DynArchive = archive.clone();
@@ -465,6 +469,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     }
     let functions = Arc::new(functions);
     let mut app = App::with_secrets(config, store, &secrets).map_err(|e| e.to_string())?;
+    app.set_clock_offset(Arc::clone(&clock));
     app.archive = Some(archive.clone());
     app.media_bucket = Some(media.clone());
     let upload_limit = usize::try_from(
@@ -493,8 +498,6 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let api_archive = Arc::clone(&archive);
     let dist = Arc::new(crate::static_files::dist_dir());
     let api_media = Arc::clone(&media);
-    // The scheduled jobs' clock offset (`POST /sandbox/clock`), shared with the timer.
-    let clock = Arc::new(AtomicI64::new(0));
     let api_clock = Arc::clone(&clock);
     let api_task = http_server::spawn(
         listener,
@@ -717,8 +720,10 @@ fn clock_view(clock: &AtomicI64) -> HttpResponse {
 
 /// `GET /sandbox/clock`: the jobs' clock; `POST /sandbox/clock {"advance_secs": N}` moves it
 /// forward (so a walkthrough does not wait out the dispute window), `{"reset": true}` back to
-/// the real time. Requests keep the real time; the order jobs (the timer's and
-/// `POST /sandbox/jobs/run`'s) run at it. The providers' stand-ins keep the real time.
+/// the real time. Requests keep the real time, but for staff's settlement lists (`App::now`:
+/// an order nearing its split deadline shows in `?state=alarm`); the order and notification jobs
+/// (the timer's and `POST /sandbox/jobs/run`'s) run at it. The providers' stand-ins keep the
+/// real time.
 async fn move_clock(clock: &AtomicI64, req: HttpRequest) -> HttpResponse {
     if req.method() == hyper::Method::GET {
         return clock_view(clock);

@@ -58,6 +58,10 @@ pub struct App {
     /// The bucket of members' uploads (`media_bucket()`): S3 in the functions given
     /// `RENJI_MEDIA_BUCKET`; the local server sets its file stand-in.
     pub media_bucket: Option<crate::media_bucket::DynMediaBucket>,
+    /// The clock's offset from the real time in seconds ([`App::now`]): none in Lambda; the local
+    /// server shares its moved clock (`POST /sandbox/clock`) with every function's state, so the
+    /// routes that read time-based lists see what its scheduled jobs see.
+    clock_offset: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 impl App {
@@ -170,7 +174,23 @@ impl App {
             },
             store,
             config,
+            clock_offset: None,
         })
+    }
+
+    /// The time as this function's clock has it: the real time, moved by the local server's
+    /// `POST /sandbox/clock` there.
+    pub fn now(&self) -> time::OffsetDateTime {
+        let offset = self
+            .clock_offset
+            .as_ref()
+            .map_or(0, |o| o.load(std::sync::atomic::Ordering::SeqCst));
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+
+    /// Shares `offset` (seconds from the real time) as this function's clock (the local server).
+    pub fn set_clock_offset(&mut self, offset: Arc<std::sync::atomic::AtomicI64>) {
+        self.clock_offset = Some(offset);
     }
 
     /// A deployed function's state: configuration from the environment, DynamoDB as the store.

@@ -238,8 +238,10 @@ async fn route(app: &App, req: Request) -> Result<Response<Body>, Error> {
             };
             let keys = app.tokens().await?;
             let page = PageRequest::from_request(&req, keys.cursors())?;
+            // The deadlines are the jobs' business: read at their clock (on the local server the
+            // moved one), not the request's.
             let (items, next) =
-                watch::alarms(app, expired, now, page.limit, page.cursor.as_ref()).await?;
+                watch::alarms(app, expired, app.now(), page.limit, page.cursor.as_ref()).await?;
             page.list(items, next)
         }
         // Boxed: this function's route future is deep already (a decision's refund).

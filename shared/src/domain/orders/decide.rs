@@ -102,7 +102,16 @@ pub async fn decide(
     }
     // The machine's refusal (not disputed: 409) before the ticket is read.
     let next = order.transition(&change, &app.config.orders)?;
-    let extra = close_dispute_ticket(app, &order, staff, &decision.reason, now).await?;
+    let mut extra = close_dispute_ticket(app, &order, staff, &decision.reason, now).await?;
+    // A refund of a split that expired unsplit: what of the seller's share goes back.
+    extra.extend(crate::domain::settlement::resolve::decided_audit(
+        app,
+        &order,
+        next.refunds
+            .last()
+            .filter(|_| decision.action == Decision::Refund),
+        now,
+    )?);
     match decision.action {
         Decision::Refund => payments::refund_now_with(app, &order, change, extra).await,
         Decision::Release => {

@@ -712,7 +712,7 @@ pub async fn apply_refund(
                     writes.push(entry.write()?);
                     writes.extend(refunds::success_writes(app, &order, refund, now)?);
                     writes.extend(crate::domain::settlement::resolve::success(
-                        app, &order, refund, &mut next, now,
+                        &order, refund, &mut next, now,
                     )?);
                 }
                 commit(&app.store, &order, &next, writes).await

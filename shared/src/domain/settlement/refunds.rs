@@ -181,7 +181,8 @@ pub async fn staff_refund(
     // An expired split moved nothing: the refund takes the seller's share first, planned by the
     // transition (`super::resolve`).
     if super::resolve::expired(&order) {
-        commit(&app.store, &order, &next, Vec::new()).await?;
+        let writes = super::resolve::decided_audit(app, &order, next.refunds.last(), now)?;
+        commit(&app.store, &order, &next, writes).await?;
         return payments::request_refund(app, next, now).await;
     }
     if !retry {

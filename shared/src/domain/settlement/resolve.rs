@@ -16,9 +16,11 @@
 //!   the seller's part, `commission` by the rest; the settlement's shares lowered alike. Once the
 //!   whole seller share went back the ledger balances (`held == 0`) and the split is `nothing` (no
 //!   new state: as for an order refunded before its split, nothing is left to split and nothing
-//!   was paid out; the `failure` keeps `deadline_passed`, the audit trail the rest), its watch
-//!   leaves staff's expired list, and a system audit record `settlement.resolved` is written. A
-//!   refund of less keeps it `expired` (and listed) with what is still held.
+//!   was paid out; the `failure` keeps `deadline_passed`), and its watch leaves staff's expired
+//!   list. A refund of less keeps it `expired` (and listed) with what is still held.
+//! - **Audited**: staff's request at the edge (like every staff action), and a system record
+//!   `settlement.resolve` in the decision's transaction ([`decided_audit`]) naming the seller's
+//!   part and whether it resolves the split.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -78,11 +80,51 @@ pub fn expiry_entries(
     .collect()
 }
 
+/// The audit record (`settlement.resolve`, actor system, target the order) of a refund of an
+/// expired split staff decided (the pending `refund` of `order`'s next version), for the
+/// decision's own transaction — so staff see what of the seller's share goes back, and whether
+/// it resolves the split, before the provider confirms (the functions that apply a refund's
+/// success do not write the audit trail). Nothing for another refund.
+pub fn decided_audit(
+    app: &App,
+    order: &Order,
+    refund: Option<&Refund>,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let (Some(refund), Some(s)) = (refund, order.settlement.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let Some(after) = &refund.after_expiry else {
+        return Ok(Vec::new());
+    };
+    let held = s.shares.seller_fen.get();
+    let part = after.seller_part_fen.get();
+    let target = Target::new("order", order.id.as_str())
+        .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
+    let record = AuditRecord::by(
+        audit::Actor::System,
+        now,
+        "settlement.resolve",
+        target,
+        Some(format!(
+            "refund {} of {} fen to the buyer: {part} fen of the expired split's seller share \
+             ({held} fen held){}",
+            refund.out_refund_no,
+            refund.amount_fen.get(),
+            match part >= held {
+                true => "; resolves it",
+                false => "",
+            }
+        )),
+        "ok",
+    );
+    audit::writes(&record, app.config.audit_keep)
+}
+
 /// The refund `refund` of `order` (its split expired) succeeded: the entries for its
 /// transaction, and the settlement of `next` (the order after the success) lowered by it —
 /// `nothing` once the seller's whole share went back. Nothing for another refund.
 pub fn success(
-    app: &App,
     order: &Order,
     refund: &Refund,
     next: &mut Order,
@@ -122,20 +164,6 @@ pub fn success(
         s.state = SettleState::Nothing;
         s.finished_at = Some(at);
         writes.push(super::watch::done_write(&order.id));
-        let target = Target::new("order", order.id.as_str())
-            .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
-        let record = AuditRecord::by(
-            audit::Actor::System,
-            now,
-            "settlement.resolved",
-            target,
-            Some(format!(
-                "the expired split's seller share ({} fen) went back to the buyer",
-                was.seller_fen.get()
-            )),
-            "ok",
-        );
-        writes.extend(audit::writes(&record, app.config.audit_keep)?);
         tracing::info!(order_id = %order.id, "an expired split was resolved: the seller's share went back to the buyer");
     }
     Ok(writes)
