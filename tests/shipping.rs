@@ -18,6 +18,8 @@ on_both_stores!(
     refusal_is_final_and_recorded,
     refunded_before_taken_is_dropped,
     alipay_orders_upload_nothing,
+    a_lost_answer_is_asked_about_not_uploaded_again,
+    an_unmanaged_mini_program_sends_nothing,
 );
 
 async fn sandbox(m: &Market, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -408,4 +410,114 @@ async fn order_events(m: &Market, id: &str) -> Vec<serde_json::Map<String, Value
                 .is_some_and(|sk| sk.starts_with("EVENT#"))
         })
         .collect()
+}
+
+/// WeChat takes the upload after the accept but its answer is lost (the stand-in records it and
+/// answers -1, as a timeout or a failed write of the answer would leave it): the job's retry asks
+/// `get_order` first, finds it shipped and records it taken — no second upload, WeChat's one
+/// re-shipping unspent — however many runs there are.
+async fn a_lost_answer_is_asked_about_not_uploaded_again(backend: Backend) {
+    let m = Market::start(backend, &[]).await;
+    let id = m.server.paid_order(&m.buyer, &m.listing).await;
+    sandbox(
+        &m,
+        "POST",
+        "/sandbox/wechat/shipping-lost-answer",
+        Some(json!({"calls": 1})),
+    )
+    .await;
+    let accepted_at = OffsetDateTime::now_utc();
+    accept(&m, &id).await;
+    assert_eq!(shipments(&m).await.len(), 1, "WeChat has it");
+    let r = record(&m, &id).await.expect("shipping record");
+    assert_eq!(r.state, ShippingState::Pending, "we did not hear so");
+    assert_eq!(r.attempts, 1);
+    let stats = sandbox(&m, "GET", "/sandbox/wechat/stats", None).await;
+    assert_eq!(
+        stats["shipping_queries"],
+        json!(0),
+        "the first upload asks nothing"
+    );
+
+    let report = run_jobs(&m, accepted_at + Duration::minutes(10)).await;
+    assert_eq!(report.changed, 1, "{report:?}");
+    let sent = shipments(&m).await;
+    assert_eq!(sent.len(), 1, "not uploaded again: {sent:?}");
+    assert_eq!(sent[0]["reship"], json!(false));
+    let r = record(&m, &id).await.expect("shipping record");
+    assert_eq!(r.state, ShippingState::Uploaded);
+    assert_eq!(
+        (r.attempts, r.due_at, r.last_error.as_deref()),
+        (2, None, None)
+    );
+    assert!(r.payer_openid.is_empty());
+    let stats = sandbox(&m, "GET", "/sandbox/wechat/stats", None).await;
+    assert_eq!(stats["shipping_queries"], json!(1), "{stats}");
+    let events = order_events(&m, &id).await;
+    assert!(
+        events.iter().any(|e| e["kind"] == json!("shipping")
+            && e["outcome"] == json!("applied")
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("get_order"))),
+        "{events:?}"
+    );
+    for later in [Duration::hours(1), Duration::days(2)] {
+        let report = run_jobs(&m, accepted_at + later).await;
+        assert_eq!(report.changed, 0, "{report:?}");
+    }
+    assert_eq!(shipments(&m).await.len(), 1);
+
+    // Not shipped after all (the upload never arrived): the retry asks, then uploads.
+    let id = m.server.paid_order(&m.buyer, &m.listing).await;
+    sandbox(
+        &m,
+        "POST",
+        "/sandbox/wechat/shipping-outage",
+        Some(json!({"calls": 1})),
+    )
+    .await;
+    let accepted_at = OffsetDateTime::now_utc();
+    accept(&m, &id).await;
+    assert_eq!(shipments(&m).await.len(), 1, "the first order's only");
+    run_jobs(&m, accepted_at + Duration::minutes(10)).await;
+    let sent = shipments(&m).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["reship"], json!(false));
+    assert_eq!(
+        record(&m, &id).await.expect("record").state,
+        ShippingState::Uploaded
+    );
+    let stats = sandbox(&m, "GET", "/sandbox/wechat/stats", None).await;
+    assert_eq!(stats["shipping_queries"], json!(2), "{stats}");
+}
+
+/// A mini-program WeChat does not hold payments of for shipping (`is_trade_managed` false):
+/// the accepted order's record is `not_managed`, nothing is sent, the job has nothing to do;
+/// WeChat is asked once per process.
+async fn an_unmanaged_mini_program_sends_nothing(backend: Backend) {
+    let m = Market::start(backend, &[]).await;
+    sandbox(
+        &m,
+        "POST",
+        "/sandbox/wechat/trade-managed",
+        Some(json!({"managed": false})),
+    )
+    .await;
+    let accepted_at = OffsetDateTime::now_utc();
+    let first = m.server.paid_order(&m.buyer, &m.listing).await;
+    let second = m.server.paid_order(&m.buyer, &m.listing).await;
+    for id in [&first, &second] {
+        accept(&m, id).await;
+        let r = record(&m, id).await.expect("shipping record");
+        assert_eq!(r.state, ShippingState::NotManaged);
+        assert_eq!(r.due_at, None);
+        assert!(r.payer_openid.is_empty());
+    }
+    assert!(shipments(&m).await.is_empty());
+    let report = run_jobs(&m, accepted_at + Duration::days(1)).await;
+    assert_eq!(report.changed, 0, "{report:?}");
+    let stats = sandbox(&m, "GET", "/sandbox/wechat/stats", None).await;
+    assert_eq!(stats["trade_managed_checks"], json!(1), "cached: {stats}");
+    assert_eq!(stats["shipping_uploads"], json!(0));
 }

@@ -30,7 +30,13 @@
 //!   one re-shipping (recorded with `reship: true`), a third time errcode 10060003. An
 //!   `item_desc` containing `sandbox-outage` → errcode -1, `sandbox-refuse` → 10060004 (not
 //!   shippable); `POST /sandbox/wechat/shipping-outage {"calls": n}` makes the next n uploads
-//!   answer -1 (a transient outage). `GET /sandbox/wechat/shipping` lists what was recorded.
+//!   answer -1 (a transient outage), `POST /sandbox/wechat/shipping-lost-answer {"calls": n}`
+//!   records the next n and answers -1 (the answer lost). `GET /sandbox/wechat/shipping` lists
+//!   what was recorded.
+//! - `POST /wxa/sec/order/get_order {transaction_id}`: `order_state` 2 with
+//!   `shipping.finish_shipping` and `finish_shipping_count` once recorded here, else 1.
+//! - `POST /wxa/sec/order/is_trade_managed {appid}`: `true`, or what
+//!   `POST /sandbox/wechat/trade-managed {"managed": bool}` set.
 //! - `GET /sandbox/wechat/stats` counts token fetches, checks and shipping uploads;
 //!   `POST /sandbox/wechat/rotate-token` invalidates the current token (the next business call
 //!   gets 40001).
@@ -89,6 +95,13 @@ struct State {
     shipping_refusals: u64,
     /// The next this many uploads answer -1.
     shipping_outage: u64,
+    /// The next this many uploads are taken (recorded) but answered -1: an answer lost.
+    shipping_lost_answers: u64,
+    /// `get_order` questions asked.
+    shipping_queries: u64,
+    /// `is_trade_managed` questions asked, and its answer (`None`: true).
+    trade_managed_checks: u64,
+    trade_managed: Option<bool>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -122,6 +135,26 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
             }
             http_server::json(200, &json!({"calls": calls}))
         }
+        ("POST", "/sandbox/wechat/shipping-lost-answer") => {
+            let calls = json_body(req)
+                .await
+                .and_then(|b| b.get("calls").and_then(|v| v.as_u64()))
+                .unwrap_or(1);
+            if let Ok(mut s) = state.lock() {
+                s.shipping_lost_answers = calls;
+            }
+            http_server::json(200, &json!({"calls": calls}))
+        }
+        ("POST", "/sandbox/wechat/trade-managed") => {
+            let managed = json_body(req)
+                .await
+                .and_then(|b| b.get("managed").and_then(|v| v.as_bool()))
+                .unwrap_or(true);
+            if let Ok(mut s) = state.lock() {
+                s.trade_managed = Some(managed);
+            }
+            http_server::json(200, &json!({"managed": managed}))
+        }
         ("GET", "/sandbox/wechat/stats") => {
             let s = state.lock();
             let stats = s.as_ref().map_or(json!({}), |s| {
@@ -133,6 +166,8 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
                     "messages": s.messages.len(),
                     "shipping_uploads": s.shipments.len(),
                     "shipping_refusals": s.shipping_refusals,
+                    "shipping_queries": s.shipping_queries,
+                    "trade_managed_checks": s.trade_managed_checks,
                 })
             });
             http_server::json(200, &stats)
@@ -149,11 +184,18 @@ async fn answer(req: HttpRequest, state: Shared, push: Option<PushTarget>) -> Ht
             "/wxa/msg_sec_check"
             | "/wxa/media_check_async"
             | "/cgi-bin/message/subscribe/send"
-            | SHIPPING_PATH,
+            | SHIPPING_PATH
+            | GET_ORDER_PATH
+            | TRADE_MANAGED_PATH,
         ) => business(req, &path, &state, push).await,
         (
             _,
-            "/sns/jscode2session" | "/cgi-bin/stable_token" | "/wxa/msg_sec_check" | SHIPPING_PATH,
+            "/sns/jscode2session"
+            | "/cgi-bin/stable_token"
+            | "/wxa/msg_sec_check"
+            | SHIPPING_PATH
+            | GET_ORDER_PATH
+            | TRADE_MANAGED_PATH,
         ) => errcode(43002, "require POST method"),
         _ => http_server::json(404, &json!({"errcode": 40066, "errmsg": "invalid url"})),
     }
@@ -256,6 +298,21 @@ async fn business(
             };
             errcode(answer, message)
         }
+        GET_ORDER_PATH => shipping_order(&body, state),
+        TRADE_MANAGED_PATH => {
+            if text("appid") != APPID {
+                return errcode(40097, "invalid args");
+            }
+            let Ok(mut s) = state.lock() else {
+                return errcode(-1, "system error");
+            };
+            s.trade_managed_checks += 1;
+            let managed = s.trade_managed.unwrap_or(true);
+            http_server::json(
+                200,
+                &json!({"errcode": 0, "errmsg": "ok", "is_trade_managed": managed}),
+            )
+        }
         "/wxa/msg_sec_check" => {
             if body.get("version").and_then(|v| v.as_i64()) != Some(2) {
                 return errcode(40097, "invalid version");
@@ -338,8 +395,62 @@ async fn business(
     }
 }
 
-/// The mini-program shipping API's path.
+/// The mini-program shipping API's paths.
 const SHIPPING_PATH: &str = "/wxa/sec/order/upload_shipping_info";
+const GET_ORDER_PATH: &str = "/wxa/sec/order/get_order";
+const TRADE_MANAGED_PATH: &str = "/wxa/sec/order/is_trade_managed";
+
+/// `get_order {transaction_id | merchant_id + merchant_trade_no}`: the payment's shipping as
+/// recorded here — `order_state` 2 with `shipping.finish_shipping` and its count once uploaded,
+/// else 1 (待发货; this stand-in does not know the WeChat Pay stand-in's payments, so any other
+/// payment is one not shipped yet).
+fn shipping_order(body: &serde_json::Value, state: &Shared) -> HttpResponse {
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let payment = match (
+        text("transaction_id"),
+        text("merchant_id"),
+        text("merchant_trade_no"),
+    ) {
+        (id, _, _) if !id.is_empty() => id,
+        (_, mchid, no) if !mchid.is_empty() && !no.is_empty() => format!("{mchid}/{no}"),
+        _ => return errcode(40097, "invalid args"),
+    };
+    let Ok(mut s) = state.lock() else {
+        return errcode(-1, "system error");
+    };
+    s.shipping_queries += 1;
+    let taken: Vec<&serde_json::Value> = s
+        .shipments
+        .iter()
+        .filter(|r| r.get("payment").and_then(|v| v.as_str()) == Some(payment.as_str()))
+        .collect();
+    let shipping = taken.last().map(|last| {
+        json!({
+            "delivery_mode": last["delivery_mode"],
+            "logistics_type": last["logistics_type"],
+            "finish_shipping": true,
+            "finish_shipping_count": taken.len(),
+            "goods_desc": last["shipping_list"][0]["item_desc"],
+            "shipping_list": [],
+        })
+    });
+    let mut order = json!({
+        "transaction_id": text("transaction_id"),
+        "merchant_id": text("merchant_id"),
+        "merchant_trade_no": text("merchant_trade_no"),
+        "order_state": if shipping.is_some() { 2 } else { 1 },
+        "in_complaint": false,
+    });
+    if let Some(shipping) = shipping {
+        order["shipping"] = shipping;
+    }
+    http_server::json(200, &json!({"errcode": 0, "errmsg": "ok", "order": order}))
+}
 
 /// Checks and records one `upload_shipping_info` body: the errcode to answer (0: taken).
 fn shipping(body: &serde_json::Value, state: &Shared) -> i64 {
@@ -432,6 +543,11 @@ fn shipping(body: &serde_json::Value, state: &Shared) -> i64 {
     record["payment"] = payment.into();
     record["reship"] = (before == 1).into();
     s.shipments.push(record);
+    if s.shipping_lost_answers > 0 {
+        // Taken, but the answer never reaches the caller.
+        s.shipping_lost_answers -= 1;
+        return -1;
+    }
     0
 }
 

@@ -1,6 +1,6 @@
 //! The port to WeChat's server APIs that need the app's access token: text and image content
 //! security (`msgSecCheck` v2, `mediaCheckAsync` v2), subscribe messages and the mini-program's
-//! shipping records (`upload_shipping_info`). The domain sees only this trait; the HTTP adapter
+//! shipping records (`upload_shipping_info`, `get_order`, `is_trade_managed`). The domain sees only this trait; the HTTP adapter
 //! (with the access token shared through the store, `super::token`) is `HttpWechatApi`, the
 //! local stand-in lives in `local/src/sandbox`.
 //! Facts: `../shared/design/wechat-platform.md` §1–§3, §5, §6.
@@ -121,6 +121,35 @@ pub enum Shipped {
     /// WeChat already holds this payment's shipping (10060002 already shipped, 10060003 the one
     /// re-shipping used up): nothing more to send.
     Before(i64),
+    /// `get_order` says the payment's shipping is recorded already (an earlier upload whose
+    /// answer was lost): nothing sent.
+    Found,
+}
+
+/// What `/wxa/sec/order/get_order` says of a payment's shipping (§6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShippingStatus {
+    /// Not shipped (`order_state` 1 待发货, `finish_shipping` false).
+    NotShipped,
+    /// Shipped (`finish_shipping` true or `finish_shipping_count` ≥ 1, or `order_state` 2 已发货,
+    /// 3 确认收货, 4 交易完成).
+    Shipped,
+    /// WeChat knows no such payment (10060001; for a moment after a payment).
+    NotFound,
+}
+
+/// Reads `get_order`'s `order` object (the shipping fields first: `order_state` 5 已退款 and 6
+/// 资金待结算 do not say whether it was shipped).
+pub fn shipping_status(order: &Value) -> ShippingStatus {
+    let shipping = &order["shipping"];
+    let finished = shipping["finish_shipping"].as_bool() == Some(true)
+        || shipping["finish_shipping_count"]
+            .as_i64()
+            .is_some_and(|n| n >= 1);
+    match (finished, order["order_state"].as_i64()) {
+        (true, _) | (false, Some(2..=4)) => ShippingStatus::Shipped,
+        _ => ShippingStatus::NotShipped,
+    }
 }
 
 /// `upload_time` as WeChat's example writes it: RFC 3339, China time, milliseconds.
@@ -215,6 +244,25 @@ pub trait WechatApi: Send + Sync {
             "upload_shipping_info is not available here".into(),
         ))
     }
+    /// `/wxa/sec/order/get_order {transaction_id}` (§6): whether the payment's shipping is
+    /// recorded — asked before an upload is tried again, so an earlier upload whose answer was
+    /// lost does not spend WeChat's one re-shipping.
+    async fn shipping_status(
+        &self,
+        _transaction_id: &str,
+    ) -> Result<ShippingStatus, PlatformError> {
+        Err(PlatformError::Unavailable(
+            "get_order is not available here".into(),
+        ))
+    }
+    /// `/wxa/sec/order/is_trade_managed {appid}` (§6): whether the mini-program is under
+    /// shipping management (WeChat holds its payments until shipping is recorded). Adapters may
+    /// cache a successful answer for the process.
+    async fn is_trade_managed(&self) -> Result<bool, PlatformError> {
+        Err(PlatformError::Unavailable(
+            "is_trade_managed is not available here".into(),
+        ))
+    }
 }
 
 /// The errcodes that mean the token is not (or no longer) valid.
@@ -243,6 +291,9 @@ pub struct HttpWechatApi {
     miniprogram_state: String,
     secret: Arc<Cached<Redacted>>,
     token: SharedToken,
+    /// `is_trade_managed`'s answer, once WeChat gave one (for the process: it changes when the
+    /// mini-program's admin is changed, not per request).
+    trade_managed: OnceLock<bool>,
 }
 
 impl HttpWechatApi {
@@ -259,6 +310,7 @@ impl HttpWechatApi {
             miniprogram_state: miniprogram_state.to_owned(),
             secret,
             token: SharedToken::new(store, &config.appid),
+            trade_managed: OnceLock::new(),
         }
     }
 
@@ -464,5 +516,61 @@ impl WechatApi for HttpWechatApi {
             Err(PlatformError::Refused(code @ (10060002 | 10060003))) => Ok(Shipped::Before(code)),
             Err(e) => Err(e),
         }
+    }
+
+    async fn shipping_status(&self, transaction_id: &str) -> Result<ShippingStatus, PlatformError> {
+        let body = json!({ "transaction_id": transaction_id });
+        match self.call("/wxa/sec/order/get_order", &body).await {
+            Ok(reply) => Ok(shipping_status(
+                reply.rest.get("order").unwrap_or(&Value::Null),
+            )),
+            Err(PlatformError::Refused(SHIPPING_NOT_FOUND)) => Ok(ShippingStatus::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn is_trade_managed(&self) -> Result<bool, PlatformError> {
+        if let Some(known) = self.trade_managed.get() {
+            return Ok(*known);
+        }
+        let body = json!({ "appid": self.appid });
+        let reply = self.call("/wxa/sec/order/is_trade_managed", &body).await?;
+        let managed = reply
+            .rest
+            .get("is_trade_managed")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| {
+                PlatformError::Unavailable("is_trade_managed: no is_trade_managed".into())
+            })?;
+        Ok(*self.trade_managed.get_or_init(|| managed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_orders_answer_is_read_by_its_shipping_fields() {
+        // The official example's `order` (wechat-platform.md §6, api_getorder).
+        let shipped = json!({
+            "transaction_id": "fake-transid-20221209132531-44",
+            "order_state": 2,
+            "in_complaint": false,
+            "shipping": {"delivery_mode": 1, "logistics_type": 1, "finish_shipping": true,
+                         "finish_shipping_count": 1, "goods_desc": "🍌*1"}
+        });
+        assert_eq!(shipping_status(&shipped), ShippingStatus::Shipped);
+        let waiting = json!({"order_state": 1, "shipping": {"finish_shipping": false,
+                             "finish_shipping_count": 0}});
+        assert_eq!(shipping_status(&waiting), ShippingStatus::NotShipped);
+        // Settlement pending or refunded say nothing of shipping by themselves.
+        for state in [5, 6] {
+            let order = json!({"order_state": state});
+            assert_eq!(shipping_status(&order), ShippingStatus::NotShipped);
+        }
+        let reshipped = json!({"order_state": 6, "shipping": {"finish_shipping_count": 2}});
+        assert_eq!(shipping_status(&reshipped), ShippingStatus::Shipped);
+        assert_eq!(shipping_status(&Value::Null), ShippingStatus::NotShipped);
     }
 }

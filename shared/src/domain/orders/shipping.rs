@@ -20,6 +20,12 @@
 //!   (-1, quotas, network, a token, the app's configuration) → retried, backing off up to
 //!   [`MAX_WAIT_SECS`]. An order refunded in full before WeChat took it → `dropped` (not sent).
 //!   The openid is dropped from the record once it is final.
+//! - WeChat allows one re-shipping per payment, and an upload whose answer was lost (a crash
+//!   after the call, a failed write of its answer, a timeout) may have been taken: every attempt
+//!   after the first asks `get_order` first and uploads only if the payment is not shipped
+//!   ([`before_upload`]).
+//! - A mini-program not under shipping management (`is_trade_managed` false, asked once per
+//!   process) owes nothing: `not_managed`, not sent.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -32,7 +38,8 @@ use crate::ids::OrderId;
 use crate::payments::{Channel, Provider};
 use crate::store::{keys, Condition, Key, Record, Records, StoreError, Write};
 use crate::wechat::api::{
-    self, PlatformError, Shipped, ShippingInfo, ShippingOrderKey, SHIPPING_NOT_FOUND,
+    self, PlatformError, Shipped, ShippingInfo, ShippingOrderKey, ShippingStatus,
+    SHIPPING_NOT_FOUND,
 };
 
 /// The label of a shipping record's conditions (new: absent; later: its version).
@@ -58,6 +65,9 @@ pub enum ShippingState {
     Failed,
     /// The order was refunded in full before WeChat took it: nothing to ship any more.
     Dropped,
+    /// The mini-program is not under shipping management (`is_trade_managed` false): WeChat
+    /// holds none of its payments for a shipping record, so none is sent.
+    NotManaged,
 }
 
 /// The shipping info one WeChat-paid order owes (`ORDER#<id> / SHIPPING`).
@@ -241,6 +251,63 @@ enum Answer {
     Taken(Shipped),
     Retry(String),
     Refused(String),
+    NotManaged,
+}
+
+/// What is known before an upload (`None`: upload). A mini-program not under shipping
+/// management needs none (WeChat's answer, cached for the process by the adapter; unknown when
+/// WeChat cannot say: uploaded as before). And when an earlier attempt was claimed (`tried`), its
+/// upload may have reached WeChat with its answer lost — a crash, a failed write of the answer, a
+/// timeout: WeChat is asked first (`get_order`), because a second upload of a shipped payment is
+/// its one re-shipping. Shipped → taken, nothing sent; not shipped or not found → upload; WeChat
+/// unreachable → asked again later (never an upload in the dark); a refusal of the question →
+/// upload (the upload's own answer decides).
+async fn before_upload(
+    wechat: &dyn api::WechatApi,
+    record: &ShippingRecord,
+    tried: bool,
+) -> Option<Answer> {
+    if let Ok(false) = wechat.is_trade_managed().await {
+        return Some(Answer::NotManaged);
+    }
+    if !tried {
+        return None;
+    }
+    match wechat.shipping_status(&record.transaction_id).await {
+        Ok(ShippingStatus::Shipped) => Some(Answer::Taken(Shipped::Found)),
+        Ok(ShippingStatus::NotShipped | ShippingStatus::NotFound) => None,
+        Err(PlatformError::Refused(code)) => {
+            tracing::warn!(order_id = %record.order_id, code, "get_order refused: uploading");
+            None
+        }
+        Err(e) => Some(Answer::Retry(format!(
+            "get_order (asked before uploading again): {e:?}"
+        ))),
+    }
+}
+
+/// The upload of the claimed record, and what its answer means.
+async fn upload(
+    wechat: &dyn api::WechatApi,
+    claimed: &ShippingRecord,
+    now: OffsetDateTime,
+) -> Answer {
+    match wechat.upload_shipping_info(&claimed.info(now)).await {
+        Ok(shipped) => Answer::Taken(shipped),
+        Err(PlatformError::Refused(SHIPPING_NOT_FOUND))
+            if claimed.attempts < NOT_FOUND_ATTEMPTS =>
+        {
+            Answer::Retry(format!(
+                "errcode {SHIPPING_NOT_FOUND}: WeChat does not know the payment (yet)"
+            ))
+        }
+        Err(PlatformError::Refused(code)) => Answer::Refused(format!("errcode {code}")),
+        Err(PlatformError::Unavailable(why)) => Answer::Retry(why),
+        Err(PlatformError::Misconfigured(code)) => {
+            Answer::Retry(format!("errcode {code}: this app's WeChat configuration"))
+        }
+        Err(other) => Answer::Retry(format!("{other:?}")),
+    }
 }
 
 /// Claims `record` and sends it once: the record as it is afterwards, or `None` when another
@@ -267,21 +334,9 @@ pub async fn attempt(
     }
     let answer = match app.wechat_api() {
         Err(e) => Answer::Retry(e.to_string()),
-        Ok(wechat) => match wechat.upload_shipping_info(&claimed.info(now)).await {
-            Ok(shipped) => Answer::Taken(shipped),
-            Err(PlatformError::Refused(SHIPPING_NOT_FOUND))
-                if claimed.attempts < NOT_FOUND_ATTEMPTS =>
-            {
-                Answer::Retry(format!(
-                    "errcode {SHIPPING_NOT_FOUND}: WeChat does not know the payment (yet)"
-                ))
-            }
-            Err(PlatformError::Refused(code)) => Answer::Refused(format!("errcode {code}")),
-            Err(PlatformError::Unavailable(why)) => Answer::Retry(why),
-            Err(PlatformError::Misconfigured(code)) => {
-                Answer::Retry(format!("errcode {code}: this app's WeChat configuration"))
-            }
-            Err(other) => Answer::Retry(format!("{other:?}")),
+        Ok(wechat) => match before_upload(wechat, record, record.attempts > 0).await {
+            Some(known) => known,
+            None => upload(wechat, &claimed, now).await,
         },
     };
     let mut next = claimed.clone();
@@ -304,8 +359,23 @@ pub async fn attempt(
                 Shipped::Before(code) => {
                     format!("WeChat holds the shipping already (errcode {code})")
                 }
+                Shipped::Found => {
+                    "WeChat holds the shipping already (get_order): not sent again".to_owned()
+                }
             };
             event(Outcome::Applied, detail)
+        }
+        Answer::NotManaged => {
+            next.state = ShippingState::NotManaged;
+            next.last_error = None;
+            next.due_at = None;
+            next.payer_openid.clear();
+            event(
+                Outcome::Recorded,
+                "the mini-program is not under shipping management (is_trade_managed false): \
+                 not sent"
+                    .to_owned(),
+            )
         }
         Answer::Retry(why) => {
             // Due again when the claim's backoff ends.
