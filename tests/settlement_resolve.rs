@@ -5,6 +5,8 @@
 //! at the moved clock, then under `?state=expired`; an administrator refunds the buyer the
 //! seller's share (`POST /admin/v1/orders/{id}/refund`), which resolves it: the split is
 //! `nothing`, the ledger balances, the order leaves the expired list, the audit trail has it.
+//! A disputed order left undecided past its deadline is resolved by the dispute's refund
+//! decision the same way.
 
 use renji_shared::domain::orders::{self, Order};
 use renji_shared::domain::settlement::{ledger, SettleState, Shares, Totals};
@@ -97,6 +99,20 @@ async fn a_failed_split_is_told_alarmed_expired_and_resolved_by_staff(backend: B
     assert_eq!(granted.status, 200, "{granted:?}");
     let id = server.completed_order(&seller, &buyer, &listing).await;
     let id = OrderId::parse(&id).unwrap();
+    // A second order, disputed by the buyer and never decided before its deadline.
+    let disputed = server.completed_order(&seller, &buyer, &listing).await;
+    let ticket = server
+        .api
+        .call(
+            "POST",
+            "/v1/tickets",
+            Some(&buyer.token),
+            Some(json!({"kind": "dispute", "subject": "摄影师未到场",
+                        "text": "约定上午十点，没有来", "order_id": disputed})),
+        )
+        .await;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+    let disputed = OrderId::parse(&disputed).unwrap();
     // WeChat closes the seller's receiver (their own openid).
     let seller_id = UserId::parse(&seller.id).unwrap();
     let openid = renji_shared::domain::members::get(&server.app().store, &seller_id)
@@ -269,6 +285,59 @@ async fn a_failed_split_is_told_alarmed_expired_and_resolved_by_staff(backend: B
         .collect();
     assert!(actions.contains(&"settlement.resolve"), "{actions:?}");
     assert!(actions.contains(&"settlement.expired"), "{actions:?}");
+    // The disputed order expired too: the dispute's refund decision resolves it (all that
+    // remains: the seller's share first, then Renji's commission).
+    assert_eq!(
+        order(&server, &disputed).await.settlement.map(|s| s.state),
+        Some(SettleState::Expired)
+    );
+    let decided = server
+        .api
+        .call(
+            "POST",
+            &format!("/admin/v1/orders/{disputed}/decision"),
+            Some(&staff),
+            Some(json!({"action": "refund", "reason": "分账已过期，全额退回买家"})),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{decided:?}");
+    let mut refunded = order(&server, &disputed).await;
+    for _ in 0..50 {
+        if refunded.status != orders::OrderStatus::Refunding {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        refunded = order(&server, &disputed).await;
+    }
+    assert_eq!(refunded.status, orders::OrderStatus::Refunded);
+    assert_eq!(
+        refunded.settlement.map(|s| s.state),
+        Some(SettleState::Nothing)
+    );
+    let t = totals(&server, &disputed).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.refunded, failed.amount_fen.get());
+    assert!(listed(&server, &staff, "expired", &disputed)
+        .await
+        .is_none());
+    let audit = server
+        .api
+        .call(
+            "GET",
+            &format!("/admin/v1/audit?target=order:{disputed}"),
+            Some(&staff),
+            None,
+        )
+        .await;
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["action"] == "settlement.resolve"),
+        "{audit:?}"
+    );
+
     // Again: the split is no longer expired.
     let again = server
         .api
