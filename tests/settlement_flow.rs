@@ -867,6 +867,10 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     assert_eq!(state(&part), Some(SettleState::Expired), "some still held");
     assert_eq!(totals(&world, &order.id).await.held(), seller - seller / 2);
     assert!(listed_expired(&world, &order.id).await);
+    let (sums, _, _) = earnings::earnings(&world.app.store, &order.seller_id, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(sums["failed_fen"], json!(seller - seller / 2), "{sums}");
     let resolved = staff_refund(&world, &order, Some(seller - seller / 2)).await;
     assert_eq!(resolved.status, OrderStatus::Completed);
     assert_eq!(state(&resolved), Some(SettleState::Nothing));
@@ -944,6 +948,57 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     assert_eq!(t.refunded, AMOUNT);
     assert_eq!(t.commission_kept, -shares.fee_fen.get());
     assert!(!listed_expired(&world, &order.id).await);
+
+    // Failed (its entries written), then partly refunded by a dispute's decision before the
+    // deadline: the expiry holds the share of what is left, and its resolution balances.
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    bind(
+        &world,
+        &order.seller_id,
+        Provider::Wechat,
+        "openid-closed-2",
+    )
+    .await;
+    world
+        .wechat
+        .closed
+        .lock()
+        .unwrap()
+        .insert("openid-closed-2".into());
+    let done = completed(&world, &order, t0).await;
+    let failed = until_final(&world, &done.id, due(&world, t0)).await;
+    assert_eq!(state(&failed), Some(SettleState::SettleFailed));
+    let disputed = act(
+        &world,
+        &failed,
+        Change::new(Action::OpenDispute, Actor::Buyer, t0),
+    )
+    .await;
+    let refunding = act(
+        &world,
+        &disputed,
+        Change::new(Action::StaffRefund, Actor::Staff, t0).refund(Fen::from_fen(3_000)),
+    )
+    .await;
+    payments::request_refund(&world.app, refunding, t0)
+        .await
+        .unwrap();
+    let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
+    run(
+        &world,
+        OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap(),
+    )
+    .await;
+    let expired = load(&world, &done.id).await;
+    assert_eq!(state(&expired), Some(SettleState::Expired));
+    let left = Shares::of(Fen::from_fen(AMOUNT - 3_000), &done.settle.unwrap());
+    assert_eq!(expired.settlement.as_ref().unwrap().shares, left);
+    assert_eq!(totals(&world, &done.id).await.held(), left.seller_fen.get());
+    let resolved = staff_refund(&world, &expired, Some(left.seller_fen.get())).await;
+    assert_eq!(state(&resolved), Some(SettleState::Nothing));
+    let t = totals(&world, &done.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(t.seller_payable, 0);
 
     // Disputed until the deadline: the dispute's own refund decision resolves it.
     let order = paid_order(&world, Provider::Wechat, t0).await;

@@ -434,7 +434,12 @@ impl Order {
                 // seller's part returned once is not asked again).
                 after_split: failed.and_then(|f| f.after_split.clone()),
                 // An expired split's money is refunded from the seller's share first.
-                after_expiry: crate::domain::settlement::resolve::plan(self, amount),
+                // (A retry keeps the failed refund's plan: one asked before the expiry stays an
+                // ordinary refund, already left out of what the expiry holds for the seller.)
+                after_expiry: match failed {
+                    Some(failed) => failed.after_expiry.clone(),
+                    None => crate::domain::settlement::resolve::plan(self, amount),
+                },
             });
         }
         if let (OrderStatus::Refunding, Some(last)) = (self.status, next.refunds.last_mut()) {

@@ -39,6 +39,11 @@ fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
             after_refunds(&s.shares, refunds::taken_since_split(order)),
         ),
         Some(s) if s.state.moved() => (s.state, s.shares),
+        // An expired split, resolved (or being resolved) by refunding the buyer the seller's
+        // share first: what it still holds for the seller (`resolve`).
+        Some(s) if matches!(s.state, SettleState::Expired | SettleState::Nothing) => {
+            (s.state, super::resolve::owed_shares(order, s))
+        }
         settlement => {
             let shares = Shares::of(super::owed_net(order), &terms);
             let state = match (shares.net_fen.get(), settlement) {

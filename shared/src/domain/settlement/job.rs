@@ -608,13 +608,14 @@ pub async fn expire(app: &App, order: &Order, now: OffsetDateTime) -> Result<(),
     s.state = SettleState::Expired;
     s.failure = Some(why.clone());
     s.finished_at = Some(rfc3339(now));
-    let next = next_with(order, s, now, 0);
-    let mut writes = vec![watch::expired_write(&next)?];
+    let mut next = next_with(order, s, now, 0);
     // Renji's commission is its own once the funds are released: the ledger holds the seller's
     // share, what staff resolve (`super::resolve`).
-    if let Some(s) = next.settlement.as_ref() {
+    let mut writes = Vec::new();
+    if let Some(s) = next.settlement.as_mut() {
         writes.extend(super::resolve::expiry_entries(order, s, &rfc3339(now))?);
     }
+    writes.push(watch::expired_write(&next)?);
     writes.extend(audited(order, now, "settlement.expired", &why, app)?);
     commit(&app.store, order, &next, writes).await?;
     tracing::error!(order_id = %order.id, "split deadline passed unsplit: staff decide");

@@ -4,10 +4,11 @@
 //! is the buyer: staff refund it (`POST /admin/v1/orders/{id}/refund`, admin, audited at the
 //! request edge like every staff action — or a disputed order's refund decision).
 //!
-//! - **At expiry** ([`super::job::expire`]) the split's entries are written if no split was ever
-//!   asked (`commission`, `provider_fee`, `seller_payable`, ref `expired:<out_order_no>`): Renji's
-//!   commission is its own once the funds are released, so what the ledger holds (`held`) is
-//!   exactly the seller's share — what staff must resolve.
+//! - **At expiry** ([`super::job::expire`]) the split's shares are set to what the seller is owed
+//!   then, and its entries written (`commission`, `provider_fee`, `seller_payable`, ref
+//!   `expired:<out_order_no>`: all of them if no split was ever asked, else what refunds since
+//!   the failed split changed): Renji's commission is its own once the funds are released, so
+//!   what the ledger holds (`held`) is exactly the seller's share — what staff must resolve.
 //! - **Each refund of an expired split** takes the seller's share first ([`plan`], on the refund
 //!   as [`AfterExpiry`] when the refund is asked): nothing was split, so there is no return, no
 //!   royalty back and no receivable; Renji gives back its commission only for what a refund takes
@@ -58,26 +59,62 @@ pub fn plan(order: &Order, amount: Fen) -> Option<AfterExpiry> {
     })
 }
 
-/// The entries the expiry of `settlement` writes when no split was ever asked (none otherwise:
-/// the split's own entries are there): the shares it would have split.
+/// The expiry of `settlement` (its next version, `expired`): its shares set to what the seller is
+/// owed now ([`super::owed_net`]: a failed split's order may have been refunded since, by a
+/// dispute's decision), and the entries that bring the ledger to them — all of them when no split
+/// was ever asked, else the difference from the split's own entries (none without refunds since),
+/// ref `expired:<out_order_no>`.
 pub fn expiry_entries(
     order: &Order,
-    settlement: &OrderSettlement,
+    settlement: &mut OrderSettlement,
     at: &str,
 ) -> Result<Vec<Write>, Error> {
-    if settlement.requested_at.is_some() || settlement.shares.net_fen.get() == 0 {
+    let Some(terms) = order.settle else {
         return Ok(Vec::new());
-    }
+    };
+    let owed = Shares::of(super::owed_net(order), &terms);
+    let prior = match settlement.requested_at {
+        Some(_) => settlement.shares,
+        None => Shares::of(Fen::from_fen(0), &terms),
+    };
+    settlement.shares = owed;
     let reference = format!("expired:{}", settlement.out_order_no);
-    let s = &settlement.shares;
     [
-        (LedgerKind::Commission, s.commission_fen),
-        (LedgerKind::ProviderFee, s.fee_fen),
-        (LedgerKind::SellerPayable, s.seller_fen),
+        (
+            LedgerKind::Commission,
+            owed.commission_fen,
+            prior.commission_fen,
+        ),
+        (LedgerKind::ProviderFee, owed.fee_fen, prior.fee_fen),
+        (LedgerKind::SellerPayable, owed.seller_fen, prior.seller_fen),
     ]
     .into_iter()
-    .map(|(kind, amount)| LedgerEntry::new(&order.id, kind, reference.as_str(), amount, at).write())
+    .filter(|(_, now, before)| now != before)
+    .map(|(kind, now, before)| {
+        let change = Fen::from_fen(now.get() - before.get());
+        LedgerEntry::new(&order.id, kind, reference.as_str(), change, at).write()
+    })
     .collect()
+}
+
+/// What an expired (or resolved) split still holds for the seller, as the seller's earnings show
+/// it: its shares, less the seller's part of a refund of it under way (or failed, which staff
+/// retry).
+pub fn owed_shares(order: &Order, settlement: &OrderSettlement) -> Shares {
+    use crate::domain::orders::OrderStatus;
+    let going_back = match order.status {
+        OrderStatus::Refunding | OrderStatus::RefundFailed => order
+            .refunds
+            .last()
+            .and_then(|r| r.after_expiry.as_ref())
+            .map_or(0, |a| a.seller_part_fen.get()),
+        _ => 0,
+    };
+    let s = settlement.shares;
+    Shares {
+        seller_fen: Fen::from_fen((s.seller_fen.get() - going_back).max(0)),
+        ..s
+    }
 }
 
 /// The audit record (`settlement.resolve`, actor system, target the order) of a refund of an
