@@ -411,6 +411,7 @@ mod tests {
                 returned_fen: None,
                 return_failure: None,
             }),
+            after_expiry: None,
         }
     }
 
