@@ -1099,7 +1099,71 @@ async fn twenty_runs_at_once_ask_the_provider_once(backend: Backend) {
     assert!(totals(&world, &done.id).await.balances());
 }
 
+/// Disputed by the buyer and refunded by staff's decision (all that remains when `amount` is
+/// absent), at `at`.
+async fn dispute_refund(
+    world: &World,
+    order: Order,
+    amount: Option<i64>,
+    at: OffsetDateTime,
+) -> Order {
+    let disputed = act(
+        world,
+        &order,
+        Change::new(Action::OpenDispute, Actor::Buyer, at),
+    )
+    .await;
+    let mut change = Change::new(Action::StaffRefund, Actor::Staff, at);
+    if let Some(amount) = amount {
+        change = change.refund(Fen::from_fen(amount));
+    }
+    let refunding = act(world, &disputed, change).await;
+    payments::request_refund(&world.app, refunding, at)
+        .await
+        .unwrap()
+}
+
+/// A split asked and failed (a closed receiver: its entries on the ledger, nothing moved) is no
+/// obstacle to a dispute's refund: a part makes the next attempt smaller, the rest ends it
+/// `nothing`; the ledger balances at every end.
+async fn a_failed_split_is_refunded_by_a_dispute(backend: Backend) {
+    let world = world(backend).await;
+    let t0 = OffsetDateTime::now_utc();
+    let order = paid_order(&world, Provider::Wechat, t0).await;
+    bind(&world, &order.seller_id, Provider::Wechat, "openid-closed").await;
+    world
+        .wechat
+        .closed
+        .lock()
+        .unwrap()
+        .insert("openid-closed".into());
+    let done = completed(&world, &order, t0).await;
+    let failed = until_final(&world, &done.id, due(&world, t0)).await;
+    assert_eq!(state(&failed), Some(SettleState::SettleFailed));
+    assert!(failed.settlement.as_ref().unwrap().requested_at.is_some());
+    let at = due(&world, t0) + Duration::hours(1);
+    // A part: back to completed; the failed split's entries follow what is left.
+    let back = dispute_refund(&world, failed, Some(2_345), at).await;
+    assert_eq!(back.status, OrderStatus::Completed);
+    let left = Shares::of(Fen::from_fen(AMOUNT - 2_345), &done.settle.unwrap());
+    assert_eq!(back.settlement.as_ref().unwrap().shares, left);
+    let t = totals(&world, &done.id).await;
+    assert_eq!(t.held(), left.seller_fen.get(), "{t:?}");
+    // The rest: refunded, nothing to split, balanced, no longer watched.
+    let gone = dispute_refund(&world, back, None, at).await;
+    assert_eq!(gone.status, OrderStatus::Refunded);
+    assert_eq!(state(&gone), Some(SettleState::Nothing));
+    let t = totals(&world, &done.id).await;
+    assert!(t.balances(), "{t:?}");
+    assert_eq!(
+        (t.refunded, t.commission_kept, t.fee, t.seller_payable),
+        (AMOUNT, 0, 0, 0)
+    );
+    assert!(!watched(&world, &done.id).await);
+}
+
 on_both_stores!(
+    a_failed_split_is_refunded_by_a_dispute,
     a_completed_order_is_split_and_balances,
     refunds_before_the_split_make_it_smaller_or_nothing,
     a_closed_receiver_fails_until_the_seller_fixes_the_account,

@@ -714,6 +714,9 @@ pub async fn apply_refund(
                     writes.extend(crate::domain::settlement::resolve::success(
                         &order, refund, &mut next, now,
                     )?);
+                    writes.extend(crate::domain::settlement::resolve::failed_split_success(
+                        refund, &mut next, now,
+                    )?);
                 }
                 commit(&app.store, &order, &next, writes).await
             }

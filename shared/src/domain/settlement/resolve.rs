@@ -19,6 +19,10 @@
 //!   new state: as for an order refunded before its split, nothing is left to split and nothing
 //!   was paid out; the `failure` keeps `deadline_passed`), and its watch leaves staff's expired
 //!   list. A refund of less keeps it `expired` (and listed) with what is still held.
+//! - **A failed split refunded** (not expired: `settle_failed` after a split was asked, so its
+//!   entries are on the ledger though nothing moved; a dispute's refund is an ordinary one then):
+//!   [`failed_split_success`] brings the entries to the shares of what is left with the refund's
+//!   success — `nothing` once all is back — so the ledger balances without a later attempt.
 //! - **Audited**: staff's request at the edge (like every staff action), and a system record
 //!   `settlement.resolve` in the decision's transaction ([`decided_audit`]) naming the seller's
 //!   part and whether it resolves the split.
@@ -79,6 +83,18 @@ pub fn expiry_entries(
     };
     settlement.shares = owed;
     let reference = format!("expired:{}", settlement.out_order_no);
+    toward(order, &prior, &owed, &reference, at)
+}
+
+/// The entries that bring a split's `commission`, `provider_fee` and `seller_payable` from
+/// `prior` to `owed` (only those that change).
+fn toward(
+    order: &Order,
+    prior: &Shares,
+    owed: &Shares,
+    reference: &str,
+    at: &str,
+) -> Result<Vec<Write>, Error> {
     [
         (
             LedgerKind::Commission,
@@ -92,9 +108,45 @@ pub fn expiry_entries(
     .filter(|(_, now, before)| now != before)
     .map(|(kind, now, before)| {
         let change = Fen::from_fen(now.get() - before.get());
-        LedgerEntry::new(&order.id, kind, reference.as_str(), change, at).write()
+        LedgerEntry::new(&order.id, kind, reference, change, at).write()
     })
     .collect()
+}
+
+/// A refund succeeded on an order whose split failed after it was asked (`settle_failed`: the
+/// split's entries are on the ledger, nothing moved): in its transaction, the entries brought to
+/// the shares of what is left (ref `refund:<out_refund_no>`) and the settlement of `next` (the
+/// order after the success) with them — `nothing`, its watch removed, once all is refunded. A
+/// later attempt of the split starts from these shares. Nothing for another refund.
+pub fn failed_split_success(
+    refund: &Refund,
+    next: &mut Order,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, Error> {
+    let Some(terms) = next.settle else {
+        return Ok(Vec::new());
+    };
+    let refundable = next.refundable();
+    let Some(s) = next.settlement.as_mut().filter(|s| {
+        s.state == SettleState::SettleFailed
+            && s.requested_at.is_some()
+            && refund.after_expiry.is_none()
+            && refund.after_split.is_none()
+    }) else {
+        return Ok(Vec::new());
+    };
+    let at = rfc3339(now);
+    let owed = Shares::of(refundable, &terms);
+    let prior = std::mem::replace(&mut s.shares, owed);
+    let mut writes = Vec::new();
+    if owed.net_fen.get() == 0 {
+        s.state = SettleState::Nothing;
+        s.finished_at = Some(at.clone());
+        writes.push(super::watch::done_write(&next.id));
+    }
+    let reference = format!("refund:{}", refund.out_refund_no);
+    writes.extend(toward(next, &prior, &owed, &reference, &at)?);
+    Ok(writes)
 }
 
 /// What an expired (or resolved) split still holds for the seller, as the seller's earnings show
