@@ -1176,6 +1176,16 @@ impl Member {
                 self.fresh_order(app, false, &[paid, accept, ask_refund])
                     .await?
             }
+            // A completed order, paid through WeChat Pay, whose split to a personal receiver is
+            // recorded as paid; the sample refund takes it all back.
+            "POST /admin/v1/orders/{id}/refund" => {
+                let confirm = (Action::Confirm, Actor::Buyer);
+                let id = self
+                    .paid_order(app, true, Channel::Wechat, &[accept, confirm])
+                    .await?;
+                split_recorded(app, &id, now).await?;
+                id
+            }
             // A paid order its buyer disputes once accepted; the sample decision refunds it all.
             "POST /admin/v1/orders/{id}/decision" => {
                 let dispute = (Action::OpenDispute, Actor::Buyer);
@@ -1288,6 +1298,44 @@ impl Member {
 }
 
 /// Moves order `id` by `steps` as the state machine would, one committed transition each.
+/// Records the split of the completed order `id` as the split job does once the seller's share
+/// arrived at a WeChat personal receiver (the settlement `paid`; the provider is not asked: its
+/// stand-in holds the whole payment unsplit, so a refund of it all goes through).
+async fn split_recorded(app: &App, id: &str, now: time::OffsetDateTime) -> Result<(), String> {
+    use renji_shared::domain::settlement::{OrderSettlement, SettleState, Shares};
+    use renji_shared::settlement::{split_no, Receiver, ReceiverKind};
+    let order_id = OrderId::parse(id).ok_or("a bad order id")?;
+    let order = orders::get(&app.store, &order_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the order is gone")?;
+    let terms = order.settle.ok_or("an order without settlement terms")?;
+    let at = orders::rfc3339(now);
+    let mut next = order.clone();
+    next.version += 1;
+    next.settlement = Some(OrderSettlement {
+        state: SettleState::Paid,
+        provider: Provider::Wechat,
+        attempt: 1,
+        out_order_no: split_no(id),
+        receiver: Some(Receiver {
+            kind: ReceiverKind::WechatOpenid,
+            account: "oBenchSeller0000000000000001".into(),
+            name: None,
+        }),
+        shares: Shares::of(order.refundable(), &terms),
+        failure: None,
+        requested_at: Some(at.clone()),
+        shared_at: Some(at.clone()),
+        unfreeze_no: None,
+        finished_at: Some(at),
+        checks: 1,
+    });
+    orders::commit(&app.store, &order, &next, Vec::new())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn move_order(
     app: &App,
     id: &OrderId,
