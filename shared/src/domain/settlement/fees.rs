@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::reconcile::{Marker, ALARMS, MARKER_LABEL};
+use super::reconcile::ALARMS;
 use super::{LedgerEntry, LedgerKind, SettleTerms, Shares};
 use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
@@ -49,7 +49,7 @@ use crate::error::Error;
 use crate::ids::OrderId;
 use crate::money::Fen;
 use crate::payments::{Provider, TradeBillKind, TradeBillLine};
-use crate::store::{keys, Condition, Record, Records, StoreError, Write};
+use crate::store::{keys, Record, StoreError, Write};
 
 /// The audit action of a fee alarm.
 pub const FEE_MISMATCH_ACTION: &str = "settlement.fee_mismatch";
@@ -129,28 +129,9 @@ pub async fn day_of(
         ));
     }
     let key = keys::fee_reconciliation(provider.as_str(), day);
-    if app.store.get_record::<Marker>(&key).await?.is_some() {
+    let Some(mut marker) = super::reconcile::claim(app, &key, provider, day, now).await? else {
         return Ok(None);
-    }
-    let mut marker = Marker {
-        provider,
-        day: day.to_owned(),
-        state: "running".into(),
-        at: rfc3339(now),
-        checked: 0,
-        mismatches: 0,
-        adjusted: 0,
     };
-    let claim = Write::put_if(
-        marker.to_item(key.clone(), None)?,
-        Condition::Absent,
-        MARKER_LABEL,
-    );
-    match app.store.transact(vec![claim]).await {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
     let report = match settle_day(app, provider, day, now).await {
         Ok(report) => report,
         Err(e) => {

@@ -41,7 +41,7 @@ use crate::ids::OrderId;
 use crate::payments::Provider;
 use crate::settlement::ShareResult;
 use crate::store::schema::GSI1;
-use crate::store::{keys, Condition, Query, Record, Records, SortKey, StoreError, Write};
+use crate::store::{keys, Condition, Key, Query, Record, Records, SortKey, StoreError, Write};
 
 /// From this Beijing hour on, the day before is reconciled (WeChat Pay's bills are ready after
 /// 10:00).
@@ -134,18 +134,19 @@ pub async fn daily_splits(app: &App, now: OffsetDateTime) -> Vec<DayReport> {
     out
 }
 
-/// Reconciles `provider`'s `day` unless it was (`Ok(None)`).
-pub async fn day_of(
+/// Claims a day's marker at `key` (`running`, written only if absent): `None` when that day was
+/// done or another run has it. The caller removes it if its run fails, so the next run tries again.
+pub(super) async fn claim(
     app: &App,
+    key: &Key,
     provider: Provider,
     day: &str,
     now: OffsetDateTime,
-) -> Result<Option<DayReport>, Error> {
-    let key = keys::reconciliation(provider.as_str(), day);
-    if app.store.get_record::<Marker>(&key).await?.is_some() {
+) -> Result<Option<Marker>, Error> {
+    if app.store.get_record::<Marker>(key).await?.is_some() {
         return Ok(None);
     }
-    let mut marker = Marker {
+    let marker = Marker {
         provider,
         day: day.to_owned(),
         state: "running".into(),
@@ -160,11 +161,24 @@ pub async fn day_of(
         MARKER_LABEL,
     );
     match app.store.transact(vec![claim]).await {
-        Ok(()) => {}
+        Ok(()) => Ok(Some(marker)),
         // Another run has it.
-        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(StoreError::ConditionFailed { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// Reconciles `provider`'s `day` unless it was (`Ok(None)`).
+pub async fn day_of(
+    app: &App,
+    provider: Provider,
+    day: &str,
+    now: OffsetDateTime,
+) -> Result<Option<DayReport>, Error> {
+    let key = keys::reconciliation(provider.as_str(), day);
+    let Some(mut marker) = claim(app, &key, provider, day, now).await? else {
+        return Ok(None);
+    };
     let report = match compare(app, provider, day).await {
         Ok(report) => report,
         Err(e) => {
