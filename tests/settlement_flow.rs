@@ -516,6 +516,15 @@ async fn refunds_before_the_split_make_it_smaller_or_nothing(backend: Backend) {
     assert_eq!(refunded.status, OrderStatus::Refunded);
     assert!(totals(&world, &order.id).await.balances());
     let deadline = orders::epoch(refunded.split_deadline.as_deref().unwrap());
+    // Nothing is owed to the seller: no alarm near the deadline.
+    let near = OffsetDateTime::from_unix_timestamp(deadline - 86_400).unwrap();
+    let (listed, _) = watch::alarms(&world.app, false, near, 50, None)
+        .await
+        .unwrap();
+    assert!(
+        listed.iter().all(|i| i["order_id"] != json!(order.id)),
+        "{listed:?}"
+    );
     let after = OffsetDateTime::from_unix_timestamp(deadline + 1).unwrap();
     run(&world, after).await;
     watch::run(&world.app, after, 50).await.unwrap();

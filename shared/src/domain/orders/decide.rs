@@ -102,16 +102,7 @@ pub async fn decide(
     }
     // The machine's refusal (not disputed: 409) before the ticket is read.
     let next = order.transition(&change, &app.config.orders)?;
-    let mut extra = close_dispute_ticket(app, &order, staff, &decision.reason, now).await?;
-    // A refund of a split that expired unsplit: what of the seller's share goes back.
-    extra.extend(crate::domain::settlement::resolve::decided_audit(
-        app,
-        &order,
-        next.refunds
-            .last()
-            .filter(|_| decision.action == Decision::Refund),
-        now,
-    )?);
+    let extra = close_dispute_ticket(app, &order, staff, &decision.reason, now).await?;
     match decision.action {
         Decision::Refund => payments::refund_now_with(app, &order, change, extra).await,
         Decision::Release => {

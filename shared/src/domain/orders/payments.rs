@@ -712,7 +712,7 @@ pub async fn apply_refund(
                     writes.push(entry.write()?);
                     writes.extend(refunds::success_writes(app, &order, refund, now)?);
                     writes.extend(crate::domain::settlement::resolve::success(
-                        &order, refund, &mut next, now,
+                        app, &order, refund, &mut next, now,
                     )?);
                     writes.extend(crate::domain::settlement::resolve::failed_split_success(
                         refund, &mut next, now,

@@ -179,13 +179,8 @@ pub async fn staff_refund(
     }
     let mut next = order.transition(&change, &app.config.orders)?;
     // An expired split moved nothing: the refund takes the seller's share first, planned by the
-    // transition (`super::resolve`).
-    if super::resolve::expired(&order) {
-        let writes = super::resolve::decided_audit(app, &order, next.refunds.last(), now)?;
-        commit(&app.store, &order, &next, writes).await?;
-        return payments::request_refund(app, next, now).await;
-    }
-    if !retry {
+    // transition (`super::resolve`); a split order's refund is planned here.
+    if !retry && !super::resolve::expired(&order) {
         let plan = plan(&order, next.refunds.last())?;
         if let Some(last) = next.refunds.last_mut() {
             last.after_split = Some(plan);

@@ -24,8 +24,8 @@
 //!   [`failed_split_success`] brings the entries to the shares of what is left with the refund's
 //!   success — `nothing` once all is back — so the ledger balances without a later attempt.
 //! - **Audited**: staff's request at the edge (like every staff action), and a system record
-//!   `settlement.resolve` in the decision's transaction ([`decided_audit`]) naming the seller's
-//!   part and whether it resolves the split.
+//!   `settlement.resolve` in the refund's success ([`success`]) naming the seller's part and
+//!   whether it resolved the split (a refund that fails resolves nothing).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -170,23 +170,16 @@ pub fn owed_shares(order: &Order, settlement: &OrderSettlement) -> Shares {
 }
 
 /// The audit record (`settlement.resolve`, actor system, target the order) of a refund of an
-/// expired split staff decided (the pending `refund` of `order`'s next version), for the
-/// decision's own transaction — so staff see what of the seller's share goes back, and whether
-/// it resolves the split, before the provider confirms (the functions that apply a refund's
-/// success do not write the audit trail). Nothing for another refund.
-pub fn decided_audit(
-    app: &App,
+/// expired split that succeeded, for the success's own transaction: what of the seller's share
+/// went back, and whether it resolved the split (a refund that fails resolves nothing).
+fn resolved_audit(
     order: &Order,
-    refund: Option<&Refund>,
+    refund: &Refund,
+    after: &AfterExpiry,
+    held: i64,
     now: OffsetDateTime,
+    keep: std::time::Duration,
 ) -> Result<Vec<Write>, Error> {
-    let (Some(refund), Some(s)) = (refund, order.settlement.as_ref()) else {
-        return Ok(Vec::new());
-    };
-    let Some(after) = &refund.after_expiry else {
-        return Ok(Vec::new());
-    };
-    let held = s.shares.seller_fen.get();
     let part = after.seller_part_fen.get();
     let target = Target::new("order", order.id.as_str())
         .ok_or_else(|| Error::Internal("an order id that is not an audit target".into()))?;
@@ -207,13 +200,14 @@ pub fn decided_audit(
         )),
         "ok",
     );
-    audit::writes(&record, app.config.audit_keep)
+    audit::writes(&record, keep)
 }
 
 /// The refund `refund` of `order` (its split expired) succeeded: the entries for its
 /// transaction, and the settlement of `next` (the order after the success) lowered by it —
 /// `nothing` once the seller's whole share went back. Nothing for another refund.
 pub fn success(
+    app: &App,
     order: &Order,
     refund: &Refund,
     next: &mut Order,
@@ -226,7 +220,14 @@ pub fn success(
     let reference = format!("refund:{}", refund.out_refund_no);
     let seller_part = after.seller_part_fen.get();
     let commission_part = refund.amount_fen.get() - seller_part;
-    let mut writes = Vec::new();
+    let mut writes = resolved_audit(
+        order,
+        refund,
+        after,
+        s.shares.seller_fen.get(),
+        now,
+        app.config.audit_keep,
+    )?;
     for (kind, amount) in [
         (LedgerKind::SellerPayable, seller_part),
         (LedgerKind::Commission, commission_part),

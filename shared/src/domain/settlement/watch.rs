@@ -141,10 +141,7 @@ async fn one(app: &App, watch: &SettleWatch, now: OffsetDateTime) -> Result<Opti
         return Ok(Some(false));
     };
     let state = order.settlement.as_ref().map(|s| s.state);
-    // Nothing owed to the seller (all refunded, or going back to the buyer: a refund under way
-    // or failed is staff's through the refund, not a seller's split to decide).
-    let owes_nothing = !state.is_some_and(|s| s.moved()) && super::owed_net(&order).get() == 0;
-    if order.settled() || owes_nothing {
+    if order.settled() || owes_nothing(&order) {
         app.store.transact(vec![done_write(&order.id)]).await?;
         return Ok(Some(false));
     }
@@ -153,6 +150,14 @@ async fn one(app: &App, watch: &SettleWatch, now: OffsetDateTime) -> Result<Opti
     }
     super::job::expire(app, &order, now).await?;
     Ok(Some(true))
+}
+
+/// Whether nothing of `order` is owed to its seller: no split moved money and all was refunded,
+/// or is going back to the buyer (a refund under way or failed is staff's through the refund,
+/// not a seller's split to decide).
+fn owes_nothing(order: &Order) -> bool {
+    let moved = order.settlement.as_ref().is_some_and(|s| s.state.moved());
+    !moved && super::owed_net(order).get() == 0
 }
 
 /// Staff's list (`GET /admin/v1/settlements?state=alarm|expired`): orders within
@@ -185,6 +190,11 @@ pub async fn alarms(
     let mut items = Vec::new();
     for (watch, order) in watches.iter().zip(found) {
         let Some(order) = order else { continue };
+        // Nothing owed to the seller (refunded before its split, or going back to the buyer):
+        // no alarm; the watch itself goes at the deadline ([`run`]).
+        if owes_nothing(&order) {
+            continue;
+        }
         let entries = super::ledger::entries(&app.store, &order.id).await?;
         let totals = super::Totals::of(&entries);
         items.push(json!({
