@@ -1514,6 +1514,66 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     // update), so the check below sees every request the routes make.
     server.api.login("union:bob").await;
 
+    // A refund staff make after o6's split to a personal receiver (recorded as the split job
+    // records it): WeChat Pay's notice of its success applies it, with the audit record of the
+    // part the seller owes.
+    {
+        use renji_shared::domain::orders::{self, OrderStatus};
+        use renji_shared::domain::settlement::{OrderSettlement, SettleState, Shares};
+        use renji_shared::settlement::{split_no, Receiver, ReceiverKind};
+        let id = renji_shared::ids::OrderId::parse(&o6).unwrap();
+        let store = &server.app().store;
+        let order = orders::get(store, &id).await.unwrap().unwrap();
+        let at = orders::rfc3339(time::OffsetDateTime::now_utc());
+        let mut next = order.clone();
+        next.version += 1;
+        next.settlement = Some(OrderSettlement {
+            state: SettleState::Paid,
+            provider: renji_shared::payments::Provider::Wechat,
+            attempt: 1,
+            out_order_no: split_no(&o6),
+            receiver: Some(Receiver {
+                kind: ReceiverKind::WechatOpenid,
+                account: "oHandlersSeller000000000001".into(),
+                name: None,
+            }),
+            shares: Shares::of(order.refundable(), &order.settle.unwrap()),
+            failure: None,
+            requested_at: Some(at.clone()),
+            shared_at: Some(at.clone()),
+            unfreeze_no: None,
+            finished_at: Some(at),
+            checks: 1,
+        });
+        orders::commit(store, &order, &next, Vec::new())
+            .await
+            .unwrap();
+        let admin = server.api.staff_token("staff:ada:admin").await;
+        let reply = server
+            .api
+            .call(
+                "POST",
+                &format!("/admin/v1/orders/{o6}/refund"),
+                Some(&admin),
+                Some(json!({"amount_fen": 100, "reason": "差价"})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let mut status = OrderStatus::Refunding;
+        for _ in 0..100 {
+            status = orders::get(store, &id).await.unwrap().unwrap().status;
+            if status != OrderStatus::Refunding {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            status,
+            OrderStatus::Completed,
+            "the notification applied it"
+        );
+    }
+
     // Each route function's IAM statements grant nothing its handler did not use here (the
     // verification job's are checked where it settles attempts, tests/verification.rs; the
     // order jobs' above).
