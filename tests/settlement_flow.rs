@@ -459,18 +459,7 @@ async fn refunds_before_the_split_make_it_smaller_or_nothing(backend: Backend) {
         "2088000000000001",
     )
     .await;
-    let accepted = act(
-        &world,
-        &order,
-        Change::new(Action::Accept, Actor::Seller, t0),
-    )
-    .await;
-    let disputed = act(
-        &world,
-        &accepted,
-        Change::new(Action::OpenDispute, Actor::Buyer, t0),
-    )
-    .await;
+    let disputed = disputed(&world, &order, t0).await;
     let refunding = act(
         &world,
         &disputed,
@@ -660,18 +649,7 @@ async fn unsplit_past_the_deadline_expires_and_staff_are_alarmed(backend: Backen
     // Disputed and never decided.
     let order = paid_order(&world, Provider::Wechat, t0).await;
     bind(&world, &order.seller_id, Provider::Wechat, "openid").await;
-    let accepted = act(
-        &world,
-        &order,
-        Change::new(Action::Accept, Actor::Seller, t0),
-    )
-    .await;
-    let disputed = act(
-        &world,
-        &accepted,
-        Change::new(Action::OpenDispute, Actor::Buyer, t0),
-    )
-    .await;
+    let disputed = disputed(&world, &order, t0).await;
     let deadline = orders::epoch(disputed.split_deadline.as_deref().unwrap());
     let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
     // Not yet alarmed 4 days before; alarmed within 3 days.
@@ -977,21 +955,7 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     let done = completed(&world, &order, t0).await;
     let failed = until_final(&world, &done.id, due(&world, t0)).await;
     assert_eq!(state(&failed), Some(SettleState::SettleFailed));
-    let disputed = act(
-        &world,
-        &failed,
-        Change::new(Action::OpenDispute, Actor::Buyer, t0),
-    )
-    .await;
-    let refunding = act(
-        &world,
-        &disputed,
-        Change::new(Action::StaffRefund, Actor::Staff, t0).refund(Fen::from_fen(3_000)),
-    )
-    .await;
-    payments::request_refund(&world.app, refunding, t0)
-        .await
-        .unwrap();
+    dispute_refund(&world, failed, Some(3_000), t0).await;
     let deadline = orders::epoch(done.split_deadline.as_deref().unwrap());
     run(
         &world,
@@ -1011,18 +975,7 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
 
     // Disputed until the deadline: the dispute's own refund decision resolves it.
     let order = paid_order(&world, Provider::Wechat, t0).await;
-    let accepted = act(
-        &world,
-        &order,
-        Change::new(Action::Accept, Actor::Seller, t0),
-    )
-    .await;
-    let disputed = act(
-        &world,
-        &accepted,
-        Change::new(Action::OpenDispute, Actor::Buyer, t0),
-    )
-    .await;
+    let disputed = disputed(&world, &order, t0).await;
     let deadline = orders::epoch(disputed.split_deadline.as_deref().unwrap());
     watch::run(
         &world.app,
@@ -1106,6 +1059,17 @@ async fn twenty_runs_at_once_ask_the_provider_once(backend: Backend) {
         1
     );
     assert!(totals(&world, &done.id).await.balances());
+}
+
+/// Accepted by the seller, then disputed by the buyer, at `at`.
+async fn disputed(world: &World, order: &Order, at: OffsetDateTime) -> Order {
+    let accepted = act(world, order, Change::new(Action::Accept, Actor::Seller, at)).await;
+    act(
+        world,
+        &accepted,
+        Change::new(Action::OpenDispute, Actor::Buyer, at),
+    )
+    .await
 }
 
 /// Disputed by the buyer and refunded by staff's decision (all that remains when `amount` is
