@@ -89,40 +89,10 @@ impl World {
 
     /// An order paid through `provider` (`paid`).
     async fn paid(&self, provider: Provider) -> OrderId {
-        let id = match provider {
-            Provider::Wechat => self.server.paid_order(&self.buyer, &self.listing).await,
-            Provider::Alipay => {
-                let order = self
-                    .call(
-                        &self.buyer.token,
-                        "/v1/orders",
-                        Some(json!({"listing_id": self.listing, "quantity": 1})),
-                    )
-                    .await;
-                assert_eq!(order.status, 201, "{order:?}");
-                let id = order.body["id"].as_str().unwrap().to_owned();
-                let started = self
-                    .call(
-                        &self.buyer.token,
-                        &format!("/v1/orders/{id}/payments"),
-                        Some(json!({"channel": "alipay"})),
-                    )
-                    .await;
-                assert_eq!(started.status, 200, "{started:?}");
-                let paid: Value = self
-                    .http
-                    .post(format!("{}/sandbox/pay", self.server.running.alipay_base))
-                    .json(&json!({"order_string": started.body["order_string"], "notify": true}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(paid["notified"], json!("success"), "{paid}");
-                id
-            }
-        };
+        let id = self
+            .server
+            .paid_order_through(&self.buyer, &self.listing, provider.as_str())
+            .await;
         OrderId::parse(&id).unwrap()
     }
 

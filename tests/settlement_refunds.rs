@@ -73,50 +73,10 @@ impl World {
 
     /// A completed order paid through `channel`.
     async fn completed(&self, channel: &str) -> OrderId {
-        let id = match channel {
-            "wechat" => {
-                self.server
-                    .completed_order(&self.seller, &self.buyer, &self.listing)
-                    .await
-            }
-            _ => {
-                let order = self
-                    .call(
-                        &self.buyer.token,
-                        "/v1/orders",
-                        Some(json!({"listing_id": self.listing, "quantity": 1})),
-                    )
-                    .await;
-                assert_eq!(order.status, 201, "{order:?}");
-                let id = order.body["id"].as_str().unwrap().to_owned();
-                let started = self
-                    .call(
-                        &self.buyer.token,
-                        &format!("/v1/orders/{id}/payments"),
-                        Some(json!({"channel": "alipay"})),
-                    )
-                    .await;
-                assert_eq!(started.status, 200, "{started:?}");
-                let paid: Value = self
-                    .http
-                    .post(format!("{}/sandbox/pay", self.server.running.alipay_base))
-                    .json(&json!({"order_string": started.body["order_string"], "notify": true}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(paid["notified"], json!("success"), "{paid}");
-                for (who, action) in [(&self.seller, "accept"), (&self.buyer, "confirm")] {
-                    let reply = self
-                        .call(&who.token, &format!("/v1/orders/{id}/{action}"), None)
-                        .await;
-                    assert_eq!(reply.status, 200, "{action}: {reply:?}");
-                }
-                id
-            }
-        };
+        let id = self
+            .server
+            .completed_order_through(&self.seller, &self.buyer, &self.listing, channel)
+            .await;
         OrderId::parse(&id).unwrap()
     }
 

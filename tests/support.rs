@@ -305,6 +305,12 @@ impl LocalServer {
     /// stand-in, whose notification makes it `paid`: the order id. Many calls: start the server
     /// with `RENJI_RATE_LIMITS=off` when a test makes many orders.
     pub async fn paid_order(&self, buyer: &Member, listing: &str) -> String {
+        self.paid_order_through(buyer, listing, "wechat").await
+    }
+
+    /// An order of `listing` by `buyer`, paid through `channel` (`wechat` or `alipay`, the app's
+    /// order string) at its stand-in, whose notification was applied: its id.
+    pub async fn paid_order_through(&self, buyer: &Member, listing: &str, channel: &str) -> String {
         let order = self
             .api
             .call(
@@ -322,27 +328,51 @@ impl LocalServer {
                 "POST",
                 &format!("/v1/orders/{id}/payments"),
                 Some(&buyer.token),
-                Some(serde_json::json!({"channel": "wechat"})),
+                Some(serde_json::json!({ "channel": channel })),
             )
             .await;
         assert_eq!(started.status, 200, "{started:?}");
+        let (base, body, notified) = match channel {
+            "wechat" => (
+                &self.running.wechatpay_base,
+                serde_json::json!({ "out_trade_no": id }),
+                "204",
+            ),
+            _ => (
+                &self.running.alipay_base,
+                serde_json::json!({"order_string": started.body["order_string"], "notify": true}),
+                "success",
+            ),
+        };
         let paid: Value = reqwest::Client::new()
-            .post(format!("{}/sandbox/pay", self.running.wechatpay_base))
-            .json(&serde_json::json!({ "out_trade_no": id }))
+            .post(format!("{base}/sandbox/pay"))
+            .json(&body)
             .send()
             .await
             .expect("sandbox pay")
             .json()
             .await
             .expect("sandbox pay answer");
-        assert_eq!(paid["notified"], "204", "{paid}");
+        assert_eq!(paid["notified"], notified, "{paid}");
         id
     }
 
     /// [`LocalServer::paid_order`], accepted by `seller` and confirmed by `buyer`: a
     /// `completed` order's id.
     pub async fn completed_order(&self, seller: &Member, buyer: &Member, listing: &str) -> String {
-        let id = self.paid_order(buyer, listing).await;
+        self.completed_order_through(seller, buyer, listing, "wechat")
+            .await
+    }
+
+    /// [`LocalServer::completed_order`], paid through `channel`.
+    pub async fn completed_order_through(
+        &self,
+        seller: &Member,
+        buyer: &Member,
+        listing: &str,
+        channel: &str,
+    ) -> String {
+        let id = self.paid_order_through(buyer, listing, channel).await;
         for (who, action) in [(seller, "accept"), (buyer, "confirm")] {
             let reply = self
                 .api
