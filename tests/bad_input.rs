@@ -605,6 +605,33 @@ async fn bodies_that_are_not_utf8_are_malformed(backend: Backend) {
             );
         }
     }
+    // The local jobs' clock reads its body as the routes do, and does not move.
+    let clock = || async {
+        let reply = client
+            .get(format!("{base}/sandbox/clock"))
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    };
+    let before_clock = clock().await;
+    for body in bodies {
+        let reply = client
+            .post(format!("{base}/sandbox/clock"))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = reply.status().as_u16();
+        let answer: Value = reply.json().await.unwrap();
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("malformed_json")),
+            "/sandbox/clock {body:?}: {answer}"
+        );
+    }
+    assert_eq!(clock().await["offset_secs"], before_clock["offset_secs"]);
     // Nothing changed: the member (nickname, verification), their payout accounts; the token
     // still works.
     assert_eq!(stored_member(&server, &member.id).await, before);

@@ -735,8 +735,11 @@ async fn move_clock(clock: &AtomicI64, req: HttpRequest) -> HttpResponse {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return error(413, "payload_too_large", "at most 4 KiB"),
     };
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&body)
-    else {
+    // Not JSON (or not UTF-8) is named as the API's routes name it.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error(400, "malformed_json", "the body is not valid JSON");
+    };
+    let serde_json::Value::Object(map) = value else {
         return error(
             400,
             "bad_request",
