@@ -1,185 +1,15 @@
 // Renji staff console: a hash-routed single page over the audited staff API (/admin/v1).
 // No framework: a handful of forms and tables, built with `h` (dom.ts), keep the bundle small
 // and the first paint a single script away.
+//
+// The shell and the routing are router.ts, the shared widgets ui.ts.
 
 import * as api from "./api";
-import { ApiError, may, type Page } from "./api";
-import { append, clear, h, masked, time, yuan } from "./dom";
+import { ApiError, may } from "./api";
+import { clear, h, masked, time, yuan } from "./dom";
 import { reviewQueues } from "./review";
-
-const root = document.getElementById("app")!;
-
-// ---- shell -------------------------------------------------------------------------------
-
-interface Screen {
-  /** `#/<path>` with `:param` segments. */
-  path: string;
-  title: string;
-  /** Shown in the navigation when the role may open it. */
-  nav?: boolean;
-  allowed: () => boolean;
-  render: (main: HTMLElement, params: Record<string, string>) => Promise<void> | void;
-}
-
-const screens: Screen[] = [];
-
-function screen(s: Screen): void {
-  screens.push(s);
-}
-
-function go(hash: string): void {
-  if (location.hash === hash) void route();
-  else location.hash = hash;
-}
-
-function match(path: string, hash: string): Record<string, string> | null {
-  const want = path.split("/");
-  const got = hash.replace(/^#/, "").split("?")[0].split("/");
-  if (want.length !== got.length) return null;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < want.length; i++) {
-    if (want[i].startsWith(":")) params[want[i].slice(1)] = decodeURIComponent(got[i]);
-    else if (want[i] !== got[i]) return null;
-  }
-  return params;
-}
-
-function hashQuery(): URLSearchParams {
-  const q = location.hash.split("?")[1];
-  return new URLSearchParams(q ?? "");
-}
-
-async function route(): Promise<void> {
-  const session = api.current();
-  if (!session) return signInScreen();
-  const hash = location.hash || "#/queue";
-  let found: Screen | undefined;
-  let params: Record<string, string> = {};
-  for (const s of screens) {
-    const p = match(s.path, hash);
-    if (p) {
-      found = s;
-      params = p;
-      break;
-    }
-  }
-  const main = h("main", { id: "main" });
-  clear(root);
-  root.append(shell(found), main);
-  if (!found) {
-    main.append(h("p", { class: "error" }, "No such screen."));
-    return;
-  }
-  if (!found.allowed()) {
-    main.append(h("p", { class: "error" }, `Your role (${session.staff.role}) cannot open this screen.`));
-    return;
-  }
-  document.title = `${found.title} · Renji console`;
-  try {
-    await found.render(main, params);
-  } catch (e) {
-    main.append(errorBox(e));
-  }
-}
-
-function shell(active: Screen | undefined): HTMLElement {
-  const session = api.current()!;
-  const nav = h("nav", null);
-  for (const s of screens) {
-    if (!s.nav || !s.allowed()) continue;
-    const href = "#" + s.path;
-    nav.append(h("a", { href, class: active === s ? "active" : null }, s.title));
-  }
-  return h(
-    "header",
-    null,
-    h("strong", null, "Renji 人集 · staff"),
-    nav,
-    h(
-      "span",
-      { class: "who" },
-      h("span", { "data-testid": "staff-id" }, session.staff.id),
-      " ",
-      h("span", { class: "role", "data-testid": "role" }, session.staff.role),
-      " ",
-      h("button", { type: "button", onclick: () => void api.signOut() }, "Sign out"),
-    ),
-  );
-}
-
-function errorBox(e: unknown): HTMLElement {
-  if (e instanceof ApiError) return h("p", { class: "error", role: "alert" }, `${e.status} ${e.code}: ${e.message}`);
-  return h("p", { class: "error", role: "alert" }, String(e));
-}
-
-/** A form whose submit runs `action`, shows its error, and disables itself meanwhile. */
-function form(
-  attrs: Record<string, string>,
-  fields: (Node | string)[],
-  action: (data: FormData) => Promise<void>,
-): HTMLFormElement {
-  const status = h("div", { class: "form-status" });
-  const f = h("form", attrs, ...fields, status);
-  f.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clear(status);
-    // Read before disabling: a disabled submitter (the button's name and value) is left out.
-    const data = new FormData(f, (event as SubmitEvent).submitter);
-    const buttons = f.querySelectorAll("button");
-    buttons.forEach((b) => (b.disabled = true));
-    try {
-      await action(data);
-    } catch (e) {
-      status.append(errorBox(e));
-    } finally {
-      buttons.forEach((b) => (b.disabled = false));
-    }
-  });
-  return f;
-}
-
-/** A required reason: the API audits it with the action. */
-function reasonField(name = "reason", label = "Reason (required, audited)"): HTMLElement {
-  return h("label", null, label, h("textarea", { name, required: true, maxlength: 200, rows: 2 }));
-}
-
-/**
- * A list that pages with the API's cursors: the first page now, then "More" fetches the next
- * with `next_cursor` until it is null.
- */
-async function pagedTable<T>(
-  into: HTMLElement,
-  fetchPage: (cursor: string | null) => Promise<Page<T>>,
-  head: string[],
-  row: (item: T) => HTMLTableRowElement,
-  empty = "Nothing here.",
-): Promise<void> {
-  const body = h("tbody");
-  const table = h("table", null, h("thead", null, h("tr", null, head.map((c) => h("th", null, c)))), body);
-  const more = h("button", { type: "button", class: "more" }, "More");
-  const status = h("div");
-  into.append(table, status, more);
-  let cursor: string | null = null;
-  let count = 0;
-  const load = async () => {
-    more.disabled = true;
-    clear(status);
-    try {
-      const page = await fetchPage(cursor);
-      for (const item of page.items) body.append(row(item));
-      count += page.items.length;
-      cursor = page.next_cursor;
-      more.hidden = cursor === null;
-      if (count === 0) status.append(h("p", { class: "muted" }, empty));
-    } catch (e) {
-      status.append(errorBox(e));
-    } finally {
-      more.disabled = false;
-    }
-  };
-  more.addEventListener("click", () => void load());
-  await load();
-}
+import { go, hashQuery, root, route, screen, whenNoSession } from "./router";
+import { facts, form, memberLink, pagedTable, reasonField } from "./ui";
 
 // ---- sign-in ------------------------------------------------------------------------------
 
@@ -368,15 +198,6 @@ interface Ticket extends TicketItem {
   resolution: string | null;
   messages: Message[];
   order: Order | null;
-}
-
-function memberLink(id: string | null | undefined): Node {
-  if (!id) return document.createTextNode("—");
-  return may("members.read") ? h("a", { href: `#/members/${encodeURIComponent(id)}` }, id) : document.createTextNode(id);
-}
-
-function facts(rows: [string, Node | string | number][]): HTMLElement {
-  return h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
 }
 
 screen({
@@ -795,6 +616,7 @@ for (const queue of reviewQueues) {
 
 // ---- start -----------------------------------------------------------------------------------
 
+whenNoSession(() => signInScreen());
 api.whenSignedOut(() => signInScreen("Signed out."));
 window.addEventListener("hashchange", () => void route());
 void (async () => {
