@@ -8,26 +8,14 @@
 // audit.ts and review.ts (the review queues).
 
 import * as api from "./api";
-import { may } from "./api";
 import { auditTrail } from "./audit";
-import { h } from "./dom";
 import { member, memberLookup } from "./members";
 import { reviewQueues } from "./review";
 import { route, screen, whenNoSession } from "./router";
 import { signInFromRedirect, signInScreen } from "./signin";
 import { ticket, ticketQueue } from "./tickets";
-import { form, pagedTable, reasonField } from "./ui";
 
-for (const s of [ticketQueue, ticket, memberLookup, member, auditTrail]) screen(s);
-for (const queue of reviewQueues) {
-  screen({
-    path: queue.path,
-    title: queue.title,
-    nav: true,
-    allowed: () => may("review_queue"),
-    render: (main) => queue.render(main, { h, form, pagedTable, reasonField, route }),
-  });
-}
+for (const s of [ticketQueue, ticket, memberLookup, member, auditTrail, ...reviewQueues]) screen(s);
 
 whenNoSession(() => signInScreen());
 api.whenSignedOut(() => signInScreen("Signed out."));

@@ -1,32 +1,13 @@
 // The staff review queues (media, texts): one entry per queue, each a screen in the console's
-// navigation for the roles that moderate (main.ts opens them only with `review_queue`: moderator
-// and admin; the server checks the role again). Built with the helpers main.ts hands over, text
-// nodes only: what a member wrote, and every link the API returns, stays text or a plain link.
+// navigation for the roles that moderate (`review_queue`: moderator and admin; the server checks
+// the role again). Text nodes only: what a member wrote, and every link the API returns, stays
+// text or a plain link.
 
 import * as api from "./api";
-import type { Page } from "./api";
-import { time } from "./dom";
-
-export interface ReviewHelpers {
-  h: typeof import("./dom").h;
-  form: (attrs: Record<string, string>, fields: (Node | string)[], action: (data: FormData) => Promise<void>) => HTMLFormElement;
-  pagedTable: <T>(
-    into: HTMLElement,
-    fetchPage: (cursor: string | null) => Promise<Page<T>>,
-    head: string[],
-    row: (item: T) => HTMLTableRowElement,
-    empty?: string,
-  ) => Promise<void>;
-  reasonField: (name?: string, label?: string) => HTMLElement;
-  route: () => Promise<void>;
-}
-
-export interface ReviewQueue {
-  /** `/review/media`, `/review/texts` */
-  path: string;
-  title: string;
-  render: (main: HTMLElement, helpers: ReviewHelpers) => Promise<void> | void;
-}
+import { may } from "./api";
+import { h, time } from "./dom";
+import type { Screen } from "./router";
+import { form, memberLink, pagedTable, reasonField } from "./ui";
 
 /** `QueuedMedia` (openapi.yaml). */
 interface QueuedMedia {
@@ -74,16 +55,11 @@ function limit(fallback: string): string {
   return new URLSearchParams(location.hash.split("?")[1] ?? "").get("limit") ?? fallback;
 }
 
-function memberLink(h: ReviewHelpers["h"], id: string | null | undefined): Node | string {
-  if (!id) return "—";
-  return api.may("members.read") ? h("a", { href: `#/members/${encodeURIComponent(id)}` }, id) : id;
-}
-
 /**
  * The private object's signed link: opened in a new tab (no opener, no referrer), never embedded
  * in the console; anything but http(s) is not linked at all.
  */
-function previewLink(h: ReviewHelpers["h"], url: string, label: string): Node | string {
+function previewLink(url: string, label: string): Node | string {
   let parsed: URL;
   try {
     parsed = new URL(url, location.href);
@@ -98,8 +74,7 @@ function previewLink(h: ReviewHelpers["h"], url: string, label: string): Node | 
  * Approve / reject with a required reason; once decided the row says what was done instead of
  * offering it again (the queue itself is read afresh on the next visit).
  */
-function decisionCell(helpers: ReviewHelpers, path: string, describe: (result: any, decision: string) => string): HTMLTableCellElement {
-  const { h, form, reasonField } = helpers;
+function decisionCell(path: string, describe: (result: any, decision: string) => string): HTMLTableCellElement {
   const cell = h("td", { class: "decide" });
   cell.append(
     form(
@@ -123,21 +98,21 @@ function decisionCell(helpers: ReviewHelpers, path: string, describe: (result: a
   return cell;
 }
 
-function usedBy(h: ReviewHelpers["h"], used: QueuedMedia["used_by"]): Node | string {
+function usedBy(used: QueuedMedia["used_by"]): Node | string {
   if (!used.length) return h("span", { class: "muted" }, "not used yet");
   return h(
     "ul",
     { class: "plain" },
-    used.map((u) => h("li", null, u.kind === "avatar" ? ["avatar of ", memberLink(h, u.member)] : u.kind === "ticket" ? ["ticket ", h("a", { href: `#/tickets/${encodeURIComponent(u.id ?? "")}` }, u.id ?? "")] : `${u.kind} ${u.id ?? ""}`)),
+    used.map((u) => h("li", null, u.kind === "avatar" ? ["avatar of ", memberLink(u.member)] : u.kind === "ticket" ? ["ticket ", h("a", { href: `#/tickets/${encodeURIComponent(u.id ?? "")}` }, u.id ?? "")] : `${u.kind} ${u.id ?? ""}`)),
   );
 }
 
-function belongsTo(h: ReviewHelpers["h"], s: HeldText["subject"], author: string): Node | (Node | string)[] | string {
+function belongsTo(s: HeldText["subject"], author: string): Node | (Node | string)[] | string {
   switch (s.kind) {
     case "listing":
       return `listing ${s.listing_id ?? ""}`;
     case "nickname":
-      return ["nickname of ", memberLink(h, author)];
+      return ["nickname of ", memberLink(author)];
     case "review":
       return `review ${s.review_id ?? ""}`;
     case "reply":
@@ -149,11 +124,12 @@ function belongsTo(h: ReviewHelpers["h"], s: HeldText["subject"], author: string
   }
 }
 
-const mediaQueue: ReviewQueue = {
+const mediaQueue: Screen = {
   path: "/review/media",
   title: "Media review",
-  render: async (main, helpers) => {
-    const { h, pagedTable } = helpers;
+  nav: true,
+  allowed: () => may("review_queue"),
+  render: async (main) => {
     main.append(
       h("h1", null, "Media review"),
       h(
@@ -171,7 +147,7 @@ const mediaQueue: ReviewQueue = {
           "tr",
           { "data-testid": "media-row", "data-id": m.id },
           h("td", null, time(m.created_at)),
-          h("td", null, memberLink(h, m.owner_id)),
+          h("td", null, memberLink(m.owner_id)),
           h("td", null, m.purpose, h("div", { class: "muted" }, `${m.content_type} · ${Math.ceil(m.size / 1024)} KiB`)),
           h(
             "td",
@@ -179,9 +155,9 @@ const mediaQueue: ReviewQueue = {
             m.waiting_for ? WAITING[m.waiting_for] ?? m.waiting_for : "—",
             m.approved_by_staff ? h("div", { class: "muted" }, "approved; its cover is still being checked") : null,
           ),
-          h("td", null, previewLink(h, m.preview_url, m.purpose === "listing_video" ? "open video" : "open image")),
-          h("td", null, usedBy(h, m.used_by)),
-          decisionCell(helpers, `/admin/v1/moderation/media/${encodeURIComponent(m.id)}/decision`, (r, d) =>
+          h("td", null, previewLink(m.preview_url, m.purpose === "listing_video" ? "open video" : "open image")),
+          h("td", null, usedBy(m.used_by)),
+          decisionCell(`/admin/v1/moderation/media/${encodeURIComponent(m.id)}/decision`, (r, d) =>
             d === "approve" ? (r?.status === "passed" ? "approved: public" : "approved: waits for its cover's check") : "rejected: removed",
           ),
         ),
@@ -190,11 +166,12 @@ const mediaQueue: ReviewQueue = {
   },
 };
 
-const textQueue: ReviewQueue = {
+const textQueue: Screen = {
   path: "/review/texts",
   title: "Text review",
-  render: async (main, helpers) => {
-    const { h, pagedTable } = helpers;
+  nav: true,
+  allowed: () => may("review_queue"),
+  render: async (main) => {
     main.append(
       h("h1", null, "Text review"),
       h(
@@ -212,8 +189,8 @@ const textQueue: ReviewQueue = {
           "tr",
           { "data-testid": "text-row", "data-id": t.id },
           h("td", null, time(t.held_at)),
-          h("td", null, memberLink(h, t.author_id)),
-          h("td", null, belongsTo(h, t.subject, t.author_id)),
+          h("td", null, memberLink(t.author_id)),
+          h("td", null, belongsTo(t.subject, t.author_id)),
           h(
             "td",
             null,
@@ -226,7 +203,7 @@ const textQueue: ReviewQueue = {
           h("td", null, t.label === null ? "—" : String(t.label), t.category ? h("div", { class: "muted" }, t.category) : null),
           t.decided
             ? h("td", null, h("span", { class: "badge", "data-testid": "decided" }, `${t.decided.decision}d by ${t.decided.staff_id}: ${t.decided.reason}`))
-            : decisionCell(helpers, `/admin/v1/moderation/texts/${encodeURIComponent(t.id)}/decision`, (_r, d) =>
+            : decisionCell(`/admin/v1/moderation/texts/${encodeURIComponent(t.id)}/decision`, (_r, d) =>
                 d === "approve" ? "approved: public" : "rejected: stays hidden",
               ),
         ),
@@ -235,4 +212,4 @@ const textQueue: ReviewQueue = {
   },
 };
 
-export const reviewQueues: ReviewQueue[] = [textQueue, mediaQueue];
+export const reviewQueues: Screen[] = [textQueue, mediaQueue];
