@@ -894,43 +894,7 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
             MediaStatus::Risky,
         ),
     ] {
-        let reply = server
-            .api
-            .call(
-                "POST",
-                "/v1/uploads",
-                Some(&who.token),
-                Some(
-                    json!({"purpose": "listing_image", "content_type": "image/jpeg", "size": bytes.len()}),
-                ),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{reply:?}");
-        let form = reply.body;
-        let fields: BTreeMap<String, String> = form["fields"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-            .collect();
-        let pairs = renji_local::media::fields_of(&fields);
-        let boundary = "----renji-checks-boundary";
-        let uploaded = reqwest::Client::new()
-            .post(form["url"].as_str().unwrap())
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(renji_local::media::form_body(
-                boundary,
-                &pairs,
-                Some(&bytes),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(uploaded.status().as_u16(), 204);
-        let media_url = form["media_url"].as_str().unwrap().to_owned();
+        let media_url = upload_through_the_form(&server, &who, "listing_image", &bytes).await;
         let (owner, _, id) =
             renji_shared::domain::media::parse_url(&base, &media_url).expect("our media URL");
         let mut body = renji_tests::service("带图的服务");
@@ -1011,6 +975,154 @@ async fn the_sandbox_round_trip_makes_an_upload_public_or_risky(backend: Backend
     }
 }
 
+/// An upload of `bytes` for `purpose` made as the mini-program makes it: the form asked for, the
+/// object posted to the local bucket with it. Its media URL.
+async fn upload_through_the_form(
+    server: &LocalServer,
+    who: &renji_tests::Member,
+    purpose: &str,
+    bytes: &[u8],
+) -> String {
+    let reply = server
+        .api
+        .call(
+            "POST",
+            "/v1/uploads",
+            Some(&who.token),
+            Some(json!({"purpose": purpose, "content_type": "image/jpeg", "size": bytes.len()})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let form = reply.body;
+    let fields: BTreeMap<String, String> = form["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let pairs = renji_local::media::fields_of(&fields);
+    let boundary = "----renji-checks-boundary";
+    let uploaded = reqwest::Client::new()
+        .post(form["url"].as_str().unwrap())
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(renji_local::media::form_body(boundary, &pairs, Some(bytes)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status().as_u16(), 204);
+    form["media_url"].as_str().unwrap().to_owned()
+}
+
+/// A picture on a ticket message goes through the same check, run by the media job with its own
+/// IAM statements (the message found by querying its ticket): once it passed, the message shows it
+/// to the order's other party and its author sees it settled.
+async fn a_ticket_image_is_checked_and_then_shown(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let seller = server.member("ticket-img-seller", true).await;
+    let buyer = server.member("ticket-img-buyer", false).await;
+    let mut body = renji_tests::service("带图工单的服务");
+    body["status"] = json!("published");
+    let listing = server.api.create_listing(&seller, body).await;
+    let order = server
+        .api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&buyer.token),
+            Some(json!({"listing_id": listing["id"], "quantity": 1})),
+        )
+        .await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let order_id = order.body["id"].as_str().unwrap();
+    let media_url = upload_through_the_form(
+        &server,
+        &buyer,
+        "ticket_image",
+        b"\xff\xd8\xff\xe0 a photo of the receipt",
+    )
+    .await;
+    let ticket = server
+        .api
+        .call(
+            "POST",
+            "/v1/tickets",
+            Some(&buyer.token),
+            Some(json!({"kind": "order", "subject": "收据", "text": "见图", "order_id": order_id})),
+        )
+        .await;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+    let path = format!("/v1/tickets/{}", ticket.body["id"].as_str().unwrap());
+    let posted = server
+        .api
+        .call(
+            "POST",
+            &format!("{path}/messages"),
+            Some(&buyer.token),
+            Some(json!({"text": "收据照片", "images": [media_url]})),
+        )
+        .await;
+    assert_eq!(posted.status, 201, "{posted:?}");
+    let pictured = |reply: renji_tests::Reply| {
+        let messages = reply.body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let message = messages
+            .into_iter()
+            .find(|m| m["text"] == json!("收据照片"))
+            .unwrap_or_else(|| panic!("the message: {reply:?}"));
+        (message["images"].clone(), message["media_states"].clone())
+    };
+    let theirs = server
+        .api
+        .call("GET", &path, Some(&seller.token), None)
+        .await;
+    assert_eq!(
+        pictured(theirs).0,
+        json!([]),
+        "pending: not shown to the other party"
+    );
+
+    let job = server.running.function_app("MediaJobsFunction").unwrap();
+    let expired = OffsetDateTime::now_utc()
+        + time::Duration::seconds(server.app().config.media.policy.as_secs() as i64 + 1);
+    let report = jobs::run(job, expired, Budget::default()).await.unwrap();
+    assert_eq!((report.asked, report.failed), (1, 0), "{report:?}");
+    // The sandbox pushes its verdict; the job's next runs carry it into the message.
+    let mut shown = json!(null);
+    for _ in 0..50 {
+        let report = jobs::run(job, expired, Budget::default()).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        let theirs = server
+            .api
+            .call("GET", &path, Some(&seller.token), None)
+            .await;
+        shown = pictured(theirs).0;
+        if shown == json!([media_url]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shown,
+        json!([media_url]),
+        "shown to the other party once passed"
+    );
+    let mine = server
+        .api
+        .call("GET", &path, Some(&buyer.token), None)
+        .await;
+    let (images, states) = pictured(mine);
+    assert_eq!(images, json!([media_url]));
+    assert!(
+        states.is_null() || states == json!({}),
+        "nothing held any more: {states}"
+    );
+}
+
 on_both_stores!(
     an_image_passes_once_and_becomes_public,
     a_risky_image_is_removed_with_its_reason,
@@ -1023,4 +1135,5 @@ on_both_stores!(
     pushes_are_verified_and_the_handshake_answers,
     the_queue_is_paged_oldest_first,
     the_sandbox_round_trip_makes_an_upload_public_or_risky,
+    a_ticket_image_is_checked_and_then_shown,
 );
