@@ -738,6 +738,37 @@ async fn query_strings_are_checked_on_every_route(backend: Backend) {
         }
     }
     assert!(checked > 60, "{checked} cases");
+
+    // Signed out, a write's token is refused before its query is judged, on every route that
+    // reads a session (a webhook has none to read: its query is still the answer). A read
+    // judges its query in its handler, first.
+    let writes = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/") && r.method != "GET");
+    let out = server
+        .api
+        .call("POST", "/v1/auth/logout", Some(&member.token), None)
+        .await;
+    assert_eq!(out.status, 204, "{out:?}");
+    let mut failures = Vec::new();
+    for route in writes {
+        let path = route.path.replace('{', "x").replace('}', "");
+        let reply = server
+            .api
+            .call(
+                &route.method,
+                &format!("{path}?zz_unknown=1"),
+                Some(&member.token),
+                None,
+            )
+            .await;
+        let webhook = route.path.ends_with("/notify") || route.path == "/v1/wechat/events";
+        let expected = if webhook { 422 } else { 401 };
+        if reply.status != expected {
+            failures.push(format!("{} signed out: {reply:?}", route.key()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// `GET /v1/me/earnings`: a seller's own paid orders only; bad parameters and cursors are 422

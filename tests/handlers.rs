@@ -1256,6 +1256,17 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
     )
     .await;
     assert_eq!(status, 204, "{body}");
+    // A query the route does not take is refused after the session is read (a signed-out token
+    // is 401 whatever its query), with the function's own grants.
+    let mut queried = event("consents-withdraw", Some(&token), &[("scope", "location")]);
+    queried["rawQueryString"] = json!("zz=1");
+    queried["queryStringParameters"] = json!({"zz": "1"});
+    let (status, body) = invoke(&server, &queried).await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("zz")),
+        "{body}"
+    );
     let mut bodies = std::collections::HashMap::new();
     for (name, token, params, status) in &steps {
         run(name);
