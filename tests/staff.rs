@@ -2015,6 +2015,96 @@ async fn suspension_ends_sessions_hides_listings_and_restore_gives_them_back(bac
     );
 }
 
+/// A suspended member's name leaves every public place their profile did: the author card of
+/// their reviews, and the list of a member who blocked them, show the id alone (as for a member
+/// who is gone) until a restore.
+async fn a_suspended_reviewer_shows_no_name_on_reviews_or_blocks(backend: Backend) {
+    let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+    let api = &server.api;
+    let seller = server.member("card-seller", true).await;
+    let reviewer = server.member("card-reviewer", false).await;
+    let named = api
+        .call(
+            "PATCH",
+            "/v1/me",
+            Some(&reviewer.token),
+            Some(json!({"nickname": "评论者乙"})),
+        )
+        .await;
+    assert_eq!(named.status, 200, "{named:?}");
+    let listing = api.create_listing(&seller, service("证件照拍摄")).await;
+    let l = listing["id"].as_str().unwrap().to_owned();
+    let order = server.completed_order(&seller, &reviewer, &l).await;
+    let review = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{order}/reviews"),
+            Some(&reviewer.token),
+            Some(json!({"rating": 5, "text": "拍得很好"})),
+        )
+        .await;
+    assert_eq!(review.status, 201, "{review:?}");
+    let blocked = api
+        .call(
+            "PUT",
+            &format!("/v1/me/blocks/{}", reviewer.id),
+            Some(&seller.token),
+            None,
+        )
+        .await;
+    assert!(blocked.status < 300, "{blocked:?}");
+    let names = || async {
+        let mut names = Vec::new();
+        for path in [
+            format!("/v1/listings/{l}/reviews"),
+            format!("/v1/users/{}/reviews", seller.id),
+        ] {
+            let reply = api.call("GET", &path, None, None).await;
+            assert_eq!(reply.status, 200, "{path}: {reply:?}");
+            let author = &reply.body["items"][0]["author"];
+            assert_eq!(author["id"], json!(reviewer.id), "{path}: {reply:?}");
+            names.push(author["nickname"].clone());
+        }
+        let reply = api
+            .call("GET", "/v1/me/blocks", Some(&seller.token), None)
+            .await;
+        assert_eq!(
+            reply.body["items"][0]["id"],
+            json!(reviewer.id),
+            "{reply:?}"
+        );
+        names.push(reply.body["items"][0]["nickname"].clone());
+        names
+    };
+    let before = names().await;
+    assert_eq!(before, vec![json!("评论者乙"); 3]);
+
+    let moderator = staff(api, "mia", "moderator").await;
+    let suspend = format!("/admin/v1/members/{}/suspend", reviewer.id);
+    let done = api
+        .call(
+            "POST",
+            &suspend,
+            Some(&moderator),
+            Some(json!({"reason": "冒用他人身份"})),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(names().await, vec![Value::Null; 3]);
+
+    let restore = format!("/admin/v1/members/{}/restore", reviewer.id);
+    let done = api
+        .call(
+            "POST",
+            &restore,
+            Some(&moderator),
+            Some(json!({"reason": "申诉通过"})),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(names().await, before);
+}
+
 on_both_stores!(
     moderators_hide_reviews,
     suspension_ends_sessions_hides_listings_and_restore_gives_them_back,
@@ -2026,6 +2116,7 @@ on_both_stores!(
     take_down_and_restore_show_to_the_owner_and_the_feeds,
     disputes_are_decided_by_refund_all_or_part_or_release,
     bad_input_on_every_route_is_4xx_and_changes_nothing,
+    a_suspended_reviewer_shows_no_name_on_reviews_or_blocks,
 );
 
 /// Every `/admin/v1` route but sign-in is a staff route, with the roles of the README's table;

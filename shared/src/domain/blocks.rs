@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::members::{self, Member};
 use super::orders::rfc3339;
-use super::orders::view::card;
+use super::orders::view::public_card;
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::store::schema::GSI1;
@@ -211,7 +211,7 @@ pub async fn list(
         .into_iter()
         .zip(profiles)
         .map(|(block, profile)| {
-            let mut view = card(&block.user_id, profile.as_ref());
+            let mut view = public_card(&block.user_id, profile.as_ref());
             view["blocked_at"] = Value::String(block.created_at);
             view
         })

@@ -28,7 +28,7 @@ use super::media::{public_urls, Hold, Holds, Purpose, Subject as MediaSubject};
 use super::members::{self, Member};
 use super::moderation::texts::{self, Decision, Subject};
 use super::moderation::{self as moderation, TextHold};
-use super::orders::{self, view::card, OrderStatus, Role};
+use super::orders::{self, view::public_card, OrderStatus, Role};
 use super::profile::bounded_text;
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, ReviewId, UserId};
@@ -207,7 +207,7 @@ impl Review {
             "id": self.id,
             "listing": {"id": self.listing_id, "title": self.listing_title},
             "seller_id": self.seller_id,
-            "author": card(&self.author_id, author),
+            "author": public_card(&self.author_id, author),
             "rating": self.rating,
             "text": text,
             "images": public_urls(&self.images, &self.holds),

@@ -29,6 +29,13 @@ pub fn card(id: &UserId, member: Option<&Member>) -> Value {
     })
 }
 
+/// A member's card where others may see it outside an order (a review's author, a blocked list):
+/// a suspended member's shows the id alone, as their profile shows neither nickname nor avatar.
+/// (An order's parties keep seeing each other's card: the order goes on.)
+pub fn public_card(id: &UserId, member: Option<&Member>) -> Value {
+    card(id, member.filter(|m| m.suspension.is_none()))
+}
+
 /// The order as `role` sees it, with the other party's card.
 pub fn with_card(order: &Order, role: Role, member: Option<&Member>) -> Value {
     let mut view = order.view();
