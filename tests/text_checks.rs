@@ -240,6 +240,14 @@ async fn listing_texts(backend: Backend) {
         )
         .await;
     assert_eq!(by_owner.body["items"], json!([]), "{by_owner:?}");
+    // Nor counted on the profile: the count is of what others find in that list.
+    let listed_count = || async {
+        let profile = w
+            .call(None, "GET", &format!("/v1/users/{}", w.seller.id), None)
+            .await;
+        profile.body["listings_count"].clone()
+    };
+    assert_eq!(listed_count().await, json!(0));
 
     let (check, item) = w.queued("listing").await;
     assert_eq!(item["author_id"], json!(w.seller.id));
@@ -275,6 +283,7 @@ async fn listing_texts(backend: Backend) {
     assert_eq!(approved.status, 200, "{approved:?}");
     assert_eq!(approved.body["decided"]["decision"], json!("approve"));
     assert_eq!(w.public(&held.id, "婚礼摄影").await, (200, true, true));
+    assert_eq!(listed_count().await, json!(1));
     let again = w
         .decide(
             &w.moderator,
@@ -306,6 +315,11 @@ async fn listing_texts(backend: Backend) {
         w.public(&unjudged.id, "儿童写真").await,
         (404, false, false)
     );
+    assert_eq!(
+        listed_count().await,
+        json!(1),
+        "a rejected text is not counted"
+    );
     let own = w
         .call(
             Some(&w.seller.token),
@@ -323,6 +337,7 @@ async fn listing_texts(backend: Backend) {
         .unwrap();
     assert_eq!(fixed.text_review, None);
     assert_eq!(w.public(&unjudged.id, "儿童写真").await, (200, true, true));
+    assert_eq!(listed_count().await, json!(2));
 
     // PATCH: only changed fields are checked; risky → 422 and nothing written.
     let before = w.asked();

@@ -542,10 +542,12 @@ fn save_writes(
     if old.is_none_or(|old| old.status != new.status) {
         writes.push(Write::put(MineEntry::item(new).map_err(invalid)?));
     }
-    let was_published = old.is_some_and(Listing::is_published);
-    if was_published != new.is_published() {
+    // The profile's count is of the listings others find in the owner's list: published and
+    // not held for staff (a held text counts once approved, never if rejected).
+    let was_listed = old.is_some_and(Listing::is_listed);
+    if was_listed != new.is_listed() {
         let owner = keys::member(&new.owner_id);
-        writes.push(if new.is_published() {
+        writes.push(if new.is_listed() {
             Write::update(owner)
                 .add("listings_count", 1)
                 .condition(Condition::Present, "owner_exists")
