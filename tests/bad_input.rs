@@ -771,6 +771,126 @@ async fn query_strings_are_checked_on_every_route(backend: Backend) {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The statuses `openapi.yaml` lists for `method path` (it says every one a route can answer is
+/// listed).
+fn documented_statuses(openapi: &serde_yaml::Value, method: &str, path: &str) -> Vec<u16> {
+    let responses = openapi["paths"][path][method.to_ascii_lowercase().as_str()]["responses"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("openapi.yaml has no responses for {method} {path}"));
+    responses
+        .keys()
+        .filter_map(|k| match k {
+            serde_yaml::Value::String(s) => s.parse().ok(),
+            serde_yaml::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every route of `template.yaml` answers an unknown query parameter, a token that is none and,
+/// where a body may come, one of a content type that is not JSON or that is not JSON, only with
+/// statuses `openapi.yaml` lists for it (its info promises so, and the contract test flags any
+/// other). Each route is called as whom it serves (a member, an admin, nobody for the callbacks),
+/// with ids that name something where that is easy.
+async fn bad_requests_get_only_statuses_openapi_lists(backend: Backend) {
+    let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+    let api = &server.api;
+    let openapi: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let other = server.member("documented-other", true).await;
+    let staff = api.staff_token("staff:documented:admin").await;
+    let client = reqwest::Client::new();
+    let routes = renji_local::template::Template::load().unwrap().routes();
+    let mut undocumented = Vec::new();
+    let mut checked = 0;
+    for (i, route) in routes.iter().enumerate() {
+        // A fresh member and listing for each route: one that acts on what it was sent (deletes
+        // the listing, logs out) does not change what the next is called with.
+        let member = server.member(&format!("documented-{i}"), true).await;
+        let listing = api
+            .create_listing(&member, renji_tests::service("婚礼跟拍"))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = match route.path.split('/').nth(2) {
+            Some("v1") => Some(staff.as_str()),
+            Some("payments" | "wechat") => None,
+            _ => Some(member.token.as_str()),
+        };
+        let path: String = route
+            .path
+            .split('/')
+            .map(|part| match part {
+                "{listing_id}" => listing.as_str(),
+                "{id}"
+                    if route.path.starts_with("/v1/listings/")
+                        || route.path.starts_with("/admin/v1/listings/") =>
+                {
+                    listing.as_str()
+                }
+                "{user_id}" => other.id.as_str(),
+                "{channel}" => "alipay",
+                "{scope}" => "location",
+                part if part.starts_with('{') => member.id.as_str(),
+                part => part,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+        let url = format!("{}{path}", api.base);
+        let authorized = |request: reqwest::RequestBuilder| match token {
+            Some(token) => request.header("authorization", format!("Bearer {token}")),
+            None => request,
+        };
+        let mut cases = vec![
+            (
+                "?zz_unknown=1",
+                authorized(client.request(method.clone(), format!("{url}?zz_unknown=1"))),
+            ),
+            (
+                "a token that is none",
+                client
+                    .request(method.clone(), &url)
+                    .header("authorization", "Bearer not-a-token"),
+            ),
+        ];
+        if route.method != "GET" {
+            cases.push((
+                "content-type: text/plain",
+                authorized(client.request(method.clone(), &url))
+                    .header("content-type", "text/plain")
+                    .body("{}"),
+            ));
+            cases.push((
+                "a body that is not JSON",
+                authorized(client.request(method.clone(), &url))
+                    .header("content-type", "application/json")
+                    .body("{"),
+            ));
+        }
+        let documented = documented_statuses(&openapi, &route.method, &route.path);
+        for (case, request) in cases {
+            let status = request.send().await.expect("request").status().as_u16();
+            if !documented.contains(&status) {
+                undocumented.push(format!(
+                    "{} {case}: {status} (documented {documented:?})",
+                    route.key()
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 280, "{checked} cases");
+    assert!(
+        undocumented.is_empty(),
+        "answers openapi.yaml does not list:\n{}",
+        undocumented.join("\n")
+    );
+}
+
 /// `GET /v1/me/earnings`: a seller's own paid orders only; bad parameters and cursors are 422
 /// naming them, no session 401.
 async fn earnings_are_ones_own_and_bad_input_is_refused(backend: Backend) {
@@ -841,6 +961,7 @@ on_both_stores!(
     bodies_that_are_not_utf8_are_malformed,
     earnings_are_ones_own_and_bad_input_is_refused,
     query_strings_are_checked_on_every_route,
+    bad_requests_get_only_statuses_openapi_lists,
     cursors_not_of_this_list_are_refused_on_every_list_route,
     unparseable_requests_get_the_error_shape,
     bad_profile_updates_change_nothing,
