@@ -463,6 +463,44 @@ async fn others_see_a_coarse_point_and_distances_from_it(backend: Backend) {
         .starts_with(&point(39.909, 116.397).geohash(9)));
 }
 
+/// `near` is read as openapi.yaml's pattern for it says: plain decimals with an optional `-`,
+/// spaces or tabs around; a `+` sign (sent as `%2B`) or other whitespace is 422 naming `near`.
+/// A literal `+` in a query string is a space, so `+39.9,+116.4` is ` 39.9, 116.4`.
+async fn near_is_read_as_its_pattern_says(backend: Backend) {
+    let server = LocalServer::start(backend).await;
+    let api = &server.api;
+    for near in [
+        "39.9,116.4",
+        "+39.9,+116.4",
+        "%2039.9%20,%09116.4%09",
+        "39.,116.",
+        "039.90,116.40",
+    ] {
+        let reply = api
+            .call("GET", &format!("/v1/listings?near={near}"), None, None)
+            .await;
+        assert_eq!(reply.status, 200, "{near}: {reply:?}");
+    }
+    for near in [
+        "%2B39.9,116.4",
+        "39.9,%2B116.4",
+        "%2B39.9,%2B116.4",
+        "%C2%A039.9,116.4",
+        "%1C39.9,116.4",
+        "39.9,116.4%0A",
+        "39.9%0D,116.4",
+    ] {
+        let reply = api
+            .call("GET", &format!("/v1/listings?near={near}"), None, None)
+            .await;
+        assert_eq!(
+            (reply.status, reply.field()),
+            (422, "near"),
+            "{near}: {reply:?}"
+        );
+    }
+}
+
 async fn points_outside_the_service_area_are_refused(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
@@ -800,6 +838,7 @@ async fn a_listing_stored_with_free_text_city_moves_on_its_next_edit(backend: Ba
 on_both_stores!(
     others_see_a_coarse_point_and_distances_from_it,
     points_outside_the_service_area_are_refused,
+    near_is_read_as_its_pattern_says,
     tiny_coordinates_round_to_zero,
     keyword_search_finds_every_title_containing_the_query,
     edits_write_only_the_entries_that_change,

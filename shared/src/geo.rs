@@ -161,10 +161,11 @@ impl Location {
     /// Parses `lat,lng` (the `near` query parameter).
     pub fn parse_pair(field: &str, text: &str, bounds: &GeoBounds) -> Result<Self, Error> {
         let bad = || Error::invalid(field, "must be `lat,lng` in decimal degrees");
-        // Plain decimals only, as documented: Rust's float parser would also take `5e1`, `inf`
-        // and `NaN`.
+        // Plain decimals only, as openapi.yaml's pattern says: an optional `-` (no `+`), digits
+        // and one point; spaces and tabs around. Rust's float parser would also take `+5`, `5e1`,
+        // `inf` and `NaN`, and `trim` other whitespace the pattern does not name.
         let number = |part: &str| -> Result<f64, Error> {
-            let part = part.trim();
+            let part = part.trim_matches([' ', '\t']);
             let decimal = !part.is_empty()
                 && part
                     .bytes()
@@ -362,6 +363,7 @@ mod tests {
         }
         assert!(Location::parse_pair("near", "39.9,116.4", &GeoBounds::CHINA).is_ok());
         assert!(Location::parse_pair("near", " 39.90 , 116.4", &GeoBounds::CHINA).is_ok());
+        assert!(Location::parse_pair("near", "\t39.,116.\t", &GeoBounds::CHINA).is_ok());
         for bad in [
             "",
             "39.9",
@@ -374,7 +376,11 @@ mod tests {
             ".5e1,116",
             "39.9,1.164e2",
             "+39.9,116.4",
+            "39.9,+116.4",
             "-,116",
+            "\u{a0}39.9,116.4",
+            "\u{1c}39.9,116.4",
+            "39.9,116.4\n",
         ] {
             assert!(
                 Location::parse_pair("near", bad, &GeoBounds::CHINA).is_err(),
