@@ -146,6 +146,13 @@ async fn bad_profile_updates_change_nothing(backend: Backend) {
             422,
             "invalid_field",
         ),
+        // Exactly YYYY-MM-DD, as the pattern says: a signed year was read as the year.
+        (
+            "signed year",
+            r#"{"birth_date":"+2001-01-01"}"#.into(),
+            422,
+            "invalid_field",
+        ),
         // A valid field alongside a bad one: nothing of it is applied.
         (
             "one bad field of two",
@@ -174,6 +181,7 @@ async fn bad_profile_updates_change_nothing(backend: Backend) {
         (r#"{"gender":5}"#, "gender"),
         (r#"{"gender":["male"]}"#, "gender"),
         (r#"{"nickname":"\u3164"}"#, "nickname"),
+        (r#"{"birth_date":"+2001-01-01"}"#, "birth_date"),
     ] {
         let reply = api
             .raw("PATCH", "/v1/me", Some(&token), Some(body.into()))

@@ -468,6 +468,11 @@ async fn every_bad_creation_is_refused_and_writes_nothing(backend: Backend) {
         ),
         (with("service_date", json!("2027-1-5")), 422, "service_date"),
         (
+            with("service_date", json!(format!("+{}", china_day(1)))),
+            422,
+            "service_date",
+        ),
+        (
             with("service_date", json!("2027-01-05T00:00:00Z")),
             422,
             "service_date",

@@ -4,6 +4,7 @@ pub mod app;
 pub mod archive;
 pub mod cities;
 pub mod config;
+pub mod dates;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -649,11 +649,6 @@ fn date_text(date: Date) -> String {
     date.format(format).unwrap_or_default()
 }
 
-fn parse_date(text: &str) -> Option<Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, format).ok()
-}
-
 /// Whether the member is under 14 on `today`: by the verified identity when verified as a person
 /// (a verified adult wins over any profile birth date), else by the profile's birth date.
 pub fn is_minor(member: &Member, today: Date) -> bool {
@@ -661,13 +656,13 @@ pub fn is_minor(member: &Member, today: Date) -> bool {
         return member
             .minor_until
             .as_deref()
-            .and_then(parse_date)
+            .and_then(crate::dates::parse_day)
             .is_some_and(|until| until > today);
     }
     member
         .birth_date
         .as_deref()
-        .and_then(parse_date)
+        .and_then(crate::dates::parse_day)
         .is_some_and(|birth| turns_14(birth) > today)
 }
 

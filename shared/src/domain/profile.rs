@@ -160,9 +160,8 @@ pub struct BirthDate(Date);
 
 impl BirthDate {
     pub fn parse(text: &str, today: Date) -> Result<Self, Error> {
-        let format = format_description!("[year]-[month]-[day]");
-        let date = Date::parse(text, format)
-            .map_err(|_| Error::invalid("birth_date", "must be a real date as YYYY-MM-DD"))?;
+        let date = crate::dates::parse_day(text)
+            .ok_or_else(|| Error::invalid("birth_date", "must be a real date as YYYY-MM-DD"))?;
         if date > today {
             return Err(Error::invalid("birth_date", "must not be in the future"));
         }
@@ -305,6 +304,8 @@ mod tests {
             "1899-12-31",
             "2000-13-01",
             "20000101",
+            "+2001-01-01",
+            "2001-1-01",
             "",
         ] {
             assert!(BirthDate::parse(bad, today).is_err(), "{bad}");

@@ -101,12 +101,8 @@ impl NewOrder {
 
 /// `YYYY-MM-DD`, a real day, not before today in China (UTC+8).
 pub fn service_date(text: &str, now: OffsetDateTime) -> Result<Date, Error> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = match text.len() {
-        10 => Date::parse(text, &format).ok(),
-        _ => None,
-    }
-    .ok_or_else(|| Error::invalid("service_date", "must be a day as YYYY-MM-DD"))?;
+    let date = crate::dates::parse_day(text)
+        .ok_or_else(|| Error::invalid("service_date", "must be a day as YYYY-MM-DD"))?;
     let today = now.to_offset(CHINA).date();
     if date < today {
         return Err(Error::invalid(

@@ -108,14 +108,6 @@ pub async fn daily(app: &App, now: OffsetDateTime) -> Vec<FeeReport> {
     out
 }
 
-fn parse_day(day: &str) -> Option<time::Date> {
-    time::Date::parse(
-        day,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok()
-}
-
 /// Reconciles `provider`'s fees of `day` (`yyyy-MM-dd`, Beijing) unless it was (`Ok(None)`).
 pub async fn day_of(
     app: &App,
@@ -123,7 +115,7 @@ pub async fn day_of(
     day: &str,
     now: OffsetDateTime,
 ) -> Result<Option<FeeReport>, Error> {
-    if parse_day(day).is_none() {
+    if crate::dates::parse_day(day).is_none() {
         return Err(Error::Internal(
             "a fee reconciliation day that is not a date".into(),
         ));

@@ -238,11 +238,8 @@ pub async fn day_of(
 
 /// Both sides of `provider`'s `day`, by split number.
 async fn compare(app: &App, provider: Provider, day: &str) -> Result<DayReport, Error> {
-    let date = time::Date::parse(
-        day,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| Error::Internal("a reconciliation day that is not a date".into()))?;
+    let date = crate::dates::parse_day(day)
+        .ok_or_else(|| Error::Internal("a reconciliation day that is not a date".into()))?;
     let start = date
         .midnight()
         .assume_offset(time::macros::offset!(+8))
