@@ -21,7 +21,10 @@ macro_rules! prefixed_id {
 
             fn try_from(text: String) -> Result<Self, String> {
                 $name::parse(&text).ok_or_else(|| {
-                    format!("not a {} id: {text:?}", stringify!($name))
+                    format!(
+                        "not {} id: {text:?}",
+                        $crate::english::with_article(stringify!($name))
+                    )
                 })
             }
         }

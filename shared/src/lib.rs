@@ -6,6 +6,7 @@ pub mod cities;
 pub mod config;
 pub mod dates;
 pub mod domain;
+pub mod english;
 pub mod error;
 pub mod http;
 pub mod ids;

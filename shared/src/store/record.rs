@@ -32,8 +32,8 @@ pub trait Record: Serialize + DeserializeOwned {
             .map_err(|e| Error::Internal(format!("{} not serialisable: {e}", Self::KIND)))?
         else {
             return Err(Error::Internal(format!(
-                "a {} is not an object",
-                Self::KIND
+                "{} is not an object",
+                crate::english::with_article(Self::KIND)
             )));
         };
         let (index_pk, index_sk) = gsi1_names();
@@ -43,8 +43,8 @@ pub trait Record: Serialize + DeserializeOwned {
             .find(|name| item.contains_key(*name))
         {
             return Err(Error::Internal(format!(
-                "a {} has a field named {name}, a key attribute",
-                Self::KIND
+                "{} has a field named {name}, a key attribute",
+                crate::english::with_article(Self::KIND)
             )));
         }
         item.insert(PK.into(), key.pk.into());

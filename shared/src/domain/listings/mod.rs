@@ -945,8 +945,8 @@ fn apply_patch(old: &Listing, patch: &ListingPatch, rules: &Rules<'_>) -> Result
             return Err(Error::Conflict {
                 code: "invalid_transition",
                 message: format!(
-                    "a {} listing cannot become {}",
-                    json!(old.status).as_str().unwrap_or_default(),
+                    "{} listing cannot become {}",
+                    crate::english::with_article(json!(old.status).as_str().unwrap_or_default()),
                     json!(status).as_str().unwrap_or_default()
                 ),
             });

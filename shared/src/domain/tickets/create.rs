@@ -81,7 +81,10 @@ impl NewTicket {
         if kind.shared_with_the_order() && checked.order_id.is_none() {
             return Err(Error::invalid(
                 "order_id",
-                format!("is required for a {} ticket", kind.as_str()),
+                format!(
+                    "is required for {} ticket",
+                    crate::english::with_article(kind.as_str())
+                ),
             ));
         }
         let targets = [
@@ -293,6 +296,16 @@ mod tests {
         assert_eq!(field(body("dispute").check().unwrap_err()), "order_id");
         assert_eq!(field(body("order").check().unwrap_err()), "order_id");
         assert_eq!(field(body("report").check().unwrap_err()), "listing_id");
+        // The article follows the kind's sound.
+        for (kind, message) in [
+            ("order", "is required for an order ticket"),
+            ("dispute", "is required for a dispute ticket"),
+        ] {
+            match body(kind).check() {
+                Err(Error::Invalid { message: m, .. }) => assert_eq!(m, message),
+                other => panic!("{other:?}"),
+            }
+        }
         let mut b = body("other");
         b.listing_id = Some(ListingId::generate().to_string());
         assert_eq!(field(b.check().unwrap_err()), "listing_id");
