@@ -316,7 +316,31 @@ where
                 };
                 crate::staff::guard(app, key, roles, *audited, req, handler).await
             }
-            _ => handler(req).await,
+            _ => {
+                // A read judges its query in its handler, first; a caller whose session is no
+                // good is still answered 401 whatever the query, as a write's is above (the
+                // session read only when the handler refused the request).
+                let read_by = match *req.method() {
+                    lambda_http::http::Method::GET => req
+                        .headers()
+                        .get(lambda_http::http::header::AUTHORIZATION)
+                        .cloned(),
+                    _ => None,
+                };
+                match (handler(req).await, read_by) {
+                    (Err(refused @ Error::Invalid { .. }), Some(authorization)) => {
+                        let mut caller = Request::new(Body::Empty);
+                        caller
+                            .headers_mut()
+                            .insert(lambda_http::http::header::AUTHORIZATION, authorization);
+                        match app.authenticate(&caller).await {
+                            Err(unauthorized @ Error::Unauthorized(_)) => Err(unauthorized),
+                            _ => Err(refused),
+                        }
+                    }
+                    (answer, _) => answer,
+                }
+            }
         }
     })
     .await
