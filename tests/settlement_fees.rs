@@ -4,13 +4,14 @@
 //! serve the day's bill in the provider's format (WeChat Pay's backticked CSV with its SHA-1,
 //! Alipay's zip of GBK CSVs): read back exactly; a rate other than Renji's estimate → the ledger
 //! adjusted exactly once over several runs and still balanced, one staff alarm per order; a bill
-//! line whose order the ledger does not know → an alarm and nothing booked; bad dates refused,
-//! days without a bill done.
+//! line whose order the ledger does not know → an alarm and nothing booked; a late payment and its
+//! refund → neither; bad dates refused, days without a bill done.
 
 use std::time::Duration;
 
 use renji_shared::domain::audit::{self, Filter};
-use renji_shared::domain::orders::{self, Order, OrderStatus};
+use renji_shared::domain::orders::payments::{self, PaymentState};
+use renji_shared::domain::orders::{self, Order, OrderStatus, RefundStatus};
 use renji_shared::domain::settlement::{
     fees, ledger, reconcile, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares, Totals,
 };
@@ -127,6 +128,68 @@ impl World {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the refund of {id} did not end");
+    }
+
+    /// A new order of the listing by the buyer (`pending_payment`).
+    async fn new_order(&self) -> OrderId {
+        let reply = self
+            .call(
+                &self.buyer.token,
+                "/v1/orders",
+                Some(json!({"listing_id": self.listing, "quantity": 1})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        OrderId::parse(reply.body["id"].as_str().expect("order id")).unwrap()
+    }
+
+    /// `POST /v1/orders/{id}/payments` through `provider`: what the client is given.
+    async fn start(&self, id: &OrderId, provider: Provider) -> Value {
+        let reply = self
+            .call(
+                &self.buyer.token,
+                &format!("/v1/orders/{id}/payments"),
+                Some(json!({ "channel": provider.as_str() })),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{provider:?}: {reply:?}");
+        reply.body
+    }
+
+    /// The buyer pays what `started` gave the client at `provider`'s stand-in, which notifies.
+    async fn pay(&self, id: &OrderId, provider: Provider, started: &Value) {
+        let body = match provider {
+            Provider::Wechat => json!({"out_trade_no": id.to_string(), "notify": true}),
+            Provider::Alipay => json!({"order_string": started["order_string"], "notify": true}),
+        };
+        let answer = self
+            .http
+            .post(format!("{}/sandbox/pay", self.base(provider)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{provider:?}");
+    }
+
+    /// Waits until the order's payment at `provider` is late and refunded in full.
+    async fn late_refunded(&self, id: &OrderId, provider: Provider) {
+        let mut record = None;
+        for _ in 0..200 {
+            record = payments::record_of(&self.app().store, id, provider)
+                .await
+                .unwrap();
+            if record.as_ref().is_some_and(|r| {
+                r.state == PaymentState::Late
+                    && r.late_refund
+                        .as_ref()
+                        .is_some_and(|l| l.status == RefundStatus::Succeeded)
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the late payment of {id} at {provider:?} was not refunded: {record:?}");
     }
 
     async fn order(&self, id: &OrderId) -> Order {
@@ -470,6 +533,120 @@ async fn a_bill_line_the_ledger_does_not_know_is_an_alarm(backend: Backend) {
     assert!(w.entries(&stranger).await.is_empty(), "nothing booked");
 }
 
+/// A payment the order did not take — through the other provider once it was paid through one,
+/// or after the buyer cancelled — is recorded late and refunded in full by the job; the
+/// stand-ins bill it a fee as any payment and give the fee back whole with the refund. Those lines
+/// are known (the order's late payment and its refund): no alarm, nothing booked, each order's
+/// ledger as it was.
+async fn a_late_payment_and_its_refund_raise_no_alarm(backend: Backend) {
+    let w = World::new(backend).await;
+    let (today, tomorrow_noon) = today_and_tomorrow_noon();
+    // (order, the provider of its late payment)
+    let mut late = Vec::new();
+    for (kept, other) in [
+        (Provider::Wechat, Provider::Alipay),
+        (Provider::Alipay, Provider::Wechat),
+    ] {
+        let id = w.new_order().await;
+        let kept_start = w.start(&id, kept).await;
+        let late_start = w.start(&id, other).await;
+        w.pay(&id, kept, &kept_start).await;
+        for _ in 0..200 {
+            if w.order(&id).await.status == OrderStatus::Paid {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        w.pay(&id, other, &late_start).await;
+        late.push((id, other));
+    }
+    // Paid through Alipay's app after the buyer cancelled.
+    let cancelled = w.new_order().await;
+    let started = w.start(&cancelled, Provider::Alipay).await;
+    let reply = w
+        .call(
+            &w.buyer.token,
+            &format!("/v1/orders/{cancelled}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    w.pay(&cancelled, Provider::Alipay, &started).await;
+    late.push((cancelled.clone(), Provider::Alipay));
+    let jobs = w
+        .server
+        .running
+        .function_app("OrderJobsFunction")
+        .expect("order jobs");
+    let soon = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    orders::jobs::run(jobs, soon, Default::default())
+        .await
+        .unwrap();
+    let fee = PRICE * 60 / 10_000;
+    let mut before = Vec::new();
+    for (id, provider) in &late {
+        w.late_refunded(id, *provider).await;
+        // As the stand-in bills it: the fee charged, and given back whole.
+        let mut lines: Vec<TradeBillLine> = w
+            .app()
+            .payments
+            .gateway(*provider)
+            .unwrap()
+            .trade_bill(&today)
+            .await
+            .unwrap()
+            .expect("a bill for today")
+            .into_iter()
+            .filter(|l| l.order_no == id.as_str())
+            .collect();
+        lines.sort_by_key(|l| l.fee_fen);
+        let refund_no = payments::late_refund_no(id, *provider);
+        assert_eq!(
+            lines,
+            vec![
+                TradeBillLine {
+                    order_no: id.to_string(),
+                    kind: TradeBillKind::Refund {
+                        out_refund_no: refund_no,
+                    },
+                    amount: Fen::from_fen(PRICE),
+                    fee_fen: -fee,
+                },
+                TradeBillLine {
+                    order_no: id.to_string(),
+                    kind: TradeBillKind::Payment,
+                    amount: Fen::from_fen(PRICE),
+                    fee_fen: fee,
+                },
+            ],
+            "{provider:?}"
+        );
+        before.push(w.entries(id).await);
+    }
+    assert!(before[2].is_empty(), "a cancelled order has no ledger");
+    let reports = fees::daily(w.app(), tomorrow_noon).await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for report in &reports {
+        // WeChat: one order's payment, the other's late payment; Alipay: those two and the
+        // cancelled order's late payment.
+        let orders = match report.provider {
+            Provider::Wechat => 2,
+            Provider::Alipay => 3,
+        };
+        assert_eq!((report.checked, report.adjusted), (orders, 0), "{report:?}");
+        assert!(report.mismatches.is_empty(), "{report:?}");
+    }
+    assert!(w.fee_alarms().await.is_empty());
+    for ((id, _), entries) in late.iter().zip(&before) {
+        assert_eq!(
+            &w.entries(id).await,
+            entries,
+            "the order's ledger as it was"
+        );
+        assert!(w.fee_entries(id).await.is_empty(), "nothing booked");
+    }
+}
+
 /// A day that is not a date is refused before any question (and leaves no marker); the
 /// providers refuse one too; a day without payments has no bill, and is done.
 async fn bad_dates_are_refused_and_a_day_without_a_bill_is_done(backend: Backend) {
@@ -523,4 +700,5 @@ on_both_stores!(
     a_fee_other_than_the_estimate_is_booked_once,
     a_bill_line_the_ledger_does_not_know_is_an_alarm,
     bad_dates_are_refused_and_a_day_without_a_bill_is_done,
+    a_late_payment_and_its_refund_raise_no_alarm,
 );

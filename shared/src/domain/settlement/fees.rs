@@ -19,10 +19,18 @@
 //! `provider_fee` entry moves money between the fee and Renji's kept commission
 //! ([`Totals`](super::Totals)): the ledger stays balanced (`held` does not change).
 //!
+//! **A late payment** (paid after the order stopped taking it — through the other provider,
+//! after a cancel or the expiry — and refunded in full by the job, `orders::payments`) is not the
+//! order's money: its ledger carries neither it nor its fee, and nothing is booked for it. The
+//! providers charge it a fee as any payment and give the whole fee back on its full refund, so
+//! Renji's rule attributes to its payment line what the provider charged on it, and to its refund
+//! (`<order id>L<W|A>`) that fee given back ([`late_estimate`]): together nothing, no alarm.
+//!
 //! **Alarms** (an audit record [`FEE_MISMATCH_ACTION`] in the list `settlement:alarms`, and an
 //! error log line with numbers only): a line whose order the ledger does not know (no such order,
-//! not paid through this provider, a refund number it never asked) — nothing is written for it;
-//! and a difference beyond rounding. **Tolerance:** one fen per line of the order that day. Each
+//! not paid through this provider nor paid late there, a refund number it never asked) — nothing
+//! is written for it; and a difference beyond rounding (for a late payment: a refund that did not
+//! give the fee back). **Tolerance:** one fen per line of the order that day. Each
 //! side rounds each line to the fen on its own (the providers per payment and per refund, Renji
 //! the net before and after), so a line can differ by at most one fen; more than that is a rate
 //! other than the configured one, or a line Renji did not expect. The ledger is adjusted either
@@ -44,6 +52,7 @@ use super::reconcile::ALARMS;
 use super::{LedgerEntry, LedgerKind, SettleTerms, Shares};
 use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
+use crate::domain::orders::payments::{self, PaymentState};
 use crate::domain::orders::{self, rfc3339, Order, RefundStatus};
 use crate::error::Error;
 use crate::ids::OrderId;
@@ -185,6 +194,57 @@ pub fn estimate(
     }
 }
 
+/// What Renji's rule attributes to `lines`, the day's lines of a late payment of `order` at
+/// `provider`, or why they are not known: the payment line what the provider charged on it
+/// (Renji has no rate of its own for money it did not take), the late refund that fee given back
+/// in full. When the refund falls on a later day than the payment, the payment's fee is on an
+/// earlier bill (which Renji does not keep), and the refund's line is taken as billed.
+pub fn late_estimate(
+    order: &OrderId,
+    provider: Provider,
+    lines: &[TradeBillLine],
+) -> Result<i64, &'static str> {
+    let refund_no = payments::late_refund_no(order, provider);
+    let charged = lines
+        .iter()
+        .filter(|l| l.kind == TradeBillKind::Payment)
+        .map(|l| l.fee_fen)
+        .reduce(|a, b| a + b);
+    let mut estimate = 0;
+    for line in lines {
+        estimate += match &line.kind {
+            TradeBillKind::Payment => line.fee_fen,
+            TradeBillKind::Refund { out_refund_no } if *out_refund_no == refund_no => {
+                charged.map_or(line.fee_fen, |fee| -fee)
+            }
+            TradeBillKind::Refund { .. } => return Err("unknown_refund"),
+        };
+    }
+    Ok(estimate)
+}
+
+/// The alarm `lines` of a late payment of `order` raise, if any (nothing is ever booked).
+fn late_mismatch(
+    order: &Order,
+    provider: Provider,
+    lines: &[TradeBillLine],
+) -> Option<FeeMismatch> {
+    let bill_fen: i64 = lines.iter().map(|l| l.fee_fen).sum();
+    let lines_n = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+    let (estimate_fen, why) = match late_estimate(&order.id, provider, lines) {
+        Err(why) => (0, why),
+        Ok(estimate) if (bill_fen - estimate).abs() > lines_n => (estimate, "beyond_rounding"),
+        Ok(_) => return None,
+    };
+    Some(FeeMismatch {
+        order_no: order.id.to_string(),
+        order_id: Some(order.id.clone()),
+        bill_fen,
+        estimate_fen,
+        why,
+    })
+}
+
 /// The day's bill against the ledger; adjustments and alarms written.
 async fn settle_day(
     app: &App,
@@ -228,6 +288,19 @@ async fn settle_day(
                 .is_some_and(|p| p.channel.provider() == provider)
         });
         let Some(order) = paid_here else {
+            let late = match &order {
+                Some(o) => payments::record_of(&app.store, &o.id, provider)
+                    .await?
+                    .is_some_and(|r| r.state == PaymentState::Late),
+                None => false,
+            };
+            if let Some(o) = order.as_ref().filter(|_| late) {
+                if let Some(m) = late_mismatch(o, provider, &lines) {
+                    alarm(app, provider, day, &m, None, &target, now).await?;
+                    report.mismatches.push(m);
+                }
+                continue;
+            }
             let m = FeeMismatch {
                 order_no,
                 order_id: order.map(|o| o.id),
@@ -491,5 +564,53 @@ mod tests {
             estimate(&o, &TERMS, &refund_line(&o, 9)),
             Err("unknown_refund")
         );
+    }
+
+    /// A late payment's lines: what the provider charged, given back whole by its refund — on
+    /// one bill nothing to say; its refund on a later day taken as billed; a refund that keeps
+    /// the fee, or one the job never asked, an alarm.
+    #[test]
+    fn a_late_payment_is_what_the_provider_charged_given_back() {
+        let o = order(28_800, Vec::new());
+        let provider = Provider::Alipay;
+        let paid = TradeBillLine {
+            fee_fen: 288,
+            ..line(&o, TradeBillKind::Payment)
+        };
+        let late_refund = |fee_fen: i64| TradeBillLine {
+            fee_fen,
+            ..line(
+                &o,
+                TradeBillKind::Refund {
+                    out_refund_no: payments::late_refund_no(&o.id, provider),
+                },
+            )
+        };
+        let both = [paid.clone(), late_refund(-288)];
+        assert_eq!(late_estimate(&o.id, provider, &both), Ok(0));
+        assert_eq!(late_mismatch(&o, provider, &both), None);
+        assert_eq!(late_estimate(&o.id, provider, &both[..1]), Ok(288));
+        assert_eq!(late_mismatch(&o, provider, &both[..1]), None);
+        assert_eq!(late_estimate(&o.id, provider, &both[1..]), Ok(-288));
+        assert_eq!(late_mismatch(&o, provider, &both[1..]), None);
+        // The refund kept 100 fen of the fee.
+        let kept = [paid.clone(), late_refund(-188)];
+        let m = late_mismatch(&o, provider, &kept).expect("an alarm");
+        assert_eq!(
+            (m.why, m.bill_fen, m.estimate_fen),
+            ("beyond_rounding", 100, 0)
+        );
+        // The other provider's letter, or an order refund's number: not this late payment's.
+        let other = TradeBillLine {
+            fee_fen: -288,
+            ..line(
+                &o,
+                TradeBillKind::Refund {
+                    out_refund_no: payments::late_refund_no(&o.id, Provider::Wechat),
+                },
+            )
+        };
+        let m = late_mismatch(&o, provider, &[paid, other]).expect("an alarm");
+        assert_eq!(m.why, "unknown_refund");
     }
 }
