@@ -3,6 +3,7 @@
 //! 故障 an outage; others verified). Pending attempts are settled by the verification job,
 //! which the tests run themselves (the local server's timer is off in tests unless asked for).
 
+use renji_shared::domain::audit::{self, Filter};
 use renji_shared::domain::verification::{recheck_due, RunBudget, Status, Verification};
 use renji_shared::ids::UserId;
 use renji_shared::store::schema::GSI1;
@@ -513,6 +514,79 @@ async fn the_account_cap_is_configured_and_holds_when_pending_together(backend: 
     assert_eq!(claimed(&server, "person", &number).await, Some(1));
 }
 
+/// The member's audited verification actions (their own list and what was done to them).
+async fn verification_audit(server: &LocalServer, id: &UserId) -> Vec<Value> {
+    let member = format!("member:{id}");
+    let mut out = Vec::new();
+    for (actor, target) in [(Some(member.as_str()), None), (None, Some(member.as_str()))] {
+        let filter = Filter::parse(actor, target).unwrap();
+        let (records, _) = audit::list(&server.app().store, &filter, 50, None)
+            .await
+            .unwrap();
+        out.extend(records.into_iter().filter(|r| {
+            r["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("verification."))
+        }));
+    }
+    out
+}
+
+/// Several accounts submit one new ID number (then one credit code) at the same moment: each
+/// passes the submission's check, only one verifies. Every other answers 409 `identity_in_use`
+/// with nothing written — no record, no submission counted, no badge, nothing audited — as when
+/// the number was used up before it came.
+async fn a_race_for_one_identity_has_one_winner_and_nothing_written_for_the_others(
+    backend: Backend,
+) {
+    let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
+    let api = &server.api;
+    let number = with_check("11010519491231005");
+    for (kind, body, claim_number, n) in [
+        ("person", person("张三", &number), number.as_str(), 10),
+        (
+            "enterprise",
+            enterprise(COMPANY, CREDIT_CODE),
+            CREDIT_CODE,
+            6,
+        ),
+    ] {
+        let mut members = Vec::new();
+        for i in 0..n {
+            members.push(login(api, &format!("racer-{kind}-{i}")).await);
+        }
+        let replies = futures_util::future::join_all(
+            members
+                .iter()
+                .map(|(token, _)| submit(api, token, body.clone())),
+        )
+        .await;
+        let mut verified = 0;
+        for ((token, id), reply) in members.iter().zip(&replies) {
+            if reply.status == 201 {
+                assert_eq!(reply.body["status"], json!("verified"), "{reply:?}");
+                verified += 1;
+                continue;
+            }
+            assert_eq!(
+                (reply.status, reply.error_code()),
+                (409, "identity_in_use"),
+                "{kind}: {reply:?}"
+            );
+            assert_eq!(get(api, token).await.status, 404, "{kind}: no record");
+            assert_eq!(
+                submissions_today(&server, id).await.unwrap_or(0),
+                0,
+                "{kind}: not counted"
+            );
+            assert_eq!(badge(api, token).await, Value::Null);
+            assert_eq!(verification_audit(&server, id).await, Vec::<Value>::new());
+        }
+        assert_eq!(verified, 1, "{kind}: {replies:?}");
+        assert_eq!(claimed(&server, kind, claim_number).await, Some(1));
+    }
+}
+
 async fn the_daily_limit_stops_submissions_and_writes_nothing(backend: Backend) {
     let server = LocalServer::start(backend).await;
     let api = &server.api;
@@ -753,6 +827,7 @@ on_both_stores!(
     the_account_cap_is_configured_and_holds_when_pending_together,
     the_daily_limit_stops_submissions_and_writes_nothing,
     bad_input_is_refused_and_changes_nothing,
+    a_race_for_one_identity_has_one_winner_and_nothing_written_for_the_others,
 );
 
 /// The OpenAPI `Verification` schema lists exactly the fields of the view.

@@ -183,7 +183,7 @@ fn why(call: &Call, port: &[String], within: bool) -> String {
         _ => {}
     }
     if call.route.route == "POST /v1/me/verification" {
-        reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the verifier's decision is a second transaction, since it arrives after the pending record is written".to_owned());
+        reasons.push("reads the member's previous verification to choose the write's condition (none, or a rejected one to replace); the submission is counted (with its checks) before the verifier is asked, each check costing money, and recorded with the verifier's answer in a second transaction".to_owned());
     }
     if reasons.is_empty() {
         "UNEXPLAINED".into()

@@ -14,9 +14,11 @@
 //! ID number, `RENJI_CREDIT_CODE_MAX_ACCOUNTS` for a credit code; 1 each by default): a claim
 //! counter keyed by an HMAC of the number ([`KeyRing::tag`], never the number) grows under the
 //! condition `n < max` in the transaction that verifies. A submission checks the same condition
-//! in its own transaction, so a number already used up is refused at once (409
-//! `identity_in_use`, nothing written, no check paid for); when two accounts with one number are
-//! pending together, the one settled second is rejected.
+//! when it is counted, so a number already used up is refused at once (409 `identity_in_use`,
+//! nothing written, no check paid for), and again in the transaction that records it with the
+//! verifier's answer: one that loses the race to another account's verification is the same 409,
+//! nothing of it written and its count given back. When two accounts with one number are pending
+//! together, the one the job settles second is rejected.
 //!
 //! Store layout ([`keys::verification`], [`keys::verification_listed`],
 //! [`keys::verification_day`], [`keys::identity_claim`]):
@@ -26,7 +28,7 @@
 //!   partition `gsi1pk = VERIFY#pending`, `gsi1sk = <next check, epoch seconds, 12 digits>#<id>`,
 //!   which the job reads in order of due time.
 //! - `USER#<id> / VERIFICATION_DAY#<yyyy-mm-dd>`: that UTC day's submissions, a capped counter
-//!   written in the submission's transaction (each check costs money); `ttl` removes it.
+//!   written before the verifier is asked (each check costs money); `ttl` removes it.
 //! - `IDCLAIM#<tag> / IDCLAIM`: how many accounts the identity verifies (`n`).
 
 use std::time::{Duration, Instant};
@@ -290,9 +292,15 @@ fn backoff(interval: Duration, rechecks: u32) -> i64 {
     base.saturating_mul(1_i64 << rechecks.min(20)).min(cap)
 }
 
-/// Records a new pending attempt (counted against the daily limit, refused when its identity
-/// already verifies as many accounts as allowed), then asks the verifier. The answer is the
-/// record: pending when the verifier has not decided or is unavailable.
+/// Counts a new attempt against the daily limit (refused when its identity already verifies as
+/// many accounts as allowed, or the member has one pending or verified), asks the verifier, and
+/// records the attempt with its answer in one transaction: pending when the verifier has not
+/// decided or is unavailable. The answer is the record.
+///
+/// Recording checks the identity again (a verification counts it): when another account's
+/// submission of the same number verified while the verifier was being asked, this one answers
+/// 409 `identity_in_use` like a number used up before, nothing of it written and its count given
+/// back.
 pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Verification, Error> {
     let (ring, verifier) = parts(app).await?;
     let replaces = match current(app, member).await? {
@@ -315,14 +323,46 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         .date()
         .format(format_description!("[year]-[month]-[day]"))
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let count = Write::update(keys::verification_day(member, &day))
+    let day_key = keys::verification_day(member, &day);
+    let count = Write::update(day_key.clone())
         .add("n", 1)
         .set("ttl", now.unix_timestamp() + 2 * DAY_SECS)
         .condition(Condition::Under("n".into(), limit), "daily_limit")
         .build();
     let (claim_key, max_accounts) = claim(app, &ring, &subject)?;
+    let available = || {
+        Write::check(
+            claim_key.clone(),
+            Condition::Under("n".into(), max_accounts),
+            "identity_available",
+        )
+    };
 
-    let record = Verification {
+    // Counted before the verifier is asked (each check costs money), with the checks the
+    // submission must pass; nothing of the attempt is stored yet.
+    let checked = app
+        .store
+        .transact(vec![
+            count,
+            Write::check(keys::verification(member), replaces.clone(), "replaceable"),
+            available(),
+        ])
+        .await;
+    match checked {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed {
+            label: "daily_limit",
+        }) => return Err(limited),
+        Err(StoreError::ConditionFailed {
+            label: "replaceable",
+        }) => return Err(conflict()),
+        Err(StoreError::ConditionFailed {
+            label: "identity_available",
+        }) => return Err(identity_in_use(subject.kind())),
+        Err(e) => return Err(e.into()),
+    }
+
+    let mut record = Verification {
         status: Status::Pending,
         kind: subject.kind(),
         attempt_id: format!("va_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
@@ -340,8 +380,8 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         next_check_at: Some(now.unix_timestamp() + backoff(app.config.verification_recheck, 0)),
         rechecks: 0,
     };
-    // The member's `verification.submit`, audited in the submission's own transaction (so only
-    // when it is recorded; no detail of the attempt but that it was made).
+    // The member's `verification.submit`, audited in the transaction that records the attempt
+    // (so only when it is recorded; no detail of the attempt but that it was made).
     let audit = AuditRecord::by(
         Actor::Member(member.clone()),
         now,
@@ -350,35 +390,58 @@ pub async fn submit(app: &App, member: &UserId, subject: Subject) -> Result<Veri
         None,
         "ok",
     );
-    let mut writes = vec![
-        count,
-        Write::put_if(record.item(member)?, replaces, "replaceable"),
-        Write::check(
-            claim_key,
-            Condition::Under("n".into(), max_accounts),
-            "identity_available",
-        ),
-    ];
-    writes.extend(audit::writes(&audit, app.config.audit_keep)?);
-    let written = app.store.transact(writes).await;
-    match written {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed {
-            label: "daily_limit",
-        }) => return Err(limited),
-        // Another submission got in first.
-        Err(StoreError::ConditionFailed {
-            label: "replaceable",
-        }) => return Err(conflict()),
+    let mut writes = audit::writes(&audit, app.config.audit_keep)?;
+    match ask(verifier, &record, &subject).await {
+        Some((status, reason)) => {
+            let decided_at = now_rfc3339();
+            writes.extend(decision_writes(
+                app,
+                member,
+                &subject,
+                status,
+                &decided_at,
+                (&claim_key, max_accounts),
+            )?);
+            record = Verification {
+                status,
+                reason,
+                decided_at: Some(decided_at),
+                next_check_at: None,
+                ..record
+            };
+        }
+        // Left to the job; a number used up meanwhile is refused now rather than by it.
+        None => writes.push(available()),
+    }
+    writes.push(Write::put_if(record.item(member)?, replaces, "replaceable"));
+    match app.store.transact(writes).await {
+        Ok(()) => {
+            tracing::info!(user_id = %member, attempt_id = %record.attempt_id, status = ?record.status, "verification submitted");
+            Ok(record)
+        }
         Err(StoreError::ConditionFailed {
             label: "identity_available",
-        }) => return Err(identity_in_use(record.kind)),
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(user_id = %member, attempt_id = %record.attempt_id, "verification submitted");
-    match ask(verifier, &record, &subject).await {
-        Some((status, reason)) => settle(app, member, record, &subject, status, reason).await,
-        None => Ok(record),
+        }) => {
+            tracing::info!(user_id = %member, attempt_id = %record.attempt_id, "identity verified another account meanwhile");
+            // Its count given back: a lost race is not one of the member's attempts. Should that
+            // fail, the 409 still holds (the member has one attempt fewer today).
+            let give_back = Write::update(day_key)
+                .add("n", -1)
+                .condition(Condition::Present, "counted")
+                .build();
+            if let Err(e) = app.store.transact(vec![give_back]).await {
+                tracing::warn!(user_id = %member, error = %e, "a lost verification race's count not given back");
+            }
+            Err(identity_in_use(record.kind))
+        }
+        // Another submission of the member's got in first (this one's check was paid: counted).
+        Err(StoreError::ConditionFailed {
+            label: "replaceable",
+        }) => Err(conflict()),
+        Err(StoreError::ConditionFailed {
+            label: "member_exists",
+        }) => Err(Error::NotFound("member")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -419,9 +482,63 @@ async fn ask(
     }
 }
 
-/// Records a final answer about a pending attempt, once. A verification also sets the member's
-/// badge and counts the account against its identity's claim; when the identity is used up
-/// meanwhile, the attempt is rejected instead.
+/// What a decision writes beside the record: its audit (the system's: the verifier's answer,
+/// whether the submission or the job got it, in the member's target list), and for a
+/// verification the member's badge and one more account on the identity's claim, under the
+/// condition that it has room (`identity_available`).
+fn decision_writes(
+    app: &App,
+    member: &UserId,
+    subject: &Subject,
+    status: Status,
+    now: &str,
+    (claim_key, max_accounts): (&Key, i64),
+) -> Result<Vec<Write>, Error> {
+    let outcome = AuditRecord::by(
+        Actor::System,
+        OffsetDateTime::now_utc(),
+        match status {
+            Status::Verified => "verification.verified",
+            _ => "verification.rejected",
+        },
+        Target::member(member),
+        None,
+        "ok",
+    );
+    let mut writes = audit::writes(&outcome, app.config.audit_keep)?;
+    if status == Status::Verified {
+        let mut badge = Write::update(keys::member(member))
+            .set("verified", json!(subject.kind()))
+            .set("updated_at", now);
+        // The minors gate (`consents::is_minor`) needs the age, not the number: a person's
+        // verification stores that the age is checked and, for someone under 14 only, the day
+        // they turn 14 — never the number or the birth date.
+        if let Subject::Person { number, .. } = subject {
+            badge = badge.set("age_checked", true);
+            match number.birth_date().and_then(|birth| {
+                super::consents::verified_age_facts(birth, super::profile::today())
+            }) {
+                Some(until) => badge = badge.set("minor_until", until),
+                None => badge = badge.remove("minor_until"),
+            }
+        }
+        writes.push(badge.condition(Condition::Present, "member_exists").build());
+        writes.push(
+            Write::update(claim_key.clone())
+                .add("n", 1)
+                .condition(
+                    Condition::Under("n".into(), max_accounts),
+                    "identity_available",
+                )
+                .build(),
+        );
+    }
+    Ok(writes)
+}
+
+/// Records the job's final answer about a pending attempt, once. A verification also sets the
+/// member's badge and counts the account against its identity's claim; when the identity was used
+/// up since the attempt was recorded, the attempt is rejected instead (it is on record already).
 async fn settle(
     app: &App,
     member: &UserId,
@@ -442,49 +559,16 @@ async fn settle(
         decided = decided.set("reason", reason.as_str());
     }
     let mut writes = vec![decided.build()];
-    // The decision, audited in its own transaction: the system's (the verifier's answer, whether
-    // the submission or the job got it), in the member's target list.
-    let outcome = AuditRecord::by(
-        Actor::System,
-        OffsetDateTime::now_utc(),
-        match status {
-            Status::Verified => "verification.verified",
-            _ => "verification.rejected",
-        },
-        Target::member(member),
-        None,
-        "ok",
-    );
-    writes.extend(audit::writes(&outcome, app.config.audit_keep)?);
-    if status == Status::Verified {
-        let ring = app.pii().await?;
-        let (claim_key, max_accounts) = claim(app, &ring, subject)?;
-        let mut badge = Write::update(keys::member(member))
-            .set("verified", json!(record.kind))
-            .set("updated_at", now.as_str());
-        // The minors gate (`consents::is_minor`) needs the age, not the number: a person's
-        // verification stores that the age is checked and, for someone under 14 only, the day
-        // they turn 14 — never the number or the birth date.
-        if let Subject::Person { number, .. } = subject {
-            badge = badge.set("age_checked", true);
-            match number.birth_date().and_then(|birth| {
-                super::consents::verified_age_facts(birth, super::profile::today())
-            }) {
-                Some(until) => badge = badge.set("minor_until", until),
-                None => badge = badge.remove("minor_until"),
-            }
-        }
-        writes.push(badge.condition(Condition::Present, "member_exists").build());
-        writes.push(
-            Write::update(claim_key)
-                .add("n", 1)
-                .condition(
-                    Condition::Under("n".into(), max_accounts),
-                    "identity_available",
-                )
-                .build(),
-        );
-    }
+    let ring = app.pii().await?;
+    let (claim_key, max_accounts) = claim(app, &ring, subject)?;
+    writes.extend(decision_writes(
+        app,
+        member,
+        subject,
+        status,
+        &now,
+        (&claim_key, max_accounts),
+    )?);
     match app.store.transact(writes).await {
         Ok(()) => {
             tracing::info!(user_id = %member, attempt_id = %record.attempt_id, status = ?status, "verification decided");
