@@ -1026,17 +1026,9 @@ async fn a_ticket_image_is_checked_and_then_shown(backend: Backend) {
     let mut body = renji_tests::service("带图工单的服务");
     body["status"] = json!("published");
     let listing = server.api.create_listing(&seller, body).await;
-    let order = server
-        .api
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(&buyer.token),
-            Some(json!({"listing_id": listing["id"], "quantity": 1})),
-        )
+    let order_id = server
+        .ordered(&buyer, listing["id"].as_str().unwrap())
         .await;
-    assert_eq!(order.status, 201, "{order:?}");
-    let order_id = order.body["id"].as_str().unwrap();
     let media_url = upload_through_the_form(
         &server,
         &buyer,

@@ -600,16 +600,9 @@ async fn disputed_order(server: &LocalServer, seller: &Member, name: &str) -> Di
     let api = &server.api;
     let listing = api.create_listing(seller, service("婚礼跟拍")).await;
     let buyer = server.member(name, false).await;
-    let order = api
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(&buyer.token),
-            Some(json!({"listing_id": listing["id"], "quantity": 1})),
-        )
+    let id = server
+        .ordered(&buyer, listing["id"].as_str().unwrap())
         .await;
-    assert_eq!(order.status, 201, "{order:?}");
-    let id = order.body["id"].as_str().unwrap().to_owned();
     let started = api
         .call(
             "POST",

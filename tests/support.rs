@@ -308,9 +308,8 @@ impl LocalServer {
         self.paid_order_through(buyer, listing, "wechat").await
     }
 
-    /// An order of `listing` by `buyer`, paid through `channel` (`wechat` or `alipay`, the app's
-    /// order string) at its stand-in, whose notification was applied: its id.
-    pub async fn paid_order_through(&self, buyer: &Member, listing: &str, channel: &str) -> String {
+    /// An order of `listing` by `buyer` (quantity 1), not paid yet: its id.
+    pub async fn ordered(&self, buyer: &Member, listing: &str) -> String {
         let order = self
             .api
             .call(
@@ -321,7 +320,13 @@ impl LocalServer {
             )
             .await;
         assert_eq!(order.status, 201, "{order:?}");
-        let id = order.body["id"].as_str().expect("order id").to_owned();
+        order.body["id"].as_str().expect("order id").to_owned()
+    }
+
+    /// An order of `listing` by `buyer`, paid through `channel` (`wechat` or `alipay`, the app's
+    /// order string) at its stand-in, whose notification was applied: its id.
+    pub async fn paid_order_through(&self, buyer: &Member, listing: &str, channel: &str) -> String {
+        let id = self.ordered(buyer, listing).await;
         let started = self
             .api
             .call(

@@ -442,10 +442,15 @@ fn digits_of(member: &UserId, len: u32) -> String {
     format!("{:0width$}", hash % 10_u64.pow(len), width = len as usize)
 }
 
+/// The Alipay account number of `member`'s own.
+fn alipay_login(member: &UserId) -> String {
+    format!("2088{}", digits_of(member, 12))
+}
+
 /// An Alipay payout account of `member`'s own.
 fn alipay_account(member: &UserId) -> Result<payouts::Wanted, String> {
     payouts::AlipayBody {
-        account: format!("2088{}", digits_of(member, 12)),
+        account: alipay_login(member),
         name: "张三".into(),
     }
     .validate()
@@ -935,9 +940,14 @@ impl Member {
             "DELETE /v1/me/consents/{scope}" => {
                 ids.insert("consents".to_owned(), "location".to_owned());
             }
-            // Each unbinding (the member's Alipay account) finds one bound.
+            // The member's own Alipay account: each binding binds it again (the same account,
+            // answered as bound), each unbinding finds it bound.
+            "PUT /v1/me/payout-accounts/{channel}" => {
+                ids.insert("payout-accounts".to_owned(), "alipay".to_owned());
+            }
             "DELETE /v1/me/payout-accounts/{channel}" => {
                 bind_alipay(app, &self.user_id).await?;
+                ids.insert("payout-accounts".to_owned(), "alipay".to_owned());
             }
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {
                 ids.insert("listings".to_owned(), self.fresh_listing(app).await?);
@@ -1089,6 +1099,15 @@ impl Member {
                     .map_err(|e| e.to_string())?;
             let body = json!({"ticket_id": ticket["id"], "reason": "会员通过客服申请注销账号"})
                 .to_string();
+            event["headers"]["content-length"] = json!(body.len().to_string());
+            event["body"] = json!(body);
+        }
+        if route.route == "PUT /v1/me/payout-accounts/{channel}" {
+            let body = json!({
+                "account": alipay_login(&self.user_id),
+                "name": "张三",
+            })
+            .to_string();
             event["headers"]["content-length"] = json!(body.len().to_string());
             event["body"] = json!(body);
         }
