@@ -927,6 +927,14 @@ impl Member {
             // Upload forms are capped per member per day (RENJI_UPLOADS_PER_DAY): a fresh member
             // each, so a long run measures the form, not the 429.
             "POST /v1/uploads" => new_member(app).await?.1,
+            // Each unbinding, a new verified member's Alipay account: this member's accounts
+            // stay bound for the payments the other routes make.
+            "DELETE /v1/me/payout-accounts/{channel}" => {
+                let (id, token) = new_member(app).await?;
+                verified(app, &id).await?;
+                bind_alipay(app, &id).await?;
+                token
+            }
             "POST /admin/v1/auth/logout" => self.fresh_staff_token(app).await?,
             staff if staff.contains(" /admin/v1/") => self.staff_token.clone(),
             _ => self.token.clone(),
@@ -940,13 +948,9 @@ impl Member {
             "DELETE /v1/me/consents/{scope}" => {
                 ids.insert("consents".to_owned(), "location".to_owned());
             }
-            // The member's own Alipay account: each binding binds it again (the same account,
-            // answered as bound), each unbinding finds it bound.
-            "PUT /v1/me/payout-accounts/{channel}" => {
-                ids.insert("payout-accounts".to_owned(), "alipay".to_owned());
-            }
-            "DELETE /v1/me/payout-accounts/{channel}" => {
-                bind_alipay(app, &self.user_id).await?;
+            // An Alipay account: the member's own bound again (the same account, answered as
+            // bound); a new member's unbound.
+            "PUT /v1/me/payout-accounts/{channel}" | "DELETE /v1/me/payout-accounts/{channel}" => {
                 ids.insert("payout-accounts".to_owned(), "alipay".to_owned());
             }
             "DELETE /v1/listings/{id}" | "POST /admin/v1/listings/{id}/takedown" => {

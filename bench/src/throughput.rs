@@ -40,8 +40,18 @@ async fn post_json(
     token: Option<&str>,
     body: &str,
 ) -> Result<Value, String> {
+    send_json(client, reqwest::Method::POST, url, token, body).await
+}
+
+async fn send_json(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<Value, String> {
     let mut req = client
-        .post(url)
+        .request(method.clone(), url)
         .header("content-type", "application/json")
         .body(body.to_owned());
     if let Some(token) = token {
@@ -51,7 +61,7 @@ async fn post_json(
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| e.to_string())?;
     if !(200..300).contains(&status) {
-        return Err(format!("POST {url} answered {status}: {text}"));
+        return Err(format!("{method} {url} answered {status}: {text}"));
     }
     serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
 }
@@ -174,6 +184,9 @@ async fn create_listing(
     if verified["status"] != "verified" {
         return Err(format!("verification answered {verified}"));
     }
+    // A priced service is published once its seller can be paid: their own WeChat account.
+    let url = format!("{base}/v1/me/payout-accounts/wechat");
+    send_json(client, reqwest::Method::PUT, &url, Some(token), "{}").await?;
     // Without the sample's images: a listing's media must be the member's own uploads.
     let mut body: Value = serde_json::from_str(create.event["body"].as_str().unwrap_or("{}"))
         .map_err(|e| format!("POST /v1/listings's sample body: {e}"))?;
