@@ -85,6 +85,8 @@ pub struct Sandboxes {
     /// A loopback address nothing listens on: a service the benchmark does not stand in for
     /// (IM's REST API) fails there at once.
     pub closed_base: String,
+    /// An empty S3 bucket on loopback (`AWS_ENDPOINT_URL_S3`).
+    pub s3_base: String,
 }
 
 impl Sandboxes {
@@ -140,6 +142,26 @@ impl Sandboxes {
                 })
             }),
         );
+        // The media bucket (`AWS_ENDPOINT_URL_S3`, path style): an empty bucket, so the media
+        // job's look at an upload never made is S3's quick 404 (without it the SDK's global
+        // endpoint, DynamoDB Local, answered every S3 call after retries, seconds per step).
+        let s3 = bind().await?;
+        let s3_base = format!("http://{}", s3.local_addr().map_err(|e| e.to_string())?);
+        let s3 = renji_local::http_server::spawn(
+            s3,
+            Arc::new(|req| {
+                let status = match *req.method() {
+                    hyper::Method::HEAD | hyper::Method::GET => 404,
+                    _ => 204,
+                };
+                Box::pin(async move {
+                    hyper::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Full::new(Bytes::new()))
+                        .unwrap_or_default()
+                })
+            }),
+        );
         // A port bound and released: connections to it are refused.
         let closed_base = {
             let listener = bind().await?;
@@ -148,6 +170,7 @@ impl Sandboxes {
         };
         let sandboxes = Sandboxes {
             closed_base,
+            s3_base,
             wechat_base,
             wecom_base,
             verifier_url,
@@ -184,6 +207,7 @@ impl Sandboxes {
                 wechatpay_task,
                 alipay_task,
                 sink,
+                s3,
             ],
         ))
     }

@@ -82,6 +82,7 @@ pub fn template_env(
             // IM's REST API (the deletion job's account deletion): a closed loopback port, so a
             // call fails at once and is retried by a later run, as an outage would be.
             "TENCENT_IM_SDKAPPID" => Some(("TENCENT_IM_API_BASE", &sandboxes.closed_base)),
+            "RENJI_MEDIA_BUCKET" => Some(("AWS_ENDPOINT_URL_S3", &sandboxes.s3_base)),
             _ => None,
         };
         if let Some((variable, url)) = base {
