@@ -437,6 +437,16 @@ async fn a_member_who_did_everything_leaves_no_personal_data(backend: Backend) {
         )
         .await;
     assert_eq!(follow.status, 404, "{follow:?}");
+    // Not even by one who follows her already (a repeat is otherwise idempotent).
+    let again = api
+        .call(
+            "PUT",
+            &format!("/v1/me/following/{}", dora.id),
+            Some(&bea.token),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 404, "{again:?}");
 
     // The job, one batch per run (each run's end is a crash's), IM down once.
     let im = FlakyIm(Default::default());

@@ -47,13 +47,9 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
     }
     let now = now_rfc3339();
     let result = store
+        // The members' conditions first: a failed transaction names its first failed condition,
+        // so following someone being deleted is 404 even when the follow is already there.
         .transact(vec![
-            Write::put_if(
-                edge(keys::following_edge(member, target), target, &now)?,
-                Condition::Absent,
-                "not_following",
-            ),
-            Write::put(edge(keys::follower_edge(target, member), member, &now)?),
             Write::update(keys::member(member))
                 .add("following_count", 1)
                 .condition(members::not_deleted(), "follower_exists")
@@ -64,6 +60,12 @@ pub async fn follow(store: &DynStore, member: &UserId, target: &UserId) -> Resul
                 .build(),
             // A block lands before the follow or fails on it (blocks.rs): never both.
             blocks::not_blocked(target, member),
+            Write::put_if(
+                edge(keys::following_edge(member, target), target, &now)?,
+                Condition::Absent,
+                "not_following",
+            ),
+            Write::put(edge(keys::follower_edge(target, member), member, &now)?),
         ])
         .await;
     match result {
