@@ -149,6 +149,20 @@ async fn order_status(server: &LocalServer, token: &str, order: &str) -> String 
     reply.body["status"].as_str().unwrap().to_owned()
 }
 
+/// The order's status once it has left `from` (a provider's notification arrives on its own),
+/// waiting up to 5 s.
+async fn settled_status(server: &LocalServer, token: &str, order: &str, from: &str) -> String {
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = order_status(server, token, order).await;
+        if status != from {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    status
+}
+
 /// The providers' keys the local server trusts (its sandbox keys, generated into its data
 /// folder; in this process's memory on a DynamoDB endpoint), to sign the notification events
 /// here with RustCrypto as the providers would.
@@ -889,6 +903,72 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         (200, &json!("refunding")),
         "{declined}"
     );
+
+    // Two more paid, whose refunds the providers fail: bob cancels each. Alipay refuses at
+    // once (the payments function makes the order refund_failed), WeChat Pay ends the refund
+    // ABNORMAL and notifies (the notify function does): each raises its staff alarm in
+    // settlement:alarms.
+    let fail_refunds = |base: String, id: String| async move {
+        let reply = reqwest::Client::new()
+            .post(format!("{base}/sandbox/fail-refunds"))
+            .json(&json!({ "out_trade_no": id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    };
+    let mut failed = Vec::new();
+    for channel in ["alipay", "wechat"] {
+        let id = new_order(&server, &bob_token, &l).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let started = start_payment(&server, &bob_token, &id, channel).await;
+        let base = match channel {
+            "alipay" => {
+                let base = server.running.alipay_base.clone();
+                sandbox_pay(&base, json!({"order_string": started["order_string"]})).await;
+                base
+            }
+            _ => {
+                let base = server.running.wechatpay_base.clone();
+                sandbox_pay(&base, json!({"out_trade_no": id})).await;
+                base
+            }
+        };
+        let paid = settled_status(&server, &bob_token, &id, "pending_payment").await;
+        assert_eq!(paid, "paid", "{channel}");
+        fail_refunds(base, id.clone()).await;
+        let reply = server
+            .api
+            .call(
+                "POST",
+                &format!("/v1/orders/{id}/cancel"),
+                Some(&bob_token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{channel}: {reply:?}");
+        let status = settled_status(&server, &bob_token, &id, "refunding").await;
+        assert_eq!(status, "refund_failed", "{channel}");
+        failed.push(id);
+    }
+    let alarms = server
+        .app()
+        .store
+        .query(renji_shared::store::Query::partition(
+            "AUDIT#target#settlement:alarms",
+        ))
+        .await
+        .unwrap();
+    for id in &failed {
+        let named = alarms
+            .items
+            .iter()
+            .filter(|a| a["reason"].as_str().is_some_and(|r| r.contains(id.as_str())))
+            .count();
+        assert_eq!(named, 1, "{id}: {:?}", alarms.items);
+    }
 
     // A fourth, with a payment started and not made: bob cancels it (closed at the provider).
     let o4 = new_order(&server, &bob_token, &l).await["id"]

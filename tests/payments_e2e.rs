@@ -15,6 +15,7 @@ use std::time::Duration;
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use renji_shared::domain::orders::events::EventKind;
 use renji_shared::domain::orders::jobs::{self, Budget};
 use renji_shared::domain::orders::payments::{self, PaymentState};
 use renji_shared::domain::orders::{self, Actor, OrderStatus, RefundStatus};
@@ -289,6 +290,32 @@ impl World {
             .await
             .expect("fail-refunds");
         assert_eq!(response.status().as_u16(), 200);
+    }
+
+    /// The `order.refund_failed` alarms naming order `id` in the audit list `target`, as an
+    /// administrator reads it (`GET /admin/v1/audit?target=`).
+    async fn refund_alarms(&self, admin: &str, target: &str, id: &str) -> Vec<Value> {
+        let reply = self
+            .server
+            .api
+            .call(
+                "GET",
+                &format!("/admin/v1/audit?target={target}"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["action"] == json!(orders::refund_alarm::ACTION)
+                    && a["reason"].as_str().is_some_and(|r| r.contains(id))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Runs the order jobs as the scheduled function does, at `at`.
@@ -703,9 +730,50 @@ async fn paid_orders_cancelled_are_refunded_or_refund_failed(backend: Backend) {
             .cloned()
             .unwrap();
         assert_eq!(declined_step["reason"], json!("那天已有安排"));
+        // Staff learn of it without knowing the order: one alarm in the list the console's
+        // audit screen shows filtered by target `settlement:alarms`, naming the order, its refund,
+        // the amount and the provider's code; the same in the order's own trail.
+        let admin = w.server.api.staff_token("staff:ada:admin").await;
+        let stored = orders::get(&w.server.app().store, &order_id(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        let refund_no = stored.refunds[0].out_refund_no.clone();
+        let alarmed = w.refund_alarms(&admin, "settlement:alarms", &id).await;
+        assert_eq!(alarmed.len(), 1, "{channel}: {alarmed:?}");
+        assert_eq!(alarmed[0]["actor"], json!("system"));
+        let detail = alarmed[0]["reason"].as_str().unwrap();
+        let code = match provider {
+            Provider::Wechat => "ABNORMAL",
+            Provider::Alipay => "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+        };
+        for part in [refund_no.as_str(), &format!("{PRICE} fen"), code] {
+            assert!(detail.contains(part), "{channel}: {detail} lacks {part}");
+        }
+        let on_order = w.refund_alarms(&admin, &format!("order:{id}"), &id).await;
+        assert_eq!(on_order.len(), 1, "{channel}: {on_order:?}");
+        // The failure told again (a notification's retry, the jobs' query) is a repeat: no
+        // second alarm.
+        let again = payments::apply_refund(
+            w.server.app(),
+            &order_id(&id),
+            provider,
+            &refund_no,
+            RefundState::Failed {
+                reason: code.into(),
+            },
+            EventKind::Query,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, payments::Applied::Repeat, "{channel}");
+        w.jobs(OffsetDateTime::now_utc() + time::Duration::hours(2))
+            .await;
+        let alarmed = w.refund_alarms(&admin, "settlement:alarms", &id).await;
+        assert_eq!(alarmed.len(), 1, "{channel}: {alarmed:?}");
         // Staff (an administrator) ask again once the provider would pay: refunded in full.
         w.set_failing_refunds(&id, provider, false).await;
-        let admin = w.server.api.staff_token("staff:ada:admin").await;
         let path = format!("/admin/v1/orders/{id}/refund");
         let support = w.server.api.staff_token("staff:sue:support").await;
         let body = json!({"reason": "再试"});
@@ -728,6 +796,9 @@ async fn paid_orders_cancelled_are_refunded_or_refund_failed(backend: Backend) {
             json!("succeeded"),
             "{channel}"
         );
+        // The retry that succeeded raised nothing.
+        let alarmed = w.refund_alarms(&admin, "settlement:alarms", &id).await;
+        assert_eq!(alarmed.len(), 1, "{channel}: {alarmed:?}");
     }
 }
 

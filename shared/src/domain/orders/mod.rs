@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod list;
 pub mod machine;
 pub mod payments;
+pub mod refund_alarm;
 pub mod shipping;
 pub mod view;
 

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::events::{self, EventKind, Outcome, ProviderEvent};
+use super::refund_alarm::RefundAlarm;
 use super::{
     commit, order_changed, rfc3339, Action, Actor, Change, Order, OrderPayment, OrderStatus,
     RefundStatus, VERSION_LABEL,
@@ -635,6 +636,8 @@ pub fn late_refund_no(id: &OrderId, provider: Provider) -> String {
 }
 
 /// Applies a refund's state at the provider: the order's current refund, or a late payment's.
+/// Every failure of an order's refund comes here (the refund's answer, a notification, the jobs'
+/// query): its transition into `refund_failed` carries the staff alarm ([`super::refund_alarm`]).
 pub async fn apply_refund(
     app: &App,
     id: &OrderId,
@@ -690,6 +693,7 @@ pub async fn apply_refund(
             ),
             RefundState::Processing | RefundState::NotFound => (None, None),
         };
+        let mut alarm = None;
         let result = match change {
             Some(change) => {
                 let mut next = order.transition(&change, &app.config.orders)?;
@@ -717,6 +721,11 @@ pub async fn apply_refund(
                     writes.extend(crate::domain::settlement::resolve::failed_split_success(
                         refund, &mut next, now,
                     )?);
+                } else if let RefundState::Failed { reason } = &effective {
+                    // The money is held until staff ask again: they are told with the change.
+                    let raised = RefundAlarm::new(id, refund, provider, reason);
+                    writes.extend(raised.writes(now, app.config.audit_keep)?);
+                    alarm = Some(raised);
                 }
                 commit(&app.store, &order, &next, writes).await
             }
@@ -744,7 +753,12 @@ pub async fn apply_refund(
         };
         match result {
             Ok(()) if mismatch => return Ok(Applied::Refused("refund amount differs")),
-            Ok(()) => return Ok(Applied::Changed),
+            Ok(()) => {
+                if let Some(alarm) = alarm {
+                    alarm.log();
+                }
+                return Ok(Applied::Changed);
+            }
             Err(Error::Conflict {
                 code: "order_changed",
                 ..

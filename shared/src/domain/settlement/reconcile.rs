@@ -46,7 +46,8 @@ use crate::store::{keys, Condition, Key, Query, Record, Records, SortKey, StoreE
 /// From this Beijing hour on, the day before is reconciled (WeChat Pay's bills are ready after
 /// 10:00).
 pub const BILLS_READY_HOUR: u8 = 11;
-/// The audit list staff read the alarms in (`?target=settlement:alarms`).
+/// The audit list staff read the alarms in (`?target=settlement:alarms`): the reconciliation's,
+/// the fees' ([`super::fees`]) and failed refunds' (`domain::orders::refund_alarm`).
 pub const ALARMS: (&str, &str) = ("settlement", "alarms");
 /// The label of the marker's claim.
 pub const MARKER_LABEL: &str = "reconciliation_marker";
