@@ -11,7 +11,7 @@ use renji_shared::domain::orders::{
 };
 use renji_shared::ids::{ListingId, OrderId, UserId};
 use renji_shared::money::Fen;
-use renji_shared::payments::{Channel, PaymentStart, Provider, RefundState};
+use renji_shared::payments::{Channel, GatewayError, PaymentStart, Provider, RefundState};
 use renji_shared::store::{keys, Item, Query};
 use renji_tests::{on_both_stores, service, Backend, Market, Member, Reply};
 use serde_json::{json, Value};
@@ -543,6 +543,34 @@ async fn every_bad_creation_is_refused_and_writes_nothing(backend: Backend) {
         (reply.status, reply.error_code()),
         (409, "listing_unavailable")
     );
+    // A total beyond what one payment may be (WeChat Pay's 32-bit amount.total): the most
+    // expensive listing 99 times is 422 quantity, and WeChat Pay (its stand-in) would refuse
+    // such a payment too.
+    let mut dear = service("全年跟拍");
+    dear["price_fen"] = json!(100_000_000);
+    let dear = api.create_listing(&w.seller, dear).await["id"].clone();
+    for quantity in [22, 99] {
+        let mut body = with("listing_id", dear.clone());
+        body["quantity"] = json!(quantity);
+        let reply = w.create(&w.buyer, body, None).await;
+        assert_eq!((reply.status, reply.field()), (422, "quantity"), "{reply:?}");
+    }
+    let gateway = w.server.app().payments.gateway(Provider::Wechat).unwrap();
+    let start = |amount: i64| PaymentStart {
+        channel: Channel::Wechat,
+        order_no: OrderId::generate().to_string(),
+        description: "全年跟拍".into(),
+        amount: Fen::from_fen(amount),
+        expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        payer_openid: Some("o-seeded-buyer".into()),
+        prepay_id: None,
+    };
+    let over = gateway.start(&start(2_147_483_648)).await.unwrap_err();
+    assert!(
+        matches!(&over, GatewayError::Refused { code, .. } if code == "PARAM_ERROR"),
+        "{over:?}"
+    );
+    assert!(gateway.start(&start(2_147_483_647)).await.is_ok());
     let removed = w
         .call(&w.seller, "DELETE", &format!("/v1/listings/{l}"), None)
         .await;
@@ -1167,7 +1195,8 @@ async fn racing_actions_change_the_order_once(backend: Backend) {
     assert_eq!(w.order_record(paid.id.as_str()).await, once);
 }
 
-/// `amount_fen` is price × quantity, checked: an overflow is refused, never wrapped.
+/// `amount_fen` is price × quantity, checked: an overflow is refused, never wrapped, and so is a
+/// total beyond what one payment may be.
 #[test]
 fn the_amount_is_checked_arithmetic() {
     let seller = UserId::generate();
@@ -1185,16 +1214,32 @@ fn the_amount_is_checked_arithmetic() {
         remark: String::new(),
         service_date: None,
     };
-    let checked = body.check(now).unwrap();
     let buyer = UserId::generate();
     let times = Default::default();
-    let order =
-        create::new_order(&listing, &buyer, &checked, &times, &Default::default(), now).unwrap();
-    assert_eq!(order.amount_fen, Fen::from_fen(9_900_000_000));
+    let order_of = |listing: &listings::Listing, quantity: i64| {
+        let body = NewOrder {
+            quantity,
+            ..body.clone()
+        };
+        let checked = body.check(now).unwrap();
+        create::new_order(listing, &buyer, &checked, &times, &Default::default(), now)
+    };
+    // At most what one payment may be (2147483647 fen, WeChat Pay's 32-bit amount.total): 21 of
+    // the most expensive listing, not 22 nor 99 (9900000000 fen).
+    let order = order_of(&listing, 21).unwrap();
+    assert_eq!(order.amount_fen, Fen::from_fen(2_100_000_000));
+    for quantity in [22, 99] {
+        let err = order_of(&listing, quantity).unwrap_err();
+        assert!(
+            matches!(&err, renji_shared::error::Error::Invalid { field, .. } if field == "quantity"),
+            "{quantity}: {err:?}"
+        );
+    }
+    listing.price_fen = Some(Fen::from_fen(2_147_483_647));
+    assert!(order_of(&listing, 1).is_ok());
     // A price no listing can hold today, to reach the overflow.
     listing.price_fen = Some(Fen::from_fen(i64::MAX / 2));
-    let err = create::new_order(&listing, &buyer, &checked, &times, &Default::default(), now)
-        .unwrap_err();
+    let err = order_of(&listing, 99).unwrap_err();
     assert_eq!(err.status().as_u16(), 422);
     // Today in China is not yesterday in UTC: at 23:30 UTC it is already tomorrow there.
     let late = time::macros::datetime!(2026-11-29 23:30 UTC);

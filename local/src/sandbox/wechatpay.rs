@@ -9,7 +9,8 @@
 //! - `POST /v3/pay/transactions/jsapi`, `GET /v3/pay/transactions/out-trade-no/{no}?mchid=`,
 //!   `POST …/{no}/close`, `POST /v3/refund/domestic/refunds`,
 //!   `GET /v3/refund/domestic/refunds/{out_refund_no}`. A refund answers PROCESSING and succeeds
-//!   [`REFUND_DELAY`] later, with a `REFUND.SUCCESS` notification to its `notify_url`.
+//!   [`REFUND_DELAY`] later, with a `REFUND.SUCCESS` notification to its `notify_url`. An amount
+//!   beyond a 32-bit integer (2147483647 fen, as WeChat's `amount.total`) is `400 PARAM_ERROR`.
 //! - Sandbox calls (no signature; this is the buyer's side):
 //!   `POST /sandbox/pay {"out_trade_no", "notify"?: bool}` pays a created trade and sends a
 //!   signed, encrypted `TRANSACTION.SUCCESS` to its `notify_url` (`"notify": false` pays without
@@ -334,11 +335,13 @@ fn str_field<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<
 }
 
 /// A positive whole number of fen (a float such as `1.0` is refused, as WeChat Pay does).
+/// An amount in fen: WeChat Pay v3's amounts are 32-bit integers (`amount.total` is an `Integer`
+/// in its SDKs), so one beyond 2147483647 is a PARAM_ERROR as at WeChat.
 fn fen_field(map: &serde_json::Map<String, Value>, name: &str) -> Result<i64, String> {
     map.get(name)
         .and_then(|v| v.as_i64().filter(|_| !v.is_f64()))
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| format!("{name} must be a whole number of fen from 1"))
+        .filter(|n| (1..=i64::from(i32::MAX)).contains(n))
+        .ok_or_else(|| format!("{name} must be a whole number of fen from 1 to {}", i32::MAX))
 }
 
 fn out_trade_no_ok(no: &str) -> bool {

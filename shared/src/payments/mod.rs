@@ -21,6 +21,11 @@ pub mod alipay;
 pub mod rsa;
 pub mod wechatpay;
 
+/// The most one payment may be, in fen: WeChat Pay v3's `amount.total` is a 32-bit integer (its
+/// official SDKs' `Integer`), 2147483647 fen; Alipay's `total_amount` goes to 100000000 yuan.
+/// An order over it could never be paid through either, so it is never made.
+pub const MAX_PAYMENT_FEN: i64 = i32::MAX as i64;
+
 /// How a buyer pays: the mini-program's WeChat Pay, the Alipay app, or Alipay on the web.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

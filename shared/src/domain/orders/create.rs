@@ -1,8 +1,10 @@
 //! `POST /v1/orders`: a buyer orders a published service of another member. The price comes
 //! from the listing as stored, never from the client (an `amount_fen` or `price_fen` in the body
-//! is an unknown field, 422); the order, its four list entries and — with an `Idempotency-Key` —
-//! the key's record are one transaction, which also checks that the listing is still the version
-//! read (an edit of its price in between makes the creation read it again).
+//! is an unknown field, 422), and a total over what the providers take in one payment
+//! ([`MAX_PAYMENT_FEN`]) is 422 `quantity`, nothing written; the order, its four list entries
+//! and — with an `Idempotency-Key` — the key's record are one transaction, which also checks that
+//! the listing is still the version read (an edit of its price in between makes the creation
+//! read it again).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,6 +20,7 @@ use crate::domain::{blocks, members};
 use crate::error::Error;
 use crate::ids::{ListingId, OrderId, UserId};
 use crate::money::Fen;
+use crate::payments::MAX_PAYMENT_FEN;
 use crate::settlement::SettlementConfig;
 use crate::store::{keys, Condition, DynStore, StoreError, Write};
 
@@ -164,7 +167,17 @@ pub fn new_order(
     let amount = price
         .get()
         .checked_mul(i64::from(checked.quantity))
-        .ok_or_else(|| Error::invalid("quantity", "makes the amount too large"))?;
+        .filter(|a| *a <= MAX_PAYMENT_FEN)
+        .ok_or_else(|| {
+            Error::invalid(
+                "quantity",
+                format!(
+                    "makes the amount more than a payment may be ({MAX_PAYMENT_FEN} fen); \
+                     order at most {} of this listing",
+                    MAX_PAYMENT_FEN / price.get().max(1)
+                ),
+            )
+        })?;
     let pay = time::Duration::try_from(times.pay)
         .map_err(|_| Error::Internal("the order pay time is out of range".into()))?;
     let expires = now
