@@ -224,6 +224,54 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     renji_shared::domain::audit::record(store, &staff, std::time::Duration::from_secs(86400))
         .await
         .unwrap();
+    // A listing of the member's held for staff (the sandbox's review marker), approved by a
+    // moderator (the held text, with the decision, is a record of the member's partition); a
+    // support agent answers the member's ticket and closes it. The document names neither.
+    let held = api
+        .create_listing(me, service("婚礼摄影 sandbox-review"))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let moderator = api.staff_token("staff:li.moderator:moderator").await;
+    let queue = api
+        .call("GET", "/admin/v1/moderation/texts", Some(&moderator), None)
+        .await;
+    assert_eq!(queue.status, 200, "{queue:?}");
+    let check = queue.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["subject"]["listing_id"] == json!(held))
+        .unwrap_or_else(|| panic!("{held} is not held: {queue:?}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decided = api
+        .call(
+            "POST",
+            &format!("/admin/v1/moderation/texts/{check}/decision"),
+            Some(&moderator),
+            Some(json!({"decision": "approve", "reason": "婚礼摄影无问题"})),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{decided:?}");
+    assert_eq!(decided.body["decided"]["staff_id"], json!("li.moderator"));
+    let support = api.staff_token("staff:wang.support:support").await;
+    for (path, body, status) in [
+        ("messages", json!({"text": "已为您开具发票"}), 201),
+        ("close", json!({"resolution": "发票已开具"}), 200),
+    ] {
+        let reply = api
+            .call(
+                "POST",
+                &format!("/admin/v1/tickets/{ticket_id}/{path}"),
+                Some(&support),
+                Some(body),
+            )
+            .await;
+        assert_eq!(reply.status, status, "{path}: {reply:?}");
+    }
 
     // A second export: it also holds the first one's `export.ready` (an audit record about the
     // member), and the first document is deleted once it is ready.
@@ -307,7 +355,42 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
         "{}",
         doc["sessions"]
     );
-    assert!(!text.contains("zhang.wei"), "staff are shown as `staff`");
+    // Staff appear as `staff`, never by name: not the one who looked the member up, nor the
+    // moderator who decided the held listing (its held text is there, decided by `staff`), nor
+    // the support agent who answered and closed the ticket.
+    for name in ["zhang.wei", "li.moderator", "wang.support"] {
+        assert!(!text.contains(name), "the document names staff member {name}");
+    }
+    let held_text = doc["other_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == json!("textcheck"))
+        .unwrap_or_else(|| panic!("no held text: {}", doc["other_records"]))
+        .clone();
+    assert_eq!(
+        held_text["attributes"]["subject"]["listing_id"],
+        json!(held),
+        "{held_text}"
+    );
+    assert_eq!(
+        (
+            &held_text["attributes"]["decided"]["decision"],
+            &held_text["attributes"]["decided"]["staff_id"]
+        ),
+        (&json!("approve"), &json!("staff")),
+        "{held_text}"
+    );
+    has("listings", "/id", &held);
+    let answer = doc["tickets"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == json!("已为您开具发票"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", doc["tickets"]));
+    assert_eq!(answer["from"], json!("staff"));
+    assert_eq!(doc["tickets"][0]["status"], json!("closed"));
     // Consents: the summary, and each consent event.
     assert_eq!(
         doc["consents"]["documents"][0]["accepted_version"],

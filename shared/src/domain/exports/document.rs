@@ -23,6 +23,12 @@
 //! are still exported, generically, in `other_records`: `{"kind": <the sort key up to its first
 //! `#`>, "key": <sort key>, "attributes": {…}}`, every attribute but the key attributes and any
 //! whose name speaks of secrets ([`withheld`]).
+//!
+//! Staff appear in it as `staff`, never by name (a WeCom userid often is one): besides the
+//! sections that show staff so already (tickets' `from`, the audit records' `actor`), every value
+//! written passes [`mask_staff`], so an attribute naming a staff member anywhere — a held text's
+//! `decided.staff_id` in `other_records`, a ticket's `closed_by`, kinds added later — holds
+//! `"staff"`.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +151,7 @@ impl Doc<'_, '_> {
 
     async fn field(&mut self, name: &str, value: &Value) -> Result<(), Error> {
         self.key(name).await?;
-        let bytes = to_bytes(value)?;
+        let bytes = to_bytes(&mask_staff(value.clone()))?;
         self.raw(&bytes).await
     }
 
@@ -172,7 +178,7 @@ impl Doc<'_, '_> {
             self.raw(b",").await?;
         }
         self.first = false;
-        let bytes = to_bytes(value)?;
+        let bytes = to_bytes(&mask_staff(value.clone()))?;
         self.raw(&bytes).await?;
         *self.counts.entry(name).or_default() += 1;
         Ok(())
@@ -475,6 +481,39 @@ pub fn scrub(value: Value) -> Value {
                 .collect::<Map<String, Value>>(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(scrub).collect()),
+        other => other,
+    }
+}
+
+/// Whether an attribute names a staff member: `staff_id` (`…_staff_id`), or an id in one named
+/// `…_by` (`closed_by`; a member is never named so in a record — `requested_by: "member"` names
+/// a role, kept).
+fn names_staff(name: &str, value: &Value) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let staff_id = lower == "staff_id" || lower.ends_with("_staff_id");
+    match value {
+        Value::Null | Value::Bool(_) => false,
+        Value::String(text) => {
+            staff_id
+                || (lower.ends_with("_by") && !["member", "staff", "system"].contains(&text.as_str()))
+        }
+        _ => staff_id,
+    }
+}
+
+/// `value` with every attribute naming a staff member ([`names_staff`]), at any depth, as
+/// `"staff"`: how a member's export shows staff.
+pub fn mask_staff(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(name, v)| match names_staff(&name, &v) {
+                    true => (name, json!("staff")),
+                    false => (name, mask_staff(v)),
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(mask_staff).collect()),
         other => other,
     }
 }
@@ -869,5 +908,29 @@ mod tests {
         assert!(known_in_user(&m, "CONSENT#01j") && known_in_user(&m, "GUARDIAN_CONSENT"));
         assert!(known_in_user(&m, "LOCATION") && !known_in_user(&m, "VERIFICATION_DAY#x"));
         assert!(!known_in_user(&m, "DELETION"));
+    }
+
+    #[test]
+    fn staff_are_shown_as_staff_at_any_depth() {
+        let held = json!({
+            "kind": "textcheck", "key": "TEXTCHECK#01j",
+            "attributes": {
+                "author_id": "u_1",
+                "decided": {"decision": "approve", "reason": "ok", "staff_id": "li.mo",
+                    "at": "2026-11-30T00:00:00Z", "applied": true},
+            },
+        });
+        let masked = mask_staff(held);
+        assert_eq!(masked["attributes"]["decided"]["staff_id"], json!("staff"));
+        assert_eq!(masked["attributes"]["author_id"], json!("u_1"));
+        let ticket = json!({"closed_by": "wang.support", "requested_by": "member",
+            "used_by": [{"kind": "listing"}], "approved_by_staff": true, "staff_id": null,
+            "messages": [{"from": "staff", "staff_id": "wang.support"}]});
+        assert_eq!(
+            mask_staff(ticket),
+            json!({"closed_by": "staff", "requested_by": "member",
+                "used_by": [{"kind": "listing"}], "approved_by_staff": true, "staff_id": null,
+                "messages": [{"from": "staff", "staff_id": "staff"}]})
+        );
     }
 }
