@@ -359,7 +359,10 @@ async fn export_holds_every_kind_of_record(backend: Backend) {
     // moderator who decided the held listing (its held text is there, decided by `staff`), nor
     // the support agent who answered and closed the ticket.
     for name in ["zhang.wei", "li.moderator", "wang.support"] {
-        assert!(!text.contains(name), "the document names staff member {name}");
+        assert!(
+            !text.contains(name),
+            "the document names staff member {name}"
+        );
     }
     let held_text = doc["other_records"]
         .as_array()

@@ -965,7 +965,11 @@ async fn every_event_runs_through_its_handler(backend: Backend) {
         let named = alarms
             .items
             .iter()
-            .filter(|a| a["reason"].as_str().is_some_and(|r| r.contains(id.as_str())))
+            .filter(|a| {
+                a["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(id.as_str()))
+            })
             .count();
         assert_eq!(named, 1, "{id}: {:?}", alarms.items);
     }

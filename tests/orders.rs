@@ -553,7 +553,11 @@ async fn every_bad_creation_is_refused_and_writes_nothing(backend: Backend) {
         let mut body = with("listing_id", dear.clone());
         body["quantity"] = json!(quantity);
         let reply = w.create(&w.buyer, body, None).await;
-        assert_eq!((reply.status, reply.field()), (422, "quantity"), "{reply:?}");
+        assert_eq!(
+            (reply.status, reply.field()),
+            (422, "quantity"),
+            "{reply:?}"
+        );
     }
     let gateway = w.server.app().payments.gateway(Provider::Wechat).unwrap();
     let start = |amount: i64| PaymentStart {

@@ -341,7 +341,12 @@ fn fen_field(map: &serde_json::Map<String, Value>, name: &str) -> Result<i64, St
     map.get(name)
         .and_then(|v| v.as_i64().filter(|_| !v.is_f64()))
         .filter(|n| (1..=i64::from(i32::MAX)).contains(n))
-        .ok_or_else(|| format!("{name} must be a whole number of fen from 1 to {}", i32::MAX))
+        .ok_or_else(|| {
+            format!(
+                "{name} must be a whole number of fen from 1 to {}",
+                i32::MAX
+            )
+        })
 }
 
 fn out_trade_no_ok(no: &str) -> bool {

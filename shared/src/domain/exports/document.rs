@@ -495,7 +495,8 @@ fn names_staff(name: &str, value: &Value) -> bool {
         Value::Null | Value::Bool(_) => false,
         Value::String(text) => {
             staff_id
-                || (lower.ends_with("_by") && !["member", "staff", "system"].contains(&text.as_str()))
+                || (lower.ends_with("_by")
+                    && !["member", "staff", "system"].contains(&text.as_str()))
         }
         _ => staff_id,
     }

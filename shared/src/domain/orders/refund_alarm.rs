@@ -176,7 +176,10 @@ mod tests {
             ]
         );
         let record = AuditRecord::from_item(items[0].clone()).unwrap();
-        assert_eq!((record.action.as_str(), record.actor()), (ACTION, "system".into()));
+        assert_eq!(
+            (record.action.as_str(), record.actor()),
+            (ACTION, "system".into())
+        );
         let detail = record.reason.unwrap();
         for part in [
             id.as_str(),
@@ -188,6 +191,9 @@ mod tests {
             assert!(detail.contains(part), "{detail} lacks {part}");
         }
         // Neither the buyer's reason nor the provider's message.
-        assert!(!detail.contains("那天") && !detail.contains("余额"), "{detail}");
+        assert!(
+            !detail.contains("那天") && !detail.contains("余额"),
+            "{detail}"
+        );
     }
 }
