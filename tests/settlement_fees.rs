@@ -12,15 +12,17 @@ use std::time::Duration;
 use renji_shared::domain::audit::{self, Filter};
 use renji_shared::domain::orders::payments::{self, PaymentState};
 use renji_shared::domain::orders::{self, Order, OrderStatus, RefundStatus};
+use renji_shared::domain::settlement::refunds::{self, StaffRefund};
 use renji_shared::domain::settlement::{
-    fees, ledger, reconcile, LedgerEntry, LedgerKind, OrderSettlement, SettleState, Shares, Totals,
+    earnings, fees, ledger, reconcile, LedgerEntry, LedgerKind, OrderSettlement, SettleState,
+    Shares, Totals,
 };
 use renji_shared::ids::OrderId;
 use renji_shared::money::Fen;
 use renji_shared::payments::{
     Channel, GatewayError, PaymentStart, Provider, TradeBillKind, TradeBillLine,
 };
-use renji_shared::settlement::{split_no, Receiver, ReceiverKind, Share, SplitRequest};
+use renji_shared::settlement::{split_no, Receiver, ReceiverKind, Share, SplitRequest, SplitState};
 use renji_shared::store::{keys, Records, Write};
 use renji_shared::App;
 use renji_tests::{on_both_stores, service, Backend, LocalServer, Member};
@@ -207,7 +209,7 @@ impl World {
         let transaction_id = order.payment.clone().unwrap().transaction_id;
         let request = SplitRequest {
             order_no: id.to_string(),
-            transaction_id,
+            transaction_id: transaction_id.clone(),
             out_order_no: split_no(id.as_str()),
             shares: vec![Share {
                 receiver: receiver.clone(),
@@ -226,6 +228,13 @@ impl World {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(accepted, "split accepted");
+        // Finished at the provider (the stand-in on this query), as the job's `paid` means.
+        let done = port
+            .query_split(&transaction_id, &request.out_order_no)
+            .await
+            .unwrap()
+            .expect("the split");
+        assert_eq!(done.state, SplitState::Finished);
         let now = orders::rfc3339(OffsetDateTime::now_utc());
         let mut next = order.clone();
         next.version += 1;
@@ -261,6 +270,42 @@ impl World {
             .await
             .unwrap();
         shares
+    }
+
+    /// Staff refund `amount` of the split order `id` and wait for the refund to end (WeChat
+    /// Pay's notification; the order jobs ask too).
+    async fn refund_after_split(&self, id: &OrderId, amount: i64) -> Order {
+        refunds::staff_refund(
+            self.app(),
+            id,
+            StaffRefund {
+                amount: Some(Fen::from_fen(amount)),
+                reason: "补偿".into(),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+        for i in 0..100 {
+            let order = self.order(id).await;
+            if order.status != OrderStatus::Refunding {
+                assert_eq!(order.status, OrderStatus::Completed, "{order:?}");
+                return order;
+            }
+            if i % 20 == 19 {
+                let jobs = self
+                    .server
+                    .running
+                    .function_app("OrderJobsFunction")
+                    .expect("order jobs");
+                let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
+                orders::jobs::run(jobs, later, Default::default())
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the refund of {id} did not end");
     }
 
     async fn entries(&self, id: &OrderId) -> Vec<LedgerEntry> {
@@ -647,6 +692,97 @@ async fn a_late_payment_and_its_refund_raise_no_alarm(backend: Backend) {
     }
 }
 
+/// The providers give their fee back in proportion on any refund, after the split too (the
+/// stand-ins at Renji's rate here): each refund after the split books the fee it gives back with
+/// its success (`provider_fee`, `refund:<no>`), so the day's bill — the payment's fee, each
+/// refund's part of it given back — is what Renji's rule attributes to it: no alarm, nothing to
+/// adjust, the ledger balanced and carrying the fee the provider kept, and the seller's earnings
+/// showing that fee beside the ledger's, the receivable of a personal receiver included.
+async fn a_refund_after_the_split_gives_the_fee_back_without_an_alarm(backend: Backend) {
+    let w = World::new(backend).await;
+    let (_, tomorrow_noon) = today_and_tomorrow_noon();
+    let parts = [1_000, 50_000];
+    let mut split = Vec::new();
+    for provider in Provider::ALL {
+        let id = w.completed(provider).await;
+        let shares = w.split(&id, receiver(provider)).await;
+        for amount in parts {
+            w.refund_after_split(&id, amount).await;
+        }
+        split.push((provider, id, shares));
+    }
+    let reports = fees::daily(w.app(), tomorrow_noon).await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for report in &reports {
+        assert_eq!((report.checked, report.adjusted), (1, 0), "{report:?}");
+        assert!(report.mismatches.is_empty(), "{report:?}");
+    }
+    assert!(
+        w.fee_alarms().await.is_empty(),
+        "{:?}",
+        w.fee_alarms().await
+    );
+    // The stand-ins charge 0.6 % of 288 000 (1 728) and give back round(1 728 × refunded / total)
+    // in all: 6 for the first 1 000, 306 once 51 000 are refunded.
+    let charged = PRICE * 60 / 10_000;
+    let given_back = [6, 300];
+    let kept_fee = charged - given_back.iter().sum::<i64>();
+    for (provider, id, shares) in &split {
+        let order = w.order(id).await;
+        let mut expected: Vec<(String, i64)> = order
+            .refunds
+            .iter()
+            .zip(given_back)
+            .map(|(r, back)| (format!("refund:{}", r.out_refund_no), -back))
+            .collect();
+        expected.push((format!("split:{}", split_no(id.as_str())), charged));
+        expected.sort();
+        let mut fee = w.fee_entries(id).await;
+        fee.sort();
+        assert_eq!(fee, expected, "{provider:?}");
+        let t = Totals::of(&w.entries(id).await);
+        assert!(t.balances(), "{provider:?} {t:?}");
+        assert_eq!(t.fee, kept_fee, "{provider:?}: the fee the provider kept");
+        assert_eq!(t.refunded, parts.iter().sum::<i64>());
+        // The seller's earnings: the item's fee is the ledger's, and the item's shares are the
+        // ledger's (the seller's part of a personal receiver's refund is owed back).
+        let (_, items, _) = earnings::earnings(&w.app().store, &order.seller_id, 20, None)
+            .await
+            .unwrap();
+        let item = items.iter().find(|i| i["order_id"] == json!(id)).unwrap();
+        let ledger = &item["ledger"];
+        assert_eq!(item["fee_fen"], json!(kept_fee), "{item}");
+        assert_eq!(ledger["fee_fen"], json!(kept_fee), "{item}");
+        assert_eq!(ledger["receivable_fen"], json!(t.receivable), "{item}");
+        let seller_parts: i64 = order
+            .refunds
+            .iter()
+            .map(|r| r.after_split.as_ref().unwrap().seller_part_fen.get())
+            .sum();
+        let owed = match provider {
+            Provider::Wechat => seller_parts,
+            Provider::Alipay => 0,
+        };
+        assert_eq!(t.receivable, owed, "{provider:?}");
+        assert_eq!(
+            item["seller_fen"],
+            json!(shares.seller_fen.get() - seller_parts),
+            "{item}"
+        );
+        assert_eq!(
+            item["seller_fen"].as_i64().unwrap(),
+            t.seller_paid - t.receivable,
+            "{item}"
+        );
+        assert_eq!(
+            item["commission_fen"].as_i64().unwrap(),
+            t.commission_kept + t.fee + t.receivable,
+            "{item}"
+        );
+        assert_eq!(item["state"], json!("paid"), "{item}");
+    }
+}
+
 /// A day that is not a date is refused before any question (and leaves no marker); the
 /// providers refuse one too; a day without payments has no bill, and is done.
 async fn bad_dates_are_refused_and_a_day_without_a_bill_is_done(backend: Backend) {
@@ -698,6 +834,7 @@ async fn bad_dates_are_refused_and_a_day_without_a_bill_is_done(backend: Backend
 
 on_both_stores!(
     a_fee_other_than_the_estimate_is_booked_once,
+    a_refund_after_the_split_gives_the_fee_back_without_an_alarm,
     a_bill_line_the_ledger_does_not_know_is_an_alarm,
     bad_dates_are_refused_and_a_day_without_a_bill_is_done,
     a_late_payment_and_its_refund_raise_no_alarm,

@@ -866,9 +866,13 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     assert_eq!(t.refunded, seller);
     assert_eq!(t.seller_payable, 0);
     assert_eq!(t.seller_paid, 0, "nothing went to the seller");
+    // Renji keeps its commission less the fee of what the order kept (the provider gave the
+    // fee of the seller's share back with the refunds).
+    let kept_fee = Shares::of(Fen::from_fen(AMOUNT - seller), &order.settle.unwrap()).fee_fen;
+    assert_eq!(t.fee, kept_fee.get(), "{t:?}");
     assert_eq!(
         t.commission_kept,
-        shares.commission_fen.get() - shares.fee_fen.get(),
+        shares.commission_fen.get() - kept_fee.get(),
         "Renji keeps its commission"
     );
     assert!(!listed_expired(&world, &order.id).await, "resolved");
@@ -924,7 +928,7 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     );
 
     // Asked and closed at the provider (its entries written then): all that remains goes back,
-    // Renji's commission with it; Renji bears the provider's fee.
+    // Renji's commission with it, and the provider's fee with the refunds (as before a split).
     let order = expired_order(&world, t0, Some("openid-closed")).await;
     assert_eq!(totals(&world, &order.id).await.held(), seller);
     let refunded = staff_refund(&world, &order, None).await;
@@ -933,7 +937,7 @@ async fn staff_resolve_an_expired_split_by_refunding_the_buyer(backend: Backend)
     let t = totals(&world, &order.id).await;
     assert!(t.balances(), "{t:?}");
     assert_eq!(t.refunded, AMOUNT);
-    assert_eq!(t.commission_kept, -shares.fee_fen.get());
+    assert_eq!((t.commission_kept, t.fee), (0, 0), "{t:?}");
     assert!(!listed_expired(&world, &order.id).await);
 
     // Failed (its entries written), then partly refunded by a dispute's decision before the

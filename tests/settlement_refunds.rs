@@ -314,15 +314,17 @@ async fn a_personal_receiver_leaves_a_receivable(backend: Backend) {
         .unwrap()
         .expect("the unfreeze");
     assert_eq!(unfrozen.state, SplitState::Finished);
-    // The ledger: Renji gave back its commission's part and is owed the seller's.
+    // The ledger: Renji gave back its commission's part and is owed the seller's; the provider
+    // gave its whole fee back with the refund of everything.
     let t = w.totals(&id).await;
     assert!(t.balances(), "{t:?}");
     assert_eq!(t.refunded, PRICE);
     assert_eq!(t.seller_paid, shares.seller_fen.get());
     assert_eq!(t.receivable, shares.seller_fen.get());
+    assert_eq!(t.fee, 0, "{t:?}");
     assert_eq!(
         t.commission_kept,
-        shares.commission_kept().get() - PRICE + shares.seller_fen.get() - t.receivable
+        shares.commission_fen.get() - PRICE + shares.seller_fen.get() - t.receivable
     );
     // Staff see the receivable in the order's audit trail (beside their own call).
     let filter = Filter::parse(None, Some(&format!("order:{id}"))).unwrap();
@@ -619,6 +621,182 @@ async fn refunds_in_parts_round_as_one_and_earnings_follow(backend: Backend) {
     );
 }
 
+/// The `Earning` schema of `openapi.yaml`: its ledger's property names, and the item states.
+fn earning_schema() -> (Vec<String>, Vec<String>) {
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let earning = &spec["components"]["schemas"]["Earning"]["properties"];
+    let mut ledger: Vec<String> = earning["ledger"]["properties"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    ledger.sort();
+    let states = earning["state"]["enum"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (ledger, states)
+}
+
+/// The seller's earnings item of `id`, through `GET /v1/me/earnings`, checked against the
+/// `Earning` schema's ledger fields and states.
+async fn earning(w: &World, id: &OrderId) -> Value {
+    let reply = w
+        .server
+        .api
+        .call("GET", "/v1/me/earnings", Some(&w.seller.token), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let item = reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["order_id"] == json!(id))
+        .cloned()
+        .expect("the order's earning");
+    let (ledger, states) = earning_schema();
+    let mut shown: Vec<String> = item["ledger"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    shown.sort();
+    assert_eq!(shown, ledger, "the ledger's fields are openapi's");
+    assert!(
+        states.iter().any(|s| item["state"] == json!(s)),
+        "{item} not in {states:?}"
+    );
+    item
+}
+
+/// After a refund after the split, the seller's earnings agree with their ledger: a personal
+/// receiver's seller part is owed back (`receivable_fen` in the ledger, `seller_fen = seller_paid
+/// − receivable`, `commission_fen = commission_kept + fee + receivable`); an Alipay royalty taken
+/// back with the refund shows as `returned_fen` in staff's answer once the refund succeeded.
+async fn earnings_after_a_refund_after_the_split_agree_with_the_ledger(backend: Backend) {
+    let w = World::new(backend).await;
+    let admin = w.server.api.staff_token("staff:alice:admin").await;
+    let body = json!({"amount_fen": 1_000, "reason": "补偿"});
+    for (channel, receiver) in [("wechat", wechat_person()), ("alipay", alipay_user())] {
+        let id = w.completed(channel).await;
+        let shares = w.split(&id, receiver).await;
+        let path = format!("/admin/v1/orders/{id}/refund");
+        let reply = w.call(&admin, &path, Some(body.clone())).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let shown = &reply.body["refunds"][0]["after_split"];
+        assert_eq!(shown["seller_part_fen"], json!(900), "{shown}");
+        let order = w.settled_refund(&id).await;
+        assert_eq!(order.status, OrderStatus::Completed, "{order:?}");
+        let after = order.refunds[0].after_split.clone().unwrap();
+        match channel {
+            "wechat" => {
+                assert_eq!(shown["take_back"], json!("receivable"));
+                assert_eq!(shown["receivable_fen"], json!(900));
+                assert_eq!(shown["returned_fen"], Value::Null, "a personal receiver");
+                assert_eq!(after.returned_fen, None);
+            }
+            _ => {
+                assert_eq!(shown["take_back"], json!("royalty"));
+                assert_eq!(shown["receivable_fen"], json!(0));
+                // Alipay answers the refund at once: taken back with it.
+                assert_eq!(reply.body["status"], json!("completed"), "{reply:?}");
+                assert_eq!(shown["returned_fen"], json!(900), "{shown}");
+                assert_eq!(after.returned_fen, Some(Fen::from_fen(900)));
+            }
+        }
+        let t = w.totals(&id).await;
+        assert!(t.balances(), "{t:?}");
+        let item = earning(&w, &id).await;
+        let ledger = &item["ledger"];
+        let owed = match channel {
+            "wechat" => 900,
+            _ => 0,
+        };
+        assert_eq!(ledger["receivable_fen"], json!(owed), "{item}");
+        assert_eq!(ledger["seller_paid_fen"], json!(t.seller_paid), "{item}");
+        assert_eq!(item["seller_fen"], json!(shares.seller_fen.get() - 900));
+        assert_eq!(
+            item["seller_fen"].as_i64().unwrap(),
+            ledger["seller_paid_fen"].as_i64().unwrap()
+                - ledger["receivable_fen"].as_i64().unwrap(),
+            "{item}"
+        );
+        assert_eq!(
+            item["commission_fen"].as_i64().unwrap(),
+            ledger["commission_kept_fen"].as_i64().unwrap()
+                + ledger["fee_fen"].as_i64().unwrap()
+                + ledger["receivable_fen"].as_i64().unwrap(),
+            "{item}"
+        );
+        assert_eq!(item["fee_fen"], ledger["fee_fen"], "{item}");
+        assert_eq!(
+            (&item["state"], &ledger["held_fen"]),
+            (&json!("paid"), &json!(0))
+        );
+    }
+}
+
+/// An earning's `state` says what happened: a paid order declined by the seller whose refund the
+/// provider failed is `refunding` (all of it goes back to the buyer, held until the refund
+/// succeeds), then `refunded` once staff's retry succeeded, the ledger balanced.
+async fn an_earning_going_back_to_the_buyer_says_so(backend: Backend) {
+    let w = World::new(backend).await;
+    let admin = w.server.api.staff_token("staff:alice:admin").await;
+    let id = w
+        .server
+        .paid_order_through(&w.buyer, &w.listing, "wechat")
+        .await;
+    let id = OrderId::parse(&id).unwrap();
+    w.fail_refunds(&id, true).await;
+    let declined = w
+        .call(
+            &w.seller.token,
+            &format!("/v1/orders/{id}/decline"),
+            Some(json!({"reason": "档期已满"})),
+        )
+        .await;
+    assert_eq!(declined.status, 200, "{declined:?}");
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::RefundFailed, "{order:?}");
+    let item = earning(&w, &id).await;
+    assert_eq!(
+        (&item["state"], &item["settlement"], &item["seller_fen"]),
+        (&json!("refunding"), &json!("nothing"), &json!(0)),
+        "{item}"
+    );
+    assert_eq!(
+        item["ledger"]["held_fen"],
+        json!(PRICE),
+        "held for the buyer: {item}"
+    );
+    w.fail_refunds(&id, false).await;
+    let retry = w
+        .call(
+            &admin,
+            &format!("/admin/v1/orders/{id}/refund"),
+            Some(json!({"reason": "再试"})),
+        )
+        .await;
+    assert_eq!(retry.status, 200, "{retry:?}");
+    let order = w.settled_refund(&id).await;
+    assert_eq!(order.status, OrderStatus::Refunded, "{order:?}");
+    let item = earning(&w, &id).await;
+    assert_eq!(
+        (&item["state"], &item["settlement"]),
+        (&json!("refunded"), &json!("nothing")),
+        "{item}"
+    );
+    assert_eq!(item["ledger"]["held_fen"], json!(0), "{item}");
+    assert_eq!(item["ledger"]["balances"], json!(true), "{item}");
+}
+
 /// Today's Beijing date, and a time of tomorrow at which the order jobs reconcile it.
 fn today_and_tomorrow_noon() -> (String, OffsetDateTime) {
     let local = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
@@ -746,6 +924,8 @@ on_both_stores!(
     a_failed_refund_after_the_split_is_asked_again,
     a_receivable_is_recorded_when_the_refund_succeeds,
     refunds_in_parts_round_as_one_and_earnings_follow,
+    earnings_after_a_refund_after_the_split_agree_with_the_ledger,
+    an_earning_going_back_to_the_buyer_says_so,
     reconciliation_is_silent_when_all_agree_and_runs_once,
     reconciliation_alarms_staff_on_a_mismatch,
 );

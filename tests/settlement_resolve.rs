@@ -54,6 +54,22 @@ async fn totals(server: &LocalServer, id: &OrderId) -> Totals {
     Totals::of(&ledger::entries(&server.app().store, id).await.unwrap())
 }
 
+/// The seller's earnings item of the order `id` (`GET /v1/me/earnings`).
+async fn earning(server: &LocalServer, token: &str, id: &OrderId) -> Value {
+    let reply = server
+        .api
+        .call("GET", "/v1/me/earnings", Some(token), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["order_id"] == json!(id))
+        .cloned()
+        .expect("the order's earning")
+}
+
 /// Whether staff's list `state` names the order `id` (and its item).
 async fn listed(server: &LocalServer, staff: &str, state: &str, id: &OrderId) -> Option<Value> {
     let reply = server
@@ -209,6 +225,22 @@ async fn a_failed_split_is_told_alarmed_expired_and_resolved_by_staff(backend: B
         .await
         .expect("listed as expired");
     assert_eq!(item["held_fen"], json!(seller_share), "the seller's share");
+    // The seller's earnings say what happened: expired (not a payout account to fix).
+    let earned = earning(&server, &seller.token, &id).await;
+    assert_eq!(
+        (
+            &earned["state"],
+            &earned["settlement"],
+            &earned["seller_fen"]
+        ),
+        (&json!("expired"), &json!("expired"), &json!(seller_share)),
+        "{earned}"
+    );
+    assert_eq!(
+        earned["ledger"]["held_fen"],
+        json!(seller_share),
+        "{earned}"
+    );
 
     // Bad input first: nothing changes.
     let path = format!("/admin/v1/orders/{id}/refund");
@@ -265,7 +297,25 @@ async fn a_failed_split_is_told_alarmed_expired_and_resolved_by_staff(backend: B
     assert!(t.balances(), "{t:?}");
     assert_eq!(t.refunded, seller_share);
     assert_eq!(t.seller_paid, 0);
+    // The provider gave its fee back in proportion: the ledger carries the fee of what is kept.
+    let kept = Shares::of(
+        Fen::from_fen(failed.amount_fen.get() - seller_share),
+        &failed.settle.unwrap(),
+    );
+    assert_eq!(t.fee, kept.fee_fen.get(), "{t:?}");
     assert!(listed(&server, &staff, "expired", &id).await.is_none());
+    let earned = earning(&server, &seller.token, &id).await;
+    assert_eq!(
+        (
+            &earned["state"],
+            &earned["settlement"],
+            &earned["seller_fen"]
+        ),
+        (&json!("refunded"), &json!("nothing"), &json!(0)),
+        "{earned}"
+    );
+    assert_eq!(earned["fee_fen"], json!(t.fee), "{earned}");
+    assert_eq!(earned["ledger"]["balances"], json!(true), "{earned}");
     // Audited: staff's request and the resolution.
     let audit = server
         .api

@@ -714,7 +714,9 @@ pub async fn apply_refund(
                         &rfc3339(now),
                     );
                     writes.push(entry.write()?);
-                    writes.extend(refunds::success_writes(app, &order, refund, now)?);
+                    writes.extend(refunds::success_writes(
+                        app, &order, refund, &mut next, now,
+                    )?);
                     writes.extend(crate::domain::settlement::resolve::success(
                         app, &order, refund, &mut next, now,
                     )?);

@@ -9,16 +9,22 @@
 //!
 //! Each item: the order id, the listing's title, amount, refunded, commission, fee, the seller's
 //! share (after a split: what the seller keeps once the refunds staff made since took their
-//! parts back — the ledger's `seller_paid − receivable`, `seller_paid` being net of returns), `state` (`pending`, `paid`, `failed`) with `settlement` (the split's own state:
-//! `pending`, `processing`, `paid`, `settle_failed`, `nothing`, `expired`) and `failure` (why it
-//! failed: the provider's reason, `no_payout_account`, `deadline_passed`), the split deadline,
-//! when the share arrived (`paid_at`) and when the split finished, and the order's `ledger` totals
-//! (`held_fen` is what is not yet accounted for: zero once settled).
+//! parts back — the ledger's `seller_paid − receivable`, `seller_paid` being net of returns),
+//! `state` ([`item_state`]: what happened to the seller's earning) with `settlement` (the split's
+//! own state: `pending`, `processing`, `paid`, `settle_failed`, `nothing`, `expired`) and
+//! `failure` (why it failed: the provider's reason, `no_payout_account`, `deadline_passed`), the
+//! split deadline, when the share arrived (`paid_at`) and when the split finished, and the
+//! order's `ledger` totals (`held_fen` is what is not yet accounted for: zero once settled;
+//! `receivable_fen` what the seller owes back). Once a split is `paid` and no refund is under
+//! way, the item and its ledger agree: `seller_fen = seller_paid − receivable` and
+//! `commission_fen = commission_kept + fee + receivable` (the ledger's fee is the provider's
+//! own once the bills are reconciled, the item's Renji's estimate; a bill's correction moves
+//! money between the ledger's fee and `commission_kept` only).
 
 use serde_json::{json, Value};
 
-use super::{ledger, refunds, SettleState, Shares, Totals};
-use crate::domain::orders::{Order, OrderEntry};
+use super::{ledger, refunds, SettleState, SettleTerms, Shares, Totals};
+use crate::domain::orders::{Order, OrderEntry, OrderStatus};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::money::Fen;
@@ -36,7 +42,7 @@ fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
     Some(match &order.settlement {
         Some(s) if s.state == SettleState::Paid => (
             s.state,
-            after_refunds(&s.shares, refunds::taken_since_split(order)),
+            after_refunds(&s.shares, refunds::taken_since_split(order), &terms),
         ),
         Some(s) if s.state.moved() => (s.state, s.shares),
         // An expired split, resolved (or being resolved) by refunding the buyer the seller's
@@ -58,15 +64,39 @@ fn split_of(order: &Order) -> Option<(SettleState, Shares)> {
 
 /// A split's shares once the refunds since the split took their parts back: the seller keeps
 /// what was paid less what was returned or is owed; Renji gave back the rest of each refund
-/// from its commission and still bears the provider's fee.
-fn after_refunds(split: &Shares, taken: refunds::Taken) -> Shares {
+/// from its commission, and the provider gave back its fee in proportion (the fee is that of
+/// what is left, as the refunds' `provider_fee` entries book it: `fees::refund_fee`).
+fn after_refunds(split: &Shares, taken: refunds::Taken, terms: &SettleTerms) -> Shares {
     let net = split.net_fen.get() - taken.refunded_fen.get();
     let seller = split.seller_fen.get() - taken.seller_part_fen.get();
+    // The split's fee less what each refund since gave back: they telescope to the fee of `net`.
+    let given_back = Shares::of(split.net_fen, terms).fee_fen.get()
+        - Shares::of(Fen::from_fen(net), terms).fee_fen.get();
     Shares {
         net_fen: Fen::from_fen(net),
         commission_fen: Fen::from_fen(net - seller),
-        fee_fen: split.fee_fen,
+        fee_fen: Fen::from_fen(split.fee_fen.get() - given_back),
         seller_fen: Fen::from_fen(seller),
+    }
+}
+
+/// What an item's `state` says happened to the seller's earning: `pending` (not split yet, or
+/// the provider still at it), `paid` (the share arrived; refunds since take their parts back),
+/// `failed` (the split failed: a payout account to fix), `expired` (the deadline passed unsplit:
+/// the share goes back to the buyer, staff decide), `refunded` (nothing for the seller: all of it
+/// went back to the buyer before a split, or an expired split's share did), `refunding` (all that
+/// is left is going back to the buyer by a refund under way, or one that failed and staff retry:
+/// the ledger holds it until the refund succeeds). The totals count by [`SettleState::earning`].
+fn item_state(order: &Order, state: SettleState) -> &'static str {
+    match state {
+        SettleState::Pending | SettleState::Processing => "pending",
+        SettleState::Paid => "paid",
+        SettleState::SettleFailed => "failed",
+        SettleState::Expired => "expired",
+        SettleState::Nothing => match order.status {
+            OrderStatus::Refunding | OrderStatus::RefundFailed => "refunding",
+            _ => "refunded",
+        },
     }
 }
 
@@ -159,7 +189,7 @@ fn item(order: &Order, state: SettleState, shares: &Shares, totals: &Totals) -> 
         "commission_fen": shares.commission_fen,
         "fee_fen": shares.fee_fen,
         "seller_fen": shares.seller_fen,
-        "state": state.earning(),
+        "state": item_state(order, state),
         "settlement": state.as_str(),
         "failure": s.and_then(|s| s.failure.clone()),
         "split_deadline": order.split_deadline,
@@ -172,6 +202,7 @@ fn item(order: &Order, state: SettleState, shares: &Shares, totals: &Totals) -> 
             "commission_kept_fen": totals.commission_kept,
             "fee_fen": totals.fee,
             "seller_payable_fen": totals.seller_payable,
+            "receivable_fen": totals.receivable,
             "held_fen": totals.held(),
             "balances": totals.balances(),
         },

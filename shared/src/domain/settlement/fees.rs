@@ -3,16 +3,20 @@
 //!
 //! **What the ledger holds.** The split writes the fee Renji's rule estimates for what the order
 //! kept (`provider_fee`, ref `split:<no>`: [`Shares::of`] on the amount less the refunds before
-//! the split, at the order's `fee_bps`); a refund after the split changes no fee. The providers
-//! charge their fee per payment and give part of it back per refund, and say so line by line in
-//! the day's trade bill ([`crate::payments::Gateway::trade_bill`]).
+//! the split, at the order's `fee_bps`). The providers charge their fee per payment and give it
+//! back in proportion on **any** refund — before or after the split (the stand-ins do; WeChat
+//! Pay's community answers say the fee is refunded with the refund) — and say so line by line in
+//! the day's trade bill ([`crate::payments::Gateway::trade_bill`]). So a refund after the split
+//! (or after an expired split) books the fee it gives back with its success ([`refund_fee`],
+//! `provider_fee`, ref `refund:<out_refund_no>`, negative): the ledger carries the fee of what
+//! the order kept whatever the order of events.
 //!
 //! **What is compared.** Each of the day's lines is set against what Renji's rule attributes to
-//! that very line: a payment the fee of the whole amount; a refund before the split the change
-//! it makes to the estimate (`fee(net after) − fee(net before)`); a refund after the split
-//! nothing. These telescope to exactly what the split writes (or 0 for an order refunded in full
-//! before it, which the split leaves without entries), whenever the split happens — before or
-//! after the bill's day. So for each order of the bill, `bill fee − attributed estimate` is what
+//! that very line: a payment the fee of the whole amount; a refund the change it makes to the
+//! estimate (`fee(net after) − fee(net before)`, [`refund_fee`]). These telescope to exactly
+//! what the split and the refunds after it write (or 0 for an order refunded in full before it,
+//! which the split leaves without entries), whenever the split happens — before or after the
+//! bill's day. So for each order of the bill, `bill fee − attributed estimate` is what
 //! the ledger lacks, and it is written as an append-only `provider_fee` entry, ref `bill:<day>`
 //! (only if absent, as every entry: a rerun cannot add it twice). Once the split and every bill
 //! of the order are in, the order's `provider_fee` entries sum to the fee the provider took. A
@@ -53,7 +57,7 @@ use super::{LedgerEntry, LedgerKind, SettleTerms, Shares};
 use crate::app::App;
 use crate::domain::audit::{self, AuditRecord, Target};
 use crate::domain::orders::payments::{self, PaymentState};
-use crate::domain::orders::{self, rfc3339, Order, RefundStatus};
+use crate::domain::orders::{self, rfc3339, Order, Refund, RefundStatus};
 use crate::error::Error;
 use crate::ids::OrderId;
 use crate::money::Fen;
@@ -174,23 +178,45 @@ pub fn estimate(
                 .iter()
                 .find(|r| &r.out_refund_no == out_refund_no)
                 .ok_or("unknown_refund")?;
-            if refund.after_split.is_some() {
-                // The split's estimate is final: a later refund changes no fee entry.
-                return Ok(0);
-            }
-            let before: i64 = order
-                .refunds
-                .iter()
-                .filter(|r| {
-                    r.seq < refund.seq
-                        && r.status == RefundStatus::Succeeded
-                        && r.after_split.is_none()
-                })
-                .map(|r| r.amount_fen.get())
-                .sum();
-            let net_before = order.amount_fen.get() - before;
-            Ok(fee(net_before - refund.amount_fen.get()) - fee(net_before))
+            Ok(refund_fee(order, terms, refund))
         }
+    }
+}
+
+/// The fee `refund` of `order` gives back by Renji's rule (fen, ≤ 0): `fee(net after) −
+/// fee(net before)`, `net before` being the amount less the refunds that succeeded before it.
+/// A refund before the split is in what the split books (it splits what is left); a refund after
+/// the split or an expired split books it with its success ([`refund_fee_entry`]).
+pub fn refund_fee(order: &Order, terms: &SettleTerms, refund: &Refund) -> i64 {
+    let fee = |net: i64| Shares::of(Fen::from_fen(net), terms).fee_fen.get();
+    let before: i64 = order
+        .refunds
+        .iter()
+        .filter(|r| r.seq < refund.seq && r.status == RefundStatus::Succeeded)
+        .map(|r| r.amount_fen.get())
+        .sum();
+    let net_before = order.amount_fen.get() - before;
+    fee(net_before - refund.amount_fen.get()) - fee(net_before)
+}
+
+/// The `provider_fee` entry (ref `refund:<out_refund_no>`) of the fee a refund after the split
+/// or an expired split gives back, for its success's transaction (none when it gives back
+/// nothing, or for an order without terms).
+pub fn refund_fee_entry(order: &Order, refund: &Refund, at: &str) -> Result<Option<Write>, Error> {
+    let Some(terms) = order.settle else {
+        return Ok(None);
+    };
+    match refund_fee(order, &terms, refund) {
+        0 => Ok(None),
+        back => LedgerEntry::new(
+            &order.id,
+            LedgerKind::ProviderFee,
+            format!("refund:{}", refund.out_refund_no),
+            Fen::from_fen(back),
+            at,
+        )
+        .write()
+        .map(Some),
     }
 }
 
@@ -529,8 +555,8 @@ mod tests {
     }
 
     /// What the lines are attributed adds up to what the split books on what the refunds before
-    /// it left: a failed refund does not count, one after the split attributes nothing, each
-    /// line rounds on its own and the sum still telescopes exactly.
+    /// it left, plus what the refunds after it book with their success: a failed refund does not
+    /// count, each line rounds on its own and the sum still telescopes exactly.
     #[test]
     fn the_lines_add_up_to_the_splits_estimate() {
         let o = order(
@@ -550,10 +576,16 @@ mod tests {
             at(&refund_line(&o, 3)),
             at(&refund_line(&o, 4)),
         );
-        // 11 345 → 68.07: −6; 9 262 → 55.572: −12; after the split: nothing.
-        assert_eq!((first, third, after), (-6, -12, 0));
+        // 11 345 → 68.07: −6; 9 262 → 55.572: −12; after the split, 6 262 → 37.572: −18.
+        assert_eq!((first, third, after), (-6, -12, -18));
         let split = Shares::of(Fen::from_fen(12_345 - 1_000 - 2_083), &TERMS);
-        assert_eq!(payment + first + third + after, split.fee_fen.get());
+        assert_eq!(payment + first + third, split.fee_fen.get());
+        // The refund after the split books what it attributes: the ledger ends at the fee of
+        // what the order kept.
+        let after_split = &o.refunds[3];
+        assert_eq!(refund_fee(&o, &TERMS, after_split), after);
+        let kept = Shares::of(Fen::from_fen(12_345 - 1_000 - 2_083 - 3_000), &TERMS);
+        assert_eq!(split.fee_fen.get() + after, kept.fee_fen.get());
         // Refunded in full before any split: nothing, as the split books nothing.
         let full = order(250, vec![refund(1, 250, RefundStatus::Succeeded, false)]);
         let sum = estimate(&full, &TERMS, &line(&full, TradeBillKind::Payment)).unwrap()

@@ -23,8 +23,9 @@ pub const ENTRY_LABEL: &str = "ledger_entry";
 pub enum LedgerKind {
     /// The buyer's payment, confirmed by the provider.
     Paid,
-    /// The provider's fee: the configured rate's estimate (`split:<no>`), then the difference to
-    /// the providers' trade bills (`bill:<day>`, `fees.rs`).
+    /// The provider's fee: the configured rate's estimate (`split:<no>`), what a refund after
+    /// the split gives back of it (`refund:<no>`, negative), then the difference to the
+    /// providers' trade bills (`bill:<day>`, `fees.rs`).
     ProviderFee,
     /// Renji's commission, the fee included.
     Commission,

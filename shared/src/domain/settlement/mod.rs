@@ -71,7 +71,8 @@ impl SettleState {
         matches!(self, SettleState::Processing | SettleState::Paid)
     }
 
-    /// How a seller's earnings show it: `pending`, `paid` or `failed`.
+    /// Which total of a seller's earnings counts its share: `pending`, `paid` or `failed` (an
+    /// expired split's share is `failed`; an item says more: `earnings::item_state`).
     pub fn earning(self) -> &'static str {
         match self {
             SettleState::Pending | SettleState::Processing => "pending",

@@ -23,13 +23,15 @@
 //!   target the order, written with the refund's success: a failed refund leaves nothing owed)
 //!   staff see in the audit trail.
 //! - Alipay: the refund itself carries `refund_royalty_parameters` naming the seller's account
-//!   and the seller's part; ledger `returned` when the refund succeeds.
+//!   and the seller's part; ledger `returned` and the refund's `returned_fen` when the refund
+//!   succeeds (until then `returned_fen` is unknown: `null`).
 //!
 //! Ledger rule (each entry `refund:<out_refund_no>`, with the refund's success): `refunded`
 //! (the whole refund), `commission` **negative** by the commission's part (Renji gives back its
-//! commission of the refunded amount; the provider's fee estimate stays, so Renji bears it),
-//! `returned` (Alipay) and `receivable` (what the seller's part did not give back). Every path
-//! ends with `Totals::balances()`.
+//! commission of the refunded amount), `provider_fee` **negative** by the fee the provider gives
+//! back in proportion ([`super::fees::refund_fee`]: Renji bears the fee of what the order keeps,
+//! as before the split), `returned` (Alipay) and `receivable` (what the seller's part did not
+//! give back). Every path ends with `Totals::balances()`.
 //!
 //! **Larger than the unsplit amount.** WeChat refuses a refund of a profit-sharing payment
 //! whose sharing is not finished with more than what is unsplit (`RULE_LIMIT`). When the
@@ -428,12 +430,15 @@ pub async fn unfreeze_for_refund(app: &App, order: &Order) -> Result<bool, Error
 }
 
 /// The entries a refund after the split adds to its success's transaction,
-/// beside `refunded`: the commission's part given back, the royalty returned with an Alipay
-/// refund, and what the seller owes (with its audit record).
+/// beside `refunded`: the commission's part given back, the provider's fee it gives back
+/// ([`super::fees::refund_fee`]), the royalty returned with an Alipay refund (also recorded on
+/// the refund of `next`, the order after the success, as `returned_fen`), and what the seller
+/// owes (with its audit record).
 pub fn success_writes(
     app: &App,
     order: &Order,
     refund: &Refund,
+    next: &mut Order,
     now: OffsetDateTime,
 ) -> Result<Vec<Write>, Error> {
     let Some(after) = &refund.after_split else {
@@ -442,6 +447,7 @@ pub fn success_writes(
     let at = rfc3339(now);
     let reference = format!("refund:{}", refund.out_refund_no);
     let mut writes = Vec::new();
+    writes.extend(super::fees::refund_fee_entry(order, refund, &at)?);
     let commission_part = refund.amount_fen.get() - after.seller_part_fen.get();
     if commission_part != 0 {
         writes.push(
@@ -466,6 +472,15 @@ pub fn success_writes(
             )
             .write()?,
         );
+        // Taken back with the refund itself: known now, as a WeChat return's is once it ran.
+        let shown = next
+            .refunds
+            .iter_mut()
+            .find(|r| r.out_refund_no == refund.out_refund_no)
+            .and_then(|r| r.after_split.as_mut());
+        if let Some(shown) = shown {
+            shown.returned_fen = Some(after.seller_part_fen);
+        }
     }
     let owed = after.receivable();
     if owed.get() > 0 {

@@ -12,9 +12,11 @@
 //! - **Each refund of an expired split** takes the seller's share first ([`plan`], on the refund
 //!   as [`AfterExpiry`] when the refund is asked): nothing was split, so there is no return, no
 //!   royalty back and no receivable; Renji gives back its commission only for what a refund takes
-//!   beyond the seller's share (it still bears the provider's fee, as after a split).
+//!   beyond the seller's share (it bears the provider's fee of what the order keeps, as after a
+//!   split).
 //! - **When the refund succeeds** ([`success`], in its transaction): `seller_payable` lowered by
-//!   the seller's part, `commission` by the rest; the settlement's shares lowered alike. Once the
+//!   the seller's part, `commission` by the rest, `provider_fee` by the fee the provider gives
+//!   back ([`super::fees::refund_fee`]); the settlement's shares lowered alike. Once the
 //!   whole seller share went back the ledger balances (`held == 0`) and the split is `nothing` (no
 //!   new state: as for an order refunded before its split, nothing is left to split and nothing
 //!   was paid out; the `failure` keeps `deadline_passed`), and its watch leaves staff's expired
@@ -228,6 +230,12 @@ pub fn success(
         now,
         app.config.audit_keep,
     )?;
+    // The provider gives its fee back in proportion, as on any refund.
+    let fee_back = match order.settle {
+        Some(terms) => super::fees::refund_fee(order, &terms, refund),
+        None => 0,
+    };
+    writes.extend(super::fees::refund_fee_entry(order, refund, &at)?);
     for (kind, amount) in [
         (LedgerKind::SellerPayable, seller_part),
         (LedgerKind::Commission, commission_part),
@@ -247,7 +255,7 @@ pub fn success(
     s.shares = Shares {
         net_fen: Fen::from_fen(was.net_fen.get() - refund.amount_fen.get()),
         commission_fen: Fen::from_fen(was.commission_fen.get() - commission_part),
-        fee_fen: was.fee_fen,
+        fee_fen: Fen::from_fen(was.fee_fen.get() + fee_back),
         seller_fen: Fen::from_fen(was.seller_fen.get() - seller_part),
     };
     if s.state == SettleState::Expired && s.shares.seller_fen.get() <= 0 {
