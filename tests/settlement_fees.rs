@@ -42,6 +42,18 @@ struct World {
 }
 
 impl World {
+    /// One run of the order jobs, with their own IAM statements, at `at`.
+    async fn run_order_jobs(&self, at: OffsetDateTime) {
+        let jobs = self
+            .server
+            .running
+            .function_app("OrderJobsFunction")
+            .expect("order jobs");
+        orders::jobs::run(jobs, at, Default::default())
+            .await
+            .unwrap();
+    }
+
     async fn new(backend: Backend) -> Self {
         let server = LocalServer::start_with(backend, &[("RENJI_RATE_LIMITS", "off")]).await;
         let seller = server.member("seller", true).await;
@@ -293,15 +305,8 @@ impl World {
                 return order;
             }
             if i % 20 == 19 {
-                let jobs = self
-                    .server
-                    .running
-                    .function_app("OrderJobsFunction")
-                    .expect("order jobs");
-                let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
-                orders::jobs::run(jobs, later, Default::default())
-                    .await
-                    .unwrap();
+                self.run_order_jobs(OffsetDateTime::now_utc() + time::Duration::hours(2))
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -437,15 +442,8 @@ async fn a_fee_other_than_the_estimate_is_booked_once(backend: Backend) {
     }
     // Again, and from the order jobs (with the splits' step): nothing more.
     assert!(fees::daily(w.app(), tomorrow_noon).await.is_empty());
-    let jobs = w
-        .server
-        .running
-        .function_app("OrderJobsFunction")
-        .expect("order jobs");
     for _ in 0..2 {
-        orders::jobs::run(jobs, tomorrow_noon, Default::default())
-            .await
-            .unwrap();
+        w.run_order_jobs(tomorrow_noon).await;
     }
     // Even with its marker gone (a run that died after writing), the entry is not written twice
     // and no second alarm is raised.
@@ -618,15 +616,8 @@ async fn a_late_payment_and_its_refund_raise_no_alarm(backend: Backend) {
     assert_eq!(reply.status, 200, "{reply:?}");
     w.pay(&cancelled, Provider::Alipay, &started).await;
     late.push((cancelled.clone(), Provider::Alipay));
-    let jobs = w
-        .server
-        .running
-        .function_app("OrderJobsFunction")
-        .expect("order jobs");
-    let soon = OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    orders::jobs::run(jobs, soon, Default::default())
-        .await
-        .unwrap();
+    w.run_order_jobs(OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .await;
     let fee = PRICE * 60 / 10_000;
     let mut before = Vec::new();
     for (id, provider) in &late {
